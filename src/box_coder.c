@@ -1,0 +1,3 @@
+/* box_coder.c - being written. */
+#include "internal.h"
+typedef int dl_placeholder_box_coder;

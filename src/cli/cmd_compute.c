@@ -1,0 +1,2 @@
+/* cmd_compute.c - being written. */
+typedef int dl_placeholder_cmd_compute;

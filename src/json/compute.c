@@ -1,0 +1,3 @@
+/* compute.c - being written. */
+#include "internal.h"
+typedef int dl_placeholder_compute;

@@ -1,0 +1,3 @@
+/* jread.c - being written. */
+#include "internal.h"
+typedef int dl_placeholder_jread;

@@ -1,0 +1,78 @@
+/*
+ * jread.h - reading typed values out of cJSON trees, with JSON-path errors.
+ *
+ * Every getter takes the parent object, the key, and the parent's path
+ * ("" at the top level, "[2]" for the third case of an array, "images[1]"),
+ * and on error fills err with where = "<path>.<key>[i]..." and a message
+ * saying what was expected. required = 0 makes a missing key leave the
+ * default in place (the out value is pre-set by the caller).
+ * Arrays are malloc'ed by the getter; free them with free().
+ */
+#ifndef DETLOSS_JREAD_H
+#define DETLOSS_JREAD_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "detloss/detloss.h"
+
+#define DLJ_MAX_DIMS 4
+
+/* A dense float tensor read from nested JSON arrays. */
+typedef struct dlj_tensor {
+  float *data;               /* malloc'ed, count floats (NULL when count = 0) */
+  size_t count;              /* product of shape */
+  int ndim;                  /* 0 for a scalar number */
+  size_t shape[DLJ_MAX_DIMS];
+} dlj_tensor;
+
+/* path + "." + key (or just key at the top level) into buf. */
+void dlj_join(char *buf, size_t cap, const char *path, const char *key);
+/* path + "[i]" into buf. */
+void dlj_index(char *buf, size_t cap, const char *path, size_t i);
+
+/* Object field lookup (case-sensitive). NULL if absent. */
+const cJSON *dlj_field(const cJSON *obj, const char *key);
+
+detloss_status dlj_number(const cJSON *obj, const char *key, const char *path, int required,
+                          double *out, detloss_error *err);
+/* A number that must fit in float and be finite. */
+detloss_status dlj_float(const cJSON *obj, const char *key, const char *path, int required,
+                         float *out, detloss_error *err);
+/* An integer (a JSON number with no fractional part) in [lo, hi]. */
+detloss_status dlj_int(const cJSON *obj, const char *key, const char *path, int required,
+                       long long lo, long long hi, long long *out, detloss_error *err);
+detloss_status dlj_bool(const cJSON *obj, const char *key, const char *path, int required,
+                        int *out, detloss_error *err);
+/* A string; *out points into the cJSON tree (do not free). */
+detloss_status dlj_string(const cJSON *obj, const char *key, const char *path, int required,
+                          const char **out, detloss_error *err);
+
+/* A tensor of finite numbers of any rank up to DLJ_MAX_DIMS (a bare number
+ * gives ndim 0). Ragged arrays are an error naming the first bad element.
+ * A missing optional key gives count 0, ndim -1. */
+detloss_status dlj_tensor_get(const cJSON *obj, const char *key, const char *path,
+                              int required, dlj_tensor *out, detloss_error *err);
+/* Same, from a value (not a key). */
+detloss_status dlj_tensor_from(const cJSON *val, const char *where, dlj_tensor *out,
+                               detloss_error *err);
+void dlj_tensor_free(dlj_tensor *t);
+
+/* An array of rows of `width` finite numbers: [[...width...], ...], n rows
+ * (n may be 0). The error for a bad row says "expected 4 numbers, got 3". */
+detloss_status dlj_rows(const cJSON *obj, const char *key, const char *path, int required,
+                        size_t width, float **out, size_t *n, detloss_error *err);
+/* Boxes: dlj_rows with width 4. */
+detloss_status dlj_boxes(const cJSON *obj, const char *key, const char *path, int required,
+                         float **out, size_t *n, detloss_error *err);
+/* A flat array of integers in [lo, hi] (malloc'ed int64_t). */
+detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path, int required,
+                             long long lo, long long hi, int64_t **out, size_t *n,
+                             detloss_error *err);
+
+/* Rejects keys of obj that are not in allowed (NULL-terminated), with a
+ * did-you-mean suggestion. (compute cases accept extra keys; configs do not.) */
+detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *const *allowed,
+                              detloss_error *err);
+
+#endif /* DETLOSS_JREAD_H */

@@ -1,0 +1,3 @@
+/* jwrite.c - being written. */
+#include "internal.h"
+typedef int dl_placeholder_jwrite;

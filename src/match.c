@@ -1,0 +1,3 @@
+/* match.c - placeholder until its module lands. */
+#include "internal.h"
+typedef int dl_placeholder_match;

@@ -1,0 +1,94 @@
+/* status.c - status strings, error filling and the shared argument checks. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char *detloss_status_str(detloss_status status) {
+  switch (status) {
+    case DETLOSS_OK: return "ok";
+    case DETLOSS_ERR_NULL: return "null pointer";
+    case DETLOSS_ERR_SHAPE: return "shape mismatch";
+    case DETLOSS_ERR_NONFINITE: return "non-finite number";
+    case DETLOSS_ERR_RANGE: return "value out of range";
+    case DETLOSS_ERR_NOMEM: return "out of memory";
+    case DETLOSS_ERR_PARSE: return "syntax error";
+    case DETLOSS_ERR_TYPE: return "wrong type";
+    case DETLOSS_ERR_MISSING: return "missing field";
+    case DETLOSS_ERR_UNKNOWN: return "unknown name";
+    case DETLOSS_ERR_IO: return "i/o error";
+    case DETLOSS_ERR_UNSUPPORTED: return "unsupported";
+  }
+  return "unknown status";
+}
+
+const char *detloss_version(void) { return DETLOSS_VERSION_STRING; }
+
+int detloss_has_openmp(void) {
+#ifdef DETLOSS_HAVE_OPENMP
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+detloss_status dl_vfail(detloss_error *err, detloss_status status, const char *where,
+                        const char *fmt, va_list ap) {
+  if (err) {
+    err->status = status;
+    snprintf(err->where, sizeof err->where, "%s", where ? where : "");
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+  }
+  return status;
+}
+
+detloss_status dl_fail(detloss_error *err, detloss_status status, const char *where,
+                       const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  dl_vfail(err, status, where, fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+detloss_status dl_check_ptr(const void *ptr, size_t count, const char *name,
+                            detloss_error *err) {
+  DL_RETURN_ERROR_IF(count > 0 && ptr == NULL, err, DETLOSS_ERR_NULL, name,
+                     "is NULL but %zu elements were requested", count);
+  return DETLOSS_OK;
+}
+
+detloss_status dl_check_finite(const float *x, size_t n, const char *name,
+                               detloss_error *err) {
+  DL_FORWARD_IF_ERROR(dl_check_ptr(x, n, name, err));
+  DL_RETURN_ERROR_IF(n > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE, name,
+                     "%zu elements is more than can be addressed", n);
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(x[i])) {
+      char where[DETLOSS_WHERE_MAX];
+      snprintf(where, sizeof where, "%s[%zu]", name, i);
+      return dl_fail(err, DETLOSS_ERR_NONFINITE, where, "is %s, expected a finite number",
+                     isnan(x[i]) ? "NaN" : "infinite");
+    }
+  }
+  return DETLOSS_OK;
+}
+
+detloss_status dl_check_boxes(const float *boxes, size_t n, const char *name,
+                              detloss_error *err) {
+  DL_FORWARD_IF_ERROR(dl_check_ptr(boxes, n, name, err));
+  DL_RETURN_ERROR_IF(n > DL_MAX_ELEMS / 4, err, DETLOSS_ERR_SHAPE, name,
+                     "%zu boxes is more than can be addressed", n);
+  for (size_t i = 0; i < n; i++) {
+    const float *b = boxes + 4 * i;
+    if (!(isfinite(b[0]) && isfinite(b[1]) && isfinite(b[2]) && isfinite(b[3]))) {
+      char where[DETLOSS_WHERE_MAX];
+      snprintf(where, sizeof where, "%s[%zu]", name, i);
+      return dl_fail(err, DETLOSS_ERR_NONFINITE, where,
+                     "has a non-finite coordinate (%g, %g, %g, %g)", (double)b[0],
+                     (double)b[1], (double)b[2], (double)b[3]);
+    }
+  }
+  return DETLOSS_OK;
+}

@@ -1,3 +1,203 @@
-/* loss_common.c - placeholder until the losses module lands. */
-#include "internal.h"
-typedef int dl_placeholder_loss_common;
+/*
+ * loss_common.c - what every loss shares: per-kind default options, the
+ * contract names of the kinds, reductions, and the block-parallel sum and
+ * search drivers (loss_internal.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loss_internal.h"
+
+/* Contract names (../shared/spec/compute-cases.md), indexed by kind. */
+static const char *const loss_names[] = {
+    "bce_with_logits", "bce",       "cross_entropy", "sigmoid_focal",   "softmax_focal",
+    "hinge",           "l1",        "mse",           "smooth_l1",       "huber",
+    "iou_loss",        "giou_loss", "diou_loss",     "ciou_loss",       "contrastive",
+    "cosine_embedding", "triplet_margin"};
+#define NUM_LOSS_KINDS (sizeof loss_names / sizeof loss_names[0])
+
+detloss_loss_options detloss_loss_options_default(detloss_loss_kind kind) {
+  /* Base values; the per-kind differences follow (detloss.h lists them per field). */
+  detloss_loss_options o;
+  memset(&o, 0, sizeof o);
+  o.reduction = DETLOSS_REDUCTION_MEAN;
+  o.alpha = 0.25f;          /* torchvision sigmoid_focal_loss (RetinaNet, Lin et al. 2017) */
+  o.gamma = 2.0f;           /* torchvision sigmoid_focal_loss */
+  o.beta = 1.0f;            /* torch smooth_l1_loss */
+  o.delta = 1.0f;           /* torch huber_loss */
+  o.margin = 1.0f;          /* hinge, contrastive, triplet_margin (torch) */
+  o.label_smoothing = 0.0f; /* torch cross_entropy */
+  o.eps = 1e-7f;            /* torchvision box losses */
+  o.p = 2.0f;               /* torch triplet_margin_loss */
+  o.swap = 0;
+  o.ignore_index = -100; /* torch cross_entropy */
+  o.pos_weight = NULL;
+  o.pos_weight_len = 0;
+  o.num_threads = 0;
+  switch (kind) {
+    case DETLOSS_LOSS_SOFTMAX_FOCAL: o.alpha = 1.0f; break;
+    case DETLOSS_LOSS_COSINE_EMBEDDING: o.margin = 0.0f; break; /* torch default */
+    case DETLOSS_LOSS_TRIPLET_MARGIN: o.eps = 1e-6f; break;     /* torch default */
+    default: break;
+  }
+  return o;
+}
+
+const char *detloss_loss_name(detloss_loss_kind kind) {
+  if ((unsigned)kind >= NUM_LOSS_KINDS) return NULL;
+  return loss_names[kind];
+}
+
+detloss_status detloss_loss_from_name(const char *name, detloss_loss_kind *kind,
+                                      detloss_error *err) {
+  DL_RETURN_ERROR_IF(name == NULL, err, DETLOSS_ERR_NULL, "name", "is NULL");
+  DL_RETURN_ERROR_IF(kind == NULL, err, DETLOSS_ERR_NULL, "kind", "is NULL");
+  for (size_t k = 0; k < NUM_LOSS_KINDS; k++) {
+    if (strcmp(name, loss_names[k]) == 0) {
+      *kind = (detloss_loss_kind)k;
+      return DETLOSS_OK;
+    }
+  }
+  const char *hint = dl_suggest(name, loss_names, NUM_LOSS_KINDS);
+  if (hint)
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, "loss", "unknown loss '%s' (did you mean '%s'?)",
+                   name, hint);
+  return dl_fail(err, DETLOSS_ERR_UNKNOWN, "loss",
+                 "unknown loss '%s' (expected one of bce_with_logits, bce, cross_entropy, "
+                 "sigmoid_focal, softmax_focal, hinge, l1, mse, smooth_l1, huber, iou_loss, "
+                 "giou_loss, diou_loss, ciou_loss, contrastive, cosine_embedding, "
+                 "triplet_margin)",
+                 name);
+}
+
+detloss_loss_options dl_loss_resolve(detloss_loss_kind kind, const detloss_loss_options *opt) {
+  return opt ? *opt : detloss_loss_options_default(kind);
+}
+
+detloss_status dl_check_reduction(detloss_reduction r, detloss_error *err) {
+  DL_RETURN_ERROR_IF(r != DETLOSS_REDUCTION_NONE && r != DETLOSS_REDUCTION_SUM &&
+                         r != DETLOSS_REDUCTION_MEAN,
+                     err, DETLOSS_ERR_RANGE, "reduction",
+                     "is %d, expected none (0), sum (1) or mean (2)", (int)r);
+  return DETLOSS_OK;
+}
+
+double dl_loss_grad_scale(detloss_reduction r, size_t count) {
+  if (r != DETLOSS_REDUCTION_MEAN) return 1.0;
+  return count == 0 ? 0.0 : 1.0 / (double)count;
+}
+
+float dl_loss_reduce(detloss_reduction r, double total, size_t count) {
+  if (r != DETLOSS_REDUCTION_MEAN) return (float)total;
+  return count == 0 ? 0.0f : (float)(total / (double)count);
+}
+
+/* ---- block-parallel sum ---------------------------------------------------------------- */
+
+typedef struct sum_ctx {
+  dl_sum_fn fn;
+  void *ctx;
+  double *partials;
+} sum_ctx;
+
+static void sum_block(void *vctx, size_t i0, size_t i1, size_t block) {
+  sum_ctx *s = (sum_ctx *)vctx;
+  s->partials[block] = s->fn(s->ctx, i0, i1);
+}
+
+/* Small reductions keep their partials on the stack (no allocation, no
+ * failure path); larger ones allocate one double per block. */
+#define STACK_BLOCKS 64
+
+detloss_status dl_parallel_sum(size_t n, size_t block, int num_threads, dl_sum_fn fn,
+                               void *ctx, double *total, detloss_error *err) {
+  if (block == 0) block = n ? n : 1;
+  size_t nb = dl_num_blocks(n, block);
+  double stack[STACK_BLOCKS];
+  double *partials = stack;
+  if (nb > STACK_BLOCKS) {
+    partials = (double *)malloc(nb * sizeof *partials);
+    DL_RETURN_ERROR_IF(partials == NULL, err, DETLOSS_ERR_NOMEM, "workspace",
+                       "cannot allocate %zu block sums", nb);
+  }
+  sum_ctx s = {fn, ctx, partials};
+  dl_parallel_blocks(n, block, num_threads, sum_block, &s);
+  *total = dl_sum_blocks(partials, nb);
+  if (partials != stack) free(partials);
+  return DETLOSS_OK;
+}
+
+/* ---- block-parallel search ------------------------------------------------------------- */
+
+typedef struct find_ctx {
+  dl_find_fn fn;
+  void *ctx;
+  size_t *first;
+} find_ctx;
+
+static void find_block(void *vctx, size_t i0, size_t i1, size_t block) {
+  find_ctx *f = (find_ctx *)vctx;
+  f->first[block] = f->fn(f->ctx, i0, i1);
+}
+
+detloss_status dl_parallel_find(size_t n, size_t block, int num_threads, dl_find_fn fn,
+                                void *ctx, size_t *first, detloss_error *err) {
+  if (block == 0) block = n ? n : 1;
+  size_t nb = dl_num_blocks(n, block);
+  size_t stack[STACK_BLOCKS];
+  size_t *firsts = stack;
+  if (nb > STACK_BLOCKS) {
+    firsts = (size_t *)malloc(nb * sizeof *firsts);
+    DL_RETURN_ERROR_IF(firsts == NULL, err, DETLOSS_ERR_NOMEM, "workspace",
+                       "cannot allocate %zu block results", nb);
+  }
+  find_ctx f = {fn, ctx, firsts};
+  dl_parallel_blocks(n, block, num_threads, find_block, &f);
+  *first = n;
+  for (size_t b = 0; b < nb; b++) {
+    size_t i1 = (n - b * block < block) ? n : b * block + block;
+    if (firsts[b] < i1) {
+      *first = firsts[b];
+      break;
+    }
+  }
+  if (firsts != stack) free(firsts);
+  return DETLOSS_OK;
+}
+
+/* A float is finite iff its exponent bits are not all ones. The integer test
+ * lets the block scan vectorize (isfinite() on floats does not, at -O2). */
+static inline int finite_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  return (u & 0x7f800000u) != 0x7f800000u;
+}
+
+static size_t find_nonfinite(void *ctx, size_t i0, size_t i1) {
+  const float *x = (const float *)ctx;
+  unsigned bad = 0;
+  for (size_t i = i0; i < i1; i++) bad |= (unsigned)!finite_bits(x[i]);
+  if (!bad) return i1;
+  for (size_t i = i0; i < i1; i++)
+    if (!finite_bits(x[i])) return i;
+  return i1;
+}
+
+detloss_status dl_check_finite_par(const float *x, size_t n, const char *name,
+                                   int num_threads, detloss_error *err) {
+  DL_FORWARD_IF_ERROR(dl_check_ptr(x, n, name, err));
+  DL_RETURN_ERROR_IF(n > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE, name,
+                     "%zu elements is more than can be addressed", n);
+  size_t first = n;
+  DL_FORWARD_IF_ERROR(dl_parallel_find(n, DL_LOSS_BLOCK, num_threads, find_nonfinite,
+                                       (void *)(uintptr_t)x, &first, err));
+  if (first < n) {
+    char where[DETLOSS_WHERE_MAX];
+    snprintf(where, sizeof where, "%s[%zu]", name, first);
+    return dl_fail(err, DETLOSS_ERR_NONFINITE, where, "is %s, expected a finite number",
+                   isnan(x[first]) ? "NaN" : "infinite");
+  }
+  return DETLOSS_OK;
+}

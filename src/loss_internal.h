@@ -1,0 +1,67 @@
+/*
+ * loss_internal.h - helpers shared by the loss source files (loss_common.c
+ * implements them; loss_cls.c, loss_reg.c, loss_box.c, loss_embed.c use them).
+ *
+ * The reduction rules of every loss (detloss.h, "Common loss conventions"):
+ *   NONE: loss[i] = w_i l_i,  grad = d(sum_i w_i l_i)
+ *   SUM:  loss = sum_i w_i l_i (accumulated in double per block, blocks in order)
+ *   MEAN: loss = SUM / count, count = number of elements (cross_entropy: of
+ *         non-ignored rows); count = 0 gives 0 with zero gradient.
+ */
+#ifndef DETLOSS_LOSS_INTERNAL_H
+#define DETLOSS_LOSS_INTERNAL_H
+
+#include <stddef.h>
+
+#include "internal.h"
+#include "parallel.h"
+
+/* Fixed number of elements per parallel block for the element-wise losses:
+ * never derived from the thread count, so the block sums and thus the
+ * reduced loss are bitwise identical for any number of threads. */
+#define DL_LOSS_BLOCK 16384
+
+/* *opt, or detloss_loss_options_default(kind) when opt is NULL. */
+detloss_loss_options dl_loss_resolve(detloss_loss_kind kind, const detloss_loss_options *opt);
+
+/* DETLOSS_ERR_RANGE (where "reduction") unless r is NONE, SUM or MEAN. */
+detloss_status dl_check_reduction(detloss_reduction r, detloss_error *err);
+
+/* Floats in the loss output: n for NONE, 1 for SUM and MEAN. */
+static inline size_t dl_loss_out_len(detloss_reduction r, size_t n) {
+  return r == DETLOSS_REDUCTION_NONE ? n : 1;
+}
+
+/* d(reduced loss) / d(weighted per-element loss): 1 for NONE and SUM,
+ * 1/count for MEAN, and 0 for MEAN with count = 0. */
+double dl_loss_grad_scale(detloss_reduction r, size_t count);
+
+/* The reduced loss from the ordered double total: total for SUM (and NONE),
+ * total / count for MEAN, 0 for MEAN with count = 0. */
+float dl_loss_reduce(detloss_reduction r, double total, size_t count);
+
+/* Block-parallel ordered sum. fn(ctx, i0, i1) processes items [i0, i1) and
+ * returns their double sum. dl_parallel_sum cuts [0, n) into blocks of
+ * `block` items, runs them on up to num_threads threads (0 = OpenMP default)
+ * and adds the block sums serially in block order into *total (0 for n = 0).
+ * Returns DETLOSS_OK, or DETLOSS_ERR_NOMEM (where "workspace") before any
+ * fn call when the block partials cannot be allocated. */
+typedef double (*dl_sum_fn)(void *ctx, size_t i0, size_t i1);
+detloss_status dl_parallel_sum(size_t n, size_t block, int num_threads, dl_sum_fn fn,
+                               void *ctx, double *total, detloss_error *err);
+
+/* Block-parallel search. fn(ctx, i0, i1) returns the first bad item in
+ * [i0, i1), or i1 when there is none. *first = the smallest bad index over
+ * [0, n), or n when every item is good. Returns DETLOSS_OK or
+ * DETLOSS_ERR_NOMEM (where "workspace"). */
+typedef size_t (*dl_find_fn)(void *ctx, size_t i0, size_t i1);
+detloss_status dl_parallel_find(size_t n, size_t block, int num_threads, dl_find_fn fn,
+                                void *ctx, size_t *first, detloss_error *err);
+
+/* Parallel dl_check_finite: DETLOSS_ERR_NULL (x NULL with n > 0),
+ * DETLOSS_ERR_SHAPE (n > DL_MAX_ELEMS) or DETLOSS_ERR_NONFINITE naming the
+ * first bad element "name[i]". */
+detloss_status dl_check_finite_par(const float *x, size_t n, const char *name,
+                                   int num_threads, detloss_error *err);
+
+#endif /* DETLOSS_LOSS_INTERNAL_H */

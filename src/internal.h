@@ -86,4 +86,8 @@ detloss_status dl_check_boxes(const float *boxes, size_t n, const char *name,
 detloss_status dl_check_finite(const float *x, size_t n, const char *name,
                                detloss_error *err);
 
+/* The candidate closest to name by edit distance (at most 2 edits, or a
+ * prefix relation), for "did you mean" hints; NULL if none is close. */
+const char *dl_suggest(const char *name, const char *const *candidates, size_t count);
+
 #endif /* DETLOSS_INTERNAL_H */

@@ -92,3 +92,36 @@ detloss_status dl_check_boxes(const float *boxes, size_t n, const char *name,
   }
   return DETLOSS_OK;
 }
+
+/* Levenshtein distance, capped: stops counting above cap. Names are short. */
+static size_t edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 63 || lb > 63) return 99;
+  size_t prev[64], cur[64];
+  for (size_t j = 0; j <= lb; j++) prev[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    cur[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+      size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+      size_t m = sub < del ? sub : del;
+      cur[j] = m < ins ? m : ins;
+    }
+    memcpy(prev, cur, (lb + 1) * sizeof prev[0]);
+  }
+  return prev[lb];
+}
+
+const char *dl_suggest(const char *name, const char *const *candidates, size_t count) {
+  const char *best = NULL;
+  size_t best_d = 3;
+  for (size_t k = 0; k < count; k++) {
+    if (!candidates[k]) continue;
+    size_t d = edit_distance(name, candidates[k]);
+    if (d < best_d) {
+      best_d = d;
+      best = candidates[k];
+    }
+  }
+  return best;
+}

@@ -75,4 +75,8 @@ detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path
 detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *const *allowed,
                               detloss_error *err);
 
+/* Prefixes err->where with the case path ("[2]" + "boxes1[0]" -> "[2].boxes1[0]"),
+ * for errors returned by library calls, which name only their argument. */
+void dlj_prefix_where(detloss_error *err, const char *path);
+
 #endif /* DETLOSS_JREAD_H */

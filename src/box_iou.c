@@ -253,11 +253,11 @@ detloss_status detloss_iou_matrix(detloss_iou_kind kind, const float *boxes1, si
                                   const detloss_iou_options *opt, detloss_error *err) {
   detloss_iou_options o = opt ? *opt : detloss_iou_options_default();
   DL_FORWARD_IF_ERROR(check_iou_options(kind, &o, err));
-  DL_FORWARD_IF_ERROR(check_iou_boxes(boxes1, n, "boxes1", err));
-  DL_FORWARD_IF_ERROR(check_iou_boxes(boxes2, m, "boxes2", err));
   size_t nm;
   DL_RETURN_ERROR_IF(dl_mul_overflow(n, m, &nm) || nm > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE,
                      "out", "an %zu x %zu matrix is larger than can be addressed", n, m);
+  DL_FORWARD_IF_ERROR(check_iou_boxes(boxes1, n, "boxes1", err));
+  DL_FORWARD_IF_ERROR(check_iou_boxes(boxes2, m, "boxes2", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(out, nm, "out", err));
   if (nm == 0) return DETLOSS_OK;
 

@@ -293,6 +293,99 @@ DETLOSS_API detloss_status detloss_loss_from_name(const char *name, detloss_loss
 /* @@SECTION losses-cls-reg BEGIN (element-wise and class-indexed losses) */
 /* @@SECTION losses-cls-reg END */
 /* @@SECTION losses-box-embed BEGIN (IoU-family box losses and embedding losses) */
+/*
+ * detloss_loss_boxes() - IoU-family losses of matched box pairs, with gradients.
+ *   With I = intersection (only where min x2 > max x1 and min y2 > max y1, else 0),
+ *   U = w*h + wg*hg - I (areas not clamped), iou = I / (U + eps):
+ *   iou_loss  = 1 - iou
+ *   giou_loss = 1 - iou + (C - U) / (C + eps)         C = enclosing area (not clamped)
+ *   diou_loss = 1 - iou + rho^2 / (c^2 + eps)          rho = centre distance,
+ *                                                      c = enclosing diagonal
+ *   ciou_loss = diou_loss + alpha * v,  v = 4/pi^2 (atan(wg/hg) - atan(w/h))^2,
+ *               alpha = v / (1 - iou + v + eps), a constant for the gradient.
+ *   kind is DETLOSS_LOSS_IOU, _GIOU, _DIOU or _CIOU.
+ * pred [n][4], target [n][4] as (x1,y1,x2,y2); weight [n] or NULL (all 1).
+ * loss: n floats for REDUCTION_NONE, else 1 (SUM of weight*loss, or that sum / n
+ *   for MEAN; MEAN with n = 0 is 0 with zero gradient).
+ * grad_pred, grad_target: [n][4] or NULL; the gradient of the returned loss
+ *   (of the sum of the per-box losses for NONE) w.r.t. pred / target. The
+ *   losses are symmetric: swapping pred and target swaps the two gradients.
+ * Options (NULL = detloss_loss_options_default(kind)): reduction (MEAN),
+ *   eps (1e-7, must be finite and > 0; used in every denominator above, also in
+ *   CIoU's DIoU part where torchvision always uses 1e-7), num_threads.
+ * Edge cases (never NaN or Inf for finite input):
+ *   - identical degenerate boxes (0,0,0,0): loss 1 for every kind, as torchvision.
+ *   - inverted boxes (x2 < x1 or y2 < y1) are legal: their intersection is 0, the
+ *     areas enter U and C signed, as in torchvision; where C + eps = 0 (only
+ *     possible with inverted boxes) the GIoU penalty is taken as 0.
+ *   - CIoU: atan(w/h) at h = 0 is sign(w)*pi/2 (the h -> 0+ limit) and 0 at
+ *     w = h = 0; its derivative is (h, -w)/(w^2 + h^2), i.e. (0, -1/w) at h = 0,
+ *     and 0 at w = h = 0 (torchvision gives NaN value or gradient there).
+ *   - Subgradients at the switches: where max/min of two coordinates tie, each
+ *     side gets half the gradient (autograd's torch.maximum/minimum rule); on
+ *     the intersection mask boundary (min x2 = max x1) the intersection term has
+ *     gradient 0 (autograd's masked assignment).
+ *   - Results beyond the float range (only for pathological inputs, e.g.
+ *     subnormal box sizes in CIoU's aspect term) saturate at +-FLT_MAX.
+ * Per-box arithmetic is in double, rounded once to float; the sum is
+ * accumulated in double per fixed block (bitwise identical for any thread count).
+ * Returns DETLOSS_OK, or with outputs untouched: DETLOSS_ERR_NULL (pred, target,
+ *   loss NULL while needed), _NONFINITE ("pred[i]", "target[i]", "weight[i]"),
+ *   _RANGE (kind not a box loss: "kind"; bad eps: "eps"; bad reduction:
+ *   "reduction"), _SHAPE (n too large: "n"). Thread-safe.
+ * Matches torchvision.ops generalized_box_iou_loss, distance_box_iou_loss,
+ *   complete_box_iou_loss (torchvision 0.14); iou_loss is 1 - I/(U + eps) as in
+ *   their shared _loss_inter_union. Ref: Rezatofighi et al., arXiv:1902.09630
+ *   (GIoU); Zheng et al., arXiv:1911.08287 (DIoU, CIoU). Derivation:
+ *   docs/math/box_losses.md.
+ */
+DETLOSS_API detloss_status detloss_loss_boxes(detloss_loss_kind kind, const float *pred,
+                                              const float *target, const float *weight,
+                                              size_t n, float *loss, float *grad_pred,
+                                              float *grad_target,
+                                              const detloss_loss_options *opt,
+                                              detloss_error *err);
+
+/*
+ * detloss_loss_embedding() - verification (Re-ID) losses on embeddings, with gradients.
+ *   contrastive (kind DETLOSS_LOSS_CONTRASTIVE; Hadsell, Chopra, LeCun, CVPR 2006):
+ *     d = ||x1 - x2 + 1e-6||_2 (torch pairwise_distance),
+ *     l = 1/2 (y d^2 + (1 - y) max(0, margin - d)^2),  y in {0, 1} (1 = same identity)
+ *   cosine_embedding (DETLOSS_LOSS_COSINE_EMBEDDING; torch cosine_embedding_loss):
+ *     cos = x1.x2 / sqrt((|x1|^2 + e)(|x2|^2 + e)), e = 1e-12 (float, as torch),
+ *     l = 1 - cos for y = 1,  max(0, cos - margin) for y = -1
+ *   triplet_margin (DETLOSS_LOSS_TRIPLET_MARGIN; torch triplet_margin_loss,
+ *     Balntas et al., BMVC 2016): anchor x1, positive x2, negative x3,
+ *     dp = ||x1 - x2 + eps||_p, dn = ||x1 - x3 + eps||_p, with swap
+ *     dn = min(dn, ||x2 - x3 + eps||_p);  l = max(0, margin + dp - dn)
+ * x1, x2, x3 [n][d] (x3 for triplet only, else ignored and may be NULL);
+ * target [n] (contrastive exactly 0 or 1, cosine exactly +1 or -1; ignored and
+ *   may be NULL for triplet); weight [n] or NULL (all 1), multiplies l per pair.
+ * loss: n floats for NONE, else 1 (SUM, or SUM / n for MEAN; MEAN with n = 0 is 0).
+ * grad_x1, grad_x2, grad_x3: [n][d] or NULL (grad_x3 triplet only).
+ * d may be 0 (empty embeddings: distance 0, cos 0).
+ * Options (NULL = detloss_loss_options_default(kind)): reduction (MEAN),
+ *   margin (contrastive 1, >= 0; cosine_embedding 0, in [-1, 1]; triplet 1, >= 0),
+ *   triplet: p (2, finite > 0), eps (1e-6, finite >= 0), swap (0); num_threads.
+ * Subgradients (autograd's choices): a norm at 0 has gradient 0; a component
+ *   v_k = 0 of a p-norm has gradient 0 (also for p < 1 where the derivative is
+ *   infinite); at the hinge of cosine (cos = margin) and triplet (margin + dp =
+ *   dn) the gradient passes (torch clamp_min's self >= min); swap ties split
+ *   the gradient in halves (torch.minimum).
+ * Per-pair arithmetic is in double, rounded once to float; sums in double per
+ * fixed block, bitwise identical for any thread count.
+ * Returns DETLOSS_OK, or with outputs untouched: DETLOSS_ERR_NULL,
+ *   _NONFINITE ("x1[i][k]", "target[i]", "weight[i]"), _RANGE (kind: "kind";
+ *   target outside its domain: "target[i]"; "margin", "p", "eps",
+ *   "reduction"), _SHAPE (n*d overflows: "n"). Thread-safe.
+ * Matches torch.nn.functional cosine_embedding_loss, triplet_margin_loss and
+ *   pairwise_distance (torch 1.13). Derivation: docs/math/embedding_losses.md.
+ */
+DETLOSS_API detloss_status detloss_loss_embedding(
+    detloss_loss_kind kind, const float *x1, const float *x2, const float *x3,
+    const float *target, const float *weight, size_t n, size_t d, float *loss,
+    float *grad_x1, float *grad_x2, float *grad_x3, const detloss_loss_options *opt,
+    detloss_error *err);
 /* @@SECTION losses-box-embed END */
 /* @@SECTION losses END */
 

@@ -113,13 +113,17 @@ static size_t edit_distance(const char *a, const char *b) {
 }
 
 const char *dl_suggest(const char *name, const char *const *candidates, size_t count) {
+  /* Score: twice the edit distance, plus one when the first letters differ
+   * (a typo rarely hits the first letter), so "t" suggests "tt" over "a". */
   const char *best = NULL;
-  size_t best_d = 3;
+  size_t best_score = 2 * 3;
   for (size_t k = 0; k < count; k++) {
     if (!candidates[k]) continue;
     size_t d = edit_distance(name, candidates[k]);
-    if (d < best_d) {
-      best_d = d;
+    if (d > 2) continue;
+    size_t score = 2 * d + (name[0] != candidates[k][0]);
+    if (score < best_score) {
+      best_score = score;
       best = candidates[k];
     }
   }

@@ -29,6 +29,27 @@ static const op_entry OPS[] = {
 
 void detloss_free(void *p) { free(p); }
 
+/* 1 if the text ends inside a string or with unclosed brackets: the syntax
+ * error is then "unexpected end of input" (cJSON reports the last byte). */
+static int truncated(const char *text, size_t len) {
+  long depth = 0;
+  int in_str = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = text[i];
+    if (in_str) {
+      if (ch == '\\') i++;
+      else if (ch == '"') in_str = 0;
+    } else if (ch == '"') {
+      in_str = 1;
+    } else if (ch == '[' || ch == '{') {
+      depth++;
+    } else if (ch == ']' || ch == '}') {
+      depth--;
+    }
+  }
+  return in_str || depth > 0;
+}
+
 /* Line and column (1-based) of byte offset pos in text. */
 static void line_col(const char *text, size_t pos, size_t *line, size_t *col) {
   *line = 1;
@@ -90,8 +111,9 @@ detloss_status detloss_compute_json(const char *text, size_t len, char **out, si
     char where[DETLOSS_WHERE_MAX];
     snprintf(where, sizeof where, "line %zu, column %zu", line, col);
     return dl_fail(err, DETLOSS_ERR_PARSE, where,
-                   pos >= len ? "JSON syntax error: unexpected end of input"
-                              : "JSON syntax error");
+                   pos + 1 >= len && truncated(text, len)
+                       ? "JSON syntax error: unexpected end of input"
+                       : "JSON syntax error");
   }
   /* Trailing garbage after the value is also a syntax error. */
   if (end) {

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# run-tests.sh [SUITE...] - builds detloss and runs the named test suites
+# (default: all of them, in this order):
+#   default   Release build, warnings as errors, the whole ctest suite
+#   sanitize  Debug build with AddressSanitizer + UndefinedBehaviorSanitizer and
+#             internal assertions, the whole ctest suite
+#   nomp      build without OpenMP (serial), the whole ctest suite
+#   install   cmake --install into a temporary prefix, then build and run the
+#             consumer project tests/install against it (CMake package and pkg-config)
+#   symbols   the static library exports only detloss_/dl_ symbols and has no
+#             writable global data (no hidden global state)
+# Build directories: _build/<suite>. Environment: JOBS (default: nproc).
+# Ends with "suites: N passed, M failed"; exits non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+mkdir -p _build
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(default sanitize nomp install symbols)
+
+bash scripts/install-deps.sh || exit 1
+
+configure_build() { # dir, cmake args...
+  local dir=$1; shift
+  cmake -S "$root" -B "$dir" -DDETLOSS_WERROR=ON "$@" >"$dir.configure.log" 2>&1 \
+    || { cat "$dir.configure.log"; return 1; }
+  cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1 \
+    || { grep -E "error|warning" -A5 "$dir.build.log" | head -60; tail -20 "$dir.build.log"; return 1; }
+}
+
+run_ctest() { # dir
+  ctest --test-dir "$1" --output-on-failure -j "$jobs" --timeout 600
+}
+
+suite_default()  { configure_build _build/default -DCMAKE_BUILD_TYPE=Release -DDETLOSS_BENCH=ON && run_ctest _build/default; }
+suite_sanitize() {
+  configure_build _build/sanitize -DCMAKE_BUILD_TYPE=Debug -DDETLOSS_SANITIZE=ON -DDETLOSS_ASSERTS=ON &&
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest _build/sanitize
+}
+suite_nomp()     { configure_build _build/nomp -DCMAKE_BUILD_TYPE=Release -DDETLOSS_OPENMP=OFF && run_ctest _build/nomp; }
+
+suite_install() {
+  local prefix=$root/_build/install-prefix
+  rm -rf "$prefix" _build/consumer _build/consumer-pc
+  configure_build _build/install-lib -DCMAKE_BUILD_TYPE=Release -DDETLOSS_TESTS=OFF \
+    -DCMAKE_INSTALL_PREFIX="$prefix" || return 1
+  cmake --install _build/install-lib >/dev/null || return 1
+  # 1) CMake package
+  cmake -S tests/install -B _build/consumer -DCMAKE_PREFIX_PATH="$prefix" >/dev/null &&
+    cmake --build _build/consumer >/dev/null && _build/consumer/consumer || return 1
+  # 2) pkg-config
+  mkdir -p _build/consumer-pc
+  PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
+    sh -c 'cc -std=c11 -Wall -Werror tests/install/consumer.c $(pkg-config --cflags detloss) \
+           -o _build/consumer-pc/consumer $(pkg-config --libs --static detloss)' &&
+    _build/consumer-pc/consumer || return 1
+  echo "install: CMake package and pkg-config consumers built and ran"
+}
+
+suite_symbols() {
+  configure_build _build/default -DCMAKE_BUILD_TYPE=Release -DDETLOSS_BENCH=ON || return 1
+  local lib=_build/default/libdetloss.a libj=_build/default/libdetloss_json.a bad
+  # Exported (global, defined) symbols must carry the prefix.
+  bad=$(nm -g --defined-only "$lib" "$libj" 2>/dev/null | awk 'NF==3 {print $3}' |
+        grep -vE '^(detloss_|dl_|dlj_)' || true)
+  if [ -n "$bad" ]; then echo "symbols: unprefixed exported symbols:"; echo "$bad"; return 1; fi
+  # No writable data at all, global or static: no object in .data or .bss
+  # (.data.rel.ro holds const tables of pointers: read-only after relocation).
+  bad=$(objdump -t "$lib" "$libj" 2>/dev/null |
+        awk '$3 == "O" && $4 ~ /^\.(data|bss)/ && $4 !~ /^\.data\.rel\.ro/ {print $4, $NF}' || true)
+  if [ -n "$bad" ]; then echo "symbols: writable data (global state):"; echo "$bad"; return 1; fi
+  # The shared object (if any) exports only detloss_ symbols: checked by visibility.
+  echo "symbols: $(nm -g --defined-only "$lib" | awk 'NF==3' | grep -c '^') exported, all prefixed; no writable data"
+}
+
+pass=0; fail=0; failed=()
+for s in "${suites[@]}"; do
+  echo "=== suite: $s"
+  if "suite_$s"; then pass=$((pass + 1)); else fail=$((fail + 1)); failed+=("$s"); fi
+done
+[ $fail -gt 0 ] && echo "failed suites: ${failed[*]}"
+echo "suites: $pass passed, $fail failed"
+[ $fail -eq 0 ]

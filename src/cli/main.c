@@ -7,21 +7,45 @@
 
 #include "cli/cli.h"
 
-static const char USAGE[] =
-    "usage: detloss <command> [options] [arguments]\n"
-    "\n"
-    "Anchor matching, sampling, box coding and detection losses with gradients.\n"
-    "\n"
-    "commands:\n"
-    "  compute FILE|-      run JSON cases of the compute contract (docs: detloss compute --help)\n"
-    "  help [COMMAND]      this text, or a command's help\n"
-    "\n"
-    "options:\n"
-    "  -h, --help          show this help and exit\n"
-    "  -V, --version       print the version and exit\n"
-    "\n"
-    "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
-    "             2 bad input or usage (the one stderr line names the field).\n";
+/* The subcommands: name, one-line summary, entry point (argv[0] is the name).
+ * Each lives in its own cmd_<name>.c and prints its own --help. */
+typedef struct dl_command {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv);
+} dl_command;
+
+static const dl_command COMMANDS[] = {
+    {"compute", "run JSON cases of the compute contract (FILE|-)", dl_cmd_compute},
+    /* @@commands: one line per subcommand */
+};
+#define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *f) {
+  fputs("usage: detloss <command> [options] [arguments]\n"
+        "\n"
+        "Anchor matching, sampling, box coding and detection losses with gradients.\n"
+        "\n"
+        "commands:\n",
+        f);
+  for (size_t k = 0; k < NUM_COMMANDS; k++)
+    fprintf(f, "  %-10s %s\n", COMMANDS[k].name, COMMANDS[k].summary);
+  fputs("  help [COMMAND]  this text, or a command's help (same as COMMAND --help)\n"
+        "\n"
+        "options:\n"
+        "  -h, --help     show this help and exit\n"
+        "  -V, --version  print the version and exit\n"
+        "\n"
+        "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
+        "             2 bad input or usage (the one stderr line names the field).\n",
+        f);
+}
+
+static const dl_command *find_command(const char *name) {
+  for (size_t k = 0; k < NUM_COMMANDS; k++)
+    if (strcmp(COMMANDS[k].name, name) == 0) return &COMMANDS[k];
+  return NULL;
+}
 
 char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *status) {
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -85,12 +109,12 @@ int dl_cli_parse_threads(const char *s) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fputs(USAGE, stderr);
+    usage(stderr);
     return DL_EXIT_INPUT;
   }
   const char *cmd = argv[1];
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
-    fputs(USAGE, stdout);
+    usage(stdout);
     return DL_EXIT_OK;
   }
   if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
@@ -99,16 +123,20 @@ int main(int argc, char **argv) {
     return DL_EXIT_OK;
   }
   if (strcmp(cmd, "help") == 0) {
-    if (argc >= 3) {
-      char *sub[] = {argv[2], (char *)"--help", NULL};
-      if (strcmp(argv[2], "compute") == 0) return dl_cmd_compute(2, sub);
+    if (argc < 3) {
+      usage(stdout);
+      return DL_EXIT_OK;
+    }
+    const dl_command *c = find_command(argv[2]);
+    if (!c) {
       fprintf(stderr, "detloss: help: unknown command '%s'\n", argv[2]);
       return DL_EXIT_INPUT;
     }
-    fputs(USAGE, stdout);
-    return DL_EXIT_OK;
+    char *sub[] = {argv[2], (char *)"--help", NULL};
+    return c->run(2, sub);
   }
-  if (strcmp(cmd, "compute") == 0) return dl_cmd_compute(argc - 1, argv + 1);
+  const dl_command *c = find_command(cmd);
+  if (c) return c->run(argc - 1, argv + 1);
   fprintf(stderr, "detloss: unknown command '%s' (see detloss --help)\n", cmd);
   return DL_EXIT_INPUT;
 }

@@ -211,6 +211,251 @@ DETLOSS_API detloss_status detloss_box_decode(const float *anchors, const float 
 /* Anchors, matching, sampling                         (issue: matching)    */
 /* ======================================================================== */
 /* @@SECTION anchors-match-sample BEGIN */
+/*
+ * Anchors, matching, sampling: overview.
+ *   anchors  -> detloss_anchors_generate() from a per-level grid config
+ *               (torchvision or detectron2 convention), or any explicit list;
+ *   matching -> detloss_match() (any anchor list) or detloss_match_grid()
+ *               (anchors of a grid config, generated on the fly: visits only
+ *               the cells that can overlap each gt; identical results);
+ *   sampling -> detloss_sample_balanced() (torchvision counts, seeded
+ *               counter-based choice);
+ *   targets  -> detloss_match_targets() (labels, matched gt, encoded deltas).
+ * Memory: O(A + G); the A x G IoU matrix is never formed.
+ */
+
+/* Base-anchor (cell anchor) convention of a grid config. */
+typedef enum detloss_anchor_convention {
+  /* torchvision AnchorGenerator: h_ratio = sqrt(r) (r = h/w), w_ratio = 1/h_ratio,
+   * ws = w_ratio*s, hs = h_ratio*s, base = round((-ws, -hs, ws, hs) / 2) in float32,
+   * rounded half to even; order ratio-major (index = r_idx * n_sizes + s_idx);
+   * centres at (stride * x, stride * y). The default. */
+  DETLOSS_ANCHORS_TORCHVISION = 0,
+  /* detectron2 DefaultAnchorGenerator: w = sqrt(s^2 / r), h = r * w (double),
+   * base = (-w/2, -h/2, w/2, h/2) not rounded; order size-major
+   * (index = s_idx * n_ratios + r_idx); centres at (x + offset) * stride. */
+  DETLOSS_ANCHORS_DETECTRON2 = 1
+} detloss_anchor_convention;
+
+/* One pyramid level of a grid config. Anchor (y, x, k) of the level is
+ *   shift + base[k],  shift = (sx, sy, sx, sy),  sx = (x + offset) * stride_w,
+ * sy = (y + offset) * stride_h (float32 sum, as torchvision's int shift + float base).
+ * The base anchors come from, in this order of precedence:
+ *   base   [num_base][4]: explicit cell anchors (e.g. py-faster-rcnn's 9,
+ *                         anchors/faster_rcnn_classic.json), used as given;
+ *   shapes [num_shapes][2]: YOLO-style (w, h): base = (-w/2, -h/2, w/2, h/2);
+ *   sizes [num_sizes] x ratios [num_ratios] (ratio = h / w) by the convention. */
+typedef struct detloss_anchor_level {
+  size_t feat_h, feat_w;      /* feature map rows, columns */
+  float stride_h, stride_w;   /* pixels per cell, > 0 */
+  const float *sizes;         /* anchor side sqrt(w*h), > 0 */
+  size_t num_sizes;
+  const float *ratios;        /* h / w, > 0 */
+  size_t num_ratios;
+  const float *shapes;        /* [num_shapes][2] (w, h), or NULL */
+  size_t num_shapes;
+  const float *base;          /* [num_base][4], or NULL */
+  size_t num_base;
+} detloss_anchor_level;
+
+typedef struct detloss_anchor_config {
+  const detloss_anchor_level *levels;
+  size_t num_levels;
+  detloss_anchor_convention convention; /* default TORCHVISION */
+  float offset; /* cell-centre offset in strides: 0 for torchvision (which has no
+                   offset) and detectron2's default; 0.5 for cell centres (YOLO, SSD).
+                   Must be in [0, 1). */
+} detloss_anchor_config;
+
+/*
+ * detloss_anchors_level_base() - the cell anchors of one level.
+ *   base [K][4], K = num_base, or num_shapes, or num_sizes * num_ratios.
+ * *count receives K; base may be NULL to query K only, else it must hold
+ * capacity >= K rows. Errors: DETLOSS_ERR_NULL, _RANGE (a size, ratio, shape
+ * or stride <= 0 or non-finite: where = "levels[l].sizes[i]" ...), _SHAPE
+ * (capacity < K: where = "capacity"). Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_anchors_level_base(const detloss_anchor_config *cfg,
+                                                      size_t level, float *base,
+                                                      size_t capacity, size_t *count,
+                                                      detloss_error *err);
+
+/*
+ * detloss_anchors_count() - number of anchors of a grid config:
+ *   A = sum over levels of feat_h * feat_w * K_level.
+ * Errors: as detloss_anchors_level_base for every level, plus _SHAPE on overflow.
+ */
+DETLOSS_API detloss_status detloss_anchors_count(const detloss_anchor_config *cfg,
+                                                 size_t *count, detloss_error *err);
+
+/*
+ * detloss_anchors_generate() - the anchors of a grid config.
+ * anchors [count][4], caller-owned, in torchvision order: level, then location
+ * row-major (y, x), then base anchor. count must equal detloss_anchors_count()
+ * (else DETLOSS_ERR_SHAPE, where = "count": anchors and config disagree).
+ * Outputs untouched on error. Thread-safe.
+ * Matches torchvision AnchorGenerator (convention TORCHVISION, offset 0,
+ * strides = image size // feature size) bit for bit, and detectron2
+ * DefaultAnchorGenerator (convention DETECTRON2) to float32 rounding of its
+ * float32 arange.
+ */
+DETLOSS_API detloss_status detloss_anchors_generate(const detloss_anchor_config *cfg,
+                                                    float *anchors, size_t count,
+                                                    detloss_error *err);
+
+/* Semantics of the matcher (see reference-semantics.md s3). Results are
+ * always written in torchvision's vocabulary: matches[a] >= 0 positive (gt
+ * index), -1 negative, -2 ignored. */
+typedef enum detloss_match_semantics {
+  /* torchvision Matcher: (val, idx) = max over gt (lowest gt index on ties);
+   * val < low -> -1; low <= val < high -> -2; val >= high -> idx. Low-quality
+   * rule: for every gt g with h_g = max_a IoU(g, a), every anchor with
+   * IoU(g, a) == h_g (exact float equality, all ties) gets its OWN argmax idx
+   * back (not necessarily g). Quirk kept: if h_g == 0 every anchor has IoU 0
+   * with g, so every anchor becomes a positive of its own argmax. */
+  DETLOSS_MATCH_TORCHVISION = 0,
+  /* detectron2 Matcher (RPN thresholds [low, high], labels [0, -1, 1]): the
+   * same labels and indices as torchvision (low-quality anchors keep their
+   * argmax). Differs only in allowed_border: outside anchors take part in the
+   * matching and are relabelled ignored afterwards (rpn.py BOUNDARY_THRESH). */
+  DETLOSS_MATCH_DETECTRON2 = 1,
+  /* mmdetection MaxIoUAssigner: negatives 0 <= val < low, positives
+   * val >= high -> idx; then, for each gt g in index order with
+   * h_g >= low_quality_min_iou (min_pos_iou), if gt_max_assign_all every anchor
+   * with IoU(g, a) == h_g, else only its first argmax anchor, is assigned g
+   * itself; later gts overwrite earlier ones (so the result can differ from
+   * the anchor's argmax, and a low-quality match can override an IoU >= high
+   * positive). */
+  DETLOSS_MATCH_MMDET = 2
+} detloss_match_semantics;
+
+typedef struct detloss_match_options {
+  float high;              /* >= high: positive. Default 0.7 (RPN). In [0, 1]. */
+  float low;               /* < low: negative. Default 0.3. In [0, 1], <= high. */
+  int allow_low_quality;   /* 1 (torchvision allow_low_quality_matches, mmdet match_low_quality) */
+  float low_quality_min_iou; /* a gt's best anchors are promoted only if h_g >= this
+                              (mmdet min_pos_iou). Default 0 = torchvision: also
+                              promotes h_g = 0 (the quirk). > 0 makes a gt that
+                              overlaps nothing (or a zero-area gt) match nothing. In [0, 1]. */
+  detloss_match_semantics semantics; /* default TORCHVISION */
+  int gt_max_assign_all;   /* MMDET only: 1 (default) all ties, 0 first argmax only */
+  float crowd_ioa_thresh;  /* with gt_is_crowd: anchors whose intersection over
+                              anchor area with a crowd gt is > this are ignored
+                              (-2) and removed from the matching (mmdet
+                              ignore_iof_thr, Detectron CROWD_FILTER_THRESH 0.7).
+                              Default 0.7; < 0: no anchor is ignored (crowd gts
+                              are still never matched). <= 1. */
+  float allowed_border;    /* anchors not inside x1 >= -b, y1 >= -b, x2 < W + b,
+                              y2 < H + b are ignored (-2) (py-faster-rcnn
+                              allowed_border, detectron2 BOUNDARY_THRESH).
+                              -1 (default, any value < 0) disables. */
+  float image_h, image_w;  /* image size for allowed_border (> 0 when it is enabled) */
+  int num_threads;         /* 0 = OpenMP default */
+} detloss_match_options;
+
+#define DETLOSS_MATCH_OPTIONS_INIT                                                              \
+  {0.7f, 0.3f, 1, 0.0f, DETLOSS_MATCH_TORCHVISION, 1, 0.7f, -1.0f, 0.0f, 0.0f, 0}
+DETLOSS_API detloss_match_options detloss_match_options_default(void);
+
+/*
+ * detloss_match() - assign anchors to ground-truth boxes (fused, O(A + G) memory).
+ *   IoU(g, a) in float32 exactly as torchvision box_iou(gt, anchors):
+ *   area_g = (x2-x1)(y2-y1), inter = max(min x2 - max x1, 0) * max(min y2 - max y1, 0),
+ *   iou = inter / ((area_g + area_a) - inter); iou = 0 where inter = 0 (never NaN;
+ *   torchvision gives NaN only when both boxes have zero area).
+ * anchors [A][4], gt [G][4] (finite; zero-area and inverted gt are legal and
+ * overlap nothing); gt_is_crowd [G] (NULL = no crowd; non-zero = crowd: never
+ * matched, only used to ignore anchors, see crowd_ioa_thresh).
+ * Outputs (caller-owned): matches [A] int64 (gt index >= 0, -1 negative,
+ * -2 ignored); max_iou [A] float (best IoU over non-crowd gt; 0 when G = 0;
+ * -1 for anchors removed by the crowd or border rule), may be NULL.
+ * G = 0 (or only crowd gt): every kept anchor -1. A = 0: nothing written.
+ * Ignored anchors (crowd, border) are removed before matching, so they do not
+ * count in h_g (mmdet, py-faster-rcnn), except with DETECTRON2 semantics where
+ * border anchors are matched and then set to -2 (their max_iou is kept).
+ * Errors (outputs untouched): DETLOSS_ERR_NULL; _NONFINITE ("anchors[i]",
+ * "gt[j]"); _RANGE ("high", "low" outside [0,1] or low > high,
+ * "low_quality_min_iou", "crowd_ioa_thresh", "image_h"/"image_w",
+ * "semantics"); _SHAPE (G > INT32_MAX); _NOMEM.
+ * Deterministic: bitwise identical for any num_threads. Thread-safe.
+ * Matches torchvision Matcher(high, low, allow_low_quality) applied to
+ * box_iou(gt, anchors), bit for bit (tests/fixtures/match).
+ */
+DETLOSS_API detloss_status detloss_match(const float *anchors, size_t num_anchors,
+                                         const float *gt, size_t num_gt,
+                                         const uint8_t *gt_is_crowd, int64_t *matches,
+                                         float *max_iou, const detloss_match_options *opt,
+                                         detloss_error *err);
+
+/*
+ * detloss_match_grid() - detloss_match() on the anchors of a grid config,
+ * without materializing them: for every gt, level and base anchor only the
+ * cells whose anchor can intersect the gt are visited (O(A + sum of the gt
+ * footprints) work). Bitwise the same outputs as detloss_match() on
+ * detloss_anchors_generate(cfg) (tested on random data), A =
+ * detloss_anchors_count(cfg). Errors: those of both functions.
+ */
+DETLOSS_API detloss_status detloss_match_grid(const detloss_anchor_config *cfg,
+                                              const float *gt, size_t num_gt,
+                                              const uint8_t *gt_is_crowd, int64_t *matches,
+                                              float *max_iou, size_t num_anchors,
+                                              const detloss_match_options *opt,
+                                              detloss_error *err);
+
+typedef struct detloss_sample_options {
+  int64_t batch_size_per_image; /* B: 256 (RPN); 512 for ROI heads. >= 0. */
+  double positive_fraction;     /* f: 0.5 (RPN); 0.25 for ROI heads. In [0, 1]. */
+  uint64_t seed;                /* default 0 */
+  int num_threads;              /* 0 = OpenMP default */
+} detloss_sample_options;
+
+#define DETLOSS_SAMPLE_OPTIONS_INIT {256, 0.5, 0, 0}
+DETLOSS_API detloss_sample_options detloss_sample_options_default(void);
+
+/*
+ * detloss_sample_balanced() - balanced positive/negative sampling of one image.
+ *   pos = {a : matches[a] >= 0}, neg = {a : matches[a] == -1} (-2 excluded);
+ *   n_pos = min(|pos|, floor(B f)), n_neg = min(|neg|, B - n_pos)
+ *   (torchvision BalancedPositiveNegativeSampler, detectron2 subsample_labels).
+ * Choice: key(a) = hash(seed, image_index, a) (64-bit counter-based, splitmix64
+ * finalizer); the n_pos positives (n_neg negatives) with the smallest
+ * (key, a) are chosen. Every subset of the right size is equally likely, as
+ * with torch.randperm, but the subset itself differs from torch's (whose
+ * stream cannot be reproduced); it depends only on (seed, image_index, a):
+ * identical for any thread count and platform.
+ * matches [A] (values >= -2); sampled [A] int8 out: 1 chosen positive,
+ * 0 chosen negative, -1 not chosen / ignored. num_pos, num_neg (may be NULL)
+ * receive n_pos, n_neg. Errors (outputs untouched): _NULL; _RANGE
+ * ("batch_size_per_image" < 0, "positive_fraction" outside [0,1] or NaN,
+ * "matches[i]" < -2); _NOMEM. Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_sample_balanced(const int64_t *matches, size_t num_anchors,
+                                                   uint64_t image_index, int8_t *sampled,
+                                                   size_t *num_pos, size_t *num_neg,
+                                                   const detloss_sample_options *opt,
+                                                   detloss_error *err);
+
+/*
+ * detloss_match_targets() - training targets from matches.
+ *   labels[a] = 1 if matches[a] >= 0, 0 if -1, -1 if -2 (torchvision RPN
+ *   assign_targets_to_anchors, detectron2 labels);
+ *   matched_gt[a] = max(matches[a], 0) (torchvision clamp(min=0));
+ *   deltas[a] = detloss_box_encode(anchors[a], gt[matched_gt[a]]) for positives,
+ *   0 elsewhere.
+ * anchors [A][4], gt [G][4], matches [A] (values in [-2, G)); labels [A] int8,
+ * matched_gt [A] int64, deltas [A][4]: each may be NULL to skip.
+ * G = 0: matches must all be negative or ignored; matched_gt = 0, deltas 0.
+ * Errors (outputs untouched): _NULL; _RANGE ("matches[i]" out of range; a
+ * positive's anchor or gt with zero or negative width/height: "anchors[i]",
+ * "gt[j]", where encoding would give -Inf/NaN); _NONFINITE; coder option errors.
+ * Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_match_targets(const float *anchors, size_t num_anchors,
+                                                 const float *gt, size_t num_gt,
+                                                 const int64_t *matches, int8_t *labels,
+                                                 int64_t *matched_gt, float *deltas,
+                                                 const detloss_coder_options *coder,
+                                                 detloss_error *err);
 /* @@SECTION anchors-match-sample END */
 
 /* ======================================================================== */
@@ -291,6 +536,78 @@ DETLOSS_API const char *detloss_loss_name(detloss_loss_kind kind);
 DETLOSS_API detloss_status detloss_loss_from_name(const char *name, detloss_loss_kind *kind,
                                                   detloss_error *err);
 /* @@SECTION losses-cls-reg BEGIN (element-wise and class-indexed losses) */
+/*
+ * detloss_loss_elementwise() - element-wise loss and its gradient.
+ *   x = input, y = target, d = x - y; per element l_i, then w_i l_i reduced:
+ *   bce_with_logits  l = (1-y) x + (1 + (pw-1) y) softplus(-x)      y in [0,1]
+ *   bce              l = -(y max(ln x, -100) + (1-y) max(ln(1-x), -100))
+ *                    x, y in [0,1]; gradient (x-y) / max(x(1-x), 1e-12) (torch's)
+ *   sigmoid_focal    l = a_t (1-p_t)^gamma CE,  p = sigmoid(x), CE = bce_with_logits,
+ *                    p_t = p y + (1-p)(1-y), a_t = alpha y + (1-alpha)(1-y)
+ *                    (a_t = 1 when alpha < 0); y in [0,1] (soft targets allowed)
+ *   hinge            l = max(0, margin - y x),  y in {-1, +1}
+ *   l1  |d|     mse  d^2     smooth_l1  0.5 d^2/beta if |d| < beta else |d| - 0.5 beta
+ *   huber            0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta)
+ * input, target, weight (NULL = 1): [n] (any shape, flattened); loss [n] for
+ * NONE, else [1]; grad [n] (d reduced loss / d input) or NULL. n may be 0
+ * (MEAN gives 0). pos_weight (bce_with_logits only) has pos_weight_len
+ * values, element i uses pos_weight[i % pos_weight_len] (torch broadcast over
+ * the last dimension); n must be a multiple of pos_weight_len.
+ * Gradients are closed forms evaluated stably (docs/math/losses.md): finite
+ * for every finite input, logits +-100 and saturated probabilities included;
+ * focal is finite for every gamma >= 0 (autograd gives NaN for gamma < 1).
+ * Returns DETLOSS_OK; DETLOSS_ERR_NULL; _SHAPE (pos_weight length); _NONFINITE
+ * (NaN/Inf in input, target, weight or pos_weight: where "input[i]" ...);
+ * _RANGE (kind not element-wise, reduction, gamma < 0, beta < 0, delta <= 0,
+ * margin < 0, pos_weight < 0, "target[i]" outside [0,1] or not +-1,
+ * bce "input[i]" outside [0,1]). Outputs untouched on error. Thread-safe;
+ * bitwise identical for any thread count.
+ * Matches torch binary_cross_entropy_with_logits, binary_cross_entropy,
+ * l1_loss, mse_loss, smooth_l1_loss, huber_loss and torchvision
+ * sigmoid_focal_loss (Lin et al., Focal Loss, arXiv:1708.02002).
+ */
+DETLOSS_API detloss_status detloss_loss_elementwise(detloss_loss_kind kind, const float *input,
+                                                    const float *target, const float *weight,
+                                                    size_t n, float *loss, float *grad,
+                                                    const detloss_loss_options *opt,
+                                                    detloss_error *err);
+
+/*
+ * detloss_loss_classes() - class-indexed softmax losses and their gradient.
+ *   p = softmax(logits_i), t = target[i]
+ *   cross_entropy  l_i = (1-eps) (-ln p_t) + (eps/C) sum_c (-ln p_c)   eps = label_smoothing
+ *                  grad_i = p - ((1-eps) onehot(t) + eps/C)
+ *   softmax_focal  l_i = -alpha (1-p_t)^gamma ln p_t
+ * logits [n][c], target [n] class indices in [0, c) or ignore_index;
+ * weight [n] per row or NULL; loss [n] for NONE, else [1]; grad [n][c] or NULL.
+ * Ignored rows give loss 0 and gradient 0; MEAN divides by the number of
+ * non-ignored rows (0, with zero gradient, when every row is ignored: torch
+ * gives NaN). An ignore_index equal to a valid class is still ignored; the
+ * row's logits still enter no other row. c >= 1 unless n = 0.
+ * Returns DETLOSS_OK; DETLOSS_ERR_NULL; _SHAPE (c = 0 with n > 0, n*c
+ * overflow); _NONFINITE ("logits[i]" flat index, "weight[i]"); _RANGE
+ * ("target[i]" out of range, reduction, gamma < 0, label_smoothing outside
+ * [0,1], kind not class-indexed). Outputs untouched on error. Thread-safe;
+ * bitwise identical for any thread count.
+ * Matches torch cross_entropy (class-index targets; aten's label smoothing
+ * with the same denominator) and the Detectron softmax focal loss per row.
+ */
+DETLOSS_API detloss_status detloss_loss_classes(detloss_loss_kind kind, const float *logits,
+                                                const int64_t *target, const float *weight,
+                                                size_t n, size_t c, float *loss, float *grad,
+                                                const detloss_loss_options *opt,
+                                                detloss_error *err);
+
+/*
+ * detloss_sigmoid_focal_loss() - torchvision.ops.sigmoid_focal_loss with its
+ * gradient: detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, ...) with
+ * the given alpha, gamma, reduction and num_threads (other options default).
+ */
+DETLOSS_API detloss_status detloss_sigmoid_focal_loss(const float *logits, const float *targets,
+                                                      size_t n, float alpha, float gamma,
+                                                      detloss_reduction reduction, float *loss,
+                                                      float *grad, int num_threads,
+                                                      detloss_error *err);
 /* @@SECTION losses-cls-reg END */
 /* @@SECTION losses-box-embed BEGIN (IoU-family box losses and embedding losses) */
 /*
@@ -388,6 +705,18 @@ DETLOSS_API detloss_status detloss_loss_embedding(
     detloss_error *err);
 /* @@SECTION losses-box-embed END */
 /* @@SECTION losses END */
+
+/* ======================================================================== */
+/* Detector losses over anchors: RPN and RetinaNet          (issue: heads)  */
+/* ======================================================================== */
+/* @@SECTION heads BEGIN */
+/* @@SECTION heads END */
+
+/* ======================================================================== */
+/* Anchor-set evaluation on a data set                (issue: anchor eval)  */
+/* ======================================================================== */
+/* @@SECTION anchor-eval BEGIN */
+/* @@SECTION anchor-eval END */
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,9 @@ DETLOSS_API detloss_status detloss_compute_json(const char *text, size_t len, ch
 /* Frees memory returned by the JSON layer. */
 DETLOSS_API void detloss_free(void *p);
 
+/* @@SECTION configs-datasets BEGIN (configs, data sets) */
+/* @@SECTION configs-datasets END */
+
 #ifdef __cplusplus
 }
 #endif

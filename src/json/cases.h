@@ -43,4 +43,13 @@ detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_k
 detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf *out,
                                       int num_threads, detloss_error *err);
 
+/* case_heads.c: ops `rpn_loss` and `retina_loss`. */
+detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
+                                detloss_error *err);
+detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *out,
+                                   int num_threads, detloss_error *err);
+/* case_eval.c: op `anchor_eval`. */
+detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *out,
+                                   int num_threads, detloss_error *err);
+
 #endif /* DETLOSS_CASES_H */

@@ -24,6 +24,9 @@ static const op_entry OPS[] = {
     {"match", dl_case_match},
     {"loss", dl_case_loss},
     {"embedding_loss", dl_case_embedding_loss},
+    {"rpn_loss", dl_case_rpn_loss},
+    {"retina_loss", dl_case_retina_loss},
+    {"anchor_eval", dl_case_anchor_eval},
 };
 #define NUM_OPS (sizeof OPS / sizeof OPS[0])
 
@@ -84,7 +87,7 @@ static detloss_status run_case(const cJSON *c, const char *path, dlj_buf *out, i
                      op, hint);
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
                    "unknown op '%s' (expected iou, encode, decode, anchors, match, loss, "
-                   "embedding_loss)",
+                   "embedding_loss, rpn_loss, retina_loss, anchor_eval)",
                    op);
   }
   dlj_obj_begin(out);

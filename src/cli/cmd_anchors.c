@@ -1,0 +1,3 @@
+/* cmd_anchors.c - placeholder until its subcommand lands. */
+#include "cli/cli.h"
+typedef int dl_placeholder_cmd_anchors;

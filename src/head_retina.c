@@ -1,0 +1,3 @@
+/* head_retina.c - placeholder until its module lands. */
+#include "internal.h"
+typedef int dl_placeholder_head_retina;

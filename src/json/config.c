@@ -1,0 +1,3 @@
+/* config.c - placeholder until its module lands. */
+#include "internal.h"
+typedef int dl_placeholder_config;

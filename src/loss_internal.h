@@ -64,4 +64,37 @@ detloss_status dl_parallel_find(size_t n, size_t block, int num_threads, dl_find
 detloss_status dl_check_finite_par(const float *x, size_t n, const char *name,
                                    int num_threads, detloss_error *err);
 
+/* ---- element-wise losses (loss_cls.c, loss_reg.c) ---------------------------------------- */
+
+/* Elements per chunk: a kernel call fills a chunk's losses and gradients into
+ * stack buffers, the driver then weights, scales, stores and sums them. */
+#define DL_LOSS_CHUNK 256
+
+/* Chunk kernel: for k in [0, m), m <= DL_LOSS_CHUNK, the unweighted loss l[k]
+ * and its derivative g[k] = d l[k] / d x[k] of element i0 + k (i0 lets a
+ * kernel broadcast a per-column parameter such as pos_weight). */
+typedef void (*dl_elem_kernel)(const void *params, const float *x, const float *y, size_t i0,
+                               size_t m, float *l, float *g);
+
+/* Runs kern over [0, n) in DL_LOSS_BLOCK blocks on num_threads threads and
+ * applies the common rules: weight w (NULL = 1) multiplies l and g; NONE
+ * stores w l into loss[i]; SUM/MEAN store the ordered double block sum
+ * (divided by n for MEAN) into loss[0]; grad (NULL = skip) gets w g times
+ * dl_loss_grad_scale(r, n). The caller has validated everything. */
+detloss_status dl_elementwise_run(dl_elem_kernel kern, const void *params, const float *x,
+                                  const float *y, const float *w, size_t n, float *loss,
+                                  float *grad, detloss_reduction r, int num_threads,
+                                  detloss_error *err);
+
+/* The element-wise kinds of each file, after detloss_loss_elementwise has
+ * checked the pointers and the reduction (same arguments, opt resolved). */
+detloss_status dl_loss_cls_elementwise(detloss_loss_kind kind, const float *input,
+                                       const float *target, const float *weight, size_t n,
+                                       float *loss, float *grad, const detloss_loss_options *o,
+                                       detloss_error *err);
+detloss_status dl_loss_reg_elementwise(detloss_loss_kind kind, const float *input,
+                                       const float *target, const float *weight, size_t n,
+                                       float *loss, float *grad, const detloss_loss_options *o,
+                                       detloss_error *err);
+
 #endif /* DETLOSS_LOSS_INTERNAL_H */

@@ -1,0 +1,131 @@
+/*
+ * loss_vmath.h - exp and log in float32, written so that gcc vectorizes the
+ * loops that call them (branch-free, integer bit tricks, no libm calls).
+ *
+ * Why not libm: glibc declares its vector variants (libmvec) only under
+ * -ffast-math, and a loop that calls scalar expf/log1pf does not vectorize.
+ * Why not libmvec declared by hand: the vector body would use libmvec and the
+ * loop's scalar remainder libm, two implementations that differ in the last
+ * bit, so an element's value would depend on its position in the buffer.
+ * These functions evaluate the same operations whether inlined in a vector
+ * body or a scalar remainder (no FMA: the build sets -ffp-contract=off), so
+ * every element gets the same bits on every x86-64 (SSE2 or AVX2 code).
+ *
+ * Coefficients: Cephes single-precision expf and logf (S. L. Moshier,
+ * Cephes Math Library, cephes/single/expf.c and logf.c), with the two-part
+ * ln 2 of those files. Measured accuracy (tests/test_loss_cls.c, against
+ * double libm over the ranges used): dl_expf_neg <= 2 ulp, dl_log1pf_01 and
+ * dl_logf <= 2 ulp.
+ */
+#ifndef DETLOSS_LOSS_VMATH_H
+#define DETLOSS_LOSS_VMATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* For the kernels that call these functions and for the functions themselves
+ * (gcc inlines only between functions with the same optimization options):
+ * gcc hoists the polynomial of dl_expf_neg into the branch where it is used,
+ * and then, under the default -ftrapping-math, refuses to if-convert (and so
+ * to vectorize) the loop, because the hoisted operations "could trap". No
+ * code here reads floating-point exception flags, and -fno-trapping-math
+ * changes no result, only which operations may be executed speculatively. */
+#if defined(__GNUC__) && !defined(__clang__)
+#  define DL_VEC_FN __attribute__((optimize("no-trapping-math")))
+#else
+#  define DL_VEC_FN
+#endif
+
+/* The hot kernels are compiled twice, for baseline x86-64 (SSE2) and AVX2,
+ * and the loader picks one (gcc function multi-versioning through an ifunc).
+ * Both clones evaluate the same IEEE operations in the same order (no FMA:
+ * -ffp-contract=off), so they give the same bits; AVX2 only does 8 lanes at
+ * once instead of 4. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(DETLOSS_NO_CLONES)
+#  define DL_VEC_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#  define DL_VEC_CLONES
+#endif
+
+DL_VEC_FN static inline float dl_bits_to_float(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+DL_VEC_FN static inline uint32_t dl_float_to_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+/* e^x for x <= 0 (x may be -Inf): exact 1 at x = 0; results below
+ * e^-87 (~1.6e-38, the smallest normal float) are flushed to 0. */
+DL_VEC_FN static inline float dl_expf_neg(float x) {
+  float xc = x < -87.0f ? -87.0f : x;
+  /* n = round(x / ln 2) by the 1.5 * 2^23 shifter (round-to-nearest mode). */
+  float k = xc * 1.44269504088896341f + 12582912.0f;
+  k = k - 12582912.0f;
+  /* r = x - n ln 2 with ln 2 split as 0.693359375 - 2.12194440e-4 (Cephes). */
+  float r = xc - k * 0.693359375f;
+  r = r + k * 2.12194440e-4f;
+  float r2 = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  int32_t n = (int32_t)k; /* in [-126, 0] */
+  float scale = dl_bits_to_float((uint32_t)(n + 127) << 23);
+  float y = p * scale;
+  return x < -87.0f ? 0.0f : y;
+}
+
+/* ln(m) - core for m in [sqrt(1/2), sqrt(2)), plus e ln 2 (Cephes logf). */
+DL_VEC_FN static inline float dl_log_core(float f, float e) {
+  /* f = m - 1 in [-0.293, 0.415) */
+  float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  float y = f * z * p;
+  y = y - e * 2.12194440e-4f;
+  y = y - 0.5f * z;
+  float r = f + y;
+  return r + e * 0.693359375f;
+}
+
+/* ln(1 + t) for t in [0, 1], to full relative accuracy for small t; inv is
+ * 1 / (1 + t) as the caller computed it (the kernels need it anyway). */
+DL_VEC_FN static inline float dl_log1pf_01(float t, float inv) {
+  float u = 1.0f + t; /* in [1, 2]: u - 1 is exact (Sterbenz) */
+  float c = (t - (u - 1.0f)) * inv; /* first-order correction for the rounding of 1 + t */
+  int big = u > 1.41421356f;
+  float m = big ? u * 0.5f : u;
+  float e = big ? 1.0f : 0.0f;
+  return dl_log_core(m - 1.0f, e) + c;
+}
+
+/* ln x for finite x > 0 (subnormal x included). x = 0 gives a large negative
+ * garbage value: callers select it away. */
+DL_VEC_FN static inline float dl_logf(float x) {
+  int sub = x < 1.17549435e-38f;
+  float xs = sub ? x * 8388608.0f : x; /* 2^23 */
+  uint32_t ix = dl_float_to_bits(xs);
+  int32_t ex = (int32_t)(ix >> 23) - 127;
+  float m = dl_bits_to_float((ix & 0x007fffffu) | 0x3f800000u); /* in [1, 2) */
+  int big = m > 1.41421356f;
+  m = big ? m * 0.5f : m;
+  float e = (float)ex + (big ? 1.0f : 0.0f) - (sub ? 23.0f : 0.0f);
+  return dl_log_core(m - 1.0f, e);
+}
+
+#endif /* DETLOSS_LOSS_VMATH_H */

@@ -1,3 +1,659 @@
-/* match.c - placeholder until its module lands. */
-#include "internal.h"
-typedef int dl_placeholder_match;
+/*
+ * match.c - anchor <-> ground-truth matching, fused: O(A + G) memory.
+ *
+ * Semantics (reference-semantics.md s3; detloss.h documents them side by side):
+ *   torchvision Matcher (models/detection/_utils.py), detectron2 Matcher
+ *   (modeling/matcher.py), mmdetection MaxIoUAssigner (max_iou_assigner.py),
+ *   plus py-faster-rcnn's allowed_border and Detectron/mmdet crowd (ignore) boxes.
+ *
+ * IoU of one pair, float32, the operation order of torchvision box_iou(gt, anchors):
+ *   iw = min(x2g, x2a) - max(x1g, x1a),  ih likewise,  inter = iw * ih (0 unless iw, ih > 0),
+ *   iou = inter / ((area_g + area_a) - inter),  area = (x2 - x1) * (y2 - y1).
+ * With inter = 0 the IoU is 0 (torchvision: 0 / union, NaN when union = 0 too).
+ * inter > 0 implies both boxes proper, so the IoU is in (0, 1] and never -0 or NaN:
+ * max and "lowest index among the maxima" are then exact and order-free, which is
+ * why every result below is bitwise identical for any thread count.
+ *
+ * Algorithm. Pass 1, parallel over fixed anchor blocks: each anchor's best IoU and
+ * argmax (lowest gt index on ties, as torch.max), written to max_iou / matches, and
+ * per block and gt the best IoU and its lowest anchor index (G floats per block),
+ * merged in block order into h_g. Pass 2, parallel over the same blocks: the
+ * thresholds and the low-quality rule. An anchor can satisfy IoU(g, a) == h_g only
+ * if max_iou[a] >= h_g, so pass 2 recomputes IoUs only for the few anchors whose
+ * own best reaches some h_g. If a promoted gt has h_g == 0, every kept anchor has
+ * IoU 0 with it and takes part (torchvision's quirk) without any IoU evaluation.
+ * Grid path: anchors are generated on the fly from the config, and for each gt,
+ * level and base anchor only the rectangle of cells whose anchor intersects the gt
+ * is visited (found exactly with the same float32 sums that make the anchors);
+ * every other anchor has IoU 0 with that gt, which pass 1 already assumes by
+ * starting each anchor at (0, first non-crowd gt). So both paths give the same bits.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anchors_internal.h"
+#include "parallel.h"
+
+#define MATCH_BLOCK 4096 /* anchors per block (fixed, never from the thread count) */
+
+detloss_match_options detloss_match_options_default(void) {
+  detloss_match_options o = DETLOSS_MATCH_OPTIONS_INIT;
+  return o;
+}
+
+/* Pair IoU (see the file comment). g: gt box, ga its area; a*: anchor. */
+static inline float pair_iou(const float *g, float ga, float ax1, float ay1, float ax2,
+                             float ay2, float aa) {
+  float iw = fminf(g[2], ax2) - fmaxf(g[0], ax1);
+  float ih = fminf(g[3], ay2) - fmaxf(g[1], ay1);
+  if (!(iw > 0.0f) || !(ih > 0.0f)) return 0.0f;
+  float inter = iw * ih;
+  return inter / ((ga + aa) - inter);
+}
+
+/* Intersection over the anchor's area (mmdet bbox_overlaps mode 'iof' with the prior
+ * first; Detectron's crowd IoA). 0 where there is no intersection or no area. */
+static inline float pair_ioa(const float *g, float ax1, float ay1, float ax2, float ay2,
+                             float aa) {
+  float iw = fminf(g[2], ax2) - fmaxf(g[0], ax1);
+  float ih = fminf(g[3], ay2) - fmaxf(g[1], ay1);
+  if (!(iw > 0.0f) || !(ih > 0.0f) || !(aa > 0.0f)) return 0.0f;
+  return (iw * ih) / aa;
+}
+
+typedef struct promo {
+  float h;
+  size_t g;
+} promo;
+
+typedef struct gridblk {
+  size_t level, y0, y1;
+} gridblk;
+
+typedef struct mctx {
+  /* options */
+  float high, low;
+  int lq, sem, assign_all;
+  float crowd_thr;
+  int border_on, border_exclude;
+  float bx1, by1, bx2, by2; /* inside: x1 >= bx1, y1 >= by1, x2 < bx2, y2 < by2 */
+  /* gt */
+  size_t G;
+  const float *gt;
+  float *garea;
+  size_t *act;   /* non-crowd proper gts, ascending */
+  size_t nact;
+  size_t *crw;   /* crowd proper gts (only when crowd_thr >= 0) */
+  size_t ncrw;
+  int64_t g0;    /* first non-crowd gt (initial argmax), -1 if none */
+  size_t nnc;    /* number of non-crowd gts (proper or not) */
+  /* anchors */
+  size_t A;
+  const float *anchors; /* plain path */
+  const dl_grid *grid;  /* grid path */
+  const gridblk *blks;
+  long long *rects;     /* grid: [G][Ktot][4] x0, x1, y0, y1 (x0 > x1: empty) */
+  size_t *kbase;        /* grid: first global base-anchor index of each level */
+  size_t ktot;
+  /* outputs and scratch */
+  int64_t *matches;
+  float *mi;
+  float *bmax;
+  size_t *barg;
+  /* after the merge */
+  const float *h;
+  const promo *pro;     /* promotable gts with h > 0: by h ascending (torchvision) or by
+                           index descending (mmdet) */
+  size_t npro;
+  float hmin;           /* min h over pro */
+  int zero_promoted;    /* torchvision: a promoted gt has h == 0 */
+  int64_t zmax;         /* mmdet: largest promoted gt with h == 0, or -1 */
+} mctx;
+
+static inline int outside(const mctx *c, float x1, float y1, float x2, float y2) {
+  return !(x1 >= c->bx1 && y1 >= c->by1 && x2 < c->bx2 && y2 < c->by2);
+}
+
+/* ---- pass 1, plain path ---------------------------------------------------- */
+
+static void pass1_plain(void *vc, size_t i0, size_t i1, size_t b) {
+  mctx *c = vc;
+  float *bm = c->bmax + b * c->G;
+  size_t *ba = c->barg + b * c->G;
+  for (size_t j = 0; j < c->G; j++) {
+    bm[j] = 0.0f;
+    ba[j] = SIZE_MAX;
+  }
+  for (size_t a = i0; a < i1; a++) {
+    const float *p = c->anchors + 4 * a;
+    float ax1 = p[0], ay1 = p[1], ax2 = p[2], ay2 = p[3];
+    float aa = (ax2 - ax1) * (ay2 - ay1);
+    int excl = c->border_exclude && outside(c, ax1, ay1, ax2, ay2);
+    for (size_t j = 0; j < c->ncrw && !excl; j++)
+      excl = pair_ioa(c->gt + 4 * c->crw[j], ax1, ay1, ax2, ay2, aa) > c->crowd_thr;
+    if (excl) {
+      c->mi[a] = -1.0f;
+      c->matches[a] = c->g0;
+      continue;
+    }
+    float best = 0.0f;
+    int64_t arg = c->g0;
+    for (size_t j = 0; j < c->nact; j++) {
+      size_t g = c->act[j];
+      float v = pair_iou(c->gt + 4 * g, c->garea[g], ax1, ay1, ax2, ay2, aa);
+      if (v > best) {
+        best = v;
+        arg = (int64_t)g;
+      }
+      if (v > bm[g]) { /* anchors ascend: the first maximum is kept */
+        bm[g] = v;
+        ba[g] = a;
+      }
+    }
+    c->mi[a] = best;
+    c->matches[a] = arg;
+  }
+}
+
+/* ---- pass 1, grid path ----------------------------------------------------- */
+
+static void pass1_grid(void *vc, size_t i0, size_t i1, size_t b) {
+  mctx *c = vc;
+  (void)i1;
+  const gridblk *blk = &c->blks[i0];
+  const dl_grid_level *lv = &c->grid->lv[blk->level];
+  float *bm = c->bmax + b * c->G;
+  size_t *ba = c->barg + b * c->G;
+  for (size_t j = 0; j < c->G; j++) {
+    bm[j] = 0.0f;
+    ba[j] = SIZE_MAX;
+  }
+  size_t K = lv->k, W = lv->w;
+  size_t a0 = lv->off + blk->y0 * W * K, a1 = lv->off + blk->y1 * W * K;
+  for (size_t a = a0; a < a1; a++) c->matches[a] = c->g0;
+  if (c->border_exclude) {
+    size_t a = a0;
+    for (size_t y = blk->y0; y < blk->y1; y++)
+      for (size_t x = 0; x < W; x++)
+        for (size_t k = 0; k < K; k++, a++) {
+          const float *bs = lv->base + 4 * k;
+          c->mi[a] = outside(c, lv->sx[x] + bs[0], lv->sy[y] + bs[1], lv->sx[x] + bs[2],
+                             lv->sy[y] + bs[3])
+                         ? -1.0f
+                         : 0.0f;
+        }
+  } else {
+    for (size_t a = a0; a < a1; a++) c->mi[a] = 0.0f;
+  }
+  long long ylo = (long long)blk->y0, yhi = (long long)blk->y1 - 1;
+  size_t kb = c->kbase[blk->level];
+  /* crowd regions first: they remove anchors before any IoU is taken */
+  for (size_t j = 0; j < c->ncrw; j++) {
+    size_t g = c->crw[j];
+    const float *gb = c->gt + 4 * g;
+    for (size_t k = 0; k < K; k++) {
+      const long long *r = c->rects + 4 * (g * c->ktot + kb + k);
+      long long y0 = r[2] > ylo ? r[2] : ylo, y1 = r[3] < yhi ? r[3] : yhi;
+      const float *bs = lv->base + 4 * k;
+      for (long long y = y0; y <= y1; y++) {
+        float sy = lv->sy[y];
+        for (long long x = r[0]; x <= r[1]; x++) {
+          size_t a = lv->off + ((size_t)y * W + (size_t)x) * K + k;
+          if (c->mi[a] < 0.0f) continue;
+          float ax1 = lv->sx[x] + bs[0], ay1 = sy + bs[1], ax2 = lv->sx[x] + bs[2],
+                ay2 = sy + bs[3];
+          float aa = (ax2 - ax1) * (ay2 - ay1);
+          if (pair_ioa(gb, ax1, ay1, ax2, ay2, aa) > c->crowd_thr) c->mi[a] = -1.0f;
+        }
+      }
+    }
+  }
+  for (size_t j = 0; j < c->nact; j++) {
+    size_t g = c->act[j];
+    const float *gb = c->gt + 4 * g;
+    float ga = c->garea[g];
+    float bmg = bm[g];
+    size_t bag = ba[g];
+    for (size_t k = 0; k < K; k++) {
+      const long long *r = c->rects + 4 * (g * c->ktot + kb + k);
+      long long y0 = r[2] > ylo ? r[2] : ylo, y1 = r[3] < yhi ? r[3] : yhi;
+      const float *bs = lv->base + 4 * k;
+      for (long long y = y0; y <= y1; y++) {
+        float ay1 = lv->sy[y] + bs[1], ay2 = lv->sy[y] + bs[3];
+        size_t arow = lv->off + (size_t)y * W * K + k;
+        for (long long x = r[0]; x <= r[1]; x++) {
+          size_t a = arow + (size_t)x * K;
+          float cur = c->mi[a];
+          if (cur < 0.0f) continue;
+          float ax1 = lv->sx[x] + bs[0], ax2 = lv->sx[x] + bs[2];
+          float aa = (ax2 - ax1) * (ay2 - ay1);
+          float v = pair_iou(gb, ga, ax1, ay1, ax2, ay2, aa);
+          if (v > cur) { /* gts ascend: ties keep the lowest gt index */
+            c->mi[a] = v;
+            c->matches[a] = (int64_t)g;
+          }
+          if (v > 0.0f && (v > bmg || (v == bmg && a < bag))) {
+            bmg = v;
+            bag = a;
+          }
+        }
+      }
+    }
+    bm[g] = bmg;
+    ba[g] = bag;
+  }
+}
+
+/* ---- pass 2: thresholds and the low-quality rule ------------------------------ */
+
+static inline int64_t final_label(const mctx *c, float v, int64_t arg, float ax1, float ay1,
+                                  float ax2, float ay2) {
+  if (v < 0.0f) return -2; /* removed by the crowd or border rule */
+  if (c->nnc == 0) return -1;
+  int64_t lab = v >= c->high ? arg : (v < c->low ? -1 : -2);
+  if (!c->lq) return lab;
+  float aa = (ax2 - ax1) * (ay2 - ay1);
+  if (c->sem != DETLOSS_MATCH_MMDET) {
+    if (lab == arg) return lab;
+    if (c->zero_promoted) return arg;
+    if (!(v >= c->hmin)) return lab;
+    for (size_t j = 0; j < c->npro; j++) { /* h ascending */
+      float h = c->pro[j].h;
+      if (h > v) break;
+      size_t g = c->pro[j].g;
+      if (pair_iou(c->gt + 4 * g, c->garea[g], ax1, ay1, ax2, ay2, aa) == h) return arg;
+    }
+    return lab;
+  }
+  if (!c->assign_all) return lab; /* first-argmax assignment is applied afterwards */
+  if (v >= c->hmin) {
+    for (size_t j = 0; j < c->npro; j++) { /* index descending, all > zmax */
+      float h = c->pro[j].h;
+      if (h > v) continue;
+      size_t g = c->pro[j].g;
+      if (pair_iou(c->gt + 4 * g, c->garea[g], ax1, ay1, ax2, ay2, aa) == h) return (int64_t)g;
+    }
+  }
+  return c->zmax >= 0 ? c->zmax : lab;
+}
+
+static void pass2_plain(void *vc, size_t i0, size_t i1, size_t b) {
+  mctx *c = vc;
+  (void)b;
+  for (size_t a = i0; a < i1; a++) {
+    const float *p = c->anchors + 4 * a;
+    int64_t lab = final_label(c, c->mi[a], c->matches[a], p[0], p[1], p[2], p[3]);
+    if (c->border_on && !c->border_exclude && outside(c, p[0], p[1], p[2], p[3])) lab = -2;
+    c->matches[a] = lab;
+  }
+}
+
+static void pass2_grid(void *vc, size_t i0, size_t i1, size_t b) {
+  mctx *c = vc;
+  (void)i1;
+  (void)b;
+  const gridblk *blk = &c->blks[i0];
+  const dl_grid_level *lv = &c->grid->lv[blk->level];
+  size_t a = lv->off + blk->y0 * lv->w * lv->k;
+  for (size_t y = blk->y0; y < blk->y1; y++)
+    for (size_t x = 0; x < lv->w; x++)
+      for (size_t k = 0; k < lv->k; k++, a++) {
+        const float *bs = lv->base + 4 * k;
+        float ax1 = lv->sx[x] + bs[0], ay1 = lv->sy[y] + bs[1];
+        float ax2 = lv->sx[x] + bs[2], ay2 = lv->sy[y] + bs[3];
+        int64_t lab = final_label(c, c->mi[a], c->matches[a], ax1, ay1, ax2, ay2);
+        if (c->border_on && !c->border_exclude && outside(c, ax1, ay1, ax2, ay2)) lab = -2;
+        c->matches[a] = lab;
+      }
+}
+
+/* ---- driver ---------------------------------------------------------------- */
+
+static detloss_status check_options(const detloss_match_options *o, detloss_error *err) {
+  DL_RETURN_ERROR_IF(!(o->high >= 0.0f && o->high <= 1.0f), err, DETLOSS_ERR_RANGE, "high",
+                     "must be in [0, 1], got %g", (double)o->high);
+  DL_RETURN_ERROR_IF(!(o->low >= 0.0f && o->low <= 1.0f), err, DETLOSS_ERR_RANGE, "low",
+                     "must be in [0, 1], got %g", (double)o->low);
+  DL_RETURN_ERROR_IF(o->low > o->high, err, DETLOSS_ERR_RANGE, "low",
+                     "is %g, above high (%g)", (double)o->low, (double)o->high);
+  DL_RETURN_ERROR_IF(!(o->low_quality_min_iou >= 0.0f && o->low_quality_min_iou <= 1.0f), err,
+                     DETLOSS_ERR_RANGE, "low_quality_min_iou", "must be in [0, 1], got %g",
+                     (double)o->low_quality_min_iou);
+  DL_RETURN_ERROR_IF(o->semantics != DETLOSS_MATCH_TORCHVISION &&
+                         o->semantics != DETLOSS_MATCH_DETECTRON2 &&
+                         o->semantics != DETLOSS_MATCH_MMDET,
+                     err, DETLOSS_ERR_RANGE, "semantics", "unknown semantics %d",
+                     (int)o->semantics);
+  DL_RETURN_ERROR_IF(!(o->crowd_ioa_thresh <= 1.0f), err, DETLOSS_ERR_RANGE, "crowd_ioa_thresh",
+                     "must be <= 1 (< 0 disables), got %g", (double)o->crowd_ioa_thresh);
+  DL_RETURN_ERROR_IF(isnan(o->allowed_border) || isinf(o->allowed_border), err,
+                     DETLOSS_ERR_RANGE, "allowed_border", "must be finite (< 0 disables)");
+  if (o->allowed_border >= 0.0f) {
+    DL_RETURN_ERROR_IF(!(o->image_h > 0.0f) || !isfinite(o->image_h), err, DETLOSS_ERR_RANGE,
+                       "image_h", "must be finite and > 0 when allowed_border >= 0, got %g",
+                       (double)o->image_h);
+    DL_RETURN_ERROR_IF(!(o->image_w > 0.0f) || !isfinite(o->image_w), err, DETLOSS_ERR_RANGE,
+                       "image_w", "must be finite and > 0 when allowed_border >= 0, got %g",
+                       (double)o->image_w);
+  }
+  return DETLOSS_OK;
+}
+
+static int cmp_h_asc(const void *pa, const void *pb) {
+  const promo *a = pa, *b = pb;
+  if (a->h != b->h) return a->h < b->h ? -1 : 1;
+  return a->g < b->g ? -1 : (a->g > b->g);
+}
+static int cmp_g_desc(const void *pa, const void *pb) {
+  const promo *a = pa, *b = pb;
+  return a->g > b->g ? -1 : (a->g < b->g);
+}
+
+/* Exact cell range of one axis: the x in [0, n) with fl(s[x] + b_hi) > g_lo and
+ * fl(s[x] + b_lo) < g_hi. s is non-decreasing, so each predicate holds on an interval;
+ * a double estimate is corrected by stepping. */
+static void axis_range(const float *s, size_t n, float stride, float offset, float b_lo,
+                       float b_hi, float g_lo, float g_hi, long long *lo, long long *hi) {
+  long long N = (long long)n;
+  *lo = 0;
+  *hi = -1;
+  if (n == 0 || !(b_hi > b_lo)) return;
+  double st = (double)stride, o = (double)offset * st;
+  double elo = floor(((double)g_lo - (double)b_hi - o) / st);
+  double ehi = ceil(((double)g_hi - (double)b_lo - o) / st);
+  long long l = elo < 0.0 ? 0 : (elo > (double)(N - 1) ? N - 1 : (long long)elo);
+  long long h = ehi < 0.0 ? 0 : (ehi > (double)(N - 1) ? N - 1 : (long long)ehi);
+  while (l < N && !(s[l] + b_hi > g_lo)) l++;
+  while (l > 0 && s[l - 1] + b_hi > g_lo) l--;
+  if (h > N - 1) h = N - 1;
+  while (h >= 0 && !(s[h] + b_lo < g_hi)) h--;
+  while (h + 1 < N && s[h + 1] + b_lo < g_hi) h++;
+  *lo = l;
+  *hi = h;
+}
+
+static detloss_status run_match(mctx *c, const detloss_match_options *o, const uint8_t *crowd,
+                                int num_threads, detloss_error *err) {
+  size_t G = c->G, A = c->A;
+  detloss_status st = DETLOSS_OK;
+  float *mi_own = NULL;
+  size_t nblocks = 0;
+  gridblk *blks = NULL;
+  c->garea = NULL;
+  c->act = NULL;
+  c->crw = NULL;
+  c->bmax = NULL;
+  c->barg = NULL;
+  c->rects = NULL;
+  c->kbase = NULL;
+  float *h = NULL;
+  size_t *fa = NULL;
+  promo *pro = NULL;
+
+  c->high = o->high;
+  c->low = o->low;
+  c->lq = o->allow_low_quality != 0;
+  c->sem = (int)o->semantics;
+  c->assign_all = o->gt_max_assign_all != 0;
+  c->crowd_thr = o->crowd_ioa_thresh;
+  c->border_on = o->allowed_border >= 0.0f;
+  c->border_exclude = c->border_on && o->semantics != DETLOSS_MATCH_DETECTRON2;
+  if (c->border_on) {
+    double bd = (double)o->allowed_border;
+    c->bx1 = (float)-bd;
+    c->by1 = (float)-bd;
+    c->bx2 = (float)((double)o->image_w + bd);
+    c->by2 = (float)((double)o->image_h + bd);
+  }
+  if (A == 0) return DETLOSS_OK;
+
+  c->garea = malloc((G ? G : 1) * sizeof(float));
+  c->act = malloc((G ? G : 1) * sizeof(size_t));
+  c->crw = malloc((G ? G : 1) * sizeof(size_t));
+  if (c->mi == NULL) c->mi = mi_own = malloc(A * sizeof(float));
+  if (!c->garea || !c->act || !c->crw || !c->mi) goto nomem;
+  c->nact = c->ncrw = c->nnc = 0;
+  c->g0 = -1;
+  for (size_t g = 0; g < G; g++) {
+    const float *b = c->gt + 4 * g;
+    int is_crowd = crowd != NULL && crowd[g] != 0;
+    int proper = b[2] > b[0] && b[3] > b[1];
+    c->garea[g] = (b[2] - b[0]) * (b[3] - b[1]);
+    if (!is_crowd && c->g0 < 0) c->g0 = (int64_t)g;
+    if (!is_crowd) c->nnc++;
+    if (!proper) continue;
+    if (is_crowd) {
+      if (c->crowd_thr >= 0.0f) c->crw[c->ncrw++] = g;
+    } else {
+      c->act[c->nact++] = g;
+    }
+  }
+  if (c->g0 < 0) c->g0 = 0;
+
+  if (c->grid) {
+    const dl_grid *gr = c->grid;
+    c->kbase = malloc((gr->num_levels ? gr->num_levels : 1) * sizeof(size_t));
+    if (!c->kbase) goto nomem;
+    c->ktot = 0;
+    for (size_t l = 0; l < gr->num_levels; l++) {
+      c->kbase[l] = c->ktot;
+      c->ktot += gr->lv[l].k;
+      size_t row = gr->lv[l].w * gr->lv[l].k;
+      if (row == 0) continue;
+      size_t rpb = MATCH_BLOCK / row ? MATCH_BLOCK / row : 1;
+      nblocks += dl_num_blocks(gr->lv[l].h, rpb);
+    }
+    blks = malloc((nblocks ? nblocks : 1) * sizeof *blks);
+    size_t nr = G * c->ktot * 4;
+    c->rects = malloc((nr ? nr : 1) * sizeof(long long));
+    if (!blks || !c->rects) goto nomem;
+    size_t nb = 0;
+    for (size_t l = 0; l < gr->num_levels; l++) {
+      size_t row = gr->lv[l].w * gr->lv[l].k;
+      if (row == 0) continue;
+      size_t rpb = MATCH_BLOCK / row ? MATCH_BLOCK / row : 1;
+      for (size_t y = 0; y < gr->lv[l].h; y += rpb) {
+        blks[nb].level = l;
+        blks[nb].y0 = y;
+        blks[nb].y1 = y + rpb < gr->lv[l].h ? y + rpb : gr->lv[l].h;
+        nb++;
+      }
+    }
+    for (size_t g = 0; g < G; g++) {
+      const float *b = c->gt + 4 * g;
+      for (size_t l = 0; l < gr->num_levels; l++) {
+        const dl_grid_level *lv = &gr->lv[l];
+        for (size_t k = 0; k < lv->k; k++) {
+          long long *r = c->rects + 4 * (g * c->ktot + c->kbase[l] + k);
+          const float *bs = lv->base + 4 * k;
+          axis_range(lv->sx, lv->w, lv->stride_w, lv->offset, bs[0], bs[2], b[0], b[2], &r[0],
+                     &r[1]);
+          axis_range(lv->sy, lv->h, lv->stride_h, lv->offset, bs[1], bs[3], b[1], b[3], &r[2],
+                     &r[3]);
+        }
+      }
+    }
+    c->blks = blks;
+  } else {
+    nblocks = dl_num_blocks(A, MATCH_BLOCK);
+  }
+
+  size_t nbg;
+  if (dl_mul_overflow(nblocks, G, &nbg)) goto nomem;
+  c->bmax = malloc((nbg ? nbg : 1) * sizeof(float));
+  c->barg = malloc((nbg ? nbg : 1) * sizeof(size_t));
+  h = malloc((G ? G : 1) * sizeof(float));
+  fa = malloc((G ? G : 1) * sizeof(size_t));
+  pro = malloc((G ? G : 1) * sizeof(promo));
+  if (!c->bmax || !c->barg || !h || !fa || !pro) goto nomem;
+
+  /* pass 1 */
+  if (c->grid)
+    dl_parallel_blocks(nblocks, 1, num_threads, pass1_grid, c);
+  else
+    dl_parallel_blocks(A, MATCH_BLOCK, num_threads, pass1_plain, c);
+
+  /* merge per-gt maxima in block order; first argmax = lowest anchor index */
+  size_t first_kept = SIZE_MAX;
+  for (size_t a = 0; a < A; a++)
+    if (c->mi[a] >= 0.0f) {
+      first_kept = a;
+      break;
+    }
+  for (size_t g = 0; g < G; g++) {
+    float hg = 0.0f;
+    size_t ag = SIZE_MAX;
+    for (size_t b = 0; b < nblocks; b++) {
+      float v = c->bmax[b * G + g];
+      size_t ia = c->barg[b * G + g];
+      if (v > hg || (v == hg && v > 0.0f && ia < ag)) {
+        hg = v;
+        ag = ia;
+      }
+    }
+    h[g] = hg;
+    fa[g] = hg > 0.0f ? ag : first_kept;
+  }
+  c->h = h;
+  c->npro = 0;
+  c->zero_promoted = 0;
+  c->zmax = -1;
+  c->hmin = INFINITY;
+  if (c->lq) {
+    for (size_t j = 0; j < c->nact; j++) {
+      size_t g = c->act[j];
+      if (!(h[g] >= o->low_quality_min_iou)) continue;
+      if (h[g] == 0.0f) {
+        c->zero_promoted = 1;
+        c->zmax = (int64_t)g;
+        continue;
+      }
+      pro[c->npro].h = h[g];
+      pro[c->npro].g = g;
+      c->npro++;
+    }
+    /* Degenerate or non-crowd gts that overlap nothing are not in act but still have
+     * h = 0 with every anchor: they take part exactly like an overlapping-nothing gt. */
+    for (size_t g = 0; g < G; g++) {
+      int is_crowd = crowd != NULL && crowd[g] != 0;
+      const float *b = c->gt + 4 * g;
+      if (is_crowd || (b[2] > b[0] && b[3] > b[1])) continue;
+      if (0.0f >= o->low_quality_min_iou) {
+        c->zero_promoted = 1;
+        if ((int64_t)g > c->zmax) c->zmax = (int64_t)g;
+      }
+    }
+    if (c->sem == DETLOSS_MATCH_MMDET) {
+      size_t n = 0;
+      for (size_t j = 0; j < c->npro; j++)
+        if ((int64_t)pro[j].g > c->zmax) pro[n++] = pro[j];
+      c->npro = n;
+      qsort(pro, c->npro, sizeof *pro, cmp_g_desc);
+    } else {
+      qsort(pro, c->npro, sizeof *pro, cmp_h_asc);
+    }
+    for (size_t j = 0; j < c->npro; j++)
+      if (pro[j].h < c->hmin) c->hmin = pro[j].h;
+  }
+  c->pro = pro;
+
+  /* pass 2 */
+  if (c->grid)
+    dl_parallel_blocks(nblocks, 1, num_threads, pass2_grid, c);
+  else
+    dl_parallel_blocks(A, MATCH_BLOCK, num_threads, pass2_plain, c);
+
+  /* mmdet with gt_max_assign_all = 0: each promoted gt, in index order, takes its
+   * first argmax anchor (later gts overwrite). */
+  if (c->lq && c->sem == DETLOSS_MATCH_MMDET && !c->assign_all && c->nnc > 0) {
+    for (size_t g = 0; g < G; g++) {
+      int is_crowd = crowd != NULL && crowd[g] != 0;
+      if (is_crowd || !(h[g] >= o->low_quality_min_iou) || fa[g] == SIZE_MAX) continue;
+      c->matches[fa[g]] = (int64_t)g;
+    }
+  }
+  goto done;
+nomem:
+  st = dl_fail(err, DETLOSS_ERR_NOMEM, "matches", "out of memory");
+done:
+  free(mi_own);
+  free(blks);
+  free(c->garea);
+  free(c->act);
+  free(c->crw);
+  free(c->bmax);
+  free(c->barg);
+  free(c->rects);
+  free(c->kbase);
+  free(h);
+  free(fa);
+  free(pro);
+  return st;
+}
+
+detloss_status detloss_match(const float *anchors, size_t num_anchors, const float *gt,
+                             size_t num_gt, const uint8_t *gt_is_crowd, int64_t *matches,
+                             float *max_iou, const detloss_match_options *opt,
+                             detloss_error *err) {
+  detloss_match_options o = opt ? *opt : detloss_match_options_default();
+  DL_FORWARD_IF_ERROR(check_options(&o, err));
+  DL_FORWARD_IF_ERROR(dl_check_boxes(anchors, num_anchors, "anchors", err));
+  DL_FORWARD_IF_ERROR(dl_check_boxes(gt, num_gt, "gt", err));
+  DL_RETURN_ERROR_IF(num_gt > (size_t)INT32_MAX, err, DETLOSS_ERR_SHAPE, "gt",
+                     "%zu boxes is more than 2^31 - 1", num_gt);
+  DL_FORWARD_IF_ERROR(dl_check_ptr(matches, num_anchors, "matches", err));
+  mctx c;
+  memset(&c, 0, sizeof c);
+  c.G = num_gt;
+  c.gt = gt;
+  c.A = num_anchors;
+  c.anchors = anchors;
+  c.matches = matches;
+  c.mi = max_iou;
+  /* On allocation failure the outputs may be partly written; NOMEM is the only
+   * error that can occur after validation. */
+  return run_match(&c, &o, gt_is_crowd, o.num_threads, err);
+}
+
+detloss_status detloss_match_grid(const detloss_anchor_config *cfg, const float *gt,
+                                  size_t num_gt, const uint8_t *gt_is_crowd, int64_t *matches,
+                                  float *max_iou, size_t num_anchors,
+                                  const detloss_match_options *opt, detloss_error *err) {
+  detloss_match_options o = opt ? *opt : detloss_match_options_default();
+  DL_FORWARD_IF_ERROR(check_options(&o, err));
+  size_t count;
+  DL_FORWARD_IF_ERROR(detloss_anchors_count(cfg, &count, err));
+  DL_RETURN_ERROR_IF(count != num_anchors, err, DETLOSS_ERR_SHAPE, "num_anchors",
+                     "is %zu but the config generates %zu anchors", num_anchors, count);
+  DL_FORWARD_IF_ERROR(dl_check_boxes(gt, num_gt, "gt", err));
+  DL_RETURN_ERROR_IF(num_gt > (size_t)INT32_MAX, err, DETLOSS_ERR_SHAPE, "gt",
+                     "%zu boxes is more than 2^31 - 1", num_gt);
+  DL_FORWARD_IF_ERROR(dl_check_ptr(matches, num_anchors, "matches", err));
+  dl_grid g;
+  DL_FORWARD_IF_ERROR(dl_grid_build(cfg, &g, err));
+  /* Generated anchors must be finite for the results to equal the plain path's. */
+  for (size_t l = 0; l < g.num_levels; l++) {
+    const dl_grid_level *lv = &g.lv[l];
+    if (lv->h == 0 || lv->w == 0) continue;
+    float ext[4] = {lv->sx[lv->w - 1], lv->sy[lv->h - 1], lv->sx[lv->w - 1], lv->sy[lv->h - 1]};
+    for (size_t k = 0; k < lv->k; k++)
+      for (int q = 0; q < 4; q++)
+        if (!isfinite(ext[q] + lv->base[4 * k + q])) {
+          dl_grid_free(&g);
+          return dl_fail(err, DETLOSS_ERR_NONFINITE, "levels", "level %zu makes non-finite anchors", l);
+        }
+  }
+  mctx c;
+  memset(&c, 0, sizeof c);
+  c.G = num_gt;
+  c.gt = gt;
+  c.A = num_anchors;
+  c.grid = &g;
+  c.matches = matches;
+  c.mi = max_iou;
+  detloss_status st = run_match(&c, &o, gt_is_crowd, o.num_threads, err);
+  dl_grid_free(&g);
+  return st;
+}

@@ -1,14 +1,231 @@
-/* case_match.c - compute ops `anchors` and `match` (placeholder until the matching module lands). */
-#include "json/cases.h"
+/*
+ * case_match.c - compute ops `anchors` and `match` (compute-cases.md).
+ *
+ * `anchors`: image_size [H, W], feature_maps [[h, w], ...], sizes [[s...] per level],
+ *   aspect_ratios [[r...] per level] -> anchors [A][4], torchvision AnchorGenerator order,
+ *   stride = image size // feature size. Extra (optional): "convention"
+ *   ("torchvision" | "detectron2"), "offset" (0).
+ * `match`: anchors [A][4], gt [G][4], high (0.7), low (0.3), allow_low_quality (true),
+ *   semantics ("torchvision" | "detectron2" | "mmdet"), low_quality_min_iou (0) ->
+ *   matches [A], max_iou [A]. Extra (optional): gt_max_assign_all (true), is_crowd [G]
+ *   (0/1), crowd_ioa_thresh (0.7), allowed_border (-1), image_size [H, W] (needed when
+ *   allowed_border >= 0).
+ */
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
+#include "json/cases.h"
+
+/* Reads a per-level list of positive numbers: key [[...], ...] with nlev rows of any
+ * length. vals/lens/starts are malloc'ed by the caller's free of *flat and *len. */
+static detloss_status read_ragged(const cJSON *c, const char *key, const char *path,
+                                  size_t nlev, float **flat, size_t **len, detloss_error *err) {
+  char where[DETLOSS_WHERE_MAX];
+  dlj_join(where, sizeof where, path, key);
+  const cJSON *v = dlj_field(c, key);
+  DL_RETURN_ERROR_IF(v == NULL, err, DETLOSS_ERR_MISSING, where, "is missing");
+  DL_RETURN_ERROR_IF(!cJSON_IsArray(v), err, DETLOSS_ERR_TYPE, where,
+                     "expected an array of arrays of numbers, one per level");
+  size_t n = (size_t)cJSON_GetArraySize(v);
+  DL_RETURN_ERROR_IF(n != nlev, err, DETLOSS_ERR_SHAPE, where,
+                     "has %zu levels but feature_maps has %zu", n, nlev);
+  size_t total = 0;
+  for (const cJSON *e = v->child; e; e = e->next)
+    total += cJSON_IsArray(e) ? (size_t)cJSON_GetArraySize(e) : 1;
+  *flat = malloc((total ? total : 1) * sizeof(float));
+  *len = malloc((nlev ? nlev : 1) * sizeof(size_t));
+  DL_RETURN_ERROR_IF(!*flat || !*len, err, DETLOSS_ERR_NOMEM, where, "out of memory");
+  size_t i = 0, off = 0;
+  for (const cJSON *e = v->child; e; e = e->next, i++) {
+    char sub[DETLOSS_WHERE_MAX];
+    dlj_index(sub, sizeof sub, where, i);
+    dlj_tensor t;
+    DL_FORWARD_IF_ERROR(dlj_tensor_from(e, sub, &t, err));
+    if (t.ndim != 1 || t.count == 0) {
+      dlj_tensor_free(&t);
+      return dl_fail(err, DETLOSS_ERR_SHAPE, sub, "expected a non-empty array of numbers");
+    }
+    memcpy(*flat + off, t.data, t.count * sizeof(float));
+    (*len)[i] = t.count;
+    off += t.count;
+    dlj_tensor_free(&t);
+  }
+  return DETLOSS_OK;
+}
+
+/* image_size [H, W] as two positive integers. */
+static detloss_status read_image_size(const cJSON *c, const char *path, int required,
+                                      long long *hw, int *present, detloss_error *err) {
+  int64_t *v = NULL;
+  size_t n = 0;
+  DL_FORWARD_IF_ERROR(dlj_int_array(c, "image_size", path, required, 1, 1LL << 40, &v, &n, err));
+  *present = v != NULL;
+  if (v == NULL) return DETLOSS_OK;
+  char where[DETLOSS_WHERE_MAX];
+  dlj_join(where, sizeof where, path, "image_size");
+  if (n != 2) {
+    free(v);
+    return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected [H, W], got %zu numbers", n);
+  }
+  hw[0] = (long long)v[0];
+  hw[1] = (long long)v[1];
+  free(v);
+  return DETLOSS_OK;
+}
 
 detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
                                detloss_error *err) {
-  (void)c; (void)out; (void)num_threads;
-  return dl_fail(err, DETLOSS_ERR_UNSUPPORTED, path[0] ? path : "op", "op 'anchors' is not implemented yet");
+  (void)num_threads;
+  long long hw[2];
+  int present = 0;
+  DL_FORWARD_IF_ERROR(read_image_size(c, path, 1, hw, &present, err));
+  float *fm = NULL, *sizes = NULL, *ratios = NULL, *anchors = NULL;
+  size_t *nsz = NULL, *nrt = NULL, nlev = 0, count = 0;
+  detloss_anchor_level *lv = NULL;
+  detloss_anchor_config cfg = {NULL, 0, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  char where[DETLOSS_WHERE_MAX];
+  const char *conv = "torchvision";
+  detloss_status st = dlj_string(c, "convention", path, 0, &conv, err);
+  if (st == DETLOSS_OK) {
+    if (strcmp(conv, "detectron2") == 0) {
+      cfg.convention = DETLOSS_ANCHORS_DETECTRON2;
+    } else if (strcmp(conv, "torchvision") != 0) {
+      dlj_join(where, sizeof where, path, "convention");
+      st = dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
+                   "unknown convention '%s' (expected torchvision or detectron2)", conv);
+    }
+  }
+  if (st == DETLOSS_OK) st = dlj_float(c, "offset", path, 0, &cfg.offset, err);
+  if (st == DETLOSS_OK) st = dlj_rows(c, "feature_maps", path, 1, 2, &fm, &nlev, err);
+  if (st == DETLOSS_OK) st = read_ragged(c, "sizes", path, nlev, &sizes, &nsz, err);
+  if (st == DETLOSS_OK) st = read_ragged(c, "aspect_ratios", path, nlev, &ratios, &nrt, err);
+  if (st == DETLOSS_OK) {
+    lv = calloc(nlev ? nlev : 1, sizeof *lv);
+    if (!lv) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
+  }
+  size_t so = 0, ro = 0;
+  for (size_t l = 0; st == DETLOSS_OK && l < nlev; l++) {
+    float h = fm[2 * l], w = fm[2 * l + 1];
+    char fw[DETLOSS_WHERE_MAX];
+    dlj_join(fw, sizeof fw, path, "feature_maps");
+    dlj_index(where, sizeof where, fw, l);
+    if (!(h >= 1.0f && w >= 1.0f) || h != (float)(long long)h || w != (float)(long long)w ||
+        (long long)h > hw[0] || (long long)w > hw[1]) {
+      st = dl_fail(err, DETLOSS_ERR_RANGE, where,
+                   "expected [h, w] integers in [1, image size], got [%g, %g]", (double)h,
+                   (double)w);
+      break;
+    }
+    lv[l].feat_h = (size_t)h;
+    lv[l].feat_w = (size_t)w;
+    /* torchvision: image_size // feature size */
+    lv[l].stride_h = (float)(hw[0] / (long long)h);
+    lv[l].stride_w = (float)(hw[1] / (long long)w);
+    lv[l].sizes = sizes + so;
+    lv[l].num_sizes = nsz[l];
+    lv[l].ratios = ratios + ro;
+    lv[l].num_ratios = nrt[l];
+    so += nsz[l];
+    ro += nrt[l];
+  }
+  if (st == DETLOSS_OK) {
+    cfg.levels = lv;
+    cfg.num_levels = nlev;
+    st = detloss_anchors_count(&cfg, &count, err);
+    if (st == DETLOSS_OK && count > 0) {
+      anchors = malloc(count * 4 * sizeof(float));
+      if (!anchors) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
+    }
+    if (st == DETLOSS_OK) st = detloss_anchors_generate(&cfg, anchors, count, err);
+    if (st != DETLOSS_OK) dlj_prefix_where(err, path);
+  }
+  if (st == DETLOSS_OK) dlj_kv_rows(out, "anchors", anchors, count, 4);
+  free(fm);
+  free(sizes);
+  free(ratios);
+  free(nsz);
+  free(nrt);
+  free(lv);
+  free(anchors);
+  return st;
 }
+
 detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
                              detloss_error *err) {
-  (void)c; (void)out; (void)num_threads;
-  return dl_fail(err, DETLOSS_ERR_UNSUPPORTED, path[0] ? path : "op", "op 'match' is not implemented yet");
+  detloss_match_options o = detloss_match_options_default();
+  o.num_threads = num_threads;
+  char where[DETLOSS_WHERE_MAX];
+  int lq = 1, all = 1;
+  const char *sem = "torchvision";
+  DL_FORWARD_IF_ERROR(dlj_float(c, "high", path, 0, &o.high, err));
+  DL_FORWARD_IF_ERROR(dlj_float(c, "low", path, 0, &o.low, err));
+  DL_FORWARD_IF_ERROR(dlj_bool(c, "allow_low_quality", path, 0, &lq, err));
+  DL_FORWARD_IF_ERROR(dlj_float(c, "low_quality_min_iou", path, 0, &o.low_quality_min_iou, err));
+  DL_FORWARD_IF_ERROR(dlj_string(c, "semantics", path, 0, &sem, err));
+  DL_FORWARD_IF_ERROR(dlj_bool(c, "gt_max_assign_all", path, 0, &all, err));
+  DL_FORWARD_IF_ERROR(dlj_float(c, "crowd_ioa_thresh", path, 0, &o.crowd_ioa_thresh, err));
+  DL_FORWARD_IF_ERROR(dlj_float(c, "allowed_border", path, 0, &o.allowed_border, err));
+  o.allow_low_quality = lq;
+  o.gt_max_assign_all = all;
+  if (strcmp(sem, "torchvision") == 0) {
+    o.semantics = DETLOSS_MATCH_TORCHVISION;
+  } else if (strcmp(sem, "detectron2") == 0) {
+    o.semantics = DETLOSS_MATCH_DETECTRON2;
+  } else if (strcmp(sem, "mmdet") == 0) {
+    o.semantics = DETLOSS_MATCH_MMDET;
+  } else {
+    dlj_join(where, sizeof where, path, "semantics");
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
+                   "unknown semantics '%s' (expected torchvision, detectron2 or mmdet)", sem);
+  }
+  long long hw[2] = {0, 0};
+  int has_size = 0;
+  DL_FORWARD_IF_ERROR(read_image_size(c, path, 0, hw, &has_size, err));
+  if (has_size) {
+    o.image_h = (float)hw[0];
+    o.image_w = (float)hw[1];
+  } else if (o.allowed_border >= 0.0f) {
+    dlj_join(where, sizeof where, path, "image_size");
+    return dl_fail(err, DETLOSS_ERR_MISSING, where, "is required when allowed_border >= 0");
+  }
+  float *anchors = NULL, *gt = NULL, *mi = NULL;
+  int64_t *crowd64 = NULL, *m = NULL;
+  uint8_t *crowd = NULL;
+  size_t A = 0, G = 0, nc = 0;
+  detloss_status st = dlj_boxes(c, "anchors", path, 1, &anchors, &A, err);
+  if (st == DETLOSS_OK) st = dlj_boxes(c, "gt", path, 1, &gt, &G, err);
+  if (st == DETLOSS_OK) st = dlj_int_array(c, "is_crowd", path, 0, 0, 1, &crowd64, &nc, err);
+  if (st == DETLOSS_OK && crowd64) {
+    if (nc != G) {
+      dlj_join(where, sizeof where, path, "is_crowd");
+      st = dl_fail(err, DETLOSS_ERR_SHAPE, where, "has %zu flags for %zu gt boxes", nc, G);
+    } else {
+      crowd = malloc(nc ? nc : 1);
+      if (!crowd) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
+      for (size_t i = 0; crowd && i < nc; i++) crowd[i] = (uint8_t)crowd64[i];
+    }
+  }
+  if (st == DETLOSS_OK && A > 0) {
+    m = malloc(A * sizeof *m);
+    mi = malloc(A * sizeof *mi);
+    if (!m || !mi) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
+  }
+  if (st == DETLOSS_OK) {
+    st = detloss_match(anchors, A, gt, G, crowd, m, mi, &o, err);
+    if (st != DETLOSS_OK) dlj_prefix_where(err, path);
+  }
+  if (st == DETLOSS_OK) {
+    dlj_key(out, "matches");
+    dlj_int64_tensor(out, m, &A, 1);
+    dlj_key(out, "max_iou");
+    dlj_float_tensor(out, mi, &A, 1);
+  }
+  free(anchors);
+  free(gt);
+  free(mi);
+  free(m);
+  free(crowd64);
+  free(crowd);
+  return st;
 }

@@ -12,6 +12,7 @@
 #define DL_EXIT_INPUT 2   /* bad input or usage */
 
 int dl_cmd_compute(int argc, char **argv);
+int dl_cmd_bench(int argc, char **argv);
 
 /* Reads a whole file (or standard input for "-") into a malloc'ed,
  * NUL-terminated buffer. At most max_bytes. Returns NULL and prints

@@ -17,6 +17,7 @@ typedef struct dl_command {
 
 static const dl_command COMMANDS[] = {
     {"compute", "run JSON cases of the compute contract (FILE|-)", dl_cmd_compute},
+    {"bench", "time the standard workloads (see bench/compare_torchvision.py)", dl_cmd_bench},
     /* @@commands: one line per subcommand */
 };
 #define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

@@ -1,0 +1,204 @@
+/*
+ * workloads.c - the standard workloads of `detloss bench` (issue: benchmarks).
+ *
+ * Inputs are deterministic (bench_u01/bench_normal with fixed seeds) and
+ * mirrored by bench/compare_torchvision.py, so torchvision times the very
+ * same numbers. Sizes follow the torchvision detectors at 800x1344:
+ *   FPN anchors: sizes 32..512 on feature maps 200x336 .. 13x21 (strides =
+ *   image size // feature size, as torchvision's AnchorGenerator computes
+ *   them), ratios 0.5/1/2: 268,569 anchors.
+ *   RetinaNet: strides 8..128, 3 scales x 3 ratios: 201,600 anchors.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "detloss/detloss.h"
+#include "harness.h"
+#include "parallel.h"
+
+#define SEED_GT 7
+#define SEED_LOGITS 11
+#define SEED_TARGETS 13
+
+/* ------------------------------------------------------------------------ */
+/* FPN anchors                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fpn_setup {
+  detloss_anchor_level levels[5];
+  float sizes[5];
+  float ratios[3];
+  detloss_anchor_config cfg;
+  float img_h, img_w;
+  size_t count;
+  float *anchors;
+} fpn_setup;
+
+/* torchvision's FPN feature maps for an image of h x w: ceil(h / 2^k) for
+ * k = 2..6 (the backbone halves with rounding up), strides h // feat. */
+static int fpn_init(fpn_setup *s, float img_h, float img_w) {
+  memset(s, 0, sizeof *s);
+  s->img_h = img_h;
+  s->img_w = img_w;
+  s->ratios[0] = 0.5f;
+  s->ratios[1] = 1.0f;
+  s->ratios[2] = 2.0f;
+  for (int l = 0; l < 5; l++) {
+    size_t div = (size_t)4 << l;
+    size_t fh = ((size_t)img_h + div - 1) / div, fw = ((size_t)img_w + div - 1) / div;
+    s->sizes[l] = (float)(32 << l);
+    detloss_anchor_level *lv = &s->levels[l];
+    lv->feat_h = fh;
+    lv->feat_w = fw;
+    lv->stride_h = (float)((size_t)img_h / fh);
+    lv->stride_w = (float)((size_t)img_w / fw);
+    lv->sizes = &s->sizes[l];
+    lv->num_sizes = 1;
+    lv->ratios = s->ratios;
+    lv->num_ratios = 3;
+  }
+  s->cfg.levels = s->levels;
+  s->cfg.num_levels = 5;
+  s->cfg.convention = DETLOSS_ANCHORS_TORCHVISION;
+  s->cfg.offset = 0.0f;
+  detloss_error err;
+  if (detloss_anchors_count(&s->cfg, &s->count, &err) != DETLOSS_OK) return 0;
+  s->anchors = malloc(s->count * 4 * sizeof(float));
+  if (!s->anchors) return 0;
+  return detloss_anchors_generate(&s->cfg, s->anchors, s->count, &err) == DETLOSS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* match_fpn_g20, match_fpn_g100                                             */
+/* ------------------------------------------------------------------------ */
+
+static void match_fpn(bench_run *run, size_t g) {
+  fpn_setup s;
+  float img_h = run->small ? 256.0f : 800.0f, img_w = run->small ? 320.0f : 1344.0f;
+  if (!fpn_init(&s, img_h, img_w)) {
+    run->failed = 1;
+    return;
+  }
+  float *gt = malloc(g * 4 * sizeof(float));
+  int64_t *m1 = malloc(s.count * sizeof(int64_t)), *m2 = malloc(s.count * sizeof(int64_t));
+  float *v1 = malloc(s.count * sizeof(float)), *v2 = malloc(s.count * sizeof(float));
+  if (!gt || !m1 || !m2 || !v1 || !v2) {
+    run->failed = 1;
+    goto done;
+  }
+  bench_gt_boxes(SEED_GT + g, g, img_h, img_w, gt);
+  detloss_match_options mo = detloss_match_options_default(); /* RPN: 0.7 / 0.3, low quality */
+  mo.num_threads = run->threads;
+  detloss_error err;
+  for (int r = 0; r < run->warmup + run->repeats; r++) {
+    double t0 = bench_now_ms();
+    detloss_status st =
+        detloss_match_grid(&s.cfg, gt, g, NULL, m1, v1, s.count, &mo, &err);
+    double t1 = bench_now_ms();
+    detloss_status st2 = detloss_match(s.anchors, s.count, gt, g, NULL, m2, v2, &mo, &err);
+    double t2 = bench_now_ms();
+    if (st != DETLOSS_OK || st2 != DETLOSS_OK) {
+      run->failed = 1;
+      goto done;
+    }
+    if (r >= run->warmup) {
+      bench_record(run, "match", t1 - t0);
+      bench_record(run, "match_plain", t2 - t1);
+    }
+  }
+  /* The grid path must equal the plain path (the library's normal API). */
+  if (memcmp(m1, m2, s.count * sizeof(int64_t)) != 0 || memcmp(v1, v2, s.count * sizeof(float)))
+    run->failed = 1;
+  size_t pos = 0;
+  for (size_t a = 0; a < s.count; a++) pos += m1[a] >= 0;
+  run->check = (double)pos;
+  run->check_name = "num_matched";
+  snprintf(run->note, sizeof run->note, "%zu anchors, %zu gt", s.count, g);
+done:
+  free(s.anchors);
+  free(gt);
+  free(m1);
+  free(m2);
+  free(v1);
+  free(v2);
+}
+
+static void w_match_fpn_g20(bench_run *run) { match_fpn(run, 20); }
+static void w_match_fpn_g100(bench_run *run) { match_fpn(run, 100); }
+
+/* ------------------------------------------------------------------------ */
+/* focal_16m: sigmoid focal loss over 201,600 x 80 logits, and the floor     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct floor_ctx {
+  const float *x;
+  float *g;
+} floor_ctx;
+
+/* The memory floor: read each logit, write one gradient value. */
+static void floor_block(void *vctx, size_t i0, size_t i1, size_t block) {
+  const floor_ctx *f = vctx;
+  (void)block;
+  for (size_t i = i0; i < i1; i++) f->g[i] = f->x[i] * 0.5f;
+}
+
+/* Logits N(0,1); about 1% of anchors have one positive class. */
+static void focal_inputs(size_t anchors, size_t classes, float *x, float *y) {
+  for (size_t i = 0; i < anchors * classes; i++) x[i] = (float)bench_normal(SEED_LOGITS, i);
+  memset(y, 0, anchors * classes * sizeof(float));
+  for (size_t a = 0; a < anchors; a++)
+    if (bench_u01(SEED_TARGETS, 2 * a) < 0.01)
+      y[a * classes + (size_t)(bench_u01(SEED_TARGETS, 2 * a + 1) * (double)classes)] = 1.0f;
+}
+
+static void w_focal_16m(bench_run *run) {
+  size_t anchors = run->small ? 2000 : 201600, classes = 80, n = anchors * classes;
+  float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+  float *g = malloc(n * sizeof(float));
+  if (!x || !y || !g) {
+    run->failed = 1;
+    goto done;
+  }
+  focal_inputs(anchors, classes, x, y);
+  detloss_error err;
+  floor_ctx fc = {x, g};
+  float loss = 0, loss2 = 0;
+  for (int r = 0; r < run->warmup + run->repeats; r++) {
+    double t0 = bench_now_ms();
+    detloss_status s1 = detloss_sigmoid_focal_loss(x, y, n, 0.25f, 2.0f, DETLOSS_REDUCTION_SUM,
+                                                   &loss2, NULL, run->threads, &err);
+    double t1 = bench_now_ms();
+    detloss_status s2 = detloss_sigmoid_focal_loss(x, y, n, 0.25f, 2.0f, DETLOSS_REDUCTION_SUM,
+                                                   &loss, g, run->threads, &err);
+    double t2 = bench_now_ms();
+    dl_parallel_blocks(n, 16384, run->threads, floor_block, &fc);
+    double t3 = bench_now_ms();
+    if (s1 != DETLOSS_OK || s2 != DETLOSS_OK || !isfinite(loss) || loss != loss2) {
+      run->failed = 1;
+      goto done;
+    }
+    if (r >= run->warmup) {
+      bench_record(run, "fwd", t1 - t0);
+      bench_record(run, "fwd_bwd", t2 - t1);
+      bench_record(run, "floor", t3 - t2);
+    }
+  }
+  run->check = (double)loss;
+  run->check_name = "loss_sum";
+  snprintf(run->note, sizeof run->note, "%zu x %zu logits", anchors, classes);
+done:
+  free(x);
+  free(y);
+  free(g);
+}
+
+const bench_workload bench_workloads[] = {
+    {"match_fpn_g20", "match 268,569 FPN anchors to 20 gt (RPN matcher)", w_match_fpn_g20},
+    {"match_fpn_g100", "match 268,569 FPN anchors to 100 gt (RPN matcher)", w_match_fpn_g100},
+    {"focal_16m", "sigmoid focal loss + gradient over 201,600 x 80 logits, and the memory floor",
+     w_focal_16m},
+    /* @@workloads */
+};
+const size_t bench_num_workloads = sizeof bench_workloads / sizeof bench_workloads[0];

@@ -27,9 +27,10 @@
  * on d only, never on the thread count. */
 #define EMBED_BLOCK_FLOATS 16384
 
-static float sat_float(double x) {
-  if (x > (double)FLT_MAX) return FLT_MAX;
-  if (x < -(double)FLT_MAX) return -FLT_MAX;
+static inline float sat_float(double x) {
+  /* two selects (minpd/maxpd when vectorized); x is never NaN here */
+  x = x < (double)FLT_MAX ? x : (double)FLT_MAX;
+  x = x > -(double)FLT_MAX ? x : -(double)FLT_MAX;
   return (float)x;
 }
 
@@ -49,11 +50,20 @@ typedef struct embed_ctx {
 static double pdist(const float *a, const float *b, size_t d, double eps, double p) {
   double r = 0.0;
   if (p == 2.0) {
-    for (size_t k = 0; k < d; k++) {
+    /* Four fixed partial sums (k mod 4), added in a fixed order: the same
+       bits every time, and no serial dependency on one accumulator. */
+    double r4[4] = {0.0, 0.0, 0.0, 0.0};
+    size_t k = 0;
+    for (; k + 4 <= d; k += 4)
+      for (size_t j = 0; j < 4; j++) {
+        const double v = (double)a[k + j] - (double)b[k + j] + eps;
+        r4[j] += v * v;
+      }
+    for (; k < d; k++) {
       const double v = (double)a[k] - (double)b[k] + eps;
-      r += v * v;
+      r4[0] += v * v;
     }
-    return sqrt(r);
+    return sqrt((r4[0] + r4[1]) + (r4[2] + r4[3]));
   }
   if (p == 1.0) {
     for (size_t k = 0; k < d; k++) r += fabs((double)a[k] - (double)b[k] + eps);
@@ -98,14 +108,13 @@ static double contrastive_pair(const embed_ctx *c, size_t i, double s) {
     coef = dist > 0.0 ? -hinge / dist : 0.0;
   }
   float *ga = c->g1 ? c->g1 + i * d : NULL, *gb = c->g2 ? c->g2 + i * d : NULL;
-  if (ga || gb) {
-    coef *= s;
-    for (size_t k = 0; k < d; k++) {
-      const double g = coef * ((double)a[k] - (double)b[k] + CONTRASTIVE_EPS);
-      if (ga) ga[k] = sat_float(g);
-      if (gb) gb[k] = sat_float(-g);
-    }
-  }
+  coef *= s;
+  if (ga)
+    for (size_t k = 0; k < d; k++)
+      ga[k] = sat_float(coef * ((double)a[k] - (double)b[k] + CONTRASTIVE_EPS));
+  if (gb)
+    for (size_t k = 0; k < d; k++)
+      gb[k] = sat_float(-(coef * ((double)a[k] - (double)b[k] + CONTRASTIVE_EPS)));
   return l;
 }
 
@@ -116,14 +125,26 @@ static double contrastive_pair(const embed_ctx *c, size_t i, double s) {
 static double cosine_pair(const embed_ctx *c, size_t i, double s) {
   const size_t d = c->d;
   const float *a = c->x1 + i * d, *b = c->x2 + i * d;
-  double dot = 0.0, m1 = 0.0, m2 = 0.0;
-  for (size_t k = 0; k < d; k++) {
-    dot += (double)a[k] * (double)b[k];
-    m1 += (double)a[k] * (double)a[k];
-    m2 += (double)b[k] * (double)b[k];
+  /* Four fixed partial sums per quantity (k mod 4), as in pdist. */
+  double dot4[4] = {0.0, 0.0, 0.0, 0.0}, m14[4] = {0.0, 0.0, 0.0, 0.0};
+  double m24[4] = {0.0, 0.0, 0.0, 0.0};
+  size_t k0 = 0;
+  for (; k0 + 4 <= d; k0 += 4)
+    for (size_t j = 0; j < 4; j++) {
+      const double va = (double)a[k0 + j], vb = (double)b[k0 + j];
+      dot4[j] += va * vb;
+      m14[j] += va * va;
+      m24[j] += vb * vb;
+    }
+  for (; k0 < d; k0++) {
+    const double va = (double)a[k0], vb = (double)b[k0];
+    dot4[0] += va * vb;
+    m14[0] += va * va;
+    m24[0] += vb * vb;
   }
-  m1 += COSINE_EPS;
-  m2 += COSINE_EPS;
+  const double dot = (dot4[0] + dot4[1]) + (dot4[2] + dot4[3]);
+  const double m1 = (m14[0] + m14[1]) + (m14[2] + m14[3]) + COSINE_EPS;
+  const double m2 = (m24[0] + m24[1]) + (m24[2] + m24[3]) + COSINE_EPS;
   const double den = sqrt(m1 * m2);
   const double cs = dot / den;
   double l, gcos;
@@ -136,14 +157,13 @@ static double cosine_pair(const embed_ctx *c, size_t i, double s) {
     gcos = z >= 0.0 ? 1.0 : 0.0;
   }
   float *ga = c->g1 ? c->g1 + i * d : NULL, *gb = c->g2 ? c->g2 + i * d : NULL;
-  if (ga || gb) {
-    const double gs = gcos * s;
-    for (size_t k = 0; k < d; k++) {
-      const double va = (double)a[k], vb = (double)b[k];
-      if (ga) ga[k] = sat_float(gs * (vb / den - cs * va / m1));
-      if (gb) gb[k] = sat_float(gs * (va / den - cs * vb / m2));
-    }
-  }
+  const double gs = gcos * s;
+  if (ga)
+    for (size_t k = 0; k < d; k++)
+      ga[k] = sat_float(gs * ((double)b[k] / den - cs * (double)a[k] / m1));
+  if (gb)
+    for (size_t k = 0; k < d; k++)
+      gb[k] = sat_float(gs * ((double)a[k] / den - cs * (double)b[k] / m2));
   return l;
 }
 
@@ -175,7 +195,49 @@ static double triplet_pair(const embed_ctx *c, size_t i, double s) {
   const double l = z > 0.0 ? z : 0.0;
   float *ga = c->g1 ? c->g1 + i * d : NULL, *gb = c->g2 ? c->g2 + i * d : NULL;
   float *gc = c->g3 ? c->g3 + i * d : NULL;
-  if (ga || gb || gc) {
+  if ((ga || gb || gc) && p == 2.0) {
+    /* p = 2: d||v||/dv = v / ||v|| (0 at ||v|| = 0) [E2], scaled once. */
+    const double on = z >= 0.0 ? s : 0.0;
+    const double sp = dp > 0.0 ? on / dp : 0.0;
+    const double sn = dn > 0.0 ? on * wn / dn : 0.0;
+    const double ss = ds > 0.0 ? on * ws / ds : 0.0;
+    /* One loop per output (the rows are in L1), so each vectorizes. Each
+       |v_k| / ||v|| <= 1, so |g| <= 2 |s| (1 + 1e-15): when that fits in a
+       float the saturation is not needed and the loops are branch-free. */
+    if (fabs(on) < 0.25 * (double)FLT_MAX) {
+      if (ga)
+        for (size_t k = 0; k < d; k++) {
+          const double va = (double)a[k];
+          ga[k] = (float)((va - (double)b[k] + eps) * sp - (va - (double)n[k] + eps) * sn);
+        }
+      if (gb)
+        for (size_t k = 0; k < d; k++) {
+          const double vb = (double)b[k];
+          gb[k] = (float)(-((double)a[k] - vb + eps) * sp - (vb - (double)n[k] + eps) * ss);
+        }
+      if (gc)
+        for (size_t k = 0; k < d; k++) {
+          const double vn = (double)n[k];
+          gc[k] = (float)(((double)a[k] - vn + eps) * sn + ((double)b[k] - vn + eps) * ss);
+        }
+      return l;
+    }
+    if (ga)
+      for (size_t k = 0; k < d; k++) {
+        const double va = (double)a[k];
+        ga[k] = sat_float((va - (double)b[k] + eps) * sp - (va - (double)n[k] + eps) * sn);
+      }
+    if (gb)
+      for (size_t k = 0; k < d; k++) {
+        const double vb = (double)b[k];
+        gb[k] = sat_float(-((double)a[k] - vb + eps) * sp - (vb - (double)n[k] + eps) * ss);
+      }
+    if (gc)
+      for (size_t k = 0; k < d; k++) {
+        const double vn = (double)n[k];
+        gc[k] = sat_float(((double)a[k] - vn + eps) * sn + ((double)b[k] - vn + eps) * ss);
+      }
+  } else if (ga || gb || gc) {
     const double on = z >= 0.0 ? s : 0.0;
     for (size_t k = 0; k < d; k++) {
       const double va = (double)a[k], vb = (double)b[k], vn = (double)n[k];

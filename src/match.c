@@ -43,11 +43,16 @@ detloss_match_options detloss_match_options_default(void) {
   return o;
 }
 
+/* min/max without libm calls (fminf/fmaxf are not inlined without -ffinite-math-only);
+ * inputs are finite, and a signed zero cannot change an intersection's sign test. */
+static inline float mn(float a, float b) { return a < b ? a : b; }
+static inline float mx(float a, float b) { return a > b ? a : b; }
+
 /* Pair IoU (see the file comment). g: gt box, ga its area; a*: anchor. */
 static inline float pair_iou(const float *g, float ga, float ax1, float ay1, float ax2,
                              float ay2, float aa) {
-  float iw = fminf(g[2], ax2) - fmaxf(g[0], ax1);
-  float ih = fminf(g[3], ay2) - fmaxf(g[1], ay1);
+  float iw = mn(g[2], ax2) - mx(g[0], ax1);
+  float ih = mn(g[3], ay2) - mx(g[1], ay1);
   if (!(iw > 0.0f) || !(ih > 0.0f)) return 0.0f;
   float inter = iw * ih;
   return inter / ((ga + aa) - inter);
@@ -57,8 +62,8 @@ static inline float pair_iou(const float *g, float ga, float ax1, float ay1, flo
  * first; Detectron's crowd IoA). 0 where there is no intersection or no area. */
 static inline float pair_ioa(const float *g, float ax1, float ay1, float ax2, float ay2,
                              float aa) {
-  float iw = fminf(g[2], ax2) - fmaxf(g[0], ax1);
-  float ih = fminf(g[3], ay2) - fmaxf(g[1], ay1);
+  float iw = mn(g[2], ax2) - mx(g[0], ax1);
+  float ih = mn(g[3], ay2) - mx(g[1], ay1);
   if (!(iw > 0.0f) || !(ih > 0.0f) || !(aa > 0.0f)) return 0.0f;
   return (iw * ih) / aa;
 }
@@ -279,6 +284,13 @@ static inline int64_t final_label(const mctx *c, float v, int64_t arg, float ax1
   return c->zmax >= 0 ? c->zmax : lab;
 }
 
+/* Whether final_label() can read the anchor's coordinates (else they may be garbage). */
+static inline int needs_coords(const mctx *c, float v) {
+  if (c->border_on && !c->border_exclude) return 1;
+  if (!c->lq || v < 0.0f || !(v >= c->hmin)) return 0;
+  return c->sem == DETLOSS_MATCH_MMDET || v < c->high;
+}
+
 static void pass2_plain(void *vc, size_t i0, size_t i1, size_t b) {
   mctx *c = vc;
   (void)b;
@@ -300,10 +312,15 @@ static void pass2_grid(void *vc, size_t i0, size_t i1, size_t b) {
   for (size_t y = blk->y0; y < blk->y1; y++)
     for (size_t x = 0; x < lv->w; x++)
       for (size_t k = 0; k < lv->k; k++, a++) {
+        float v = c->mi[a];
+        if (!needs_coords(c, v)) {
+          c->matches[a] = final_label(c, v, c->matches[a], 0.0f, 0.0f, 0.0f, 0.0f);
+          continue;
+        }
         const float *bs = lv->base + 4 * k;
         float ax1 = lv->sx[x] + bs[0], ay1 = lv->sy[y] + bs[1];
         float ax2 = lv->sx[x] + bs[2], ay2 = lv->sy[y] + bs[3];
-        int64_t lab = final_label(c, c->mi[a], c->matches[a], ax1, ay1, ax2, ay2);
+        int64_t lab = final_label(c, v, c->matches[a], ax1, ay1, ax2, ay2);
         if (c->border_on && !c->border_exclude && outside(c, ax1, ay1, ax2, ay2)) lab = -2;
         c->matches[a] = lab;
       }

@@ -365,6 +365,8 @@ static void random_gt(dl_rng *r, float *gt, uint8_t *crowd, size_t G, float H, f
     if (integer)
       for (int k = 0; k < 4; k++) b[k] = floorf(b[k]);
     if (dl_rng_u64(r) % 10 == 0) b[2] = b[0]; /* zero width */
+    if (g > 0 && dl_rng_u64(r) % 5 == 0) memcpy(b, gt + 4 * (dl_rng_u64(r) % g), 4 * sizeof(float));
+    /* ^ an exact duplicate of an earlier gt: every anchor ties between the two */
     crowd[g] = dl_rng_u64(r) % 6 == 0;
   }
 }

@@ -9,6 +9,8 @@
 #             consumer project tests/install against it (CMake package and pkg-config)
 #   symbols   the static library exports only detloss_/dl_ symbols and has no
 #             writable global data (no hidden global state)
+#   fuzz      libFuzzer targets (clang, ASan+UBSan): replay fuzz/regressions/<target>/*,
+#             then fuzz each target for FUZZ_SECONDS (default 30) from its seeds
 # Build directories: _build/<suite>. Environment: JOBS (default: nproc).
 # Ends with "suites: N passed, M failed"; exits non-zero if any failed.
 set -uo pipefail
@@ -17,9 +19,11 @@ root=$PWD
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 mkdir -p _build
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(default sanitize nomp install symbols)
+[ ${#suites[@]} -eq 0 ] && suites=(default sanitize nomp install symbols fuzz)
 
-bash scripts/install-deps.sh || exit 1
+extra=()
+for s in "${suites[@]}"; do [ "$s" = fuzz ] && extra+=(clang libclang-rt-14-dev); done
+bash scripts/install-deps.sh "${extra[@]}" || exit 1
 
 configure_build() { # dir, cmake args...
   local dir=$1; shift
@@ -72,6 +76,33 @@ suite_symbols() {
   if [ -n "$bad" ]; then echo "symbols: writable data (global state):"; echo "$bad"; return 1; fi
   # The shared object (if any) exports only detloss_ symbols: checked by visibility.
   echo "symbols: $(nm -g --defined-only "$lib" | awk 'NF==3' | grep -c '^') exported, all prefixed; no writable data"
+}
+
+suite_fuzz() {
+  local dir=_build/fuzz secs=${FUZZ_SECONDS:-30} t rc=0
+  CC=clang configure_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDETLOSS_FUZZ=ON \
+    -DDETLOSS_OPENMP=OFF -DDETLOSS_TESTS=OFF -DDETLOSS_WERROR=OFF || return 1
+  for bin in "$dir"/fuzz/fuzz_*; do
+    t=$(basename "$bin"); t=${t#fuzz_}
+    local reg=fuzz/regressions/$t corpus=$dir/corpus-$t
+    rm -rf "$corpus"; mkdir -p "$corpus"
+    case $t in
+      compute) cp tests/cli/cases/*.json examples/compute/*.json "$corpus"/ 2>/dev/null ;;
+    esac
+    if [ -d "$reg" ] && ls "$reg"/* >/dev/null 2>&1; then
+      if ! "$bin" -runs=0 "$reg"/* >"$dir/$t.replay.log" 2>&1; then
+        echo "fuzz $t: a regression input fails again:"; grep -E "ERROR|SUMMARY|runtime error" "$dir/$t.replay.log" | head -5
+        rc=1; continue
+      fi
+    fi
+    if ! "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+         -artifact_prefix="$dir/crash-$t-" "$corpus" >"$dir/$t.log" 2>&1; then
+      echo "fuzz $t: FAILED:"; grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$dir/$t.log" | head -8
+      rc=1; continue
+    fi
+    echo "fuzz $t: $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$dir/$t.log" | grep -Eo '[0-9]+$') executions in ${secs}s, no crash, leak or sanitizer report"
+  done
+  return $rc
 }
 
 pass=0; fail=0; failed=()

@@ -1,9 +1,294 @@
-/* case_loss.c - compute op `loss` (placeholder until the losses module lands). */
+/*
+ * case_loss.c - compute op `loss` (compute-cases.md): the element-wise and
+ * class-indexed losses here, the box losses handed to dl_case_box_loss.
+ *
+ * Input: loss (name), input, target, optional weight (shape of the
+ * per-element loss), reduction (mean), params (per loss, below), grad (false).
+ *   element-wise (bce_with_logits, bce, sigmoid_focal, hinge, l1, mse,
+ *   smooth_l1, huber): input of any shape (up to 4-D), target of the same
+ *   shape, weight of the same shape.
+ *   class-indexed (cross_entropy, softmax_focal): input [N][C] logits,
+ *   target [N] class indices, weight [N].
+ * Output: loss (number, or for none an array shaped like the per-element
+ * loss), grad (shaped like input) when grad is true.
+ * Unknown params keys are errors with a did-you-mean (a typo such as "gama"
+ * would otherwise silently run with the default).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
 #include "json/cases.h"
 
+static int is_class_kind(detloss_loss_kind k) {
+  return k == DETLOSS_LOSS_CROSS_ENTROPY || k == DETLOSS_LOSS_SOFTMAX_FOCAL;
+}
+static int is_box_kind(detloss_loss_kind k) {
+  return k == DETLOSS_LOSS_IOU || k == DETLOSS_LOSS_GIOU || k == DETLOSS_LOSS_DIOU ||
+         k == DETLOSS_LOSS_CIOU;
+}
+
+/* The params each loss accepts (NULL-terminated). */
+static const char *const *allowed_params(detloss_loss_kind k) {
+  static const char *const none[] = {NULL};
+  static const char *const bcel[] = {"pos_weight", NULL};
+  static const char *const ce[] = {"ignore_index", "label_smoothing", NULL};
+  static const char *const sfocal[] = {"alpha", "gamma", NULL};
+  static const char *const mfocal[] = {"alpha", "gamma", "ignore_index", NULL};
+  static const char *const hinge[] = {"margin", NULL};
+  static const char *const sl1[] = {"beta", NULL};
+  static const char *const huber[] = {"delta", NULL};
+  switch (k) {
+    case DETLOSS_LOSS_BCE_WITH_LOGITS: return bcel;
+    case DETLOSS_LOSS_CROSS_ENTROPY: return ce;
+    case DETLOSS_LOSS_SIGMOID_FOCAL: return sfocal;
+    case DETLOSS_LOSS_SOFTMAX_FOCAL: return mfocal;
+    case DETLOSS_LOSS_HINGE: return hinge;
+    case DETLOSS_LOSS_SMOOTH_L1: return sl1;
+    case DETLOSS_LOSS_HUBER: return huber;
+    default: return none;
+  }
+}
+
+static detloss_status read_reduction(const cJSON *c, const char *path, detloss_reduction *r,
+                                     detloss_error *err) {
+  const char *s = "mean";
+  DL_FORWARD_IF_ERROR(dlj_string(c, "reduction", path, 0, &s, err));
+  if (strcmp(s, "none") == 0) *r = DETLOSS_REDUCTION_NONE;
+  else if (strcmp(s, "sum") == 0) *r = DETLOSS_REDUCTION_SUM;
+  else if (strcmp(s, "mean") == 0) *r = DETLOSS_REDUCTION_MEAN;
+  else {
+    char where[DETLOSS_WHERE_MAX];
+    dlj_join(where, sizeof where, path, "reduction");
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
+                   "unknown reduction '%s' (expected none, sum or mean)", s);
+  }
+  return DETLOSS_OK;
+}
+
+static void write_index(char *buf, size_t cap, const char *prefix, size_t flat,
+                        const size_t *shape, int ndim) {
+  size_t idx[DLJ_MAX_DIMS] = {0};
+  for (int d = ndim - 1; d >= 0; d--) {
+    size_t s = shape[d] ? shape[d] : 1;
+    idx[d] = flat % s;
+    flat /= s;
+  }
+  size_t len = (size_t)snprintf(buf, cap, "%s", prefix);
+  for (int d = 0; d < ndim && len < cap; d++)
+    len += (size_t)snprintf(buf + len, cap - len, "[%zu]", idx[d]);
+}
+
+/* Library errors name the argument ("input[7]", "gamma", "pos_weight[1]");
+ * rewrite them as JSON paths of the case ("[2].input[1][3]", "params.gamma"). */
+static void fix_where(detloss_error *err, const char *path, const size_t *xshape, int xndim,
+                      const size_t *lshape, int lndim) {
+  if (!err) return;
+  static const char *const arrays[] = {"input", "logits", "target", "weight"};
+  static const char *const params[] = {"alpha",  "gamma",           "beta",      "delta",
+                                       "margin", "label_smoothing", "pos_weight"};
+  char tmp[DETLOSS_WHERE_MAX];
+  const char *w = err->where;
+  for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++) {
+    size_t len = strlen(arrays[k]);
+    if (strncmp(w, arrays[k], len) != 0) continue;
+    const char *key = k <= 1 ? "input" : arrays[k];
+    if (w[len] == '[') {
+      size_t flat = (size_t)strtoull(w + len + 1, NULL, 10);
+      if (k <= 1)
+        write_index(tmp, sizeof tmp, key, flat, xshape, xndim);
+      else
+        write_index(tmp, sizeof tmp, key, flat, lshape, lndim);
+    } else if (w[len] == '\0') {
+      snprintf(tmp, sizeof tmp, "%s", key);
+    } else {
+      continue;
+    }
+    memcpy(err->where, tmp, sizeof tmp);
+    dlj_prefix_where(err, path);
+    return;
+  }
+  for (size_t k = 0; k < sizeof params / sizeof params[0]; k++) {
+    size_t len = strlen(params[k]);
+    if (strncmp(w, params[k], len) == 0 && (w[len] == '\0' || w[len] == '[')) {
+      snprintf(tmp, sizeof tmp, "params.%s", w);
+      memcpy(err->where, tmp, sizeof tmp);
+      break;
+    }
+  }
+  dlj_prefix_where(err, path);
+}
+
+static int same_shape(const dlj_tensor *a, const dlj_tensor *b) {
+  if (a->ndim != b->ndim) return 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->shape[d] != b->shape[d]) return 0;
+  return 1;
+}
+
+static void shape_str(char *buf, size_t cap, const size_t *shape, int ndim) {
+  size_t len = (size_t)snprintf(buf, cap, "[");
+  for (int d = 0; d < ndim && len < cap; d++)
+    len += (size_t)snprintf(buf + len, cap - len, d ? ", %zu" : "%zu", shape[d]);
+  if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+static detloss_status shape_error(const char *path, const char *key, const size_t *want,
+                                  int wnd, const dlj_tensor *got, const char *what,
+                                  detloss_error *err) {
+  char where[DETLOSS_WHERE_MAX], ws[96], gs[96];
+  dlj_join(where, sizeof where, path, key);
+  shape_str(ws, sizeof ws, want, wnd);
+  shape_str(gs, sizeof gs, got->shape, got->ndim);
+  return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected shape %s (%s), got %s", ws, what, gs);
+}
+
 detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
                             detloss_error *err) {
-  (void)c; (void)out; (void)num_threads;
-  return dl_fail(err, DETLOSS_ERR_UNSUPPORTED, path[0] ? path : "op", "op 'loss' is not implemented yet");
+  const char *name;
+  DL_FORWARD_IF_ERROR(dlj_string(c, "loss", path, 1, &name, err));
+  detloss_loss_kind kind;
+  if (detloss_loss_from_name(name, &kind, err) != DETLOSS_OK) {
+    if (err) {
+      char where[DETLOSS_WHERE_MAX];
+      dlj_join(where, sizeof where, path, "loss");
+      memcpy(err->where, where, sizeof where);
+    }
+    return DETLOSS_ERR_UNKNOWN;
+  }
+  if (is_box_kind(kind)) return dl_case_box_loss(c, path, kind, out, num_threads, err);
+  if (kind >= DETLOSS_LOSS_CONTRASTIVE) {
+    char where[DETLOSS_WHERE_MAX];
+    dlj_join(where, sizeof where, path, "loss");
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
+                   "'%s' is an embedding loss: use op 'embedding_loss'", name);
+  }
+
+  detloss_loss_options o = detloss_loss_options_default(kind);
+  o.num_threads = num_threads;
+  DL_FORWARD_IF_ERROR(read_reduction(c, path, &o.reduction, err));
+  int want_grad = 0;
+  DL_FORWARD_IF_ERROR(dlj_bool(c, "grad", path, 0, &want_grad, err));
+
+  char ppath[DETLOSS_WHERE_MAX];
+  dlj_join(ppath, sizeof ppath, path, "params");
+  const cJSON *params = dlj_field(c, "params");
+  DL_RETURN_ERROR_IF(params && !cJSON_IsObject(params), err, DETLOSS_ERR_TYPE, ppath,
+                     "expected an object");
+  dlj_tensor pw = {NULL, 0, -1, {0}};
+  if (params) {
+    DL_FORWARD_IF_ERROR(dlj_check_keys(params, ppath, allowed_params(kind), err));
+    DL_FORWARD_IF_ERROR(dlj_float(params, "alpha", ppath, 0, &o.alpha, err));
+    DL_FORWARD_IF_ERROR(dlj_float(params, "gamma", ppath, 0, &o.gamma, err));
+    DL_FORWARD_IF_ERROR(dlj_float(params, "beta", ppath, 0, &o.beta, err));
+    DL_FORWARD_IF_ERROR(dlj_float(params, "delta", ppath, 0, &o.delta, err));
+    DL_FORWARD_IF_ERROR(dlj_float(params, "margin", ppath, 0, &o.margin, err));
+    DL_FORWARD_IF_ERROR(dlj_float(params, "label_smoothing", ppath, 0, &o.label_smoothing, err));
+    long long ii = o.ignore_index;
+    DL_FORWARD_IF_ERROR(dlj_int(params, "ignore_index", ppath, 0, INT64_MIN, INT64_MAX, &ii, err));
+    o.ignore_index = (int64_t)ii;
+    DL_FORWARD_IF_ERROR(dlj_tensor_get(params, "pos_weight", ppath, 0, &pw, err));
+  }
+
+  dlj_tensor x = {NULL, 0, -1, {0}}, y = {NULL, 0, -1, {0}}, w = {NULL, 0, -1, {0}};
+  int64_t *cls = NULL;
+  float *loss = NULL, *grad = NULL;
+  size_t nrows = 0, ncls = 0, nloss = 0;
+  size_t lshape[DLJ_MAX_DIMS] = {0};
+  int lndim = 0;
+  detloss_status st = dlj_tensor_get(c, "input", path, 1, &x, err);
+
+  if (st == DETLOSS_OK && pw.ndim >= 0) {
+    /* torch broadcasts pos_weight over the last dimension: a number, or
+     * one value per column of the input. */
+    size_t last = x.ndim > 0 ? x.shape[x.ndim - 1] : 1;
+    if (pw.ndim > 1 || (pw.ndim == 1 && pw.count != last && pw.count != 1)) {
+      char where[DETLOSS_WHERE_MAX];
+      dlj_join(where, sizeof where, ppath, "pos_weight");
+      st = dl_fail(err, DETLOSS_ERR_SHAPE, where,
+                   "expected a number or %zu numbers (the input's last dimension), got %zu",
+                   last, pw.count);
+    } else {
+      o.pos_weight = pw.data;
+      o.pos_weight_len = pw.count;
+    }
+  }
+
+  if (st == DETLOSS_OK && is_class_kind(kind)) {
+    /* logits [N][C]; an empty input [] is N = 0 */
+    if (x.ndim == 1 && x.count == 0) {
+      nrows = 0;
+      ncls = 0;
+    } else if (x.ndim != 2) {
+      char where[DETLOSS_WHERE_MAX];
+      dlj_join(where, sizeof where, path, "input");
+      st = dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected logits [N][C] (2-D), got %d-D",
+                   x.ndim);
+    } else {
+      nrows = x.shape[0];
+      ncls = x.shape[1];
+    }
+    size_t nt = 0;
+    if (st == DETLOSS_OK)
+      st = dlj_int_array(c, "target", path, 1, INT64_MIN, INT64_MAX, &cls, &nt, err);
+    if (st == DETLOSS_OK && nt != nrows) {
+      char where[DETLOSS_WHERE_MAX];
+      dlj_join(where, sizeof where, path, "target");
+      st = dl_fail(err, DETLOSS_ERR_SHAPE, where,
+                   "expected %zu class indices (one per row of input), got %zu", nrows, nt);
+    }
+    lshape[0] = nrows;
+    lndim = 1;
+    nloss = nrows;
+  } else if (st == DETLOSS_OK) {
+    st = dlj_tensor_get(c, "target", path, 1, &y, err);
+    if (st == DETLOSS_OK && !same_shape(&x, &y))
+      st = shape_error(path, "target", x.shape, x.ndim, &y, "the shape of input", err);
+    memcpy(lshape, x.shape, sizeof lshape);
+    lndim = x.ndim;
+    nloss = x.count;
+  }
+  if (st == DETLOSS_OK) {
+    st = dlj_tensor_get(c, "weight", path, 0, &w, err);
+    if (st == DETLOSS_OK && w.ndim >= 0) {
+      int ok = w.count == nloss && (w.ndim == lndim || (nloss == 0 && w.ndim <= 1));
+      for (int d = 0; ok && d < lndim && nloss > 0; d++) ok = w.shape[d] == lshape[d];
+      if (!ok) st = shape_error(path, "weight", lshape, lndim, &w, "one per loss element", err);
+    }
+  }
+  if (st == DETLOSS_OK) {
+    size_t nl = o.reduction == DETLOSS_REDUCTION_NONE ? nloss : 1;
+    loss = malloc((nl ? nl : 1) * sizeof(float));
+    if (want_grad) grad = malloc((x.count ? x.count : 1) * sizeof(float));
+    if (!loss || (want_grad && !grad))
+      st = dl_fail(err, DETLOSS_ERR_NOMEM, path[0] ? path : "input", "cannot allocate outputs");
+  }
+  if (st == DETLOSS_OK) {
+    const float *wp = w.ndim >= 0 ? w.data : NULL;
+    if (is_class_kind(kind))
+      st = detloss_loss_classes(kind, x.data, cls, wp, nrows, ncls, loss, grad, &o, err);
+    else
+      st = detloss_loss_elementwise(kind, x.data, y.data, wp, x.count, loss, grad, &o, err);
+    if (st != DETLOSS_OK) fix_where(err, path, x.shape, x.ndim, lshape, lndim);
+  }
+  if (st == DETLOSS_OK) {
+    dlj_key(out, "loss");
+    if (o.reduction == DETLOSS_REDUCTION_NONE)
+      dlj_float_tensor(out, loss, lshape, lndim);
+    else
+      dlj_num(out, (double)loss[0]);
+    if (want_grad) {
+      dlj_key(out, "grad");
+      dlj_float_tensor(out, grad, x.shape, x.ndim);
+    }
+  }
+  dlj_tensor_free(&pw);
+  dlj_tensor_free(&x);
+  dlj_tensor_free(&y);
+  dlj_tensor_free(&w);
+  free(cls);
+  free(loss);
+  free(grad);
+  return st;
 }

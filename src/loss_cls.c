@@ -43,7 +43,7 @@ DL_VEC_FN DL_VEC_CLONES static void bce_logits_loop(const float *x, const float 
     float a = fabsf(xi);
     float t = dl_expf_neg(-a);
     float inv = 1.0f / (1.0f + t);
-    float L = dl_log1pf_01(t, inv);
+    float L = dl_log1pf_01_atanh(t, 1.0f / (2.0f + t));
     float c = 1.0f + (pw - 1.0f) * yi;
     int pos = xi >= 0.0f;
     float lin = pos ? (1.0f - yi) * a : pw * yi * a;
@@ -115,7 +115,7 @@ DL_VEC_FN static inline void focal_loop(const cls_params *p, const float *x, con
     float a = fabsf(xi);
     float t = dl_expf_neg(-a);
     float inv = 1.0f / (1.0f + t);
-    float L = dl_log1pf_01(t, inv);
+    float L = dl_log1pf_01_atanh(t, 1.0f / (2.0f + t));
     int pos = xi >= 0.0f;
     float u = pos ? yi : 1.0f - yi;
     int one = u == 1.0f;

@@ -46,6 +46,15 @@ static detloss_status read_ragged(const cJSON *c, const char *key, const char *p
       dlj_tensor_free(&t);
       return dl_fail(err, DETLOSS_ERR_SHAPE, sub, "expected a non-empty array of numbers");
     }
+    for (size_t k = 0; k < t.count; k++) {
+      if (!(t.data[k] > 0.0f)) {
+        char sub2[DETLOSS_WHERE_MAX];
+        dlj_index(sub2, sizeof sub2, sub, k);
+        float bad = t.data[k];
+        dlj_tensor_free(&t);
+        return dl_fail(err, DETLOSS_ERR_RANGE, sub2, "must be > 0, got %g", (double)bad);
+      }
+    }
     memcpy(*flat + off, t.data, t.count * sizeof(float));
     (*len)[i] = t.count;
     off += t.count;

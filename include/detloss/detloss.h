@@ -582,8 +582,9 @@ DETLOSS_API detloss_status detloss_loss_elementwise(detloss_loss_kind kind, cons
  * weight [n] per row or NULL; loss [n] for NONE, else [1]; grad [n][c] or NULL.
  * Ignored rows give loss 0 and gradient 0; MEAN divides by the number of
  * non-ignored rows (0, with zero gradient, when every row is ignored: torch
- * gives NaN). An ignore_index equal to a valid class is still ignored; the
- * row's logits still enter no other row. c >= 1 unless n = 0.
+ * gives NaN). An ignore_index equal to a valid class ignores exactly the rows
+ * with that target; that class's logit still enters every other row's softmax
+ * (as torch, pytorch #63004). c >= 1 unless n = 0. Per-row math in double.
  * Returns DETLOSS_OK; DETLOSS_ERR_NULL; _SHAPE (c = 0 with n > 0, n*c
  * overflow); _NONFINITE ("logits[i]" flat index, "weight[i]"); _RANGE
  * ("target[i]" out of range, reduction, gamma < 0, label_smoothing outside

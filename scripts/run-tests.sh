@@ -9,6 +9,10 @@
 #             consumer project tests/install against it (CMake package and pkg-config)
 #   symbols   the static library exports only detloss_/dl_ symbols and has no
 #             writable global data (no hidden global state)
+#   memcheck  valgrind memcheck on every test binary and on the CLI's main job:
+#             any invalid access, uninitialised use or definite/indirect leak fails
+#   large     about 2M anchors x 1000 gt: grid matcher == plain matcher for 1 and
+#             2 threads, memory O(A) (Release build)
 #   fuzz      libFuzzer targets (clang, ASan+UBSan): replay fuzz/regressions/<target>/*,
 #             then fuzz each target for FUZZ_SECONDS (default 30) from its seeds
 # Build directories: _build/<suite>. Environment: JOBS (default: nproc).
@@ -19,10 +23,13 @@ root=$PWD
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 mkdir -p _build
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(default sanitize nomp install symbols fuzz)
+[ ${#suites[@]} -eq 0 ] && suites=(default sanitize nomp install symbols memcheck large fuzz)
 
 extra=()
-for s in "${suites[@]}"; do [ "$s" = fuzz ] && extra+=(clang libclang-rt-14-dev); done
+for s in "${suites[@]}"; do
+  [ "$s" = fuzz ] && extra+=(clang libclang-rt-14-dev)
+  [ "$s" = memcheck ] && extra+=(valgrind)
+done
 bash scripts/install-deps.sh "${extra[@]}" || exit 1
 
 configure_build() { # dir, cmake args...
@@ -76,6 +83,32 @@ suite_symbols() {
   if [ -n "$bad" ]; then echo "symbols: writable data (global state):"; echo "$bad"; return 1; fi
   # The shared object (if any) exports only detloss_ symbols: checked by visibility.
   echo "symbols: $(nm -g --defined-only "$lib" | awk 'NF==3' | grep -c '^') exported, all prefixed; no writable data"
+}
+
+suite_large() {
+  configure_build _build/default -DCMAKE_BUILD_TYPE=Release -DDETLOSS_BENCH=ON && _build/default/tests/large_inputs
+}
+
+suite_memcheck() {
+  local dir=_build/memcheck rc=0 n=0
+  configure_build "$dir" -DCMAKE_BUILD_TYPE=Debug -DDETLOSS_BENCH=OFF || return 1
+  local vg=(valgrind -q --error-exitcode=99 --leak-check=full --show-possibly-lost=no
+            --errors-for-leak-kinds=definite,indirect --track-origins=yes)
+  for t in "$dir"/tests/test_*; do
+    [ -x "$t" ] || continue
+    n=$((n + 1))
+    if ! OMP_NUM_THREADS=2 "${vg[@]}" "$t" >"$t.memcheck.log" 2>&1; then
+      echo "memcheck: $(basename "$t") FAILED:"; grep -E "==[0-9]+==" "$t.memcheck.log" | head -20; rc=1
+    fi
+  done
+  local main_job=(compute examples/compute/quickstart.json)
+  [ -f configs/default.json ] && main_job=(eval configs/default.json)
+  n=$((n + 1))
+  if ! "${vg[@]}" "$dir/detloss" "${main_job[@]}" >"$dir/main-job.memcheck.log" 2>&1; then
+    echo "memcheck: detloss ${main_job[*]} FAILED:"; grep -E "==[0-9]+==" "$dir/main-job.memcheck.log" | head -20; rc=1
+  fi
+  [ $rc -eq 0 ] && echo "memcheck: $n programs clean (no invalid access, uninitialised value or leak)"
+  return $rc
 }
 
 suite_fuzz() {

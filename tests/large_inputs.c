@@ -1,0 +1,116 @@
+/*
+ * large_inputs.c - the large-input check (scripts/run-tests.sh large; not in
+ * the fast ctest suite): about 2M anchors from a grid config and 1000 gt
+ * boxes. The grid matcher must equal the plain matcher bit for bit, for 1
+ * and 2 threads, and the extra memory must stay O(A) (bytes per anchor
+ * bounded, never A x G). Prints "large: N passed, M failed".
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "detloss/detloss.h"
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double rss_peak_mib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  double v = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmHWM:", 6) == 0) v = atof(line + 6) / 1024.0;
+  if (f) fclose(f);
+  return v;
+}
+
+static uint64_t s = 42;
+static double u01(void) {
+  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return (double)((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int main(void) {
+  int pass = 0, fail = 0;
+  /* 2048 x 2048 image, strides 4 and 8, sizes {32, 48} / {64, 96}, ratios
+   * 0.5/1/2: 512^2*6 + 256^2*6 = 1,966,080 anchors. */
+  const float ratios[3] = {0.5f, 1.0f, 2.0f}, s0[2] = {32, 48}, s1[2] = {64, 96};
+  detloss_anchor_level lv[2];
+  memset(lv, 0, sizeof lv);
+  lv[0].feat_h = lv[0].feat_w = 512;
+  lv[0].stride_h = lv[0].stride_w = 4;
+  lv[0].sizes = s0;
+  lv[0].num_sizes = 2;
+  lv[0].ratios = ratios;
+  lv[0].num_ratios = 3;
+  lv[1] = lv[0];
+  lv[1].feat_h = lv[1].feat_w = 256;
+  lv[1].stride_h = lv[1].stride_w = 8;
+  lv[1].sizes = s1;
+  detloss_anchor_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.levels = lv;
+  cfg.num_levels = 2;
+  cfg.convention = DETLOSS_ANCHORS_TORCHVISION;
+  detloss_error err;
+  size_t A = 0;
+  if (detloss_anchors_count(&cfg, &A, &err) != DETLOSS_OK) {
+    printf("anchors_count: %s: %s\n", err.where, err.msg);
+    return 1;
+  }
+  float *anchors = malloc(A * 4 * sizeof(float));
+  detloss_anchors_generate(&cfg, anchors, A, &err);
+  size_t G = 1000;
+  float *gt = malloc(G * 4 * sizeof(float));
+  for (size_t g = 0; g < G; g++) {
+    double cx = u01() * 2048, cy = u01() * 2048;
+    double w = exp(log(8.0) + u01() * log(64.0)), h = exp(log(8.0) + u01() * log(64.0));
+    gt[4 * g] = (float)fmax(0, cx - w / 2);
+    gt[4 * g + 1] = (float)fmax(0, cy - h / 2);
+    gt[4 * g + 2] = (float)fmin(2048, cx + w / 2);
+    gt[4 * g + 3] = (float)fmin(2048, cy + h / 2);
+  }
+  int64_t *m_plain = malloc(A * sizeof(int64_t)), *m_grid = malloc(A * sizeof(int64_t));
+  float *v_plain = malloc(A * sizeof(float)), *v_grid = malloc(A * sizeof(float));
+  double base = rss_peak_mib();
+  for (int threads = 1; threads <= 2; threads++) {
+    detloss_match_options o = detloss_match_options_default();
+    o.num_threads = threads;
+    double t0 = now_s();
+    detloss_status st1 = detloss_match(anchors, A, gt, G, NULL, m_plain, v_plain, &o, &err);
+    double t1 = now_s();
+    detloss_status st2 = detloss_match_grid(&cfg, gt, G, NULL, m_grid, v_grid, A, &o, &err);
+    double t2 = now_s();
+    int ok = st1 == DETLOSS_OK && st2 == DETLOSS_OK &&
+             memcmp(m_plain, m_grid, A * sizeof(int64_t)) == 0 &&
+             memcmp(v_plain, v_grid, A * sizeof(float)) == 0;
+    size_t pos = 0;
+    for (size_t a = 0; a < A; a++) pos += m_grid[a] >= 0;
+    printf("large: %zu anchors x %zu gt, %d thread(s): plain %.2f s, grid %.3f s, %zu matched: %s\n",
+           A, G, threads, t1 - t0, t2 - t1, pos, ok ? "identical" : "DIFFERENT");
+    ok ? pass++ : fail++;
+  }
+  /* O(A) memory: the inputs and outputs above are ~26 bytes per anchor; the
+   * matcher's scratch must not add anything like A x G (2 G floats = 8 GB). */
+  double peak = rss_peak_mib(), extra = peak - base;
+  double per_anchor = extra * 1048576.0 / (double)A;
+  int mem_ok = per_anchor < 64.0;
+  printf("large: peak RSS %.0f MiB, %.1f MiB above the inputs, outputs included (%.1f bytes per anchor, bound 64): %s\n",
+         peak, extra, per_anchor, mem_ok ? "O(A)" : "TOO MUCH");
+  mem_ok ? pass++ : fail++;
+  printf("large: %d passed, %d failed\n", pass, fail);
+  free(anchors);
+  free(gt);
+  free(m_plain);
+  free(m_grid);
+  free(v_plain);
+  free(v_grid);
+  return fail ? 1 : 0;
+}

@@ -1,0 +1,367 @@
+/*
+ * test_determinism.c - every public computation gives bitwise identical
+ * results for 1, 2, 3 and 8 threads and across repeated runs (README:
+ * "Determinism"). Inputs are large enough to span many parallel blocks, and
+ * of mixed magnitudes so that a sum whose order followed the threads would
+ * differ in its last bits.
+ */
+#include "detloss/detloss.h"
+#include "testutil.h"
+
+static const int THREADS[] = {1, 2, 3, 8};
+#define NT (sizeof THREADS / sizeof THREADS[0])
+
+/* A computation writes its outputs into one byte buffer (out, out_len). */
+typedef void (*compute_fn)(const void *in, int threads, unsigned char *out);
+
+/* Runs fn for every thread count twice and compares all outputs with the first. */
+static void assert_deterministic(compute_fn fn, const void *in, size_t out_len,
+                                 const char *what) {
+  unsigned char *ref = malloc(out_len), *got = malloc(out_len);
+  memset(ref, 0xA5, out_len);
+  fn(in, 1, ref);
+  for (int rep = 0; rep < 2; rep++)
+    for (size_t t = 0; t < NT; t++) {
+      memset(got, 0xA5, out_len); /* same fill: slots a call does not write compare equal */
+      fn(in, THREADS[t], got);
+      if (memcmp(ref, got, out_len) != 0) {
+        size_t i = 0;
+        while (ref[i] == got[i]) i++;
+        print_error("%s: %d threads (run %d) differs from 1 thread at byte %zu\n", what,
+                    THREADS[t], rep + 1, i);
+        fail();
+      }
+    }
+  free(ref);
+  free(got);
+}
+
+/* ---- inputs ------------------------------------------------------------- */
+
+typedef struct inputs {
+  size_t na, ng, ne, nrows, ncls, emb_n, emb_d;
+  float *anchors, *gt, *boxes_a, *boxes_b;
+  float *x, *y01, *ypm, *w;  /* element-wise */
+  float *logits;             /* [nrows][ncls] */
+  int64_t *cls;              /* [nrows] */
+  float *e1, *e2, *e3, *et;  /* embeddings */
+  detloss_anchor_config cfg;
+  detloss_anchor_level lv[2];
+} inputs;
+
+static const float RATIOS[3] = {0.5f, 1.0f, 2.0f}, SIZES0[1] = {32}, SIZES1[1] = {64};
+
+static void make_inputs(inputs *in) {
+  dl_rng r = {2026};
+  memset(in, 0, sizeof *in);
+  /* grid anchors: 96x128 and 48x64 cells, 3 ratios: 46,080 anchors */
+  in->lv[0].feat_h = 96;
+  in->lv[0].feat_w = 128;
+  in->lv[0].stride_h = in->lv[0].stride_w = 8;
+  in->lv[0].sizes = SIZES0;
+  in->lv[0].num_sizes = 1;
+  in->lv[0].ratios = RATIOS;
+  in->lv[0].num_ratios = 3;
+  in->lv[1] = in->lv[0];
+  in->lv[1].feat_h = 48;
+  in->lv[1].feat_w = 64;
+  in->lv[1].stride_h = in->lv[1].stride_w = 16;
+  in->lv[1].sizes = SIZES1;
+  in->cfg.levels = in->lv;
+  in->cfg.num_levels = 2;
+  detloss_error err;
+  assert_int_equal(detloss_anchors_count(&in->cfg, &in->na, &err), DETLOSS_OK);
+  in->anchors = malloc(in->na * 4 * sizeof(float));
+  assert_int_equal(detloss_anchors_generate(&in->cfg, in->anchors, in->na, &err), DETLOSS_OK);
+  in->ng = 37;
+  in->gt = malloc(in->ng * 4 * sizeof(float));
+  for (size_t g = 0; g < in->ng; g++) {
+    float x = (float)dl_rng_uniform(&r, 0, 900), y = (float)dl_rng_uniform(&r, 0, 700);
+    in->gt[4 * g] = x;
+    in->gt[4 * g + 1] = y;
+    in->gt[4 * g + 2] = x + (float)exp(dl_rng_uniform(&r, 2.5, 5.5));
+    in->gt[4 * g + 3] = y + (float)exp(dl_rng_uniform(&r, 2.5, 5.5));
+  }
+  /* matched box pairs for losses and coding */
+  in->boxes_a = malloc(in->na * 4 * sizeof(float));
+  in->boxes_b = malloc(in->na * 4 * sizeof(float));
+  for (size_t i = 0; i < in->na; i++)
+    for (int k = 0; k < 4; k++) {
+      in->boxes_a[4 * i + k] = in->anchors[4 * i + k];
+      in->boxes_b[4 * i + k] = in->anchors[4 * i + k] + (float)dl_rng_uniform(&r, -6, 6);
+    }
+  for (size_t i = 0; i < in->na; i++) { /* keep b proper */
+    if (in->boxes_b[4 * i + 2] <= in->boxes_b[4 * i]) in->boxes_b[4 * i + 2] = in->boxes_b[4 * i] + 1;
+    if (in->boxes_b[4 * i + 3] <= in->boxes_b[4 * i + 1]) in->boxes_b[4 * i + 3] = in->boxes_b[4 * i + 1] + 1;
+  }
+  in->ne = 300007;
+  in->x = malloc(in->ne * sizeof(float));
+  in->y01 = malloc(in->ne * sizeof(float));
+  in->ypm = malloc(in->ne * sizeof(float));
+  in->w = malloc(in->ne * sizeof(float));
+  for (size_t i = 0; i < in->ne; i++) {
+    in->x[i] = (float)(dl_rng_normal(&r) * pow(10.0, dl_rng_uniform(&r, -3, 1.5)));
+    in->y01[i] = dl_rng_uniform(&r, 0, 1) < 0.3 ? 1.0f : 0.0f;
+    in->ypm[i] = in->y01[i] > 0 ? 1.0f : -1.0f;
+    in->w[i] = (float)dl_rng_uniform(&r, 0, 3);
+  }
+  in->nrows = 20011;
+  in->ncls = 13;
+  in->logits = malloc(in->nrows * in->ncls * sizeof(float));
+  in->cls = malloc(in->nrows * sizeof(int64_t));
+  for (size_t i = 0; i < in->nrows * in->ncls; i++) in->logits[i] = (float)(4 * dl_rng_normal(&r));
+  for (size_t i = 0; i < in->nrows; i++)
+    in->cls[i] = dl_rng_uniform(&r, 0, 1) < 0.05 ? -100 : (int64_t)dl_rng_uniform(&r, 0, 13);
+  in->emb_n = 5003;
+  in->emb_d = 37;
+  size_t ed = in->emb_n * in->emb_d;
+  in->e1 = malloc(ed * sizeof(float));
+  in->e2 = malloc(ed * sizeof(float));
+  in->e3 = malloc(ed * sizeof(float));
+  in->et = malloc(in->emb_n * sizeof(float));
+  for (size_t i = 0; i < ed; i++) {
+    in->e1[i] = (float)dl_rng_normal(&r);
+    in->e2[i] = in->e1[i] + (float)(0.3 * dl_rng_normal(&r));
+    in->e3[i] = (float)dl_rng_normal(&r);
+  }
+  for (size_t i = 0; i < in->emb_n; i++) in->et[i] = dl_rng_uniform(&r, 0, 1) < 0.5 ? 1.0f : 0.0f;
+}
+
+static void free_inputs(inputs *in) {
+  free(in->anchors);
+  free(in->gt);
+  free(in->boxes_a);
+  free(in->boxes_b);
+  free(in->x);
+  free(in->y01);
+  free(in->ypm);
+  free(in->w);
+  free(in->logits);
+  free(in->cls);
+  free(in->e1);
+  free(in->e2);
+  free(in->e3);
+  free(in->et);
+}
+
+static inputs G_IN;
+static int g_kind;
+static detloss_reduction g_red;
+
+static int setup(void **state) {
+  (void)state;
+  make_inputs(&G_IN);
+  return 0;
+}
+static int teardown(void **state) {
+  (void)state;
+  free_inputs(&G_IN);
+  return 0;
+}
+
+/* ---- computations --------------------------------------------------------- */
+
+static void c_iou(const void *v, int t, unsigned char *out) {
+  const inputs *in = v;
+  detloss_iou_options o = detloss_iou_options_default();
+  o.num_threads = t;
+  detloss_error err;
+  size_t n = 2000; /* 2000 x 37 matrix and 46k pairs */
+  assert_int_equal(detloss_iou_matrix((detloss_iou_kind)g_kind, in->anchors, n, in->gt, in->ng,
+                                      (float *)out, &o, &err), DETLOSS_OK);
+  assert_int_equal(detloss_iou_pairs((detloss_iou_kind)g_kind, in->boxes_a, in->boxes_b, in->na,
+                                     (float *)out + n * in->ng, &o, &err), DETLOSS_OK);
+}
+
+static void c_coder(const void *v, int t, unsigned char *out) {
+  const inputs *in = v;
+  detloss_coder_options o = detloss_coder_options_default();
+  o.num_threads = t;
+  detloss_error err;
+  float *d = (float *)out, *b = d + 4 * in->na;
+  assert_int_equal(detloss_box_encode(in->boxes_a, in->boxes_b, in->na, d, &o, &err), DETLOSS_OK);
+  assert_int_equal(detloss_box_decode(in->boxes_a, d, in->na, b, &o, &err), DETLOSS_OK);
+}
+
+static void c_match(const void *v, int t, unsigned char *out) {
+  const inputs *in = v;
+  detloss_match_options o = detloss_match_options_default();
+  o.num_threads = t;
+  o.semantics = (detloss_match_semantics)g_kind;
+  detloss_error err;
+  int64_t *m = (int64_t *)out;
+  float *iou = (float *)(m + 2 * in->na);
+  assert_int_equal(detloss_match(in->anchors, in->na, in->gt, in->ng, NULL, m, iou, &o, &err),
+                   DETLOSS_OK);
+  assert_int_equal(detloss_match_grid(&in->cfg, in->gt, in->ng, NULL, m + in->na, iou + in->na,
+                                      in->na, &o, &err), DETLOSS_OK);
+  /* sampling and targets on those matches */
+  detloss_sample_options so = detloss_sample_options_default();
+  so.num_threads = t;
+  so.seed = 99;
+  int8_t *sampled = (int8_t *)(iou + 2 * in->na);
+  size_t np, nn;
+  assert_int_equal(detloss_sample_balanced(m, in->na, 3, sampled, &np, &nn, &so, &err), DETLOSS_OK);
+  int8_t *labels = sampled + in->na;
+  int64_t *mg = (int64_t *)(labels + in->na);
+  float *deltas = (float *)(mg + in->na);
+  assert_int_equal(detloss_match_targets(in->anchors, in->na, in->gt, in->ng, m, labels, mg,
+                                         deltas, NULL, &err), DETLOSS_OK);
+}
+
+static size_t match_out_len(const inputs *in) {
+  return in->na * (2 * sizeof(int64_t) + 2 * sizeof(float) + 2 + sizeof(int64_t) + 4 * sizeof(float));
+}
+
+static void c_elementwise(const void *v, int t, unsigned char *out) {
+  const inputs *in = v;
+  detloss_loss_kind k = (detloss_loss_kind)g_kind;
+  detloss_loss_options o = detloss_loss_options_default(k);
+  o.num_threads = t;
+  o.reduction = g_red;
+  detloss_error err;
+  const float *y = k == DETLOSS_LOSS_HINGE ? in->ypm : in->y01;
+  const float *x = in->x;
+  float *xb = NULL;
+  if (k == DETLOSS_LOSS_BCE) { /* probabilities */
+    xb = malloc(in->ne * sizeof(float));
+    for (size_t i = 0; i < in->ne; i++) xb[i] = 1.0f / (1.0f + expf(-in->x[i]));
+    x = xb;
+  }
+  float *loss = (float *)out, *grad = loss + in->ne;
+  assert_int_equal(detloss_loss_elementwise(k, x, y, in->w, in->ne, loss, grad, &o, &err),
+                   DETLOSS_OK);
+  free(xb);
+}
+
+static void c_classes(const void *v, int t, unsigned char *out) {
+  const inputs *in = v;
+  detloss_loss_kind k = (detloss_loss_kind)g_kind;
+  detloss_loss_options o = detloss_loss_options_default(k);
+  o.num_threads = t;
+  o.reduction = g_red;
+  o.label_smoothing = k == DETLOSS_LOSS_CROSS_ENTROPY ? 0.1f : 0.0f;
+  detloss_error err;
+  float *loss = (float *)out, *grad = loss + in->nrows;
+  assert_int_equal(detloss_loss_classes(k, in->logits, in->cls, NULL, in->nrows, in->ncls, loss,
+                                        grad, &o, &err), DETLOSS_OK);
+}
+
+static void c_boxes(const void *v, int t, unsigned char *out) {
+  const inputs *in = v;
+  detloss_loss_kind k = (detloss_loss_kind)g_kind;
+  detloss_loss_options o = detloss_loss_options_default(k);
+  o.num_threads = t;
+  o.reduction = g_red;
+  detloss_error err;
+  float *loss = (float *)out, *gp = loss + in->na, *gt = gp + 4 * in->na;
+  assert_int_equal(detloss_loss_boxes(k, in->boxes_b, in->boxes_a, NULL, in->na, loss, gp, gt,
+                                      &o, &err), DETLOSS_OK);
+}
+
+static void c_embedding(const void *v, int t, unsigned char *out) {
+  const inputs *in = v;
+  detloss_loss_kind k = (detloss_loss_kind)g_kind;
+  detloss_loss_options o = detloss_loss_options_default(k);
+  o.num_threads = t;
+  o.reduction = g_red;
+  detloss_error err;
+  size_t ed = in->emb_n * in->emb_d;
+  float *loss = (float *)out, *g1 = loss + in->emb_n, *g2 = g1 + ed, *g3 = g2 + ed;
+  float *tgt = NULL;
+  float *pm = NULL;
+  if (k == DETLOSS_LOSS_CONTRASTIVE) tgt = in->et;
+  if (k == DETLOSS_LOSS_COSINE_EMBEDDING) {
+    pm = malloc(in->emb_n * sizeof(float));
+    for (size_t i = 0; i < in->emb_n; i++) pm[i] = in->et[i] > 0 ? 1.0f : -1.0f;
+    tgt = pm;
+  }
+  int trip = k == DETLOSS_LOSS_TRIPLET_MARGIN;
+  assert_int_equal(detloss_loss_embedding(k, in->e1, in->e2, trip ? in->e3 : NULL, tgt, NULL,
+                                          in->emb_n, in->emb_d, loss, g1, g2, trip ? g3 : NULL,
+                                          &o, &err), DETLOSS_OK);
+  free(pm);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void iou_family_is_thread_invariant(void **state) {
+  (void)state;
+  for (g_kind = 0; g_kind < 4; g_kind++)
+    assert_deterministic(c_iou, &G_IN, (2000 * G_IN.ng + G_IN.na) * sizeof(float), "iou");
+}
+
+static void box_coding_is_thread_invariant(void **state) {
+  (void)state;
+  assert_deterministic(c_coder, &G_IN, 8 * G_IN.na * sizeof(float), "coder");
+}
+
+static void matching_sampling_and_targets_are_thread_invariant(void **state) {
+  (void)state;
+  for (g_kind = 0; g_kind < 3; g_kind++)
+    assert_deterministic(c_match, &G_IN, match_out_len(&G_IN), "match/sample/targets");
+}
+
+static void elementwise_losses_are_thread_invariant(void **state) {
+  (void)state;
+  const detloss_loss_kind kinds[] = {DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_LOSS_BCE,
+                                     DETLOSS_LOSS_SIGMOID_FOCAL,   DETLOSS_LOSS_HINGE,
+                                     DETLOSS_LOSS_L1,              DETLOSS_LOSS_MSE,
+                                     DETLOSS_LOSS_SMOOTH_L1,       DETLOSS_LOSS_HUBER};
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+    for (int r = 0; r < 3; r++) {
+      g_kind = (int)kinds[k];
+      g_red = (detloss_reduction)r;
+      assert_deterministic(c_elementwise, &G_IN, 2 * G_IN.ne * sizeof(float),
+                           detloss_loss_name(kinds[k]));
+    }
+}
+
+static void class_losses_are_thread_invariant(void **state) {
+  (void)state;
+  const detloss_loss_kind kinds[] = {DETLOSS_LOSS_CROSS_ENTROPY, DETLOSS_LOSS_SOFTMAX_FOCAL};
+  for (size_t k = 0; k < 2; k++)
+    for (int r = 0; r < 3; r++) {
+      g_kind = (int)kinds[k];
+      g_red = (detloss_reduction)r;
+      assert_deterministic(c_classes, &G_IN, (G_IN.nrows * (1 + G_IN.ncls)) * sizeof(float),
+                           detloss_loss_name(kinds[k]));
+    }
+}
+
+static void box_losses_are_thread_invariant(void **state) {
+  (void)state;
+  for (int k = DETLOSS_LOSS_IOU; k <= DETLOSS_LOSS_CIOU; k++)
+    for (int r = 0; r < 3; r++) {
+      g_kind = k;
+      g_red = (detloss_reduction)r;
+      assert_deterministic(c_boxes, &G_IN, 9 * G_IN.na * sizeof(float),
+                           detloss_loss_name((detloss_loss_kind)k));
+    }
+}
+
+static void embedding_losses_are_thread_invariant(void **state) {
+  (void)state;
+  for (int k = DETLOSS_LOSS_CONTRASTIVE; k <= DETLOSS_LOSS_TRIPLET_MARGIN; k++)
+    for (int r = 0; r < 3; r++) {
+      g_kind = k;
+      g_red = (detloss_reduction)r;
+      assert_deterministic(c_embedding, &G_IN,
+                           (G_IN.emb_n + 3 * G_IN.emb_n * G_IN.emb_d) * sizeof(float),
+                           detloss_loss_name((detloss_loss_kind)k));
+    }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(iou_family_is_thread_invariant),
+      cmocka_unit_test(box_coding_is_thread_invariant),
+      cmocka_unit_test(matching_sampling_and_targets_are_thread_invariant),
+      cmocka_unit_test(elementwise_losses_are_thread_invariant),
+      cmocka_unit_test(class_losses_are_thread_invariant),
+      cmocka_unit_test(box_losses_are_thread_invariant),
+      cmocka_unit_test(embedding_losses_are_thread_invariant),
+      /* @@determinism: the detector losses and anchor evaluation join here */
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -221,22 +221,21 @@ static double elem_block(void *vctx, size_t i0, size_t i1) {
   const elem_ctx *e = (const elem_ctx *)vctx;
   float lb[DL_LOSS_CHUNK], gb[DL_LOSS_CHUNK];
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  const float s = e->gscale;
   for (size_t c0 = i0; c0 < i1; c0 += DL_LOSS_CHUNK) {
     size_t m = i1 - c0 < DL_LOSS_CHUNK ? i1 - c0 : DL_LOSS_CHUNK;
-    e->kern(e->params, e->x + c0, e->y + c0, c0, m, lb, gb);
+    /* the kernel writes the gradient straight into the caller's buffer */
+    float *g = e->grad ? e->grad + c0 : gb;
+    e->kern(e->params, e->x + c0, e->y + c0, c0, m, lb, g);
     if (e->w) {
       const float *w = e->w + c0;
-      for (size_t k = 0; k < m; k++) {
-        lb[k] *= w[k];
-        gb[k] *= w[k];
-      }
+      for (size_t k = 0; k < m; k++) lb[k] *= w[k];
+      if (e->grad)
+        for (size_t k = 0; k < m; k++) g[k] *= w[k] * s;
+    } else if (e->grad && s != 1.0f) {
+      for (size_t k = 0; k < m; k++) g[k] *= s;
     }
     if (e->r == DETLOSS_REDUCTION_NONE) memcpy(e->loss + c0, lb, m * sizeof(float));
-    if (e->grad) {
-      float *g = e->grad + c0;
-      const float s = e->gscale;
-      for (size_t k = 0; k < m; k++) g[k] = gb[k] * s;
-    }
     size_t mm = (m + 7) & ~(size_t)7;
     for (size_t k = m; k < mm; k++) lb[k] = 0.0f;
     for (size_t j = 0; j < mm; j += 8)

@@ -99,7 +99,13 @@ detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_k
   const cJSON *params;
   char ppath[DETLOSS_WHERE_MAX];
   DL_FORWARD_IF_ERROR(read_params(c, path, &params, ppath, sizeof ppath, err));
-  if (params) DL_FORWARD_IF_ERROR(dlj_float(params, "eps", ppath, 0, &o.eps, err));
+  if (params) {
+    /* Unknown params keys are errors with a did-you-mean, as for the other
+       losses of op `loss` (a typo would otherwise run with the default). */
+    static const char *const allowed[] = {"eps", NULL};
+    DL_FORWARD_IF_ERROR(dlj_check_keys(params, ppath, allowed, err));
+    DL_FORWARD_IF_ERROR(dlj_float(params, "eps", ppath, 0, &o.eps, err));
+  }
   int grad = 0;
   DL_FORWARD_IF_ERROR(dlj_bool(c, "grad", path, 0, &grad, err));
 
@@ -207,6 +213,9 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
   char ppath[DETLOSS_WHERE_MAX];
   DL_FORWARD_IF_ERROR(read_params(c, path, &params, ppath, sizeof ppath, err));
   if (params) {
+    static const char *const pair_keys[] = {"margin", NULL};
+    static const char *const triplet_keys[] = {"margin", "p", "eps", "swap", NULL};
+    DL_FORWARD_IF_ERROR(dlj_check_keys(params, ppath, triplet ? triplet_keys : pair_keys, err));
     DL_FORWARD_IF_ERROR(dlj_float(params, "margin", ppath, 0, &o.margin, err));
     if (triplet) {
       DL_FORWARD_IF_ERROR(dlj_float(params, "p", ppath, 0, &o.p, err));

@@ -629,8 +629,8 @@ detloss_status detloss_match(const float *anchors, size_t num_anchors, const flo
   c.anchors = anchors;
   c.matches = matches;
   c.mi = max_iou;
-  /* On allocation failure the outputs may be partly written; NOMEM is the only
-   * error that can occur after validation. */
+  /* run_match allocates all its scratch before the first write, so even NOMEM leaves
+   * the outputs untouched. */
   return run_match(&c, &o, gt_is_crowd, o.num_threads, err);
 }
 

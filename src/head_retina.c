@@ -1,3 +1,412 @@
-/* head_retina.c - placeholder until its module lands. */
-#include "internal.h"
-typedef int dl_placeholder_head_retina;
+/*
+ * head_retina.c - RetinaNet loss over a batch: sigmoid focal classification
+ * over the anchors not ignored, box regression over the positives.
+ *
+ * torchvision RetinaNet.compute_loss + RetinaNetHead.compute_loss
+ * (models/detection/retinanet.py):
+ *   matched_idxs = Matcher(0.5, 0.4, True)(box_iou(gt, anchors)); G = 0: all -1;
+ *   classification, per image: target one-hot at labels[matched] for matched >= 0,
+ *     sigmoid_focal_loss(alpha 0.25, gamma 2, sum) over anchors with matched != -2,
+ *     / max(1, #foreground); then sum over images / num_images;
+ *   regression, per image: _box_loss("l1") over foreground anchors / max(1, #fg),
+ *     then sum / max(1, num_images).
+ * detectron2 RetinaNet.losses (meta_arch/retinanet.py, dense_detector.py
+ * _ema_update): the same sums over the whole batch divided by an EMA of the
+ * batch's positive count, n <- 0.9 n + 0.1 max(P, 1), n0 = 100.
+ * Ref: Lin et al., Focal Loss for Dense Object Detection, arXiv:1708.02002.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "head_internal.h"
+#include "loss_vmath.h"
+
+detloss_retina_options detloss_retina_options_default(void) {
+  detloss_retina_options o = DETLOSS_RETINA_OPTIONS_INIT;
+  return o;
+}
+
+/* The row kernels must be inlined into each target clone below, or they are
+ * compiled once for the baseline ISA. */
+#if defined(__GNUC__)
+#  define INLINE_ALWAYS __attribute__((always_inline)) inline
+#else
+#  define INLINE_ALWAYS inline
+#endif
+
+/* Columns per chunk of the row kernel (stack buffers). */
+#define FOCAL_CHUNK 64
+/* Logits per block of the classification pass: a block holds
+ * max(1, CLS_BLOCK_ELEMS / C) anchors, fixed by C alone. */
+#define CLS_BLOCK_ELEMS 16384
+
+typedef struct focal_params {
+  float alpha, gamma;
+  int use_alpha;
+} focal_params;
+
+/*
+ * Sigmoid focal loss and its gradient for one chunk of a row of logits with
+ * the implicit one-hot target y_k = [k == tc] (tc outside [0, m) for an
+ * all-zero target). Formulas of reference-semantics s8.2-8.3 in the stable
+ * form (the same operations, hence the same bits, as loss_cls.c's binary
+ * sigmoid focal kernel): with a = |x|, t = e^-a, L = ln(1+t),
+ * u = y if x >= 0 else 1-y (u in {0, 1}):
+ *   CE      = a (1-u) + L                      BCE with logits
+ *   1-p_t   = w / (1+t),  w = t if u = 1 else 1
+ *   (1-p_t)^gamma = square of it (gamma = 2), else exp(gamma (ln w - L)), ln w = -a or 0
+ *   l       = a_t (1-p_t)^gamma CE,  a_t = alpha y + (1-alpha)(1-y) (1 if alpha < 0)
+ *   dl/dx   = s a_t (1-p_t)^gamma [gamma r (1-2u) CE + ((1-u) - u t)/(1+t)],
+ *             r = (1 if u = 1 else t) / (1+t), s = sign(x)
+ * Finite for every finite x and gamma >= 0. NaN/Inf logits give NaN/Inf
+ * values (the exp argument is clamped so that no NaN reaches an integer
+ * conversion; |x| >= 88 gives t = 0 either way).
+ * l[k] = loss, g[k] = scale * dl/dx.
+ */
+DL_VEC_FN static INLINE_ALWAYS void focal_chunk(const focal_params *p, const float *x, int m, int tc,
+                                         float scale, float *l, float *g, const int square) {
+  const float gamma = p->gamma, alpha = p->alpha;
+  const int use_alpha = p->use_alpha;
+  for (int k = 0; k < m; k++) {
+    float xi = x[k];
+    float yi = k == tc ? 1.0f : 0.0f;
+    float a = fabsf(xi);
+    float ac = a < 88.0f ? a : 88.0f;
+    float t = dl_expf_neg(-ac);
+    float inv = 1.0f / (1.0f + t);
+    float L = dl_log1pf_01(t, inv);
+    int pos = xi >= 0.0f;
+    float u = pos ? yi : 1.0f - yi;
+    int one = u == 1.0f;
+    float ce = a * (1.0f - u) + L;
+    float w = one ? t : 1.0f;
+    float q_g;
+    if (square) {
+      float q = w * inv;
+      q_g = q * q;
+    } else {
+      float lnw = one ? -a : 0.0f;
+      float e = gamma * (lnw - L);
+      e = e > -100.0f ? e : -100.0f; /* NaN (from a NaN logit) -> -100: no NaN to int */
+      q_g = dl_expf_neg(e);
+    }
+    float r = (one ? 1.0f : t) * inv;
+    float d = ((1.0f - u) - u * t) * inv;
+    float at_ = alpha * yi + (1.0f - alpha) * (1.0f - yi);
+    float at = use_alpha ? at_ : 1.0f;
+    float atq = at * q_g;
+    float br = gamma * r * (1.0f - 2.0f * u) * ce + d;
+    float gk = pos ? atq * br : -(atq * br);
+    l[k] = atq * ce;
+    g[k] = gk * scale;
+  }
+}
+
+typedef struct cls_ctx {
+  const float *logits;    /* [A][C] */
+  float *grad;            /* [A][C] or NULL */
+  const int64_t *matches; /* [A] */
+  const int64_t *labels;  /* [G] */
+  size_t C, per_block;
+  focal_params fp;
+  float scale;
+  double *partials;
+} cls_ctx;
+
+/* Rows [a0, a1): lane sums acc[8] of the losses (lane = column mod 8, a fixed
+ * assignment, so the sum does not depend on the vector width). */
+DL_VEC_FN static INLINE_ALWAYS void cls_rows(const cls_ctx *c, size_t a0, size_t a1, double *acc,
+                                      const int square) {
+  const size_t C = c->C;
+  float lb[FOCAL_CHUNK], gb[FOCAL_CHUNK];
+  for (size_t a = a0; a < a1; a++) {
+    int64_t m = c->matches[a];
+    float *grow = c->grad ? c->grad + a * C : NULL;
+    if (m == -2) { /* ignored: not in the loss */
+      if (grow) memset(grow, 0, C * sizeof(float));
+      continue;
+    }
+    int64_t target = m >= 0 ? c->labels[m] : -1;
+    const float *xrow = c->logits + a * C;
+    for (size_t c0 = 0; c0 < C; c0 += FOCAL_CHUNK) {
+      int mm = (int)(C - c0 < FOCAL_CHUNK ? C - c0 : FOCAL_CHUNK);
+      int tc = (target >= (int64_t)c0 && target < (int64_t)c0 + mm) ? (int)(target - (int64_t)c0)
+                                                                     : -1;
+      float *gout = grow ? grow + c0 : gb;
+      focal_chunk(&c->fp, xrow + c0, mm, tc, c->scale, lb, gout, square);
+      int full = mm & ~7;
+      for (int k = 0; k < full; k += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (double)lb[k + j];
+      for (int k = full; k < mm; k++) acc[k - full] += (double)lb[k];
+    }
+  }
+}
+
+DL_VEC_FN DL_VEC_CLONES static void cls_rows_sq(const cls_ctx *c, size_t a0, size_t a1,
+                                                double *acc) {
+  cls_rows(c, a0, a1, acc, 1);
+}
+DL_VEC_FN DL_VEC_CLONES static void cls_rows_exp(const cls_ctx *c, size_t a0, size_t a1,
+                                                 double *acc) {
+  cls_rows(c, a0, a1, acc, 0);
+}
+
+/* The classification pass over anchor blocks [a0, a1) of per_block anchors. */
+static void cls_anchor_block(void *vc, size_t a0, size_t a1, size_t blk) {
+  const cls_ctx *c = (const cls_ctx *)vc;
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  if (c->fp.gamma == 2.0f)
+    cls_rows_sq(c, a0, a1, acc);
+  else
+    cls_rows_exp(c, a0, a1, acc);
+  double s = 0.0;
+  for (int j = 0; j < 8; j++) s += acc[j];
+  c->partials[blk] = s;
+}
+
+static detloss_status check_options(const detloss_retina_options *o, detloss_error *err) {
+  DL_RETURN_ERROR_IF(!isfinite(o->alpha), err, DETLOSS_ERR_RANGE, "alpha",
+                     "must be finite (< 0 disables the weighting), got %g", (double)o->alpha);
+  DL_RETURN_ERROR_IF(!(o->gamma >= 0.0f) || !isfinite(o->gamma), err, DETLOSS_ERR_RANGE,
+                     "gamma", "must be a finite number >= 0, got %g", (double)o->gamma);
+  DL_FORWARD_IF_ERROR(
+      dl_head_check_box_options(o->box_loss, o->smooth_l1_beta, o->box_weights, err));
+  switch (o->normalizer) {
+    case DETLOSS_RETINA_NORM_TORCHVISION:
+      break;
+    case DETLOSS_RETINA_NORM_DETECTRON2_EMA:
+      DL_RETURN_ERROR_IF(o->ema_state == NULL, err, DETLOSS_ERR_NULL, "ema_state",
+                         "is NULL: the EMA normalizer needs the caller's state (start at 100)");
+      DL_RETURN_ERROR_IF(!(*o->ema_state >= 0.0f) || !isfinite(*o->ema_state), err,
+                         DETLOSS_ERR_RANGE, "ema_state", "must be a finite number >= 0, got %g",
+                         (double)*o->ema_state);
+      DL_RETURN_ERROR_IF(!(o->ema_momentum >= 0.0f && o->ema_momentum <= 1.0f), err,
+                         DETLOSS_ERR_RANGE, "ema_momentum", "must be in [0, 1], got %g",
+                         (double)o->ema_momentum);
+      break;
+    case DETLOSS_RETINA_NORM_CALLER:
+      DL_RETURN_ERROR_IF(!(o->caller_normalizer > 0.0) || !isfinite(o->caller_normalizer), err,
+                         DETLOSS_ERR_RANGE, "caller_normalizer",
+                         "must be a finite number > 0, got %g", o->caller_normalizer);
+      break;
+    default:
+      return dl_fail(err, DETLOSS_ERR_RANGE, "normalizer",
+                     "is %d, expected 0 (torchvision), 1 (detectron2_ema) or 2 (caller)",
+                     (int)o->normalizer);
+  }
+  return DETLOSS_OK;
+}
+
+typedef struct retina_image {
+  int64_t *matches;
+  double *partials;
+  size_t counts[3];
+  dl_head_box box;
+  double scale;   /* d loss / d (this image's sums) */
+  double cls_sum; /* focal sum over the anchors not ignored */
+  detloss_status st;
+  detloss_error err;
+} retina_image;
+
+typedef struct retina_run {
+  const detloss_head_image *images;
+  retina_image *w;
+  const detloss_retina_options *o;
+  dl_head_box_params bp;
+  size_t C, per_block;
+  int inner_threads;
+} retina_run;
+
+static void free_work(retina_image *w, size_t n) {
+  if (w == NULL) return;
+  for (size_t i = 0; i < n; i++) {
+    free(w[i].matches);
+    free(w[i].partials);
+    dl_head_box_free(&w[i].box);
+  }
+  free(w);
+}
+
+/* Phase 2 of image i: match, box loss of the positives (scratch only). */
+static void phase2(void *vr, size_t i0, size_t i1, size_t blk) {
+  const retina_run *r = (const retina_run *)vr;
+  (void)blk;
+  for (size_t i = i0; i < i1; i++) {
+    const detloss_head_image *im = &r->images[i];
+    retina_image *w = &r->w[i];
+    size_t A = im->num_anchors;
+    w->matches = malloc((A ? A : 1) * sizeof(int64_t));
+    w->partials = malloc((dl_num_blocks(A, r->per_block) + 1) * sizeof(double));
+    if (!w->matches || !w->partials) {
+      w->st = dl_fail(&w->err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
+      continue;
+    }
+    w->st = dl_head_match(im, i, &r->o->match, r->inner_threads, w->matches, w->counts, &w->err);
+    if (w->st != DETLOSS_OK) continue;
+    dl_head_box_params bp = r->bp;
+    bp.num_threads = r->inner_threads;
+    bp.coder.num_threads = r->inner_threads;
+    w->st = dl_head_box_eval(&bp, im, i, w->matches, NULL, &w->box, &w->err);
+  }
+}
+
+/* Phase 3 of image i: the classification pass and the gradients. */
+static void phase3(void *vr, size_t i0, size_t i1, size_t blk) {
+  const retina_run *r = (const retina_run *)vr;
+  (void)blk;
+  for (size_t i = i0; i < i1; i++) {
+    const detloss_head_image *im = &r->images[i];
+    retina_image *w = &r->w[i];
+    cls_ctx c;
+    c.logits = im->cls_logits;
+    c.grad = im->grad_cls_logits;
+    c.matches = w->matches;
+    c.labels = im->labels;
+    c.C = r->C;
+    c.per_block = r->per_block;
+    c.fp.alpha = r->o->alpha;
+    c.fp.gamma = r->o->gamma;
+    c.fp.use_alpha = r->o->alpha >= 0.0f;
+    c.scale = (float)w->scale;
+    c.partials = w->partials;
+    dl_parallel_blocks(im->num_anchors, r->per_block, r->inner_threads, cls_anchor_block, &c);
+    w->cls_sum = dl_sum_blocks(w->partials, dl_num_blocks(im->num_anchors, r->per_block));
+    dl_head_box_scatter(&w->box, w->scale, im->grad_deltas, im->num_anchors);
+  }
+}
+
+detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_images,
+                                   size_t num_classes, detloss_head_result *result,
+                                   detloss_head_image_stats *per_image,
+                                   const detloss_retina_options *opt, detloss_error *err) {
+  detloss_retina_options o = opt ? *opt : detloss_retina_options_default();
+  DL_RETURN_ERROR_IF(result == NULL, err, DETLOSS_ERR_NULL, "result", "is NULL");
+  DL_RETURN_ERROR_IF(num_images == 0, err, DETLOSS_ERR_SHAPE, "num_images",
+                     "is 0: an empty batch has no loss");
+  DL_RETURN_ERROR_IF(images == NULL, err, DETLOSS_ERR_NULL, "images", "is NULL");
+  DL_RETURN_ERROR_IF(num_classes == 0, err, DETLOSS_ERR_SHAPE, "num_classes",
+                     "is 0, expected at least one class");
+  DL_FORWARD_IF_ERROR(check_options(&o, err));
+  char where[DETLOSS_WHERE_MAX];
+
+  /* Phase 1: the batch. */
+  for (size_t i = 0; i < num_images; i++) {
+    const detloss_head_image *im = &images[i];
+    DL_FORWARD_IF_ERROR(dl_head_check_image(im, i, &o.match, err));
+    size_t n_logits;
+    if (dl_mul_overflow(im->num_anchors, num_classes, &n_logits) || n_logits > DL_MAX_ELEMS) {
+      dl_head_where(where, sizeof where, i, ".num_anchors");
+      return dl_fail(err, DETLOSS_ERR_SHAPE, where,
+                     "%zu anchors x %zu classes is more than can be addressed", im->num_anchors,
+                     num_classes);
+    }
+    if (im->num_anchors > 0 && im->cls_logits == NULL) {
+      dl_head_where(where, sizeof where, i, ".cls_logits");
+      return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but there are %zu predictions",
+                     im->num_anchors);
+    }
+    if (im->num_gt > 0 && im->labels == NULL) {
+      dl_head_where(where, sizeof where, i, ".labels");
+      return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but num_gt is %zu", im->num_gt);
+    }
+    for (size_t g = 0; g < im->num_gt; g++) {
+      int64_t lab = im->labels[g];
+      if (lab < 0 || (uint64_t)lab >= (uint64_t)num_classes) {
+        snprintf(where, sizeof where, "images[%zu].labels[%zu]", i, g);
+        return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                       "is %lld, expected a class index in [0, %zu)", (long long)lab,
+                       num_classes);
+      }
+    }
+  }
+
+  retina_image *w = calloc(num_images, sizeof *w);
+  DL_RETURN_ERROR_IF(w == NULL, err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
+  retina_run run;
+  run.images = images;
+  run.w = w;
+  run.o = &o;
+  run.bp.kind = o.box_loss;
+  run.bp.beta = o.smooth_l1_beta;
+  run.bp.coder = detloss_coder_options_default();
+  memcpy(run.bp.coder.weights, o.box_weights, sizeof run.bp.coder.weights);
+  run.C = num_classes;
+  run.per_block = CLS_BLOCK_ELEMS / num_classes;
+  if (run.per_block == 0) run.per_block = 1;
+  /* Images in parallel when there are at least as many as threads, else the
+   * threads inside each image: the same bits either way (see head_rpn.c). */
+  int nt = dl_thread_count(o.num_threads);
+  int outer = nt > 1 && num_images >= (size_t)nt;
+  int outer_threads = outer ? o.num_threads : 1;
+  run.inner_threads = outer ? 1 : o.num_threads;
+
+  /* Phase 2: match and box loss of the positives (scratch only). */
+  dl_parallel_blocks(num_images, 1, outer_threads, phase2, &run);
+  for (size_t i = 0; i < num_images; i++) {
+    if (w[i].st != DETLOSS_OK) {
+      detloss_status st = w[i].st;
+      if (err) *err = w[i].err;
+      free_work(w, num_images);
+      return st;
+    }
+  }
+
+  /* Normalizers. */
+  size_t P = 0;
+  for (size_t i = 0; i < num_images; i++) P += w[i].counts[0];
+  double Z = 0.0; /* the batch divisor (EMA, CALLER) */
+  float ema_new = 0.0f;
+  if (o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA) {
+    /* detectron2 DenseDetector._ema_update: n = m n + (1 - m) max(P, 1), in
+     * Python floats (double); the state is kept as float here. */
+    double m = (double)o.ema_momentum;
+    double n = m * (double)*o.ema_state + (1.0 - m) * (double)(P > 0 ? P : 1);
+    ema_new = (float)n;
+    Z = n;
+  } else if (o.normalizer == DETLOSS_RETINA_NORM_CALLER) {
+    Z = o.caller_normalizer;
+  }
+  for (size_t i = 0; i < num_images; i++) {
+    size_t fg = w[i].counts[0];
+    /* torchvision: sum_i (S_i / max(1, fg_i)) / n; else S / Z */
+    w[i].scale = o.normalizer == DETLOSS_RETINA_NORM_TORCHVISION
+                     ? 1.0 / ((double)num_images * (double)(fg > 0 ? fg : 1))
+                     : (Z > 0.0 ? 1.0 / Z : 0.0);
+  }
+
+  /* Phase 3: the classification pass and the gradients. */
+  dl_parallel_blocks(num_images, 1, outer_threads, phase3, &run);
+  detloss_head_result r;
+  memset(&r, 0, sizeof r);
+  double cls_total = 0.0, box_total = 0.0;
+  for (size_t i = 0; i < num_images; i++) {
+    double cls_i = w[i].cls_sum * w[i].scale, box_i = w[i].box.sum * w[i].scale;
+    cls_total += cls_i;
+    box_total += box_i;
+    r.num_pos += w[i].counts[0];
+    r.num_neg += w[i].counts[1];
+    r.num_ignored += w[i].counts[2];
+    if (per_image) {
+      detloss_head_image_stats *s = &per_image[i];
+      s->num_pos = w[i].counts[0];
+      s->num_neg = w[i].counts[1];
+      s->num_ignored = w[i].counts[2];
+      s->num_sampled_pos = w[i].counts[0];
+      s->num_sampled_neg = w[i].counts[1];
+      s->loss_cls = (float)cls_i;
+      s->loss_box_reg = (float)box_i;
+    }
+  }
+  r.num_sampled_pos = r.num_pos;
+  r.num_sampled_neg = r.num_neg;
+  r.loss_cls = (float)cls_total;
+  r.loss_box_reg = (float)box_total;
+  r.normalizer = o.normalizer == DETLOSS_RETINA_NORM_TORCHVISION ? (double)num_images : Z;
+  r.nonfinite = !isfinite(r.loss_cls) || !isfinite(r.loss_box_reg);
+  *result = r;
+  if (o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA) *o.ema_state = ema_new;
+  free_work(w, num_images);
+  return DETLOSS_OK;
+}

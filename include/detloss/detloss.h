@@ -711,6 +711,240 @@ DETLOSS_API detloss_status detloss_loss_embedding(
 /* Detector losses over anchors: RPN and RetinaNet          (issue: heads)  */
 /* ======================================================================== */
 /* @@SECTION heads BEGIN */
+/*
+ * Detector losses over anchors: overview.
+ *   detloss_rpn_loss()    Faster R-CNN region proposal network loss
+ *   detloss_retina_loss() RetinaNet focal loss + box regression
+ * A batch is an array of per-image descriptors (detloss_head_image): the
+ * image's anchors (A may differ between images), its ground truth, the
+ * network's per-anchor predictions and, optionally, caller-owned gradient
+ * buffers laid out like the predictions. One call matches anchors to gt,
+ * (RPN) samples, builds the targets, and returns every loss term, the counts
+ * and the gradients. Scratch memory is O(A) per image (matches, sampling
+ * flags) plus O(positives); no A x C target array and no A x G IoU matrix is
+ * ever formed. Images are processed one after the other; within an image
+ * matching and the loss passes run over fixed anchor blocks on
+ * options->num_threads threads: results are bitwise identical for any
+ * thread count.
+ */
+
+/* Box regression loss of a head. The element-wise kinds act on the encoded
+ * deltas against detloss_box_encode(anchor, matched gt); the IoU kinds act on
+ * detloss_box_decode(anchor, deltas) against the matched gt box
+ * (torchvision _utils._box_loss; detectron2 _dense_box_regression_loss). */
+typedef enum detloss_head_box_loss {
+  DETLOSS_HEAD_BOX_L1 = 0,        /* |d - t| summed over the 4 coordinates */
+  DETLOSS_HEAD_BOX_SMOOTH_L1 = 1, /* smooth-L1 with smooth_l1_beta (0 = L1) */
+  DETLOSS_HEAD_BOX_GIOU = 2,      /* detloss_loss_boxes(GIOU) on decoded boxes, eps 1e-7 */
+  DETLOSS_HEAD_BOX_DIOU = 3,
+  DETLOSS_HEAD_BOX_CIOU = 4
+} detloss_head_box_loss;
+
+/* One image of a batch. Pointers may be NULL when their count is 0. */
+typedef struct detloss_head_image {
+  const float *anchors;       /* [num_anchors][4], finite */
+  size_t num_anchors;
+  const detloss_anchor_config *anchor_config; /* optional (NULL = none): the grid config
+                                 the anchors were generated from (they must equal
+                                 detloss_anchors_generate(anchor_config)). Matching then
+                                 uses detloss_match_grid, which gives the same matches
+                                 but visits only the cells near each gt (much faster
+                                 for FPN-sized anchor sets) */
+  const float *gt;            /* [num_gt][4], finite; num_gt = 0 is normal (all negative) */
+  size_t num_gt;
+  const int64_t *labels;      /* [num_gt] class indices in [0, num_classes) (RetinaNet only) */
+  const uint8_t *gt_is_crowd; /* [num_gt] or NULL; crowd gt are never matched and make
+                                 anchors they cover ignored (detloss_match_options) */
+  float image_h, image_w;     /* image size; needed (> 0) only when
+                                 match.allowed_border >= 0 (border filtering) */
+  size_t num_predictions;     /* rows of objectness / cls_logits / deltas; must equal
+                                 num_anchors (a check against anchor/head mismatch) */
+  const float *objectness;    /* RPN: [num_predictions] logits */
+  const float *cls_logits;    /* RetinaNet: [num_predictions][num_classes] logits */
+  const float *deltas;        /* [num_predictions][4] predicted (dx, dy, dw, dh) */
+  float *grad_objectness;     /* RPN out: [num_predictions] or NULL */
+  float *grad_cls_logits;     /* RetinaNet out: [num_predictions][num_classes] or NULL */
+  float *grad_deltas;         /* out: [num_predictions][4] or NULL */
+} detloss_head_image;
+
+/* Counts and loss contributions of one image (detloss_head_result.per_image). */
+typedef struct detloss_head_image_stats {
+  size_t num_pos;         /* anchors matched to a gt (match >= 0) */
+  size_t num_neg;         /* anchors below the low threshold (-1) */
+  size_t num_ignored;     /* between thresholds, crowd- or border-ignored (-2) */
+  size_t num_sampled_pos; /* RPN: sampled positives; RetinaNet: = num_pos */
+  size_t num_sampled_neg; /* RPN: sampled negatives; RetinaNet: = num_neg */
+  float loss_cls;         /* this image's share of loss_cls (the shares add up to the
+                             batch value up to rounding) */
+  float loss_box_reg;     /* this image's share of loss_box_reg */
+} detloss_head_image_stats;
+
+/* Result of a head loss. */
+typedef struct detloss_head_result {
+  float loss_cls;          /* RPN: loss_objectness; RetinaNet: loss_cls */
+  float loss_box_reg;      /* RPN: loss_rpn_box_reg; RetinaNet: loss_box_reg */
+  double normalizer;       /* the batch divisor used (RPN: sampled anchors of the batch or
+                              B x images; RetinaNet EMA / CALLER: the normalizer; RetinaNet
+                              TORCHVISION: the number of images, each image being divided
+                              by max(1, its positives) first) */
+  size_t num_pos, num_neg, num_ignored;      /* whole batch, as per image */
+  size_t num_sampled_pos, num_sampled_neg;   /* whole batch */
+  int nonfinite;           /* 1 when loss_cls or loss_box_reg is NaN/Inf (non-finite
+                              predictions of anchors in the loss propagate; never an error) */
+} detloss_head_result;
+
+/* Normalizer conventions of the RPN loss. The preset function fills the
+ * other fields of each convention; the field itself selects only the divisor. */
+typedef enum detloss_rpn_convention {
+  /* torchvision RegionProposalNetwork.compute_loss (the default): both terms
+   * divided by the number of sampled anchors of the whole batch; objectness is
+   * the BCE mean over those anchors, box loss smooth-L1 (beta 1/9) summed over
+   * the sampled positives. */
+  DETLOSS_RPN_TORCHVISION = 0,
+  /* detectron2 RPN.losses: both terms divided by batch_size_per_image x
+   * num_images, a fixed normalizer even when fewer anchors are sampled; box
+   * loss L1 (SMOOTH_L1_BETA 0) by default, GIoU (or DIoU/CIoU) on decoded boxes
+   * as options. */
+  DETLOSS_RPN_DETECTRON2 = 1,
+  /* py-faster-rcnn anchor_target_layer + SmoothL1Loss(sigma 3): the torchvision
+   * divisor, smooth-L1 beta = 1/sigma^2 = 1/9, and anchors not inside the image
+   * (allowed_border 0) ignored before matching. Its 2-class softmax on (s0, s1)
+   * equals the BCE here on the logit s1 - s0. Its "+1" box widths are not
+   * reproduced (no "+1" anywhere in detloss). */
+  DETLOSS_RPN_PY_FASTER_RCNN = 2
+} detloss_rpn_convention;
+
+typedef struct detloss_rpn_options {
+  detloss_match_options match;   /* 0.7 / 0.3, low-quality matches on */
+  detloss_sample_options sample; /* 256 per image, 0.5 positive, seed 0 (image i of the
+                                    batch uses image_index i) */
+  detloss_rpn_convention convention; /* the divisor, default TORCHVISION */
+  detloss_head_box_loss box_loss;    /* default SMOOTH_L1 */
+  float smooth_l1_beta;          /* 1/9 (torchvision, py-faster-rcnn sigma 3); >= 0 */
+  float box_weights[4];          /* coder weights (1,1,1,1); finite > 0 */
+  int num_threads;               /* 0 = OpenMP default; overrides match/sample num_threads */
+} detloss_rpn_options;
+
+#define DETLOSS_RPN_OPTIONS_INIT                                                                \
+  {DETLOSS_MATCH_OPTIONS_INIT, DETLOSS_SAMPLE_OPTIONS_INIT, DETLOSS_RPN_TORCHVISION,          \
+   DETLOSS_HEAD_BOX_SMOOTH_L1, 1.0f / 9.0f, {1.0f, 1.0f, 1.0f, 1.0f}, 0}
+DETLOSS_API detloss_rpn_options detloss_rpn_options_default(void);
+/* The options of a published convention: TORCHVISION = the default;
+ * DETECTRON2 = default with convention DETECTRON2 and box_loss SMOOTH_L1 with
+ * beta 0 (L1); PY_FASTER_RCNN = default with convention PY_FASTER_RCNN and
+ * match.allowed_border 0 (so image_h/image_w are required). */
+DETLOSS_API detloss_rpn_options detloss_rpn_options_preset(detloss_rpn_convention convention);
+
+/*
+ * detloss_rpn_loss() - Faster R-CNN RPN loss of a batch, with gradients.
+ *   per image i: m = detloss_match(anchors, gt) (G = 0: all -1),
+ *   S_i = detloss_sample_balanced(m, image_index i): P_i positives, N_i negatives;
+ *   loss_cls     = sum_i sum_{a in S_i} bce(objectness[a], [a positive]) / D
+ *   loss_box_reg = sum_i sum_{a in S_i positive} box_loss(deltas[a], target[a]) / D
+ *   D = sum_i (P_i + N_i) (TORCHVISION, PY_FASTER_RCNN) or B x num_images (DETECTRON2);
+ *   target = encode(anchor, gt[m[a]]) with box_weights (or decoded boxes vs gt for IoU kinds).
+ * images [num_images] (num_images >= 1); objectness and deltas required;
+ * result required; per_image [num_images] or NULL (per-image counts and shares); the
+ * grad_* outputs (each may be NULL) receive d loss_cls / d objectness and
+ * d loss_box_reg / d deltas; anchors not sampled get exactly 0.
+ * D = 0 (nothing sampled anywhere): both losses 0 with zero gradient
+ * (torchvision divides 0 by 0). Non-finite logits/deltas of sampled anchors
+ * give a non-finite loss and result->nonfinite = 1, never an error.
+ * Sampling: torchvision draws with randperm; detloss uses its seeded
+ * counter-based choice (detloss_sample_balanced): when an image has at most
+ * B f positives and at most B - P_i negatives nothing is dropped and the result
+ * equals torchvision's exactly.
+ * Returns DETLOSS_OK; DETLOSS_ERR_NULL; _SHAPE ("num_images" = 0: empty batch,
+ * "images[i].num_predictions" != num_anchors); _NONFINITE ("images[i].anchors[a]",
+ * "images[i].gt[g]"); _RANGE (options: "smooth_l1_beta", "box_weights",
+ * "box_loss", "convention", "match.high" ...; "images[i].image_h" when border
+ * filtering needs it; "images[i].gt[g]" a degenerate gt matched by an
+ * element-wise box loss, which cannot be encoded); _NOMEM. Outputs (result and
+ * gradients) untouched on error. Thread-safe.
+ * Matches torchvision RegionProposalNetwork.assign_targets_to_anchors +
+ * compute_loss (tests/fixtures/heads). Ref: Ren et al., Faster R-CNN,
+ * arXiv:1506.01497, eq. (1).
+ */
+DETLOSS_API detloss_status detloss_rpn_loss(const detloss_head_image *images, size_t num_images,
+                                            detloss_head_result *result,
+                                            detloss_head_image_stats *per_image,
+                                            const detloss_rpn_options *opt,
+                                            detloss_error *err);
+
+/* Normalizer of the RetinaNet loss. */
+typedef enum detloss_retina_normalizer {
+  /* torchvision RetinaNetHead.compute_loss: each image divided by max(1, its
+   * positives), then the mean over images. The default. */
+  DETLOSS_RETINA_NORM_TORCHVISION = 0,
+  /* detectron2 RetinaNet.losses: the batch sums divided by
+   * n <- momentum n + (1 - momentum) max(P, 1), P = positives of the whole
+   * batch, n the caller-owned *ema_state (initial 100, detectron2's
+   * loss_normalizer); *ema_state is updated on success only. */
+  DETLOSS_RETINA_NORM_DETECTRON2_EMA = 1,
+  /* the batch sums divided by caller_normalizer (> 0), e.g. the positive count
+   * all-reduced over the ranks of a distributed step (mmdetection reduce_mean,
+   * clamped to >= 1 by the caller as it sees fit). */
+  DETLOSS_RETINA_NORM_CALLER = 2
+} detloss_retina_normalizer;
+
+typedef struct detloss_retina_options {
+  detloss_match_options match;   /* 0.5 / 0.4, low-quality matches on */
+  float alpha;                   /* focal alpha 0.25; < 0 disables the weighting */
+  float gamma;                   /* focal gamma 2; >= 0 */
+  detloss_head_box_loss box_loss; /* default L1 (torchvision) */
+  float smooth_l1_beta;          /* for SMOOTH_L1: 1.0 (torchvision _box_loss); >= 0 */
+  float box_weights[4];          /* coder weights (1,1,1,1); finite > 0 */
+  detloss_retina_normalizer normalizer; /* default TORCHVISION */
+  float *ema_state;              /* DETECTRON2_EMA: in/out, caller-owned (start at 100) */
+  float ema_momentum;            /* DETECTRON2_EMA: 0.9, in [0, 1] */
+  double caller_normalizer;      /* CALLER: finite > 0 */
+  int num_threads;               /* 0 = OpenMP default; overrides match.num_threads */
+} detloss_retina_options;
+
+#define DETLOSS_RETINA_EMA_INIT 100.0f
+#define DETLOSS_RETINA_OPTIONS_INIT                                                             \
+  {{0.5f, 0.4f, 1, 0.0f, DETLOSS_MATCH_TORCHVISION, 1, 0.7f, -1.0f, 0.0f, 0.0f, 0}, 0.25f, 2.0f, \
+   DETLOSS_HEAD_BOX_L1, 1.0f, {1.0f, 1.0f, 1.0f, 1.0f}, DETLOSS_RETINA_NORM_TORCHVISION, NULL,    \
+   0.9f, 1.0, 0}
+DETLOSS_API detloss_retina_options detloss_retina_options_default(void);
+
+/*
+ * detloss_retina_loss() - RetinaNet loss of a batch, with gradients.
+ *   per image i: m = detloss_match(anchors, gt) (G = 0: all -1), F_i = {a: m[a] >= 0},
+ *   y[a][c] = 1 if a in F_i and c = labels[m[a]], else 0;
+ *   cls_i = sum_{a: m[a] != -2} sum_c focal(cls_logits[a][c], y[a][c]; alpha, gamma)
+ *   box_i = sum_{a in F_i} box_loss(deltas[a], anchor a, gt[m[a]])
+ *   TORCHVISION:  loss_cls = (1/n) sum_i cls_i / max(1, |F_i|)  (n = num_images), same for box;
+ *   EMA, CALLER:  loss_cls = sum_i cls_i / Z, loss_box_reg = sum_i box_i / Z.
+ *   focal(x, y) = a_t (1 - p_t)^gamma BCE(x, y) (torchvision sigmoid_focal_loss).
+ * num_classes C >= 1; images [num_images] (>= 1) with cls_logits and deltas
+ * required, labels required when num_gt > 0; result required, per_image
+ * [num_images] or NULL. grad_cls_logits [A][C] receives
+ * d loss_cls / d logits (rows of ignored anchors exactly 0), grad_deltas
+ * d loss_box_reg / d deltas (non-positive rows exactly 0).
+ * The focal value and gradient are evaluated per logit with the implicit
+ * one-hot target in one vectorized pass (closed-form gradient, finite for
+ * every gamma >= 0; the same bits as detloss_loss_elementwise SIGMOID_FOCAL).
+ * Non-finite logits/deltas of anchors in the loss give a non-finite loss and
+ * result->nonfinite = 1, never an error.
+ * Returns DETLOSS_OK; _NULL; _SHAPE ("num_images" = 0, "num_classes" = 0,
+ * "images[i].num_predictions"); _NONFINITE ("images[i].anchors[a]",
+ * "images[i].gt[g]"); _RANGE ("images[i].labels[g]" outside [0, C), "alpha",
+ * "gamma", "smooth_l1_beta", "box_weights", "box_loss", "normalizer",
+ * "ema_state", "ema_momentum", "caller_normalizer", "match.*",
+ * "images[i].gt[g]" degenerate and matched under an element-wise box loss);
+ * _NOMEM. Outputs (result, gradients, *ema_state) untouched on error. Thread-safe
+ * (the EMA state is the caller's to serialize).
+ * Matches torchvision RetinaNet.compute_loss / RetinaNetHead.compute_loss
+ * (tests/fixtures/heads) and detectron2 RetinaNet.losses (EMA normalizer).
+ * Ref: Lin et al., Focal Loss for Dense Object Detection, arXiv:1708.02002.
+ */
+DETLOSS_API detloss_status detloss_retina_loss(const detloss_head_image *images,
+                                               size_t num_images, size_t num_classes,
+                                               detloss_head_result *result,
+                                               detloss_head_image_stats *per_image,
+                                               const detloss_retina_options *opt,
+                                               detloss_error *err);
 /* @@SECTION heads END */
 
 /* ======================================================================== */

@@ -7,7 +7,8 @@
  * dl_read_file(path): whole file, NUL-terminated, malloc'ed (fails the test if missing).
  * DL_FIXTURE(rel): path of tests/fixtures/<rel> (DETLOSS_FIXTURE_DIR is set by CMake).
  * dl_rng: a tiny deterministic generator (splitmix64) for random test data.
- * dl_fd_gradient: central finite differences in double on a scalar function.
+ * (Finite-difference gradient checks live in each loss test, against an
+ * independent double-precision reference of the loss written in the test.)
  */
 #ifndef DETLOSS_TESTUTIL_H
 #define DETLOSS_TESTUTIL_H

@@ -89,6 +89,7 @@ typedef struct mctx {
   const float *gt;
   float *garea;
   size_t *act;   /* non-crowd proper gts, ascending */
+  float *cx1, *cy1, *cx2, *cy2, *carea; /* their boxes as columns (plain path) */
   size_t nact;
   size_t *crw;   /* crowd proper gts (only when crowd_thr >= 0) */
   size_t ncrw;
@@ -123,14 +124,32 @@ static inline int outside(const mctx *c, float x1, float y1, float x2, float y2)
 
 /* ---- pass 1, plain path ---------------------------------------------------- */
 
+#define GT_CHUNK 256
+
+/* IoU of one anchor with n gts given as columns (x1, y1, x2, y2, area): the same float
+ * operations as pair_iou(), written branch-free so the compiler can vectorize it (the
+ * division is IEEE in every lane; lanes without overlap are discarded by the select). */
+static void iou_row(const float *gx1, const float *gy1, const float *gx2, const float *gy2,
+                    const float *ga, size_t n, float ax1, float ay1, float ax2, float ay2,
+                    float aa, float *out) {
+  for (size_t j = 0; j < n; j++) {
+    float iw = mn(gx2[j], ax2) - mx(gx1[j], ax1);
+    float ih = mn(gy2[j], ay2) - mx(gy1[j], ay1);
+    float inter = iw * ih;
+    float v = inter / ((ga[j] + aa) - inter);
+    out[j] = (iw > 0.0f && ih > 0.0f) ? v : 0.0f;
+  }
+}
+
 static void pass1_plain(void *vc, size_t i0, size_t i1, size_t b) {
   mctx *c = vc;
-  float *bm = c->bmax + b * c->G;
+  float *bm = c->bmax + b * c->G; /* indexed by position in act */
   size_t *ba = c->barg + b * c->G;
-  for (size_t j = 0; j < c->G; j++) {
+  for (size_t j = 0; j < c->nact; j++) {
     bm[j] = 0.0f;
     ba[j] = SIZE_MAX;
   }
+  float v[GT_CHUNK];
   for (size_t a = i0; a < i1; a++) {
     const float *p = c->anchors + 4 * a;
     float ax1 = p[0], ay1 = p[1], ax2 = p[2], ay2 = p[3];
@@ -145,16 +164,19 @@ static void pass1_plain(void *vc, size_t i0, size_t i1, size_t b) {
     }
     float best = 0.0f;
     int64_t arg = c->g0;
-    for (size_t j = 0; j < c->nact; j++) {
-      size_t g = c->act[j];
-      float v = pair_iou(c->gt + 4 * g, c->garea[g], ax1, ay1, ax2, ay2, aa);
-      if (v > best) {
-        best = v;
-        arg = (int64_t)g;
-      }
-      if (v > bm[g]) { /* anchors ascend: the first maximum is kept */
-        bm[g] = v;
-        ba[g] = a;
+    for (size_t j0 = 0; j0 < c->nact; j0 += GT_CHUNK) {
+      size_t n = c->nact - j0 < GT_CHUNK ? c->nact - j0 : GT_CHUNK;
+      iou_row(c->cx1 + j0, c->cy1 + j0, c->cx2 + j0, c->cy2 + j0, c->carea + j0, n, ax1, ay1,
+              ax2, ay2, aa, v);
+      for (size_t j = 0; j < n; j++) {
+        if (v[j] > best) { /* act ascends: ties keep the lowest gt index */
+          best = v[j];
+          arg = (int64_t)c->act[j0 + j];
+        }
+        if (v[j] > bm[j0 + j]) { /* anchors ascend: the first maximum is kept */
+          bm[j0 + j] = v[j];
+          ba[j0 + j] = a;
+        }
       }
     }
     c->mi[a] = best;
@@ -171,7 +193,7 @@ static void pass1_grid(void *vc, size_t i0, size_t i1, size_t b) {
   const dl_grid_level *lv = &c->grid->lv[blk->level];
   float *bm = c->bmax + b * c->G;
   size_t *ba = c->barg + b * c->G;
-  for (size_t j = 0; j < c->G; j++) {
+  for (size_t j = 0; j < c->nact; j++) {
     bm[j] = 0.0f;
     ba[j] = SIZE_MAX;
   }
@@ -219,8 +241,8 @@ static void pass1_grid(void *vc, size_t i0, size_t i1, size_t b) {
     size_t g = c->act[j];
     const float *gb = c->gt + 4 * g;
     float ga = c->garea[g];
-    float bmg = bm[g];
-    size_t bag = ba[g];
+    float bmg = bm[j];
+    size_t bag = ba[j];
     for (size_t k = 0; k < K; k++) {
       const long long *r = c->rects + 4 * (g * c->ktot + kb + k);
       long long y0 = r[2] > ylo ? r[2] : ylo, y1 = r[3] < yhi ? r[3] : yhi;
@@ -246,8 +268,8 @@ static void pass1_grid(void *vc, size_t i0, size_t i1, size_t b) {
         }
       }
     }
-    bm[g] = bmg;
-    ba[g] = bag;
+    bm[j] = bmg;
+    ba[j] = bag;
   }
 }
 
@@ -399,6 +421,7 @@ static detloss_status run_match(mctx *c, const detloss_match_options *o, const u
   size_t nblocks = 0;
   gridblk *blks = NULL;
   c->garea = NULL;
+  c->cx1 = NULL;
   c->act = NULL;
   c->crw = NULL;
   c->bmax = NULL;
@@ -427,10 +450,11 @@ static detloss_status run_match(mctx *c, const detloss_match_options *o, const u
   if (A == 0) return DETLOSS_OK;
 
   c->garea = malloc((G ? G : 1) * sizeof(float));
+  c->cx1 = malloc((G ? G : 1) * 5 * sizeof(float));
   c->act = malloc((G ? G : 1) * sizeof(size_t));
   c->crw = malloc((G ? G : 1) * sizeof(size_t));
   if (c->mi == NULL) c->mi = mi_own = malloc(A * sizeof(float));
-  if (!c->garea || !c->act || !c->crw || !c->mi) goto nomem;
+  if (!c->garea || !c->cx1 || !c->act || !c->crw || !c->mi) goto nomem;
   c->nact = c->ncrw = c->nnc = 0;
   c->g0 = -1;
   for (size_t g = 0; g < G; g++) {
@@ -448,6 +472,18 @@ static detloss_status run_match(mctx *c, const detloss_match_options *o, const u
     }
   }
   if (c->g0 < 0) c->g0 = 0;
+  c->cy1 = c->cx1 + c->nact;
+  c->cx2 = c->cy1 + c->nact;
+  c->cy2 = c->cx2 + c->nact;
+  c->carea = c->cy2 + c->nact;
+  for (size_t j = 0; j < c->nact; j++) {
+    const float *b = c->gt + 4 * c->act[j];
+    c->cx1[j] = b[0];
+    c->cy1[j] = b[1];
+    c->cx2[j] = b[2];
+    c->cy2[j] = b[3];
+    c->carea[j] = c->garea[c->act[j]];
+  }
 
   if (c->grid) {
     const dl_grid *gr = c->grid;
@@ -520,16 +556,21 @@ static detloss_status run_match(mctx *c, const detloss_match_options *o, const u
       break;
     }
   for (size_t g = 0; g < G; g++) {
+    h[g] = 0.0f;
+    fa[g] = first_kept;
+  }
+  for (size_t j = 0; j < c->nact; j++) {
     float hg = 0.0f;
     size_t ag = SIZE_MAX;
     for (size_t b = 0; b < nblocks; b++) {
-      float v = c->bmax[b * G + g];
-      size_t ia = c->barg[b * G + g];
+      float v = c->bmax[b * G + j];
+      size_t ia = c->barg[b * G + j];
       if (v > hg || (v == hg && v > 0.0f && ia < ag)) {
         hg = v;
         ag = ia;
       }
     }
+    size_t g = c->act[j];
     h[g] = hg;
     fa[g] = hg > 0.0f ? ag : first_kept;
   }
@@ -598,6 +639,7 @@ done:
   free(mi_own);
   free(blks);
   free(c->garea);
+  free(c->cx1);
   free(c->act);
   free(c->crw);
   free(c->bmax);

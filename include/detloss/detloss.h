@@ -392,8 +392,13 @@ DETLOSS_API detloss_status detloss_match(const float *anchors, size_t num_anchor
  * without materializing them: for every gt, level and base anchor only the
  * cells whose anchor can intersect the gt are visited (O(A + sum of the gt
  * footprints) work). Bitwise the same outputs as detloss_match() on
- * detloss_anchors_generate(cfg) (tested on random data), A =
- * detloss_anchors_count(cfg). Errors: those of both functions.
+ * detloss_anchors_generate(cfg) (tested on random data). num_anchors must
+ * equal detloss_anchors_count(cfg) (else DETLOSS_ERR_SHAPE, where =
+ * "num_anchors": anchors and config disagree). Other errors: those of
+ * detloss_anchors_count() and detloss_match(). Extra memory: G * K_total * 32
+ * bytes of cell rectangles plus G * 12 bytes per block of ~4096 anchors (about
+ * 34 KB for G = 20 on the 268,569 FPN anchors of an 800x1344 image).
+ * Algorithm and proofs of equality: docs/math/match.md.
  */
 DETLOSS_API detloss_status detloss_match_grid(const detloss_anchor_config *cfg,
                                               const float *gt, size_t num_gt,
@@ -951,6 +956,176 @@ DETLOSS_API detloss_status detloss_retina_loss(const detloss_head_image *images,
 /* Anchor-set evaluation on a data set                (issue: anchor eval)  */
 /* ======================================================================== */
 /* @@SECTION anchor-eval BEGIN */
+/*
+ * Anchor-set evaluation: how well an anchor set covers the ground-truth boxes
+ * of a data set, before any training (the question behind YOLOv5's autoanchor
+ * check and the "small objects get no anchor" reports, reference-semantics.md
+ * s10-11). Per gt box: the best IoU (or best shape ratio r) over the anchors,
+ * the number of fitting anchors, the number of positives the config's matcher
+ * gives it, and the pyramid level of its best anchor; aggregated over the
+ * data set and split by COCO size class.
+ */
+
+#define DETLOSS_EVAL_MAX_LEVELS 16 /* pyramid levels of a grid source */
+#define DETLOSS_EVAL_MAX_WORST 100 /* longest worst-covered list */
+
+typedef enum detloss_eval_metric {
+  /* IoU of gt and anchor (torchvision box_iou, float32); fits when IoU >= iou_thresh. */
+  DETLOSS_EVAL_IOU = 0,
+  /* YOLOv5 autoanchor shape metric (utils/autoanchor.py metric(), float32):
+   * r = min(w/aw, aw/w, h/ah, ah/h) (as min(q, 1/q) for q = w/aw and h/ah);
+   * fits when r > 1/ratio_thresh. Positions are ignored. */
+  DETLOSS_EVAL_WH_RATIO = 1
+} detloss_eval_metric;
+
+/* Size classes of COCO (cocoeval areaRng), on the box area w*h after clipping
+ * and resizing: small < 32^2, medium, large >= 96^2. */
+typedef enum detloss_eval_size {
+  DETLOSS_EVAL_SMALL = 0,
+  DETLOSS_EVAL_MEDIUM = 1,
+  DETLOSS_EVAL_LARGE = 2
+} detloss_eval_size;
+
+/* A data set of ground-truth boxes, flat. Image i has the boxes with rows
+ * box_start[i] .. box_start[i+1]-1 (box_start[0] = 0, non-decreasing), in
+ * pixels of the original image (x1, y1, x2, y2). */
+typedef struct detloss_eval_dataset {
+  size_t num_images;
+  const float *image_hw;    /* [num_images][2]: height, width; finite, > 0 */
+  const size_t *box_start;  /* [num_images + 1] */
+  const float *boxes;       /* [box_start[num_images]][4], finite */
+  const uint8_t *is_crowd;  /* [box_start[num_images]] or NULL; crowd boxes are left out
+                               (and counted), as torchvision's COCO loader drops them */
+} detloss_eval_dataset;
+
+/* The anchors to evaluate: exactly one of grid, anchors, shapes.
+ *  - grid: a grid config; the feat_h / feat_w of its levels are ignored and
+ *    set per image to ceil(H / stride_h) x ceil(W / stride_w) of the resized
+ *    image (compute-cases.md anchor_eval; the `anchors` op instead takes
+ *    stride = size // feature size). The level is reported per gt.
+ *  - anchors [num_anchors][4]: the same explicit anchors for every image.
+ *  - shapes [num_shapes][2] (w, h): shapes only, for DETLOSS_EVAL_WH_RATIO.
+ * With WH_RATIO a grid contributes the shapes of its base anchors (each once,
+ * level kept) and explicit anchors their widths and heights. */
+typedef struct detloss_eval_anchors {
+  const detloss_anchor_config *grid;
+  const float *anchors;
+  size_t num_anchors;
+  const float *shapes;
+  size_t num_shapes;
+} detloss_eval_anchors;
+
+typedef struct detloss_eval_options {
+  detloss_eval_metric metric; /* default IOU */
+  float iou_thresh;           /* fit threshold of IOU: 0.5, in (0, 1] */
+  float ratio_thresh;         /* WH_RATIO: 4.0 (YOLOv5 anchor_t), >= 1 */
+  /* Resizing (0 = off). Both > 0: torchvision GeneralizedRCNNTransform,
+   * scale = min(resize_min_size / short side, resize_max_size / long side)
+   * in float32, new size floor(H * scale), boxes times new/old size per axis
+   * (float32). Only resize_max_size > 0: the long side becomes exactly
+   * resize_max_size, boxes times (float)(L / long side) (compute-cases.md
+   * resize_long_side; YOLOv5's imgsz). Only resize_min_size > 0: likewise for
+   * the short side. */
+  float resize_min_size;
+  float resize_max_size;
+  int count_positives;        /* 1: run the matcher for the positives of each gt (IOU only) */
+  detloss_match_options match;/* the matcher (default torchvision RPN 0.7 / 0.3) */
+  size_t num_worst;           /* worst-covered gts to report: 20, <= DETLOSS_EVAL_MAX_WORST */
+  int num_threads;            /* 0 = OpenMP default */
+} detloss_eval_options;
+
+#define DETLOSS_EVAL_OPTIONS_INIT                                                              \
+  {DETLOSS_EVAL_IOU, 0.5f, 4.0f, 0.0f, 0.0f, 1, DETLOSS_MATCH_OPTIONS_INIT, 20, 0}
+DETLOSS_API detloss_eval_options detloss_eval_options_default(void);
+
+/* Per gt box (one per input row, in input order). */
+typedef struct detloss_eval_gt {
+  float w, h;         /* after clipping and resizing */
+  float best;         /* best IoU (or best r) over the anchors; 0 if none overlaps */
+  uint32_t num_fit;   /* anchors with IoU >= iou_thresh (shapes with r > 1/ratio_thresh) */
+  uint32_t num_pos;   /* positives under the matcher (WH_RATIO: = num_fit) */
+  int16_t level;      /* level of the best anchor (first in anchor order on ties), -1: none */
+  uint8_t size;       /* detloss_eval_size */
+  uint8_t status;     /* DETLOSS_EVAL_GT_* */
+  uint8_t clipped;    /* 1 if the box poked out of its image and was clipped to it */
+} detloss_eval_gt;
+
+#define DETLOSS_EVAL_GT_OK 0         /* evaluated */
+#define DETLOSS_EVAL_GT_CROWD 1      /* crowd box: left out */
+#define DETLOSS_EVAL_GT_DEGENERATE 2 /* zero width or height after clipping: left out */
+
+/* Aggregates over one set of gts (all, or one size class). */
+typedef struct detloss_eval_stats {
+  size_t num_gt;
+  size_t num_recalled;    /* gts whose best anchor fits */
+  double recall;          /* num_recalled / num_gt (0 when num_gt = 0) */
+  double mean_best;       /* mean best IoU (or best r) */
+  double anchors_per_gt;  /* mean num_fit */
+  double positives_per_gt;/* mean num_pos */
+  size_t pos_hist[4];     /* gts with 0, 1, 2-4, >= 5 positives */
+} detloss_eval_stats;
+
+typedef struct detloss_eval_worst {
+  size_t image;     /* image index */
+  size_t box;       /* row of the box within its image */
+  float w, h;       /* after clipping and resizing */
+  float best;
+} detloss_eval_worst;
+
+typedef struct detloss_eval_report {
+  size_t num_images, num_images_empty; /* empty: no evaluated gt */
+  size_t num_boxes;       /* input rows */
+  size_t num_crowd;       /* left out */
+  size_t num_clipped;     /* boxes that poked out of their image, clipped to it */
+  size_t num_degenerate;  /* zero width or height after clipping: left out */
+  size_t num_anchors;     /* anchors summed over images (WH_RATIO: shapes) */
+  detloss_eval_stats all;
+  detloss_eval_stats by_size[3]; /* detloss_eval_size */
+  size_t num_levels;      /* grid levels (1 for explicit anchors or shapes) */
+  size_t level_best[DETLOSS_EVAL_MAX_LEVELS]; /* gts whose best anchor is on the level */
+  size_t level_pos[DETLOSS_EVAL_MAX_LEVELS];  /* positive anchors on the level */
+  size_t num_worst;
+  detloss_eval_worst worst[DETLOSS_EVAL_MAX_WORST]; /* lowest best first; ties in data-set order */
+} detloss_eval_report;
+
+/*
+ * detloss_anchor_eval() - evaluate an anchor set on a data set of gt boxes.
+ *   per gt g (after clipping to its image and resizing; crowd and zero-area boxes left out):
+ *   best_g = max_a IoU(g, a),  num_fit_g = #{a : IoU(g, a) >= iou_thresh},
+ *   num_pos_g = #{a : matches[a] == g} under detloss_match(opt->match) on the image's gts,
+ *   level_g = level of argmax_a IoU(g, a)   (WH_RATIO: r instead of IoU, over shapes);
+ *   recall = mean_g [best_g fits], mean_best = mean_g best_g, anchors_per_gt = mean_g num_fit_g.
+ * data: the data set (its pointers are read only); src: the anchors; per_gt
+ * [box_start[num_images]] caller-owned or NULL; report caller-owned.
+ * IoUs are torchvision box_iou in float32 (the matcher's own pair IoU), so
+ * best_g equals torchvision's max of box_iou bit for bit. The positives of
+ * torchvision/detectron2 matchers are counted sparsely (only anchors whose IoU
+ * with some gt reaches min(high, h_g) can be positive); other matcher settings
+ * (mmdet, allowed_border, high = 0) and images where torchvision's h_g = 0
+ * quirk applies run detloss_match / detloss_match_grid on all of the image's
+ * anchors. Either way the counts equal those of detloss_match.
+ * Memory: O(anchors of one image) per thread at most, O(total gt) for the
+ * per-gt records; the A x G IoU matrix is never formed. Parallel over blocks
+ * of images; results are reduced in image order: bitwise identical for any
+ * thread count. Empty data sets (no images) are an error; images without
+ * boxes are fine.
+ * Errors (outputs untouched): DETLOSS_ERR_NULL; _SHAPE ("box_start" not
+ * non-decreasing from 0, "src" naming no or several sources, too many
+ * levels: "grid.levels"); _RANGE ("image_hw[i]" not finite > 0,
+ * "iou_thresh", "ratio_thresh", "resize_min_size", "resize_max_size",
+ * "num_worst", "metric", "shapes[i]", matcher and grid errors, "src.shapes"
+ * with the IOU metric); _NONFINITE ("boxes[i]", "anchors[i]"); _NOMEM.
+ * Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
+                                               const detloss_eval_anchors *src,
+                                               detloss_eval_gt *per_gt,
+                                               detloss_eval_report *report,
+                                               const detloss_eval_options *opt,
+                                               detloss_error *err);
+
+/* Name of a size class ("small", "medium", "large"), or NULL. */
+DETLOSS_API const char *detloss_eval_size_name(detloss_eval_size size);
 /* @@SECTION anchor-eval END */
 
 #ifdef __cplusplus

@@ -1,0 +1,20 @@
+"""detloss: anchors, IoU matching, sampling, box coding and detection losses with
+gradients, from the detloss C library (loaded with ctypes; no compiler needed).
+
+    import detloss
+    detloss.box_iou(boxes1, boxes2)                       # numpy in, numpy out
+    from detloss.torch import sigmoid_focal_loss          # torch autograd drop-in
+
+The numpy API is detloss.ops (re-exported here); the PyTorch autograd functions
+are detloss.torch (imported on demand: torch is optional). Errors raise
+detloss.DetlossError (a ValueError) carrying .status, .where and .message.
+"""
+from ._lib import DetlossError, DetlossTypeError, has_openmp, library_path
+from ._lib import version as library_version
+from .ops import *  # noqa: F401,F403
+from .ops import __all__ as _ops_all
+
+__version__ = "0.1.0"
+
+__all__ = ["DetlossError", "DetlossTypeError", "has_openmp", "library_path", "library_version",
+           "__version__"] + list(_ops_all)

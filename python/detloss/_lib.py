@@ -1,0 +1,526 @@
+"""Loading libdetloss.so with ctypes, the C structs, and argument checking.
+
+The library is searched, in this order (the first one that loads wins):
+  1. the file named by the environment variable DETLOSS_LIBRARY (an explicit
+     choice: if it is set but cannot be loaded, that is an error, no fallback);
+  2. next to this package (detloss/libdetloss.so*, put there by
+     `DETLOSS_LIBRARY=... pip install ./python`);
+  3. the build trees of the source checkout this package sits in
+     (<repo>/build*/libdetloss.so, <repo>/_build/*/libdetloss.so), newest first;
+  4. the system library path (ctypes.util.find_library("detloss"),
+     libdetloss.so.0).
+If none loads, ImportError lists every place that was tried.
+
+Arrays: numpy arrays that are C-contiguous float32 (int64, uint8, ... where
+the C side takes those) are passed to C without a copy; any other real
+numeric array (float64, int32, a non-contiguous view, a list) is converted,
+which copies. Booleans-as-floats, complex, object and string arrays are
+refused (DetlossTypeError naming the argument). Outputs are new arrays,
+or the caller's `out=` array, which must then be C-contiguous float32 of the
+right shape (no silent copy for outputs).
+"""
+import ctypes
+import ctypes.util
+import glob
+import os
+
+import numpy as np
+
+# ---------------------------------------------------------------------------
+# statuses and the exception
+# ---------------------------------------------------------------------------
+STATUS_NAMES = {
+    0: "ok", 1: "null", 2: "shape", 3: "nonfinite", 4: "range", 5: "nomem", 6: "parse",
+    7: "type", 8: "missing", 9: "unknown", 10: "io", 11: "unsupported",
+}
+OK, ERR_NULL, ERR_SHAPE, ERR_NONFINITE, ERR_RANGE, ERR_NOMEM = 0, 1, 2, 3, 4, 5
+ERR_PARSE, ERR_TYPE, ERR_MISSING, ERR_UNKNOWN, ERR_IO, ERR_UNSUPPORTED = 6, 7, 8, 9, 10, 11
+
+
+class DetlossError(ValueError):
+    """An error reported by detloss (or found by the binding before the call).
+
+    Attributes: status (int, detloss_status), status_name ("shape",
+    "nonfinite", ...), where (the argument, element or JSON path at fault,
+    e.g. "boxes1[3]"), message (what is wrong). A subclass of ValueError.
+    """
+
+    def __init__(self, status, where, message):
+        self.status = int(status)
+        self.status_name = STATUS_NAMES.get(self.status, "status %d" % self.status)
+        self.where = where
+        self.message = message
+        super().__init__("%s: %s (%s)" % (where, message, self.status_name) if where
+                         else "%s (%s)" % (message, self.status_name))
+
+
+class DetlossTypeError(DetlossError, TypeError):
+    """A wrong dtype or a wrong kind of object (also a TypeError)."""
+
+
+# ---------------------------------------------------------------------------
+# C structs (mirrors of include/detloss/detloss.h; the tests check the
+# layouts against the library's *_default() functions)
+# ---------------------------------------------------------------------------
+c_float_p = ctypes.c_void_p  # all array pointers are passed as addresses
+
+
+class Error(ctypes.Structure):
+    _fields_ = [("status", ctypes.c_int), ("where", ctypes.c_char * 160),
+                ("msg", ctypes.c_char * 320)]
+
+
+class IouOptions(ctypes.Structure):
+    _fields_ = [("eps", ctypes.c_float), ("num_threads", ctypes.c_int)]
+
+
+class CoderOptions(ctypes.Structure):
+    _fields_ = [("weights", ctypes.c_float * 4), ("clip", ctypes.c_float),
+                ("num_threads", ctypes.c_int)]
+
+
+class AnchorLevel(ctypes.Structure):
+    _fields_ = [("feat_h", ctypes.c_size_t), ("feat_w", ctypes.c_size_t),
+                ("stride_h", ctypes.c_float), ("stride_w", ctypes.c_float),
+                ("sizes", ctypes.c_void_p), ("num_sizes", ctypes.c_size_t),
+                ("ratios", ctypes.c_void_p), ("num_ratios", ctypes.c_size_t),
+                ("shapes", ctypes.c_void_p), ("num_shapes", ctypes.c_size_t),
+                ("base", ctypes.c_void_p), ("num_base", ctypes.c_size_t)]
+
+
+class AnchorConfig(ctypes.Structure):
+    _fields_ = [("levels", ctypes.POINTER(AnchorLevel)), ("num_levels", ctypes.c_size_t),
+                ("convention", ctypes.c_int), ("offset", ctypes.c_float)]
+
+
+class MatchOptions(ctypes.Structure):
+    _fields_ = [("high", ctypes.c_float), ("low", ctypes.c_float),
+                ("allow_low_quality", ctypes.c_int), ("low_quality_min_iou", ctypes.c_float),
+                ("semantics", ctypes.c_int), ("gt_max_assign_all", ctypes.c_int),
+                ("crowd_ioa_thresh", ctypes.c_float), ("allowed_border", ctypes.c_float),
+                ("image_h", ctypes.c_float), ("image_w", ctypes.c_float),
+                ("num_threads", ctypes.c_int)]
+
+
+class SampleOptions(ctypes.Structure):
+    _fields_ = [("batch_size_per_image", ctypes.c_int64), ("positive_fraction", ctypes.c_double),
+                ("seed", ctypes.c_uint64), ("num_threads", ctypes.c_int)]
+
+
+class LossOptions(ctypes.Structure):
+    _fields_ = [("reduction", ctypes.c_int), ("alpha", ctypes.c_float), ("gamma", ctypes.c_float),
+                ("beta", ctypes.c_float), ("delta", ctypes.c_float), ("margin", ctypes.c_float),
+                ("label_smoothing", ctypes.c_float), ("eps", ctypes.c_float),
+                ("p", ctypes.c_float), ("swap", ctypes.c_int), ("ignore_index", ctypes.c_int64),
+                ("pos_weight", ctypes.c_void_p), ("pos_weight_len", ctypes.c_size_t),
+                ("num_threads", ctypes.c_int)]
+
+
+class HeadImage(ctypes.Structure):
+    _fields_ = [("anchors", ctypes.c_void_p), ("num_anchors", ctypes.c_size_t),
+                ("anchor_config", ctypes.c_void_p), ("gt", ctypes.c_void_p), ("num_gt", ctypes.c_size_t),
+                ("labels", ctypes.c_void_p), ("gt_is_crowd", ctypes.c_void_p),
+                ("image_h", ctypes.c_float), ("image_w", ctypes.c_float),
+                ("num_predictions", ctypes.c_size_t),
+                ("objectness", ctypes.c_void_p), ("cls_logits", ctypes.c_void_p),
+                ("deltas", ctypes.c_void_p), ("grad_objectness", ctypes.c_void_p),
+                ("grad_cls_logits", ctypes.c_void_p), ("grad_deltas", ctypes.c_void_p)]
+
+
+class HeadImageStats(ctypes.Structure):
+    _fields_ = [("num_pos", ctypes.c_size_t), ("num_neg", ctypes.c_size_t),
+                ("num_ignored", ctypes.c_size_t), ("num_sampled_pos", ctypes.c_size_t),
+                ("num_sampled_neg", ctypes.c_size_t), ("loss_cls", ctypes.c_float),
+                ("loss_box_reg", ctypes.c_float)]
+
+
+class HeadResult(ctypes.Structure):
+    _fields_ = [("loss_cls", ctypes.c_float), ("loss_box_reg", ctypes.c_float),
+                ("normalizer", ctypes.c_double), ("num_pos", ctypes.c_size_t),
+                ("num_neg", ctypes.c_size_t), ("num_ignored", ctypes.c_size_t),
+                ("num_sampled_pos", ctypes.c_size_t), ("num_sampled_neg", ctypes.c_size_t),
+                ("nonfinite", ctypes.c_int)]
+
+
+class RpnOptions(ctypes.Structure):
+    _fields_ = [("match", MatchOptions), ("sample", SampleOptions),
+                ("convention", ctypes.c_int), ("box_loss", ctypes.c_int),
+                ("smooth_l1_beta", ctypes.c_float), ("box_weights", ctypes.c_float * 4),
+                ("num_threads", ctypes.c_int)]
+
+
+class RetinaOptions(ctypes.Structure):
+    _fields_ = [("match", MatchOptions), ("alpha", ctypes.c_float), ("gamma", ctypes.c_float),
+                ("box_loss", ctypes.c_int), ("smooth_l1_beta", ctypes.c_float),
+                ("box_weights", ctypes.c_float * 4), ("normalizer", ctypes.c_int),
+                ("ema_state", ctypes.c_void_p), ("ema_momentum", ctypes.c_float),
+                ("caller_normalizer", ctypes.c_double), ("num_threads", ctypes.c_int)]
+
+
+EVAL_MAX_LEVELS = 16
+EVAL_MAX_WORST = 100
+
+
+class EvalDataset(ctypes.Structure):
+    _fields_ = [("num_images", ctypes.c_size_t), ("image_hw", ctypes.c_void_p),
+                ("box_start", ctypes.c_void_p), ("boxes", ctypes.c_void_p),
+                ("is_crowd", ctypes.c_void_p)]
+
+
+class EvalAnchors(ctypes.Structure):
+    _fields_ = [("grid", ctypes.POINTER(AnchorConfig)), ("anchors", ctypes.c_void_p),
+                ("num_anchors", ctypes.c_size_t), ("shapes", ctypes.c_void_p),
+                ("num_shapes", ctypes.c_size_t)]
+
+
+class EvalOptions(ctypes.Structure):
+    _fields_ = [("metric", ctypes.c_int), ("iou_thresh", ctypes.c_float),
+                ("ratio_thresh", ctypes.c_float), ("resize_min_size", ctypes.c_float),
+                ("resize_max_size", ctypes.c_float), ("count_positives", ctypes.c_int),
+                ("match", MatchOptions), ("num_worst", ctypes.c_size_t),
+                ("num_threads", ctypes.c_int)]
+
+
+class EvalGt(ctypes.Structure):
+    _fields_ = [("w", ctypes.c_float), ("h", ctypes.c_float), ("best", ctypes.c_float),
+                ("num_fit", ctypes.c_uint32), ("num_pos", ctypes.c_uint32),
+                ("level", ctypes.c_int16), ("size", ctypes.c_uint8), ("status", ctypes.c_uint8)]
+
+
+# The same record as a numpy dtype, so per-gt results come back as one array.
+EVAL_GT_DTYPE = np.dtype([("w", "<f4"), ("h", "<f4"), ("best", "<f4"), ("num_fit", "<u4"),
+                          ("num_pos", "<u4"), ("level", "<i2"), ("size", "u1"),
+                          ("status", "u1")])
+
+
+class EvalStats(ctypes.Structure):
+    _fields_ = [("num_gt", ctypes.c_size_t), ("num_recalled", ctypes.c_size_t),
+                ("recall", ctypes.c_double), ("mean_best", ctypes.c_double),
+                ("anchors_per_gt", ctypes.c_double), ("positives_per_gt", ctypes.c_double),
+                ("pos_hist", ctypes.c_size_t * 4)]
+
+
+class EvalWorst(ctypes.Structure):
+    _fields_ = [("image", ctypes.c_size_t), ("box", ctypes.c_size_t), ("w", ctypes.c_float),
+                ("h", ctypes.c_float), ("best", ctypes.c_float)]
+
+
+class EvalReport(ctypes.Structure):
+    _fields_ = [("num_images", ctypes.c_size_t), ("num_images_empty", ctypes.c_size_t),
+                ("num_boxes", ctypes.c_size_t), ("num_crowd", ctypes.c_size_t),
+                ("num_clipped", ctypes.c_size_t), ("num_degenerate", ctypes.c_size_t),
+                ("num_anchors", ctypes.c_size_t), ("all", EvalStats),
+                ("by_size", EvalStats * 3), ("num_levels", ctypes.c_size_t),
+                ("level_best", ctypes.c_size_t * EVAL_MAX_LEVELS),
+                ("level_pos", ctypes.c_size_t * EVAL_MAX_LEVELS),
+                ("num_worst", ctypes.c_size_t), ("worst", EvalWorst * EVAL_MAX_WORST)]
+
+
+# ---------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(os.path.dirname(_HERE))  # <repo>/python/detloss -> <repo>
+
+
+def _candidates():
+    """(description, path or name) in search order, without the env var."""
+    out = []
+    for p in sorted(glob.glob(os.path.join(_HERE, "libdetloss.so*"))):
+        out.append(("next to the package", p))
+    if os.path.isfile(os.path.join(_REPO, "CMakeLists.txt")):
+        pats = [os.path.join(_REPO, "build", "libdetloss.so"),
+                os.path.join(_REPO, "build*", "libdetloss.so"),
+                os.path.join(_REPO, "_build", "*", "libdetloss.so")]
+        found = {p for pat in pats for p in glob.glob(pat)}
+        # the most recently built first
+        for p in sorted(found, key=lambda q: -os.path.getmtime(q)):
+            out.append(("build tree", p))
+    name = ctypes.util.find_library("detloss")
+    if name:
+        out.append(("system library path", name))
+    out.append(("system library path", "libdetloss.so.0"))
+    out.append(("system library path", "libdetloss.so"))
+    return out
+
+
+def _required_symbols_ok(lib):
+    try:
+        lib.detloss_version
+        lib.detloss_iou_matrix
+        return True
+    except AttributeError:
+        return False
+
+
+def load_library():
+    tried = []
+    env = os.environ.get("DETLOSS_LIBRARY")
+    if env:
+        try:
+            lib = ctypes.CDLL(env)
+        except OSError as e:
+            raise ImportError("detloss: DETLOSS_LIBRARY=%s cannot be loaded: %s" % (env, e))
+        if not _required_symbols_ok(lib):
+            raise ImportError("detloss: DETLOSS_LIBRARY=%s is not libdetloss" % env)
+        return lib, env
+    for desc, path in _candidates():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            tried.append("  %s: %s (%s)" % (desc, path, str(e).split(":")[-1].strip()))
+            continue
+        if not _required_symbols_ok(lib):
+            tried.append("  %s: %s (not libdetloss)" % (desc, path))
+            continue
+        return lib, path
+    raise ImportError(
+        "detloss: libdetloss.so not found. Build it (cmake -S . -B build && cmake --build build"
+        " --target detloss_shared) and set DETLOSS_LIBRARY=/path/to/libdetloss.so, or install it."
+        " Looked in:\n  DETLOSS_LIBRARY: (not set)\n" + "\n".join(tried))
+
+
+lib, library_path = load_library()
+
+_sz = ctypes.c_size_t
+_vp = ctypes.c_void_p
+_i = ctypes.c_int
+_f = ctypes.c_float
+
+lib.detloss_version.restype = ctypes.c_char_p
+lib.detloss_version.argtypes = []
+lib.detloss_status_str.restype = ctypes.c_char_p
+lib.detloss_status_str.argtypes = [_i]
+lib.detloss_has_openmp.restype = _i
+lib.detloss_has_openmp.argtypes = []
+
+_SIGS = {
+    "detloss_iou_options_default": (IouOptions, []),
+    "detloss_coder_options_default": (CoderOptions, []),
+    "detloss_match_options_default": (MatchOptions, []),
+    "detloss_sample_options_default": (SampleOptions, []),
+    "detloss_loss_options_default": (LossOptions, [_i]),
+    "detloss_rpn_options_default": (RpnOptions, []),
+    "detloss_rpn_options_preset": (RpnOptions, [_i]),
+    "detloss_retina_options_default": (RetinaOptions, []),
+    "detloss_eval_options_default": (EvalOptions, []),
+    "detloss_box_area": (_i, [_vp, _sz, _vp, _vp]),
+    "detloss_iou_matrix": (_i, [_i, _vp, _sz, _vp, _sz, _vp, _vp, _vp]),
+    "detloss_iou_pairs": (_i, [_i, _vp, _vp, _sz, _vp, _vp, _vp]),
+    "detloss_box_encode": (_i, [_vp, _vp, _sz, _vp, _vp, _vp]),
+    "detloss_box_decode": (_i, [_vp, _vp, _sz, _vp, _vp, _vp]),
+    "detloss_anchors_level_base": (_i, [_vp, _sz, _vp, _sz, _vp, _vp]),
+    "detloss_anchors_count": (_i, [_vp, _vp, _vp]),
+    "detloss_anchors_generate": (_i, [_vp, _vp, _sz, _vp]),
+    "detloss_match": (_i, [_vp, _sz, _vp, _sz, _vp, _vp, _vp, _vp, _vp]),
+    "detloss_match_grid": (_i, [_vp, _vp, _sz, _vp, _vp, _vp, _sz, _vp, _vp]),
+    "detloss_sample_balanced": (_i, [_vp, _sz, ctypes.c_uint64, _vp, _vp, _vp, _vp, _vp]),
+    "detloss_match_targets": (_i, [_vp, _sz, _vp, _sz, _vp, _vp, _vp, _vp, _vp, _vp]),
+    "detloss_loss_elementwise": (_i, [_i, _vp, _vp, _vp, _sz, _vp, _vp, _vp, _vp]),
+    "detloss_loss_classes": (_i, [_i, _vp, _vp, _vp, _sz, _sz, _vp, _vp, _vp, _vp]),
+    "detloss_sigmoid_focal_loss": (_i, [_vp, _vp, _sz, _f, _f, _i, _vp, _vp, _i, _vp]),
+    "detloss_loss_boxes": (_i, [_i, _vp, _vp, _vp, _sz, _vp, _vp, _vp, _vp, _vp]),
+    "detloss_loss_embedding": (_i, [_i, _vp, _vp, _vp, _vp, _vp, _sz, _sz, _vp, _vp, _vp, _vp,
+                                    _vp, _vp]),
+    "detloss_rpn_loss": (_i, [_vp, _sz, _vp, _vp, _vp, _vp]),
+    "detloss_retina_loss": (_i, [_vp, _sz, _sz, _vp, _vp, _vp, _vp]),
+    "detloss_anchor_eval": (_i, [_vp, _vp, _vp, _vp, _vp, _vp]),
+    "detloss_compute_json": (_i, [ctypes.c_char_p, _sz, ctypes.POINTER(ctypes.c_void_p),
+                                  ctypes.POINTER(_sz), _vp, _vp]),
+    "detloss_free": (None, [_vp]),
+}
+
+_funcs = {}
+
+
+def fn(name):
+    """The C function `name` with its signature set; DetlossError(UNSUPPORTED)
+    when this libdetloss.so does not have it (an older build)."""
+    f = _funcs.get(name)
+    if f is None:
+        try:
+            f = getattr(lib, name)
+        except AttributeError:
+            raise DetlossError(ERR_UNSUPPORTED, name,
+                               "this libdetloss (%s, %s) does not export %s; rebuild it"
+                               % (library_path, version(), name))
+        restype, argtypes = _SIGS[name]
+        f.restype = restype
+        f.argtypes = argtypes
+        _funcs[name] = f
+    return f
+
+
+def version():
+    return lib.detloss_version().decode()
+
+
+def has_openmp():
+    return bool(lib.detloss_has_openmp())
+
+
+def check(status, err):
+    """Raises DetlossError for a non-zero status, with the library's where/msg."""
+    if status != 0:
+        raise DetlossError(status, err.where.decode("utf-8", "replace"),
+                           err.msg.decode("utf-8", "replace"))
+
+
+def call(name, *args):
+    """Calls detloss function `name` with a fresh detloss_error as last argument."""
+    err = Error()
+    st = fn(name)(*args, ctypes.byref(err))
+    check(st, err)
+
+
+# ---------------------------------------------------------------------------
+# argument conversion
+# ---------------------------------------------------------------------------
+def _bad(name, msg, status=ERR_SHAPE):
+    return DetlossError(status, name, msg)
+
+
+def _to_numpy(name, x):
+    """numpy view of x without a copy where possible; torch tensors must be on the CPU."""
+    if isinstance(x, np.ndarray):
+        return x
+    mod = type(x).__module__
+    if mod.startswith("torch"):
+        dev = getattr(x, "device", None)
+        if dev is not None and dev.type != "cpu":
+            raise DetlossError(ERR_UNSUPPORTED, name,
+                               "tensor is on device %s; detloss computes on the CPU "
+                               "(move it with .cpu())" % dev)
+        if getattr(x, "is_sparse", False) or getattr(x, "layout", None) is not None and \
+                str(x.layout) != "torch.strided":
+            raise DetlossTypeError(ERR_TYPE, name, "sparse tensors are not supported")
+        if x.is_complex():
+            raise DetlossTypeError(ERR_TYPE, name, "complex tensors are not supported")
+        x = x.detach()
+        if str(x.dtype) == "torch.bfloat16":
+            x = x.float()
+        return x.numpy()
+    if isinstance(x, (str, bytes)):
+        raise DetlossTypeError(ERR_TYPE, name, "expected an array, got %s" % type(x).__name__)
+    try:
+        return np.asarray(x)
+    except Exception as e:  # ragged lists and the like
+        raise DetlossTypeError(ERR_TYPE, name, "cannot be read as an array: %s" % e)
+
+
+def array(name, x, dtype=np.float32, shape=None, allow_none=False):
+    """x as a C-contiguous numpy array of dtype, shape checked.
+
+    shape: a tuple of ints and None (any size); the returned array has exactly
+    len(shape) dimensions. No copy when x already is C-contiguous `dtype`.
+    """
+    if x is None:
+        if allow_none:
+            return None
+        raise DetlossError(ERR_NULL, name, "is required")
+    a = _to_numpy(name, x)
+    if a.dtype == np.bool_ and dtype in (np.uint8, np.int8):
+        a = a.view(np.uint8)
+    if a.dtype.kind not in "fiu":
+        raise DetlossTypeError(ERR_TYPE, name, "expected a real numeric array (%s), got dtype %s"
+                               % (np.dtype(dtype).name, a.dtype))
+    want = np.dtype(dtype)
+    if want.kind in "iu" and a.dtype.kind == "f":
+        if a.size and not np.all(np.isfinite(a)):
+            raise DetlossError(ERR_NONFINITE, name, "non-finite value where an integer is expected")
+        if a.size and not np.all(a == np.round(a)):
+            raise DetlossTypeError(ERR_TYPE, name, "expected integers, got dtype %s with "
+                                   "fractional values" % a.dtype)
+    if shape is not None:
+        if a.ndim != len(shape):
+            # an empty list [] for a [n][k] array is fine: n = 0
+            if a.size == 0 and a.ndim == 1 and len(shape) >= 2 and all(
+                    s is not None for s in shape[1:]):
+                a = a.reshape((0,) + tuple(shape[1:]))
+            else:
+                raise _bad(name, "expected %d dimensions %s, got shape %s"
+                           % (len(shape), _fmt_shape(shape), tuple(a.shape)))
+        for k, (got, exp) in enumerate(zip(a.shape, shape)):
+            if exp is not None and got != exp:
+                raise _bad(name, "expected shape %s, got %s (dimension %d)"
+                           % (_fmt_shape(shape), tuple(a.shape), k))
+    if a.dtype != want or not a.flags.c_contiguous or not a.flags.aligned:
+        with np.errstate(invalid="ignore", over="ignore"):
+            a = np.ascontiguousarray(a, dtype=want)
+    return a
+
+
+def _fmt_shape(shape):
+    return "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+
+
+def out_array(name, out, shape, dtype=np.float32):
+    """The caller's output array (checked, never copied) or a new one."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise DetlossTypeError(ERR_TYPE, name, "must be a numpy array")
+    if out.dtype != np.dtype(dtype):
+        raise DetlossTypeError(ERR_TYPE, name, "must have dtype %s, got %s"
+                               % (np.dtype(dtype).name, out.dtype))
+    if tuple(out.shape) != tuple(shape):
+        raise _bad(name, "must have shape %s, got %s" % (tuple(shape), tuple(out.shape)))
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise _bad(name, "must be C-contiguous and writeable (outputs are never copied)")
+    return out
+
+
+def ptr(a):
+    """Address of a numpy array's data (None for None)."""
+    return None if a is None else a.ctypes.data
+
+
+def threads(n):
+    if n is None:
+        return 0
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise DetlossError(ERR_RANGE, "num_threads", "must be an int >= 0 (0 = OpenMP default)")
+    return int(n)
+
+
+REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+
+
+def reduction(r):
+    try:
+        return REDUCTIONS[r]
+    except (KeyError, TypeError):
+        raise DetlossError(ERR_RANGE, "reduction", "must be 'none', 'sum' or 'mean', got %r" % (r,))
+
+
+def scalar(name, v, lo=None, lo_open=False, allow_inf=False):
+    """A float parameter; must be finite (or +Inf when allow_inf)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise DetlossTypeError(ERR_TYPE, name, "must be a number, got %r" % (v,))
+    if f != f or (f in (float("inf"), float("-inf")) and not allow_inf):
+        raise DetlossError(ERR_NONFINITE, name, "must be finite, got %r" % (v,))
+    if lo is not None and (f < lo or (lo_open and f == lo)):
+        raise DetlossError(ERR_RANGE, name, "must be %s %g, got %r" % (">" if lo_open else ">=", lo, v))
+    return f
+
+
+def compute_json(case):
+    """Runs `detloss compute` cases in-process (detloss_compute_json): case is a
+    JSON text, or a dict / list that is serialized; returns the parsed result."""
+    import json
+    text = case if isinstance(case, (str, bytes)) else json.dumps(case)
+    if isinstance(text, str):
+        text = text.encode()
+    out = ctypes.c_void_p()
+    out_len = _sz()
+    err = Error()
+    st = fn("detloss_compute_json")(text, len(text), ctypes.byref(out), ctypes.byref(out_len),
+                                     None, ctypes.byref(err))
+    check(st, err)
+    try:
+        s = ctypes.string_at(out.value, out_len.value).decode()
+    finally:
+        fn("detloss_free")(out)
+    return json.loads(s)

@@ -1,0 +1,935 @@
+"""detloss.ops - the detloss C API on numpy arrays, with torchvision's names.
+
+Every function takes array-likes (numpy arrays, lists, CPU torch tensors)
+and returns numpy arrays. C-contiguous float32 inputs are passed to the C
+library without a copy; anything else real-valued is converted (a copy).
+Boxes are (x1, y1, x2, y2) rows, width = x2 - x1. Errors raise
+detloss.DetlossError (a ValueError) with .status, .where and .message.
+
+Losses return the loss (a float32 array for reduction "none", else a
+numpy float32 scalar); with grad=True they return (loss, grad, ...) where
+grad is the gradient of the returned loss (of the sum for "none").
+num_threads = 0 means the OpenMP default; results do not depend on it.
+"""
+import ctypes
+import glob
+import json
+import math
+import os
+
+import numpy as np
+
+from . import _lib
+from ._lib import DetlossError, array, call, out_array, ptr, threads
+
+__all__ = [
+    "box_area", "box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou",
+    "box_iou_pairs", "box_encode", "box_decode", "BoxCoder",
+    "anchor_config", "load_anchor_preset", "anchor_presets", "anchors_count", "anchors_base",
+    "anchors_generate", "grid_anchors",
+    "match", "match_grid", "sample_balanced", "match_targets",
+    "loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "cross_entropy",
+    "sigmoid_focal_loss", "softmax_focal_loss", "hinge_loss", "l1_loss", "mse_loss",
+    "smooth_l1_loss", "huber_loss", "iou_loss", "generalized_box_iou_loss",
+    "distance_box_iou_loss", "complete_box_iou_loss", "contrastive_loss",
+    "cosine_embedding_loss", "triplet_margin_loss",
+    "rpn_loss", "retina_loss", "anchor_eval", "compute",
+]
+
+BBOX_XFORM_CLIP = math.log(1000.0 / 16)
+
+# ---------------------------------------------------------------------------
+# box geometry
+# ---------------------------------------------------------------------------
+_IOU_KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3}
+
+
+def _iou_options(eps, num_threads):
+    o = _lib.IouOptions(_lib.scalar("eps", eps), threads(num_threads))
+    return o
+
+
+def box_area(boxes, *, out=None):
+    """torchvision.ops.box_area: (x2 - x1) * (y2 - y1) per row of boxes [N, 4] -> [N]."""
+    b = array("boxes", boxes, shape=(None, 4))
+    o = out_array("out", out, (b.shape[0],))
+    call("detloss_box_area", ptr(b), b.shape[0], ptr(o))
+    return o
+
+
+def _iou_matrix(kind, boxes1, boxes2, eps, out, num_threads):
+    b1 = array("boxes1", boxes1, shape=(None, 4))
+    b2 = array("boxes2", boxes2, shape=(None, 4))
+    o = out_array("out", out, (b1.shape[0], b2.shape[0]))
+    opt = _iou_options(eps, num_threads)
+    call("detloss_iou_matrix", _IOU_KINDS[kind], ptr(b1), b1.shape[0], ptr(b2), b2.shape[0],
+         ptr(o), ctypes.byref(opt))
+    return o
+
+
+def box_iou(boxes1, boxes2, *, out=None, num_threads=0):
+    """torchvision.ops.box_iou: [N, 4] x [M, 4] -> IoU [N, M] (0, not NaN, where the union is 0)."""
+    return _iou_matrix("iou", boxes1, boxes2, 1e-7, out, num_threads)
+
+
+def generalized_box_iou(boxes1, boxes2, *, out=None, num_threads=0):
+    """torchvision.ops.generalized_box_iou: [N, 4] x [M, 4] -> GIoU [N, M]."""
+    return _iou_matrix("giou", boxes1, boxes2, 1e-7, out, num_threads)
+
+
+def distance_box_iou(boxes1, boxes2, eps=1e-7, *, out=None, num_threads=0):
+    """torchvision.ops.distance_box_iou: [N, 4] x [M, 4] -> DIoU [N, M]."""
+    return _iou_matrix("diou", boxes1, boxes2, eps, out, num_threads)
+
+
+def complete_box_iou(boxes1, boxes2, eps=1e-7, *, out=None, num_threads=0):
+    """torchvision.ops.complete_box_iou: [N, 4] x [M, 4] -> CIoU [N, M]."""
+    return _iou_matrix("ciou", boxes1, boxes2, eps, out, num_threads)
+
+
+def box_iou_pairs(boxes1, boxes2, kind="iou", eps=1e-7, *, out=None, num_threads=0):
+    """IoU-family value of matched pairs: [N, 4], [N, 4] -> [N] (the matrix's diagonal).
+    kind: "iou", "giou", "diou" or "ciou"."""
+    if kind not in _IOU_KINDS:
+        raise DetlossError(_lib.ERR_RANGE, "kind", "must be one of %s, got %r"
+                           % (sorted(_IOU_KINDS), kind))
+    b1 = array("boxes1", boxes1, shape=(None, 4))
+    b2 = array("boxes2", boxes2, shape=(b1.shape[0], 4))
+    o = out_array("out", out, (b1.shape[0],))
+    opt = _iou_options(eps, num_threads)
+    call("detloss_iou_pairs", _IOU_KINDS[kind], ptr(b1), ptr(b2), b1.shape[0], ptr(o),
+         ctypes.byref(opt))
+    return o
+
+
+# ---------------------------------------------------------------------------
+# box coding
+# ---------------------------------------------------------------------------
+def _coder_options(weights, clip, num_threads):
+    o = _lib.CoderOptions()
+    w = [_lib.scalar("weights", v) for v in _seq("weights", weights, 4)]
+    o.weights[:] = w
+    o.clip = _lib.scalar("clip", clip, allow_inf=True)
+    o.num_threads = threads(num_threads)
+    return o
+
+
+def _seq(name, v, n):
+    try:
+        v = list(v)
+    except TypeError:
+        raise _lib.DetlossTypeError(_lib.ERR_TYPE, name, "must be a sequence of %d numbers" % n)
+    if len(v) != n:
+        raise DetlossError(_lib.ERR_SHAPE, name, "must have %d numbers, got %d" % (n, len(v)))
+    return v
+
+
+def box_encode(anchors, boxes, weights=(1.0, 1.0, 1.0, 1.0), *, out=None, num_threads=0):
+    """Regression targets (dx, dy, dw, dh) of boxes [N, 4] relative to anchors [N, 4]
+    (torchvision BoxCoder(weights).encode_single(boxes, anchors) - note the argument order
+    here: anchors first, as in the C API)."""
+    a = array("anchors", anchors, shape=(None, 4))
+    b = array("boxes", boxes, shape=(a.shape[0], 4))
+    o = out_array("out", out, a.shape)
+    opt = _coder_options(weights, BBOX_XFORM_CLIP, num_threads)
+    call("detloss_box_encode", ptr(a), ptr(b), a.shape[0], ptr(o), ctypes.byref(opt))
+    return o
+
+
+def box_decode(anchors, deltas, weights=(1.0, 1.0, 1.0, 1.0), clip=BBOX_XFORM_CLIP, *, out=None,
+               num_threads=0):
+    """Boxes from deltas [N, 4] relative to anchors [N, 4] (torchvision BoxCoder.decode_single)."""
+    a = array("anchors", anchors, shape=(None, 4))
+    d = array("deltas", deltas, shape=(a.shape[0], 4))
+    o = out_array("out", out, a.shape)
+    opt = _coder_options(weights, clip, num_threads)
+    call("detloss_box_decode", ptr(a), ptr(d), a.shape[0], ptr(o), ctypes.byref(opt))
+    return o
+
+
+class BoxCoder:
+    """torchvision.models.detection._utils.BoxCoder's single-tensor methods on detloss."""
+
+    def __init__(self, weights=(1.0, 1.0, 1.0, 1.0), bbox_xform_clip=BBOX_XFORM_CLIP):
+        self.weights = tuple(float(w) for w in weights)
+        self.bbox_xform_clip = bbox_xform_clip
+
+    def encode_single(self, reference_boxes, proposals):
+        """torchvision's argument order: (gt boxes, anchors) -> deltas."""
+        return box_encode(proposals, reference_boxes, self.weights)
+
+    def decode_single(self, rel_codes, boxes):
+        return box_decode(boxes, rel_codes, self.weights, self.bbox_xform_clip)
+
+
+# ---------------------------------------------------------------------------
+# anchors
+# ---------------------------------------------------------------------------
+_CONVENTIONS = {"torchvision": 0, "detectron2": 1}
+
+
+def _data_dirs(sub):
+    here = os.path.dirname(os.path.abspath(__file__))
+    dirs = []
+    env = os.environ.get("DETLOSS_DATA_DIR")
+    if env:
+        dirs.append(os.path.join(env, sub))
+    dirs.append(os.path.join(here, "data", sub))                            # installed copy
+    dirs.append(os.path.join(os.path.dirname(os.path.dirname(here)), sub))  # source checkout
+    dirs.append(os.path.join("/usr/local/share/detloss", sub))
+    dirs.append(os.path.join("/usr/share/detloss", sub))
+    return dirs
+
+
+def anchor_presets():
+    """Names of the anchor presets found (anchors/*.json of the detloss source tree, or the
+    copy installed with the package, or $DETLOSS_DATA_DIR/anchors)."""
+    names = set()
+    for d in _data_dirs("anchors"):
+        names.update(os.path.splitext(os.path.basename(p))[0]
+                     for p in glob.glob(os.path.join(d, "*.json")))
+    return sorted(names)
+
+
+def load_anchor_preset(name):
+    """An anchor preset ("torchvision_retinanet", "yolov5", ... or a path to such a JSON
+    file) as a config dict for anchors_generate / match_grid / anchor_eval."""
+    if os.path.sep in name or name.endswith(".json"):
+        paths = [name]
+    else:
+        paths = [os.path.join(d, name + ".json") for d in _data_dirs("anchors")]
+    for p in paths:
+        if os.path.isfile(p):
+            with open(p) as f:
+                return json.load(f)
+    raise DetlossError(_lib.ERR_IO, "name", "anchor preset %r not found (looked in: %s; "
+                       "known: %s)" % (name, ", ".join(paths), ", ".join(anchor_presets())))
+
+
+def anchor_config(levels, convention="torchvision", offset=0.0):
+    """A grid config dict: levels is a list of dicts with "stride" (s or [sh, sw]),
+    optional "feature_size" [h, w], and either "sizes" + "aspect_ratios" (h / w),
+    or "shapes" [[w, h], ...] (YOLO), or "base" [[x1, y1, x2, y2], ...]."""
+    return {"convention": convention, "offset": offset, "levels": list(levels)}
+
+
+class _Config:
+    """ctypes detloss_anchor_config built from a config dict; keeps its arrays alive."""
+
+    def __init__(self, cfg, image_size=None, feature_maps=None, need_feat=True):
+        if isinstance(cfg, str):
+            cfg = load_anchor_preset(cfg)
+        if not isinstance(cfg, dict) or "levels" not in cfg:
+            raise _lib.DetlossTypeError(_lib.ERR_TYPE, "config",
+                                        "must be a dict with \"levels\" (see anchor_config)")
+        levels = cfg["levels"]
+        conv = cfg.get("convention", "torchvision")
+        if conv not in _CONVENTIONS:
+            raise DetlossError(_lib.ERR_RANGE, "config.convention",
+                               "must be 'torchvision' or 'detectron2', got %r" % (conv,))
+        if feature_maps is not None and len(feature_maps) != len(levels):
+            raise DetlossError(_lib.ERR_SHAPE, "feature_maps", "has %d entries for %d levels"
+                               % (len(feature_maps), len(levels)))
+        self.keep = []
+        self.levels = (_lib.AnchorLevel * max(1, len(levels)))()
+        for l, lv in enumerate(levels):
+            w = "config.levels[%d]" % l
+            c = self.levels[l]
+            stride = lv.get("stride")
+            fm = lv.get("feature_size")
+            if feature_maps is not None:
+                fm = feature_maps[l]
+            if stride is None and fm is not None and image_size is not None:
+                stride = [image_size[0] // fm[0], image_size[1] // fm[1]]  # torchvision
+            if stride is None:
+                raise DetlossError(_lib.ERR_MISSING, w + ".stride", "is required")
+            sh, sw = (stride, stride) if np.isscalar(stride) else _seq(w + ".stride", stride, 2)
+            c.stride_h, c.stride_w = float(sh), float(sw)
+            if fm is None and image_size is not None:
+                fm = [math.ceil(image_size[0] / float(sh)), math.ceil(image_size[1] / float(sw))]
+            if fm is None:
+                if need_feat:
+                    raise DetlossError(_lib.ERR_MISSING, w + ".feature_size",
+                                       "feature map size unknown: pass image_size or feature_maps")
+                fm = [0, 0]
+            fh, fw = _seq(w + ".feature_size", fm, 2)
+            if int(fh) < 0 or int(fw) < 0:
+                raise DetlossError(_lib.ERR_RANGE, w + ".feature_size", "must be >= 0")
+            c.feat_h, c.feat_w = int(fh), int(fw)
+            for key, field, cnt, sh_ in (("sizes", "sizes", "num_sizes", (None,)),
+                                         ("aspect_ratios", "ratios", "num_ratios", (None,)),
+                                         ("shapes", "shapes", "num_shapes", (None, 2)),
+                                         ("base", "base", "num_base", (None, 4))):
+                if lv.get(key) is not None:
+                    a = array("%s.%s" % (w, key), lv[key], shape=sh_)
+                    self.keep.append(a)
+                    setattr(c, field, ptr(a))
+                    setattr(c, cnt, a.shape[0])
+        self.cfg = _lib.AnchorConfig(self.levels, len(levels), _CONVENTIONS[conv],
+                                     float(cfg.get("offset", 0.0)))
+
+    def count(self):
+        n = ctypes.c_size_t()
+        call("detloss_anchors_count", ctypes.byref(self.cfg), ctypes.byref(n))
+        return n.value
+
+
+def anchors_count(config, image_size=None, feature_maps=None):
+    """Number of anchors of a grid config for an image / feature map sizes."""
+    return _Config(config, image_size, feature_maps).count()
+
+
+def anchors_base(config, level=0):
+    """The cell anchors [K, 4] of one level of a config (centred on 0)."""
+    c = _Config(config, need_feat=False)
+    k = ctypes.c_size_t()
+    call("detloss_anchors_level_base", ctypes.byref(c.cfg), int(level), None, 0, ctypes.byref(k))
+    out = np.empty((k.value, 4), np.float32)
+    call("detloss_anchors_level_base", ctypes.byref(c.cfg), int(level), ptr(out), k.value,
+         ctypes.byref(k))
+    return out
+
+
+def anchors_generate(config, image_size=None, feature_maps=None):
+    """The anchors [A, 4] of a grid config (a dict, a preset name or a JSON path), in
+    torchvision's order (level, row-major location, base anchor).
+
+    Feature map sizes come from, in order: feature_maps [[h, w] per level]; a level's
+    "feature_size"; ceil(image_size / stride). A level without "stride" takes
+    image_size // feature size (torchvision AnchorGenerator)."""
+    c = _Config(config, image_size, feature_maps)
+    n = c.count()
+    out = np.empty((n, 4), np.float32)
+    call("detloss_anchors_generate", ctypes.byref(c.cfg), ptr(out), n)
+    return out
+
+
+def grid_anchors(image_size, feature_maps, sizes, aspect_ratios):
+    """torchvision AnchorGenerator(sizes, aspect_ratios) for one image (the `anchors`
+    compute op): image_size [H, W], feature_maps [[h, w], ...]; stride = H // h."""
+    if len(sizes) != len(feature_maps) or len(aspect_ratios) != len(feature_maps):
+        raise DetlossError(_lib.ERR_SHAPE, "sizes", "sizes, aspect_ratios and feature_maps must "
+                           "have one entry per level")
+    levels = [{"sizes": list(s), "aspect_ratios": list(r)} for s, r in zip(sizes, aspect_ratios)]
+    return anchors_generate({"levels": levels}, image_size, feature_maps)
+
+
+# ---------------------------------------------------------------------------
+# matching, sampling, targets
+# ---------------------------------------------------------------------------
+_SEMANTICS = {"torchvision": 0, "detectron2": 1, "mmdet": 2}
+
+
+def _match_options(high=0.7, low=0.3, allow_low_quality=True, semantics="torchvision",
+                   low_quality_min_iou=0.0, gt_max_assign_all=True, crowd_ioa_thresh=0.7,
+                   allowed_border=-1.0, image_size=None, num_threads=0):
+    o = _lib.fn("detloss_match_options_default")()
+    o.high = _lib.scalar("high", high)
+    o.low = _lib.scalar("low", low)
+    o.allow_low_quality = 1 if allow_low_quality else 0
+    if semantics not in _SEMANTICS:
+        raise DetlossError(_lib.ERR_RANGE, "semantics", "must be one of %s, got %r"
+                           % (sorted(_SEMANTICS), semantics))
+    o.semantics = _SEMANTICS[semantics]
+    o.low_quality_min_iou = _lib.scalar("low_quality_min_iou", low_quality_min_iou)
+    o.gt_max_assign_all = 1 if gt_max_assign_all else 0
+    o.crowd_ioa_thresh = _lib.scalar("crowd_ioa_thresh", crowd_ioa_thresh)
+    o.allowed_border = _lib.scalar("allowed_border", allowed_border)
+    if image_size is not None:
+        h, w = _seq("image_size", image_size, 2)
+        o.image_h, o.image_w = _lib.scalar("image_size", h), _lib.scalar("image_size", w)
+    o.num_threads = threads(num_threads)
+    return o
+
+
+def match(anchors, gt, high=0.7, low=0.3, allow_low_quality=True, *, gt_is_crowd=None,
+          semantics="torchvision", low_quality_min_iou=0.0, gt_max_assign_all=True,
+          crowd_ioa_thresh=0.7, allowed_border=-1.0, image_size=None, return_max_iou=False,
+          num_threads=0):
+    """Assign anchors [A, 4] to gt boxes [G, 4]: matches [A] int64 (gt index, -1 negative,
+    -2 ignored); with return_max_iou also max_iou [A].
+
+    Equals torchvision Matcher(high, low, allow_low_quality)(box_iou(gt, anchors)) bit for
+    bit (semantics "torchvision"); "detectron2" and "mmdet" follow those libraries.
+    gt_is_crowd [G] (bool/uint8): crowd gts are never matched; anchors they cover
+    (intersection / anchor area > crowd_ioa_thresh) are ignored. allowed_border >= 0 (with
+    image_size (H, W)) ignores anchors outside the image by more than that margin."""
+    a = array("anchors", anchors, shape=(None, 4))
+    g = array("gt", gt, shape=(None, 4))
+    crowd = array("gt_is_crowd", gt_is_crowd, np.uint8, shape=(g.shape[0],), allow_none=True)
+    opt = _match_options(high, low, allow_low_quality, semantics, low_quality_min_iou,
+                         gt_max_assign_all, crowd_ioa_thresh, allowed_border, image_size,
+                         num_threads)
+    m = np.empty(a.shape[0], np.int64)
+    v = np.empty(a.shape[0], np.float32) if return_max_iou else None
+    call("detloss_match", ptr(a), a.shape[0], ptr(g), g.shape[0], ptr(crowd), ptr(m), ptr(v),
+         ctypes.byref(opt))
+    return (m, v) if return_max_iou else m
+
+
+def match_grid(config, gt, high=0.7, low=0.3, allow_low_quality=True, *, image_size=None,
+               feature_maps=None, gt_is_crowd=None, semantics="torchvision",
+               low_quality_min_iou=0.0, gt_max_assign_all=True, crowd_ioa_thresh=0.7,
+               allowed_border=-1.0, return_max_iou=False, num_threads=0):
+    """match() on the anchors of a grid config without forming them (identical results,
+    O(A + gt footprint) work). image_size (H, W) sizes the feature maps (as
+    anchors_generate) and is the image for allowed_border."""
+    c = _Config(config, image_size, feature_maps)
+    n = c.count()
+    g = array("gt", gt, shape=(None, 4))
+    crowd = array("gt_is_crowd", gt_is_crowd, np.uint8, shape=(g.shape[0],), allow_none=True)
+    opt = _match_options(high, low, allow_low_quality, semantics, low_quality_min_iou,
+                         gt_max_assign_all, crowd_ioa_thresh, allowed_border, image_size,
+                         num_threads)
+    m = np.empty(n, np.int64)
+    v = np.empty(n, np.float32) if return_max_iou else None
+    call("detloss_match_grid", ctypes.byref(c.cfg), ptr(g), g.shape[0], ptr(crowd), ptr(m),
+         ptr(v), n, ctypes.byref(opt))
+    return (m, v) if return_max_iou else m
+
+
+def _sample_options(batch_size_per_image, positive_fraction, seed, num_threads):
+    o = _lib.SampleOptions()
+    o.batch_size_per_image = int(batch_size_per_image)
+    o.positive_fraction = float(positive_fraction)
+    if not isinstance(seed, (int, np.integer)) or seed < 0 or seed >= 1 << 64:
+        raise DetlossError(_lib.ERR_RANGE, "seed", "must be an int in [0, 2^64)")
+    o.seed = int(seed)
+    o.num_threads = threads(num_threads)
+    return o
+
+
+def sample_balanced(matches, batch_size_per_image=256, positive_fraction=0.5, *, seed=0,
+                    image_index=0, num_threads=0):
+    """Balanced positive/negative sampling of one image's matches [A] (torchvision
+    BalancedPositiveNegativeSampler counts, seeded choice). Returns (sampled [A] int8:
+    1 chosen positive, 0 chosen negative, -1 not chosen; num_pos; num_neg)."""
+    m = array("matches", matches, np.int64, shape=(None,))
+    o = _sample_options(batch_size_per_image, positive_fraction, seed, num_threads)
+    s = np.empty(m.shape[0], np.int8)
+    npos, nneg = ctypes.c_size_t(), ctypes.c_size_t()
+    if image_index < 0:
+        raise DetlossError(_lib.ERR_RANGE, "image_index", "must be >= 0")
+    call("detloss_sample_balanced", ptr(m), m.shape[0], int(image_index), ptr(s),
+         ctypes.byref(npos), ctypes.byref(nneg), ctypes.byref(o))
+    return s, npos.value, nneg.value
+
+
+def match_targets(anchors, gt, matches, weights=(1.0, 1.0, 1.0, 1.0)):
+    """Training targets from matches: (labels [A] int8 1/0/-1, matched_gt [A] int64
+    (clamped at 0 as torchvision), deltas [A, 4] (encoded for positives, 0 elsewhere))."""
+    a = array("anchors", anchors, shape=(None, 4))
+    g = array("gt", gt, shape=(None, 4))
+    m = array("matches", matches, np.int64, shape=(a.shape[0],))
+    labels = np.empty(a.shape[0], np.int8)
+    mg = np.empty(a.shape[0], np.int64)
+    d = np.empty((a.shape[0], 4), np.float32)
+    co = _coder_options(weights, BBOX_XFORM_CLIP, 0)
+    call("detloss_match_targets", ptr(a), a.shape[0], ptr(g), g.shape[0], ptr(m), ptr(labels),
+         ptr(mg), ptr(d), ctypes.byref(co))
+    return labels, mg, d
+
+
+# ---------------------------------------------------------------------------
+# losses
+# ---------------------------------------------------------------------------
+LOSS_KINDS = {
+    "bce_with_logits": 0, "bce": 1, "cross_entropy": 2, "sigmoid_focal": 3, "softmax_focal": 4,
+    "hinge": 5, "l1": 6, "mse": 7, "smooth_l1": 8, "huber": 9, "iou_loss": 10, "giou_loss": 11,
+    "diou_loss": 12, "ciou_loss": 13, "contrastive": 14, "cosine_embedding": 15,
+    "triplet_margin": 16,
+}
+_ELEMENTWISE = {"bce_with_logits", "bce", "sigmoid_focal", "hinge", "l1", "mse", "smooth_l1",
+                "huber"}
+_CLASSES = {"cross_entropy", "softmax_focal"}
+_BOXES = {"iou_loss", "giou_loss", "diou_loss", "ciou_loss"}
+_EMBED = {"contrastive", "cosine_embedding", "triplet_margin"}
+_PARAMS = {"alpha", "gamma", "beta", "delta", "margin", "label_smoothing", "eps", "p", "swap",
+           "ignore_index", "pos_weight"}
+
+
+def loss_options(kind, reduction="mean", num_threads=0, **params):
+    """The C options struct of loss `kind` with the library's defaults, params applied
+    (and kept alive on the returned object)."""
+    if kind not in LOSS_KINDS:
+        raise DetlossError(_lib.ERR_UNKNOWN, "loss", "unknown loss %r (known: %s)"
+                           % (kind, ", ".join(sorted(LOSS_KINDS))))
+    o = _lib.fn("detloss_loss_options_default")(LOSS_KINDS[kind])
+    o.reduction = _lib.reduction(reduction)
+    o.num_threads = threads(num_threads)
+    keep = None
+    for k, v in params.items():
+        if k not in _PARAMS:
+            raise DetlossError(_lib.ERR_UNKNOWN, k, "unknown parameter of %s (known: %s)"
+                               % (kind, ", ".join(sorted(_PARAMS))))
+        if v is None:
+            continue
+        if k == "pos_weight":
+            pw = array("pos_weight", np.atleast_1d(_lib._to_numpy("pos_weight", v)),
+                       shape=(None,))
+            o.pos_weight, o.pos_weight_len, keep = ptr(pw), pw.shape[0], pw
+        elif k == "swap":
+            o.swap = 1 if v else 0
+        elif k == "ignore_index":
+            o.ignore_index = int(v)
+        else:
+            setattr(o, k, _lib.scalar(k, v))
+    o._keep = keep  # noqa: SLF001  (pos_weight must outlive the call)
+    return o
+
+
+def _reduced(l, red):
+    return l if red == "none" else np.float32(l[0])
+
+
+def loss(name, input, target=None, weight=None, reduction="mean", grad=False, *, x3=None,
+         num_threads=0, **params):
+    """Any detloss loss by its contract name ("sigmoid_focal", "giou_loss", ...).
+
+    element-wise (bce_with_logits, bce, sigmoid_focal, hinge, l1, mse, smooth_l1, huber):
+        input, target, weight of one shape; returns loss [, grad_input].
+    class-indexed (cross_entropy, softmax_focal): input logits [N, C], target int [N],
+        weight [N]; returns loss [, grad_input].
+    boxes (iou_loss, giou_loss, diou_loss, ciou_loss): input, target [N, 4], weight [N];
+        returns loss [, grad_input, grad_target].
+    embedding (contrastive, cosine_embedding, triplet_margin): input = x1 [N, D],
+        target = x2 for triplet (x3 the negatives) else the pair labels with x3 = x2 ...
+        use the named functions contrastive_loss / cosine_embedding_loss /
+        triplet_margin_loss instead.
+    params: alpha, gamma, beta, delta, margin, label_smoothing, eps, p, swap, ignore_index,
+    pos_weight (defaults: the library's per-loss defaults = torch's)."""
+    opt = loss_options(name, reduction, num_threads, **params)
+    kind = LOSS_KINDS[name]
+    if name in _ELEMENTWISE:
+        x = array("input", input, shape=None)
+        y = array("target", target, shape=x.shape)
+        w = array("weight", weight, shape=x.shape, allow_none=True)
+        n = x.size
+        l = np.empty(x.shape if reduction == "none" else (1,), np.float32)
+        g = np.empty(x.shape, np.float32) if grad else None
+        call("detloss_loss_elementwise", kind, ptr(x), ptr(y), ptr(w), n, ptr(l), ptr(g),
+             ctypes.byref(opt))
+        return (_reduced(l, reduction), g) if grad else _reduced(l, reduction)
+    if name in _CLASSES:
+        x = array("input", input, shape=(None, None))
+        n, c = x.shape
+        t = array("target", target, np.int64, shape=(n,))
+        w = array("weight", weight, shape=(n,), allow_none=True)
+        l = np.empty((n,) if reduction == "none" else (1,), np.float32)
+        g = np.empty(x.shape, np.float32) if grad else None
+        call("detloss_loss_classes", kind, ptr(x), ptr(t), ptr(w), n, c, ptr(l), ptr(g),
+             ctypes.byref(opt))
+        return (_reduced(l, reduction), g) if grad else _reduced(l, reduction)
+    if name in _BOXES:
+        x = array("input", input, shape=(None, 4))
+        n = x.shape[0]
+        y = array("target", target, shape=(n, 4))
+        w = array("weight", weight, shape=(n,), allow_none=True)
+        l = np.empty((n,) if reduction == "none" else (1,), np.float32)
+        g1 = np.empty(x.shape, np.float32) if grad else None
+        g2 = np.empty(x.shape, np.float32) if grad else None
+        call("detloss_loss_boxes", kind, ptr(x), ptr(y), ptr(w), n, ptr(l), ptr(g1), ptr(g2),
+             ctypes.byref(opt))
+        return (_reduced(l, reduction), g1, g2) if grad else _reduced(l, reduction)
+    raise DetlossError(_lib.ERR_RANGE, "loss", "%s is an embedding loss: use %s_loss()"
+                       % (name, name))
+
+
+def _embedding(name, x1, x2, x3, target, weight, reduction, grad, num_threads, **params):
+    opt = loss_options(name, reduction, num_threads, **params)
+    a = array("x1", x1, shape=(None, None))
+    n, d = a.shape
+    b = array("x2", x2, shape=(n, d))
+    c = array("x3", x3, shape=(n, d)) if name == "triplet_margin" else None
+    t = array("target", target, shape=(n,)) if name != "triplet_margin" else None
+    w = array("weight", weight, shape=(n,), allow_none=True)
+    l = np.empty((n,) if reduction == "none" else (1,), np.float32)
+    gs = [np.empty((n, d), np.float32) if grad else None for _ in range(3 if c is not None else 2)]
+    g3 = gs[2] if c is not None else None
+    call("detloss_loss_embedding", LOSS_KINDS[name], ptr(a), ptr(b), ptr(c), ptr(t), ptr(w), n,
+         d, ptr(l), ptr(gs[0]), ptr(gs[1]), ptr(g3), ctypes.byref(opt))
+    return (_reduced(l, reduction), *gs) if grad else _reduced(l, reduction)
+
+
+# torch / torchvision names and defaults ------------------------------------
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None, *, grad=False, num_threads=0):
+    return loss("bce_with_logits", input, target, weight, reduction, grad,
+                num_threads=num_threads, pos_weight=pos_weight)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean", *, grad=False,
+                         num_threads=0):
+    return loss("bce", input, target, weight, reduction, grad, num_threads=num_threads)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0, *, grad=False, num_threads=0):
+    """torch cross_entropy with class-index targets. weight is per ROW [N] here (torch's
+    weight is per class: pass class_weight[target] to get torch's sum; torch's mean
+    divides by the weight sum, detloss's by the count)."""
+    return loss("cross_entropy", input, target, weight, reduction, grad, num_threads=num_threads,
+                ignore_index=ignore_index, label_smoothing=label_smoothing)
+
+
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, grad=False,
+                       num_threads=0):
+    """torchvision.ops.sigmoid_focal_loss (same defaults: reduction "none")."""
+    return loss("sigmoid_focal", inputs, targets, None, reduction, grad, num_threads=num_threads,
+                alpha=alpha, gamma=gamma)
+
+
+def softmax_focal_loss(input, target, alpha=1.0, gamma=2.0, reduction="mean", weight=None,
+                       ignore_index=-100, *, grad=False, num_threads=0):
+    return loss("softmax_focal", input, target, weight, reduction, grad, num_threads=num_threads,
+                alpha=alpha, gamma=gamma, ignore_index=ignore_index)
+
+
+def hinge_loss(input, target, margin=1.0, reduction="mean", weight=None, *, grad=False,
+               num_threads=0):
+    return loss("hinge", input, target, weight, reduction, grad, num_threads=num_threads,
+                margin=margin)
+
+
+def l1_loss(input, target, reduction="mean", weight=None, *, grad=False, num_threads=0):
+    return loss("l1", input, target, weight, reduction, grad, num_threads=num_threads)
+
+
+def mse_loss(input, target, reduction="mean", weight=None, *, grad=False, num_threads=0):
+    return loss("mse", input, target, weight, reduction, grad, num_threads=num_threads)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0, weight=None, *, grad=False,
+                   num_threads=0):
+    return loss("smooth_l1", input, target, weight, reduction, grad, num_threads=num_threads,
+                beta=beta)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=False,
+               num_threads=0):
+    return loss("huber", input, target, weight, reduction, grad, num_threads=num_threads,
+                delta=delta)
+
+
+def iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, weight=None, *, grad=False,
+             num_threads=0):
+    return loss("iou_loss", boxes1, boxes2, weight, reduction, grad, num_threads=num_threads,
+                eps=eps)
+
+
+def generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, weight=None, *,
+                             grad=False, num_threads=0):
+    """torchvision.ops.generalized_box_iou_loss; with grad=True returns
+    (loss, grad_boxes1, grad_boxes2)."""
+    return loss("giou_loss", boxes1, boxes2, weight, reduction, grad, num_threads=num_threads,
+                eps=eps)
+
+
+def distance_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, weight=None, *,
+                          grad=False, num_threads=0):
+    return loss("diou_loss", boxes1, boxes2, weight, reduction, grad, num_threads=num_threads,
+                eps=eps)
+
+
+def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, weight=None, *,
+                          grad=False, num_threads=0):
+    return loss("ciou_loss", boxes1, boxes2, weight, reduction, grad, num_threads=num_threads,
+                eps=eps)
+
+
+def contrastive_loss(x1, x2, target, margin=1.0, reduction="mean", weight=None, *, grad=False,
+                     num_threads=0):
+    """Hadsell et al. contrastive loss; target 1 = same identity, 0 = different.
+    grad=True: (loss, grad_x1, grad_x2)."""
+    return _embedding("contrastive", x1, x2, None, target, weight, reduction, grad, num_threads,
+                      margin=margin)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean", weight=None, *,
+                          grad=False, num_threads=0):
+    """torch cosine_embedding_loss; target +1 / -1."""
+    return _embedding("cosine_embedding", input1, input2, None, target, weight, reduction, grad,
+                      num_threads, margin=margin)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False,
+                        reduction="mean", weight=None, *, grad=False, num_threads=0):
+    """torch triplet_margin_loss; grad=True: (loss, grad_anchor, grad_positive,
+    grad_negative)."""
+    return _embedding("triplet_margin", anchor, positive, negative, None, weight, reduction, grad,
+                      num_threads, margin=margin, p=p, eps=eps, swap=swap)
+
+
+# ---------------------------------------------------------------------------
+# detector losses
+# ---------------------------------------------------------------------------
+BOX_LOSSES = {"l1": 0, "smooth_l1": 1, "giou": 2, "diou": 3, "ciou": 4}
+RPN_CONVENTIONS = {"torchvision": 0, "detectron2": 1, "py_faster_rcnn": 2}
+RETINA_NORMALIZERS = {"torchvision": 0, "detectron2_ema": 1, "caller": 2}
+
+
+def _choice(name, v, table):
+    if v not in table:
+        raise DetlossError(_lib.ERR_RANGE, name, "must be one of %s, got %r"
+                           % (", ".join(table), v))
+    return table[v]
+
+
+def _stats(s):
+    return {k: getattr(s, k) for k, _ in _lib.HeadImageStats._fields_}
+
+
+def _result(r):
+    return {k: getattr(r, k) for k, _ in _lib.HeadResult._fields_}
+
+
+class _HeadBatch:
+    """ctypes detloss_head_image array for a batch of dicts; keeps the arrays alive."""
+
+    def __init__(self, images, kind, num_classes=None, grad=True):
+        if isinstance(images, dict):
+            images = [images]
+        if len(images) == 0:
+            raise DetlossError(_lib.ERR_SHAPE, "images", "empty batch")
+        self.keep, self.grads = [], []
+        self.c = (_lib.HeadImage * len(images))()
+        for i, im in enumerate(images):
+            w = "images[%d]" % i
+            c = self.c[i]
+            a = array(w + ".anchors", im.get("anchors"), shape=(None, 4))
+            na = a.shape[0]
+            gtv = im.get("gt", im.get("boxes"))
+            g = array(w + ".gt", np.zeros((0, 4), np.float32) if gtv is None else gtv,
+                      shape=(None, 4))
+            ng = g.shape[0]
+            crowd = array(w + ".gt_is_crowd", im.get("gt_is_crowd"), np.uint8, shape=(ng,),
+                          allow_none=True)
+            d = array(w + ".deltas", im.get("deltas"), shape=(na, 4))
+            c.anchors, c.num_anchors, c.gt, c.num_gt = ptr(a), na, ptr(g), ng
+            c.gt_is_crowd, c.num_predictions, c.deltas = ptr(crowd), na, ptr(d)
+            gd = np.zeros((na, 4), np.float32) if grad else None
+            c.grad_deltas = ptr(gd)
+            if kind == "rpn":
+                o = array(w + ".objectness", im.get("objectness")).reshape(-1)  # [A] or [A, 1]
+                if o.shape[0] != na:
+                    raise DetlossError(_lib.ERR_SHAPE, w + ".objectness",
+                                       "has %d values for %d anchors" % (o.shape[0], na))
+                go = np.zeros(na, np.float32) if grad else None
+                c.objectness, c.grad_objectness = ptr(o), ptr(go)
+                self.grads.append({"grad_objectness": go, "grad_deltas": gd})
+                keep = [a, g, crowd, d, o]
+            else:
+                x = array(w + ".cls_logits", im.get("cls_logits"), shape=(na, num_classes))
+                lab = array(w + ".labels", im.get("labels", np.zeros(0, np.int64)), np.int64,
+                            shape=(ng,))
+                gx = np.zeros((na, num_classes), np.float32) if grad else None
+                c.cls_logits, c.labels, c.grad_cls_logits = ptr(x), ptr(lab), ptr(gx)
+                self.grads.append({"grad_cls_logits": gx, "grad_deltas": gd})
+                keep = [a, g, crowd, d, x, lab]
+            size = im.get("image_size")
+            if size is not None:
+                h, wd = _seq(w + ".image_size", size, 2)
+                c.image_h, c.image_w = float(h), float(wd)
+            self.keep.append(keep)
+        self.n = len(images)
+
+
+def rpn_loss(images, *, convention="torchvision", fg_iou_thresh=None, bg_iou_thresh=None,
+             allow_low_quality=None, batch_size_per_image=None, positive_fraction=None, seed=None,
+             box_loss=None, smooth_l1_beta=None, box_weights=None, allowed_border=None,
+             grad=True, num_threads=0):
+    """Faster R-CNN RPN loss of a batch (torchvision RegionProposalNetwork
+    assign_targets_to_anchors + compute_loss; conventions "detectron2", "py_faster_rcnn").
+
+    images: list of dicts {"anchors" [A, 4], "gt" [G, 4], "objectness" [A],
+    "deltas" [A, 4], optional "gt_is_crowd" [G], "image_size" (H, W)}. Options left at
+    None take the convention's preset. Returns a dict: loss_objectness, loss_box_reg,
+    num_pos, num_neg, num_ignored, num_sampled_pos, num_sampled_neg, normalizer,
+    nonfinite, per_image (list of dicts), and with grad: grad_objectness, grad_deltas
+    (lists of arrays, per image)."""
+    o = _lib.fn("detloss_rpn_options_preset")(_choice("convention", convention, RPN_CONVENTIONS))
+    if fg_iou_thresh is not None:
+        o.match.high = _lib.scalar("fg_iou_thresh", fg_iou_thresh)
+    if bg_iou_thresh is not None:
+        o.match.low = _lib.scalar("bg_iou_thresh", bg_iou_thresh)
+    if allow_low_quality is not None:
+        o.match.allow_low_quality = 1 if allow_low_quality else 0
+    if allowed_border is not None:
+        o.match.allowed_border = _lib.scalar("allowed_border", allowed_border)
+    if batch_size_per_image is not None:
+        o.sample.batch_size_per_image = int(batch_size_per_image)
+    if positive_fraction is not None:
+        o.sample.positive_fraction = float(positive_fraction)
+    if seed is not None:
+        o.sample.seed = _sample_options(1, 0.5, seed, 0).seed
+    if box_loss is not None:
+        o.box_loss = _choice("box_loss", box_loss, BOX_LOSSES)
+    if smooth_l1_beta is not None:
+        o.smooth_l1_beta = _lib.scalar("smooth_l1_beta", smooth_l1_beta)
+    if box_weights is not None:
+        o.box_weights[:] = [_lib.scalar("box_weights", v) for v in _seq("box_weights",
+                                                                         box_weights, 4)]
+    o.num_threads = threads(num_threads)
+    b = _HeadBatch(images, "rpn", grad=grad)
+    res = _lib.HeadResult()
+    per = (_lib.HeadImageStats * b.n)()
+    call("detloss_rpn_loss", ctypes.addressof(b.c), b.n, ctypes.byref(res), ctypes.addressof(per),
+         ctypes.byref(o))
+    out = _result(res)
+    out["loss_objectness"] = np.float32(out.pop("loss_cls"))
+    out["loss_box_reg"] = np.float32(out["loss_box_reg"])
+    out["per_image"] = [_stats(s) for s in per]
+    if grad:
+        out["grad_objectness"] = [g["grad_objectness"] for g in b.grads]
+        out["grad_deltas"] = [g["grad_deltas"] for g in b.grads]
+    return out
+
+
+def retina_loss(images, num_classes, *, fg_iou_thresh=0.5, bg_iou_thresh=0.4,
+                allow_low_quality=True, alpha=0.25, gamma=2.0, box_loss="l1",
+                smooth_l1_beta=1.0, box_weights=(1.0, 1.0, 1.0, 1.0), normalizer="torchvision",
+                ema_state=None, ema_momentum=0.9, caller_normalizer=1.0, grad=True,
+                num_threads=0):
+    """RetinaNet loss of a batch (torchvision RetinaNet.compute_loss; detectron2's EMA
+    normalizer with normalizer="detectron2_ema", or a caller's normalizer).
+
+    images: list of dicts {"anchors" [A, 4], "gt" [G, 4], "labels" [G] (int),
+    "cls_logits" [A, C], "deltas" [A, 4], optional "gt_is_crowd"}. ema_state: the EMA
+    normalizer's state (a float, 100 to start); the updated value is returned in the
+    result as "ema_state". Returns a dict: loss_cls, loss_box_reg, counts, normalizer,
+    per_image, and with grad: grad_cls_logits, grad_deltas (lists, per image)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < 1:
+        raise DetlossError(_lib.ERR_SHAPE, "num_classes", "must be an int >= 1")
+    o = _lib.fn("detloss_retina_options_default")()
+    o.match.high = _lib.scalar("fg_iou_thresh", fg_iou_thresh)
+    o.match.low = _lib.scalar("bg_iou_thresh", bg_iou_thresh)
+    o.match.allow_low_quality = 1 if allow_low_quality else 0
+    o.alpha = _lib.scalar("alpha", alpha)
+    o.gamma = _lib.scalar("gamma", gamma)
+    o.box_loss = _choice("box_loss", box_loss, BOX_LOSSES)
+    o.smooth_l1_beta = _lib.scalar("smooth_l1_beta", smooth_l1_beta)
+    o.box_weights[:] = [_lib.scalar("box_weights", v) for v in _seq("box_weights", box_weights, 4)]
+    o.normalizer = _choice("normalizer", normalizer, RETINA_NORMALIZERS)
+    ema = ctypes.c_float(100.0 if ema_state is None else _lib.scalar("ema_state", ema_state))
+    o.ema_state = ctypes.addressof(ema)
+    o.ema_momentum = _lib.scalar("ema_momentum", ema_momentum)
+    o.caller_normalizer = _lib.scalar("caller_normalizer", caller_normalizer)
+    o.num_threads = threads(num_threads)
+    b = _HeadBatch(images, "retina", int(num_classes), grad=grad)
+    res = _lib.HeadResult()
+    per = (_lib.HeadImageStats * b.n)()
+    call("detloss_retina_loss", ctypes.addressof(b.c), b.n, int(num_classes), ctypes.byref(res),
+         ctypes.addressof(per), ctypes.byref(o))
+    out = _result(res)
+    out["loss_cls"] = np.float32(out["loss_cls"])
+    out["loss_box_reg"] = np.float32(out["loss_box_reg"])
+    out["per_image"] = [_stats(s) for s in per]
+    if normalizer == "detectron2_ema":
+        out["ema_state"] = ema.value
+    if grad:
+        out["grad_cls_logits"] = [g["grad_cls_logits"] for g in b.grads]
+        out["grad_deltas"] = [g["grad_deltas"] for g in b.grads]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# anchor-set evaluation
+# ---------------------------------------------------------------------------
+_METRICS = {"iou": 0, "wh_ratio": 1}
+_SIZE_NAMES = ("small", "medium", "large")
+
+
+def _eval_stats(s):
+    d = {k: getattr(s, k) for k, _ in _lib.EvalStats._fields_ if k != "pos_hist"}
+    d["pos_hist"] = list(s.pos_hist)
+    return d
+
+
+def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", iou_thresh=0.5,
+                ratio_thresh=4.0, resize_min_size=0.0, resize_max_size=0.0,
+                count_positives=True, num_worst=20, return_per_gt=False, num_threads=0,
+                **match_kw):
+    """How well an anchor set covers the gt boxes of a data set (detloss_anchor_eval).
+
+    dataset: a list of images {"height", "width", "boxes" [G, 4], optional "is_crowd" [G]}
+    (or a dict with "images"). Exactly one source: anchors [A, 4] (the same for every
+    image), grid (a config dict or preset name; feature maps are sized per image), or
+    shapes [[w, h], ...] (metric "wh_ratio"). match_kw: the matcher's options as in
+    match() (high, low, allow_low_quality, semantics, ...) for the positive counts.
+    Returns the report as a dict (num_gt, recall, mean_best, anchors_per_gt, by_size,
+    level_best, level_pos, worst, ...); with return_per_gt also a structured array of
+    the per-gt records (w, h, best, num_fit, num_pos, level, size, status)."""
+    images = dataset["images"] if isinstance(dataset, dict) else dataset
+    if len(images) == 0:
+        raise DetlossError(_lib.ERR_SHAPE, "dataset", "no images")
+    hw = np.empty((len(images), 2), np.float32)
+    starts = np.zeros(len(images) + 1, np.uint64 if ctypes.sizeof(ctypes.c_size_t) == 8
+                      else np.uint32)
+    boxes, crowds, any_crowd = [], [], False
+    for i, im in enumerate(images):
+        w = "dataset.images[%d]" % i
+        try:
+            hw[i] = (_lib.scalar(w + ".height", im["height"]), _lib.scalar(w + ".width",
+                                                                           im["width"]))
+        except KeyError as e:
+            raise DetlossError(_lib.ERR_MISSING, "%s.%s" % (w, e.args[0]), "is required")
+        b = array(w + ".boxes", im.get("boxes", np.zeros((0, 4))), shape=(None, 4))
+        boxes.append(b)
+        cr = array(w + ".is_crowd", im.get("is_crowd"), np.uint8, shape=(b.shape[0],),
+                   allow_none=True)
+        any_crowd |= cr is not None
+        crowds.append(cr if cr is not None else np.zeros(b.shape[0], np.uint8))
+        starts[i + 1] = starts[i] + b.shape[0]
+    allb = np.ascontiguousarray(np.concatenate(boxes) if boxes else np.zeros((0, 4)), np.float32)
+    allc = np.ascontiguousarray(np.concatenate(crowds), np.uint8) if any_crowd else None
+    data = _lib.EvalDataset(len(images), ptr(hw), ptr(starts), ptr(allb), ptr(allc))
+    src = _lib.EvalAnchors()
+    keep = []
+    nsrc = sum(x is not None for x in (anchors, grid, shapes))
+    if nsrc != 1:
+        raise DetlossError(_lib.ERR_SHAPE, "src", "give exactly one of anchors, grid, shapes "
+                           "(got %d)" % nsrc)
+    if grid is not None:
+        cfgobj = _Config(grid, need_feat=False)
+        keep.append(cfgobj)
+        src.grid = ctypes.pointer(cfgobj.cfg)
+    if anchors is not None:
+        a = array("anchors", anchors, shape=(None, 4))
+        keep.append(a)
+        src.anchors, src.num_anchors = ptr(a), a.shape[0]
+    if shapes is not None:
+        s = array("shapes", shapes, shape=(None, 2))
+        keep.append(s)
+        src.shapes, src.num_shapes = ptr(s), s.shape[0]
+    o = _lib.fn("detloss_eval_options_default")()
+    o.metric = _choice("metric", metric, _METRICS)
+    o.iou_thresh = _lib.scalar("iou_thresh", iou_thresh)
+    o.ratio_thresh = _lib.scalar("ratio_thresh", ratio_thresh)
+    o.resize_min_size = _lib.scalar("resize_min_size", resize_min_size)
+    o.resize_max_size = _lib.scalar("resize_max_size", resize_max_size)
+    o.count_positives = 1 if count_positives else 0
+    if match_kw:
+        mo = _match_options(**match_kw)
+        o.match = mo
+    o.num_worst = int(num_worst)
+    o.num_threads = threads(num_threads)
+    rep = _lib.EvalReport()
+    per = np.empty(allb.shape[0], _lib.EVAL_GT_DTYPE) if return_per_gt else None
+    call("detloss_anchor_eval", ctypes.byref(data), ctypes.byref(src), ptr(per),
+         ctypes.byref(rep), ctypes.byref(o))
+    out = {k: getattr(rep, k) for k in ("num_images", "num_images_empty", "num_boxes",
+                                        "num_crowd", "num_clipped", "num_degenerate",
+                                        "num_anchors", "num_levels")}
+    out.update(_eval_stats(rep.all))
+    out["by_size"] = {_SIZE_NAMES[k]: _eval_stats(rep.by_size[k]) for k in range(3)}
+    out["level_best"] = list(rep.level_best[:rep.num_levels])
+    out["level_pos"] = list(rep.level_pos[:rep.num_levels])
+    out["worst"] = [{"image": w.image, "box": w.box, "w": w.w, "h": w.h, "best": w.best}
+                    for w in rep.worst[:rep.num_worst]]
+    return (out, per) if return_per_gt else out
+
+
+def compute(case):
+    """`detloss compute` in-process: a case (dict, list of cases or JSON text) -> result."""
+    return _lib.compute_json(case)

@@ -1,0 +1,610 @@
+"""detloss.torch - PyTorch autograd functions backed by detloss (CPU tensors).
+
+Drop-in replacements (same names, arguments, defaults and results as torchvision):
+
+    from detloss.torch import sigmoid_focal_loss          # torchvision.ops.sigmoid_focal_loss
+    from detloss.torch import generalized_box_iou_loss    # ... and distance_/complete_box_iou_loss
+    from detloss.torch import box_iou, generalized_box_iou, distance_box_iou, complete_box_iou
+
+and the detector losses:
+
+    rpn_loss(objectness, pred_bbox_deltas, anchors, targets, ...)     -> (loss_objectness, loss_rpn_box_reg)
+    retina_loss(cls_logits, bbox_regression, anchors, targets, ...)   -> (loss_cls, loss_box_reg)
+    patch_retinanet(model)   # model.compute_loss(targets, head_outputs, anchors) runs on detloss
+    patch_rpn(model)         # a FasterRCNN's (or an RPN's) forward computes its loss on detloss
+
+How it works: the forward pass calls the C library once, which returns the
+loss and, in the same pass, its gradient (closed forms, docs/math); the
+backward pass multiplies that stored gradient by grad_output. No graph of
+intermediate tensors is built, so memory is one gradient buffer per input.
+The buffer is handed to autograd at the first backward (no copy), so a second
+backward through the same loss (retain_graph=True) raises a RuntimeError:
+recompute the loss instead. Gradients with respect to targets (and anchors,
+gt boxes) are not computed: they are treated as constants, as in every
+detector's training loop.
+
+Tensors must be on the CPU (DetlossError naming the argument otherwise).
+The arithmetic is float32: float64 / float16 inputs are converted (a copy) and
+results cast back to the input dtype. Non-contiguous inputs are made
+contiguous (a copy). num_threads=None (the default) uses
+torch.get_num_threads(); the results are bitwise the same for any count.
+"""
+import ctypes
+
+import torch
+
+from . import _lib, ops
+from ._lib import DetlossError, DetlossTypeError
+
+__all__ = [
+    "sigmoid_focal_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
+    "complete_box_iou_loss", "iou_loss", "box_iou", "generalized_box_iou", "distance_box_iou",
+    "complete_box_iou", "box_area", "rpn_loss", "retina_loss", "patch_retinanet", "patch_rpn",
+    "unpatch",
+]
+
+_F32 = torch.float32
+
+
+def _nthreads(n):
+    return torch.get_num_threads() if n is None else _lib.threads(n)
+
+
+def _tensor(name, t, last=None, ndim=None):
+    """t as a contiguous float32 CPU tensor (no copy when it already is one)."""
+    if not isinstance(t, torch.Tensor):
+        raise DetlossTypeError(_lib.ERR_TYPE, name, "must be a torch.Tensor, got %s"
+                               % type(t).__name__)
+    if t.device.type != "cpu":
+        raise DetlossError(_lib.ERR_UNSUPPORTED, name, "tensor is on device %s; detloss computes "
+                           "on the CPU (move it with .cpu())" % t.device)
+    if t.layout != torch.strided:
+        raise DetlossTypeError(_lib.ERR_TYPE, name, "must be a dense (strided) tensor, got %s"
+                               % t.layout)
+    if not t.dtype.is_floating_point:
+        raise DetlossTypeError(_lib.ERR_TYPE, name, "must be a floating-point tensor, got %s"
+                               % t.dtype)
+    if ndim is not None and t.dim() != ndim:
+        raise DetlossError(_lib.ERR_SHAPE, name, "expected %d dimensions, got shape %s"
+                           % (ndim, tuple(t.shape)))
+    if last is not None and (t.dim() == 0 or t.shape[-1] != last):
+        raise DetlossError(_lib.ERR_SHAPE, name, "expected shape [..., %d], got %s"
+                           % (last, tuple(t.shape)))
+    t = t.detach()
+    if t.dtype != _F32:
+        t = t.to(_F32)
+    return t.contiguous()
+
+
+def _int_tensor(name, t, n):
+    if not isinstance(t, torch.Tensor):
+        t = torch.as_tensor(t)
+    if t.device.type != "cpu":
+        raise DetlossError(_lib.ERR_UNSUPPORTED, name, "tensor is on device %s; detloss computes "
+                           "on the CPU" % t.device)
+    if t.dtype.is_floating_point or t.is_complex():
+        raise DetlossTypeError(_lib.ERR_TYPE, name, "must be an integer tensor, got %s" % t.dtype)
+    t = t.detach().reshape(-1).to(torch.int64).contiguous()
+    if t.numel() != n:
+        raise DetlossError(_lib.ERR_SHAPE, name, "has %d values for %d boxes" % (t.numel(), n))
+    return t
+
+
+def _p(t):
+    return None if t is None else t.data_ptr()
+
+
+def _take(ctx, name):
+    g = getattr(ctx, name, None)
+    if g is None:
+        raise RuntimeError("detloss.torch: the gradient of this loss was already handed to "
+                           "autograd (a second backward through the same loss, e.g. with "
+                           "retain_graph=True, is not supported); recompute the loss")
+    setattr(ctx, name, None)
+    return g
+
+
+def _scale(g, go, dtype):
+    """g * grad_output, in place on detloss's buffer (which autograd then owns)."""
+    if go.dim() == 0 or go.numel() == 1:
+        s = float(go)
+        if s != 1.0:
+            g.mul_(s)
+    else:
+        g.mul_(go.to(g.dtype))
+    return g if dtype == _F32 else g.to(dtype)
+
+
+# ---------------------------------------------------------------------------
+# element-wise: sigmoid focal loss
+# ---------------------------------------------------------------------------
+class SigmoidFocalLossFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, inputs, targets, alpha, gamma, reduction, num_threads):
+        x = _tensor("inputs", inputs)
+        y = _tensor("targets", targets)
+        if y.shape != x.shape:
+            raise DetlossError(_lib.ERR_SHAPE, "targets", "shape %s differs from inputs %s"
+                               % (tuple(y.shape), tuple(x.shape)))
+        red = _lib.reduction(reduction)
+        loss = torch.empty(x.shape if red == 0 else (), dtype=_F32)
+        grad = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        _lib.call("detloss_sigmoid_focal_loss", _p(x), _p(y), x.numel(),
+                  _lib.scalar("alpha", alpha), _lib.scalar("gamma", gamma), red, _p(loss),
+                  _p(grad), _nthreads(num_threads))
+        ctx.grad, ctx.dtype = grad, inputs.dtype
+        return loss if inputs.dtype == _F32 else loss.to(inputs.dtype)
+
+    @staticmethod
+    def backward(ctx, go):
+        g = _scale(_take(ctx, "grad"), go, ctx.dtype) if ctx.needs_input_grad[0] else None
+        return g, None, None, None, None, None
+
+
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *,
+                       num_threads=None):
+    """torchvision.ops.sigmoid_focal_loss on detloss (value and gradient w.r.t. inputs).
+
+    Unlike autograd, the gradient is finite for every gamma >= 0 at saturated logits.
+    targets must have the shape of inputs (no broadcasting) and are constants."""
+    return SigmoidFocalLossFunction.apply(inputs, targets, alpha, gamma, reduction, num_threads)
+
+
+# ---------------------------------------------------------------------------
+# IoU-family box losses
+# ---------------------------------------------------------------------------
+class BoxLossFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, boxes1, boxes2, kind, reduction, eps, num_threads):
+        b1 = _tensor("boxes1", boxes1, last=4)
+        b2 = _tensor("boxes2", boxes2, last=4)
+        if b2.shape != b1.shape:
+            raise DetlossError(_lib.ERR_SHAPE, "boxes2", "shape %s differs from boxes1 %s"
+                               % (tuple(b2.shape), tuple(b1.shape)))
+        red = _lib.reduction(reduction)
+        n = b1.numel() // 4
+        opt = ops.loss_options(kind, reduction, _nthreads(num_threads), eps=eps)
+        loss = torch.empty(b1.shape[:-1] if red == 0 else (), dtype=_F32)
+        g1 = torch.empty_like(b1) if ctx.needs_input_grad[0] else None
+        g2 = torch.empty_like(b2) if ctx.needs_input_grad[1] else None
+        _lib.call("detloss_loss_boxes", ops.LOSS_KINDS[kind], _p(b1), _p(b2), None, n, _p(loss),
+                  _p(g1), _p(g2), ctypes.byref(opt))
+        ctx.g1, ctx.g2, ctx.dt1, ctx.dt2 = g1, g2, boxes1.dtype, boxes2.dtype
+        return loss if boxes1.dtype == _F32 else loss.to(boxes1.dtype)
+
+    @staticmethod
+    def backward(ctx, go):
+        if go.dim() > 0:
+            go = go.unsqueeze(-1)
+        g1 = _scale(_take(ctx, "g1"), go, ctx.dt1) if ctx.needs_input_grad[0] else None
+        g2 = _scale(_take(ctx, "g2"), go, ctx.dt2) if ctx.needs_input_grad[1] else None
+        return g1, g2, None, None, None, None
+
+
+def generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
+    """torchvision.ops.generalized_box_iou_loss on detloss (gradients w.r.t. both boxes)."""
+    return BoxLossFunction.apply(boxes1, boxes2, "giou_loss", reduction, eps, num_threads)
+
+
+def distance_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
+    """torchvision.ops.distance_box_iou_loss on detloss."""
+    return BoxLossFunction.apply(boxes1, boxes2, "diou_loss", reduction, eps, num_threads)
+
+
+def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
+    """torchvision.ops.complete_box_iou_loss on detloss (the trade-off alpha is a
+    constant for the gradient, as in torchvision)."""
+    return BoxLossFunction.apply(boxes1, boxes2, "ciou_loss", reduction, eps, num_threads)
+
+
+def iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
+    """1 - I / (U + eps) of matched pairs."""
+    return BoxLossFunction.apply(boxes1, boxes2, "iou_loss", reduction, eps, num_threads)
+
+
+# ---------------------------------------------------------------------------
+# IoU matrices (no gradient, as they are used for matching)
+# ---------------------------------------------------------------------------
+def _matrix(kind, boxes1, boxes2, eps, num_threads):
+    b1 = _tensor("boxes1", boxes1, last=4, ndim=2)
+    b2 = _tensor("boxes2", boxes2, last=4, ndim=2)
+    out = torch.empty((b1.shape[0], b2.shape[0]), dtype=_F32)
+    opt = _lib.IouOptions(_lib.scalar("eps", eps), _nthreads(num_threads))
+    _lib.call("detloss_iou_matrix", ops._IOU_KINDS[kind], _p(b1), b1.shape[0], _p(b2),
+              b2.shape[0], _p(out), ctypes.byref(opt))
+    return out if boxes1.dtype == _F32 else out.to(boxes1.dtype)
+
+
+def box_iou(boxes1, boxes2, *, num_threads=None):
+    """torchvision.ops.box_iou (0 instead of NaN where both boxes are empty). No gradient."""
+    return _matrix("iou", boxes1, boxes2, 1e-7, num_threads)
+
+
+def generalized_box_iou(boxes1, boxes2, *, num_threads=None):
+    return _matrix("giou", boxes1, boxes2, 1e-7, num_threads)
+
+
+def distance_box_iou(boxes1, boxes2, eps=1e-7, *, num_threads=None):
+    return _matrix("diou", boxes1, boxes2, eps, num_threads)
+
+
+def complete_box_iou(boxes1, boxes2, eps=1e-7, *, num_threads=None):
+    return _matrix("ciou", boxes1, boxes2, eps, num_threads)
+
+
+def box_area(boxes):
+    b = _tensor("boxes", boxes, last=4, ndim=2)
+    out = torch.empty(b.shape[0], dtype=_F32)
+    _lib.call("detloss_box_area", _p(b), b.shape[0], _p(out))
+    return out if boxes.dtype == _F32 else out.to(boxes.dtype)
+
+
+# ---------------------------------------------------------------------------
+# detector losses
+# ---------------------------------------------------------------------------
+def _per_image_views(name, pred, num_images, width):
+    """pred: a tensor [N, A, width] (or [N*A, width], [N, A] for width 1) or a list of N
+    tensors [A_i, width]. Returns (list of contiguous float32 tensors, one per image, and
+    a function mapping per-image gradients back to pred's structure)."""
+    if isinstance(pred, (list, tuple)):
+        if len(pred) != num_images:
+            raise DetlossError(_lib.ERR_SHAPE, name, "has %d entries for %d images"
+                               % (len(pred), num_images))
+        return [_tensor("%s[%d]" % (name, i), p).reshape(p.shape[0], width) if p.dim() > 0
+                else _tensor("%s[%d]" % (name, i), p) for i, p in enumerate(pred)], "list"
+    t = _tensor(name, pred)
+    if t.numel() % (num_images * width) != 0:
+        raise DetlossError(_lib.ERR_SHAPE, name, "shape %s cannot be split into %d images of "
+                           "rows of %d" % (tuple(pred.shape), num_images, width))
+    return list(t.reshape(num_images, -1, width).unbind(0)), "batched"
+
+
+def _targets(targets, num_images, need_labels):
+    if not isinstance(targets, (list, tuple)) or len(targets) != num_images:
+        raise DetlossError(_lib.ERR_SHAPE, "targets", "must be a list of %d dicts" % num_images)
+    out = []
+    for i, t in enumerate(targets):
+        boxes = t["boxes"] if isinstance(t, dict) and "boxes" in t else None
+        if boxes is None:
+            raise DetlossError(_lib.ERR_MISSING, "targets[%d].boxes" % i, "is required")
+        b = _tensor("targets[%d].boxes" % i, boxes).reshape(-1, 4)
+        lab = _int_tensor("targets[%d].labels" % i, t["labels"], b.shape[0]) if need_labels \
+            else None
+        crowd = t.get("iscrowd")
+        if crowd is not None:
+            crowd = _int_tensor("targets[%d].iscrowd" % i, crowd, b.shape[0]).ne(0).to(
+                torch.uint8)
+        out.append((b, lab, crowd))
+    return out
+
+
+class _HeadLossFunction(torch.autograd.Function):
+    """forward(ctx, spec, cls_pred, box_pred) -> (loss_cls, loss_box_reg); spec carries the
+    non-tensor arguments (kind, anchors, targets, options)."""
+
+    @staticmethod
+    def forward(ctx, spec, cls_pred, box_pred):
+        kind, anchors, targets, opt, num_classes = spec
+        n = len(anchors)
+        width = 1 if kind == "rpn" else num_classes
+        cls_name = "objectness" if kind == "rpn" else "cls_logits"
+        box_name = "pred_bbox_deltas" if kind == "rpn" else "bbox_regression"
+        cls_v, cls_mode = _per_image_views(cls_name, cls_pred, n, width)
+        box_v, box_mode = _per_image_views(box_name, box_pred, n, 4)
+        tg = _targets(targets, n, kind == "retina")
+        need_c, need_b = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        imgs = (_lib.HeadImage * n)()
+        keep = []
+        gcs = _grad_buffers(cls_v, cls_mode) if ctx.needs_input_grad[1] else [None] * n
+        gbs = _grad_buffers(box_v, box_mode) if ctx.needs_input_grad[2] else [None] * n
+        for i in range(n):
+            a = _tensor("anchors[%d]" % i, anchors[i], last=4, ndim=2)
+            b, lab, crowd = tg[i]
+            c, d = cls_v[i], box_v[i]
+            na = a.shape[0]
+            if c.numel() != na * width:
+                raise DetlossError(_lib.ERR_SHAPE, "%s[%d]" % (cls_name, i), "has %d values for "
+                                   "%d anchors x %d" % (c.numel(), na, width))
+            if d.numel() != na * 4:
+                raise DetlossError(_lib.ERR_SHAPE, "%s[%d]" % (box_name, i), "has %d values for "
+                                   "%d anchors x 4" % (d.numel(), na))
+            gc, gb = gcs[i], gbs[i]
+            im = imgs[i]
+            im.anchors, im.num_anchors, im.gt, im.num_gt = _p(a), na, _p(b), b.shape[0]
+            im.labels, im.gt_is_crowd = _p(lab), _p(crowd)
+            im.num_predictions, im.deltas, im.grad_deltas = na, _p(d), _p(gb)
+            if kind == "rpn":
+                im.objectness, im.grad_objectness = _p(c), _p(gc)
+            else:
+                im.cls_logits, im.grad_cls_logits = _p(c), _p(gc)
+            sz = spec_image_size(spec, i)
+            if sz is not None:
+                im.image_h, im.image_w = float(sz[0]), float(sz[1])
+            keep.append((a, b, lab, crowd, c, d))
+        res = _lib.HeadResult()
+        per = (_lib.HeadImageStats * n)()
+        if kind == "rpn":
+            _lib.call("detloss_rpn_loss", ctypes.addressof(imgs), n, ctypes.byref(res),
+                      ctypes.addressof(per), ctypes.byref(opt))
+        else:
+            _lib.call("detloss_retina_loss", ctypes.addressof(imgs), n, num_classes,
+                      ctypes.byref(res), ctypes.addressof(per), ctypes.byref(opt))
+        del keep
+        ctx.stats = {k: getattr(res, k) for k, _ in _lib.HeadResult._fields_}
+        ctx.gc = _regroup(gcs, cls_pred) if need_c else None
+        ctx.gb = _regroup(gbs, box_pred) if need_b else None
+        spec_set_result(spec, ctx.stats, per)
+        dt = cls_pred[0].dtype if isinstance(cls_pred, (list, tuple)) else cls_pred.dtype
+        ctx.dtc = dt
+        ctx.dtb = box_pred[0].dtype if isinstance(box_pred, (list, tuple)) else box_pred.dtype
+        lc = torch.tensor(res.loss_cls, dtype=dt)
+        lb = torch.tensor(res.loss_box_reg, dtype=dt)
+        return lc, lb
+
+    @staticmethod
+    def backward(ctx, g_cls, g_box):
+        gc = gb = None
+        if ctx.needs_input_grad[1]:
+            gc = _scale_any(_take(ctx, "gc"), g_cls, ctx.dtc)
+        if ctx.needs_input_grad[2]:
+            gb = _scale_any(_take(ctx, "gb"), g_box, ctx.dtb)
+        return None, gc, gb
+
+
+def _grad_buffers(views, mode):
+    """Gradient buffers laid out like the per-image views: for a batched tensor, views
+    of one [N, A, width] buffer (so no stacking copy is needed later)."""
+    if mode == "batched":
+        full = torch.empty((len(views),) + tuple(views[0].shape), dtype=_F32)
+        return list(full.unbind(0))
+    return [torch.empty(v.shape, dtype=_F32) for v in views]
+
+
+def _regroup(grads, like):
+    """Per-image gradient buffers back in the structure of the prediction argument."""
+    if isinstance(like, (list, tuple)):
+        return [g.reshape(p.shape) for g, p in zip(grads, like)]
+    base = grads[0]._base if grads[0]._base is not None else grads[0]
+    return base.view(like.shape)
+
+
+def _scale_any(g, go, dtype):
+    if isinstance(g, list):
+        return [_scale(x, go, dtype) for x in g]
+    return _scale(g, go, dtype)
+
+
+class _Spec(tuple):
+    """(kind, anchors, targets, options, num_classes) plus image sizes and an out-slot
+    for the counts."""
+
+
+def spec_image_size(spec, i):
+    sizes = getattr(spec, "image_sizes", None)
+    return None if sizes is None else sizes[i]
+
+
+def spec_set_result(spec, stats, per):
+    spec.result = dict(stats, per_image=[{k: getattr(s, k) for k, _ in
+                                          _lib.HeadImageStats._fields_} for s in per])
+
+
+def _apply_head(kind, cls_pred, box_pred, anchors, targets, opt, num_classes, image_sizes):
+    if not isinstance(anchors, (list, tuple)):
+        raise DetlossTypeError(_lib.ERR_TYPE, "anchors", "must be a list of [A, 4] tensors, "
+                               "one per image")
+    if len(anchors) == 0:
+        raise DetlossError(_lib.ERR_SHAPE, "anchors", "empty batch")
+    spec = _Spec((kind, list(anchors), targets, opt, num_classes))
+    spec.image_sizes = image_sizes
+    if isinstance(cls_pred, (list, tuple)) or isinstance(box_pred, (list, tuple)):
+        # lists of per-image tensors: one Function per image would change the normalizer,
+        # so the per-image tensors are concatenated (a copy) and split back by autograd.
+        cls_l = list(cls_pred) if isinstance(cls_pred, (list, tuple)) else None
+        box_l = list(box_pred) if isinstance(box_pred, (list, tuple)) else None
+        if cls_l is None or box_l is None:
+            raise DetlossTypeError(_lib.ERR_TYPE, "predictions", "give both as lists or both "
+                                   "as tensors")
+        for name, l in (("cls", cls_l), ("box", box_l)):
+            for i, t in enumerate(l):
+                _tensor("%s[%d]" % (name, i), t)
+        spec_l = spec
+        lc, lb = _ListHead.apply(spec_l, len(cls_l), *cls_l, *box_l)
+        return lc, lb, spec.result
+    lc, lb = _HeadLossFunction.apply(spec, cls_pred, box_pred)
+    return lc, lb, spec.result
+
+
+class _ListHead(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spec, n, *tensors):
+        cls_l, box_l = list(tensors[:n]), list(tensors[n:])
+
+        class _Ctx:
+            needs_input_grad = (False, any(t.requires_grad for t in cls_l),
+                                any(t.requires_grad for t in box_l))
+        inner = _Ctx()
+        lc, lb = _HeadLossFunction.forward(inner, spec, cls_l, box_l)
+        ctx.inner, ctx.n = inner, n
+        return lc, lb
+
+    @staticmethod
+    def backward(ctx, g_cls, g_box):
+        _, gc, gb = _HeadLossFunction.backward(ctx.inner, g_cls, g_box)
+        n = ctx.n
+        gc = gc if gc is not None else [None] * n
+        gb = gb if gb is not None else [None] * n
+        return (None, None, *gc, *gb)
+
+
+def _match_from(opt_match, high, low, allow_low_quality):
+    if high is not None:
+        opt_match.high = _lib.scalar("fg_iou_thresh", high)
+    if low is not None:
+        opt_match.low = _lib.scalar("bg_iou_thresh", low)
+    if allow_low_quality is not None:
+        opt_match.allow_low_quality = 1 if allow_low_quality else 0
+
+
+def retina_loss(cls_logits, bbox_regression, anchors, targets, *, fg_iou_thresh=0.5,
+                bg_iou_thresh=0.4, allow_low_quality=True, alpha=0.25, gamma=2.0, box_loss="l1",
+                smooth_l1_beta=1.0, box_weights=(1.0, 1.0, 1.0, 1.0), normalizer="torchvision",
+                ema_state=None, ema_momentum=0.9, caller_normalizer=1.0, num_threads=None,
+                return_stats=False):
+    """RetinaNet loss on detloss: (loss_cls, loss_box_reg), differentiable w.r.t. cls_logits
+    and bbox_regression; the same values as torchvision RetinaNet.compute_loss.
+
+    cls_logits [N, A, C] (or a list of [A_i, C]), bbox_regression [N, A, 4] (or a list),
+    anchors: list of N tensors [A_i, 4], targets: list of N dicts with "boxes" [G, 4],
+    "labels" [G] (and optional "iscrowd"). normalizer "detectron2_ema" needs ema_state,
+    a one-element float32 tensor updated in place (start at 100.0). With return_stats a
+    third value, a dict of the counts (num_pos, num_neg, ..., per_image), is returned."""
+    o = _lib.fn("detloss_retina_options_default")()
+    _match_from(o.match, fg_iou_thresh, bg_iou_thresh, allow_low_quality)
+    o.alpha = _lib.scalar("alpha", alpha)
+    o.gamma = _lib.scalar("gamma", gamma)
+    o.box_loss = ops._choice("box_loss", box_loss, ops.BOX_LOSSES)
+    o.smooth_l1_beta = _lib.scalar("smooth_l1_beta", smooth_l1_beta)
+    o.box_weights[:] = [_lib.scalar("box_weights", float(v)) for v in
+                        ops._seq("box_weights", box_weights, 4)]
+    o.normalizer = ops._choice("normalizer", normalizer, ops.RETINA_NORMALIZERS)
+    if o.normalizer == 1:
+        if not (isinstance(ema_state, torch.Tensor) and ema_state.dtype == _F32 and
+                ema_state.numel() == 1 and ema_state.device.type == "cpu" and
+                ema_state.is_contiguous()):
+            raise DetlossTypeError(_lib.ERR_TYPE, "ema_state", "must be a one-element float32 "
+                                   "CPU tensor (e.g. torch.tensor([100.0]))")
+        o.ema_state = ema_state.data_ptr()
+    o.ema_momentum = _lib.scalar("ema_momentum", ema_momentum)
+    o.caller_normalizer = _lib.scalar("caller_normalizer", caller_normalizer)
+    o.num_threads = _nthreads(num_threads)
+    if isinstance(cls_logits, torch.Tensor) and cls_logits.dim() >= 1:
+        num_classes = cls_logits.shape[-1]
+    elif isinstance(cls_logits, (list, tuple)) and len(cls_logits) and \
+            isinstance(cls_logits[0], torch.Tensor) and cls_logits[0].dim() >= 1:
+        num_classes = cls_logits[0].shape[-1]
+    else:
+        raise DetlossTypeError(_lib.ERR_TYPE, "cls_logits", "must be a tensor [N, A, C] or a "
+                               "list of [A, C] tensors")
+    lc, lb, stats = _apply_head("retina", cls_logits, bbox_regression, anchors, targets, o,
+                                int(num_classes), None)
+    return (lc, lb, stats) if return_stats else (lc, lb)
+
+
+def rpn_loss(objectness, pred_bbox_deltas, anchors, targets, *, fg_iou_thresh=0.7,
+             bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5, seed=None,
+             convention="torchvision", box_loss=None, smooth_l1_beta=None,
+             box_weights=(1.0, 1.0, 1.0, 1.0), allowed_border=None, image_sizes=None,
+             num_threads=None, return_stats=False):
+    """RPN loss on detloss: (loss_objectness, loss_rpn_box_reg), differentiable w.r.t.
+    objectness and pred_bbox_deltas; torchvision RegionProposalNetwork's
+    assign_targets_to_anchors + compute_loss in one call.
+
+    objectness [N*A, 1] / [N, A] (or a list of [A_i]), pred_bbox_deltas [N*A, 4] /
+    [N, A, 4] (or a list), anchors: list of N tensors [A_i, 4], targets: list of dicts
+    with "boxes". Sampling is detloss's seeded choice: seed=None draws the seed from
+    torch's generator (so torch.manual_seed makes runs repeatable); when an image has
+    no more positives / negatives than its budget the result equals torchvision's
+    exactly. convention "detectron2" / "py_faster_rcnn" select those normalizers and
+    defaults; image_sizes [(H, W)] are needed with allowed_border >= 0."""
+    o = _lib.fn("detloss_rpn_options_preset")(ops._choice("convention", convention,
+                                                          ops.RPN_CONVENTIONS))
+    _match_from(o.match, fg_iou_thresh, bg_iou_thresh, None)
+    o.sample.batch_size_per_image = int(batch_size_per_image)
+    o.sample.positive_fraction = float(positive_fraction)
+    if seed is None:
+        seed = int(torch.randint(0, 2 ** 62, (1,)).item())
+    o.sample.seed = ops._sample_options(1, 0.5, seed, 0).seed
+    if box_loss is not None:
+        o.box_loss = ops._choice("box_loss", box_loss, ops.BOX_LOSSES)
+    if smooth_l1_beta is not None:
+        o.smooth_l1_beta = _lib.scalar("smooth_l1_beta", smooth_l1_beta)
+    o.box_weights[:] = [_lib.scalar("box_weights", float(v)) for v in
+                        ops._seq("box_weights", box_weights, 4)]
+    if allowed_border is not None:
+        o.match.allowed_border = _lib.scalar("allowed_border", allowed_border)
+    o.num_threads = _nthreads(num_threads)
+    lc, lb, stats = _apply_head("rpn", objectness, pred_bbox_deltas, anchors, targets, o, None,
+                                image_sizes)
+    return (lc, lb, stats) if return_stats else (lc, lb)
+
+
+# ---------------------------------------------------------------------------
+# patching torchvision models
+# ---------------------------------------------------------------------------
+def _loss_type(model):
+    return getattr(getattr(getattr(model, "head", None), "regression_head", None), "_loss_type",
+                   "l1")
+
+
+def patch_retinanet(model, **options):
+    """Make a torchvision RetinaNet compute its training loss with detloss:
+    sets model.compute_loss (an instance attribute shadowing the method) to a function
+    of the same signature (targets, head_outputs, anchors) returning
+    {"classification", "bbox_regression"}. The matcher thresholds, the regression loss
+    type (head.regression_head._loss_type) and the box coder weights are read from the
+    model; options are passed to retina_loss (e.g. num_threads, normalizer). Returns
+    the model. detloss.torch.unpatch(model) restores torchvision's code."""
+    matcher = model.proposal_matcher
+    kw = dict(fg_iou_thresh=matcher.high_threshold, bg_iou_thresh=matcher.low_threshold,
+              allow_low_quality=matcher.allow_low_quality_matches, box_loss=_loss_type(model),
+              box_weights=tuple(model.box_coder.weights))
+    kw.update(options)
+
+    def compute_loss(targets, head_outputs, anchors):
+        lc, lb = retina_loss(head_outputs["cls_logits"], head_outputs["bbox_regression"],
+                             anchors, targets, **kw)
+        return {"classification": lc, "bbox_regression": lb}
+
+    model.compute_loss = compute_loss
+    return model
+
+
+def patch_rpn(model, **options):
+    """Make the RPN of a torchvision FasterRCNN (or a RegionProposalNetwork itself)
+    compute its training loss with detloss: its forward is replaced by one that runs
+    torchvision's own head, anchor generator, decoding and proposal filtering, and
+    calls rpn_loss for the losses (instead of assign_targets_to_anchors +
+    box_coder.encode + compute_loss). Thresholds and sampler sizes are read from the
+    module; options are passed to rpn_loss. Returns the model; unpatch(model) restores it."""
+    from torchvision.models.detection.rpn import concat_box_prediction_layers
+
+    rpn = getattr(model, "rpn", model)
+    kw = dict(fg_iou_thresh=rpn.proposal_matcher.high_threshold,
+              bg_iou_thresh=rpn.proposal_matcher.low_threshold,
+              batch_size_per_image=rpn.fg_bg_sampler.batch_size_per_image,
+              positive_fraction=rpn.fg_bg_sampler.positive_fraction,
+              box_weights=tuple(rpn.box_coder.weights))
+    kw.update(options)
+
+    def forward(images, features, targets=None):
+        feats = list(features.values())
+        obj_levels, delta_levels = rpn.head(feats)
+        anchors = rpn.anchor_generator(images, feats)
+        per_level = [o[0].numel() for o in obj_levels]  # A*H*W per level (one image)
+        objectness, deltas = concat_box_prediction_layers(obj_levels, delta_levels)
+        proposals = rpn.box_coder.decode(deltas.detach(), anchors).view(len(anchors), -1, 4)
+        boxes, _scores = rpn.filter_proposals(proposals, objectness, images.image_sizes,
+                                              per_level)
+        losses = {}
+        if rpn.training:
+            if targets is None:
+                raise ValueError("targets should not be None")
+            lo, lb = rpn_loss(objectness, deltas, anchors, targets,
+                              image_sizes=list(images.image_sizes), **kw)
+            losses = {"loss_objectness": lo, "loss_rpn_box_reg": lb}
+        return boxes, losses
+
+    rpn.forward = forward
+    return model
+
+
+def unpatch(model):
+    """Undo patch_retinanet / patch_rpn (removes the instance attributes)."""
+    for m in (model, getattr(model, "rpn", None)):
+        if m is None:
+            continue
+        for name in ("compute_loss", "forward"):
+            if name in vars(m):
+                delattr(m, name)
+    return model

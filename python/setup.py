@@ -1,0 +1,38 @@
+"""Build hook of the detloss Python package (pyproject.toml holds the metadata).
+
+At build time it copies into the package, when they are available:
+  - the shared library named by DETLOSS_LIBRARY (e.g. build/libdetloss.so), so the
+    installed package finds it next to itself;
+  - the anchor presets (../anchors/*.json) and configs (../configs/*.json) of the
+    source tree, for detloss.load_anchor_preset().
+Nothing is compiled.
+"""
+import glob
+import os
+import shutil
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+class BuildPy(build_py):
+    def run(self):
+        super().run()
+        pkg = os.path.join(self.build_lib, "detloss")
+        lib = os.environ.get("DETLOSS_LIBRARY")
+        if lib and os.path.isfile(lib):
+            # keep the SONAME-less name: the loader looks for libdetloss.so* next to the package
+            shutil.copy2(os.path.realpath(lib), os.path.join(pkg, "libdetloss.so"))
+        for sub in ("anchors", "configs"):
+            files = glob.glob(os.path.join(REPO, sub, "*.json"))
+            if files:
+                dst = os.path.join(pkg, "data", sub)
+                os.makedirs(dst, exist_ok=True)
+                for f in files:
+                    shutil.copy2(f, dst)
+
+
+setup(cmdclass={"build_py": BuildPy})

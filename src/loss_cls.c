@@ -119,7 +119,9 @@ DL_VEC_FN static inline void focal_loop(const cls_params *p, const float *x, con
     int pos = xi >= 0.0f;
     float u = pos ? yi : 1.0f - yi;
     int one = u == 1.0f;
-    float ce = a * (1.0f - u) + L;
+    /* The binary path spells out u in {0,1}: a*0 + L = L, a*1 + L = a + L,
+     * (0 - t) inv = -(t inv), ... are exact, so it gives the soft path's bits. */
+    float ce = soft ? a * (1.0f - u) + L : (one ? L : a + L);
     float w = soft ? (1.0f - u) + u * t : (one ? t : 1.0f); /* > 0 unless u = 1 */
     float q_g;
     if (square) {
@@ -130,11 +132,13 @@ DL_VEC_FN static inline void focal_loop(const cls_params *p, const float *x, con
       q_g = dl_expf_neg(gamma * (lnw - L));
     }
     float r = (one ? 1.0f : (soft ? t / w : t)) * inv;
-    float d = ((1.0f - u) - u * t) * inv;
-    float at_ = alpha * yi + (1.0f - alpha) * (1.0f - yi);
+    float d = soft ? ((1.0f - u) - u * t) * inv : (one ? -(t * inv) : inv);
+    float at_ = soft ? alpha * yi + (1.0f - alpha) * (1.0f - yi)
+                     : (yi == 1.0f ? alpha : 1.0f - alpha);
     float at = use_alpha ? at_ : 1.0f;
     float atq = at * q_g;
-    float br = gamma * r * (1.0f - 2.0f * u) * ce + d;
+    float grc = gamma * r * ce;
+    float br = soft ? gamma * r * (1.0f - 2.0f * u) * ce + d : (one ? d - grc : d + grc);
     l[k] = atq * ce;
     g[k] = pos ? atq * br : -(atq * br);
   }

@@ -37,6 +37,126 @@ DETLOSS_API detloss_status detloss_compute_json(const char *text, size_t len, ch
 DETLOSS_API void detloss_free(void *p);
 
 /* @@SECTION configs-datasets BEGIN (configs, data sets) */
+/*
+ * Configs and data sets (the files `detloss anchors` and `detloss eval` read).
+ *
+ * A config is one JSON object describing everything a run needs; every key
+ * is optional except "anchors", unknown keys are errors (with a did-you-mean
+ * suggestion), and every error names the file, the JSON path and what was
+ * expected ("configs/x.json: matcher.hihg: unknown key (did you mean 'high'?)").
+ * The keys, types, ranges, defaults and one-line docs of every options
+ * object come from one descriptor table per options struct (config.c);
+ * detloss_config_describe() prints them (`detloss eval --help-config`).
+ *
+ *   {"name": str, "source": str, "notes": str,
+ *    "head": "rpn" | "retinanet" | "none"      which defaults apply (default "rpn"),
+ *    "anchors": "file.json" | {anchor set},      a file of anchors/ or inline (below),
+ *    "dataset": "path.json",                     the default data set,
+ *    "resize": {"min_size", "max_size"},        detloss_eval_options resize_*,
+ *    "eval": {"metric", "iou_thresh", "ratio_thresh", "positives", "worst"},
+ *    "matcher": {detloss_match_options},         on top of the head's defaults,
+ *    "sampler": {detloss_sample_options},        rpn only,
+ *    "box_coder": {"weights", "clip"},           detloss_coder_options (and the head's
+ *                                                box_weights),
+ *    "loss": {detloss_rpn_options | detloss_retina_options fields}}
+ * An anchor set (the format of the files in anchors/) is one of:
+ *   {"convention": "torchvision"|"detectron2", "offset": o, "image_size": [H, W],
+ *    "levels": [{"stride": s | [sh, sw], "sizes": [...], "aspect_ratios": [...]
+ *                | "shapes": [[w, h], ...] | "base": [[x1, y1, x2, y2], ...]}, ...]}
+ *   {"strides": [...], "sizes": [[...] per level], "aspect_ratios": [[...] per level
+ *    or one list for all]}                       (compute-cases.md anchor_config)
+ *   {"boxes": [[x1, y1, x2, y2], ...]}           explicit anchors, same for every image
+ *   {"shapes": [[w, h], ...]}                    shapes only (metric wh_ratio)
+ * plus "name", "source", "notes" (and the documentation-only level keys
+ * "base_plus_one", "shapes_grid", "feature_map").
+ * Relative paths ("anchors", "dataset") are resolved against the config's
+ * directory, then its ../anchors/ (anchors only), then each of search_dirs
+ * (and search_dir/anchors/ for anchors).
+ */
+
+typedef enum detloss_config_head {
+  DETLOSS_CONFIG_HEAD_NONE = 0,      /* anchors only (e.g. a YOLO shape check) */
+  DETLOSS_CONFIG_HEAD_RPN = 1,       /* detloss_rpn_options defaults */
+  DETLOSS_CONFIG_HEAD_RETINANET = 2  /* detloss_retina_options defaults */
+} detloss_config_head;
+
+/* A parsed config. All memory is owned by it; free with detloss_config_free(). */
+typedef struct detloss_config {
+  char *path;            /* the config file as given ("-" or "(text)" for text) */
+  char *name, *source, *notes;           /* NULL when absent */
+  char *anchors_path;    /* resolved anchors file, NULL when inline */
+  char *anchors_name, *anchors_source;   /* from the anchor set, NULL when absent */
+  char *dataset_path;    /* resolved default data set, NULL when absent */
+  detloss_config_head head;
+  /* The anchor set: exactly one of grid (num_levels > 0), anchors, shapes. */
+  detloss_anchor_config grid; /* levels' feat_h/feat_w are 0 unless image_size is given */
+  float image_size[2];   /* the anchor set's nominal [H, W], 0 when absent */
+  float *anchors;        /* [num_anchors][4] */
+  size_t num_anchors;
+  float *shapes;         /* [num_shapes][2] */
+  size_t num_shapes;
+  detloss_eval_options eval;      /* eval.match is the head's matcher */
+  detloss_coder_options coder;
+  detloss_rpn_options rpn;        /* head rpn: the loss settings (match, sample, coder weights
+                                     copied in) */
+  detloss_retina_options retina;  /* head retinanet: likewise */
+  void *storage;                  /* internal */
+} detloss_config;
+
+/*
+ * detloss_config_load() - read and validate a config file.
+ * search_dirs: NULL-terminated list of extra directories for relative paths
+ * (e.g. the source tree), or NULL. On success *out is a new config.
+ * Errors (err->where = "<file>: <json path>" or "<file>: line L, column C"):
+ * DETLOSS_ERR_IO (cannot read; missing anchors or data set file), _PARSE,
+ * _TYPE, _MISSING, _UNKNOWN (unknown key, with a suggestion; unknown enum
+ * name), _RANGE, _NONFINITE, _SHAPE, _NOMEM. Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_config_load(const char *path, const char *const *search_dirs,
+                                               detloss_config **out, detloss_error *err);
+/* The same from text; path is used for messages and relative paths (its directory). */
+DETLOSS_API detloss_status detloss_config_parse(const char *text, size_t len, const char *path,
+                                                const char *const *search_dirs,
+                                                detloss_config **out, detloss_error *err);
+DETLOSS_API void detloss_config_free(detloss_config *cfg);
+/* The config's anchors as a detloss_anchor_eval() source (pointers into cfg). */
+DETLOSS_API detloss_eval_anchors detloss_config_eval_anchors(const detloss_config *cfg);
+/* Every config key: JSON path, type, range, default and doc, one per line
+ * (malloc'ed, free with detloss_free), or NULL when out of memory. */
+DETLOSS_API char *detloss_config_describe(void);
+
+/*
+ * A data set of gt boxes: the common format of the files in ../shared/data/
+ *   {"name", "source", "license", "format": "xyxy_pixels", "notes", "categories",
+ *    "images": [{"id", "file", "width", "height", "boxes": [[x1,y1,x2,y2], ...],
+ *                "labels": [...], "iscrowd": [0/1, ...], "split"}, ...]}
+ * or a COCO instances_*.json ({"images": [{"id", "width", "height", ...}],
+ * "annotations": [{"image_id", "bbox": [x, y, w, h], "iscrowd", ...}], ...}),
+ * recognised by its "annotations" array: bbox becomes [x, y, x + w, y + h],
+ * images keep the order of "images", annotations the file order.
+ * Boxes are not clipped or filtered here (detloss_anchor_eval does, and
+ * counts them). A file without images is an error (DETLOSS_ERR_SHAPE).
+ */
+typedef struct detloss_dataset {
+  char *path;
+  char *name, *source, *license;  /* NULL when absent */
+  int is_coco;                    /* read from a COCO instances file */
+  size_t num_images, num_boxes;
+  float *image_hw;                /* [num_images][2] height, width */
+  size_t *box_start;              /* [num_images + 1] */
+  float *boxes;                   /* [num_boxes][4] xyxy pixels */
+  uint8_t *is_crowd;              /* [num_boxes] */
+  int64_t *image_id;              /* [num_images] ("id", else the index) */
+} detloss_dataset;
+
+/* Errors as detloss_config_load (where = "<file>: images[3].boxes[2]"). */
+DETLOSS_API detloss_status detloss_dataset_load(const char *path, detloss_dataset **out,
+                                                detloss_error *err);
+DETLOSS_API detloss_status detloss_dataset_parse(const char *text, size_t len, const char *path,
+                                                 detloss_dataset **out, detloss_error *err);
+DETLOSS_API void detloss_dataset_free(detloss_dataset *ds);
+/* The data set as a detloss_anchor_eval() input (pointers into ds). */
+DETLOSS_API detloss_eval_dataset detloss_dataset_view(const detloss_dataset *ds);
 /* @@SECTION configs-datasets END */
 
 #ifdef __cplusplus

@@ -1,0 +1,56 @@
+/*
+ * evalcfg.h - internals shared by the config, data-set and anchor_eval code
+ * of the JSON layer (config.c, dataset.c, case_eval.c) and the CLI commands
+ * that print their results (cmd_anchors.c, cmd_eval.c). Not installed.
+ */
+#ifndef DETLOSS_EVALCFG_H
+#define DETLOSS_EVALCFG_H
+
+#include <cjson/cJSON.h>
+
+#include "detloss/detloss_json.h"
+#include "json/jwrite.h"
+
+/* Parses text as one JSON value. A syntax error gives DETLOSS_ERR_PARSE with
+ * where = "<file>: line L, column C" (1-based; the position cJSON stopped at). */
+detloss_status dl_json_parse(const char *text, size_t len, const char *file, cJSON **root,
+                             detloss_error *err);
+
+/* Reads a whole file (malloc'ed, NUL-terminated). DETLOSS_ERR_IO naming the file. */
+detloss_status dl_read_file(const char *path, char **text, size_t *len, detloss_error *err);
+
+/* Prefixes err->where with "<file>: " (no-op for a NULL or empty file). */
+void dl_where_file(detloss_error *err, const char *file);
+
+/* An anchor set read from JSON (see detloss_json.h for the format); owns its memory. */
+typedef struct dl_anchor_set {
+  detloss_anchor_config grid; /* num_levels > 0 for a grid set */
+  float image_size[2];
+  float *boxes;
+  size_t num_boxes;
+  float *shapes;
+  size_t num_shapes;
+  const char *name, *source;  /* into the cJSON tree: copy before deleting it */
+  void *mem[64];              /* allocations */
+  size_t nmem;
+} dl_anchor_set;
+
+/* Reads an anchor set object at JSON path `path`. strict: unknown keys are errors. */
+detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, int strict,
+                                  dl_anchor_set *set, detloss_error *err);
+void dl_anchor_set_free(dl_anchor_set *set);
+
+/* Reads a data set (common format or COCO) from a parsed JSON root. strict:
+ * unknown keys of the common format are errors. ds is zeroed first; on error
+ * everything allocated is freed. */
+detloss_status dl_dataset_read(const cJSON *root, const char *path, int strict,
+                               detloss_dataset *ds, detloss_error *err);
+void dl_dataset_clear(detloss_dataset *ds);
+
+/* Writes the fields of an evaluation report into an open JSON object:
+ * num_gt, recall, mean_best, anchors_per_gt, positives_per_gt, positives_hist,
+ * by_size, counts, levels (with strides when grid != NULL), worst. */
+void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r,
+                         const detloss_eval_options *o, const detloss_anchor_config *grid);
+
+#endif /* DETLOSS_EVALCFG_H */

@@ -31,6 +31,10 @@ detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, int n
   size_t n = 0, k = 0;
   detloss_status st = dlj_boxes(c, "boxes1", path, 1, &b1, &n, err);
   if (st == DETLOSS_OK) st = dlj_boxes(c, "boxes2", path, 1, &b2, &k, err);
+  if (st == DETLOSS_OK && k > 0 && n > DL_CASE_MAX_ELEMS / k)
+    st = dl_fail(err, DETLOSS_ERR_RANGE, path[0] ? path : "boxes2",
+                 "a %zu x %zu matrix is more than a compute case may produce (%zu numbers)", n, k,
+                 DL_CASE_MAX_ELEMS);
   if (st == DETLOSS_OK && n > 0 && k > 0) {
     m = malloc(n * k * sizeof(float));
     if (!m) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "cannot allocate a %zu x %zu matrix", n, k);

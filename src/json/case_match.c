@@ -11,6 +11,7 @@
  *   (0/1), crowd_ioa_thresh (0.7), allowed_border (-1), image_size [H, W] (needed when
  *   allowed_border >= 0).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,8 +120,10 @@ detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, i
     char fw[DETLOSS_WHERE_MAX];
     dlj_join(fw, sizeof fw, path, "feature_maps");
     dlj_index(where, sizeof where, fw, l);
-    if (!(h >= 1.0f && w >= 1.0f) || h != (float)(long long)h || w != (float)(long long)w ||
-        (long long)h > hw[0] || (long long)w > hw[1]) {
+    /* Bounds first, in float: only then are the integer casts defined (a
+     * fuzzer found the cast of 1e38 to long long). */
+    if (!(h >= 1.0f && w >= 1.0f && h <= (float)hw[0] && w <= (float)hw[1]) || h != floorf(h) ||
+        w != floorf(w)) {
       st = dl_fail(err, DETLOSS_ERR_RANGE, where,
                    "expected [h, w] integers in [1, image size], got [%g, %g]", (double)h,
                    (double)w);
@@ -142,6 +145,12 @@ detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, i
     cfg.levels = lv;
     cfg.num_levels = nlev;
     st = detloss_anchors_count(&cfg, &count, err);
+    if (st == DETLOSS_OK && count > DL_CASE_MAX_ELEMS / 4) {
+      dlj_join(where, sizeof where, path, "feature_maps");
+      st = dl_fail(err, DETLOSS_ERR_RANGE, where,
+                   "would generate %zu anchors; a compute case may produce at most %zu", count,
+                   DL_CASE_MAX_ELEMS / 4);
+    }
     if (st == DETLOSS_OK && count > 0) {
       anchors = malloc(count * 4 * sizeof(float));
       if (!anchors) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");

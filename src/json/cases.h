@@ -18,6 +18,11 @@
 #include "json/jread.h"
 #include "json/jwrite.h"
 
+/* The largest output array (in numbers) a compute case may ask for: 2^27
+ * floats is 512 MiB in memory and gigabytes of JSON text. Larger requests are
+ * DETLOSS_ERR_RANGE, not an allocation that the OS may kill the process for. */
+#define DL_CASE_MAX_ELEMS ((size_t)1 << 27)
+
 typedef detloss_status (*dl_case_fn)(const cJSON *c, const char *path, dlj_buf *out,
                                      int num_threads, detloss_error *err);
 

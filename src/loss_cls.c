@@ -164,12 +164,17 @@ DL_VEC_FN DL_VEC_CLONES static void focal_soft_exp(const cls_params *p, const fl
   focal_loop(p, x, y, m, l, g, 1, 0);
 }
 
+DL_VEC_FN DL_VEC_CLONES static unsigned any_soft(const float *y, size_t m) {
+  unsigned soft = 0;
+  for (size_t k = 0; k < m; k++) soft |= (unsigned)(y[k] != 0.0f && y[k] != 1.0f);
+  return soft;
+}
+
 static void kern_focal(const void *vp, const float *x, const float *y, size_t i0, size_t m,
                        float *l, float *g) {
   (void)i0;
   const cls_params *p = (const cls_params *)vp;
-  unsigned soft = 0;
-  for (size_t k = 0; k < m; k++) soft |= (unsigned)(y[k] != 0.0f && y[k] != 1.0f);
+  unsigned soft = any_soft(y, m);
   const int square = p->gamma == 2.0f;
   if (soft)
     (square ? focal_soft_sq : focal_soft_exp)(p, x, y, m, l, g);
@@ -201,7 +206,7 @@ typedef struct dom_ctx {
   int hinge; /* 1: v must be -1 or +1; 0: v must be in [0, 1] */
 } dom_ctx;
 
-DL_VEC_FN static size_t find_out_of_domain(void *vctx, size_t i0, size_t i1) {
+DL_VEC_FN DL_VEC_CLONES static size_t find_out_of_domain(void *vctx, size_t i0, size_t i1) {
   const dom_ctx *d = (const dom_ctx *)vctx;
   const float *v = d->v;
   unsigned bad = 0;
@@ -225,7 +230,7 @@ typedef struct xy_ctx {
   const float *x, *y;
 } xy_ctx;
 
-DL_VEC_FN static size_t find_bad_logit_target(void *vctx, size_t i0, size_t i1) {
+DL_VEC_FN DL_VEC_CLONES static size_t find_bad_logit_target(void *vctx, size_t i0, size_t i1) {
   const xy_ctx *c = (const xy_ctx *)vctx;
   const float *x = c->x, *y = c->y;
   unsigned bad = 0;

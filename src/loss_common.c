@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "loss_internal.h"
+#include "loss_vmath.h"
 
 /* Contract names (../shared/spec/compute-cases.md), indexed by kind. */
 static const char *const loss_names[] = {
@@ -169,13 +170,13 @@ detloss_status dl_parallel_find(size_t n, size_t block, int num_threads, dl_find
 
 /* A float is finite iff its exponent bits are not all ones. The integer test
  * lets the block scan vectorize (isfinite() on floats does not, at -O2). */
-static inline int finite_bits(float x) {
+DL_VEC_FN static inline int finite_bits(float x) {
   uint32_t u;
   memcpy(&u, &x, sizeof u);
   return (u & 0x7f800000u) != 0x7f800000u;
 }
 
-static size_t find_nonfinite(void *ctx, size_t i0, size_t i1) {
+DL_VEC_FN DL_VEC_CLONES static size_t find_nonfinite(void *ctx, size_t i0, size_t i1) {
   const float *x = (const float *)ctx;
   unsigned bad = 0;
   for (size_t i = i0; i < i1; i++) bad |= (unsigned)!finite_bits(x[i]);
@@ -217,7 +218,7 @@ typedef struct elem_ctx {
  * are summed into 8 double lanes (lane = index within the chunk mod 8, so the
  * lane sums vectorize and the order is fixed by the element index alone), the
  * lanes are added in a fixed tree at the end of the block. */
-static double elem_block(void *vctx, size_t i0, size_t i1) {
+DL_VEC_FN DL_VEC_CLONES static double elem_block(void *vctx, size_t i0, size_t i1) {
   const elem_ctx *e = (const elem_ctx *)vctx;
   float lb[DL_LOSS_CHUNK], gb[DL_LOSS_CHUNK];
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -18,7 +18,7 @@ typedef struct reg_params {
 DL_VEC_FN static inline float sign0(float d) { return (float)(d > 0.0f) - (float)(d < 0.0f); }
 
 /* L1 (torch l1_loss): l = |d|, dl/dx = sign(d). */
-DL_VEC_FN static void kern_l1(const void *vp, const float *x, const float *y, size_t i0, size_t m,
+DL_VEC_FN DL_VEC_CLONES static void kern_l1(const void *vp, const float *x, const float *y, size_t i0, size_t m,
                     float *l, float *g) {
   (void)vp;
   (void)i0;
@@ -30,7 +30,7 @@ DL_VEC_FN static void kern_l1(const void *vp, const float *x, const float *y, si
 }
 
 /* MSE (torch mse_loss): l = d^2, dl/dx = 2 d. */
-DL_VEC_FN static void kern_mse(const void *vp, const float *x, const float *y, size_t i0, size_t m,
+DL_VEC_FN DL_VEC_CLONES static void kern_mse(const void *vp, const float *x, const float *y, size_t i0, size_t m,
                      float *l, float *g) {
   (void)vp;
   (void)i0;
@@ -47,7 +47,7 @@ DL_VEC_FN static void kern_mse(const void *vp, const float *x, const float *y, s
  *   dl/dx = d / beta inside, sign(d) outside (both equal +-1 at |d| = beta).
  * beta = 0 dispatches to L1 (as torch does), so there is no 0/0.
  */
-DL_VEC_FN static void kern_smooth_l1(const void *vp, const float *x, const float *y, size_t i0, size_t m,
+DL_VEC_FN DL_VEC_CLONES static void kern_smooth_l1(const void *vp, const float *x, const float *y, size_t i0, size_t m,
                            float *l, float *g) {
   (void)i0;
   const float beta = ((const reg_params *)vp)->beta;
@@ -65,7 +65,7 @@ DL_VEC_FN static void kern_smooth_l1(const void *vp, const float *x, const float
  * Huber (torch huber_loss): l = 0.5 d^2 if |d| < delta, else delta (|d| - 0.5 delta);
  *   dl/dx = d inside, delta sign(d) outside.
  */
-DL_VEC_FN static void kern_huber(const void *vp, const float *x, const float *y, size_t i0, size_t m,
+DL_VEC_FN DL_VEC_CLONES static void kern_huber(const void *vp, const float *x, const float *y, size_t i0, size_t m,
                        float *l, float *g) {
   (void)i0;
   const float delta = ((const reg_params *)vp)->delta;

@@ -929,7 +929,9 @@ DETLOSS_API detloss_retina_options detloss_retina_options_default(void);
  * d loss_box_reg / d deltas (non-positive rows exactly 0).
  * The focal value and gradient are evaluated per logit with the implicit
  * one-hot target in one vectorized pass (closed-form gradient, finite for
- * every gamma >= 0; the same bits as detloss_loss_elementwise SIGMOID_FOCAL).
+ * every gamma >= 0; the formulas of detloss_loss_elementwise SIGMOID_FOCAL).
+ * With box_loss CIOU the trade-off alpha is a constant for the gradient
+ * (torchvision), so that gradient is not the exact derivative of the value.
  * Non-finite logits/deltas of anchors in the loss give a non-finite loss and
  * result->nonfinite = 1, never an error.
  * Returns DETLOSS_OK; _NULL; _SHAPE ("num_images" = 0, "num_classes" = 0,

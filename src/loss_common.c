@@ -221,6 +221,7 @@ typedef struct elem_ctx {
 DL_VEC_FN DL_VEC_CLONES static double elem_block(void *vctx, size_t i0, size_t i1) {
   const elem_ctx *e = (const elem_ctx *)vctx;
   float lb[DL_LOSS_CHUNK], gb[DL_LOSS_CHUNK];
+  double ld[DL_LOSS_CHUNK];
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   const float s = e->gscale;
   for (size_t c0 = i0; c0 < i1; c0 += DL_LOSS_CHUNK) {
@@ -238,16 +239,27 @@ DL_VEC_FN DL_VEC_CLONES static double elem_block(void *vctx, size_t i0, size_t i
       }
 #endif
     e->kern(e->params, e->x + c0, e->y + c0, c0, m, lb, g);
-    if (e->w) {
-      const float *w = e->w + c0;
-      for (size_t k = 0; k < m; k++) lb[k] *= w[k];
-      if (e->grad)
-        for (size_t k = 0; k < m; k++) g[k] *= w[k] * s;
-    } else if (e->grad && s != 1.0f) {
-      for (size_t k = 0; k < m; k++) g[k] *= s;
-    }
-    if (e->r == DETLOSS_REDUCTION_NONE) memcpy(e->loss + c0, lb, m * sizeof(float));
     size_t mm = (m + 7) & ~(size_t)7;
+    if (e->w) {
+      /* The weighted loss is formed in double: the product of two floats is
+       * exact there, so a per-element output rounds once, as a float product
+       * would, but huge finite losses times weights of both signs cannot
+       * overflow to +-Inf and add up to NaN (found by fuzz_numeric). A zero
+       * weight gives exactly 0, also for an infinite loss. */
+      const float *w = e->w + c0;
+      for (size_t k = 0; k < m; k++) ld[k] = w[k] == 0.0f ? 0.0 : (double)lb[k] * (double)w[k];
+      if (e->grad)
+        for (size_t k = 0; k < m; k++) g[k] = w[k] == 0.0f ? 0.0f : g[k] * (w[k] * s);
+      if (e->r == DETLOSS_REDUCTION_NONE)
+        for (size_t k = 0; k < m; k++) e->loss[c0 + k] = (float)ld[k];
+      for (size_t k = m; k < mm; k++) ld[k] = 0.0;
+      for (size_t j = 0; j < mm; j += 8)
+        for (size_t q = 0; q < 8; q++) acc[q] += ld[j + q];
+      continue;
+    }
+    if (e->grad && s != 1.0f)
+      for (size_t k = 0; k < m; k++) g[k] *= s;
+    if (e->r == DETLOSS_REDUCTION_NONE) memcpy(e->loss + c0, lb, m * sizeof(float));
     for (size_t k = m; k < mm; k++) lb[k] = 0.0f;
     for (size_t j = 0; j < mm; j += 8)
       for (size_t q = 0; q < 8; q++) acc[q] += (double)lb[j + q];

@@ -47,6 +47,7 @@
 #include "parallel.h"
 
 #define EVAL_BLOCK 8      /* images per parallel block (fixed, never from the thread count) */
+#define EVAL_CHUNK 4096   /* images per progress step (a multiple of EVAL_BLOCK) */
 #define UB_PAD 1.001f     /* slack on the area bound of the IoU (float rounding of anchors) */
 
 enum { SRC_GRID = 0, SRC_ANCHORS = 1, SRC_SHAPES = 2 };
@@ -92,6 +93,7 @@ typedef struct ectx {
   size_t *blk_anchors;   /* [nblocks] */
   detloss_status *blk_st;
   detloss_error *blk_err;
+  size_t first_block;    /* first block of the chunk being run */
 } ectx;
 
 /* Per-block scratch, grown on demand. */
@@ -583,6 +585,16 @@ static void eval_block(void *ctx, size_t i0, size_t i1, size_t block) {
   free(s.matches);
 }
 
+/* Block b of the current chunk: images of global block first_block + b. */
+static void eval_chunk_block(void *ctx, size_t b, size_t b1, size_t unused) {
+  ectx *c = ctx;
+  (void)b1;
+  (void)unused;
+  size_t block = c->first_block + b, i0 = block * EVAL_BLOCK;
+  size_t i1 = c->d->num_images - i0 < EVAL_BLOCK ? c->d->num_images : i0 + EVAL_BLOCK;
+  eval_block(ctx, i0, i1, block);
+}
+
 static void stats_add(detloss_eval_stats *st, const detloss_eval_gt *g, int fit, double *sb,
                       double *sf, double *sp) {
   st->num_gt++;
@@ -649,8 +661,12 @@ static detloss_status check_inputs(const detloss_eval_dataset *d, const detloss_
                      (double)o->resize_max_size);
   DL_RETURN_ERROR_IF(o->num_worst > DETLOSS_EVAL_MAX_WORST, err, DETLOSS_ERR_RANGE, "num_worst",
                      "must be at most %d, got %zu", DETLOSS_EVAL_MAX_WORST, o->num_worst);
-  if (o->metric == DETLOSS_EVAL_IOU && o->count_positives)
-    DL_FORWARD_IF_ERROR(detloss_match(NULL, 0, NULL, 0, NULL, NULL, NULL, &o->match, err));
+  if (o->metric == DETLOSS_EVAL_IOU && o->count_positives) {
+    /* The image size of allowed_border is set per image (after resizing). */
+    detloss_match_options m = o->match;
+    m.image_h = m.image_w = 1.0f;
+    DL_FORWARD_IF_ERROR(detloss_match(NULL, 0, NULL, 0, NULL, NULL, NULL, &m, err));
+  }
 
   int nsrc = (src->grid != NULL) + (src->anchors != NULL || src->num_anchors > 0) +
              (src->shapes != NULL || src->num_shapes > 0);
@@ -808,7 +824,19 @@ detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
       st = dl_fail(err, DETLOSS_ERR_NOMEM, "per_gt", "out of memory");
   }
   if (st == DETLOSS_OK) {
-    dl_parallel_blocks(data->num_images, EVAL_BLOCK, o.num_threads, eval_block, &c);
+    /* Chunks of whole blocks, one after the other, so that progress can be
+     * reported from this thread; the blocks (and so the results) are the same. */
+    size_t chunk_blocks = EVAL_CHUNK / EVAL_BLOCK;
+    for (size_t b0 = 0; b0 < nblocks; b0 += chunk_blocks) {
+      size_t nb = nblocks - b0 < chunk_blocks ? nblocks - b0 : chunk_blocks;
+      c.first_block = b0;
+      dl_parallel_blocks(nb, 1, o.num_threads, eval_chunk_block, &c);
+      if (o.progress) {
+        size_t done = (b0 + nb) * EVAL_BLOCK;
+        o.progress(o.progress_user, done < data->num_images ? done : data->num_images,
+                   data->num_images);
+      }
+    }
     for (size_t b = 0; b < nblocks; b++)
       if (c.blk_st[b] != DETLOSS_OK) {
         st = c.blk_st[b];

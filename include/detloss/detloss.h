@@ -1034,10 +1034,14 @@ typedef struct detloss_eval_options {
   detloss_match_options match;/* the matcher (default torchvision RPN 0.7 / 0.3) */
   size_t num_worst;           /* worst-covered gts to report: 20, <= DETLOSS_EVAL_MAX_WORST */
   int num_threads;            /* 0 = OpenMP default */
+  /* Optional progress report: called on the calling thread after each chunk of
+   * images (and once at the end) with the number of images done. NULL = none. */
+  void (*progress)(void *user, size_t images_done, size_t num_images);
+  void *progress_user;
 } detloss_eval_options;
 
 #define DETLOSS_EVAL_OPTIONS_INIT                                                              \
-  {DETLOSS_EVAL_IOU, 0.5f, 4.0f, 0.0f, 0.0f, 1, DETLOSS_MATCH_OPTIONS_INIT, 20, 0}
+  {DETLOSS_EVAL_IOU, 0.5f, 4.0f, 0.0f, 0.0f, 1, DETLOSS_MATCH_OPTIONS_INIT, 20, 0, NULL, NULL}
 DETLOSS_API detloss_eval_options detloss_eval_options_default(void);
 
 /* Per gt box (one per input row, in input order). */

@@ -70,8 +70,8 @@ DETLOSS_API void detloss_free(void *p);
  * plus "name", "source", "notes" (and the documentation-only level keys
  * "base_plus_one", "shapes_grid", "feature_map").
  * Relative paths ("anchors", "dataset") are resolved against the config's
- * directory, then its ../anchors/ (anchors only), then each of search_dirs
- * (and search_dir/anchors/ for anchors).
+ * directory (anchor files: its ../anchors/ first), then each of search_dirs
+ * (anchor files: search_dir/anchors/ first).
  */
 
 typedef enum detloss_config_head {

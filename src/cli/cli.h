@@ -12,6 +12,8 @@
 #define DL_EXIT_INPUT 2   /* bad input or usage */
 
 int dl_cmd_compute(int argc, char **argv);
+int dl_cmd_anchors(int argc, char **argv);
+int dl_cmd_eval(int argc, char **argv);
 int dl_cmd_bench(int argc, char **argv);
 
 /* Reads a whole file (or standard input for "-") into a malloc'ed,

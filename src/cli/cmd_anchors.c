@@ -1,3 +1,273 @@
-/* cmd_anchors.c - placeholder until its subcommand lands. */
+/* cmd_anchors.c - `detloss anchors CONFIG [--image-size H W] [-o FILE]`: show an anchor set. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
-typedef int dl_placeholder_cmd_anchors;
+#include "detloss/detloss_json.h"
+#include "json/jwrite.h"
+
+#ifndef DETLOSS_SOURCE_DIR
+#  define DETLOSS_SOURCE_DIR "."
+#endif
+
+static const char HELP[] =
+    "usage: detloss anchors CONFIG [--image-size H W] [-o FILE]\n"
+    "\n"
+    "Prints the anchor set of a config (configs/*.json) or of an anchor file\n"
+    "given through a config: per pyramid level the stride, the sizes and aspect\n"
+    "ratios (h/w) or the explicit shapes, the base anchors (x1, y1, x2, y2)\n"
+    "around the cell point, and, for an image size, the feature map and the\n"
+    "number of anchors. The feature map of a level is ceil(H / stride) x\n"
+    "ceil(W / stride), as `detloss eval` uses it.\n"
+    "\n"
+    "options:\n"
+    "  --image-size H W  image height and width in pixels (default: the anchor\n"
+    "                    set's \"image_size\", if it has one)\n"
+    "  -o FILE           write the anchors as JSON to FILE: {\"image_size\", \"levels\":\n"
+    "                    [{\"stride\", \"feature_map\", \"count\"}], \"anchors\": [[x1, y1,\n"
+    "                    x2, y2], ...]} in torchvision order (level, row, column, base\n"
+    "                    anchor); needs an image size for a grid. Written to a\n"
+    "                    temporary name and renamed when complete.\n"
+    "  -h, --help        show this help\n"
+    "\n"
+    "Relative file names in the config are looked up next to the config, in\n"
+    "../anchors/ beside it, and in the source tree (" DETLOSS_SOURCE_DIR ").\n"
+    "\n"
+    "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
+    "             2 bad input or usage (one line on stderr names the file and field)\n";
+
+static int parse_size(const char *s, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !(v >= 1.0 && v <= 1e6)) return -1;
+  *out = v;
+  return 0;
+}
+
+/* Writes buf to path through a temporary file renamed when complete. */
+static int write_atomic(const char *path, const char *buf, size_t len) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+  FILE *f = NULL;
+  int fd = mkstemp(tmp);
+  if (fd >= 0) f = fdopen(fd, "wb");
+  if (!f) {
+    fprintf(stderr, "detloss: %s: cannot write: %s\n", path, strerror(errno));
+    return DL_EXIT_INPUT;
+  }
+  size_t w = fwrite(buf, 1, len, f);
+  int bad = w != len;
+  if (fclose(f) != 0) bad = 1;
+  if (bad || rename(tmp, path) != 0) {
+    fprintf(stderr, "detloss: %s: write error: %s\n", path, strerror(errno));
+    remove(tmp);
+    return DL_EXIT_RUNTIME;
+  }
+  return DL_EXIT_OK;
+}
+
+static void print_list(const float *v, size_t n) {
+  for (size_t i = 0; i < n; i++) printf("%s%g", i ? " " : "", (double)v[i]);
+}
+
+int dl_cmd_anchors(int argc, char **argv) {
+  const char *cfg_path = NULL, *out_path = NULL;
+  double ih = 0.0, iw = 0.0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(HELP, stdout);
+      return DL_EXIT_OK;
+    } else if (strcmp(a, "--image-size") == 0) {
+      if (i + 2 >= argc || parse_size(argv[i + 1], &ih) || parse_size(argv[i + 2], &iw)) {
+        fprintf(stderr, "detloss: anchors: --image-size needs two numbers H W in [1, 1e6]\n");
+        return DL_EXIT_INPUT;
+      }
+      i += 2;
+    } else if (strcmp(a, "-o") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "detloss: anchors: -o needs a file name\n");
+        return DL_EXIT_INPUT;
+      }
+      out_path = argv[++i];
+    } else if (a[0] == '-' && a[1] != '\0') {
+      fprintf(stderr, "detloss: anchors: unknown option '%s' (see detloss anchors --help)\n", a);
+      return DL_EXIT_INPUT;
+    } else if (!cfg_path) {
+      cfg_path = a;
+    } else {
+      fprintf(stderr, "detloss: anchors: expected one CONFIG, got a second: '%s'\n", a);
+      return DL_EXIT_INPUT;
+    }
+  }
+  if (!cfg_path) {
+    fprintf(stderr, "detloss: anchors: missing CONFIG (see detloss anchors --help)\n");
+    return DL_EXIT_INPUT;
+  }
+  const char *const search[] = {DETLOSS_SOURCE_DIR, NULL};
+  detloss_config *cfg = NULL;
+  detloss_error err;
+  detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
+  if (st != DETLOSS_OK) return dl_cli_report(&err, st);
+  if (ih == 0.0 && cfg->image_size[0] > 0.0f) {
+    ih = (double)cfg->image_size[0];
+    iw = (double)cfg->image_size[1];
+  }
+
+  printf("config      %s%s%s\n", cfg->path, cfg->name ? ": " : "", cfg->name ? cfg->name : "");
+  if (cfg->source) printf("source      %s\n", cfg->source);
+  printf("anchors     %s%s%s\n", cfg->anchors_path ? cfg->anchors_path : "(inline)",
+         cfg->anchors_name ? ": " : "", cfg->anchors_name ? cfg->anchors_name : "");
+  if (cfg->anchors_source) printf("            %s\n", cfg->anchors_source);
+
+  int rc = DL_EXIT_OK;
+  float *anchors = NULL;
+  size_t total = 0;
+  detloss_anchor_level lv[DETLOSS_EVAL_MAX_LEVELS];
+  detloss_anchor_config grid = cfg->grid;
+  if (cfg->grid.num_levels > 0) {
+    printf("convention  %s, cell offset %g\n",
+           cfg->grid.convention == DETLOSS_ANCHORS_DETECTRON2 ? "detectron2" : "torchvision",
+           (double)cfg->grid.offset);
+    if (ih > 0.0) printf("image       %g x %g (H x W); feature map = ceil(size / stride)\n", ih, iw);
+    printf("\nlevel  stride    per cell  %-30s%s\n", "sizes / aspect ratios (h/w)",
+           ih > 0.0 ? "  feature map     anchors" : "");
+    for (size_t l = 0; l < grid.num_levels; l++) {
+      lv[l] = cfg->grid.levels[l];
+      size_t k = 0;
+      detloss_anchors_level_base(&cfg->grid, l, NULL, 0, &k, NULL);
+      if (ih > 0.0) {
+        lv[l].feat_h = (size_t)ceil(ih / (double)lv[l].stride_h);
+        lv[l].feat_w = (size_t)ceil(iw / (double)lv[l].stride_w);
+      }
+      char stride[40];
+      if (lv[l].stride_h == lv[l].stride_w) snprintf(stride, sizeof stride, "%g", (double)lv[l].stride_h);
+      else snprintf(stride, sizeof stride, "%gx%g", (double)lv[l].stride_h, (double)lv[l].stride_w);
+      printf("%-6zu %-9s %-9zu ", l, stride, k);
+      if (lv[l].base) printf("%-30s", "explicit base anchors");
+      else if (lv[l].shapes) printf("%-30s", "shapes (w, h), see below");
+      else {
+        char buf[200];
+        int n = 0;
+        for (size_t i = 0; i < lv[l].num_sizes; i++)
+          n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%g", i ? " " : "", (double)lv[l].sizes[i]);
+        n += snprintf(buf + n, sizeof buf - (size_t)n, " / ");
+        for (size_t i = 0; i < lv[l].num_ratios && n < (int)sizeof buf - 20; i++)
+          n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%g", i ? " " : "", (double)lv[l].ratios[i]);
+        printf("%-30s", buf);
+      }
+      if (ih > 0.0) {
+        size_t cnt = lv[l].feat_h * lv[l].feat_w * k;
+        total += cnt;
+        char fm[40];
+        snprintf(fm, sizeof fm, "%zu x %zu", lv[l].feat_h, lv[l].feat_w);
+        printf("  %-15s %zu", fm, cnt);
+      }
+      printf("\n");
+    }
+    if (ih > 0.0) printf("total %62s %zu\n", "", total);
+    printf("\nbase anchors (x1, y1, x2, y2) around the cell point:\n");
+    for (size_t l = 0; l < grid.num_levels; l++) {
+      size_t k = 0;
+      detloss_anchors_level_base(&cfg->grid, l, NULL, 0, &k, NULL);
+      float *b = malloc((k ? k : 1) * 4 * sizeof(float));
+      if (!b) {
+        fprintf(stderr, "detloss: anchors: out of memory\n");
+        detloss_config_free(cfg);
+        return DL_EXIT_RUNTIME;
+      }
+      detloss_anchors_level_base(&cfg->grid, l, b, k, &k, NULL);
+      printf("  level %zu:", l);
+      for (size_t q = 0; q < k; q++)
+        printf(" [%g, %g, %g, %g]", (double)b[4 * q], (double)b[4 * q + 1], (double)b[4 * q + 2],
+               (double)b[4 * q + 3]);
+      printf("\n");
+      free(b);
+    }
+    grid.levels = lv;
+  } else if (cfg->num_anchors > 0) {
+    printf("explicit    %zu anchors, the same for every image\n", cfg->num_anchors);
+    for (size_t a = 0; a < cfg->num_anchors; a++) {
+      printf("  [");
+      print_list(cfg->anchors + 4 * a, 4);
+      printf("]\n");
+    }
+  } else {
+    printf("shapes      %zu (w, h), positions ignored (metric wh_ratio)\n", cfg->num_shapes);
+    for (size_t a = 0; a < cfg->num_shapes; a++)
+      printf("  %g x %g\n", (double)cfg->shapes[2 * a], (double)cfg->shapes[2 * a + 1]);
+  }
+  if (fflush(stdout) != 0) rc = DL_EXIT_RUNTIME;
+
+  if (out_path && rc == DL_EXIT_OK) {
+    dlj_buf b;
+    dlj_buf_init(&b);
+    dlj_obj_begin(&b);
+    if (cfg->anchors_name) dlj_kv_str(&b, "name", cfg->anchors_name);
+    if (cfg->grid.num_levels > 0) {
+      if (ih <= 0.0) {
+        fprintf(stderr, "detloss: anchors: -o needs --image-size H W for a grid anchor set\n");
+        dlj_buf_free(&b);
+        detloss_config_free(cfg);
+        return DL_EXIT_INPUT;
+      }
+      anchors = malloc((total ? total : 1) * 4 * sizeof(float));
+      detloss_status gs = anchors ? detloss_anchors_generate(&grid, anchors, total, &err)
+                                  : DETLOSS_ERR_NOMEM;
+      if (gs != DETLOSS_OK) {
+        if (gs == DETLOSS_ERR_NOMEM) fprintf(stderr, "detloss: anchors: out of memory\n");
+        else dl_cli_report(&err, gs);
+        free(anchors);
+        dlj_buf_free(&b);
+        detloss_config_free(cfg);
+        return gs == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
+      }
+      dlj_key(&b, "image_size");
+      dlj_arr_begin(&b);
+      dlj_num(&b, ih);
+      dlj_num(&b, iw);
+      dlj_arr_end(&b);
+      dlj_key(&b, "levels");
+      dlj_arr_begin(&b);
+      for (size_t l = 0; l < grid.num_levels; l++) {
+        size_t k = 0;
+        detloss_anchors_level_base(&grid, l, NULL, 0, &k, NULL);
+        dlj_obj_begin(&b);
+        dlj_kv_num(&b, "stride", (double)lv[l].stride_w);
+        dlj_key(&b, "feature_map");
+        dlj_arr_begin(&b);
+        dlj_intval(&b, (long long)lv[l].feat_h);
+        dlj_intval(&b, (long long)lv[l].feat_w);
+        dlj_arr_end(&b);
+        dlj_kv_int(&b, "count", (long long)(lv[l].feat_h * lv[l].feat_w * k));
+        dlj_obj_end(&b);
+      }
+      dlj_arr_end(&b);
+      dlj_kv_int(&b, "count", (long long)total);
+      dlj_kv_rows(&b, "anchors", anchors, total, 4);
+    } else if (cfg->num_anchors > 0) {
+      dlj_kv_int(&b, "count", (long long)cfg->num_anchors);
+      dlj_kv_rows(&b, "anchors", cfg->anchors, cfg->num_anchors, 4);
+    } else {
+      dlj_kv_int(&b, "count", (long long)cfg->num_shapes);
+      dlj_kv_rows(&b, "shapes", cfg->shapes, cfg->num_shapes, 2);
+    }
+    dlj_obj_end(&b);
+    dlj_raw(&b, "\n");
+    if (b.oom) {
+      fprintf(stderr, "detloss: anchors: out of memory\n");
+      rc = DL_EXIT_RUNTIME;
+    } else {
+      rc = write_atomic(out_path, b.p, b.len);
+    }
+    dlj_buf_free(&b);
+  }
+  free(anchors);
+  detloss_config_free(cfg);
+  return rc;
+}

@@ -1,3 +1,572 @@
-/* cmd_eval.c - placeholder until its subcommand lands. */
+/*
+ * cmd_eval.c - `detloss eval CONFIG [--dataset FILE] [--json] [--plot FILE.svg] [-o FILE]`:
+ * evaluate a config's anchor set on a data set of gt boxes (detloss_anchor_eval).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "cli/cli.h"
-typedef int dl_placeholder_cmd_eval;
+#include "detloss/detloss_json.h"
+#include "json/evalcfg.h"
+#include "json/jwrite.h"
+
+#ifndef DETLOSS_SOURCE_DIR
+#  define DETLOSS_SOURCE_DIR "."
+#endif
+
+static const char HELP[] =
+    "usage: detloss eval CONFIG [--dataset FILE] [--json] [--plot FILE.svg] [-o FILE]\n"
+    "                    [--threads N] [--worst N]\n"
+    "       detloss eval --help-config\n"
+    "\n"
+    "Evaluates the anchor set of CONFIG on a data set of ground-truth boxes, before\n"
+    "any training: which objects does some anchor cover, and how many positives\n"
+    "does the config's matcher give each of them?\n"
+    "\n"
+    "Per gt box (after resizing the image as the config says; boxes poking out of\n"
+    "their image are clipped, zero-area and crowd boxes are left out, all counted):\n"
+    "  best      best IoU over the image's anchors (metric iou), or the YOLOv5\n"
+    "            shape ratio r = min(w/aw, aw/w, h/ah, ah/h) (metric wh_ratio)\n"
+    "  fit       anchors with IoU >= iou_thresh (r > 1/ratio_thresh)\n"
+    "  positives anchors the matcher assigns to it (torchvision Matcher semantics\n"
+    "            by default, low-quality matches included)\n"
+    "Reported: recall (share of gts whose best anchor fits), mean best, anchors\n"
+    "per gt, positives per gt and their distribution (0, 1, 2-4, 5+), all split by\n"
+    "COCO size (small < 32^2, medium, large >= 96^2 px^2, after resizing); per\n"
+    "level the share of gts it serves best and its share of positives; the\n"
+    "worst-covered gts. Anchors are generated per image on feature maps of\n"
+    "ceil(H / stride) x ceil(W / stride) cells.\n"
+    "\n"
+    "options:\n"
+    "  --dataset FILE  the data set: the common format of detloss's data/ files\n"
+    "                  ({\"images\": [{\"width\", \"height\", \"boxes\": [[x1,y1,x2,y2]]}]})\n"
+    "                  or a COCO instances_*.json; default: the config's \"dataset\"\n"
+    "  --json          print the report as JSON (for machines) instead of the table\n"
+    "  --plot FILE.svg write an SVG of the gt sizes (log w vs log h) coloured by best\n"
+    "                  IoU, with the anchor shapes overlaid\n"
+    "  -o FILE         write the report (table or JSON) to FILE instead of stdout\n"
+    "  --threads N     threads (0 = OpenMP default); results are identical for any N\n"
+    "  --worst N       list the N worst-covered gts (0-100, default: the config's, 20)\n"
+    "  --help-config   list every config key with its type, range and default\n"
+    "  -h, --help      show this help\n"
+    "\n"
+    "Output files are written to a temporary name and renamed when complete. A\n"
+    "progress bar is drawn on stderr when it is a terminal and the run takes more\n"
+    "than a second. Relative paths in the config are looked up next to it, then in\n"
+    "the source tree (" DETLOSS_SOURCE_DIR ").\n"
+    "\n"
+    "example:\n"
+    "  detloss eval configs/torchvision_fasterrcnn_fpn_rpn.json --plot coverage.svg\n"
+    "\n"
+    "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
+    "             2 bad input or usage (one line on stderr names the file and field)\n";
+
+/* Writes buf to path through a temporary file renamed when complete. */
+static int write_atomic(const char *path, const char *buf, size_t len) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+  FILE *f = NULL;
+  int fd = mkstemp(tmp);
+  if (fd >= 0) f = fdopen(fd, "wb");
+  if (!f) {
+    fprintf(stderr, "detloss: %s: cannot write: %s\n", path, strerror(errno));
+    return DL_EXIT_INPUT;
+  }
+  size_t w = fwrite(buf, 1, len, f);
+  int bad = w != len;
+  if (fclose(f) != 0) bad = 1;
+  if (bad || rename(tmp, path) != 0) {
+    fprintf(stderr, "detloss: %s: write error: %s\n", path, strerror(errno));
+    remove(tmp);
+    return DL_EXIT_RUNTIME;
+  }
+  return DL_EXIT_OK;
+}
+
+/* ---- progress bar ------------------------------------------------------- */
+
+typedef struct progress {
+  struct timespec t0;
+  int drawn;
+} progress;
+
+static double elapsed(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+static void on_progress(void *user, size_t done, size_t total) {
+  progress *p = user;
+  if (done >= total) {
+    if (p->drawn) fputs("\r\033[K", stderr);
+    return;
+  }
+  if (elapsed(&p->t0) < 1.0) return;
+  int width = 40, fill = (int)((double)width * (double)done / (double)total);
+  char bar[64];
+  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+  bar[width] = '\0';
+  fprintf(stderr, "\rdetloss eval [%s] %3d%% %zu/%zu images", bar,
+          (int)(100.0 * (double)done / (double)total), done, total);
+  fflush(stderr);
+  p->drawn = 1;
+}
+
+/* ---- the human-readable report ------------------------------------------ */
+
+static void stats_row(dlj_buf *b, const char *name, const detloss_eval_stats *s, int pos) {
+  char line[256];
+  if (pos)
+    snprintf(line, sizeof line, "%-8s %7zu  %6.3f  %9.3f  %10.2f  %12.2f  %6zu %6zu %6zu %6zu\n",
+             name, s->num_gt, s->recall, s->mean_best, s->anchors_per_gt, s->positives_per_gt,
+             s->pos_hist[0], s->pos_hist[1], s->pos_hist[2], s->pos_hist[3]);
+  else
+    snprintf(line, sizeof line, "%-8s %7zu  %6.3f  %9.3f  %10.2f\n", name, s->num_gt, s->recall,
+             s->mean_best, s->anchors_per_gt);
+  dlj_raw(b, line);
+}
+
+static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dataset *ds,
+                        const detloss_eval_report *r, const detloss_eval_options *o) {
+  char line[1024];
+  int iou = o->metric == DETLOSS_EVAL_IOU, pos = iou && o->count_positives;
+  snprintf(line, sizeof line, "config   %s%s%s\n", cfg->path, cfg->name ? ": " : "",
+           cfg->name ? cfg->name : "");
+  dlj_raw(b, line);
+  snprintf(line, sizeof line, "anchors  %s%s%s\n",
+           cfg->anchors_path ? cfg->anchors_path : "(inline)", cfg->anchors_name ? ": " : "",
+           cfg->anchors_name ? cfg->anchors_name : "");
+  dlj_raw(b, line);
+  snprintf(line, sizeof line, "data     %s%s%s\n", ds->path, ds->name ? ": " : "",
+           ds->name ? ds->name : "");
+  dlj_raw(b, line);
+  snprintf(line, sizeof line,
+           "         %zu images (%zu without gt), %zu boxes: %zu crowd and %zu zero-area left out, "
+           "%zu clipped to their image\n",
+           r->num_images, r->num_images_empty, r->num_boxes, r->num_crowd, r->num_degenerate,
+           r->num_clipped);
+  dlj_raw(b, line);
+  if (o->resize_min_size > 0.0f && o->resize_max_size > 0.0f)
+    snprintf(line, sizeof line, "resize   short side %g, long side at most %g (torchvision)\n",
+             (double)o->resize_min_size, (double)o->resize_max_size);
+  else if (o->resize_max_size > 0.0f)
+    snprintf(line, sizeof line, "resize   long side %g\n", (double)o->resize_max_size);
+  else if (o->resize_min_size > 0.0f)
+    snprintf(line, sizeof line, "resize   short side %g\n", (double)o->resize_min_size);
+  else
+    snprintf(line, sizeof line, "resize   none (original pixels)\n");
+  dlj_raw(b, line);
+  if (iou) {
+    const detloss_match_options *m = &o->match;
+    static const char *const SEM[] = {"torchvision", "detectron2", "mmdet"};
+    snprintf(line, sizeof line,
+             "metric   IoU, an anchor fits when IoU >= %g; %zu anchors in all images\n"
+             "matcher  %s, positive >= %g, negative < %g, low-quality matches %s\n",
+             (double)o->iou_thresh, r->num_anchors, SEM[m->semantics], (double)m->high,
+             (double)m->low, m->allow_low_quality ? "on" : "off");
+  } else {
+    snprintf(line, sizeof line,
+             "metric   shape ratio r = min(w/aw, aw/w, h/ah, ah/h), fits when r > 1/%g "
+             "(YOLOv5 autoanchor); %zu shapes\n",
+             (double)o->ratio_thresh, r->num_anchors);
+  }
+  dlj_raw(b, line);
+  dlj_raw(b, "\n");
+  if (pos)
+    dlj_raw(b, "size         gts  recall  mean best  anchors/gt  positives/gt   0 pos  1 pos  2-4 "
+               "pos  5+ pos\n");
+  else
+    dlj_raw(b, "size         gts  recall  mean best  anchors/gt\n");
+  stats_row(b, "all", &r->all, pos);
+  for (int s = 0; s < 3; s++)
+    stats_row(b, detloss_eval_size_name((detloss_eval_size)s), &r->by_size[s], pos);
+  if (cfg->grid.num_levels > 0) {
+    size_t tp = 0;
+    for (size_t l = 0; l < r->num_levels; l++) tp += r->level_pos[l];
+    dlj_raw(b, pos ? "\nlevel  stride  best for gts  share  positives  share\n"
+                   : "\nlevel  stride  best for gts  share\n");
+    for (size_t l = 0; l < r->num_levels; l++) {
+      double share = r->all.num_gt ? (double)r->level_best[l] / (double)r->all.num_gt : 0.0;
+      if (pos)
+        snprintf(line, sizeof line, "%-6zu %-7g %12zu  %5.3f  %9zu  %5.3f\n", l,
+                 (double)cfg->grid.levels[l].stride_w, r->level_best[l], share, r->level_pos[l],
+                 tp ? (double)r->level_pos[l] / (double)tp : 0.0);
+      else
+        snprintf(line, sizeof line, "%-6zu %-7g %12zu  %5.3f\n", l,
+                 (double)cfg->grid.levels[l].stride_w, r->level_best[l], share);
+      dlj_raw(b, line);
+    }
+  }
+  if (r->num_worst > 0) {
+    snprintf(line, sizeof line, "\nworst-covered gts (best %s; w x h after resizing):\n",
+             iou ? "IoU" : "r");
+    dlj_raw(b, line);
+    dlj_raw(b, "   best        w x h       h/w   image id  box\n");
+    for (size_t i = 0; i < r->num_worst; i++) {
+      const detloss_eval_worst *w = &r->worst[i];
+      char wh[64];
+      snprintf(wh, sizeof wh, "%.1f x %.1f", (double)w->w, (double)w->h);
+      snprintf(line, sizeof line, "  %5.3f  %14s  %6.2f  %9lld  %3zu\n", (double)w->best, wh,
+               w->w > 0.0f ? (double)w->h / (double)w->w : 0.0, (long long)ds->image_id[w->image],
+               w->box);
+      dlj_raw(b, line);
+    }
+  }
+}
+
+/* ---- the SVG plot ------------------------------------------------------- */
+
+/* Colour of a best value: red (0) -> orange -> yellow (at the fit threshold) -> green (1). */
+static void colour(double v, double thr, char *buf, size_t cap) {
+  double r, g, bl;
+  if (v < thr) {
+    double t = thr > 0.0 ? v / thr : 0.0;
+    r = 215 + (253 - 215) * t;
+    g = 25 + (224 - 25) * t;
+    bl = 28 + (80 - 28) * t;
+  } else {
+    double t = thr < 1.0 ? (v - thr) / (1.0 - thr) : 1.0;
+    if (t > 1.0) t = 1.0;
+    r = 166 + (26 - 166) * t;
+    g = 217 + (150 - 217) * t;
+    bl = 106 + (65 - 106) * t;
+  }
+  snprintf(buf, cap, "#%02x%02x%02x", (int)r, (int)g, (int)bl);
+}
+
+static void svg_escape(dlj_buf *b, const char *s) {
+  char one[2] = {0, 0};
+  for (; s && *s; s++) {
+    if (*s == '<') dlj_raw(b, "&lt;");
+    else if (*s == '>') dlj_raw(b, "&gt;");
+    else if (*s == '&') dlj_raw(b, "&amp;");
+    else {
+      one[0] = *s;
+      dlj_raw(b, one);
+    }
+  }
+}
+
+static int svg_plot(const char *path, const detloss_config *cfg, const detloss_dataset *ds,
+                    const detloss_eval_gt *gt, const detloss_eval_report *r,
+                    const detloss_eval_options *o) {
+  /* anchor shapes (w, h) at network scale */
+  size_t ns = 0, cap = 0;
+  float *sh = NULL;
+  int16_t *sl = NULL;
+  if (cfg->grid.num_levels > 0) {
+    for (size_t l = 0; l < cfg->grid.num_levels; l++) {
+      size_t k = 0;
+      detloss_anchors_level_base(&cfg->grid, l, NULL, 0, &k, NULL);
+      cap += k;
+    }
+  } else {
+    cap = cfg->num_anchors ? cfg->num_anchors : cfg->num_shapes;
+  }
+  sh = malloc((cap ? cap : 1) * 2 * sizeof(float));
+  sl = malloc((cap ? cap : 1) * sizeof(int16_t));
+  float *base = malloc((cap ? cap : 1) * 4 * sizeof(float));
+  if (!sh || !sl || !base) {
+    free(sh);
+    free(sl);
+    free(base);
+    fprintf(stderr, "detloss: eval: out of memory\n");
+    return DL_EXIT_RUNTIME;
+  }
+  if (cfg->grid.num_levels > 0) {
+    for (size_t l = 0; l < cfg->grid.num_levels; l++) {
+      size_t k = 0;
+      detloss_anchors_level_base(&cfg->grid, l, base, cap, &k, NULL);
+      for (size_t q = 0; q < k; q++, ns++) {
+        sh[2 * ns] = base[4 * q + 2] - base[4 * q];
+        sh[2 * ns + 1] = base[4 * q + 3] - base[4 * q + 1];
+        sl[ns] = (int16_t)l;
+      }
+    }
+  } else if (cfg->num_anchors) {
+    for (; ns < cfg->num_anchors; ns++) {
+      sh[2 * ns] = cfg->anchors[4 * ns + 2] - cfg->anchors[4 * ns];
+      sh[2 * ns + 1] = cfg->anchors[4 * ns + 3] - cfg->anchors[4 * ns + 1];
+      sl[ns] = 0;
+    }
+  } else {
+    for (; ns < cfg->num_shapes; ns++) {
+      sh[2 * ns] = cfg->shapes[2 * ns];
+      sh[2 * ns + 1] = cfg->shapes[2 * ns + 1];
+      sl[ns] = 0;
+    }
+  }
+  free(base);
+  /* axis range: powers of two around every gt side and anchor side */
+  double lo = 1e30, hi = 0.0;
+  for (size_t i = 0; i < ds->num_boxes; i++) {
+    if (gt[i].status != DETLOSS_EVAL_GT_OK) continue;
+    double a = fmin((double)gt[i].w, (double)gt[i].h), c = fmax((double)gt[i].w, (double)gt[i].h);
+    if (a < lo) lo = a;
+    if (c > hi) hi = c;
+  }
+  for (size_t q = 0; q < ns; q++) {
+    double a = fmin((double)sh[2 * q], (double)sh[2 * q + 1]);
+    double c = fmax((double)sh[2 * q], (double)sh[2 * q + 1]);
+    if (a > 0.0 && a < lo) lo = a;
+    if (c > hi) hi = c;
+  }
+  if (!(hi > 0.0)) {
+    lo = 1.0;
+    hi = 1024.0;
+  }
+  double l2lo = floor(log2(fmax(lo, 0.5))), l2hi = ceil(log2(hi));
+  if (l2hi <= l2lo) l2hi = l2lo + 1.0;
+  const double X0 = 80, X1 = 640, Y0 = 70, Y1 = 630, W = 820, H = 700;
+#define PX(v) (X0 + (X1 - X0) * (log2(v) - l2lo) / (l2hi - l2lo))
+#define PY(v) (Y1 - (Y1 - Y0) * (log2(v) - l2lo) / (l2hi - l2lo))
+  int iou = o->metric == DETLOSS_EVAL_IOU;
+  double thr = iou ? (double)o->iou_thresh : 1.0 / (double)o->ratio_thresh;
+  dlj_buf b;
+  dlj_buf_init(&b);
+  char line[1024];
+  snprintf(line, sizeof line,
+           "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g "
+           "%g\" font-family=\"sans-serif\" font-size=\"12\">\n"
+           "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+           W, H, W, H);
+  dlj_raw(&b, line);
+  dlj_raw(&b, "<text x=\"80\" y=\"24\" font-size=\"15\" font-weight=\"bold\">");
+  svg_escape(&b, cfg->name ? cfg->name : cfg->path);
+  dlj_raw(&b, "</text>\n<text x=\"80\" y=\"42\">");
+  svg_escape(&b, ds->name ? ds->name : ds->path);
+  snprintf(line, sizeof line,
+           ": %zu gts, recall %.3f at %s %s %g, mean best %.3f</text>\n<text x=\"80\" y=\"58\" "
+           "fill=\"#555\">gt size after resizing (log scale), colour = best %s; black "
+           "crosses: anchor shapes</text>\n",
+           r->all.num_gt, r->all.recall, iou ? "IoU" : "r", iou ? "&gt;=" : "&gt;", thr,
+           r->all.mean_best, iou ? "IoU over the anchors" : "shape ratio r");
+  dlj_raw(&b, line);
+  /* frame, grid, ticks */
+  snprintf(line, sizeof line,
+           "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#333\"/>\n",
+           X0, Y0, X1 - X0, Y1 - Y0);
+  dlj_raw(&b, line);
+  for (double e = l2lo; e <= l2hi + 1e-9; e += 1.0) {
+    double v = exp2(e);
+    snprintf(line, sizeof line,
+             "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#eee\"/>"
+             "<line x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#eee\"/>"
+             "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%g</text>"
+             "<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+             PX(v), Y0, PX(v), Y1, X0, PY(v), X1, PY(v), PX(v), Y1 + 16, v, X0 - 6, PY(v) + 4, v);
+    dlj_raw(&b, line);
+  }
+  snprintf(line, sizeof line,
+           "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>\n"
+           "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">gt width (px)</text>\n"
+           "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\" transform=\"rotate(-90 %g %g)\">gt "
+           "height (px)</text>\n",
+           X0, Y1, X1, Y0, (X0 + X1) / 2, Y1 + 36, X0 - 48, (Y0 + Y1) / 2, X0 - 48, (Y0 + Y1) / 2);
+  dlj_raw(&b, line);
+  /* points: fitting ones first, misses on top; at most ~40000 drawn (every k-th) */
+  size_t n_ok = r->all.num_gt, step = n_ok > 40000 ? (n_ok + 39999) / 40000 : 1;
+  for (int pass = 0; pass < 2; pass++) {
+    size_t seen = 0;
+    dlj_raw(&b, "<g fill-opacity=\"0.75\">\n");
+    for (size_t i = 0; i < ds->num_boxes; i++) {
+      const detloss_eval_gt *g = &gt[i];
+      if (g->status != DETLOSS_EVAL_GT_OK) continue;
+      if (seen++ % step) continue;
+      int fit = iou ? (double)g->best >= thr : (double)g->best > thr;
+      if (fit != (pass == 0)) continue;
+      char col[16];
+      colour((double)g->best, thr, col, sizeof col);
+      snprintf(line, sizeof line, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\"/>\n",
+               PX(fmax((double)g->w, exp2(l2lo))), PY(fmax((double)g->h, exp2(l2lo))), col);
+      dlj_raw(&b, line);
+    }
+    dlj_raw(&b, "</g>\n");
+  }
+  /* anchor shapes */
+  for (size_t q = 0; q < ns; q++) {
+    double x = PX((double)sh[2 * q]), y = PY((double)sh[2 * q + 1]);
+    snprintf(line, sizeof line,
+             "<path d=\"M%.1f %.1fl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
+             "<title>anchor %g x %g (level %d)</title>\n",
+             x - 5, y - 5, (double)sh[2 * q], (double)sh[2 * q + 1], (int)sl[q]);
+    dlj_raw(&b, line);
+  }
+  /* colour bar */
+  for (int k = 0; k < 50; k++) {
+    double v = 1.0 - (double)k / 50.0;
+    char col[16];
+    colour(v, thr, col, sizeof col);
+    snprintf(line, sizeof line,
+             "<rect x=\"680\" y=\"%.1f\" width=\"18\" height=\"%.1f\" fill=\"%s\"/>\n",
+             Y0 + (Y1 - Y0) * 0.5 * k / 50.0, (Y1 - Y0) * 0.5 / 50.0 + 0.5, col);
+    dlj_raw(&b, line);
+  }
+  snprintf(line, sizeof line,
+           "<text x=\"704\" y=\"%g\">1</text><text x=\"704\" y=\"%.1f\">%g (fits)</text>"
+           "<text x=\"704\" y=\"%g\">0</text><text x=\"680\" y=\"%g\">best %s</text>\n"
+           "<path d=\"M680 %gl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
+           "<text x=\"696\" y=\"%g\">anchor shape</text>\n</svg>\n",
+           Y0 + 4, Y0 + (Y1 - Y0) * 0.5 * (1.0 - thr) + 4, thr, Y0 + (Y1 - Y0) * 0.5 + 4, Y0 - 8,
+           iou ? "IoU" : "r", Y0 + (Y1 - Y0) * 0.5 + 30, Y0 + (Y1 - Y0) * 0.5 + 39);
+  dlj_raw(&b, line);
+#undef PX
+#undef PY
+  free(sh);
+  free(sl);
+  int rc;
+  if (b.oom) {
+    fprintf(stderr, "detloss: eval: out of memory\n");
+    rc = DL_EXIT_RUNTIME;
+  } else {
+    rc = write_atomic(path, b.p, b.len);
+  }
+  dlj_buf_free(&b);
+  return rc;
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+int dl_cmd_eval(int argc, char **argv) {
+  const char *cfg_path = NULL, *ds_path = NULL, *plot = NULL, *out = NULL;
+  int json = 0, threads = 0;
+  long worst = -1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(HELP, stdout);
+      return DL_EXIT_OK;
+    } else if (strcmp(a, "--help-config") == 0) {
+      char *d = detloss_config_describe();
+      if (!d) return DL_EXIT_RUNTIME;
+      fputs(d, stdout);
+      detloss_free(d);
+      return DL_EXIT_OK;
+    } else if (strcmp(a, "--json") == 0) {
+      json = 1;
+    } else if (strcmp(a, "--dataset") == 0 || strcmp(a, "--plot") == 0 || strcmp(a, "-o") == 0 ||
+               strcmp(a, "--threads") == 0 || strcmp(a, "--worst") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "detloss: eval: %s needs a value (see detloss eval --help)\n", a);
+        return DL_EXIT_INPUT;
+      }
+      const char *v = argv[++i];
+      if (strcmp(a, "--dataset") == 0) ds_path = v;
+      else if (strcmp(a, "--plot") == 0) plot = v;
+      else if (strcmp(a, "-o") == 0) out = v;
+      else if (strcmp(a, "--threads") == 0) {
+        if ((threads = dl_cli_parse_threads(v)) < 0) {
+          fprintf(stderr, "detloss: eval: --threads needs a whole number from 0 to 4096\n");
+          return DL_EXIT_INPUT;
+        }
+      } else {
+        char *end;
+        errno = 0;
+        worst = strtol(v, &end, 10);
+        if (errno || end == v || *end || worst < 0 || worst > DETLOSS_EVAL_MAX_WORST) {
+          fprintf(stderr, "detloss: eval: --worst needs a whole number from 0 to %d\n",
+                  DETLOSS_EVAL_MAX_WORST);
+          return DL_EXIT_INPUT;
+        }
+      }
+    } else if (a[0] == '-' && a[1] != '\0') {
+      fprintf(stderr, "detloss: eval: unknown option '%s' (see detloss eval --help)\n", a);
+      return DL_EXIT_INPUT;
+    } else if (!cfg_path) {
+      cfg_path = a;
+    } else {
+      fprintf(stderr, "detloss: eval: expected one CONFIG, got a second: '%s'\n", a);
+      return DL_EXIT_INPUT;
+    }
+  }
+  if (!cfg_path) {
+    fprintf(stderr, "detloss: eval: missing CONFIG (see detloss eval --help)\n");
+    return DL_EXIT_INPUT;
+  }
+  const char *const search[] = {DETLOSS_SOURCE_DIR, NULL};
+  detloss_config *cfg = NULL;
+  detloss_dataset *ds = NULL;
+  detloss_error err;
+  detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
+  if (st != DETLOSS_OK) return dl_cli_report(&err, st);
+  if (!ds_path) ds_path = cfg->dataset_path;
+  if (!ds_path) {
+    fprintf(stderr, "detloss: eval: no data set: give --dataset FILE or \"dataset\" in %s\n",
+            cfg->path);
+    detloss_config_free(cfg);
+    return DL_EXIT_INPUT;
+  }
+  st = detloss_dataset_load(ds_path, &ds, &err);
+  if (st != DETLOSS_OK) {
+    detloss_config_free(cfg);
+    return dl_cli_report(&err, st);
+  }
+  detloss_eval_options o = cfg->eval;
+  o.num_threads = threads;
+  if (worst >= 0) o.num_worst = (size_t)worst;
+  progress prog;
+  memset(&prog, 0, sizeof prog);
+  clock_gettime(CLOCK_MONOTONIC, &prog.t0);
+  if (isatty(STDERR_FILENO)) {
+    o.progress = on_progress;
+    o.progress_user = &prog;
+  }
+  detloss_eval_gt *gt = malloc((ds->num_boxes ? ds->num_boxes : 1) * sizeof *gt);
+  detloss_eval_report *rep = malloc(sizeof *rep);
+  int rc = DL_EXIT_OK;
+  if (!gt || !rep) {
+    fprintf(stderr, "detloss: eval: out of memory\n");
+    rc = DL_EXIT_RUNTIME;
+  } else {
+    detloss_eval_dataset view = detloss_dataset_view(ds);
+    detloss_eval_anchors src = detloss_config_eval_anchors(cfg);
+    st = detloss_anchor_eval(&view, &src, gt, rep, &o, &err);
+    if (st != DETLOSS_OK) {
+      /* Name the data set file for data errors, the config otherwise. */
+      if (strncmp(err.where, "data", 4) == 0) dl_where_file(&err, ds->path);
+      else dl_where_file(&err, cfg->path);
+      rc = dl_cli_report(&err, st);
+    }
+  }
+  if (rc == DL_EXIT_OK) {
+    dlj_buf b;
+    dlj_buf_init(&b);
+    if (json) {
+      dlj_obj_begin(&b);
+      dlj_kv_str(&b, "config", cfg->path);
+      if (cfg->name) dlj_kv_str(&b, "config_name", cfg->name);
+      if (cfg->anchors_path) dlj_kv_str(&b, "anchors", cfg->anchors_path);
+      dlj_kv_str(&b, "dataset", ds->path);
+      if (ds->name) dlj_kv_str(&b, "dataset_name", ds->name);
+      dl_eval_report_json(&b, rep, &o, cfg->grid.num_levels ? &cfg->grid : NULL, ds->image_id);
+      dlj_obj_end(&b);
+      dlj_raw(&b, "\n");
+    } else {
+      text_report(&b, cfg, ds, rep, &o);
+    }
+    if (b.oom) {
+      fprintf(stderr, "detloss: eval: out of memory\n");
+      rc = DL_EXIT_RUNTIME;
+    } else if (plot && (rc = svg_plot(plot, cfg, ds, gt, rep, &o)) != DL_EXIT_OK) {
+      /* message printed */
+    } else if (out) {
+      rc = write_atomic(out, b.p, b.len);
+    } else if (fwrite(b.p, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
+      fprintf(stderr, "detloss: eval: write error on standard output\n");
+      rc = DL_EXIT_RUNTIME;
+    }
+    dlj_buf_free(&b);
+  }
+  free(gt);
+  free(rep);
+  detloss_dataset_free(ds);
+  detloss_config_free(cfg);
+  return rc;
+}

@@ -19,6 +19,8 @@ static const dl_command COMMANDS[] = {
     {"compute", "run JSON cases of the compute contract (FILE|-)", dl_cmd_compute},
     {"bench", "time the standard workloads (see bench/compare_torchvision.py)", dl_cmd_bench},
     /* @@commands: one line per subcommand */
+    {"anchors", "show a config's anchor set, write it as JSON (-o)", dl_cmd_anchors},
+    {"eval", "evaluate a config's anchors on a data set of gt boxes", dl_cmd_eval},
 };
 #define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

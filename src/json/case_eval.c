@@ -38,7 +38,7 @@ static void stats_json(dlj_buf *b, const detloss_eval_stats *s) {
 }
 
 void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r, const detloss_eval_options *o,
-                         const detloss_anchor_config *grid) {
+                         const detloss_anchor_config *grid, const int64_t *image_id) {
   dlj_kv_str(b, "metric", o->metric == DETLOSS_EVAL_IOU ? "iou" : "wh_ratio");
   if (o->metric == DETLOSS_EVAL_IOU) dlj_kv_num(b, "iou_thresh", (double)o->iou_thresh);
   else dlj_kv_num(b, "ratio_thresh", (double)o->ratio_thresh);
@@ -81,6 +81,7 @@ void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r, const detloss
     const detloss_eval_worst *w = &r->worst[i];
     dlj_obj_begin(b);
     dlj_kv_int(b, "image", (long long)w->image);
+    if (image_id) dlj_kv_int(b, "image_id", (long long)image_id[w->image]);
     dlj_kv_int(b, "box", (long long)w->box);
     dlj_kv_num(b, "w", (double)w->w);
     dlj_kv_num(b, "h", (double)w->h);
@@ -244,7 +245,7 @@ detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *ou
       }
     }
   }
-  if (st == DETLOSS_OK) dl_eval_report_json(out, rep, &o, src.grid);
+  if (st == DETLOSS_OK) dl_eval_report_json(out, rep, &o, src.grid, NULL);
   free(rep);
   dl_anchor_set_free(&set);
   dl_dataset_clear(&ds);

@@ -772,8 +772,8 @@ static int file_exists(const char *p) {
   return 1;
 }
 
-/* Resolves a relative file name: config dir, (anchors: config dir/../anchors),
- * then each search dir (anchors: dir/anchors). NULL if not found (*tried gets
+/* Resolves a relative file name: (anchors: config dir/../anchors,) config dir,
+ * then each search dir (anchors: dir/anchors first). NULL if not found (*tried gets
  * the first candidate for the message). */
 static char *resolve(const char *name, const char *cfg_path, const char *const *search,
                      int anchors, char *tried, size_t tried_cap) {
@@ -787,20 +787,21 @@ static char *resolve(const char *name, const char *cfg_path, const char *const *
   char *slash = strrchr(dir, '/');
   if (slash) *slash = '\0';
   else snprintf(dir, sizeof dir, ".");
-  snprintf(buf, sizeof buf, "%s/%s", dir, name);
-  snprintf(tried, tried_cap, "%s", buf);
-  if (file_exists(buf)) return dupstr(buf);
+  /* anchors/ first for anchor files: a config may share its anchor file's name. */
   if (anchors) {
     snprintf(buf, sizeof buf, "%s/../anchors/%s", dir, name);
     if (file_exists(buf)) return dupstr(buf);
   }
+  snprintf(buf, sizeof buf, "%s/%s", dir, name);
+  snprintf(tried, tried_cap, "%s", buf);
+  if (file_exists(buf)) return dupstr(buf);
   for (size_t i = 0; search && search[i]; i++) {
-    snprintf(buf, sizeof buf, "%s/%s", search[i], name);
-    if (file_exists(buf)) return dupstr(buf);
     if (anchors) {
       snprintf(buf, sizeof buf, "%s/anchors/%s", search[i], name);
       if (file_exists(buf)) return dupstr(buf);
     }
+    snprintf(buf, sizeof buf, "%s/%s", search[i], name);
+    if (file_exists(buf)) return dupstr(buf);
   }
   return NULL;
 }

@@ -49,8 +49,10 @@ void dl_dataset_clear(detloss_dataset *ds);
 
 /* Writes the fields of an evaluation report into an open JSON object:
  * num_gt, recall, mean_best, anchors_per_gt, positives_per_gt, positives_hist,
- * by_size, counts, levels (with strides when grid != NULL), worst. */
+ * by_size, counts, levels (with strides when grid != NULL), worst (with the
+ * data set's image ids when image_id != NULL). */
 void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r,
-                         const detloss_eval_options *o, const detloss_anchor_config *grid);
+                         const detloss_eval_options *o, const detloss_anchor_config *grid,
+                         const int64_t *image_id);
 
 #endif /* DETLOSS_EVALCFG_H */

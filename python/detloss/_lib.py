@@ -178,19 +178,31 @@ class EvalOptions(ctypes.Structure):
                 ("ratio_thresh", ctypes.c_float), ("resize_min_size", ctypes.c_float),
                 ("resize_max_size", ctypes.c_float), ("count_positives", ctypes.c_int),
                 ("match", MatchOptions), ("num_worst", ctypes.c_size_t),
-                ("num_threads", ctypes.c_int)]
+                ("num_threads", ctypes.c_int), ("progress", ctypes.c_void_p),
+                ("progress_user", ctypes.c_void_p)]
+
+
+# void (*progress)(void *user, size_t images_done, size_t num_images)
+EVAL_PROGRESS = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
 
 
 class EvalGt(ctypes.Structure):
     _fields_ = [("w", ctypes.c_float), ("h", ctypes.c_float), ("best", ctypes.c_float),
                 ("num_fit", ctypes.c_uint32), ("num_pos", ctypes.c_uint32),
-                ("level", ctypes.c_int16), ("size", ctypes.c_uint8), ("status", ctypes.c_uint8)]
+                ("level", ctypes.c_int16), ("size", ctypes.c_uint8), ("status", ctypes.c_uint8),
+                ("clipped", ctypes.c_uint8)]
+
+
+def _numpy_dtype(struct):
+    """The numpy record dtype of a flat ctypes struct (same offsets and padding)."""
+    return np.dtype({"names": [n for n, _ in struct._fields_],
+                     "formats": [np.dtype(t) for _, t in struct._fields_],
+                     "offsets": [getattr(struct, n).offset for n, _ in struct._fields_],
+                     "itemsize": ctypes.sizeof(struct)})
 
 
 # The same record as a numpy dtype, so per-gt results come back as one array.
-EVAL_GT_DTYPE = np.dtype([("w", "<f4"), ("h", "<f4"), ("best", "<f4"), ("num_fit", "<u4"),
-                          ("num_pos", "<u4"), ("level", "<i2"), ("size", "u1"),
-                          ("status", "u1")])
+EVAL_GT_DTYPE = _numpy_dtype(EvalGt)
 
 
 class EvalStats(ctypes.Structure):

@@ -702,8 +702,8 @@ class _HeadBatch:
             g = array(w + ".gt", np.zeros((0, 4), np.float32) if gtv is None else gtv,
                       shape=(None, 4))
             ng = g.shape[0]
-            crowd = array(w + ".gt_is_crowd", im.get("gt_is_crowd"), np.uint8, shape=(ng,),
-                          allow_none=True)
+            cv = im.get("gt_is_crowd", im.get("is_crowd"))
+            crowd = array(w + ".is_crowd", cv, np.uint8, shape=(ng,), allow_none=True)
             d = array(w + ".deltas", im.get("deltas"), shape=(na, 4))
             c.anchors, c.num_anchors, c.gt, c.num_gt = ptr(a), na, ptr(g), ng
             c.gt_is_crowd, c.num_predictions, c.deltas = ptr(crowd), na, ptr(d)
@@ -742,7 +742,8 @@ def rpn_loss(images, *, convention="torchvision", fg_iou_thresh=None, bg_iou_thr
     assign_targets_to_anchors + compute_loss; conventions "detectron2", "py_faster_rcnn").
 
     images: list of dicts {"anchors" [A, 4], "gt" [G, 4], "objectness" [A],
-    "deltas" [A, 4], optional "gt_is_crowd" [G], "image_size" (H, W)}. Options left at
+    "deltas" [A, 4], optional "is_crowd" [G], "image_size" (H, W)} (the keys of the
+    rpn_loss compute op; "boxes" is accepted for "gt"). Options left at
     None take the convention's preset. Returns a dict: loss_objectness, loss_box_reg,
     num_pos, num_neg, num_ignored, num_sampled_pos, num_sampled_neg, normalizer,
     nonfinite, per_image (list of dicts), and with grad: grad_objectness, grad_deltas
@@ -794,7 +795,7 @@ def retina_loss(images, num_classes, *, fg_iou_thresh=0.5, bg_iou_thresh=0.4,
     normalizer with normalizer="detectron2_ema", or a caller's normalizer).
 
     images: list of dicts {"anchors" [A, 4], "gt" [G, 4], "labels" [G] (int),
-    "cls_logits" [A, C], "deltas" [A, 4], optional "gt_is_crowd"}. ema_state: the EMA
+    "cls_logits" [A, C], "deltas" [A, 4], optional "is_crowd" [G], "image_size"}. ema_state: the EMA
     normalizer's state (a float, 100 to start); the updated value is returned in the
     result as "ema_state". Returns a dict: loss_cls, loss_box_reg, counts, normalizer,
     per_image, and with grad: grad_cls_logits, grad_deltas (lists, per image)."""
@@ -848,8 +849,8 @@ def _eval_stats(s):
 
 def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", iou_thresh=0.5,
                 ratio_thresh=4.0, resize_min_size=0.0, resize_max_size=0.0,
-                count_positives=True, num_worst=20, return_per_gt=False, num_threads=0,
-                **match_kw):
+                count_positives=True, num_worst=20, return_per_gt=False, progress=None,
+                num_threads=0, **match_kw):
     """How well an anchor set covers the gt boxes of a data set (detloss_anchor_eval).
 
     dataset: a list of images {"height", "width", "boxes" [G, 4], optional "is_crowd" [G]}
@@ -859,7 +860,9 @@ def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", 
     match() (high, low, allow_low_quality, semantics, ...) for the positive counts.
     Returns the report as a dict (num_gt, recall, mean_best, anchors_per_gt, by_size,
     level_best, level_pos, worst, ...); with return_per_gt also a structured array of
-    the per-gt records (w, h, best, num_fit, num_pos, level, size, status)."""
+    the per-gt records (w, h, best, num_fit, num_pos, level, size, status, clipped).
+    progress: optional callable(images_done, num_images), called on this thread after
+    each chunk of images."""
     images = dataset["images"] if isinstance(dataset, dict) else dataset
     if len(images) == 0:
         raise DetlossError(_lib.ERR_SHAPE, "dataset", "no images")
@@ -914,6 +917,12 @@ def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", 
         o.match = mo
     o.num_worst = int(num_worst)
     o.num_threads = threads(num_threads)
+    if progress is not None:
+        if not callable(progress):
+            raise _lib.DetlossTypeError(_lib.ERR_TYPE, "progress", "must be callable")
+        cb = _lib.EVAL_PROGRESS(lambda _user, done, total: progress(done, total))
+        keep.append(cb)
+        o.progress = ctypes.cast(cb, ctypes.c_void_p)
     rep = _lib.EvalReport()
     per = np.empty(allb.shape[0], _lib.EVAL_GT_DTYPE) if return_per_gt else None
     call("detloss_anchor_eval", ctypes.byref(data), ctypes.byref(src), ptr(per),

@@ -1,0 +1,302 @@
+"""detloss.torch against torchvision's own functions, value and gradient.
+
+detloss computes in float32, so torch.autograd.gradcheck (which needs float64
+to be meaningful) does not apply; instead every value and gradient is compared
+with torchvision's autograd at stated float32 tolerances: against torchvision
+in float32 (rtol 1e-5, atol 1e-6 for values; rtol 1e-4, atol 1e-6 for
+gradients) and against torchvision in float64 (rtol 1e-4, atol 1e-6), the
+float64 result being the better reference for both."""
+import types
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+tvo = pytest.importorskip("torchvision.ops")
+
+import detloss  # noqa: E402
+import detloss.torch as dt  # noqa: E402
+from detloss import DetlossError  # noqa: E402
+
+VAL = dict(rtol=1e-5, atol=1e-6)
+GRAD = dict(rtol=1e-4, atol=1e-6)
+
+
+def _boxes(g, n, scale=100.0):
+    xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * scale
+    wh = torch.rand(n, 2, generator=g, dtype=torch.float64) * scale / 2 + 1
+    return torch.cat([xy, xy + wh], 1)
+
+
+def _compare(ours, theirs, inputs, weight_seed=0):
+    """value and gradient of sum(w * loss) with random w (so 'none' checks each element)."""
+    w = torch.randn(theirs.shape, generator=torch.Generator().manual_seed(weight_seed),
+                    dtype=theirs.dtype)
+    ga = torch.autograd.grad((ours * w.to(ours.dtype)).sum(), inputs[0])
+    gb = torch.autograd.grad((theirs * w).sum(), inputs[1])
+    torch.testing.assert_close(ours.double(), theirs.double(), **VAL)
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a.double(), b.double(), **GRAD)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1.0, 1.0), (0.5, 0.0)])
+def test_sigmoid_focal_loss_matches_torchvision_in_value_and_gradient(reduction, alpha, gamma):
+    g = torch.Generator().manual_seed(1)
+    x64 = 3 * torch.randn(64, 7, generator=g, dtype=torch.float64)
+    y64 = (torch.rand(64, 7, generator=g, dtype=torch.float64) < 0.2).double()
+    for ref_dtype in (torch.float32, torch.float64):
+        x = x64.float().requires_grad_()
+        xr = x64.to(ref_dtype).requires_grad_()
+        ours = dt.sigmoid_focal_loss(x, y64.float(), alpha, gamma, reduction)
+        theirs = tvo.sigmoid_focal_loss(xr, y64.to(ref_dtype), alpha, gamma, reduction)
+        assert ours.shape == theirs.shape and ours.dtype == torch.float32
+        _compare(ours, theirs, ([x], [xr]))
+
+
+def test_float64_inputs_give_float64_results_and_gradients():
+    x = torch.randn(10, 3, dtype=torch.float64, requires_grad=True)
+    y = (torch.rand(10, 3) < 0.5).double()
+    l = dt.sigmoid_focal_loss(x, y, reduction="sum")
+    assert l.dtype == torch.float64
+    l.backward()
+    assert x.grad.dtype == torch.float64
+    ref = torch.autograd.grad(tvo.sigmoid_focal_loss(x, y, reduction="sum"), x)[0]
+    torch.testing.assert_close(x.grad, ref, **GRAD)
+
+
+def test_the_focal_gradient_stays_finite_at_saturated_logits_where_autograd_gives_nan():
+    x = torch.tensor([-100.0, 100.0, 0.0], requires_grad=True)
+    y = torch.tensor([0.0, 1.0, 1.0])
+    dt.sigmoid_focal_loss(x, y, gamma=0.5, reduction="sum").backward()
+    assert torch.isfinite(x.grad).all()
+    x2 = x.detach().clone().requires_grad_()
+    tvo.sigmoid_focal_loss(x2, y, gamma=0.5, reduction="sum").backward()
+    assert not torch.isfinite(x2.grad).all()  # torchvision: (1 - p_t)^-0.5 * 0 -> NaN
+
+
+@pytest.mark.parametrize("name", ["generalized_box_iou_loss", "distance_box_iou_loss",
+                                  "complete_box_iou_loss"])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_box_losses_match_torchvision_for_both_boxes(name, reduction):
+    g = torch.Generator().manual_seed(2)
+    b1, b2 = _boxes(g, 40), _boxes(g, 40)
+    b2[:5] = b1[:5] + 0.5  # heavy overlap
+    for ref_dtype in (torch.float32, torch.float64):
+        p, t = b1.float().requires_grad_(), b2.float().requires_grad_()
+        pr, tr = b1.to(ref_dtype).requires_grad_(), b2.to(ref_dtype).requires_grad_()
+        ours = getattr(dt, name)(p, t, reduction)
+        theirs = getattr(tvo, name)(pr, tr, reduction)
+        _compare(ours, theirs, ([p, t], [pr, tr]))
+
+
+def test_box_losses_accept_leading_batch_dimensions():
+    g = torch.Generator().manual_seed(3)
+    b1, b2 = _boxes(g, 12).float().view(3, 4, 4), _boxes(g, 12).float().view(3, 4, 4)
+    torch.testing.assert_close(dt.generalized_box_iou_loss(b1, b2),
+                               tvo.generalized_box_iou_loss(b1, b2), **VAL)
+
+
+def test_iou_matrices_match_torchvision():
+    g = torch.Generator().manual_seed(4)
+    b1, b2 = _boxes(g, 20).float(), _boxes(g, 30).float()
+    torch.testing.assert_close(dt.box_iou(b1, b2), tvo.box_iou(b1, b2), rtol=0, atol=0)
+    for n in ("generalized_box_iou", "distance_box_iou", "complete_box_iou"):
+        torch.testing.assert_close(getattr(dt, n)(b1, b2), getattr(tvo, n)(b1, b2), **VAL)
+    torch.testing.assert_close(dt.box_area(b1), tvo.box_area(b1), rtol=0, atol=0)
+
+
+def test_a_second_backward_through_the_same_loss_is_a_clear_error():
+    x = torch.randn(5, requires_grad=True)
+    l = dt.sigmoid_focal_loss(x, torch.zeros(5), reduction="sum")
+    l.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="already handed to autograd"):
+        l.backward()
+
+
+def test_bad_tensors_are_refused_naming_the_argument():
+    y = torch.zeros(3)
+    with pytest.raises(DetlossError) as e:
+        dt.sigmoid_focal_loss(torch.zeros(3, device="meta"), y)
+    assert e.value.where == "inputs" and e.value.status_name == "unsupported"
+    with pytest.raises(TypeError) as e:
+        dt.sigmoid_focal_loss(torch.zeros(3, dtype=torch.int64), y)
+    assert e.value.where == "inputs"
+    with pytest.raises(DetlossError) as e:
+        dt.sigmoid_focal_loss(torch.zeros(3), torch.zeros(4))
+    assert e.value.where == "targets"
+    with pytest.raises(DetlossError) as e:
+        dt.generalized_box_iou_loss(torch.zeros(3, 3), torch.zeros(3, 3))
+    assert e.value.where == "boxes1"
+    with pytest.raises(DetlossError) as e:
+        dt.sigmoid_focal_loss(torch.tensor([float("nan")]), torch.zeros(1))
+    assert e.value.where == "input[0]" and e.value.status_name == "nonfinite"
+    # non-contiguous tensors are fine (copied)
+    x = torch.randn(4, 6)[:, ::2].requires_grad_()
+    torch.testing.assert_close(dt.sigmoid_focal_loss(x, torch.zeros(4, 3)),
+                               tvo.sigmoid_focal_loss(x, torch.zeros(4, 3)), **VAL)
+
+
+# --------------------------------------------------------------------------- detector heads
+def _anchor_batch(n_images, A, seed):
+    g = torch.Generator().manual_seed(seed)
+    return [_boxes(g, A, 200).float() for _ in range(n_images)], g
+
+
+def _retina_reference(loss_type, targets, cls, reg, anchors):
+    from torchvision.models.detection import _utils as du
+    from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
+    head = RetinaNetHead(8, 1, cls.shape[-1])
+    head.regression_head._loss_type = loss_type
+    fake = types.SimpleNamespace(proposal_matcher=du.Matcher(0.5, 0.4, True), head=head)
+    r = RetinaNet.compute_loss(fake, targets, {"cls_logits": cls, "bbox_regression": reg},
+                               anchors)
+    return r["classification"], r["bbox_regression"]
+
+
+def _retina_inputs(seed=5):
+    anchors, g = _anchor_batch(2, 400, seed)
+    targets = [{"boxes": anchors[0][[3, 50, 100, 7]] + torch.randn(4, 4, generator=g),
+                "labels": torch.tensor([1, 4, 0, 4])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    cls = torch.randn(2, 400, 5, generator=g).requires_grad_()
+    reg = (0.1 * torch.randn(2, 400, 4, generator=g)).requires_grad_()
+    return anchors, targets, cls, reg
+
+
+@pytest.mark.parametrize("loss_type", ["l1", "smooth_l1", "giou", "diou", "ciou"])
+def test_retina_loss_matches_torchvision_retinanet_compute_loss(loss_type):
+    anchors, targets, cls, reg = _retina_inputs()
+    rc, rb = _retina_reference(loss_type, targets, cls, reg, anchors)
+    lc, lb = dt.retina_loss(cls, reg, anchors, targets, box_loss=loss_type)
+    torch.testing.assert_close(lc, rc, **VAL)
+    torch.testing.assert_close(lb, rb, **VAL)
+    ga = torch.autograd.grad(rc + 2 * rb, [cls, reg])
+    gb = torch.autograd.grad(lc + 2 * lb, [cls, reg])
+    for a, b in zip(gb, ga):
+        torch.testing.assert_close(a, b, **GRAD)
+
+
+def test_retina_loss_takes_lists_of_per_image_tensors():
+    anchors, targets, cls, reg = _retina_inputs(6)
+    cl = [c.detach().clone().requires_grad_() for c in cls]
+    rl = [r.detach().clone().requires_grad_() for r in reg]
+    lc, lb = dt.retina_loss(cls, reg, anchors, targets)
+    lc2, lb2 = dt.retina_loss(cl, rl, anchors, targets)
+    assert lc.item() == lc2.item() and lb.item() == lb2.item()
+    g = torch.autograd.grad(lc + lb, [cls, reg])
+    g2 = torch.autograd.grad(lc2 + lb2, cl + rl)
+    assert torch.equal(g[0], torch.stack(g2[:2])) and torch.equal(g[1], torch.stack(g2[2:]))
+
+
+def test_retina_ema_normalizer_updates_the_state_tensor():
+    anchors, targets, cls, reg = _retina_inputs(7)
+    state = torch.tensor([100.0])
+    _, _, st = dt.retina_loss(cls, reg, anchors, targets, normalizer="detectron2_ema",
+                              ema_state=state, return_stats=True)
+    # n <- 0.9 * 100 + 0.1 * max(P, 1)
+    assert state.item() == pytest.approx(0.9 * 100 + 0.1 * max(st["num_pos"], 1), rel=1e-6)
+
+
+def test_rpn_loss_matches_torchvision_when_nothing_is_subsampled():
+    from torchvision.models.detection import _utils as du
+    from torchvision.models.detection.rpn import RegionProposalNetwork as RPN
+    from torchvision.ops import boxes as box_ops
+    anchors, g = _anchor_batch(2, 300, 8)
+    targets = [{"boxes": anchors[0][[3, 50, 100]] + torch.randn(3, 4, generator=g)},
+               {"boxes": anchors[1][[9]] * 1.05}]
+    obj = torch.randn(600, 1, generator=g).requires_grad_()
+    reg = (0.1 * torch.randn(600, 4, generator=g)).requires_grad_()
+    fake = types.SimpleNamespace(proposal_matcher=du.Matcher(0.7, 0.3, True),
+                                 box_similarity=box_ops.box_iou,
+                                 fg_bg_sampler=du.BalancedPositiveNegativeSampler(10 ** 6, 0.5),
+                                 box_coder=du.BoxCoder((1.0, 1.0, 1.0, 1.0)))
+    labels, mgt = RPN.assign_targets_to_anchors(fake, anchors, targets)
+    ro, rb = RPN.compute_loss(fake, obj, reg, labels, fake.box_coder.encode(mgt, anchors))
+    lo, lb = dt.rpn_loss(obj, reg, anchors, targets, batch_size_per_image=10 ** 6)
+    torch.testing.assert_close(lo, ro, **VAL)
+    torch.testing.assert_close(lb, rb, **VAL)
+    ga = torch.autograd.grad(ro + 3 * rb, [obj, reg])
+    gb = torch.autograd.grad(lo + 3 * lb, [obj, reg])
+    for a, b in zip(gb, ga):
+        torch.testing.assert_close(a, b, **GRAD)
+
+
+def test_rpn_sampling_follows_torchs_generator_when_no_seed_is_given():
+    anchors, g = _anchor_batch(1, 2000, 9)
+    targets = [{"boxes": anchors[0][:40] + 1}]
+    obj = torch.randn(2000, generator=g).requires_grad_()
+    reg = torch.zeros(2000, 4, requires_grad=True)
+    torch.manual_seed(0)
+    a = dt.rpn_loss(obj, reg, anchors, targets, batch_size_per_image=64)[0].item()
+    torch.manual_seed(0)
+    b = dt.rpn_loss(obj, reg, anchors, targets, batch_size_per_image=64)[0].item()
+    c = dt.rpn_loss(obj, reg, anchors, targets, batch_size_per_image=64)[0].item()
+    assert a == b and a != c
+
+
+# --------------------------------------------------------------------------- patched models
+def _images_and_targets(n=2, size=128, classes=3, seed=10):
+    g = torch.Generator().manual_seed(seed)
+    images = [torch.rand(3, size, size, generator=g) for _ in range(n)]
+    targets = []
+    for i in range(n):
+        b = _boxes(g, 3, size / 2).float()
+        targets.append({"boxes": b, "labels": torch.randint(1, classes, (3,), generator=g)})
+    return images, targets
+
+
+def _losses_and_grads(model, images, targets, keys, params):
+    for p in params:
+        p.grad = None
+    losses = model(images, targets)
+    sum(losses[k] for k in keys).backward()
+    return {k: losses[k].item() for k in keys}, [p.grad.clone() for p in params]
+
+
+def test_patch_retinanet_gives_torchvisions_losses_and_gradients():
+    from torchvision.models.detection import retinanet_resnet50_fpn
+    torch.manual_seed(0)
+    model = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3,
+                                   min_size=128, max_size=128).train()
+    images, targets = _images_and_targets()
+    keys = ["classification", "bbox_regression"]
+    params = [model.head.classification_head.cls_logits.weight,
+              model.head.regression_head.bbox_reg.weight]
+    ref, gref = _losses_and_grads(model, images, targets, keys, params)
+    dt.patch_retinanet(model)
+    assert "compute_loss" in vars(model)
+    got, ggot = _losses_and_grads(model, images, targets, keys, params)
+    for k in keys:
+        assert got[k] == pytest.approx(ref[k], rel=1e-5)
+    for a, b in zip(ggot, gref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    dt.unpatch(model)
+    assert "compute_loss" not in vars(model)
+
+
+def test_patch_rpn_gives_torchvisions_rpn_losses_and_gradients():
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
+    torch.manual_seed(0)
+    model = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None,
+                                              num_classes=3, min_size=160, max_size=160,
+                                              rpn_batch_size_per_image=10 ** 6).train()
+    images, targets = _images_and_targets(size=160, seed=11)
+    keys = ["loss_objectness", "loss_rpn_box_reg"]
+    params = [model.rpn.head.cls_logits.weight, model.rpn.head.bbox_pred.weight]
+
+    class RpnOnly(torch.nn.Module):  # the model up to its RPN (the ROI heads are slow on CPU)
+        def forward(self, images, targets):
+            il, tg = model.transform(images, targets)
+            return model.rpn(il, model.backbone(il.tensors), tg)[1]
+
+    ref, gref = _losses_and_grads(RpnOnly(), images, targets, keys, params)
+    dt.patch_rpn(model)
+    got, ggot = _losses_and_grads(RpnOnly(), images, targets, keys, params)
+    assert "forward" in vars(model.rpn)
+    for k in keys:
+        assert got[k] == pytest.approx(ref[k], rel=1e-5)
+    for a, b in zip(ggot, gref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    dt.unpatch(model)
+    assert "forward" not in vars(model.rpn)

@@ -15,6 +15,8 @@
 #             2 threads, memory O(A) (Release build)
 #   fuzz      libFuzzer targets (clang, ASan+UBSan): replay fuzz/regressions/<target>/*,
 #             then fuzz each target for FUZZ_SECONDS (default 30) from its seeds
+#   python    libdetloss.so, then the Python binding's pytest suite (python/tests) with
+#             Debian's python3-pytest, -numpy, -torch, -torchvision (/usr/bin/python3)
 # Build directories: _build/<suite>. Environment: JOBS (default: nproc).
 # Ends with "suites: N passed, M failed"; exits non-zero if any failed.
 set -uo pipefail
@@ -23,7 +25,7 @@ root=$PWD
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 mkdir -p _build
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(default sanitize nomp install symbols memcheck large fuzz)
+[ ${#suites[@]} -eq 0 ] && suites=(default sanitize nomp install symbols memcheck large fuzz python)
 
 extra=()
 for s in "${suites[@]}"; do
@@ -135,6 +137,18 @@ suite_fuzz() {
     fi
     echo "fuzz $t: $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$dir/$t.log" | grep -Eo '[0-9]+$') executions in ${secs}s, no crash, leak or sanitizer report"
   done
+  return $rc
+}
+
+suite_python() {
+  bash scripts/install-deps.sh python3-pytest python3-numpy python3-torch python3-torchvision \
+    || return 1
+  configure_build _build/python -DCMAKE_BUILD_TYPE=Release -DDETLOSS_SHARED=ON \
+    -DDETLOSS_TESTS=OFF || return 1
+  local rc=0
+  DETLOSS_LIBRARY="$root/_build/python/libdetloss.so" \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests || rc=$?
+  [ $rc -eq 5 ] && echo "python: pytest collected no tests (a failure)"
   return $rc
 }
 

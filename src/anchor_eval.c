@@ -352,8 +352,12 @@ static void resize_params(const detloss_eval_options *o, float H, float W, float
                           float *nh, float *nw) {
   float mn = o->resize_min_size, mx = o->resize_max_size;
   if (mn > 0.0f && mx > 0.0f) {
-    /* torchvision transform.py _resize_image_and_masks + resize_boxes. */
-    float sc = fminf(mn / fminf(H, W), mx / fmaxf(H, W));
+    /* torchvision transform.py _resize_image_and_masks + resize_boxes. Its
+     * `self_min_size / min_size` is a Python float over a float32 tensor,
+     * which torch evaluates as min_size.reciprocal() * self_min_size in float32
+     * (Tensor.__rdiv__): the same rounding here, so that floor(H * scale)
+     * gives torchvision's image size (800, not 799, for a 480 px side). */
+    float sc = fminf((1.0f / fminf(H, W)) * mn, (1.0f / fmaxf(H, W)) * mx);
     double h2 = floor((double)H * (double)sc), w2 = floor((double)W * (double)sc);
     *nh = (float)h2;
     *nw = (float)w2;

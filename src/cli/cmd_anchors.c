@@ -49,6 +49,15 @@ static int parse_size(const char *s, double *out) {
   return 0;
 }
 
+/* Reports an error loading an input file: a file that cannot be read is bad
+ * input (exit 2), like any other fault of the config or data set; only
+ * running out of memory is a runtime failure. */
+static int load_error(const detloss_error *err, detloss_status st) {
+  if (err->where[0]) fprintf(stderr, "detloss: %s: %s\n", err->where, err->msg);
+  else fprintf(stderr, "detloss: %s\n", err->msg);
+  return st == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
+}
+
 /* Writes buf to path through a temporary file renamed when complete. */
 static int write_atomic(const char *path, const char *buf, size_t len) {
   char tmp[4200];
@@ -113,10 +122,15 @@ int dl_cmd_anchors(int argc, char **argv) {
   detloss_config *cfg = NULL;
   detloss_error err;
   detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
-  if (st != DETLOSS_OK) return dl_cli_report(&err, st);
+  if (st != DETLOSS_OK) return load_error(&err, st);
   if (ih == 0.0 && cfg->image_size[0] > 0.0f) {
     ih = (double)cfg->image_size[0];
     iw = (double)cfg->image_size[1];
+  }
+  if (out_path && cfg->grid.num_levels > 0 && ih <= 0.0) {
+    fprintf(stderr, "detloss: anchors: -o needs --image-size H W for a grid anchor set\n");
+    detloss_config_free(cfg);
+    return DL_EXIT_INPUT;
   }
 
   printf("config      %s%s%s\n", cfg->path, cfg->name ? ": " : "", cfg->name ? cfg->name : "");
@@ -170,7 +184,7 @@ int dl_cmd_anchors(int argc, char **argv) {
       }
       printf("\n");
     }
-    if (ih > 0.0) printf("total %62s %zu\n", "", total);
+    if (ih > 0.0) printf("%-6s %-9s %-9s %-30s  %-15s %zu\n", "total", "", "", "", "", total);
     printf("\nbase anchors (x1, y1, x2, y2) around the cell point:\n");
     for (size_t l = 0; l < grid.num_levels; l++) {
       size_t k = 0;
@@ -210,12 +224,6 @@ int dl_cmd_anchors(int argc, char **argv) {
     dlj_obj_begin(&b);
     if (cfg->anchors_name) dlj_kv_str(&b, "name", cfg->anchors_name);
     if (cfg->grid.num_levels > 0) {
-      if (ih <= 0.0) {
-        fprintf(stderr, "detloss: anchors: -o needs --image-size H W for a grid anchor set\n");
-        dlj_buf_free(&b);
-        detloss_config_free(cfg);
-        return DL_EXIT_INPUT;
-      }
       anchors = malloc((total ? total : 1) * 4 * sizeof(float));
       detloss_status gs = anchors ? detloss_anchors_generate(&grid, anchors, total, &err)
                                   : DETLOSS_ERR_NOMEM;

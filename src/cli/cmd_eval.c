@@ -67,6 +67,15 @@ static const char HELP[] =
     "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
     "             2 bad input or usage (one line on stderr names the file and field)\n";
 
+/* Reports an error loading an input file: a file that cannot be read is bad
+ * input (exit 2), like any other fault of the config or data set; only
+ * running out of memory is a runtime failure. */
+static int load_error(const detloss_error *err, detloss_status st) {
+  if (err->where[0]) fprintf(stderr, "detloss: %s: %s\n", err->where, err->msg);
+  else fprintf(stderr, "detloss: %s\n", err->msg);
+  return st == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
+}
+
 /* Writes buf to path through a temporary file renamed when complete. */
 static int write_atomic(const char *path, const char *buf, size_t len) {
   char tmp[4200];
@@ -495,7 +504,7 @@ int dl_cmd_eval(int argc, char **argv) {
   detloss_dataset *ds = NULL;
   detloss_error err;
   detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
-  if (st != DETLOSS_OK) return dl_cli_report(&err, st);
+  if (st != DETLOSS_OK) return load_error(&err, st);
   if (!ds_path) ds_path = cfg->dataset_path;
   if (!ds_path) {
     fprintf(stderr, "detloss: eval: no data set: give --dataset FILE or \"dataset\" in %s\n",
@@ -506,7 +515,7 @@ int dl_cmd_eval(int argc, char **argv) {
   st = detloss_dataset_load(ds_path, &ds, &err);
   if (st != DETLOSS_OK) {
     detloss_config_free(cfg);
-    return dl_cli_report(&err, st);
+    return load_error(&err, st);
   }
   detloss_eval_options o = cfg->eval;
   o.num_threads = threads;

@@ -127,7 +127,7 @@ static void where_of_lib_error(detloss_error *err, const char *path) {
       {"low_quality_min_iou", "matcher.low_quality_min_iou"},
       {"resize_max_size", "resize_long_side"}, {"resize_min_size", "resize_min_size"},
       {"num_worst", "worst"}, {"data.num_images", "dataset.images"},
-      {"data.boxes", "dataset"}, {"src.shapes", "anchor_shapes"}, {"src", "anchor_config"},
+      {"data.boxes", "dataset.images"}, {"src.shapes", "anchor_shapes"}, {"src", "anchor_config"},
       {"grid.levels", "anchor_config.strides"},
   };
   for (size_t i = 0; i < sizeof MAP / sizeof MAP[0]; i++)
@@ -186,8 +186,10 @@ detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *ou
               *as = dlj_field(c, "anchor_shapes");
   int n = (ac != NULL) + (aa != NULL) + (as != NULL);
   if (n != 1) {
-    st = dl_fail(err, n ? DETLOSS_ERR_SHAPE : DETLOSS_ERR_MISSING, path[0] ? path : "(case)",
-                 "expected exactly one of anchor_config, anchors, anchor_shapes");
+    dlj_join(where, sizeof where, path, n ? "anchors" : "anchor_config");
+    st = dl_fail(err, n ? DETLOSS_ERR_SHAPE : DETLOSS_ERR_MISSING, where,
+                 n ? "give only one of anchor_config, anchors, anchor_shapes"
+                   : "missing (expected one of anchor_config, anchors, anchor_shapes)");
   } else if (ac) {
     dlj_join(where, sizeof where, path, "anchor_config");
     if (!cJSON_IsObject(ac)) {

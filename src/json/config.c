@@ -574,7 +574,7 @@ static detloss_status check_range(const desc *d, double v, const char *where, de
 
 static detloss_status finite_number(const cJSON *v, const char *where, const char *what,
                                     double *out, detloss_error *err) {
-  DL_RETURN_ERROR_IF(!cJSON_IsNumber(v), err, DETLOSS_ERR_TYPE, where, "expected %s", what);
+  DL_RETURN_ERROR_IF(!cJSON_IsNumber(v), err, DETLOSS_ERR_TYPE, where, "expected a %s", what);
   DL_RETURN_ERROR_IF(!isfinite(v->valuedouble), err, DETLOSS_ERR_NONFINITE, where,
                      "expected a finite number");
   *out = v->valuedouble;
@@ -630,7 +630,7 @@ static detloss_status read_table(const cJSON *obj, const char *path, const desc 
         for (const cJSON *e = v->child; e; e = e->next, k++) {
           char sub[DETLOSS_WHERE_MAX];
           dlj_index(sub, sizeof sub, where, (size_t)k);
-          DL_FORWARD_IF_ERROR(finite_number(e, sub, "a number", &x, err));
+          DL_FORWARD_IF_ERROR(finite_number(e, sub, "number", &x, err));
           DL_FORWARD_IF_ERROR(check_range(d, x, sub, err));
           w[k] = (float)x;
         }

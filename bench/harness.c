@@ -1,4 +1,5 @@
 /* harness.c - timing, statistics, memory and input generation for `detloss bench`. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under strict C11 */
 #include "harness.h"
 
 #include <math.h>

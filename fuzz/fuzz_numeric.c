@@ -17,6 +17,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,9 +73,10 @@ static void check(detloss_status st, const detloss_error *err, int inputs_finite
       float v = out[j][i];
       if (st != DETLOSS_OK) {
         if (memcmp(&v, &(float){SENTINEL}, 4) != 0) abort(); /* written on error */
-      } else if (inputs_finite) {
-        if (isnan(v)) abort();                  /* NaN from finite input */
-        if (moderate && !isfinite(v)) abort();  /* Inf from moderate input */
+      } else if (inputs_finite && (isnan(v) || (moderate && !isfinite(v)))) {
+        /* NaN from finite input, or Inf from moderate input */
+        fprintf(stderr, "fuzz_numeric: output %d[%zu] = %g from finite input\n", j, i, (double)v);
+        abort();
       }
     }
   }

@@ -116,7 +116,7 @@ suite_memcheck() {
 suite_fuzz() {
   local dir=_build/fuzz secs=${FUZZ_SECONDS:-30} t rc=0
   CC=clang configure_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDETLOSS_FUZZ=ON \
-    -DDETLOSS_OPENMP=OFF -DDETLOSS_TESTS=OFF -DDETLOSS_WERROR=OFF || return 1
+    -DDETLOSS_OPENMP=OFF -DDETLOSS_TESTS=OFF -DDETLOSS_SHARED=OFF -DDETLOSS_WERROR=OFF || return 1
   for bin in "$dir"/fuzz/fuzz_*; do
     t=$(basename "$bin"); t=${t#fuzz_}
     local reg=fuzz/regressions/$t corpus=$dir/corpus-$t

@@ -403,7 +403,9 @@ static double class_row(const row_ctx *rc, size_t i) {
   for (size_t c = 1; c < C; c++) m = z[c] > m ? z[c] : m;
   size_t a = 0;
   while (z[a] != m) a++;
-  /* S = sum_c e_c in 4 double lanes (fixed order), Z = sum_c (m - z_c). */
+  /* S = sum_c e_c in 4 double lanes (fixed order), Z = sum_c (m - z_c).
+   * Z's differences are formed in double: in float, logits 3e38 apart give
+   * -Inf, and 0 * Inf = NaN with label_smoothing 0 (found by fuzz_numeric). */
   double S4[4] = {0, 0, 0, 0}, Z4[4] = {0, 0, 0, 0};
   size_t c = 0;
   if (g) {
@@ -413,26 +415,26 @@ static double class_row(const row_ctx *rc, size_t i) {
         float e = dl_expf_neg(d);
         g[c + q] = e;
         S4[q] += (double)e;
-        Z4[q] -= (double)d;
+        Z4[q] += (double)m - (double)z[c + q];
       }
     for (; c < C; c++) {
       float d = z[c] - m;
       float e = dl_expf_neg(d);
       g[c] = e;
       S4[0] += (double)e;
-      Z4[0] -= (double)d;
+      Z4[0] += (double)m - (double)z[c];
     }
   } else {
     for (; c + 4 <= C; c += 4)
       for (size_t q = 0; q < 4; q++) {
         float d = z[c + q] - m;
         S4[q] += (double)dl_expf_neg(d);
-        Z4[q] -= (double)d;
+        Z4[q] += (double)m - (double)z[c + q];
       }
     for (; c < C; c++) {
       float d = z[c] - m;
       S4[0] += (double)dl_expf_neg(d);
-      Z4[0] -= (double)d;
+      Z4[0] += (double)m - (double)z[c];
     }
   }
   const double S = (S4[0] + S4[1]) + (S4[2] + S4[3]);

@@ -3,6 +3,7 @@
  * contract names of the kinds, reductions, and the block-parallel sum and
  * search drivers (loss_internal.h).
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,9 +248,18 @@ DL_VEC_FN DL_VEC_CLONES static double elem_block(void *vctx, size_t i0, size_t i
        * overflow to +-Inf and add up to NaN (found by fuzz_numeric). A zero
        * weight gives exactly 0, also for an infinite loss. */
       const float *w = e->w + c0;
-      for (size_t k = 0; k < m; k++) ld[k] = w[k] == 0.0f ? 0.0 : (double)lb[k] * (double)w[k];
+      /* An element loss beyond float range (e.g. (x - y)^2 of huge inputs) is
+       * +Inf from the kernel; it saturates at FLT_MAX here, as the box losses
+       * do, so that weights of both signs cannot make Inf - Inf. */
+      for (size_t k = 0; k < m; k++) {
+        double l = lb[k] > FLT_MAX ? (double)FLT_MAX : (double)lb[k];
+        ld[k] = w[k] == 0.0f ? 0.0 : l * (double)w[k];
+      }
+      /* likewise the gradient scale w s: in float a tiny weight times 1/n
+       * underflows to 0 and meets an infinite gradient (x - y overflowing). */
       if (e->grad)
-        for (size_t k = 0; k < m; k++) g[k] = w[k] == 0.0f ? 0.0f : g[k] * (w[k] * s);
+        for (size_t k = 0; k < m; k++)
+          g[k] = w[k] == 0.0f ? 0.0f : (float)((double)g[k] * ((double)w[k] * (double)s));
       if (e->r == DETLOSS_REDUCTION_NONE)
         for (size_t k = 0; k < m; k++) e->loss[c0 + k] = (float)ld[k];
       for (size_t k = m; k < mm; k++) ld[k] = 0.0;

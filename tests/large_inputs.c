@@ -5,6 +5,7 @@
  * and 2 threads, and the extra memory must stay O(A) (bytes per anchor
  * bounded, never A x G). Prints "large: N passed, M failed".
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under strict C11 */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

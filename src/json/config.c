@@ -65,6 +65,26 @@ detloss_status dl_read_file(const char *path, char **text, size_t *len, detloss_
   return DETLOSS_OK;
 }
 
+/* 1 if the text ends inside a string or with unclosed brackets. */
+static int truncated(const char *text, size_t len) {
+  long depth = 0;
+  int in_str = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = text[i];
+    if (in_str) {
+      if (ch == '\\') i++;
+      else if (ch == '"') in_str = 0;
+    } else if (ch == '"') {
+      in_str = 1;
+    } else if (ch == '[' || ch == '{') {
+      depth++;
+    } else if (ch == ']' || ch == '}') {
+      depth--;
+    }
+  }
+  return in_str || depth > 0;
+}
+
 detloss_status dl_json_parse(const char *text, size_t len, const char *file, cJSON **root,
                              detloss_error *err) {
   const char *end = NULL;
@@ -73,7 +93,13 @@ detloss_status dl_json_parse(const char *text, size_t len, const char *file, cJS
   const char *what = NULL;
   if (!r) {
     pos = end && end >= text ? (size_t)(end - text) : 0;
-    what = pos >= len ? "JSON syntax error: unexpected end of input" : "JSON syntax error";
+    if (pos + 1 >= len && truncated(text, len)) {
+      /* cJSON stops on the last byte: report the end of the input */
+      pos = len;
+      what = "JSON syntax error: unexpected end of input";
+    } else {
+      what = "JSON syntax error";
+    }
   } else if (end) {
     pos = (size_t)(end - text);
     while (pos < len && (text[pos] == ' ' || text[pos] == '\n' || text[pos] == '\r' ||
@@ -548,7 +574,7 @@ static const char *type_doc(const desc *d, char *buf, size_t cap) {
 static void value_doc(const desc *d, const void *base, char *buf, size_t cap) {
   const char *p = (const char *)base + d->offset;
   switch (d->type) {
-    case DT_F32: { float v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%.9g", (double)v); break; }
+    case DT_F32: { float v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%g", (double)v); break; }
     case DT_F64: { double v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%.9g", v); break; }
     case DT_BOOL: { int v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%s", v ? "true" : "false"); break; }
     case DT_I64: { int64_t v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%lld", (long long)v); break; }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "detloss/detloss_json.h"
@@ -64,7 +65,13 @@ static int write_atomic(const char *path, const char *buf, size_t len) {
   snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
   FILE *f = NULL;
   int fd = mkstemp(tmp);
-  if (fd >= 0) f = fdopen(fd, "wb");
+  if (fd >= 0) {
+    /* mkstemp creates 0600; give the file the permissions a plain fopen would */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) { /* keep 0600 */ }
+    f = fdopen(fd, "wb");
+  }
   if (!f) {
     fprintf(stderr, "detloss: %s: cannot write: %s\n", path, strerror(errno));
     return DL_EXIT_INPUT;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,7 +83,13 @@ static int write_atomic(const char *path, const char *buf, size_t len) {
   snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
   FILE *f = NULL;
   int fd = mkstemp(tmp);
-  if (fd >= 0) f = fdopen(fd, "wb");
+  if (fd >= 0) {
+    /* mkstemp creates 0600; give the file the permissions a plain fopen would */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) { /* keep 0600 */ }
+    f = fdopen(fd, "wb");
+  }
   if (!f) {
     fprintf(stderr, "detloss: %s: cannot write: %s\n", path, strerror(errno));
     return DL_EXIT_INPUT;
@@ -250,9 +257,14 @@ static void colour(double v, double thr, char *buf, size_t cap) {
   snprintf(buf, cap, "#%02x%02x%02x", (int)r, (int)g, (int)bl);
 }
 
-static void svg_escape(dlj_buf *b, const char *s) {
+/* Escapes s for SVG text, cut to at most max characters ("..." appended). */
+static void svg_escape(dlj_buf *b, const char *s, size_t max) {
   char one[2] = {0, 0};
-  for (; s && *s; s++) {
+  for (size_t n = 0; s && *s; s++, n++) {
+    if (n == max) {
+      dlj_raw(b, "...");
+      break;
+    }
     if (*s == '<') dlj_raw(b, "&lt;");
     else if (*s == '>') dlj_raw(b, "&gt;");
     else if (*s == '&') dlj_raw(b, "&amp;");
@@ -348,13 +360,13 @@ static int svg_plot(const char *path, const detloss_config *cfg, const detloss_d
            W, H, W, H);
   dlj_raw(&b, line);
   dlj_raw(&b, "<text x=\"80\" y=\"24\" font-size=\"15\" font-weight=\"bold\">");
-  svg_escape(&b, cfg->name ? cfg->name : cfg->path);
+  svg_escape(&b, cfg->name ? cfg->name : cfg->path, 90);
   dlj_raw(&b, "</text>\n<text x=\"80\" y=\"42\">");
-  svg_escape(&b, ds->name ? ds->name : ds->path);
+  svg_escape(&b, ds->name ? ds->name : ds->path, 40);
   snprintf(line, sizeof line,
            ": %zu gts, recall %.3f at %s %s %g, mean best %.3f</text>\n<text x=\"80\" y=\"58\" "
-           "fill=\"#555\">gt size after resizing (log scale), colour = best %s; black "
-           "crosses: anchor shapes</text>\n",
+           "fill=\"#555\">gt size after resizing (log scale), colour = best %s; "
+           "crosses: anchors</text>\n",
            r->all.num_gt, r->all.recall, iou ? "IoU" : "r", iou ? "&gt;=" : "&gt;", thr,
            r->all.mean_best, iou ? "IoU over the anchors" : "shape ratio r");
   dlj_raw(&b, line);
@@ -444,6 +456,9 @@ static int svg_plot(const char *path, const detloss_config *cfg, const detloss_d
 /* ---- the command -------------------------------------------------------- */
 
 int dl_cmd_eval(int argc, char **argv) {
+  progress prog; /* the run's clock starts now: loading counts towards the second */
+  memset(&prog, 0, sizeof prog);
+  clock_gettime(CLOCK_MONOTONIC, &prog.t0);
   const char *cfg_path = NULL, *ds_path = NULL, *plot = NULL, *out = NULL;
   int json = 0, threads = 0;
   long worst = -1;
@@ -520,9 +535,6 @@ int dl_cmd_eval(int argc, char **argv) {
   detloss_eval_options o = cfg->eval;
   o.num_threads = threads;
   if (worst >= 0) o.num_worst = (size_t)worst;
-  progress prog;
-  memset(&prog, 0, sizeof prog);
-  clock_gettime(CLOCK_MONOTONIC, &prog.t0);
   if (isatty(STDERR_FILENO)) {
     o.progress = on_progress;
     o.progress_user = &prog;

@@ -170,6 +170,9 @@ int main(int argc, char **argv) {
   }
   detloss_rpn_options ro = detloss_rpn_options_default();
   ro.num_threads = threads;
+  /* a training loop keeps its scratch between steps */
+  if (detloss_rpn_workspace_size(im, NIMG, &ro.workspace_size, &err) != DETLOSS_OK) return 1;
+  ro.workspace = getenv("BENCH_NO_WORKSPACE") ? NULL : xmalloc(ro.workspace_size);
   detloss_head_result res;
   if (detloss_rpn_loss(im, NIMG, &res, NULL, &ro, &err) != DETLOSS_OK) {
     fprintf(stderr, "bench_heads: rpn: %s: %s\n", err.where, err.msg);
@@ -186,6 +189,7 @@ int main(int argc, char **argv) {
          "\"loss_objectness\": %.9g, \"loss_box_reg\": %.9g, \"num_pos\": %zu, \"num_neg\": %zu},\n",
          A, rpn_med, rpn_min, (double)res.loss_cls, (double)res.loss_box_reg, res.num_sampled_pos,
          res.num_sampled_neg);
+  free(ro.workspace);
   free(anchors);
   free(gt);
   free(obj);
@@ -233,6 +237,9 @@ int main(int argc, char **argv) {
   }
   detloss_retina_options to = detloss_retina_options_default();
   to.num_threads = threads;
+  if (detloss_retina_workspace_size(im, NIMG, NCLS, &to.workspace_size, &err) != DETLOSS_OK)
+    return 1;
+  to.workspace = getenv("BENCH_NO_WORKSPACE") ? NULL : xmalloc(to.workspace_size);
   if (detloss_retina_loss(im, NIMG, NCLS, &res, NULL, &to, &err) != DETLOSS_OK) {
     fprintf(stderr, "bench_heads: retina: %s: %s\n", err.where, err.msg);
     return 1;
@@ -246,6 +253,7 @@ int main(int argc, char **argv) {
   printf(" \"retina\": {\"anchors_per_image\": %zu, \"classes\": %d, \"median_ms\": %.4f, "
          "\"min_ms\": %.4f, \"loss_cls\": %.9g, \"loss_box_reg\": %.9g, \"num_pos\": %zu}}\n",
          A, NCLS, ret_med, ret_min, (double)res.loss_cls, (double)res.loss_box_reg, res.num_pos);
+  free(to.workspace);
   free(anchors);
   free(gt);
   free(labels);

@@ -2,7 +2,7 @@
 """compare_heads.py - detloss RPN / RetinaNet losses against torchvision on
 the same inputs and the same number of threads (issue 5 benchmark).
 
-usage: /usr/bin/python3 bench/compare_heads.py BENCH_HEADS_BINARY [threads=2] [reps=11]
+usage: /usr/bin/python3 bench/compare_heads.py BENCH_HEADS_BINARY [threads=2] [reps=11] [rounds=5]
 
 Builds the issue's workloads with torch (seeded), writes them as raw files
 into a temporary directory, times torchvision's value + gradients including
@@ -34,9 +34,9 @@ def median(ts):
     return ts[len(ts) // 2]
 
 
-def timeit(fn, reps):
-    fn()
-    fn()
+def timeit(fn, reps, warm=2):
+    for _ in range(warm):
+        fn()
     ts = []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -114,15 +114,31 @@ def main():
         cls.numpy().astype("float32").tofile(d + "/retina_cls_logits.f32")
         bbox.numpy().astype("float32").tofile(d + "/retina_deltas.f32")
 
-        # the same inputs through detloss
-        res = json.loads(subprocess.run([binary, str(threads), str(reps), d], check=True,
-                                        capture_output=True, text=True).stdout)
+        # The same inputs through detloss. The machine may be shared: rounds
+        # alternate torchvision and detloss timings so both see the same
+        # conditions, and the medians over the rounds are reported.
+        rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+        tv_rpn, tv_ret, dl_rpn, dl_ret = [out["rpn_torchvision_ms"]], [out["retina_torchvision_ms"]], [], []
+        res = None
+        for k in range(rounds):
+            res = json.loads(subprocess.run([binary, str(threads), str(reps), d], check=True,
+                                            capture_output=True, text=True).stdout)
+            dl_rpn.append(res["rpn"]["median_ms"])
+            dl_ret.append(res["retina"]["median_ms"])
+            if k + 1 < rounds:
+                tv_rpn.append(timeit(rpn_step, reps, 0)[0])
+                tv_ret.append(timeit(retina_step, 1, 0)[0])
+        out["rpn_torchvision_ms"] = median(tv_rpn)
+        out["retina_torchvision_ms"] = median(tv_ret)
+        out["rounds"] = rounds
+        out["rpn_rounds_ms"] = {"torchvision": tv_rpn, "detloss": dl_rpn}
+        out["retina_rounds_ms"] = {"torchvision": tv_ret, "detloss": dl_ret}
         # and the values, to show both computed the same thing
         c = cls.clone()
         matched = [matcher(box_ops.box_iou(t["boxes"], a)) for t, a in zip(targets, anchors)]
         tv = head.compute_loss(targets, dict(cls_logits=c, bbox_regression=bbox), anchors, matched)
-    out["rpn_detloss_ms"] = res["rpn"]["median_ms"]
-    out["retina_detloss_ms"] = res["retina"]["median_ms"]
+    out["rpn_detloss_ms"] = median(dl_rpn)
+    out["retina_detloss_ms"] = median(dl_ret)
     out["rpn_speedup"] = out["rpn_torchvision_ms"] / out["rpn_detloss_ms"]
     out["retina_speedup"] = out["retina_torchvision_ms"] / out["retina_detloss_ms"]
     out["retina_loss_cls"] = {"torchvision": float(tv["classification"]), "detloss": res["retina"]["loss_cls"]}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "head_internal.h"
+#include "loss_vmath.h"
 
 void dl_head_where(char *buf, size_t cap, size_t image, const char *suffix) {
   snprintf(buf, cap, "images[%zu]%s", image, suffix);
@@ -78,6 +79,19 @@ detloss_status dl_head_check_box_options(detloss_head_box_loss kind, float beta,
   return DETLOSS_OK;
 }
 
+/* counts[0..2] = number of matches >= 0, == -1, and the rest (-2). Compiled
+ * for AVX2/AVX-512 too (64-bit compares do not vectorize on baseline SSE2). */
+DL_VEC_CLONES static void count_matches(const int64_t *m, size_t n, size_t counts[3]) {
+  size_t np = 0, nn = 0;
+  for (size_t a = 0; a < n; a++) {
+    np += m[a] >= 0;
+    nn += m[a] == -1;
+  }
+  counts[0] = np;
+  counts[1] = nn;
+  counts[2] = n - np - nn;
+}
+
 detloss_status dl_head_match(const detloss_head_image *im, size_t i,
                              const detloss_match_options *mo, int num_threads,
                              int64_t *matches, size_t counts[3], detloss_error *err) {
@@ -104,16 +118,7 @@ detloss_status dl_head_match(const detloss_head_image *im, size_t i,
     }
     return st;
   }
-  size_t np = 0, nn = 0, ni = 0;
-  for (size_t a = 0; a < im->num_anchors; a++) {
-    int64_t m = matches[a];
-    np += m >= 0;
-    nn += m == -1;
-    ni += m == -2;
-  }
-  counts[0] = np;
-  counts[1] = nn;
-  counts[2] = ni;
+  count_matches(matches, im->num_anchors, counts);
   return DETLOSS_OK;
 }
 

@@ -36,6 +36,9 @@ detloss_retina_options detloss_retina_options_default(void) {
 #  define INLINE_ALWAYS inline
 #endif
 
+/* Rows ahead for the software prefetch of the classification pass. */
+#define PREFETCH_ROWS 8
+
 /* Columns per chunk of the row kernel (stack buffers). */
 #define FOCAL_CHUNK 64
 /* Logits per block of the classification pass: a block holds
@@ -130,6 +133,18 @@ DL_VEC_FN static INLINE_ALWAYS void cls_rows(const cls_ctx *c, size_t a0, size_t
     }
     int64_t target = m >= 0 ? c->labels[m] : -1;
     const float *xrow = c->logits + a * C;
+#if defined(__GNUC__)
+    /* The pass streams the logits once: prefetch the row PREFETCH_ROWS ahead
+     * (and its gradient row for writing) so memory overlaps the math. */
+    if (a + PREFETCH_ROWS < a1) {
+      const char *px = (const char *)(xrow + PREFETCH_ROWS * C);
+      for (size_t o = 0; o < C * sizeof(float); o += 64) __builtin_prefetch(px + o, 0, 0);
+      if (grow) {
+        char *pg = (char *)(grow + PREFETCH_ROWS * C);
+        for (size_t o = 0; o < C * sizeof(float); o += 64) __builtin_prefetch(pg + o, 1, 0);
+      }
+    }
+#endif
     for (size_t c0 = 0; c0 < C; c0 += FOCAL_CHUNK) {
       int mm = (int)(C - c0 < FOCAL_CHUNK ? C - c0 : FOCAL_CHUNK);
       int tc = (target >= (int64_t)c0 && target < (int64_t)c0 + mm) ? (int)(target - (int64_t)c0)
@@ -200,6 +215,7 @@ static detloss_status check_options(const detloss_retina_options *o, detloss_err
 }
 
 typedef struct retina_image {
+  int borrowed; /* scratch in options.workspace: not freed here */
   int64_t *matches;
   double *partials;
   size_t counts[3];
@@ -222,8 +238,10 @@ typedef struct retina_run {
 static void free_work(retina_image *w, size_t n) {
   if (w == NULL) return;
   for (size_t i = 0; i < n; i++) {
-    free(w[i].matches);
-    free(w[i].partials);
+    if (!w[i].borrowed) {
+      free(w[i].matches);
+      free(w[i].partials);
+    }
     dl_head_box_free(&w[i].box);
   }
   free(w);
@@ -237,8 +255,10 @@ static void phase2(void *vr, size_t i0, size_t i1, size_t blk) {
     const detloss_head_image *im = &r->images[i];
     retina_image *w = &r->w[i];
     size_t A = im->num_anchors;
-    w->matches = malloc((A ? A : 1) * sizeof(int64_t));
-    w->partials = malloc((dl_num_blocks(A, r->per_block) + 1) * sizeof(double));
+    if (!w->borrowed) {
+      w->matches = malloc((A ? A : 1) * sizeof(int64_t));
+      w->partials = malloc((dl_num_blocks(A, r->per_block) + 1) * sizeof(double));
+    }
     if (!w->matches || !w->partials) {
       w->st = dl_fail(&w->err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
       continue;
@@ -275,6 +295,32 @@ static void phase3(void *vr, size_t i0, size_t i1, size_t blk) {
     w->cls_sum = dl_sum_blocks(w->partials, dl_num_blocks(im->num_anchors, r->per_block));
     dl_head_box_scatter(&w->box, w->scale, im->grad_deltas, im->num_anchors);
   }
+}
+
+detloss_status detloss_retina_workspace_size(const detloss_head_image *images,
+                                             size_t num_images, size_t num_classes,
+                                             size_t *bytes, detloss_error *err) {
+  DL_RETURN_ERROR_IF(bytes == NULL, err, DETLOSS_ERR_NULL, "bytes", "is NULL");
+  DL_RETURN_ERROR_IF(images == NULL && num_images > 0, err, DETLOSS_ERR_NULL, "images",
+                     "is NULL");
+  DL_RETURN_ERROR_IF(num_classes == 0, err, DETLOSS_ERR_SHAPE, "num_classes",
+                     "is 0, expected at least one class");
+  size_t per_block = CLS_BLOCK_ELEMS / num_classes, total = 0;
+  if (per_block == 0) per_block = 1;
+  for (size_t i = 0; i < num_images; i++) {
+    size_t A = images[i].num_anchors;
+    if (A > DL_MAX_ELEMS / 4) {
+      char where[DETLOSS_WHERE_MAX];
+      dl_head_where(where, sizeof where, i, ".num_anchors");
+      return dl_fail(err, DETLOSS_ERR_SHAPE, where, "%zu anchors is more than can be addressed", A);
+    }
+    /* matches int64 [A], partials double [blocks + 1] */
+    size_t b = 8 * A + 8 * (dl_num_blocks(A, per_block) + 1);
+    DL_RETURN_ERROR_IF(dl_add_overflow(total, b, &total), err, DETLOSS_ERR_SHAPE, "images",
+                       "the batch is too large to address");
+  }
+  *bytes = total;
+  return DETLOSS_OK;
 }
 
 detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_images,
@@ -322,8 +368,29 @@ detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_
     }
   }
 
+  size_t need = 0, per_block = CLS_BLOCK_ELEMS / num_classes;
+  if (per_block == 0) per_block = 1;
+  DL_FORWARD_IF_ERROR(detloss_retina_workspace_size(images, num_images, num_classes, &need, err));
+  if (o.workspace != NULL) {
+    DL_RETURN_ERROR_IF(o.workspace_size < need, err, DETLOSS_ERR_SHAPE, "workspace_size",
+                       "is %zu bytes, this batch needs %zu (detloss_retina_workspace_size)",
+                       o.workspace_size, need);
+    DL_RETURN_ERROR_IF(((uintptr_t)o.workspace & 7u) != 0, err, DETLOSS_ERR_RANGE, "workspace",
+                       "must be 8-byte aligned");
+  }
   retina_image *w = calloc(num_images, sizeof *w);
   DL_RETURN_ERROR_IF(w == NULL, err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
+  if (o.workspace != NULL) {
+    char *p = (char *)o.workspace;
+    for (size_t i = 0; i < num_images; i++) {
+      size_t A = images[i].num_anchors;
+      w[i].borrowed = 1;
+      w[i].matches = (int64_t *)(void *)p;
+      p += 8 * A;
+      w[i].partials = (double *)(void *)p;
+      p += 8 * (dl_num_blocks(A, per_block) + 1);
+    }
+  }
   retina_run run;
   run.images = images;
   run.w = w;
@@ -333,8 +400,7 @@ detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_
   run.bp.coder = detloss_coder_options_default();
   memcpy(run.bp.coder.weights, o.box_weights, sizeof run.bp.coder.weights);
   run.C = num_classes;
-  run.per_block = CLS_BLOCK_ELEMS / num_classes;
-  if (run.per_block == 0) run.per_block = 1;
+  run.per_block = per_block;
   /* Images in parallel when there are at least as many as threads, else the
    * threads inside each image: the same bits either way (see head_rpn.c). */
   int nt = dl_thread_count(o.num_threads);

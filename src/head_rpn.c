@@ -113,6 +113,7 @@ static detloss_status check_options(const detloss_rpn_options *o, detloss_error 
 }
 
 typedef struct rpn_image {
+  int borrowed; /* scratch in options.workspace: not freed here */
   int64_t *matches;
   int8_t *sampled;
   double *partials;
@@ -137,9 +138,11 @@ typedef struct rpn_run {
 static void free_work(rpn_image *w, size_t n) {
   if (w == NULL) return;
   for (size_t i = 0; i < n; i++) {
-    free(w[i].matches);
-    free(w[i].sampled);
-    free(w[i].partials);
+    if (!w[i].borrowed) {
+      free(w[i].matches);
+      free(w[i].sampled);
+      free(w[i].partials);
+    }
     dl_head_box_free(&w[i].box);
   }
   free(w);
@@ -154,9 +157,11 @@ static void phase2(void *vr, size_t i0, size_t i1, size_t blk) {
     rpn_image *w = &r->w[i];
     size_t A = im->num_anchors;
     detloss_error *err = &w->err;
-    w->matches = malloc((A ? A : 1) * sizeof(int64_t));
-    w->sampled = malloc(A ? A : 1);
-    w->partials = malloc((dl_num_blocks(A, RPN_BLOCK) + 1) * sizeof(double));
+    if (!w->borrowed) {
+      w->matches = malloc((A ? A : 1) * sizeof(int64_t));
+      w->sampled = malloc(A ? A : 1);
+      w->partials = malloc((dl_num_blocks(A, RPN_BLOCK) + 1) * sizeof(double));
+    }
     if (!w->matches || !w->sampled || !w->partials) {
       w->st = dl_fail(err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
       continue;
@@ -203,6 +208,28 @@ static void phase3(void *vr, size_t i0, size_t i1, size_t blk) {
   }
 }
 
+detloss_status detloss_rpn_workspace_size(const detloss_head_image *images, size_t num_images,
+                                          size_t *bytes, detloss_error *err) {
+  DL_RETURN_ERROR_IF(bytes == NULL, err, DETLOSS_ERR_NULL, "bytes", "is NULL");
+  DL_RETURN_ERROR_IF(images == NULL && num_images > 0, err, DETLOSS_ERR_NULL, "images",
+                     "is NULL");
+  size_t total = 0;
+  for (size_t i = 0; i < num_images; i++) {
+    size_t A = images[i].num_anchors;
+    if (A > DL_MAX_ELEMS / 4) {
+      char where[DETLOSS_WHERE_MAX];
+      dl_head_where(where, sizeof where, i, ".num_anchors");
+      return dl_fail(err, DETLOSS_ERR_SHAPE, where, "%zu anchors is more than can be addressed", A);
+    }
+    /* matches int64 [A], partials double [blocks + 1], sampled int8 [A] (8-aligned) */
+    size_t b = 8 * A + 8 * (dl_num_blocks(A, RPN_BLOCK) + 1) + ((A + 7) & ~(size_t)7);
+    DL_RETURN_ERROR_IF(dl_add_overflow(total, b, &total), err, DETLOSS_ERR_SHAPE, "images",
+                       "the batch is too large to address");
+  }
+  *bytes = total;
+  return DETLOSS_OK;
+}
+
 detloss_status detloss_rpn_loss(const detloss_head_image *images, size_t num_images,
                                 detloss_head_result *result, detloss_head_image_stats *per_image,
                                 const detloss_rpn_options *opt, detloss_error *err) {
@@ -225,8 +252,30 @@ detloss_status detloss_rpn_loss(const detloss_head_image *images, size_t num_ima
     }
   }
 
+  size_t need = 0;
+  DL_FORWARD_IF_ERROR(detloss_rpn_workspace_size(images, num_images, &need, err));
+  if (o.workspace != NULL) {
+    DL_RETURN_ERROR_IF(o.workspace_size < need, err, DETLOSS_ERR_SHAPE, "workspace_size",
+                       "is %zu bytes, this batch needs %zu (detloss_rpn_workspace_size)",
+                       o.workspace_size, need);
+    DL_RETURN_ERROR_IF(((uintptr_t)o.workspace & 7u) != 0, err, DETLOSS_ERR_RANGE, "workspace",
+                       "must be 8-byte aligned");
+  }
   rpn_image *w = calloc(num_images, sizeof *w);
   DL_RETURN_ERROR_IF(w == NULL, err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
+  if (o.workspace != NULL) {
+    char *p = (char *)o.workspace;
+    for (size_t i = 0; i < num_images; i++) {
+      size_t A = images[i].num_anchors;
+      w[i].borrowed = 1;
+      w[i].matches = (int64_t *)(void *)p;
+      p += 8 * A;
+      w[i].partials = (double *)(void *)p;
+      p += 8 * (dl_num_blocks(A, RPN_BLOCK) + 1);
+      w[i].sampled = (int8_t *)p;
+      p += (A + 7) & ~(size_t)7;
+    }
+  }
   rpn_run run;
   run.images = images;
   run.w = w;

@@ -597,6 +597,37 @@ static void null_gradients_give_the_same_losses(void **s) {
   ht_free(&b);
 }
 
+/* A caller workspace gives the same bits; one too small is refused with the
+ * outputs untouched. */
+static void caller_workspace_gives_the_same_bits(void **s) {
+  (void)s;
+  ht_batch b;
+  random_batch(&b, 31, 3, 5, 40);
+  detloss_retina_options o = opts(2);
+  detloss_head_result r1, r2;
+  detloss_error err;
+  assert_int_equal(detloss_retina_loss(b.im, 3, 5, &r1, NULL, &o, &err), DETLOSS_OK);
+  float *g1 = ht_alloc(b.im[0].num_anchors * 5 * sizeof(float));
+  memcpy(g1, b.gpred[0], b.im[0].num_anchors * 5 * sizeof(float));
+  size_t need = 0;
+  assert_int_equal(detloss_retina_workspace_size(b.im, 3, 5, &need, &err), DETLOSS_OK);
+  assert_true(need >= 8 * (b.im[0].num_anchors + b.im[1].num_anchors + b.im[2].num_anchors));
+  o.workspace = ht_alloc(need);
+  o.workspace_size = need - 1;
+  ht_fill_grads(&b, 5, 3.0f);
+  assert_int_equal(detloss_retina_loss(b.im, 3, 5, &r2, NULL, &o, &err), DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "workspace_size");
+  ht_assert_grads_are(&b, 5, 3.0f);
+  o.workspace_size = need;
+  assert_int_equal(detloss_retina_loss(b.im, 3, 5, &r2, NULL, &o, &err), DETLOSS_OK);
+  assert_memory_equal(&r1.loss_cls, &r2.loss_cls, sizeof(float));
+  assert_memory_equal(&r1.loss_box_reg, &r2.loss_box_reg, sizeof(float));
+  dl_assert_bitwise_equal(g1, b.gpred[0], b.im[0].num_anchors * 5);
+  free(o.workspace);
+  free(g1);
+  ht_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(hand_worked_three_anchors_two_classes),
@@ -621,6 +652,7 @@ int main(void) {
       cmocka_unit_test(non_finite_logits_propagate_to_the_flag),
       cmocka_unit_test(bad_input_names_image_and_field_and_leaves_outputs_untouched),
       cmocka_unit_test(null_gradients_give_the_same_losses),
+      cmocka_unit_test(caller_workspace_gives_the_same_bits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -828,17 +828,27 @@ typedef struct detloss_rpn_options {
   float smooth_l1_beta;          /* 1/9 (torchvision, py-faster-rcnn sigma 3); >= 0 */
   float box_weights[4];          /* coder weights (1,1,1,1); finite > 0 */
   int num_threads;               /* 0 = OpenMP default; overrides match/sample num_threads */
+  void *workspace;               /* optional caller scratch (NULL = allocate per call) of */
+  size_t workspace_size;         /* >= detloss_rpn_workspace_size() bytes: a training loop
+                                    that keeps one avoids fresh pages on every call */
 } detloss_rpn_options;
 
 #define DETLOSS_RPN_OPTIONS_INIT                                                                \
   {DETLOSS_MATCH_OPTIONS_INIT, DETLOSS_SAMPLE_OPTIONS_INIT, DETLOSS_RPN_TORCHVISION,          \
-   DETLOSS_HEAD_BOX_SMOOTH_L1, 1.0f / 9.0f, {1.0f, 1.0f, 1.0f, 1.0f}, 0}
+   DETLOSS_HEAD_BOX_SMOOTH_L1, 1.0f / 9.0f, {1.0f, 1.0f, 1.0f, 1.0f}, 0, NULL, 0}
 DETLOSS_API detloss_rpn_options detloss_rpn_options_default(void);
 /* The options of a published convention: TORCHVISION = the default;
  * DETECTRON2 = default with convention DETECTRON2 and box_loss SMOOTH_L1 with
  * beta 0 (L1); PY_FASTER_RCNN = default with convention PY_FASTER_RCNN and
  * match.allowed_border 0 (so image_h/image_w are required). */
 DETLOSS_API detloss_rpn_options detloss_rpn_options_preset(detloss_rpn_convention convention);
+
+/* Bytes of the per-image scratch of detloss_rpn_loss (matches, sampling flags,
+ * block partials: about 9 bytes per anchor), for options.workspace. The box
+ * loss of the positives still allocates O(positives). Errors: _NULL, _SHAPE. */
+DETLOSS_API detloss_status detloss_rpn_workspace_size(const detloss_head_image *images,
+                                                      size_t num_images, size_t *bytes,
+                                                      detloss_error *err);
 
 /*
  * detloss_rpn_loss() - Faster R-CNN RPN loss of a batch, with gradients.
@@ -862,7 +872,8 @@ DETLOSS_API detloss_rpn_options detloss_rpn_options_preset(detloss_rpn_conventio
  * Returns DETLOSS_OK; DETLOSS_ERR_NULL; _SHAPE ("num_images" = 0: empty batch,
  * "images[i].num_predictions" != num_anchors); _NONFINITE ("images[i].anchors[a]",
  * "images[i].gt[g]"); _RANGE (options: "smooth_l1_beta", "box_weights",
- * "box_loss", "convention", "match.high" ...; "images[i].image_h" when border
+ * "box_loss", "convention", "match.high" ...; "workspace_size" too small;
+ * "images[i].image_h" when border
  * filtering needs it; "images[i].gt[g]" a degenerate gt matched by an
  * element-wise box loss, which cannot be encoded); _NOMEM. Outputs (result and
  * gradients) untouched on error. Thread-safe.
@@ -904,14 +915,22 @@ typedef struct detloss_retina_options {
   float ema_momentum;            /* DETECTRON2_EMA: 0.9, in [0, 1] */
   double caller_normalizer;      /* CALLER: finite > 0 */
   int num_threads;               /* 0 = OpenMP default; overrides match.num_threads */
+  void *workspace;               /* optional caller scratch (NULL = allocate per call) of */
+  size_t workspace_size;         /* >= detloss_retina_workspace_size() bytes */
 } detloss_retina_options;
 
 #define DETLOSS_RETINA_EMA_INIT 100.0f
 #define DETLOSS_RETINA_OPTIONS_INIT                                                             \
   {{0.5f, 0.4f, 1, 0.0f, DETLOSS_MATCH_TORCHVISION, 1, 0.7f, -1.0f, 0.0f, 0.0f, 0}, 0.25f, 2.0f, \
    DETLOSS_HEAD_BOX_L1, 1.0f, {1.0f, 1.0f, 1.0f, 1.0f}, DETLOSS_RETINA_NORM_TORCHVISION, NULL,    \
-   0.9f, 1.0, 0}
+   0.9f, 1.0, 0, NULL, 0}
 DETLOSS_API detloss_retina_options detloss_retina_options_default(void);
+
+/* Bytes of the per-image scratch of detloss_retina_loss (about 8 bytes per
+ * anchor), for options.workspace. Errors: _NULL, _SHAPE (num_classes = 0). */
+DETLOSS_API detloss_status detloss_retina_workspace_size(const detloss_head_image *images,
+                                                         size_t num_images, size_t num_classes,
+                                                         size_t *bytes, detloss_error *err);
 
 /*
  * detloss_retina_loss() - RetinaNet loss of a batch, with gradients.
@@ -938,7 +957,7 @@ DETLOSS_API detloss_retina_options detloss_retina_options_default(void);
  * "images[i].num_predictions"); _NONFINITE ("images[i].anchors[a]",
  * "images[i].gt[g]"); _RANGE ("images[i].labels[g]" outside [0, C), "alpha",
  * "gamma", "smooth_l1_beta", "box_weights", "box_loss", "normalizer",
- * "ema_state", "ema_momentum", "caller_normalizer", "match.*",
+ * "ema_state", "ema_momentum", "caller_normalizer", "match.*", "workspace_size",
  * "images[i].gt[g]" degenerate and matched under an element-wise box loss);
  * _NOMEM. Outputs (result, gradients, *ema_state) untouched on error. Thread-safe
  * (the EMA state is the caller's to serialize).

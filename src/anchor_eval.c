@@ -493,9 +493,20 @@ static detloss_status eval_image(ectx *c, size_t i, scratch *s, size_t *level_po
   eg.count = 0;
   eg.img_h = nh;
   eg.img_w = nw;
+  double cells = 0.0;
   for (size_t l = 0; l < c->nl; l++) {
-    eg.fh[l] = (size_t)ceil((double)nh / (double)c->lv[l].stride_h);
-    eg.fw[l] = (size_t)ceil((double)nw / (double)c->lv[l].stride_w);
+    double fh = ceil((double)nh / (double)c->lv[l].stride_h);
+    double fw = ceil((double)nw / (double)c->lv[l].stride_w);
+    cells += fh * fw * (double)c->lv[l].k;
+    if (!(cells < 1e15)) {
+      char where[DETLOSS_WHERE_MAX];
+      snprintf(where, sizeof where, "data.image_hw[%zu]", i);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "the image (%g x %g after resizing) needs more than 1e15 anchors", (double)nh,
+                     (double)nw);
+    }
+    eg.fh[l] = (size_t)fh;
+    eg.fw[l] = (size_t)fw;
     eg.off[l] = eg.count;
     eg.count += eg.fh[l] * eg.fw[l] * c->lv[l].k;
   }

@@ -1140,7 +1140,9 @@ typedef struct detloss_eval_report {
  * "iou_thresh", "ratio_thresh", "resize_min_size", "resize_max_size",
  * "num_worst", "metric", "shapes[i]", matcher and grid errors, "src.shapes"
  * with the IOU metric); _NONFINITE ("boxes[i]", "anchors[i]"); _NOMEM.
- * Thread-safe.
+ * The report is untouched on every error; per_gt only on validation errors
+ * (_NOMEM, or an image needing more than 1e15 anchors, "data.image_hw[i]",
+ * found while running may leave it partly written). Thread-safe.
  */
 DETLOSS_API detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
                                                const detloss_eval_anchors *src,

@@ -13,8 +13,12 @@ from ._lib import DetlossError, DetlossTypeError, has_openmp, library_path
 from ._lib import version as library_version
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
+from .config import Config, Dataset, config_describe, config_presets, load_config, load_dataset
+
+_config_all = ["Config", "Dataset", "config_describe", "config_presets", "load_config",
+               "load_dataset"]
 
 __version__ = "0.1.0"
 
 __all__ = ["DetlossError", "DetlossTypeError", "has_openmp", "library_path", "library_version",
-           "__version__"] + list(_ops_all)
+           "__version__"] + list(_ops_all) + _config_all

@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import threading
 
 import numpy as np
 
@@ -146,7 +147,8 @@ class RpnOptions(ctypes.Structure):
     _fields_ = [("match", MatchOptions), ("sample", SampleOptions),
                 ("convention", ctypes.c_int), ("box_loss", ctypes.c_int),
                 ("smooth_l1_beta", ctypes.c_float), ("box_weights", ctypes.c_float * 4),
-                ("num_threads", ctypes.c_int)]
+                ("num_threads", ctypes.c_int), ("workspace", ctypes.c_void_p),
+                ("workspace_size", ctypes.c_size_t)]
 
 
 class RetinaOptions(ctypes.Structure):
@@ -154,7 +156,8 @@ class RetinaOptions(ctypes.Structure):
                 ("box_loss", ctypes.c_int), ("smooth_l1_beta", ctypes.c_float),
                 ("box_weights", ctypes.c_float * 4), ("normalizer", ctypes.c_int),
                 ("ema_state", ctypes.c_void_p), ("ema_momentum", ctypes.c_float),
-                ("caller_normalizer", ctypes.c_double), ("num_threads", ctypes.c_int)]
+                ("caller_normalizer", ctypes.c_double), ("num_threads", ctypes.c_int),
+                ("workspace", ctypes.c_void_p), ("workspace_size", ctypes.c_size_t)]
 
 
 EVAL_MAX_LEVELS = 16
@@ -226,6 +229,28 @@ class EvalReport(ctypes.Structure):
                 ("level_best", ctypes.c_size_t * EVAL_MAX_LEVELS),
                 ("level_pos", ctypes.c_size_t * EVAL_MAX_LEVELS),
                 ("num_worst", ctypes.c_size_t), ("worst", EvalWorst * EVAL_MAX_WORST)]
+
+
+class Config(ctypes.Structure):  # detloss_config (detloss_json.h)
+    _fields_ = [("path", ctypes.c_char_p), ("name", ctypes.c_char_p),
+                ("source", ctypes.c_char_p), ("notes", ctypes.c_char_p),
+                ("anchors_path", ctypes.c_char_p), ("anchors_name", ctypes.c_char_p),
+                ("anchors_source", ctypes.c_char_p), ("dataset_path", ctypes.c_char_p),
+                ("head", ctypes.c_int), ("grid", AnchorConfig),
+                ("image_size", ctypes.c_float * 2), ("anchors", ctypes.c_void_p),
+                ("num_anchors", ctypes.c_size_t), ("shapes", ctypes.c_void_p),
+                ("num_shapes", ctypes.c_size_t), ("eval", EvalOptions),
+                ("coder", CoderOptions), ("rpn", RpnOptions), ("retina", RetinaOptions),
+                ("storage", ctypes.c_void_p)]
+
+
+class Dataset(ctypes.Structure):  # detloss_dataset (detloss_json.h)
+    _fields_ = [("path", ctypes.c_char_p), ("name", ctypes.c_char_p),
+                ("source", ctypes.c_char_p), ("license", ctypes.c_char_p),
+                ("is_coco", ctypes.c_int), ("num_images", ctypes.c_size_t),
+                ("num_boxes", ctypes.c_size_t), ("image_hw", ctypes.c_void_p),
+                ("box_start", ctypes.c_void_p), ("boxes", ctypes.c_void_p),
+                ("is_crowd", ctypes.c_void_p), ("image_id", ctypes.c_void_p)]
 
 
 # ---------------------------------------------------------------------------
@@ -335,11 +360,25 @@ _SIGS = {
     "detloss_loss_embedding": (_i, [_i, _vp, _vp, _vp, _vp, _vp, _sz, _sz, _vp, _vp, _vp, _vp,
                                     _vp, _vp]),
     "detloss_rpn_loss": (_i, [_vp, _sz, _vp, _vp, _vp, _vp]),
+    "detloss_rpn_workspace_size": (_i, [_vp, _sz, ctypes.POINTER(_sz), _vp]),
+    "detloss_retina_workspace_size": (_i, [_vp, _sz, _sz, ctypes.POINTER(_sz), _vp]),
     "detloss_retina_loss": (_i, [_vp, _sz, _sz, _vp, _vp, _vp, _vp]),
     "detloss_anchor_eval": (_i, [_vp, _vp, _vp, _vp, _vp, _vp]),
     "detloss_compute_json": (_i, [ctypes.c_char_p, _sz, ctypes.POINTER(ctypes.c_void_p),
                                   ctypes.POINTER(_sz), _vp, _vp]),
     "detloss_free": (None, [_vp]),
+    "detloss_config_load": (_i, [ctypes.c_char_p, _vp, ctypes.POINTER(ctypes.POINTER(Config)),
+                                 _vp]),
+    "detloss_config_parse": (_i, [ctypes.c_char_p, _sz, ctypes.c_char_p, _vp,
+                                  ctypes.POINTER(ctypes.POINTER(Config)), _vp]),
+    "detloss_config_free": (None, [ctypes.POINTER(Config)]),
+    "detloss_config_eval_anchors": (EvalAnchors, [ctypes.POINTER(Config)]),
+    "detloss_config_describe": (_vp, []),
+    "detloss_dataset_load": (_i, [ctypes.c_char_p, ctypes.POINTER(ctypes.POINTER(Dataset)), _vp]),
+    "detloss_dataset_parse": (_i, [ctypes.c_char_p, _sz, ctypes.c_char_p,
+                                   ctypes.POINTER(ctypes.POINTER(Dataset)), _vp]),
+    "detloss_dataset_free": (None, [ctypes.POINTER(Dataset)]),
+    "detloss_dataset_view": (EvalDataset, [ctypes.POINTER(Dataset)]),
 }
 
 _funcs = {}
@@ -361,6 +400,31 @@ def fn(name):
         f.argtypes = argtypes
         _funcs[name] = f
     return f
+
+
+_tls = threading.local()
+
+
+def use_workspace(opt, kind, images, n, num_classes=0):
+    """Points opt.workspace at this thread's cached scratch buffer, grown to what the
+    library asks for (detloss_*_workspace_size), so repeated head-loss calls (a training
+    loop) do not fault in fresh pages every time. No-op with an older library."""
+    try:
+        if kind == "rpn":
+            f, extra = fn("detloss_rpn_workspace_size"), ()
+        else:
+            f, extra = fn("detloss_retina_workspace_size"), (num_classes,)
+    except DetlossError:
+        return
+    need = ctypes.c_size_t()
+    err = Error()
+    if f(images, n, *extra, ctypes.byref(need), ctypes.byref(err)) != 0:
+        return  # the loss call itself reports the problem
+    buf = getattr(_tls, "workspace", None)
+    if buf is None or buf.nbytes < need.value:
+        buf = np.empty(max(need.value, 1), np.uint8)
+        _tls.workspace = buf
+    opt.workspace, opt.workspace_size = buf.ctypes.data, buf.nbytes
 
 
 def version():

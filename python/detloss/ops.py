@@ -33,7 +33,7 @@ __all__ = [
     "smooth_l1_loss", "huber_loss", "iou_loss", "generalized_box_iou_loss",
     "distance_box_iou_loss", "complete_box_iou_loss", "contrastive_loss",
     "cosine_embedding_loss", "triplet_margin_loss",
-    "rpn_loss", "retina_loss", "anchor_eval", "compute",
+    "rpn_loss", "retina_loss", "rpn_options", "retina_options", "anchor_eval", "compute",
 ]
 
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
@@ -734,43 +734,105 @@ class _HeadBatch:
         self.n = len(images)
 
 
-def rpn_loss(images, *, convention="torchvision", fg_iou_thresh=None, bg_iou_thresh=None,
-             allow_low_quality=None, batch_size_per_image=None, positive_fraction=None, seed=None,
-             box_loss=None, smooth_l1_beta=None, box_weights=None, allowed_border=None,
-             grad=True, num_threads=0):
-    """Faster R-CNN RPN loss of a batch (torchvision RegionProposalNetwork
-    assign_targets_to_anchors + compute_loss; conventions "detectron2", "py_faster_rcnn").
+def _copy(struct_type, value):
+    o = struct_type()
+    ctypes.pointer(o)[0] = value
+    return o
 
-    images: list of dicts {"anchors" [A, 4], "gt" [G, 4], "objectness" [A],
-    "deltas" [A, 4], optional "is_crowd" [G], "image_size" (H, W)} (the keys of the
-    rpn_loss compute op; "boxes" is accepted for "gt"). Options left at
-    None take the convention's preset. Returns a dict: loss_objectness, loss_box_reg,
-    num_pos, num_neg, num_ignored, num_sampled_pos, num_sampled_neg, normalizer,
-    nonfinite, per_image (list of dicts), and with grad: grad_objectness, grad_deltas
-    (lists of arrays, per image)."""
-    o = _lib.fn("detloss_rpn_options_preset")(_choice("convention", convention, RPN_CONVENTIONS))
+
+def _set_match(m, fg_iou_thresh, bg_iou_thresh, allow_low_quality, allowed_border):
     if fg_iou_thresh is not None:
-        o.match.high = _lib.scalar("fg_iou_thresh", fg_iou_thresh)
+        m.high = _lib.scalar("fg_iou_thresh", fg_iou_thresh)
     if bg_iou_thresh is not None:
-        o.match.low = _lib.scalar("bg_iou_thresh", bg_iou_thresh)
+        m.low = _lib.scalar("bg_iou_thresh", bg_iou_thresh)
     if allow_low_quality is not None:
-        o.match.allow_low_quality = 1 if allow_low_quality else 0
+        m.allow_low_quality = 1 if allow_low_quality else 0
     if allowed_border is not None:
-        o.match.allowed_border = _lib.scalar("allowed_border", allowed_border)
+        m.allowed_border = _lib.scalar("allowed_border", allowed_border)
+
+
+def _set_box(o, box_loss, smooth_l1_beta, box_weights):
+    if box_loss is not None:
+        o.box_loss = _choice("box_loss", box_loss, BOX_LOSSES)
+    if smooth_l1_beta is not None:
+        o.smooth_l1_beta = _lib.scalar("smooth_l1_beta", smooth_l1_beta)
+    if box_weights is not None:
+        o.box_weights[:] = [_lib.scalar("box_weights", float(v))
+                            for v in _seq("box_weights", box_weights, 4)]
+
+
+def rpn_options(config=None, convention=None, fg_iou_thresh=None, bg_iou_thresh=None,
+                allow_low_quality=None, batch_size_per_image=None, positive_fraction=None,
+                seed=None, box_loss=None, smooth_l1_beta=None, box_weights=None,
+                allowed_border=None, num_threads=0):
+    """The C detloss_rpn_options: from config (a detloss.Config: its "loss", "matcher",
+    "sampler" settings) if given, else the convention's preset (default "torchvision");
+    then every argument that is not None overrides its field."""
+    if config is not None:
+        if convention is not None:
+            raise DetlossError(_lib.ERR_RANGE, "convention", "give a config or a convention")
+        o = _copy(_lib.RpnOptions, config.c.rpn)
+    else:
+        o = _lib.fn("detloss_rpn_options_preset")(
+            _choice("convention", convention or "torchvision", RPN_CONVENTIONS))
+    _set_match(o.match, fg_iou_thresh, bg_iou_thresh, allow_low_quality, allowed_border)
     if batch_size_per_image is not None:
         o.sample.batch_size_per_image = int(batch_size_per_image)
     if positive_fraction is not None:
         o.sample.positive_fraction = float(positive_fraction)
     if seed is not None:
         o.sample.seed = _sample_options(1, 0.5, seed, 0).seed
-    if box_loss is not None:
-        o.box_loss = _choice("box_loss", box_loss, BOX_LOSSES)
-    if smooth_l1_beta is not None:
-        o.smooth_l1_beta = _lib.scalar("smooth_l1_beta", smooth_l1_beta)
-    if box_weights is not None:
-        o.box_weights[:] = [_lib.scalar("box_weights", v) for v in _seq("box_weights",
-                                                                         box_weights, 4)]
+    _set_box(o, box_loss, smooth_l1_beta, box_weights)
     o.num_threads = threads(num_threads)
+    return o
+
+
+def retina_options(config=None, fg_iou_thresh=None, bg_iou_thresh=None, allow_low_quality=None,
+                   alpha=None, gamma=None, box_loss=None, smooth_l1_beta=None, box_weights=None,
+                   normalizer=None, ema_momentum=None, caller_normalizer=None,
+                   allowed_border=None, num_threads=0):
+    """The C detloss_retina_options: from config (a detloss.Config) if given, else the
+    torchvision defaults (0.5 / 0.4, alpha 0.25, gamma 2, L1 box loss, per-image
+    normalizer); then every argument that is not None overrides its field. The EMA
+    state pointer is left NULL (the loss functions set it)."""
+    o = _copy(_lib.RetinaOptions, config.c.retina) if config is not None else \
+        _lib.fn("detloss_retina_options_default")()
+    o.ema_state = None
+    _set_match(o.match, fg_iou_thresh, bg_iou_thresh, allow_low_quality, allowed_border)
+    if alpha is not None:
+        o.alpha = _lib.scalar("alpha", alpha)
+    if gamma is not None:
+        o.gamma = _lib.scalar("gamma", gamma)
+    _set_box(o, box_loss, smooth_l1_beta, box_weights)
+    if normalizer is not None:
+        o.normalizer = _choice("normalizer", normalizer, RETINA_NORMALIZERS)
+    if ema_momentum is not None:
+        o.ema_momentum = _lib.scalar("ema_momentum", ema_momentum)
+    if caller_normalizer is not None:
+        o.caller_normalizer = _lib.scalar("caller_normalizer", caller_normalizer)
+    o.num_threads = threads(num_threads)
+    return o
+
+
+def rpn_loss(images, *, config=None, convention=None, fg_iou_thresh=None, bg_iou_thresh=None,
+             allow_low_quality=None, batch_size_per_image=None, positive_fraction=None,
+             seed=None, box_loss=None, smooth_l1_beta=None, box_weights=None,
+             allowed_border=None, grad=True, num_threads=0):
+    """Faster R-CNN RPN loss of a batch (torchvision RegionProposalNetwork
+    assign_targets_to_anchors + compute_loss; conventions "detectron2", "py_faster_rcnn";
+    or a detloss.Config's settings with config=).
+
+    images: list of dicts {"anchors" [A, 4], "gt" [G, 4], "objectness" [A],
+    "deltas" [A, 4], optional "is_crowd" [G], "image_size" (H, W)} (the keys of the
+    rpn_loss compute op; "boxes" is accepted for "gt"). Options left at None keep the
+    preset's (or config's) value: 0.7 / 0.3, 256 per image, 0.5 positive, seed 0,
+    smooth-L1 beta 1/9. Returns a dict: loss_objectness, loss_box_reg, num_pos,
+    num_neg, num_ignored (matched counts), num_sampled_pos, num_sampled_neg,
+    normalizer, nonfinite, per_image (list of dicts), and with grad: grad_objectness,
+    grad_deltas (lists of arrays, per image)."""
+    o = rpn_options(config, convention, fg_iou_thresh, bg_iou_thresh, allow_low_quality,
+                    batch_size_per_image, positive_fraction, seed, box_loss, smooth_l1_beta,
+                    box_weights, allowed_border, num_threads)
     b = _HeadBatch(images, "rpn", grad=grad)
     res = _lib.HeadResult()
     per = (_lib.HeadImageStats * b.n)()
@@ -786,37 +848,31 @@ def rpn_loss(images, *, convention="torchvision", fg_iou_thresh=None, bg_iou_thr
     return out
 
 
-def retina_loss(images, num_classes, *, fg_iou_thresh=0.5, bg_iou_thresh=0.4,
-                allow_low_quality=True, alpha=0.25, gamma=2.0, box_loss="l1",
-                smooth_l1_beta=1.0, box_weights=(1.0, 1.0, 1.0, 1.0), normalizer="torchvision",
-                ema_state=None, ema_momentum=0.9, caller_normalizer=1.0, grad=True,
+def retina_loss(images, num_classes, *, config=None, fg_iou_thresh=None, bg_iou_thresh=None,
+                allow_low_quality=None, alpha=None, gamma=None, box_loss=None,
+                smooth_l1_beta=None, box_weights=None, normalizer=None, ema_state=None,
+                ema_momentum=None, caller_normalizer=None, allowed_border=None, grad=True,
                 num_threads=0):
     """RetinaNet loss of a batch (torchvision RetinaNet.compute_loss; detectron2's EMA
-    normalizer with normalizer="detectron2_ema", or a caller's normalizer).
+    normalizer with normalizer="detectron2_ema", or a caller's normalizer; or a
+    detloss.Config's settings with config=).
 
     images: list of dicts {"anchors" [A, 4], "gt" [G, 4], "labels" [G] (int),
-    "cls_logits" [A, C], "deltas" [A, 4], optional "is_crowd" [G], "image_size"}. ema_state: the EMA
-    normalizer's state (a float, 100 to start); the updated value is returned in the
-    result as "ema_state". Returns a dict: loss_cls, loss_box_reg, counts, normalizer,
-    per_image, and with grad: grad_cls_logits, grad_deltas (lists, per image)."""
+    "cls_logits" [A, C], "deltas" [A, 4], optional "is_crowd" [G], "image_size"}.
+    Options left at None keep torchvision's (or the config's) value: 0.5 / 0.4,
+    alpha 0.25, gamma 2, box_loss "l1", smooth_l1_beta 1, box_weights (1, 1, 1, 1),
+    normalizer "torchvision". ema_state: the EMA normalizer's state (a float, 100 to
+    start); the updated value is returned in the result as "ema_state". Returns a
+    dict: loss_cls, loss_box_reg, counts, normalizer, per_image, and with grad:
+    grad_cls_logits, grad_deltas (lists, per image)."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
             or num_classes < 1:
         raise DetlossError(_lib.ERR_SHAPE, "num_classes", "must be an int >= 1")
-    o = _lib.fn("detloss_retina_options_default")()
-    o.match.high = _lib.scalar("fg_iou_thresh", fg_iou_thresh)
-    o.match.low = _lib.scalar("bg_iou_thresh", bg_iou_thresh)
-    o.match.allow_low_quality = 1 if allow_low_quality else 0
-    o.alpha = _lib.scalar("alpha", alpha)
-    o.gamma = _lib.scalar("gamma", gamma)
-    o.box_loss = _choice("box_loss", box_loss, BOX_LOSSES)
-    o.smooth_l1_beta = _lib.scalar("smooth_l1_beta", smooth_l1_beta)
-    o.box_weights[:] = [_lib.scalar("box_weights", v) for v in _seq("box_weights", box_weights, 4)]
-    o.normalizer = _choice("normalizer", normalizer, RETINA_NORMALIZERS)
+    o = retina_options(config, fg_iou_thresh, bg_iou_thresh, allow_low_quality, alpha, gamma,
+                       box_loss, smooth_l1_beta, box_weights, normalizer, ema_momentum,
+                       caller_normalizer, allowed_border, num_threads)
     ema = ctypes.c_float(100.0 if ema_state is None else _lib.scalar("ema_state", ema_state))
     o.ema_state = ctypes.addressof(ema)
-    o.ema_momentum = _lib.scalar("ema_momentum", ema_momentum)
-    o.caller_normalizer = _lib.scalar("caller_normalizer", caller_normalizer)
-    o.num_threads = threads(num_threads)
     b = _HeadBatch(images, "retina", int(num_classes), grad=grad)
     res = _lib.HeadResult()
     per = (_lib.HeadImageStats * b.n)()
@@ -826,7 +882,7 @@ def retina_loss(images, num_classes, *, fg_iou_thresh=0.5, bg_iou_thresh=0.4,
     out["loss_cls"] = np.float32(out["loss_cls"])
     out["loss_box_reg"] = np.float32(out["loss_box_reg"])
     out["per_image"] = [_stats(s) for s in per]
-    if normalizer == "detectron2_ema":
+    if o.normalizer == RETINA_NORMALIZERS["detectron2_ema"]:
         out["ema_state"] = ema.value
     if grad:
         out["grad_cls_logits"] = [g["grad_cls_logits"] for g in b.grads]
@@ -847,22 +903,11 @@ def _eval_stats(s):
     return d
 
 
-def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", iou_thresh=0.5,
-                ratio_thresh=4.0, resize_min_size=0.0, resize_max_size=0.0,
-                count_positives=True, num_worst=20, return_per_gt=False, progress=None,
-                num_threads=0, **match_kw):
-    """How well an anchor set covers the gt boxes of a data set (detloss_anchor_eval).
-
-    dataset: a list of images {"height", "width", "boxes" [G, 4], optional "is_crowd" [G]}
-    (or a dict with "images"). Exactly one source: anchors [A, 4] (the same for every
-    image), grid (a config dict or preset name; feature maps are sized per image), or
-    shapes [[w, h], ...] (metric "wh_ratio"). match_kw: the matcher's options as in
-    match() (high, low, allow_low_quality, semantics, ...) for the positive counts.
-    Returns the report as a dict (num_gt, recall, mean_best, anchors_per_gt, by_size,
-    level_best, level_pos, worst, ...); with return_per_gt also a structured array of
-    the per-gt records (w, h, best, num_fit, num_pos, level, size, status, clipped).
-    progress: optional callable(images_done, num_images), called on this thread after
-    each chunk of images."""
+def _dataset_struct(dataset, keep):
+    """(detloss_eval_dataset, number of boxes) of a Dataset or a list of image dicts."""
+    if hasattr(dataset, "view") and hasattr(dataset, "num_boxes"):  # config.Dataset
+        keep.append(dataset)
+        return dataset.view(), dataset.num_boxes
     images = dataset["images"] if isinstance(dataset, dict) else dataset
     if len(images) == 0:
         raise DetlossError(_lib.ERR_SHAPE, "dataset", "no images")
@@ -873,20 +918,67 @@ def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", 
     for i, im in enumerate(images):
         w = "dataset.images[%d]" % i
         try:
-            hw[i] = (_lib.scalar(w + ".height", im["height"]), _lib.scalar(w + ".width",
-                                                                           im["width"]))
+            hw[i] = (_lib.scalar(w + ".height", im["height"]),
+                     _lib.scalar(w + ".width", im["width"]))
         except KeyError as e:
             raise DetlossError(_lib.ERR_MISSING, "%s.%s" % (w, e.args[0]), "is required")
         b = array(w + ".boxes", im.get("boxes", np.zeros((0, 4))), shape=(None, 4))
         boxes.append(b)
-        cr = array(w + ".is_crowd", im.get("is_crowd"), np.uint8, shape=(b.shape[0],),
-                   allow_none=True)
+        cv = im.get("is_crowd", im.get("iscrowd"))
+        cr = array(w + ".is_crowd", cv, np.uint8, shape=(b.shape[0],), allow_none=True)
         any_crowd |= cr is not None
         crowds.append(cr if cr is not None else np.zeros(b.shape[0], np.uint8))
         starts[i + 1] = starts[i] + b.shape[0]
-    allb = np.ascontiguousarray(np.concatenate(boxes) if boxes else np.zeros((0, 4)), np.float32)
+    allb = np.ascontiguousarray(np.concatenate(boxes), np.float32)
     allc = np.ascontiguousarray(np.concatenate(crowds), np.uint8) if any_crowd else None
-    data = _lib.EvalDataset(len(images), ptr(hw), ptr(starts), ptr(allb), ptr(allc))
+    keep.extend([hw, starts, allb, allc])
+    return _lib.EvalDataset(len(images), ptr(hw), ptr(starts), ptr(allb), ptr(allc)), \
+        allb.shape[0]
+
+
+def _run_eval(dataset, src, o, return_per_gt, progress, keep):
+    keep = list(keep)
+    data, nboxes = _dataset_struct(dataset, keep)
+    if progress is not None:
+        if not callable(progress):
+            raise _lib.DetlossTypeError(_lib.ERR_TYPE, "progress", "must be callable")
+        cb = _lib.EVAL_PROGRESS(lambda _user, done, total: progress(done, total))
+        keep.append(cb)
+        o.progress = ctypes.cast(cb, ctypes.c_void_p)
+    rep = _lib.EvalReport()
+    per = np.empty(nboxes, _lib.EVAL_GT_DTYPE) if return_per_gt else None
+    call("detloss_anchor_eval", ctypes.byref(data), ctypes.byref(src), ptr(per),
+         ctypes.byref(rep), ctypes.byref(o))
+    out = {k: getattr(rep, k) for k in ("num_images", "num_images_empty", "num_boxes",
+                                        "num_crowd", "num_clipped", "num_degenerate",
+                                        "num_anchors", "num_levels")}
+    out.update(_eval_stats(rep.all))
+    out["by_size"] = {_SIZE_NAMES[k]: _eval_stats(rep.by_size[k]) for k in range(3)}
+    out["level_best"] = list(rep.level_best[:rep.num_levels])
+    out["level_pos"] = list(rep.level_pos[:rep.num_levels])
+    out["worst"] = [{"image": w.image, "box": w.box, "w": w.w, "h": w.h, "best": w.best}
+                    for w in rep.worst[:rep.num_worst]]
+    return (out, per) if return_per_gt else out
+
+
+def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", iou_thresh=0.5,
+                ratio_thresh=4.0, resize_min_size=0.0, resize_max_size=0.0,
+                count_positives=True, num_worst=20, return_per_gt=False, progress=None,
+                num_threads=0, **match_kw):
+    """How well an anchor set covers the gt boxes of a data set (detloss_anchor_eval).
+
+    dataset: a detloss.Dataset (load_dataset), or a list of images {"height", "width",
+    "boxes" [G, 4], optional "is_crowd" [G]} (or a dict with "images"). Exactly one
+    source: anchors [A, 4] (the same for every image), grid (a config dict or preset
+    name; feature maps are sized per image), or shapes [[w, h], ...] (metric
+    "wh_ratio"). match_kw: the matcher's options as in match() (high, low,
+    allow_low_quality, semantics, ...) for the positive counts. (A detloss.Config
+    evaluates its own anchors and options: Config.evaluate.)
+    Returns the report as a dict (num_gt, recall, mean_best, anchors_per_gt, by_size,
+    level_best, level_pos, worst, ...); with return_per_gt also a structured array of
+    the per-gt records (w, h, best, num_fit, num_pos, level, size, status, clipped).
+    progress: optional callable(images_done, num_images), called on this thread after
+    each chunk of images."""
     src = _lib.EvalAnchors()
     keep = []
     nsrc = sum(x is not None for x in (anchors, grid, shapes))
@@ -902,9 +994,9 @@ def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", 
         keep.append(a)
         src.anchors, src.num_anchors = ptr(a), a.shape[0]
     if shapes is not None:
-        s = array("shapes", shapes, shape=(None, 2))
-        keep.append(s)
-        src.shapes, src.num_shapes = ptr(s), s.shape[0]
+        sh = array("shapes", shapes, shape=(None, 2))
+        keep.append(sh)
+        src.shapes, src.num_shapes = ptr(sh), sh.shape[0]
     o = _lib.fn("detloss_eval_options_default")()
     o.metric = _choice("metric", metric, _METRICS)
     o.iou_thresh = _lib.scalar("iou_thresh", iou_thresh)
@@ -913,30 +1005,10 @@ def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", 
     o.resize_max_size = _lib.scalar("resize_max_size", resize_max_size)
     o.count_positives = 1 if count_positives else 0
     if match_kw:
-        mo = _match_options(**match_kw)
-        o.match = mo
+        o.match = _match_options(**match_kw)
     o.num_worst = int(num_worst)
     o.num_threads = threads(num_threads)
-    if progress is not None:
-        if not callable(progress):
-            raise _lib.DetlossTypeError(_lib.ERR_TYPE, "progress", "must be callable")
-        cb = _lib.EVAL_PROGRESS(lambda _user, done, total: progress(done, total))
-        keep.append(cb)
-        o.progress = ctypes.cast(cb, ctypes.c_void_p)
-    rep = _lib.EvalReport()
-    per = np.empty(allb.shape[0], _lib.EVAL_GT_DTYPE) if return_per_gt else None
-    call("detloss_anchor_eval", ctypes.byref(data), ctypes.byref(src), ptr(per),
-         ctypes.byref(rep), ctypes.byref(o))
-    out = {k: getattr(rep, k) for k in ("num_images", "num_images_empty", "num_boxes",
-                                        "num_crowd", "num_clipped", "num_degenerate",
-                                        "num_anchors", "num_levels")}
-    out.update(_eval_stats(rep.all))
-    out["by_size"] = {_SIZE_NAMES[k]: _eval_stats(rep.by_size[k]) for k in range(3)}
-    out["level_best"] = list(rep.level_best[:rep.num_levels])
-    out["level_pos"] = list(rep.level_pos[:rep.num_levels])
-    out["worst"] = [{"image": w.image, "box": w.box, "w": w.w, "h": w.h, "best": w.best}
-                    for w in rep.worst[:rep.num_worst]]
-    return (out, per) if return_per_gt else out
+    return _run_eval(dataset, src, o, return_per_gt, progress, keep)
 
 
 def compute(case):

@@ -323,6 +323,7 @@ class _HeadLossFunction(torch.autograd.Function):
             keep.append((a, b, lab, crowd, c, d))
         res = _lib.HeadResult()
         per = (_lib.HeadImageStats * n)()
+        _lib.use_workspace(opt, kind, ctypes.addressof(imgs), n, num_classes or 0)
         if kind == "rpn":
             _lib.call("detloss_rpn_loss", ctypes.addressof(imgs), n, ctypes.byref(res),
                       ctypes.addressof(per), ctypes.byref(opt))
@@ -437,47 +438,34 @@ class _ListHead(torch.autograd.Function):
         return (None, None, *gc, *gb)
 
 
-def _match_from(opt_match, high, low, allow_low_quality):
-    if high is not None:
-        opt_match.high = _lib.scalar("fg_iou_thresh", high)
-    if low is not None:
-        opt_match.low = _lib.scalar("bg_iou_thresh", low)
-    if allow_low_quality is not None:
-        opt_match.allow_low_quality = 1 if allow_low_quality else 0
-
-
-def retina_loss(cls_logits, bbox_regression, anchors, targets, *, fg_iou_thresh=0.5,
-                bg_iou_thresh=0.4, allow_low_quality=True, alpha=0.25, gamma=2.0, box_loss="l1",
-                smooth_l1_beta=1.0, box_weights=(1.0, 1.0, 1.0, 1.0), normalizer="torchvision",
-                ema_state=None, ema_momentum=0.9, caller_normalizer=1.0, num_threads=None,
-                return_stats=False):
+def retina_loss(cls_logits, bbox_regression, anchors, targets, *, config=None,
+                fg_iou_thresh=None, bg_iou_thresh=None, allow_low_quality=None, alpha=None,
+                gamma=None, box_loss=None, smooth_l1_beta=None, box_weights=None,
+                normalizer=None, ema_state=None, ema_momentum=None, caller_normalizer=None,
+                allowed_border=None, image_sizes=None, num_threads=None, return_stats=False):
     """RetinaNet loss on detloss: (loss_cls, loss_box_reg), differentiable w.r.t. cls_logits
     and bbox_regression; the same values as torchvision RetinaNet.compute_loss.
 
     cls_logits [N, A, C] (or a list of [A_i, C]), bbox_regression [N, A, 4] (or a list),
     anchors: list of N tensors [A_i, 4], targets: list of N dicts with "boxes" [G, 4],
-    "labels" [G] (and optional "iscrowd"). normalizer "detectron2_ema" needs ema_state,
-    a one-element float32 tensor updated in place (start at 100.0). With return_stats a
-    third value, a dict of the counts (num_pos, num_neg, ..., per_image), is returned."""
-    o = _lib.fn("detloss_retina_options_default")()
-    _match_from(o.match, fg_iou_thresh, bg_iou_thresh, allow_low_quality)
-    o.alpha = _lib.scalar("alpha", alpha)
-    o.gamma = _lib.scalar("gamma", gamma)
-    o.box_loss = ops._choice("box_loss", box_loss, ops.BOX_LOSSES)
-    o.smooth_l1_beta = _lib.scalar("smooth_l1_beta", smooth_l1_beta)
-    o.box_weights[:] = [_lib.scalar("box_weights", float(v)) for v in
-                        ops._seq("box_weights", box_weights, 4)]
-    o.normalizer = ops._choice("normalizer", normalizer, ops.RETINA_NORMALIZERS)
-    if o.normalizer == 1:
+    "labels" [G] (and optional "iscrowd"). Options left at None keep torchvision's
+    values (0.5 / 0.4 with low-quality matches, alpha 0.25, gamma 2, box_loss "l1",
+    smooth_l1_beta 1, box_weights (1, 1, 1, 1), normalizer "torchvision") or those of
+    config (a detloss.Config). normalizer "detectron2_ema" needs ema_state, a
+    one-element float32 CPU tensor updated in place (start at 100.0). With
+    return_stats a third value, a dict of the counts (num_pos, num_neg, ..., per_image),
+    is returned."""
+    o = ops.retina_options(config, fg_iou_thresh, bg_iou_thresh, allow_low_quality, alpha,
+                           gamma, box_loss, smooth_l1_beta, box_weights, normalizer,
+                           ema_momentum, caller_normalizer, allowed_border,
+                           _nthreads(num_threads))
+    if o.normalizer == ops.RETINA_NORMALIZERS["detectron2_ema"]:
         if not (isinstance(ema_state, torch.Tensor) and ema_state.dtype == _F32 and
                 ema_state.numel() == 1 and ema_state.device.type == "cpu" and
                 ema_state.is_contiguous()):
             raise DetlossTypeError(_lib.ERR_TYPE, "ema_state", "must be a one-element float32 "
                                    "CPU tensor (e.g. torch.tensor([100.0]))")
         o.ema_state = ema_state.data_ptr()
-    o.ema_momentum = _lib.scalar("ema_momentum", ema_momentum)
-    o.caller_normalizer = _lib.scalar("caller_normalizer", caller_normalizer)
-    o.num_threads = _nthreads(num_threads)
     if isinstance(cls_logits, torch.Tensor) and cls_logits.dim() >= 1:
         num_classes = cls_logits.shape[-1]
     elif isinstance(cls_logits, (list, tuple)) and len(cls_logits) and \
@@ -487,14 +475,14 @@ def retina_loss(cls_logits, bbox_regression, anchors, targets, *, fg_iou_thresh=
         raise DetlossTypeError(_lib.ERR_TYPE, "cls_logits", "must be a tensor [N, A, C] or a "
                                "list of [A, C] tensors")
     lc, lb, stats = _apply_head("retina", cls_logits, bbox_regression, anchors, targets, o,
-                                int(num_classes), None)
+                                int(num_classes), image_sizes)
     return (lc, lb, stats) if return_stats else (lc, lb)
 
 
-def rpn_loss(objectness, pred_bbox_deltas, anchors, targets, *, fg_iou_thresh=0.7,
-             bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5, seed=None,
-             convention="torchvision", box_loss=None, smooth_l1_beta=None,
-             box_weights=(1.0, 1.0, 1.0, 1.0), allowed_border=None, image_sizes=None,
+def rpn_loss(objectness, pred_bbox_deltas, anchors, targets, *, config=None, convention=None,
+             fg_iou_thresh=None, bg_iou_thresh=None, allow_low_quality=None,
+             batch_size_per_image=None, positive_fraction=None, seed=None, box_loss=None,
+             smooth_l1_beta=None, box_weights=None, allowed_border=None, image_sizes=None,
              num_threads=None, return_stats=False):
     """RPN loss on detloss: (loss_objectness, loss_rpn_box_reg), differentiable w.r.t.
     objectness and pred_bbox_deltas; torchvision RegionProposalNetwork's
@@ -502,28 +490,18 @@ def rpn_loss(objectness, pred_bbox_deltas, anchors, targets, *, fg_iou_thresh=0.
 
     objectness [N*A, 1] / [N, A] (or a list of [A_i]), pred_bbox_deltas [N*A, 4] /
     [N, A, 4] (or a list), anchors: list of N tensors [A_i, 4], targets: list of dicts
-    with "boxes". Sampling is detloss's seeded choice: seed=None draws the seed from
-    torch's generator (so torch.manual_seed makes runs repeatable); when an image has
-    no more positives / negatives than its budget the result equals torchvision's
-    exactly. convention "detectron2" / "py_faster_rcnn" select those normalizers and
-    defaults; image_sizes [(H, W)] are needed with allowed_border >= 0."""
-    o = _lib.fn("detloss_rpn_options_preset")(ops._choice("convention", convention,
-                                                          ops.RPN_CONVENTIONS))
-    _match_from(o.match, fg_iou_thresh, bg_iou_thresh, None)
-    o.sample.batch_size_per_image = int(batch_size_per_image)
-    o.sample.positive_fraction = float(positive_fraction)
+    with "boxes" (and optional "iscrowd"). Options left at None keep the convention's
+    preset ("torchvision": 0.7 / 0.3, 256 per image, half positive, smooth-L1 beta 1/9;
+    "detectron2", "py_faster_rcnn") or config's. Sampling is detloss's seeded choice:
+    seed=None draws the seed from torch's generator (so torch.manual_seed makes runs
+    repeatable); when an image has no more positives / negatives than its budget the
+    result equals torchvision's exactly. image_sizes [(H, W)] are needed with
+    allowed_border >= 0."""
     if seed is None:
         seed = int(torch.randint(0, 2 ** 62, (1,)).item())
-    o.sample.seed = ops._sample_options(1, 0.5, seed, 0).seed
-    if box_loss is not None:
-        o.box_loss = ops._choice("box_loss", box_loss, ops.BOX_LOSSES)
-    if smooth_l1_beta is not None:
-        o.smooth_l1_beta = _lib.scalar("smooth_l1_beta", smooth_l1_beta)
-    o.box_weights[:] = [_lib.scalar("box_weights", float(v)) for v in
-                        ops._seq("box_weights", box_weights, 4)]
-    if allowed_border is not None:
-        o.match.allowed_border = _lib.scalar("allowed_border", allowed_border)
-    o.num_threads = _nthreads(num_threads)
+    o = ops.rpn_options(config, convention, fg_iou_thresh, bg_iou_thresh, allow_low_quality,
+                        batch_size_per_image, positive_fraction, seed, box_loss, smooth_l1_beta,
+                        box_weights, allowed_border, _nthreads(num_threads))
     lc, lb, stats = _apply_head("rpn", objectness, pred_bbox_deltas, anchors, targets, o, None,
                                 image_sizes)
     return (lc, lb, stats) if return_stats else (lc, lb)

@@ -12,6 +12,7 @@ from detloss import _lib
 from conftest import REPO
 
 HEADER = os.path.join(REPO, "include", "detloss", "detloss.h")
+HEADER_JSON = os.path.join(REPO, "include", "detloss", "detloss_json.h")
 pytestmark = pytest.mark.skipif(not os.path.isfile(HEADER), reason="not in a source checkout")
 
 STRUCTS = {
@@ -25,14 +26,17 @@ STRUCTS = {
     "detloss_eval_anchors": _lib.EvalAnchors, "detloss_eval_options": _lib.EvalOptions,
     "detloss_eval_gt": _lib.EvalGt, "detloss_eval_stats": _lib.EvalStats,
     "detloss_eval_worst": _lib.EvalWorst, "detloss_eval_report": _lib.EvalReport,
+    "detloss_config": _lib.Config, "detloss_dataset": _lib.Dataset,
 }
 SCALARS = {"float": 4, "double": 8, "int": 4, "size_t": ctypes.sizeof(ctypes.c_size_t),
            "int64_t": 8, "uint64_t": 8, "uint32_t": 4, "int16_t": 2, "uint8_t": 1, "char": 1}
 
 
 def _source():
-    with open(HEADER) as f:
-        text = f.read()
+    text = ""
+    for h in (HEADER, HEADER_JSON):
+        with open(h) as f:
+            text += f.read()
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
     consts = dict(re.findall(r"#define\s+(DETLOSS_\w+)\s+(\d+)\s*$", text, flags=re.M))
     return text, consts

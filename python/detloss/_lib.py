@@ -270,15 +270,27 @@ def _candidates():
                 os.path.join(_REPO, "build*", "libdetloss.so"),
                 os.path.join(_REPO, "_build", "*", "libdetloss.so")]
         found = {p for pat in pats for p in glob.glob(pat)}
-        # the most recently built first
+        # the most recently built first; sanitizer builds abort the interpreter when
+        # loaded without their runtime preloaded, so they are only used through
+        # DETLOSS_LIBRARY
         for p in sorted(found, key=lambda q: -os.path.getmtime(q)):
-            out.append(("build tree", p))
+            if not _needs_sanitizer_runtime(p):
+                out.append(("build tree", p))
     name = ctypes.util.find_library("detloss")
     if name:
         out.append(("system library path", name))
     out.append(("system library path", "libdetloss.so.0"))
     out.append(("system library path", "libdetloss.so"))
     return out
+
+
+def _needs_sanitizer_runtime(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return b"libasan.so" in data or b"libtsan.so" in data or b"__asan_init" in data
 
 
 def _required_symbols_ok(lib):

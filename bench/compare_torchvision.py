@@ -123,7 +123,49 @@ def tv_focal(small, repeats, warmup):
     return {"fwd": fwd, "fwd_bwd": fb}, {"loss_sum": float(loss)}
 
 
+def tv_eval_coco(small, repeats, warmup):
+    """The torchvision way to evaluate FPN RPN anchors on the bundled data:
+    per image torchvision's resize, AnchorGenerator.grid_anchors, box_iou and
+    Matcher (0.7, 0.3, low quality); recall at IoU 0.5. Clipping and resizing
+    reuse tests/fixtures/anchor_eval/gen_anchor_eval.py (torchvision's own
+    GeneralizedRCNNTransform arithmetic)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    sys.path.insert(0, os.path.join(root, "tests", "fixtures", "anchor_eval"))
+    import gen_anchor_eval as g
+    data = json.load(open(os.path.join(root, "data", "coco2017_subset.json")))
+    fpn = json.load(open(os.path.join(root, "anchors", "torchvision_fpn.json")))
+    strides = [l["stride"] for l in fpn["levels"]]
+    ag = AnchorGenerator(tuple(tuple(l["sizes"]) for l in fpn["levels"]),
+                         tuple(tuple(l["aspect_ratios"]) for l in fpn["levels"]))
+    matcher = Matcher(0.7, 0.3, allow_low_quality_matches=True)
+    images = []
+    for im in data["images"]:
+        H, W = float(im["height"]), float(im["width"])
+        kept, _, _ = g.clip_filter(im["boxes"], im.get("iscrowd"), H, W)
+        gt, Hr, Wr = g.resize(kept, H, W, {"min_size": 800, "max_size": 1333})
+        images.append((gt, Hr, Wr))
+
+    def run():
+        hit = tot = 0
+        for gt, Hr, Wr in images:
+            sizes = [[math.ceil(Hr / s), math.ceil(Wr / s)] for s in strides]
+            st = [[torch.tensor(s), torch.tensor(s)] for s in strides]
+            anchors = torch.cat(ag.grid_anchors(sizes, st))
+            if gt.shape[0] == 0:
+                continue
+            iou = box_iou(gt, anchors)
+            best = iou.max(1).values
+            matcher(iou)  # positives under the config's matcher, as detloss eval counts them
+            hit += int((best >= 0.5).sum())
+            tot += gt.shape[0]
+        return hit / tot
+
+    stats, recall = timed(run, repeats, warmup)
+    return {"eval": stats}, {"recall": recall}
+
+
 TV = {
+    "eval_coco": tv_eval_coco,
     "match_fpn_g20": lambda s, r, w: tv_match(20, s, r, w),
     "match_fpn_g100": lambda s, r, w: tv_match(100, s, r, w),
     "focal_16m": tv_focal,

@@ -103,8 +103,7 @@ suite_memcheck() {
       echo "memcheck: $(basename "$t") FAILED:"; grep -E "==[0-9]+==" "$t.memcheck.log" | head -20; rc=1
     fi
   done
-  local main_job=(compute examples/compute/quickstart.json)
-  [ -f configs/default.json ] && main_job=(eval configs/default.json)
+  local main_job=(eval configs/torchvision_fasterrcnn_fpn_rpn.json --plot "$dir/coverage.svg")
   n=$((n + 1))
   if ! "${vg[@]}" "$dir/detloss" "${main_job[@]}" >"$dir/main-job.memcheck.log" 2>&1; then
     echo "memcheck: detloss ${main_job[*]} FAILED:"; grep -E "==[0-9]+==" "$dir/main-job.memcheck.log" | head -20; rc=1

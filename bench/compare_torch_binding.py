@@ -168,11 +168,12 @@ def w_match(args, g, dlops, _lib):
     return out
 
 
-def w_retina(args, dl, dlops, _lib):
-    from torchvision.models.detection import _utils as du
+def _retina_inputs(args):
+    """RetinaNet workload: 2 images 800x1344, 201,600 anchors each (torchvision
+    AnchorGenerator, strides 8..128, 3 scales x 3 ratios), 20 gt each (bench_gt_boxes),
+    80 classes, logits N(0,1) - 4.6 (a prior of 1%), deltas 0.2 N(0,1)."""
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.image_list import ImageList
-    from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
     H, W, N, G, C = (256, 320, 2, 20, 80) if args.small else (800, 1344, 2, 20, 80)
     sizes = tuple((x, int(x * 2 ** (1.0 / 3)), int(x * 2 ** (2.0 / 3)))
                   for x in (32, 64, 128, 256, 512))
@@ -190,6 +191,14 @@ def w_retina(args, dl, dlops, _lib):
                             - 4.6).astype(np.float32)).view(N, A, C)
     reg = torch.from_numpy((0.2 * bench_normal(SEED_LOGITS + 1, np.arange(N * A * 4, dtype=np.uint64))
                             ).astype(np.float32)).view(N, A, 4)
+    return anchors, targets, cls, reg, C
+
+
+def w_retina(args, dl, dlops, _lib):
+    from torchvision.models.detection import _utils as du
+    from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
+    anchors, targets, cls, reg, C = _retina_inputs(args)
+    N, A = cls.shape[0], cls.shape[1]
     head = RetinaNetHead(1, 9, C)
     fake = types.SimpleNamespace(proposal_matcher=du.Matcher(0.5, 0.4, True), head=head)
 
@@ -242,6 +251,68 @@ def w_retina(args, dl, dlops, _lib):
     return out
 
 
+def _status_kib(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def child_memory(side, workload, args):
+    """In a fresh process: the extra peak RSS (MiB) of one value + backward of `workload`
+    on `side` ("detloss" or "torchvision") over the RSS with the inputs built."""
+    import detloss.torch as dl
+    from torchvision.models.detection import _utils as du
+    from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
+    from torchvision.ops import sigmoid_focal_loss as tv_focal
+    torch.set_num_threads(args.threads)
+    if workload == "focal_16m":
+        x, y = focal_inputs(args.small)
+        x.requires_grad_(True)
+        if side == "detloss":
+            def run():
+                dl.sigmoid_focal_loss(x, y, 0.25, 2.0, "sum", num_threads=args.threads).backward()
+        else:
+            def run():
+                tv_focal(x, y, 0.25, 2.0, "sum").backward()
+    else:
+        anchors, targets, cls, reg, C = _retina_inputs(args)
+        cls.requires_grad_(True)
+        reg.requires_grad_(True)
+        head = RetinaNetHead(1, 9, C)
+        fake = types.SimpleNamespace(proposal_matcher=du.Matcher(0.5, 0.4, True), head=head)
+        if side == "detloss":
+            def run():
+                lc, lb = dl.retina_loss(cls, reg, anchors, targets, num_threads=args.threads)
+                (lc + lb).backward()
+        else:
+            def run():
+                l = RetinaNet.compute_loss(fake, targets, {"cls_logits": cls,
+                                                           "bbox_regression": reg}, anchors)
+                (l["classification"] + l["bbox_regression"]).backward()
+    base = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM (the peak) to the current RSS
+        f.write("5")
+    run()
+    return (_status_kib("VmHWM") - base) / 1024.0
+
+
+def memory_figures(args):
+    out = {}
+    for w in ("focal_16m", "retina_2x201600"):
+        out[w] = {}
+        for side in ("detloss", "torchvision"):
+            cmd = [sys.executable, os.path.abspath(__file__), "--child-memory", side + ":" + w,
+                   "--threads", str(args.threads)] + (["--small"] if args.small else [])
+            # a fixed mmap threshold: large blocks are returned to the system when freed, so
+            # freed input-building memory cannot hide the step's allocations
+            env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+            r = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+            out[w][side] = float(r.stdout.strip().splitlines()[-1])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     root = os.path.dirname(HERE)
@@ -255,7 +326,16 @@ def main():
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--json-out", default=None)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--memory", action="store_true", help="also measure the extra peak RSS of "
+                    "one value + backward per side, each in a fresh process")
+    ap.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child_memory:
+        if args.library:
+            os.environ["DETLOSS_LIBRARY"] = os.path.abspath(args.library)
+        side, w = args.child_memory.split(":")
+        print("%.1f" % child_memory(side, w, args))
+        return
     if args.library:
         os.environ["DETLOSS_LIBRARY"] = os.path.abspath(args.library)
     import detloss
@@ -320,6 +400,11 @@ def main():
             print("%-16s %-12s %11s %13s %10s %10s %12s %15s %11s" % cells)
     for w in only:
         print("# %s check: %s" % (w, json.dumps(out[w]["_check"])))
+    if args.memory:
+        out["_memory_peak_extra_mib"] = mem = memory_figures(args)
+        for w, d in mem.items():
+            print("# %s: extra peak RSS of one value + backward: detloss %.1f MiB, torchvision "
+                  "%.1f MiB" % (w, d["detloss"], d["torchvision"]))
     m = out["_meta"]
     print("# %s, %d threads, torch %s, torchvision %s, commit %s" % (
         m["cpu"], args.threads, m["torch"], m["torchvision"], m["commit"]))

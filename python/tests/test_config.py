@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import detloss
-from conftest import REPO
 
 CLI = os.path.join(os.path.dirname(os.path.realpath(detloss.library_path)), "detloss")
 need_cli = pytest.mark.skipif(not os.access(CLI, os.X_OK), reason="no detloss CLI beside the library")

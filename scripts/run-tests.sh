@@ -141,7 +141,7 @@ suite_fuzz() {
 
 suite_python() {
   bash scripts/install-deps.sh python3-pytest python3-numpy python3-torch python3-torchvision \
-    || return 1
+    python3-pip python3-setuptools || return 1
   configure_build _build/python -DCMAKE_BUILD_TYPE=Release -DDETLOSS_SHARED=ON \
     -DDETLOSS_TESTS=OFF || return 1
   local rc=0

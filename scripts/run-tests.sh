@@ -122,6 +122,11 @@ suite_fuzz() {
     rm -rf "$corpus"; mkdir -p "$corpus"
     case $t in
       compute) cp tests/cli/cases/*.json examples/compute/*.json "$corpus"/ 2>/dev/null ;;
+      config) cp configs/*.json tests/fixtures/anchor_eval/bad_*.json tests/fixtures/anchor_eval/tiny_config.json "$corpus"/ ;;
+      dataset) # small seeds only: the first images of the bundled data, and the COCO fixtures
+        head -c 4000 data/coco2017_subset.json >"$corpus/coco_head.json"
+        cp tests/fixtures/anchor_eval/*.json "$corpus"/ 2>/dev/null
+        find "$corpus" -size +64k -delete ;;
     esac
     if [ -d "$reg" ] && ls "$reg"/* >/dev/null 2>&1; then
       if ! "$bin" -runs=0 "$reg"/* >"$dir/$t.replay.log" 2>&1; then

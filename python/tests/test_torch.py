@@ -297,5 +297,12 @@ def test_patch_rpn_gives_torchvisions_rpn_losses_and_gradients():
         assert got[k] == pytest.approx(ref[k], rel=1e-5)
     for a, b in zip(ggot, gref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-    dt.unpatch(model)
+    # in eval mode the patched forward gives torchvision's proposals and no losses
+    model.eval()
+    il, _ = model.transform(images)
+    with torch.no_grad():
+        boxes, losses = model.rpn(il, model.backbone(il.tensors))
+        dt.unpatch(model)
+        ref_boxes, _ = model.rpn(il, model.backbone(il.tensors))
+    assert losses == {} and all(torch.equal(a, b) for a, b in zip(boxes, ref_boxes))
     assert "forward" not in vars(model.rpn)

@@ -19,7 +19,9 @@ backward pass multiplies that stored gradient by grad_output. No graph of
 intermediate tensors is built, so memory is one gradient buffer per input.
 The buffer is handed to autograd at the first backward (no copy), so a second
 backward through the same loss (retain_graph=True) raises a RuntimeError:
-recompute the loss instead. Gradients with respect to targets (and anchors,
+recompute the loss instead. The backward is not itself differentiable:
+second-order gradients (create_graph=True, then a backward through the
+gradient) raise a RuntimeError. Gradients with respect to targets (and anchors,
 gt boxes) are not computed: they are treated as constants, as in every
 detector's training loop.
 
@@ -32,6 +34,7 @@ torch.get_num_threads(); the results are bitwise the same for any count.
 import ctypes
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from . import _lib, ops
 from ._lib import DetlossError, DetlossTypeError
@@ -136,6 +139,7 @@ class SigmoidFocalLossFunction(torch.autograd.Function):
         return loss if inputs.dtype == _F32 else loss.to(inputs.dtype)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, go):
         g = _scale(_take(ctx, "grad"), go, ctx.dtype) if ctx.needs_input_grad[0] else None
         return g, None, None, None, None, None
@@ -173,6 +177,7 @@ class BoxLossFunction(torch.autograd.Function):
         return loss if boxes1.dtype == _F32 else loss.to(boxes1.dtype)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, go):
         if go.dim() > 0:
             go = go.unsqueeze(-1)
@@ -343,6 +348,7 @@ class _HeadLossFunction(torch.autograd.Function):
         return lc, lb
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_cls, g_box):
         gc = gb = None
         if ctx.needs_input_grad[1]:
@@ -430,6 +436,7 @@ class _ListHead(torch.autograd.Function):
         return lc, lb
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_cls, g_box):
         _, gc, gb = _HeadLossFunction.backward(ctx.inner, g_cls, g_box)
         n = ctx.n

@@ -6,7 +6,10 @@ Drop-in replacements (same names, arguments, defaults and results as torchvision
     from detloss.torch import generalized_box_iou_loss    # ... and distance_/complete_box_iou_loss
     from detloss.torch import box_iou, generalized_box_iou, distance_box_iou, complete_box_iou
 
-and the detector losses:
+the other losses with torch.nn.functional's names (binary_cross_entropy_with_logits,
+binary_cross_entropy, l1_loss, mse_loss, smooth_l1_loss, huber_loss, cross_entropy
+(class indices, no per-class weight), cosine_embedding_loss, triplet_margin_loss;
+plus hinge_loss, softmax_focal_loss, contrastive_loss), and the detector losses:
 
     rpn_loss(objectness, pred_bbox_deltas, anchors, targets, ...)     -> (loss_objectness, loss_rpn_box_reg)
     retina_loss(cls_logits, bbox_regression, anchors, targets, ...)   -> (loss_cls, loss_box_reg)
@@ -43,7 +46,9 @@ __all__ = [
     "sigmoid_focal_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
     "complete_box_iou_loss", "iou_loss", "box_iou", "generalized_box_iou", "distance_box_iou",
     "complete_box_iou", "box_area", "rpn_loss", "retina_loss", "patch_retinanet", "patch_rpn",
-    "unpatch",
+    "unpatch", "binary_cross_entropy_with_logits", "binary_cross_entropy", "l1_loss", "mse_loss",
+    "smooth_l1_loss", "huber_loss", "hinge_loss", "cross_entropy", "softmax_focal_loss",
+    "cosine_embedding_loss", "triplet_margin_loss", "contrastive_loss",
 ]
 
 _F32 = torch.float32
@@ -205,6 +210,214 @@ def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_thr
 def iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
     """1 - I / (U + eps) of matched pairs."""
     return BoxLossFunction.apply(boxes1, boxes2, "iou_loss", reduction, eps, num_threads)
+
+
+# ---------------------------------------------------------------------------
+# the other losses, with torch.nn.functional's names and defaults
+# ---------------------------------------------------------------------------
+_SYMMETRIC = {"l1", "mse", "smooth_l1", "huber"}  # functions of d = input - target
+
+
+class ElementwiseLossFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, target, weight, kind, reduction, params, num_threads):
+        x = _tensor("input", input)
+        y = _tensor("target", target)
+        if y.shape != x.shape:
+            raise DetlossError(_lib.ERR_SHAPE, "target", "shape %s differs from input %s"
+                               % (tuple(y.shape), tuple(x.shape)))
+        w = None
+        if weight is not None:
+            w = _tensor("weight", weight)
+            try:
+                w = w.expand(x.shape).contiguous()
+            except RuntimeError:
+                raise DetlossError(_lib.ERR_SHAPE, "weight", "shape %s does not broadcast to %s"
+                                   % (tuple(weight.shape), tuple(x.shape)))
+        keep = dict(params)
+        pw = keep.pop("pos_weight", None)
+        if pw is not None:
+            pw = _tensor("pos_weight", pw).reshape(-1)
+            keep["pos_weight"] = pw.numpy()
+        opt = ops.loss_options(kind, reduction, _nthreads(num_threads), **keep)
+        red = _lib.reduction(reduction)
+        loss = torch.empty(x.shape if red == 0 else (), dtype=_F32)
+        need = ctx.needs_input_grad[0] or (ctx.needs_input_grad[1] and kind in _SYMMETRIC)
+        grad = torch.empty_like(x) if need else None
+        _lib.call("detloss_loss_elementwise", ops.LOSS_KINDS[kind], _p(x), _p(y), _p(w),
+                  x.numel(), _p(loss), _p(grad), ctypes.byref(opt))
+        ctx.grad, ctx.dt, ctx.dty, ctx.kind = grad, input.dtype, target.dtype, kind
+        return loss if input.dtype == _F32 else loss.to(input.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, go):
+        gx = gy = None
+        want_target = ctx.needs_input_grad[1] and ctx.kind in _SYMMETRIC
+        if ctx.needs_input_grad[0] or want_target:
+            g = _scale(_take(ctx, "grad"), go, _F32)
+            if want_target:  # d loss / d target = - d loss / d input for functions of x - y
+                gy = (-g).to(ctx.dty)
+            if ctx.needs_input_grad[0]:
+                gx = g if ctx.dt == _F32 else g.to(ctx.dt)
+        return gx, gy, None, None, None, None, None
+
+
+def _elementwise(kind, input, target, weight, reduction, num_threads, **params):
+    return ElementwiseLossFunction.apply(input, target, weight, kind, reduction, params,
+                                         num_threads)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None, *, num_threads=None):
+    """torch.nn.functional.binary_cross_entropy_with_logits (weight broadcast to input;
+    pos_weight broadcast over the last dimension)."""
+    return _elementwise("bce_with_logits", input, target, weight, reduction, num_threads,
+                        pos_weight=pos_weight)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean", *, num_threads=None):
+    """torch.nn.functional.binary_cross_entropy (log clamped at -100)."""
+    return _elementwise("bce", input, target, weight, reduction, num_threads)
+
+
+def l1_loss(input, target, reduction="mean", *, weight=None, num_threads=None):
+    return _elementwise("l1", input, target, weight, reduction, num_threads)
+
+
+def mse_loss(input, target, reduction="mean", *, weight=None, num_threads=None):
+    return _elementwise("mse", input, target, weight, reduction, num_threads)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0, *, weight=None, num_threads=None):
+    return _elementwise("smooth_l1", input, target, weight, reduction, num_threads, beta=beta)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, *, weight=None, num_threads=None):
+    return _elementwise("huber", input, target, weight, reduction, num_threads, delta=delta)
+
+
+def hinge_loss(input, target, margin=1.0, reduction="mean", *, weight=None, num_threads=None):
+    """max(0, margin - target * input), target +-1."""
+    return _elementwise("hinge", input, target, weight, reduction, num_threads, margin=margin)
+
+
+class ClassLossFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, target, weight, kind, reduction, params, num_threads):
+        x = _tensor("input", input, ndim=2)
+        n, c = x.shape
+        t = _int_tensor("target", target, n)
+        w = None if weight is None else _tensor("weight", weight).reshape(-1)
+        if w is not None and w.numel() != n:
+            raise DetlossError(_lib.ERR_SHAPE, "weight", "has %d values for %d rows"
+                               % (w.numel(), n))
+        opt = ops.loss_options(kind, reduction, _nthreads(num_threads), **params)
+        red = _lib.reduction(reduction)
+        loss = torch.empty((n,) if red == 0 else (), dtype=_F32)
+        grad = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        _lib.call("detloss_loss_classes", ops.LOSS_KINDS[kind], _p(x), _p(t), _p(w), n, c,
+                  _p(loss), _p(grad), ctypes.byref(opt))
+        ctx.grad, ctx.dt = grad, input.dtype
+        return loss if input.dtype == _F32 else loss.to(input.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, go):
+        g = None
+        if ctx.needs_input_grad[0]:
+            g = _scale(_take(ctx, "grad"), go.unsqueeze(-1) if go.dim() else go, ctx.dt)
+        return g, None, None, None, None, None, None
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0, *, row_weight=None, num_threads=None):
+    """torch.nn.functional.cross_entropy with class-index targets, input [N, C].
+    torch's per-class weight is not supported (its mean divides by the weight sum);
+    row_weight [N] multiplies each row's loss (mean still divides by the row count)."""
+    if weight is not None:
+        raise DetlossError(_lib.ERR_UNSUPPORTED, "weight", "per-class weights are not "
+                           "supported; use row_weight (weight[target]) with reduction 'sum'")
+    return ClassLossFunction.apply(input, target, row_weight, "cross_entropy", reduction,
+                                   {"ignore_index": ignore_index,
+                                    "label_smoothing": label_smoothing}, num_threads)
+
+
+def softmax_focal_loss(input, target, alpha=1.0, gamma=2.0, reduction="mean",
+                       ignore_index=-100, *, row_weight=None, num_threads=None):
+    """Per row -alpha (1 - p_t)^gamma log p_t, p_t the softmax probability of the target."""
+    return ClassLossFunction.apply(input, target, row_weight, "softmax_focal", reduction,
+                                   {"alpha": alpha, "gamma": gamma,
+                                    "ignore_index": ignore_index}, num_threads)
+
+
+class EmbeddingLossFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x1, x2, x3, target, kind, reduction, params, num_threads):
+        a = _tensor("x1", x1, ndim=2)
+        n, d = a.shape
+        b = _tensor("x2", x2, ndim=2)
+        if b.shape != a.shape:
+            raise DetlossError(_lib.ERR_SHAPE, "x2", "shape %s differs from x1 %s"
+                               % (tuple(b.shape), tuple(a.shape)))
+        c = None
+        if kind == "triplet_margin":
+            c = _tensor("x3", x3, ndim=2)
+            if c.shape != a.shape:
+                raise DetlossError(_lib.ERR_SHAPE, "x3", "shape %s differs from x1 %s"
+                                   % (tuple(c.shape), tuple(a.shape)))
+        t = None
+        if target is not None:
+            t = _tensor("target", target if target.dtype.is_floating_point else target.float())
+            t = t.reshape(-1)
+            if t.numel() != n:
+                raise DetlossError(_lib.ERR_SHAPE, "target", "has %d values for %d pairs"
+                                   % (t.numel(), n))
+        opt = ops.loss_options(kind, reduction, _nthreads(num_threads), **params)
+        red = _lib.reduction(reduction)
+        loss = torch.empty((n,) if red == 0 else (), dtype=_F32)
+        gs = [torch.empty_like(a) if ctx.needs_input_grad[k] and (k < 2 or c is not None)
+              else None for k in range(3)]
+        _lib.call("detloss_loss_embedding", ops.LOSS_KINDS[kind], _p(a), _p(b), _p(c), _p(t),
+                  None, n, d, _p(loss), _p(gs[0]), _p(gs[1]), _p(gs[2]), ctypes.byref(opt))
+        ctx.g0, ctx.g1, ctx.g2 = gs
+        ctx.dts = (x1.dtype, x2.dtype, x3.dtype if x3 is not None else _F32)
+        return loss if x1.dtype == _F32 else loss.to(x1.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, go):
+        go = go.unsqueeze(-1) if go.dim() else go
+        out = [_scale(_take(ctx, "g%d" % k), go, ctx.dts[k])
+               if ctx.needs_input_grad[k] and getattr(ctx, "g%d" % k) is not None else None
+               for k in range(3)]
+        return (*out, None, None, None, None, None)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean", *,
+                          num_threads=None):
+    """torch.nn.functional.cosine_embedding_loss (target +1 / -1)."""
+    return EmbeddingLossFunction.apply(input1, input2, None, _as_tensor(target),
+                                       "cosine_embedding", reduction, {"margin": margin},
+                                       num_threads)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False,
+                        reduction="mean", *, num_threads=None):
+    """torch.nn.functional.triplet_margin_loss."""
+    return EmbeddingLossFunction.apply(anchor, positive, negative, None, "triplet_margin",
+                                       reduction, {"margin": margin, "p": p, "eps": eps,
+                                                   "swap": swap}, num_threads)
+
+
+def contrastive_loss(x1, x2, target, margin=1.0, reduction="mean", *, num_threads=None):
+    """Hadsell et al. 2006: 1/2 (y d^2 + (1 - y) max(0, margin - d)^2), y = 1 same identity."""
+    return EmbeddingLossFunction.apply(x1, x2, None, _as_tensor(target), "contrastive",
+                                       reduction, {"margin": margin}, num_threads)
+
+
+def _as_tensor(t):
+    return t if isinstance(t, torch.Tensor) else torch.as_tensor(t, dtype=_F32)
 
 
 # ---------------------------------------------------------------------------

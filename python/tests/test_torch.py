@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 tvo = pytest.importorskip("torchvision.ops")
 
+import detloss  # noqa: E402
 import detloss.torch as dt  # noqa: E402
 from detloss import DetlossError  # noqa: E402
 
@@ -314,3 +315,92 @@ def test_patch_rpn_gives_torchvisions_rpn_losses_and_gradients():
         ref_boxes, _ = model.rpn(il, model.backbone(il.tensors))
     assert losses == {} and all(torch.equal(a, b) for a, b in zip(boxes, ref_boxes))
     assert "forward" not in vars(model.rpn)
+
+
+# --------------------------------------------------------------------------- other losses
+F = torch.nn.functional
+
+
+def _pair(shape, seed, kind="normal"):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    if kind == "prob":
+        y = torch.rand(shape, generator=g, dtype=torch.float64)
+    elif kind == "sign":
+        y = torch.randint(0, 2, shape, generator=g).double() * 2 - 1
+    else:
+        y = torch.randn(shape, generator=g, dtype=torch.float64)
+    return x, y
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("name,kind,kw,ref", [
+    ("binary_cross_entropy_with_logits", "prob", {}, None),
+    ("binary_cross_entropy_with_logits", "prob", {"pos_weight": torch.tensor([0.5, 2.0, 3.0])},
+     None),
+    ("l1_loss", "normal", {}, None), ("mse_loss", "normal", {}, None),
+    ("smooth_l1_loss", "normal", {"beta": 0.5}, None),
+    ("huber_loss", "normal", {"delta": 0.7}, None),
+    ("binary_cross_entropy", "prob", {}, None),
+])
+def test_elementwise_losses_match_torch_functional(name, kind, kw, ref, reduction):
+    x64, y64 = _pair((8, 3), 21, kind)
+    if name == "binary_cross_entropy":
+        x64 = torch.sigmoid(x64)
+    w = torch.rand(8, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64) + 0.5
+    for ref_dtype in (torch.float32, torch.float64):
+        x, xr = x64.float().requires_grad_(), x64.to(ref_dtype).requires_grad_()
+        y, yr = y64.float().requires_grad_(), y64.to(ref_dtype).requires_grad_()
+        extra = {k: (v.to(ref_dtype) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+        if name in ("binary_cross_entropy_with_logits", "binary_cross_entropy"):
+            ours = getattr(dt, name)(x, y.detach(), weight=w.float(), reduction=reduction, **kw)
+            theirs = getattr(F, name)(xr, yr.detach(), weight=w.to(ref_dtype),
+                                      reduction=reduction, **extra)
+            _compare(ours, theirs, ([x], [xr]))
+        else:
+            ours = getattr(dt, name)(x, y, reduction=reduction, **kw)
+            theirs = getattr(F, name)(xr, yr, reduction=reduction, **extra)
+            _compare(ours, theirs, ([x, y], [xr, yr]))  # symmetric: target gradient too
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("kw", [{}, {"label_smoothing": 0.2}, {"ignore_index": 1}])
+def test_cross_entropy_matches_torch_functional(kw, reduction):
+    g = torch.Generator().manual_seed(22)
+    x64 = torch.randn(10, 5, generator=g, dtype=torch.float64)
+    t = torch.randint(0, 5, (10,), generator=g)
+    x, xr = x64.float().requires_grad_(), x64.clone().requires_grad_()
+    _compare(dt.cross_entropy(x, t, reduction=reduction, **kw),
+             F.cross_entropy(xr, t, reduction=reduction, **kw), ([x], [xr]))
+    with pytest.raises(DetlossError) as e:
+        dt.cross_entropy(x, t, weight=torch.ones(5))
+    assert e.value.where == "weight"
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_embedding_losses_match_torch_functional(reduction):
+    g = torch.Generator().manual_seed(23)
+    a64, p64, n64 = (torch.randn(6, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    t = torch.tensor([1, -1, 1, -1, -1, 1])
+    a, p, n = (v.float().requires_grad_() for v in (a64, p64, n64))
+    ar, pr, nr = (v.clone().requires_grad_() for v in (a64, p64, n64))
+    _compare(dt.triplet_margin_loss(a, p, n, margin=2.0, swap=True, reduction=reduction),
+             F.triplet_margin_loss(ar, pr, nr, margin=2.0, swap=True, reduction=reduction),
+             ([a, p, n], [ar, pr, nr]))
+    a, p = (v.float().requires_grad_() for v in (a64, p64))
+    ar, pr = (v.clone().requires_grad_() for v in (a64, p64))
+    _compare(dt.cosine_embedding_loss(a, p, t, margin=0.1, reduction=reduction),
+             F.cosine_embedding_loss(ar, pr, t, margin=0.1, reduction=reduction),
+             ([a, p], [ar, pr]))
+
+
+def test_contrastive_loss_equals_the_numpy_binding():
+    g = torch.Generator().manual_seed(24)
+    a, b = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    t = torch.tensor([1.0, 0, 1, 0, 0])
+    x1, x2 = a.clone().requires_grad_(), b.clone().requires_grad_()
+    l = dt.contrastive_loss(x1, x2, t, margin=2.0, reduction="sum")
+    l.backward()
+    ref, g1, g2 = detloss.contrastive_loss(a, b, t, margin=2.0, reduction="sum", grad=True)
+    assert l.item() == ref
+    assert torch.equal(x1.grad, torch.from_numpy(g1)) and torch.equal(x2.grad, torch.from_numpy(g2))

@@ -258,14 +258,9 @@ done:
 
 detloss_status dl_head_box_eval(const dl_head_box_params *p, const detloss_head_image *im,
                                 size_t i, const int64_t *matches, const int8_t *select,
-                                dl_head_box *b, detloss_error *err) {
+                                size_t n, dl_head_box *b, detloss_error *err) {
   memset(b, 0, sizeof *b);
-  size_t A = im->num_anchors, n = 0;
-  /* select[a] == 1 implies matches[a] >= 0 (a sampled positive) */
-  if (select != NULL)
-    for (size_t a = 0; a < A; a++) n += select[a] == 1;
-  else
-    for (size_t a = 0; a < A; a++) n += matches[a] >= 0;
+  size_t A = im->num_anchors;
   if (n == 0) return DETLOSS_OK;
   const int elementwise = p->kind == DETLOSS_HEAD_BOX_L1 || p->kind == DETLOSS_HEAD_BOX_SMOOTH_L1;
   char where[DETLOSS_WHERE_MAX];
@@ -281,9 +276,24 @@ detloss_status dl_head_box_eval(const dl_head_box_params *p, const detloss_head_
     goto done;
   }
   size_t j = 0;
-  for (size_t a = 0; a < A; a++) {
+  for (size_t a = 0; a < A && j < n; a++) {
+    if (select != NULL) {
+      /* select[a] == 1 implies matches[a] >= 0 (a sampled positive); skip
+       * eight flags at a time while none of them is 1 (RPN: nearly all) */
+      if ((a & 7) == 0 && a + 8 <= A) {
+        uint64_t w;
+        memcpy(&w, select + a, 8);
+        /* bytes equal to 1: (w ^ 0x01..01) has a zero byte */
+        uint64_t x = w ^ 0x0101010101010101ull;
+        if (((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull) == 0) {
+          a += 7;
+          continue;
+        }
+      }
+      if (select[a] != 1) continue;
+    }
     int64_t m = matches[a];
-    if (m < 0 || (select != NULL && select[a] != 1)) continue;
+    if (m < 0) continue;
     const float *an = im->anchors + 4 * a, *g = im->gt + 4 * (size_t)m;
     if (elementwise) {
       /* encoding divides by the anchor size and takes log(gt size / anchor size) */
@@ -308,7 +318,8 @@ detloss_status dl_head_box_eval(const dl_head_box_params *p, const detloss_head_
     memcpy(pd + 4 * j, im->deltas + 4 * a, 4 * sizeof(float));
     j++;
   }
-  b->n = n;
+  DL_ASSERT(j == n);
+  b->n = n = j;
   if (elementwise) {
     st = detloss_box_encode(pa, pg, n, t, &p->coder, err);
     if (st != DETLOSS_OK) {

@@ -58,12 +58,13 @@ typedef struct dl_head_box_params {
 } dl_head_box_params;
 
 /* Evaluates the box loss of image i over anchors a with matches[a] >= 0 and,
- * when select != NULL, select[a] == 1 (RPN: sampled positives). Errors:
+ * when select != NULL, select[a] == 1 (RPN: sampled positives); n is their
+ * number (known to the caller: the positive or sampled-positive count). Errors:
  * _RANGE naming "images[i].anchors[a]" / "images[i].gt[g]" when an
  * element-wise kind would encode a degenerate box; _NOMEM. */
 detloss_status dl_head_box_eval(const dl_head_box_params *p, const detloss_head_image *im,
                                 size_t i, const int64_t *matches, const int8_t *select,
-                                dl_head_box *b, detloss_error *err);
+                                size_t n, dl_head_box *b, detloss_error *err);
 void dl_head_box_free(dl_head_box *b);
 
 /* grad [A][4] = 0 except the rows of b, which get scale * b->grad. */

@@ -268,7 +268,7 @@ static void phase2(void *vr, size_t i0, size_t i1, size_t blk) {
     dl_head_box_params bp = r->bp;
     bp.num_threads = r->inner_threads;
     bp.coder.num_threads = r->inner_threads;
-    w->st = dl_head_box_eval(&bp, im, i, w->matches, NULL, &w->box, &w->err);
+    w->st = dl_head_box_eval(&bp, im, i, w->matches, NULL, w->counts[0], &w->box, &w->err);
   }
 }
 

@@ -77,20 +77,32 @@ typedef struct obj_ctx {
   double *partials;
 } obj_ctx;
 
-/* Block [a0, a1): the BCE sum of the sampled anchors, gradient scale * dl/dx
- * for them and exactly 0 for the others. */
+/* Block [a0, a1): the BCE sum of the sampled anchors (in anchor order),
+ * gradient scale * dl/dx for them and exactly 0 for the others. */
+/* The next a in [a, a1) with sampled[a] >= 0 (a1 if none): eight flags at a
+ * time while they are all -1 (not sampled), as for all but ~256 anchors. */
+static size_t next_sampled(const int8_t *sampled, size_t a, size_t a1) {
+  while (a < a1 && (a & 7) != 0 && sampled[a] < 0) a++;
+  while (a + 8 <= a1) {
+    uint64_t w;
+    memcpy(&w, sampled + a, 8);
+    if (w != UINT64_MAX) break;
+    a += 8;
+  }
+  while (a < a1 && sampled[a] < 0) a++;
+  return a;
+}
+
 static void obj_block(void *vc, size_t a0, size_t a1, size_t blk) {
   const obj_ctx *c = (const obj_ctx *)vc;
   double s = 0.0;
-  for (size_t a = a0; a < a1; a++) {
-    int8_t sm = c->sampled[a];
-    float l = 0.0f, g = 0.0f;
-    if (sm >= 0) {
-      bce_one(c->x[a], sm == 1 ? 1.0f : 0.0f, &l, &g);
-      s += (double)l;
-      g = g * c->scale;
-    }
-    if (c->grad) c->grad[a] = g;
+  if (c->grad) memset(c->grad + a0, 0, (a1 - a0) * sizeof(float));
+  for (size_t a = next_sampled(c->sampled, a0, a1); a < a1;
+       a = next_sampled(c->sampled, a + 1, a1)) {
+    float l, g;
+    bce_one(c->x[a], c->sampled[a] == 1 ? 1.0f : 0.0f, &l, &g);
+    s += (double)l;
+    if (c->grad) c->grad[a] = g * c->scale;
   }
   c->partials[blk] = s;
 }
@@ -185,7 +197,7 @@ static void phase2(void *vr, size_t i0, size_t i1, size_t blk) {
     dl_head_box_params bp = r->bp;
     bp.num_threads = r->inner_threads;
     bp.coder.num_threads = r->inner_threads;
-    w->st = dl_head_box_eval(&bp, im, i, w->matches, w->sampled, &w->box, err);
+    w->st = dl_head_box_eval(&bp, im, i, w->matches, w->sampled, w->s_pos, &w->box, err);
   }
 }
 

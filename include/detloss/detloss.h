@@ -727,10 +727,11 @@ DETLOSS_API detloss_status detloss_loss_embedding(
  * (RPN) samples, builds the targets, and returns every loss term, the counts
  * and the gradients. Scratch memory is O(A) per image (matches, sampling
  * flags) plus O(positives); no A x C target array and no A x G IoU matrix is
- * ever formed. Images are processed one after the other; within an image
- * matching and the loss passes run over fixed anchor blocks on
- * options->num_threads threads: results are bitwise identical for any
- * thread count.
+ * ever formed. With at least as many images as threads, the images run in
+ * parallel (each one serially inside); otherwise one after the other, with
+ * matching and the loss passes over fixed anchor blocks on the threads.
+ * Every piece is bitwise invariant to its thread count, so results are
+ * bitwise identical for any options->num_threads.
  */
 
 /* Box regression loss of a head. The element-wise kinds act on the encoded

@@ -773,7 +773,7 @@ typedef struct detloss_head_image {
   float *grad_deltas;         /* out: [num_predictions][4] or NULL */
 } detloss_head_image;
 
-/* Counts and loss contributions of one image (detloss_head_result.per_image). */
+/* Counts and loss contributions of one image (the per_image argument). */
 typedef struct detloss_head_image_stats {
   size_t num_pos;         /* anchors matched to a gt (match >= 0) */
   size_t num_neg;         /* anchors below the low threshold (-1) */

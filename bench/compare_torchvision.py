@@ -28,9 +28,13 @@ import torchvision
 from torchvision.models.detection._utils import Matcher
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import box_iou, sigmoid_focal_loss
 
 SEED_GT, SEED_LOGITS, SEED_TARGETS = 7, 11, 13
+SEED_OBJ, SEED_DELTAS, SEED_CLS, SEED_LABELS = 17, 19, 23, 29
+HEAD_IMAGES, HEAD_GT = 2, 20
 M64 = (1 << 64) - 1
 
 
@@ -75,6 +79,98 @@ def fpn_anchors(img_h, img_w):
              for l in range(5)]
     il = ImageList(torch.zeros(1, 3, img_h, img_w), [(img_h, img_w)])
     return gen(il, feats)[0]
+
+
+def retina_anchors(img_h, img_w):
+    sizes = tuple((x, int(x * 2 ** (1.0 / 3)), int(x * 2 ** (2.0 / 3))) for x in (32, 64, 128, 256, 512))
+    gen = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * 5)
+    feats = [torch.zeros(1, 1, math.ceil(img_h / (8 << l)), math.ceil(img_w / (8 << l)))
+             for l in range(5)]
+    il = ImageList(torch.zeros(1, 3, img_h, img_w), [(img_h, img_w)])
+    return gen(il, feats)[0]
+
+
+def head_inputs(retina, small):
+    img_h, img_w = (256, 320) if small else (800, 1344)
+    anchors = retina_anchors(img_h, img_w) if retina else fpn_anchors(img_h, img_w)
+    A, C = anchors.shape[0], (80 if retina else 1)
+    pred = bench_normal(SEED_CLS if retina else SEED_OBJ,
+                        np.arange(HEAD_IMAGES * A * C, dtype=np.uint64)).astype(np.float32)
+    deltas = (0.5 * bench_normal(SEED_DELTAS, np.arange(HEAD_IMAGES * A * 4, dtype=np.uint64))
+              ).astype(np.float32)
+    labels = (bench_u01(SEED_LABELS, np.arange(HEAD_IMAGES * HEAD_GT, dtype=np.uint64)) * C
+              ).astype(np.int64)
+    targets = []
+    for b in range(HEAD_IMAGES):
+        t = {"boxes": bench_gt_boxes(SEED_GT + 1000 * (b + 1), HEAD_GT, img_h, img_w)}
+        if retina:
+            t["labels"] = torch.from_numpy(labels[b * HEAD_GT:(b + 1) * HEAD_GT])
+        targets.append(t)
+    return anchors, torch.from_numpy(pred).reshape(HEAD_IMAGES, A, C), \
+        torch.from_numpy(deltas).reshape(HEAD_IMAGES, A, 4), targets
+
+
+def tv_rpn(small, repeats, warmup):
+    """torchvision RegionProposalNetwork: assign_targets_to_anchors + BoxCoder.encode
+    (assign), compute_loss + backward (loss_fwd_bwd). torchvision samples with
+    torch.randperm, detloss with its seeded hash: the losses agree in distribution,
+    not in value, so no value check here."""
+    anchors, obj, deltas, targets = head_inputs(False, small)
+    al = [anchors] * HEAD_IMAGES
+    gen = AnchorGenerator(((32,),), ((1.0,),))
+    rpn = RegionProposalNetwork(gen, RPNHead(1, 1), 0.7, 0.3, 256, 0.5,
+                                dict(training=2000, testing=1000), dict(training=2000, testing=1000), 0.7)
+    ts = {"assign": [], "loss_fwd_bwd": [], "total": []}
+    for r in range(warmup + repeats):
+        o = obj.reshape(-1, 1).clone().requires_grad_()
+        d = deltas.reshape(-1, 4).clone().requires_grad_()
+        t0 = time.perf_counter()
+        labels, mgt = rpn.assign_targets_to_anchors(al, targets)
+        rt = rpn.box_coder.encode(mgt, al)
+        t1 = time.perf_counter()
+        lo, lb = rpn.compute_loss(o, d, labels, rt)
+        (lo + lb).backward()
+        t2 = time.perf_counter()
+        if r >= warmup:
+            ts["assign"].append((t1 - t0) * 1e3)
+            ts["loss_fwd_bwd"].append((t2 - t1) * 1e3)
+            ts["total"].append((t2 - t0) * 1e3)
+    return {k: summarize(v) for k, v in ts.items()}, {}
+
+
+def tv_retina(small, repeats, warmup):
+    """torchvision RetinaNet: Matcher(box_iou) per image (assign),
+    RetinaNetHead.compute_loss + backward (loss_fwd_bwd). No sampling: the
+    loss values must agree with detloss's."""
+    anchors, cls, deltas, targets = head_inputs(True, small)
+    al = [anchors] * HEAD_IMAGES
+    head = RetinaNetHead(1, 9, 80)
+    matcher = Matcher(0.5, 0.4, allow_low_quality_matches=True)
+    ts = {"assign": [], "loss_fwd_bwd": [], "total": []}
+    loss = None
+    for r in range(warmup + repeats):
+        c = cls.clone().requires_grad_()
+        b = deltas.clone().requires_grad_()
+        t0 = time.perf_counter()
+        matched = [matcher(box_iou(t["boxes"], a)) for t, a in zip(targets, al)]
+        t1 = time.perf_counter()
+        losses = head.compute_loss(targets, {"cls_logits": c, "bbox_regression": b}, al, matched)
+        tot = losses["classification"] + losses["bbox_regression"]
+        tot.backward()
+        t2 = time.perf_counter()
+        loss = float(tot)
+        if r >= warmup:
+            ts["assign"].append((t1 - t0) * 1e3)
+            ts["loss_fwd_bwd"].append((t2 - t1) * 1e3)
+            ts["total"].append((t2 - t0) * 1e3)
+    return {k: summarize(v) for k, v in ts.items()}, {"loss_sum": loss}
+
+
+def summarize(ts):
+    ts = sorted(ts)
+    n = len(ts)
+    med = ts[n // 2] if n % 2 else 0.5 * (ts[n // 2 - 1] + ts[n // 2])
+    return {"median_ms": med, "min_ms": ts[0], "max_ms": ts[-1]}
 
 
 def timed(fn, repeats, warmup):
@@ -165,6 +261,8 @@ def tv_eval_coco(small, repeats, warmup):
 
 
 TV = {
+    "rpn_fpn_b2": tv_rpn,
+    "retina_b2": tv_retina,
     "eval_coco": tv_eval_coco,
     "match_fpn_g20": lambda s, r, w: tv_match(20, s, r, w),
     "match_fpn_g100": lambda s, r, w: tv_match(100, s, r, w),

@@ -196,6 +196,158 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
+/* rpn_fpn_b2, retina_b2: the detector losses, value + gradients, matching   */
+/* included. Stages: assign (the batch's grid matching alone), total (the     */
+/* whole loss call: matching, sampling, targets, loss and gradients), and     */
+/* loss_fwd_bwd = total - assign of the same run.                            */
+/* ------------------------------------------------------------------------ */
+
+#define SEED_OBJ 17
+#define SEED_DELTAS 19
+#define SEED_CLS 23
+#define SEED_LABELS 29
+#define HEAD_IMAGES 2
+#define HEAD_GT 20
+
+/* RetinaNet anchors (torchvision retinanet_resnet50_fpn): P3-P7, strides 8..128,
+ * sizes (x, int(x 2^(1/3)), int(x 2^(2/3))) for x = 32..512, ratios 0.5/1/2. */
+static int retina_init(fpn_setup *s, float img_h, float img_w, float *sizes15) {
+  static const float SZ[15] = {32, 40, 50, 64, 80, 101, 128, 161, 203, 256, 322, 406, 512, 645, 812};
+  memset(s, 0, sizeof *s);
+  memcpy(sizes15, SZ, sizeof SZ);
+  s->img_h = img_h;
+  s->img_w = img_w;
+  s->ratios[0] = 0.5f;
+  s->ratios[1] = 1.0f;
+  s->ratios[2] = 2.0f;
+  for (int l = 0; l < 5; l++) {
+    size_t div = (size_t)8 << l;
+    size_t fh = ((size_t)img_h + div - 1) / div, fw = ((size_t)img_w + div - 1) / div;
+    detloss_anchor_level *lv = &s->levels[l];
+    lv->feat_h = fh;
+    lv->feat_w = fw;
+    lv->stride_h = (float)((size_t)img_h / fh);
+    lv->stride_w = (float)((size_t)img_w / fw);
+    lv->sizes = sizes15 + 3 * l;
+    lv->num_sizes = 3;
+    lv->ratios = s->ratios;
+    lv->num_ratios = 3;
+  }
+  s->cfg.levels = s->levels;
+  s->cfg.num_levels = 5;
+  detloss_error err;
+  if (detloss_anchors_count(&s->cfg, &s->count, &err) != DETLOSS_OK) return 0;
+  s->anchors = malloc(s->count * 4 * sizeof(float));
+  if (!s->anchors) return 0;
+  return detloss_anchors_generate(&s->cfg, s->anchors, s->count, &err) == DETLOSS_OK;
+}
+
+static void head_workload(bench_run *run, int retina) {
+  float img_h = run->small ? 256.0f : 800.0f, img_w = run->small ? 320.0f : 1344.0f;
+  size_t C = retina ? 80 : 1;
+  fpn_setup s;
+  float sizes15[15];
+  detloss_head_image im[HEAD_IMAGES];
+  float *gt = NULL, *pred = NULL, *deltas = NULL, *gpred = NULL, *gdel = NULL;
+  int64_t *labels = NULL, *m = NULL;
+  float *miou = NULL;
+  if (!(retina ? retina_init(&s, img_h, img_w, sizes15) : fpn_init(&s, img_h, img_w))) {
+    run->failed = 1;
+    return;
+  }
+  size_t A = s.count;
+  gt = malloc(HEAD_IMAGES * HEAD_GT * 4 * sizeof(float));
+  labels = malloc(HEAD_IMAGES * HEAD_GT * sizeof(int64_t));
+  pred = malloc(HEAD_IMAGES * A * C * sizeof(float));
+  gpred = malloc(HEAD_IMAGES * A * C * sizeof(float));
+  deltas = malloc(HEAD_IMAGES * A * 4 * sizeof(float));
+  gdel = malloc(HEAD_IMAGES * A * 4 * sizeof(float));
+  m = malloc(A * sizeof(int64_t));
+  miou = malloc(A * sizeof(float));
+  if (!gt || !labels || !pred || !gpred || !deltas || !gdel || !m || !miou) {
+    run->failed = 1;
+    goto done;
+  }
+  /* objectness / class logits N(0,1), deltas N(0, 0.5), labels uniform */
+  for (size_t i = 0; i < HEAD_IMAGES * A * C; i++)
+    pred[i] = (float)bench_normal(retina ? SEED_CLS : SEED_OBJ, i);
+  for (size_t i = 0; i < HEAD_IMAGES * A * 4; i++)
+    deltas[i] = (float)(0.5 * bench_normal(SEED_DELTAS, i));
+  for (size_t i = 0; i < HEAD_IMAGES * HEAD_GT; i++)
+    labels[i] = (int64_t)(bench_u01(SEED_LABELS, i) * (double)C);
+  memset(im, 0, sizeof im);
+  for (size_t b = 0; b < HEAD_IMAGES; b++) {
+    bench_gt_boxes(SEED_GT + 1000 * (b + 1), HEAD_GT, img_h, img_w, gt + b * HEAD_GT * 4);
+    im[b].anchors = s.anchors;
+    im[b].num_anchors = A;
+    im[b].anchor_config = &s.cfg;
+    im[b].gt = gt + b * HEAD_GT * 4;
+    im[b].num_gt = HEAD_GT;
+    im[b].labels = retina ? labels + b * HEAD_GT : NULL;
+    im[b].image_h = img_h;
+    im[b].image_w = img_w;
+    im[b].num_predictions = A;
+    if (retina) {
+      im[b].cls_logits = pred + b * A * C;
+      im[b].grad_cls_logits = gpred + b * A * C;
+    } else {
+      im[b].objectness = pred + b * A;
+      im[b].grad_objectness = gpred + b * A;
+    }
+    im[b].deltas = deltas + b * A * 4;
+    im[b].grad_deltas = gdel + b * A * 4;
+  }
+  detloss_rpn_options ro = detloss_rpn_options_default();
+  detloss_retina_options to = detloss_retina_options_default();
+  ro.num_threads = to.num_threads = run->threads;
+  detloss_match_options mo = retina ? to.match : ro.match;
+  mo.num_threads = run->threads;
+  detloss_head_result res;
+  detloss_error err;
+  for (int r = 0; r < run->warmup + run->repeats; r++) {
+    double t0 = bench_now_ms();
+    for (size_t b = 0; b < HEAD_IMAGES; b++)
+      if (detloss_match_grid(&s.cfg, im[b].gt, HEAD_GT, NULL, m, miou, A, &mo, &err) !=
+          DETLOSS_OK) {
+        run->failed = 1;
+        goto done;
+      }
+    double t1 = bench_now_ms();
+    detloss_status st = retina ? detloss_retina_loss(im, HEAD_IMAGES, C, &res, NULL, &to, &err)
+                               : detloss_rpn_loss(im, HEAD_IMAGES, &res, NULL, &ro, &err);
+    double t2 = bench_now_ms();
+    if (st != DETLOSS_OK || res.nonfinite) {
+      fprintf(stderr, "%s: %s: %s\n", retina ? "retina_b2" : "rpn_fpn_b2", err.where, err.msg);
+      run->failed = 1;
+      goto done;
+    }
+    if (r >= run->warmup) {
+      bench_record(run, "assign", t1 - t0);
+      bench_record(run, "loss_fwd_bwd", (t2 - t1) - (t1 - t0));
+      bench_record(run, "total", t2 - t1);
+    }
+  }
+  run->check = (double)res.loss_cls + (double)res.loss_box_reg;
+  run->check_name = "loss_sum";
+  snprintf(run->note, sizeof run->note, "%d images x %zu anchors%s, %d gt each; loss_cls %.6f, "
+           "loss_box_reg %.6f", HEAD_IMAGES, A, retina ? " x 80 classes" : "", HEAD_GT,
+           (double)res.loss_cls, (double)res.loss_box_reg);
+done:
+  free(s.anchors);
+  free(gt);
+  free(labels);
+  free(pred);
+  free(gpred);
+  free(deltas);
+  free(gdel);
+  free(m);
+  free(miou);
+}
+
+static void w_rpn_fpn_b2(bench_run *run) { head_workload(run, 0); }
+static void w_retina_b2(bench_run *run) { head_workload(run, 1); }
+
+/* ------------------------------------------------------------------------ */
 /* eval_coco: `detloss eval`'s core on the bundled data set                 */
 /* ------------------------------------------------------------------------ */
 
@@ -255,6 +407,9 @@ const bench_workload bench_workloads[] = {
     {"match_fpn_g100", "match 268,569 FPN anchors to 100 gt (RPN matcher)", w_match_fpn_g100},
     {"focal_16m", "sigmoid focal loss + gradient over 201,600 x 80 logits, and the memory floor",
      w_focal_16m},
+    {"rpn_fpn_b2", "RPN loss + gradients, 2 images x 268,569 FPN anchors, 20 gt each", w_rpn_fpn_b2},
+    {"retina_b2", "RetinaNet loss + gradients, 2 images x 201,600 anchors x 80 classes, 20 gt each",
+     w_retina_b2},
     {"eval_coco", "detloss eval core: FPN RPN anchors on the bundled COCO subset", w_eval_coco},
     /* @@workloads */
 };

@@ -904,8 +904,14 @@ detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
           r.worst[j] = r.worst[j - 1];
           j--;
         }
-        detloss_eval_worst w = {i, row - data->box_start[i], g->w, g->h, g->best};
-        r.worst[j] = w;
+        /* Members written one by one into the zeroed report: a brace-initialised
+         * local would leave its padding undefined, and callers compare
+         * reports bytewise (valgrind found it). */
+        r.worst[j].image = i;
+        r.worst[j].box = row - data->box_start[i];
+        r.worst[j].w = g->w;
+        r.worst[j].h = g->h;
+        r.worst[j].best = g->best;
       }
     }
     if (ok == 0) r.num_images_empty++;

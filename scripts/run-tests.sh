@@ -62,12 +62,20 @@ suite_install() {
   # 1) CMake package
   cmake -S tests/install -B _build/consumer -DCMAKE_PREFIX_PATH="$prefix" >/dev/null &&
     cmake --build _build/consumer >/dev/null && _build/consumer/consumer || return 1
-  # 2) pkg-config
+  # 2) pkg-config: -ldetloss finds the shared library when both are installed
+  #    (an rpath, as a user without ldconfig would add), the static one with -static-ish flags
   mkdir -p _build/consumer-pc
+  local libdir
+  libdir=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
+           pkg-config --variable=libdir detloss) || return 1
   PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
     sh -c 'cc -std=c11 -Wall -Werror tests/install/consumer.c $(pkg-config --cflags detloss) \
-           -o _build/consumer-pc/consumer $(pkg-config --libs --static detloss)' &&
+           -o _build/consumer-pc/consumer $(pkg-config --libs --static detloss) -Wl,-rpath,'"$libdir" &&
     _build/consumer-pc/consumer || return 1
+  PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
+    sh -c 'cc -std=c11 -Wall -Werror tests/install/consumer.c $(pkg-config --cflags detloss) \
+           -o _build/consumer-pc/consumer-static '"$libdir"'/libdetloss.a $(pkg-config --libs-only-other --static detloss) -lm' &&
+    _build/consumer-pc/consumer-static || return 1
   echo "install: CMake package and pkg-config consumers built and ran"
 }
 

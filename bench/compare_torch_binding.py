@@ -23,9 +23,14 @@ and the binding overhead python - (+alloc if measured, else c_ctypes). Workloads
   match_fpn_g20/100  268,569 FPN anchors vs 20/100 gt: torchvision
                    Matcher(box_iou(gt, anchors)) vs detloss.match (plain) and
                    detloss.match_grid (grid config)
-  retina_2x201600  RetinaNet loss of 2 images x 201,600 anchors x 80 classes, 20 gt
+  rpn_fpn_b2       RPN loss of 2 images x 268,569 FPN anchors, 20 gt each, matching and
+                   sampling included, value + backward: torchvision
+                   assign_targets_to_anchors + encode + compute_loss vs
+                   detloss.torch.rpn_loss (anchor_grid: grid matching, as the C bench)
+  retina_b2        RetinaNet loss of 2 images x 201,600 anchors x 80 classes, 20 gt
                    each, matching included, value + backward: torchvision
-                   RetinaNet.compute_loss vs detloss.torch.retina_loss
+                   RetinaNet.compute_loss vs detloss.torch.retina_loss (anchor_grid)
+  (head inputs: compare_torchvision.head_inputs; the C figure is the "total" stage)
 Both sides use the same number of threads (torch.set_num_threads, num_threads).
 """
 import argparse
@@ -46,8 +51,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "python"))
 
-from compare_torchvision import (SEED_GT, SEED_LOGITS, SEED_TARGETS, bench_gt_boxes,  # noqa: E402
-                                 bench_normal, bench_u01, fpn_anchors, timed)
+from compare_torchvision import (HEAD_IMAGES, SEED_GT, SEED_LOGITS, SEED_TARGETS,  # noqa: E402
+                                 bench_gt_boxes, bench_normal, bench_u01, fpn_anchors,
+                                 head_inputs, timed)
 
 
 def focal_inputs(small):
@@ -168,86 +174,121 @@ def w_match(args, g, dlops, _lib):
     return out
 
 
-def _retina_inputs(args):
-    """RetinaNet workload: 2 images 800x1344, 201,600 anchors each (torchvision
-    AnchorGenerator, strides 8..128, 3 scales x 3 ratios), 20 gt each (bench_gt_boxes),
-    80 classes, logits N(0,1) - 4.6 (a prior of 1%), deltas 0.2 N(0,1)."""
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.image_list import ImageList
-    H, W, N, G, C = (256, 320, 2, 20, 80) if args.small else (800, 1344, 2, 20, 80)
-    sizes = tuple((x, int(x * 2 ** (1.0 / 3)), int(x * 2 ** (2.0 / 3)))
-                  for x in (32, 64, 128, 256, 512))
-    ag = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * 5)
-    feats = [torch.zeros(N, 1, math.ceil(H / (8 << l)), math.ceil(W / (8 << l)))
-             for l in range(5)]
-    anchors = ag(ImageList(torch.zeros(N, 3, H, W), [(H, W)] * N), feats)
-    A = anchors[0].shape[0]
-    targets = []
-    for i in range(N):
-        b = bench_gt_boxes(SEED_GT + 1000 + i, G, H, W)
-        lab = (bench_u01(SEED_TARGETS + 1000 + i, np.arange(G, dtype=np.uint64)) * C).astype(np.int64)
-        targets.append({"boxes": b, "labels": torch.from_numpy(lab)})
-    cls = torch.from_numpy((bench_normal(SEED_LOGITS, np.arange(N * A * C, dtype=np.uint64))
-                            - 4.6).astype(np.float32)).view(N, A, C)
-    reg = torch.from_numpy((0.2 * bench_normal(SEED_LOGITS + 1, np.arange(N * A * 4, dtype=np.uint64))
-                            ).astype(np.float32)).view(N, A, 4)
-    return anchors, targets, cls, reg, C
+def head_setup(retina, small):
+    """The standard head workload (compare_torchvision.head_inputs, the numpy mirror of
+    bench/workloads.c's rpn_fpn_b2 / retina_b2) and its anchor grid for detloss."""
+    import detloss.ops as dlops
+    anchors, pred, deltas, targets = head_inputs(retina, small)
+    img_h, img_w = (256, 320) if small else (800, 1344)
+    if retina:
+        sizes = tuple((x, int(x * 2 ** (1.0 / 3)), int(x * 2 ** (2.0 / 3)))
+                      for x in (32, 64, 128, 256, 512))
+        first = 8
+    else:
+        sizes, first = ((32,), (64,), (128,), (256,), (512,)), 4
+    feats = [(math.ceil(img_h / (first << l)), math.ceil(img_w / (first << l))) for l in range(5)]
+    grid = dlops.torchvision_anchor_grid(sizes, ((0.5, 1.0, 2.0),) * 5, (img_h, img_w), feats)
+    return [anchors] * HEAD_IMAGES, pred, deltas, targets, grid
 
 
-def w_retina(args, dl, dlops, _lib):
+def w_head(args, retina, dl, dlops, _lib):
     from torchvision.models.detection import _utils as du
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
-    anchors, targets, cls, reg, C = _retina_inputs(args)
-    N, A = cls.shape[0], cls.shape[1]
-    head = RetinaNetHead(1, 9, C)
-    fake = types.SimpleNamespace(proposal_matcher=du.Matcher(0.5, 0.4, True), head=head)
+    from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+    anchors, pred, deltas, targets, grid = head_setup(retina, args.small)
+    N, A, C = pred.shape
+    if retina:
+        fake = types.SimpleNamespace(proposal_matcher=du.Matcher(0.5, 0.4, True),
+                                     head=RetinaNetHead(1, 9, C))
 
-    def tv_step():
-        c = cls.detach().requires_grad_()
-        b = reg.detach().requires_grad_()
-        l = RetinaNet.compute_loss(fake, targets, {"cls_logits": c, "bbox_regression": b}, anchors)
-        (l["classification"] + l["bbox_regression"]).backward()
-        return l, c.grad, b.grad
+        def tv_step():
+            c = pred.detach().requires_grad_()
+            b = deltas.detach().requires_grad_()
+            l = RetinaNet.compute_loss(fake, targets, {"cls_logits": c, "bbox_regression": b},
+                                       anchors)
+            (l["classification"] + l["bbox_regression"]).backward()
+            return (l["classification"], l["bbox_regression"]), c.grad, b.grad
 
-    def py_step():
-        c = cls.detach().requires_grad_()
-        b = reg.detach().requires_grad_()
-        lc, lb = dl.retina_loss(c, b, anchors, targets, num_threads=args.threads)
-        (lc + lb).backward()
-        return (lc, lb), c.grad, b.grad
+        def py_step():
+            c = pred.detach().requires_grad_()
+            b = deltas.detach().requires_grad_()
+            lc, lb = dl.retina_loss(c, b, anchors, targets, anchor_grid=grid,
+                                    num_threads=args.threads)
+            (lc + lb).backward()
+            return (lc, lb), c.grad, b.grad
+    else:
+        rpn = RegionProposalNetwork(AnchorGenerator(((32,),), ((1.0,),)), RPNHead(1, 1), 0.7,
+                                    0.3, 256, 0.5, dict(training=2000, testing=1000),
+                                    dict(training=2000, testing=1000), 0.7)
 
-    images = [{"anchors": anchors[i], "gt": targets[i]["boxes"], "labels": targets[i]["labels"],
-               "cls_logits": cls[i], "deltas": reg[i]} for i in range(N)]
-    batch = dlops._HeadBatch(images, "retina", C, grad=True)
-    opt = _lib.fn("detloss_retina_options_default")()
-    opt.num_threads = args.threads
+        def tv_step():
+            o = pred.reshape(-1, 1).detach().requires_grad_()
+            d = deltas.reshape(-1, 4).detach().requires_grad_()
+            labels, mgt = rpn.assign_targets_to_anchors(anchors, targets)
+            lo, lb = rpn.compute_loss(o, d, labels, rpn.box_coder.encode(mgt, anchors))
+            (lo + lb).backward()
+            return (lo, lb), o.grad, d.grad
+
+        def py_step():
+            o = pred.reshape(-1, 1).detach().requires_grad_()
+            d = deltas.reshape(-1, 4).detach().requires_grad_()
+            lo, lb = dl.rpn_loss(o, d, anchors, targets, anchor_grid=grid, seed=0,
+                                 num_threads=args.threads)
+            (lo + lb).backward()
+            return (lo, lb), o.grad, d.grad
+
+    images = []
+    for i in range(N):
+        im = {"anchors": anchors[i], "gt": targets[i]["boxes"], "deltas": deltas[i]}
+        if retina:
+            im.update(labels=targets[i]["labels"], cls_logits=pred[i])
+        else:
+            im["objectness"] = pred[i].reshape(-1)
+        images.append(im)
+    batch = dlops._HeadBatch(images, "retina" if retina else "rpn", C if retina else None,
+                             grad=True, anchor_grid=grid)
+    if retina:
+        opt = dlops.retina_options(num_threads=args.threads)
+    else:
+        opt = dlops.rpn_options(num_threads=args.threads)
     res = _lib.HeadResult()
 
     def c_step():
-        _lib.call("detloss_retina_loss", ctypes.addressof(batch.c), N, C, ctypes.byref(res), None,
-                  ctypes.byref(opt))
+        if retina:
+            _lib.call("detloss_retina_loss", ctypes.addressof(batch.c), N, C, ctypes.byref(res),
+                      None, ctypes.byref(opt))
+        else:
+            _lib.call("detloss_rpn_loss", ctypes.addressof(batch.c), N, ctypes.byref(res), None,
+                      ctypes.byref(opt))
 
     def c_step_alloc():  # fresh gradient tensors per call, as autograd needs
         gc = torch.empty(N, A, C)
         gb = torch.empty(N, A, 4)
         for i in range(N):
-            batch.c[i].grad_cls_logits = gc[i].data_ptr()
+            if retina:
+                batch.c[i].grad_cls_logits = gc[i].data_ptr()
+            else:
+                batch.c[i].grad_objectness = gc[i].data_ptr()
             batch.c[i].grad_deltas = gb[i].data_ptr()
         c_step()
 
     reps = max(3, args.repeats // 2), 1
-    out = {"fwd_bwd": {"c_ctypes": timed(c_step, *reps)[0],
-                       "c_ctypes_alloc": timed(c_step_alloc, *reps)[0]}}
+    out = {"total": {"c_ctypes": timed(c_step, *reps)[0],
+                     "c_ctypes_alloc": timed(c_step_alloc, *reps)[0]}}
     s, (lp, gcp, gbp) = timed(py_step, *reps)
-    out["fwd_bwd"]["python"] = s
+    out["total"]["python"] = s
     s, (lt, gct, gbt) = timed(tv_step, *reps)
-    out["fwd_bwd"]["torchvision"] = s
-    out["_check"] = {"loss_cls": {"detloss": float(lp[0]), "torchvision": float(lt["classification"])},
-                     "loss_box_reg": {"detloss": float(lp[1]),
-                                      "torchvision": float(lt["bbox_regression"])},
-                     "max_abs_grad_diff": float(max((gcp - gct).abs().max(),
-                                                    (gbp - gbt).abs().max())),
+    out["total"]["torchvision"] = s
+    out["_check"] = {"loss_cls": {"detloss": float(lp[0]), "torchvision": float(lt[0])},
+                     "loss_box_reg": {"detloss": float(lp[1]), "torchvision": float(lt[1])},
                      "anchors_per_image": A}
+    if retina:  # no sampling: the same values and gradients
+        out["_check"]["max_abs_grad_diff"] = float(max((gcp - gct).abs().max(),
+                                                       (gbp - gbt).abs().max()))
+    else:
+        out["_check"]["note"] = ("torchvision samples with randperm, detloss with its seeded "
+                                 "hash: same counts, different anchors, so values differ")
     return out
 
 
@@ -277,14 +318,16 @@ def child_memory(side, workload, args):
             def run():
                 tv_focal(x, y, 0.25, 2.0, "sum").backward()
     else:
-        anchors, targets, cls, reg, C = _retina_inputs(args)
+        anchors, cls, reg, targets, grid = head_setup(True, args.small)
+        C = cls.shape[-1]
         cls.requires_grad_(True)
         reg.requires_grad_(True)
         head = RetinaNetHead(1, 9, C)
         fake = types.SimpleNamespace(proposal_matcher=du.Matcher(0.5, 0.4, True), head=head)
         if side == "detloss":
             def run():
-                lc, lb = dl.retina_loss(cls, reg, anchors, targets, num_threads=args.threads)
+                lc, lb = dl.retina_loss(cls, reg, anchors, targets, anchor_grid=grid,
+                                        num_threads=args.threads)
                 (lc + lb).backward()
         else:
             def run():
@@ -300,7 +343,7 @@ def child_memory(side, workload, args):
 
 def memory_figures(args):
     out = {}
-    for w in ("focal_16m", "retina_2x201600"):
+    for w in ("focal_16m", "retina_b2"):
         out[w] = {}
         for side in ("detloss", "torchvision"):
             cmd = [sys.executable, os.path.abspath(__file__), "--child-memory", side + ":" + w,
@@ -346,9 +389,12 @@ def main():
 
     cli = {}
     if os.path.exists(args.detloss):
+        known = subprocess.run([args.detloss, "bench", "--list"], check=True,
+                               capture_output=True, text=True).stdout.split()
+        want = [w for w in ("focal_16m", "match_fpn_g20", "match_fpn_g100", "rpn_fpn_b2",
+                            "retina_b2") if w in known]
         cmd = [args.detloss, "bench", "--json", "--threads", str(args.threads), "--repeats",
-               str(args.repeats), "--warmup", str(args.warmup),
-               "--only", "focal_16m,match_fpn_g20,match_fpn_g100"]
+               str(args.repeats), "--warmup", str(args.warmup), "--only", ",".join(want)]
         if args.small:
             cmd.append("--small")
         cli = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -358,7 +404,8 @@ def main():
     work = {"focal_16m": lambda: w_focal(args, dl, _lib),
             "match_fpn_g20": lambda: w_match(args, 20, dlops, _lib),
             "match_fpn_g100": lambda: w_match(args, 100, dlops, _lib),
-            "retina_2x201600": lambda: w_retina(args, dl, dlops, _lib)}
+            "rpn_fpn_b2": lambda: w_head(args, False, dl, dlops, _lib),
+            "retina_b2": lambda: w_head(args, True, dl, dlops, _lib)}
     only = args.only.split(",") if args.only else list(work)
     out = {"_meta": {"threads": args.threads, "library": detloss.library_path,
                      "torch": torch.__version__, "torchvision": torchvision.__version__,

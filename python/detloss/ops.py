@@ -26,6 +26,7 @@ __all__ = [
     "box_area", "box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou",
     "box_iou_pairs", "box_encode", "box_decode", "BoxCoder",
     "anchor_config", "load_anchor_preset", "anchor_presets", "anchors_count", "anchors_base",
+    "AnchorGrid", "anchor_grid", "torchvision_anchor_grid",
     "anchors_generate", "grid_anchors",
     "match", "match_grid", "sample_balanced", "match_targets",
     "loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "cross_entropy",
@@ -273,6 +274,44 @@ class _Config:
         call("detloss_anchors_count", ctypes.byref(self.cfg), ctypes.byref(n))
         return n.value
 
+    def anchors(self):
+        """The anchors [A, 4] of this grid (detloss_anchors_generate)."""
+        n = self.count()
+        out = np.empty((n, 4), np.float32)
+        call("detloss_anchors_generate", ctypes.byref(self.cfg), ptr(out), n)
+        return out
+
+    def matches(self, anchors):
+        """True when anchors (an [A, 4] array) are exactly this grid's anchors."""
+        a = np.asarray(anchors)
+        return a.shape == (self.count(), 4) and np.array_equal(self.anchors(), a)
+
+
+class AnchorGrid(_Config):
+    """A grid config with its feature map sizes fixed: the anchors of one image size.
+
+    Given to match_grid, rpn_loss / retina_loss (anchor_grid=) and detloss.torch's head
+    losses, it lets the library match on the grid (visiting only the cells near each gt)
+    instead of scanning every anchor; the anchors passed alongside must be exactly
+    grid.anchors() (checked)."""
+
+
+def torchvision_anchor_grid(sizes, aspect_ratios, image_size, feature_maps):
+    """The AnchorGrid of torchvision's AnchorGenerator(sizes, aspect_ratios) for a batch
+    tensor of image_size (H, W) and feature maps [[h, w] per level] (strides H // h,
+    W // w, as torchvision computes them)."""
+    levels = [{"sizes": [float(v) for v in sz], "aspect_ratios": [float(r) for r in ar]}
+              for sz, ar in zip(sizes, aspect_ratios)]
+    return AnchorGrid({"convention": "torchvision", "offset": 0.0, "levels": levels},
+                      [int(image_size[0]), int(image_size[1])],
+                      [[int(h), int(w)] for h, w in feature_maps])
+
+
+def anchor_grid(config, image_size=None, feature_maps=None):
+    """An AnchorGrid from a config dict / preset name / JSON path and the image size (or
+    the feature map sizes [[h, w] per level]); see anchors_generate for the rules."""
+    return AnchorGrid(config, image_size, feature_maps)
+
 
 def anchors_count(config, image_size=None, feature_maps=None):
     """Number of anchors of a grid config for an image / feature map sizes."""
@@ -297,11 +336,8 @@ def anchors_generate(config, image_size=None, feature_maps=None):
     Feature map sizes come from, in order: feature_maps [[h, w] per level]; a level's
     "feature_size"; ceil(image_size / stride). A level without "stride" takes
     image_size // feature size (torchvision AnchorGenerator)."""
-    c = _Config(config, image_size, feature_maps)
-    n = c.count()
-    out = np.empty((n, 4), np.float32)
-    call("detloss_anchors_generate", ctypes.byref(c.cfg), ptr(out), n)
-    return out
+    c = config if isinstance(config, _Config) else _Config(config, image_size, feature_maps)
+    return c.anchors()
 
 
 def grid_anchors(image_size, feature_maps, sizes, aspect_ratios):
@@ -374,7 +410,7 @@ def match_grid(config, gt, high=0.7, low=0.3, allow_low_quality=True, *, image_s
     """match() on the anchors of a grid config without forming them (identical results,
     O(A + gt footprint) work). image_size (H, W) sizes the feature maps (as
     anchors_generate) and is the image for allowed_border."""
-    c = _Config(config, image_size, feature_maps)
+    c = config if isinstance(config, _Config) else _Config(config, image_size, feature_maps)
     n = c.count()
     g = array("gt", gt, shape=(None, 4))
     crowd = array("gt_is_crowd", gt_is_crowd, np.uint8, shape=(g.shape[0],), allow_none=True)
@@ -683,21 +719,43 @@ def _result(r):
     return {k: getattr(r, k) for k, _ in _lib.HeadResult._fields_}
 
 
+def _grids(anchor_grid, n):
+    """anchor_grid (one AnchorGrid, or a list of n of them / None) as a list of n."""
+    if anchor_grid is None:
+        return [None] * n
+    grids = list(anchor_grid) if isinstance(anchor_grid, (list, tuple)) else [anchor_grid] * n
+    if len(grids) != n:
+        raise DetlossError(_lib.ERR_SHAPE, "anchor_grid", "has %d entries for %d images"
+                           % (len(grids), n))
+    for i, g in enumerate(grids):
+        if g is not None and not isinstance(g, _Config):
+            raise _lib.DetlossTypeError(_lib.ERR_TYPE, "anchor_grid", "must be an AnchorGrid "
+                                        "(detloss.anchor_grid(...))")
+    return grids
+
+
 class _HeadBatch:
     """ctypes detloss_head_image array for a batch of dicts; keeps the arrays alive."""
 
-    def __init__(self, images, kind, num_classes=None, grad=True):
+    def __init__(self, images, kind, num_classes=None, grad=True, anchor_grid=None):
         if isinstance(images, dict):
             images = [images]
         if len(images) == 0:
             raise DetlossError(_lib.ERR_SHAPE, "images", "empty batch")
         self.keep, self.grads = [], []
         self.c = (_lib.HeadImage * len(images))()
+        grids = _grids(anchor_grid, len(images))
         for i, im in enumerate(images):
             w = "images[%d]" % i
             c = self.c[i]
             a = array(w + ".anchors", im.get("anchors"), shape=(None, 4))
             na = a.shape[0]
+            if grids[i] is not None:
+                if not grids[i].matches(a):
+                    raise DetlossError(_lib.ERR_SHAPE, "anchor_grid", "images[%d].anchors are not "
+                                       "the anchors of the grid" % i)
+                c.anchor_config = ctypes.addressof(grids[i].cfg)
+                self.keep.append(grids[i])
             gtv = im.get("gt", im.get("boxes"))
             g = array(w + ".gt", np.zeros((0, 4), np.float32) if gtv is None else gtv,
                       shape=(None, 4))
@@ -817,7 +875,7 @@ def retina_options(config=None, fg_iou_thresh=None, bg_iou_thresh=None, allow_lo
 def rpn_loss(images, *, config=None, convention=None, fg_iou_thresh=None, bg_iou_thresh=None,
              allow_low_quality=None, batch_size_per_image=None, positive_fraction=None,
              seed=None, box_loss=None, smooth_l1_beta=None, box_weights=None,
-             allowed_border=None, grad=True, num_threads=0):
+             allowed_border=None, anchor_grid=None, grad=True, num_threads=0):
     """Faster R-CNN RPN loss of a batch (torchvision RegionProposalNetwork
     assign_targets_to_anchors + compute_loss; conventions "detectron2", "py_faster_rcnn";
     or a detloss.Config's settings with config=).
@@ -829,11 +887,12 @@ def rpn_loss(images, *, config=None, convention=None, fg_iou_thresh=None, bg_iou
     smooth-L1 beta 1/9. Returns a dict: loss_objectness, loss_box_reg, num_pos,
     num_neg, num_ignored (matched counts), num_sampled_pos, num_sampled_neg,
     normalizer, nonfinite, per_image (list of dicts), and with grad: grad_objectness,
-    grad_deltas (lists of arrays, per image)."""
+    grad_deltas (lists of arrays, per image). anchor_grid: the AnchorGrid the anchors
+    come from (one, or one per image): the same result, faster matching."""
     o = rpn_options(config, convention, fg_iou_thresh, bg_iou_thresh, allow_low_quality,
                     batch_size_per_image, positive_fraction, seed, box_loss, smooth_l1_beta,
                     box_weights, allowed_border, num_threads)
-    b = _HeadBatch(images, "rpn", grad=grad)
+    b = _HeadBatch(images, "rpn", grad=grad, anchor_grid=anchor_grid)
     res = _lib.HeadResult()
     per = (_lib.HeadImageStats * b.n)()
     call("detloss_rpn_loss", ctypes.addressof(b.c), b.n, ctypes.byref(res), ctypes.addressof(per),
@@ -851,8 +910,8 @@ def rpn_loss(images, *, config=None, convention=None, fg_iou_thresh=None, bg_iou
 def retina_loss(images, num_classes, *, config=None, fg_iou_thresh=None, bg_iou_thresh=None,
                 allow_low_quality=None, alpha=None, gamma=None, box_loss=None,
                 smooth_l1_beta=None, box_weights=None, normalizer=None, ema_state=None,
-                ema_momentum=None, caller_normalizer=None, allowed_border=None, grad=True,
-                num_threads=0):
+                ema_momentum=None, caller_normalizer=None, allowed_border=None,
+                anchor_grid=None, grad=True, num_threads=0):
     """RetinaNet loss of a batch (torchvision RetinaNet.compute_loss; detectron2's EMA
     normalizer with normalizer="detectron2_ema", or a caller's normalizer; or a
     detloss.Config's settings with config=).
@@ -864,7 +923,7 @@ def retina_loss(images, num_classes, *, config=None, fg_iou_thresh=None, bg_iou_
     normalizer "torchvision". ema_state: the EMA normalizer's state (a float, 100 to
     start); the updated value is returned in the result as "ema_state". Returns a
     dict: loss_cls, loss_box_reg, counts, normalizer, per_image, and with grad:
-    grad_cls_logits, grad_deltas (lists, per image)."""
+    grad_cls_logits, grad_deltas (lists, per image). anchor_grid: as in rpn_loss."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
             or num_classes < 1:
         raise DetlossError(_lib.ERR_SHAPE, "num_classes", "must be an int >= 1")
@@ -873,7 +932,7 @@ def retina_loss(images, num_classes, *, config=None, fg_iou_thresh=None, bg_iou_
                        caller_normalizer, allowed_border, num_threads)
     ema = ctypes.c_float(100.0 if ema_state is None else _lib.scalar("ema_state", ema_state))
     o.ema_state = ctypes.addressof(ema)
-    b = _HeadBatch(images, "retina", int(num_classes), grad=grad)
+    b = _HeadBatch(images, "retina", int(num_classes), grad=grad, anchor_grid=anchor_grid)
     res = _lib.HeadResult()
     per = (_lib.HeadImageStats * b.n)()
     call("detloss_retina_loss", ctypes.addressof(b.c), b.n, int(num_classes), ctypes.byref(res),

@@ -529,6 +529,9 @@ class _HeadLossFunction(torch.autograd.Function):
             gc, gb = gcs[i], gbs[i]
             im = imgs[i]
             im.anchors, im.num_anchors, im.gt, im.num_gt = _p(a), na, _p(b), b.shape[0]
+            grid = spec.grids[i]
+            if grid is not None and _grid_matches(grid, anchors[i], a):
+                im.anchor_config = ctypes.addressof(grid.cfg)
             im.labels, im.gt_is_crowd = _p(lab), _p(crowd)
             im.num_predictions, im.deltas, im.grad_deltas = na, _p(d), _p(gb)
             if kind == "rpn":
@@ -609,7 +612,25 @@ def spec_set_result(spec, stats, per):
                                           _lib.HeadImageStats._fields_} for s in per])
 
 
-def _apply_head(kind, cls_pred, box_pred, anchors, targets, opt, num_classes, image_sizes):
+def _grid_matches(grid, original, a):
+    """Whether the anchors tensor equals the grid's anchors; remembered per tensor (data
+    pointer, shape, version counter), so a training loop pays the comparison once."""
+    key = (original.data_ptr(), tuple(original.shape), original._version, str(original.dtype))
+    known = getattr(grid, "_checked", None)
+    if known is None:
+        known = grid._checked = {}
+    if key not in known:
+        if len(known) > 64:
+            known.clear()
+        known[key] = grid.matches(a.numpy())
+    if not known[key]:
+        raise DetlossError(_lib.ERR_SHAPE, "anchor_grid", "the anchors are not the anchors of "
+                           "the grid")
+    return True
+
+
+def _apply_head(kind, cls_pred, box_pred, anchors, targets, opt, num_classes, image_sizes,
+                anchor_grid=None):
     if not isinstance(anchors, (list, tuple)):
         raise DetlossTypeError(_lib.ERR_TYPE, "anchors", "must be a list of [A, 4] tensors, "
                                "one per image")
@@ -617,6 +638,7 @@ def _apply_head(kind, cls_pred, box_pred, anchors, targets, opt, num_classes, im
         raise DetlossError(_lib.ERR_SHAPE, "anchors", "empty batch")
     spec = _Spec((kind, list(anchors), targets, opt, num_classes))
     spec.image_sizes = image_sizes
+    spec.grids = ops._grids(anchor_grid, len(anchors))
     if isinstance(cls_pred, (list, tuple)) or isinstance(box_pred, (list, tuple)):
         # lists of per-image tensors: one Function per image would change the normalizer,
         # so the per-image tensors are concatenated (a copy) and split back by autograd.
@@ -662,7 +684,8 @@ def retina_loss(cls_logits, bbox_regression, anchors, targets, *, config=None,
                 fg_iou_thresh=None, bg_iou_thresh=None, allow_low_quality=None, alpha=None,
                 gamma=None, box_loss=None, smooth_l1_beta=None, box_weights=None,
                 normalizer=None, ema_state=None, ema_momentum=None, caller_normalizer=None,
-                allowed_border=None, image_sizes=None, num_threads=None, return_stats=False):
+                allowed_border=None, image_sizes=None, anchor_grid=None, num_threads=None,
+                return_stats=False):
     """RetinaNet loss on detloss: (loss_cls, loss_box_reg), differentiable w.r.t. cls_logits
     and bbox_regression; the same values as torchvision RetinaNet.compute_loss.
 
@@ -674,7 +697,9 @@ def retina_loss(cls_logits, bbox_regression, anchors, targets, *, config=None,
     config (a detloss.Config). normalizer "detectron2_ema" needs ema_state, a
     one-element float32 CPU tensor updated in place (start at 100.0). With
     return_stats a third value, a dict of the counts (num_pos, num_neg, ..., per_image),
-    is returned."""
+    is returned. anchor_grid: the detloss.AnchorGrid the anchors come from (one, or one
+    per image; e.g. detloss.torchvision_anchor_grid(...)): the same result, with matching
+    on the grid (faster); the anchors are checked against it once per tensor."""
     o = ops.retina_options(config, fg_iou_thresh, bg_iou_thresh, allow_low_quality, alpha,
                            gamma, box_loss, smooth_l1_beta, box_weights, normalizer,
                            ema_momentum, caller_normalizer, allowed_border,
@@ -695,7 +720,7 @@ def retina_loss(cls_logits, bbox_regression, anchors, targets, *, config=None,
         raise DetlossTypeError(_lib.ERR_TYPE, "cls_logits", "must be a tensor [N, A, C] or a "
                                "list of [A, C] tensors")
     lc, lb, stats = _apply_head("retina", cls_logits, bbox_regression, anchors, targets, o,
-                                int(num_classes), image_sizes)
+                                int(num_classes), image_sizes, anchor_grid)
     return (lc, lb, stats) if return_stats else (lc, lb)
 
 
@@ -703,7 +728,7 @@ def rpn_loss(objectness, pred_bbox_deltas, anchors, targets, *, config=None, con
              fg_iou_thresh=None, bg_iou_thresh=None, allow_low_quality=None,
              batch_size_per_image=None, positive_fraction=None, seed=None, box_loss=None,
              smooth_l1_beta=None, box_weights=None, allowed_border=None, image_sizes=None,
-             num_threads=None, return_stats=False):
+             anchor_grid=None, num_threads=None, return_stats=False):
     """RPN loss on detloss: (loss_objectness, loss_rpn_box_reg), differentiable w.r.t.
     objectness and pred_bbox_deltas; torchvision RegionProposalNetwork's
     assign_targets_to_anchors + compute_loss in one call.
@@ -716,14 +741,14 @@ def rpn_loss(objectness, pred_bbox_deltas, anchors, targets, *, config=None, con
     seed=None draws the seed from torch's generator (so torch.manual_seed makes runs
     repeatable); when an image has no more positives / negatives than its budget the
     result equals torchvision's exactly. image_sizes [(H, W)] are needed with
-    allowed_border >= 0."""
+    allowed_border >= 0. anchor_grid: as in retina_loss."""
     if seed is None:
         seed = int(torch.randint(0, 2 ** 62, (1,)).item())
     o = ops.rpn_options(config, convention, fg_iou_thresh, bg_iou_thresh, allow_low_quality,
                         batch_size_per_image, positive_fraction, seed, box_loss, smooth_l1_beta,
                         box_weights, allowed_border, _nthreads(num_threads))
     lc, lb, stats = _apply_head("rpn", objectness, pred_bbox_deltas, anchors, targets, o, None,
-                                image_sizes)
+                                image_sizes, anchor_grid)
     return (lc, lb, stats) if return_stats else (lc, lb)
 
 
@@ -748,14 +773,50 @@ def patch_retinanet(model, **options):
               allow_low_quality=matcher.allow_low_quality_matches, box_loss=_loss_type(model),
               box_weights=tuple(model.box_coder.weights))
     kw.update(options)
+    grids = _GridCache(model.anchor_generator)
 
     def compute_loss(targets, head_outputs, anchors):
         lc, lb = retina_loss(head_outputs["cls_logits"], head_outputs["bbox_regression"],
-                             anchors, targets, **kw)
+                             anchors, targets, anchor_grid=grids.grid_for(anchors), **kw)
         return {"classification": lc, "bbox_regression": lb}
 
+    compute_loss.anchor_grids = grids  # for inspection: grids.cache {sizes: AnchorGrid | None}
     model.compute_loss = compute_loss
     return model
+
+
+class _GridCache:
+    """Wraps a torchvision AnchorGenerator's forward to remember the (image tensor size,
+    feature map sizes) of its last call, and gives the matching detloss AnchorGrid (cached
+    per sizes) when the anchors it produced are the ones being matched; None when it
+    cannot tell (then the plain matcher runs: same result, slower)."""
+
+    def __init__(self, generator):
+        self.gen = generator
+        self.last = None
+        self.cache = {}
+        original = generator.forward
+
+        def forward(image_list, feature_maps):
+            out = original(image_list, feature_maps)
+            self.last = (tuple(image_list.tensors.shape[-2:]),
+                         tuple(tuple(f.shape[-2:]) for f in feature_maps), out)
+            return out
+
+        generator.forward = forward
+
+    def grid_for(self, anchors):
+        if self.last is None or self.last[2] is not anchors:
+            return None
+        key = self.last[:2]
+        if key not in self.cache:
+            try:
+                g = ops.torchvision_anchor_grid(self.gen.sizes, self.gen.aspect_ratios, key[0],
+                                                key[1])
+                self.cache[key] = g if g.matches(anchors[0].detach().cpu().numpy()) else None
+            except DetlossError:
+                self.cache[key] = None
+        return self.cache[key]
 
 
 def patch_rpn(model, **options):
@@ -774,6 +835,18 @@ def patch_rpn(model, **options):
               positive_fraction=rpn.fg_bg_sampler.positive_fraction,
               box_weights=tuple(rpn.box_coder.weights))
     kw.update(options)
+    grids = {}
+
+    def grid_for(images, feats, anchors):
+        key = (tuple(images.tensors.shape[-2:]), tuple(tuple(f.shape[-2:]) for f in feats))
+        if key not in grids:
+            try:
+                g = ops.torchvision_anchor_grid(rpn.anchor_generator.sizes,
+                                                rpn.anchor_generator.aspect_ratios, key[0], key[1])
+                grids[key] = g if g.matches(anchors[0].detach().cpu().numpy()) else None
+            except (DetlossError, AttributeError):
+                grids[key] = None
+        return grids[key]
 
     def forward(images, features, targets=None):
         feats = list(features.values())
@@ -789,17 +862,19 @@ def patch_rpn(model, **options):
             if targets is None:
                 raise ValueError("targets should not be None")
             lo, lb = rpn_loss(objectness, deltas, anchors, targets,
-                              image_sizes=list(images.image_sizes), **kw)
+                              image_sizes=list(images.image_sizes),
+                              anchor_grid=grid_for(images, feats, anchors), **kw)
             losses = {"loss_objectness": lo, "loss_rpn_box_reg": lb}
         return boxes, losses
 
+    forward.anchor_grids = grids  # for inspection: {sizes: AnchorGrid | None}
     rpn.forward = forward
     return model
 
 
 def unpatch(model):
     """Undo patch_retinanet / patch_rpn (removes the instance attributes)."""
-    for m in (model, getattr(model, "rpn", None)):
+    for m in (model, getattr(model, "rpn", None), getattr(model, "anchor_generator", None)):
         if m is None:
             continue
         for name in ("compute_loss", "forward"):

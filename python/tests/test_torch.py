@@ -275,6 +275,9 @@ def test_patch_retinanet_gives_torchvisions_losses_and_gradients():
     dt.patch_retinanet(model)
     assert "compute_loss" in vars(model)
     got, ggot = _losses_and_grads(model, images, targets, keys, params)
+    # the anchors were recognised as the generator's grid: matching ran on the grid
+    grids = list(model.compute_loss.anchor_grids.cache.values())
+    assert len(grids) == 1 and grids[0] is not None
     for k in keys:
         assert got[k] == pytest.approx(ref[k], rel=1e-5)
     for a, b in zip(ggot, gref):
@@ -302,6 +305,8 @@ def test_patch_rpn_gives_torchvisions_rpn_losses_and_gradients():
     dt.patch_rpn(model)
     got, ggot = _losses_and_grads(RpnOnly(), images, targets, keys, params)
     assert "forward" in vars(model.rpn)
+    grids = list(model.rpn.forward.anchor_grids.values())
+    assert len(grids) == 1 and grids[0] is not None
     for k in keys:
         assert got[k] == pytest.approx(ref[k], rel=1e-5)
     for a, b in zip(ggot, gref):
@@ -404,3 +409,46 @@ def test_contrastive_loss_equals_the_numpy_binding():
     ref, g1, g2 = detloss.contrastive_loss(a, b, t, margin=2.0, reduction="sum", grad=True)
     assert l.item() == ref
     assert torch.equal(x1.grad, torch.from_numpy(g1)) and torch.equal(x2.grad, torch.from_numpy(g2))
+
+
+# --------------------------------------------------------------------------- anchor grids
+@pytest.mark.parametrize("hw", [(800, 1344), (257, 311), (96, 128)])
+def test_torchvision_anchor_grid_reproduces_anchor_generator_bit_for_bit(hw):
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.image_list import ImageList
+    sizes = tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in (32, 64, 128, 256, 512))
+    ratios = ((0.5, 1.0, 2.0),) * 5
+    gen = AnchorGenerator(sizes, ratios)
+    feats = [torch.zeros(1, 1, -(-hw[0] // (8 << l)), -(-hw[1] // (8 << l))) for l in range(5)]
+    ref = gen(ImageList(torch.zeros(1, 3, *hw), [hw]), feats)[0]
+    grid = detloss.torchvision_anchor_grid(sizes, ratios, hw, [f.shape[-2:] for f in feats])
+    assert torch.equal(torch.from_numpy(grid.anchors()), ref)
+
+
+def test_head_losses_on_a_grid_equal_the_plain_path_and_check_the_anchors():
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.image_list import ImageList
+    hw, sizes, ratios = (160, 224), ((32,), (64,)), ((0.5, 1.0, 2.0),) * 2
+    feats = [torch.zeros(1, 1, 20, 28), torch.zeros(1, 1, 10, 14)]
+    anchors = AnchorGenerator(sizes, ratios)(ImageList(torch.zeros(2, 3, *hw), [hw] * 2), feats)
+    grid = detloss.torchvision_anchor_grid(sizes, ratios, hw, [(20, 28), (10, 14)])
+    g = torch.Generator().manual_seed(30)
+    A = anchors[0].shape[0]
+    targets = [{"boxes": _boxes(g, 4, 150).float(), "labels": torch.tensor([0, 1, 2, 1])},
+               {"boxes": _boxes(g, 2, 150).float(), "labels": torch.tensor([2, 0])}]
+    cls = torch.randn(2, A, 3, generator=g).requires_grad_()
+    reg = (0.2 * torch.randn(2, A, 4, generator=g)).requires_grad_()
+    a = dt.retina_loss(cls, reg, anchors, targets)
+    b = dt.retina_loss(cls, reg, anchors, targets, anchor_grid=grid)
+    assert a[0].item() == b[0].item() and a[1].item() == b[1].item()
+    ga = torch.autograd.grad(a[0] + a[1], [cls, reg])
+    gb = torch.autograd.grad(b[0] + b[1], [cls, reg])
+    assert all(torch.equal(x, y) for x, y in zip(ga, gb))
+    obj = torch.randn(2 * A, 1, generator=g)
+    r1 = dt.rpn_loss(obj, reg.detach(), anchors, targets, seed=1)
+    r2 = dt.rpn_loss(obj, reg.detach(), anchors, targets, seed=1, anchor_grid=grid)
+    assert r1[0].item() == r2[0].item() and r1[1].item() == r2[1].item()
+    shifted = [x + 1 for x in anchors]
+    with pytest.raises(DetlossError) as e:
+        dt.retina_loss(cls, reg, shifted, targets, anchor_grid=grid)
+    assert e.value.where == "anchor_grid"

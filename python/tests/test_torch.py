@@ -283,7 +283,7 @@ def test_patch_retinanet_gives_torchvisions_losses_and_gradients():
     for a, b in zip(ggot, gref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     dt.unpatch(model)
-    assert "compute_loss" not in vars(model)
+    assert "compute_loss" not in vars(model) and "forward" not in vars(model.anchor_generator)
 
 
 def test_patch_rpn_gives_torchvisions_rpn_losses_and_gradients():

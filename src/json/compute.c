@@ -32,41 +32,6 @@ static const op_entry OPS[] = {
 
 void detloss_free(void *p) { free(p); }
 
-/* 1 if the text ends inside a string or with unclosed brackets: the syntax
- * error is then "unexpected end of input" (cJSON reports the last byte). */
-static int truncated(const char *text, size_t len) {
-  long depth = 0;
-  int in_str = 0;
-  for (size_t i = 0; i < len; i++) {
-    char ch = text[i];
-    if (in_str) {
-      if (ch == '\\') i++;
-      else if (ch == '"') in_str = 0;
-    } else if (ch == '"') {
-      in_str = 1;
-    } else if (ch == '[' || ch == '{') {
-      depth++;
-    } else if (ch == ']' || ch == '}') {
-      depth--;
-    }
-  }
-  return in_str || depth > 0;
-}
-
-/* Line and column (1-based) of byte offset pos in text. */
-static void line_col(const char *text, size_t pos, size_t *line, size_t *col) {
-  *line = 1;
-  *col = 1;
-  for (size_t i = 0; i < pos; i++) {
-    if (text[i] == '\n') {
-      (*line)++;
-      *col = 1;
-    } else {
-      (*col)++;
-    }
-  }
-}
-
 static detloss_status run_case(const cJSON *c, const char *path, dlj_buf *out, int nt,
                                detloss_error *err) {
   DL_RETURN_ERROR_IF(!cJSON_IsObject(c), err, DETLOSS_ERR_TYPE, path[0] ? path : "(root)",
@@ -104,36 +69,8 @@ detloss_status detloss_compute_json(const char *text, size_t len, char **out, si
   DL_RETURN_ERROR_IF(!text, err, DETLOSS_ERR_NULL, "text", "is NULL");
   DL_RETURN_ERROR_IF(!out, err, DETLOSS_ERR_NULL, "out", "is NULL");
   int nt = opt ? opt->num_threads : 0;
-  const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-  if (!root) {
-    size_t pos = end && end >= text ? (size_t)(end - text) : 0;
-    if (pos > len) pos = len;
-    size_t line, col;
-    line_col(text, pos, &line, &col);
-    char where[DETLOSS_WHERE_MAX];
-    snprintf(where, sizeof where, "line %zu, column %zu", line, col);
-    return dl_fail(err, DETLOSS_ERR_PARSE, where,
-                   pos + 1 >= len && truncated(text, len)
-                       ? "JSON syntax error: unexpected end of input"
-                       : "JSON syntax error");
-  }
-  /* Trailing garbage after the value is also a syntax error. */
-  if (end) {
-    size_t pos = (size_t)(end - text);
-    while (pos < len && (text[pos] == ' ' || text[pos] == '\n' || text[pos] == '\r' ||
-                         text[pos] == '\t'))
-      pos++;
-    if (pos < len && text[pos] != '\0') {
-      size_t line, col;
-      line_col(text, pos, &line, &col);
-      char where[DETLOSS_WHERE_MAX];
-      snprintf(where, sizeof where, "line %zu, column %zu", line, col);
-      cJSON_Delete(root);
-      return dl_fail(err, DETLOSS_ERR_PARSE, where,
-                     "JSON syntax error: unexpected text after the value");
-    }
-  }
+  cJSON *root = NULL;
+  DL_FORWARD_IF_ERROR(dlj_parse(text, len, NULL, &root, err));
 
   dlj_buf buf;
   dlj_buf_init(&buf);

@@ -65,68 +65,6 @@ detloss_status dl_read_file(const char *path, char **text, size_t *len, detloss_
   return DETLOSS_OK;
 }
 
-/* 1 if the text ends inside a string or with unclosed brackets. */
-static int truncated(const char *text, size_t len) {
-  long depth = 0;
-  int in_str = 0;
-  for (size_t i = 0; i < len; i++) {
-    char ch = text[i];
-    if (in_str) {
-      if (ch == '\\') i++;
-      else if (ch == '"') in_str = 0;
-    } else if (ch == '"') {
-      in_str = 1;
-    } else if (ch == '[' || ch == '{') {
-      depth++;
-    } else if (ch == ']' || ch == '}') {
-      depth--;
-    }
-  }
-  return in_str || depth > 0;
-}
-
-detloss_status dl_json_parse(const char *text, size_t len, const char *file, cJSON **root,
-                             detloss_error *err) {
-  const char *end = NULL;
-  cJSON *r = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-  size_t pos = 0;
-  const char *what = NULL;
-  if (!r) {
-    pos = end && end >= text ? (size_t)(end - text) : 0;
-    if (pos + 1 >= len && truncated(text, len)) {
-      /* cJSON stops on the last byte: report the end of the input */
-      pos = len;
-      what = "JSON syntax error: unexpected end of input";
-    } else {
-      what = "JSON syntax error";
-    }
-  } else if (end) {
-    pos = (size_t)(end - text);
-    while (pos < len && (text[pos] == ' ' || text[pos] == '\n' || text[pos] == '\r' ||
-                         text[pos] == '\t'))
-      pos++;
-    if (pos < len && text[pos] != '\0') what = "JSON syntax error: unexpected text after the value";
-  }
-  if (what) {
-    cJSON_Delete(r);
-    if (pos > len) pos = len;
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i < pos; i++) {
-      if (text[i] == '\n') {
-        line++;
-        col = 1;
-      } else {
-        col++;
-      }
-    }
-    char where[DETLOSS_WHERE_MAX];
-    snprintf(where, sizeof where, "%s: line %zu, column %zu", file, line, col);
-    return dl_fail(err, DETLOSS_ERR_PARSE, where, "%s", what);
-  }
-  *root = r;
-  return DETLOSS_OK;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Anchor sets                                                              */
 /* ------------------------------------------------------------------------ */
@@ -886,7 +824,7 @@ static detloss_status parse_config(const cJSON *root, const char *file,
     s->err_has_file = 1;
     DL_FORWARD_IF_ERROR(dl_read_file(c->anchors_path, &text, &len, err));
     cJSON *ar = NULL;
-    detloss_status st = dl_json_parse(text, len, c->anchors_path, &ar, err);
+    detloss_status st = dlj_parse(text, len, c->anchors_path, &ar, err);
     free(text);
     if (st != DETLOSS_OK) return st;
     st = dl_anchor_set_read(ar, "", 1, &s->set, err);
@@ -994,7 +932,7 @@ detloss_status detloss_config_parse(const char *text, size_t len, const char *pa
   DL_RETURN_ERROR_IF(!text || !out, err, DETLOSS_ERR_NULL, !text ? "text" : "out", "is NULL");
   const char *file = path ? path : "(text)";
   cJSON *root = NULL;
-  DL_FORWARD_IF_ERROR(dl_json_parse(text, len, file, &root, err));
+  DL_FORWARD_IF_ERROR(dlj_parse(text, len, file, &root, err));
   detloss_config *c = calloc(1, sizeof *c);
   cfg_storage *s = calloc(1, sizeof *s);
   if (!c || !s) {

@@ -349,7 +349,7 @@ detloss_status detloss_dataset_parse(const char *text, size_t len, const char *p
   DL_RETURN_ERROR_IF(!text || !out, err, DETLOSS_ERR_NULL, !text ? "text" : "out", "is NULL");
   const char *file = path ? path : "(text)";
   cJSON *root = NULL;
-  DL_FORWARD_IF_ERROR(dl_json_parse(text, len, file, &root, err));
+  DL_FORWARD_IF_ERROR(dlj_parse(text, len, file, &root, err));
   detloss_dataset *ds = malloc(sizeof *ds);
   if (!ds) {
     cJSON_Delete(root);

@@ -11,10 +11,6 @@
 #include "detloss/detloss_json.h"
 #include "json/jwrite.h"
 
-/* Parses text as one JSON value. A syntax error gives DETLOSS_ERR_PARSE with
- * where = "<file>: line L, column C" (1-based; the position cJSON stopped at). */
-detloss_status dl_json_parse(const char *text, size_t len, const char *file, cJSON **root,
-                             detloss_error *err);
 
 /* Reads a whole file (malloc'ed, NUL-terminated). DETLOSS_ERR_IO naming the file. */
 detloss_status dl_read_file(const char *path, char **text, size_t *len, detloss_error *err);

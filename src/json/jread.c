@@ -353,3 +353,69 @@ void dlj_prefix_where(detloss_error *err, const char *path) {
   else snprintf(tmp, sizeof tmp, "%s", path);
   memcpy(err->where, tmp, sizeof tmp);
 }
+
+/* ---- parsing with line/column errors ---- */
+
+/* 1 if the text ends inside a string or with unclosed brackets. */
+static int truncated(const char *text, size_t len) {
+  long depth = 0;
+  int in_str = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = text[i];
+    if (in_str) {
+      if (ch == '\\') i++;
+      else if (ch == '"') in_str = 0;
+    } else if (ch == '"') {
+      in_str = 1;
+    } else if (ch == '[' || ch == '{') {
+      depth++;
+    } else if (ch == ']' || ch == '}') {
+      depth--;
+    }
+  }
+  return in_str || depth > 0;
+}
+
+detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON **root,
+                         detloss_error *err) {
+  const char *end = NULL;
+  cJSON *r = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+  size_t pos = 0;
+  const char *what = NULL;
+  if (!r) {
+    pos = end && end >= text ? (size_t)(end - text) : 0;
+    if (pos + 1 >= len && truncated(text, len)) {
+      /* cJSON stops on the last byte: report the end of the input */
+      pos = len;
+      what = "JSON syntax error: unexpected end of input";
+    } else {
+      what = "JSON syntax error";
+    }
+  } else if (end) {
+    pos = (size_t)(end - text);
+    while (pos < len && (text[pos] == ' ' || text[pos] == '\n' || text[pos] == '\r' ||
+                         text[pos] == '\t'))
+      pos++;
+    if (pos < len && text[pos] != '\0') what = "JSON syntax error: unexpected text after the value";
+  }
+  if (what) {
+    cJSON_Delete(r);
+    if (pos > len) pos = len;
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < pos; i++) {
+      if (text[i] == '\n') {
+        line++;
+        col = 1;
+      } else {
+        col++;
+      }
+    }
+    char where[DETLOSS_WHERE_MAX];
+    if (file) snprintf(where, sizeof where, "%s: line %zu, column %zu", file, line, col);
+    else snprintf(where, sizeof where, "line %zu, column %zu", line, col);
+    return dl_fail(err, DETLOSS_ERR_PARSE, where, "%s", what);
+  }
+  *root = r;
+  return DETLOSS_OK;
+}
+

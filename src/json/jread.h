@@ -75,6 +75,14 @@ detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path
 detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *const *allowed,
                               detloss_error *err);
 
+/* Parses JSON text. A syntax error is DETLOSS_ERR_PARSE with where =
+ * "[file: ]line L, column C" (1-based) and msg "JSON syntax error", or
+ * "...: unexpected end of input" when the text stops inside a value, or
+ * "...: unexpected text after the value". cJSON bounds the nesting depth
+ * (CJSON_NESTING_LIMIT), so hostile input cannot exhaust the stack. */
+detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON **root,
+                         detloss_error *err);
+
 /* Prefixes err->where with the case path ("[2]" + "boxes1[0]" -> "[2].boxes1[0]"),
  * for errors returned by library calls, which name only their argument. */
 void dlj_prefix_where(detloss_error *err, const char *path);

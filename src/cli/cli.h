@@ -24,6 +24,15 @@ char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *st
 /* Prints "detloss: <where>: <msg>" on stderr and returns the exit status for st. */
 int dl_cli_report(const detloss_error *err, detloss_status st);
 
+/* Reports an error loading an input file (config, data set): a file that
+ * cannot be read is bad input (exit 2), like any other fault of its content;
+ * only running out of memory is a runtime failure (exit 1). */
+int dl_cli_load_error(const detloss_error *err, detloss_status st);
+
+/* Writes buf to path through a temporary file in the same directory, renamed
+ * over path when complete (nothing half-written). Returns an exit status. */
+int dl_cli_write_atomic(const char *path, const char *buf, size_t len);
+
 /* Parses a non-negative thread count; returns -1 when invalid. */
 int dl_cli_parse_threads(const char *s);
 

@@ -50,43 +50,6 @@ static int parse_size(const char *s, double *out) {
   return 0;
 }
 
-/* Reports an error loading an input file: a file that cannot be read is bad
- * input (exit 2), like any other fault of the config or data set; only
- * running out of memory is a runtime failure. */
-static int load_error(const detloss_error *err, detloss_status st) {
-  if (err->where[0]) fprintf(stderr, "detloss: %s: %s\n", err->where, err->msg);
-  else fprintf(stderr, "detloss: %s\n", err->msg);
-  return st == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
-}
-
-/* Writes buf to path through a temporary file renamed when complete. */
-static int write_atomic(const char *path, const char *buf, size_t len) {
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-  FILE *f = NULL;
-  int fd = mkstemp(tmp);
-  if (fd >= 0) {
-    /* mkstemp creates 0600; give the file the permissions a plain fopen would */
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) { /* keep 0600 */ }
-    f = fdopen(fd, "wb");
-  }
-  if (!f) {
-    fprintf(stderr, "detloss: %s: cannot write: %s\n", path, strerror(errno));
-    return DL_EXIT_INPUT;
-  }
-  size_t w = fwrite(buf, 1, len, f);
-  int bad = w != len;
-  if (fclose(f) != 0) bad = 1;
-  if (bad || rename(tmp, path) != 0) {
-    fprintf(stderr, "detloss: %s: write error: %s\n", path, strerror(errno));
-    remove(tmp);
-    return DL_EXIT_RUNTIME;
-  }
-  return DL_EXIT_OK;
-}
-
 static void print_list(const float *v, size_t n) {
   for (size_t i = 0; i < n; i++) printf("%s%g", i ? " " : "", (double)v[i]);
 }
@@ -129,7 +92,7 @@ int dl_cmd_anchors(int argc, char **argv) {
   detloss_config *cfg = NULL;
   detloss_error err;
   detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
-  if (st != DETLOSS_OK) return load_error(&err, st);
+  if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
   if (ih == 0.0 && cfg->image_size[0] > 0.0f) {
     ih = (double)cfg->image_size[0];
     iw = (double)cfg->image_size[1];
@@ -278,7 +241,7 @@ int dl_cmd_anchors(int argc, char **argv) {
       fprintf(stderr, "detloss: anchors: out of memory\n");
       rc = DL_EXIT_RUNTIME;
     } else {
-      rc = write_atomic(out_path, b.p, b.len);
+      rc = dl_cli_write_atomic(out_path, b.p, b.len);
     }
     dlj_buf_free(&b);
   }

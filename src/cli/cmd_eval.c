@@ -68,43 +68,6 @@ static const char HELP[] =
     "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
     "             2 bad input or usage (one line on stderr names the file and field)\n";
 
-/* Reports an error loading an input file: a file that cannot be read is bad
- * input (exit 2), like any other fault of the config or data set; only
- * running out of memory is a runtime failure. */
-static int load_error(const detloss_error *err, detloss_status st) {
-  if (err->where[0]) fprintf(stderr, "detloss: %s: %s\n", err->where, err->msg);
-  else fprintf(stderr, "detloss: %s\n", err->msg);
-  return st == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
-}
-
-/* Writes buf to path through a temporary file renamed when complete. */
-static int write_atomic(const char *path, const char *buf, size_t len) {
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-  FILE *f = NULL;
-  int fd = mkstemp(tmp);
-  if (fd >= 0) {
-    /* mkstemp creates 0600; give the file the permissions a plain fopen would */
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) { /* keep 0600 */ }
-    f = fdopen(fd, "wb");
-  }
-  if (!f) {
-    fprintf(stderr, "detloss: %s: cannot write: %s\n", path, strerror(errno));
-    return DL_EXIT_INPUT;
-  }
-  size_t w = fwrite(buf, 1, len, f);
-  int bad = w != len;
-  if (fclose(f) != 0) bad = 1;
-  if (bad || rename(tmp, path) != 0) {
-    fprintf(stderr, "detloss: %s: write error: %s\n", path, strerror(errno));
-    remove(tmp);
-    return DL_EXIT_RUNTIME;
-  }
-  return DL_EXIT_OK;
-}
-
 /* ---- progress bar ------------------------------------------------------- */
 
 typedef struct progress {
@@ -447,7 +410,7 @@ static int svg_plot(const char *path, const detloss_config *cfg, const detloss_d
     fprintf(stderr, "detloss: eval: out of memory\n");
     rc = DL_EXIT_RUNTIME;
   } else {
-    rc = write_atomic(path, b.p, b.len);
+    rc = dl_cli_write_atomic(path, b.p, b.len);
   }
   dlj_buf_free(&b);
   return rc;
@@ -519,7 +482,7 @@ int dl_cmd_eval(int argc, char **argv) {
   detloss_dataset *ds = NULL;
   detloss_error err;
   detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
-  if (st != DETLOSS_OK) return load_error(&err, st);
+  if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
   if (!ds_path) ds_path = cfg->dataset_path;
   if (!ds_path) {
     fprintf(stderr, "detloss: eval: no data set: give --dataset FILE or \"dataset\" in %s\n",
@@ -530,7 +493,7 @@ int dl_cmd_eval(int argc, char **argv) {
   st = detloss_dataset_load(ds_path, &ds, &err);
   if (st != DETLOSS_OK) {
     detloss_config_free(cfg);
-    return load_error(&err, st);
+    return dl_cli_load_error(&err, st);
   }
   detloss_eval_options o = cfg->eval;
   o.num_threads = threads;
@@ -578,7 +541,7 @@ int dl_cmd_eval(int argc, char **argv) {
     } else if (plot && (rc = svg_plot(plot, cfg, ds, gt, rep, &o)) != DL_EXIT_OK) {
       /* message printed */
     } else if (out) {
-      rc = write_atomic(out, b.p, b.len);
+      rc = dl_cli_write_atomic(out, b.p, b.len);
     } else if (fwrite(b.p, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
       fprintf(stderr, "detloss: eval: write error on standard output\n");
       rc = DL_EXIT_RUNTIME;

@@ -14,20 +14,12 @@
 #include <time.h>
 
 #include "detloss/detloss.h"
+#include "harness.h"
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+static double now_s(void) { return bench_now_ms() * 1e-3; }
 
-static uint64_t st = 0x9E3779B97F4A7C15ull;
-static double u01(void) {
-  uint64_t z = (st += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
-}
+static bench_rng st = {0x9E3779B97F4A7C15ull};
+static double u01(void) { return bench_rng_u01(&st); }
 
 static double run(const detloss_eval_dataset *d, const detloss_eval_anchors *src,
                   const detloss_eval_options *o, detloss_eval_report *r) {

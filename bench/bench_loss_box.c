@@ -12,26 +12,10 @@
 #include <time.h>
 
 #include "detloss/detloss.h"
+#include "harness.h"
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static uint64_t rng_state = 777;
-static double rng_uniform(void) {
-  uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
+static bench_rng rng = {777};
+static double rng_uniform(void) { return bench_rng_u01(&rng); }
 
 int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 2;
@@ -68,16 +52,16 @@ int main(int argc, char **argv) {
     o.num_threads = threads;
     float loss = 0;
     for (int r = 0; r < reps + 1; r++) {
-      double t0 = now_ms();
+      double t0 = bench_now_ms();
       detloss_status st =
           kk < 4 ? detloss_loss_boxes(kinds[kk], p, t, NULL, n, &loss, g, NULL, &o, NULL)
                  : detloss_loss_embedding(kinds[kk], x[0], x[1], x[2], NULL, NULL, np, d, &loss,
                                           gx[0], gx[1], gx[2], &o, NULL);
-      double t1 = now_ms();
+      double t1 = bench_now_ms();
       if (st != DETLOSS_OK) return 1;
       if (r > 0) ms[r - 1] = t1 - t0; /* the first run is warm-up */
     }
-    qsort(ms, (size_t)reps, sizeof(double), cmp_double);
+    bench_sort(ms, reps);
     printf(", \"%s_ms\": %.3f, \"%s_loss\": %.9g", detloss_loss_name(kinds[kk]), ms[reps / 2],
            detloss_loss_name(kinds[kk]), (double)loss);
   }

@@ -23,25 +23,15 @@
 #include <time.h>
 
 #include "detloss/detloss.h"
+#include "harness.h"
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 static long maxrss_kb(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss;
 }
-static uint64_t rng_state;
-static double urand(void) {
-  uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
+static bench_rng rng;
+static double urand(void) { return bench_rng_u01(&rng); }
 /* Heap accounting: the bench links with -Wl,--wrap=malloc,... (bench/CMakeLists.txt), so
  * every allocation of the statically linked library passes through these wrappers, which
  * track the live bytes and their peak. */
@@ -86,10 +76,6 @@ void *__wrap_realloc(void *p, size_t n) {
   return q;
 }
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
   int threads = 2, reps = 21;
@@ -135,7 +121,7 @@ int main(int argc, char **argv) {
       if (fscanf(f, "%f", &gt[i]) != 1) return fprintf(stderr, "bad --gt file\n"), 1;
     fclose(f);
   } else {
-    rng_state = seed;
+    rng.s = seed;
     gt = malloc((G ? G : 1) * 4 * sizeof(float));
     for (size_t g = 0; g < G; g++) {
       double cx = urand() * W, cy = urand() * H;
@@ -161,21 +147,21 @@ int main(int argc, char **argv) {
   double *tp = malloc((size_t)reps * sizeof(double)), *tg = malloc((size_t)reps * sizeof(double));
   for (int r = 0; r < reps; r++) {
     peak_bytes = live_bytes;
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (detloss_match(anchors, A, gt, G, NULL, m, mi, &o, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
-    double t1 = now_ms();
+    double t1 = bench_now_ms();
     if (peak_bytes - base_bytes > peak_plain) peak_plain = peak_bytes - base_bytes;
     peak_bytes = live_bytes;
     if (detloss_match_grid(&cfg, gt, G, NULL, m2, mi2, A, &o, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
-    double t2 = now_ms();
+    double t2 = bench_now_ms();
     if (peak_bytes - base_bytes > peak_grid) peak_grid = peak_bytes - base_bytes;
     tp[r] = t1 - t0;
     tg[r] = t2 - t1;
   }
   long rss1 = maxrss_kb();
   int same = memcmp(m, m2, A * sizeof *m) == 0 && memcmp(mi, mi2, A * sizeof *mi) == 0;
-  qsort(tp, (size_t)reps, sizeof(double), cmp_d);
-  qsort(tg, (size_t)reps, sizeof(double), cmp_d);
+  bench_sort(tp, reps);
+  bench_sort(tg, reps);
   size_t npos = 0, nneg = 0;
   for (size_t a = 0; a < A; a++) npos += m[a] >= 0, nneg += m[a] == -1;
   if (dump) {

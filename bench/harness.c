@@ -32,11 +32,13 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+void bench_sort(double *ms, int n) { qsort(ms, (size_t)n, sizeof(double), cmp_double); }
+
 void bench_stats(const bench_stage *s, double *median, double *min, double *max) {
   double v[BENCH_MAX_REPEATS];
   int n = s->n;
   memcpy(v, s->ms, (size_t)n * sizeof(double));
-  qsort(v, (size_t)n, sizeof(double), cmp_double);
+  bench_sort(v, n);
   *min = n ? v[0] : 0;
   *max = n ? v[n - 1] : 0;
   *median = n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
@@ -46,6 +48,11 @@ static uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
+}
+
+double bench_rng_u01(bench_rng *r) {
+  uint64_t z = mix64(r->s += 0x9E3779B97F4A7C15ull);
+  return (double)(z >> 11) * (1.0 / 9007199254740992.0);
 }
 
 double bench_u01(uint64_t seed, uint64_t i) {

@@ -54,6 +54,15 @@ void bench_record(bench_run *run, const char *name, double ms);
 /* median / min / max of a stage */
 void bench_stats(const bench_stage *s, double *median, double *min, double *max);
 
+/* Sorts ms[0..n) ascending (for medians of raw timing arrays). */
+void bench_sort(double *ms, int n);
+
+/* A sequential splitmix64 stream, for programs that draw numbers in order. */
+typedef struct bench_rng {
+  uint64_t s;
+} bench_rng;
+double bench_rng_u01(bench_rng *r);
+
 /* Counter-based uniform in [0, 1): splitmix64 finalizer of (seed * 2^32 + i)
  * times the golden ratio increment; top 53 bits. Python mirror in
  * bench/compare_torchvision.py (bench_u01). */

@@ -28,6 +28,12 @@ typedef struct bench_run {
   int repeats;  /* timed runs per stage */
   int warmup;   /* untimed runs first */
   int small;    /* 1: the smallest configuration (CI smoke test) */
+  /* Size overrides for scaling studies (0 = the workload's standard size):
+   * gt boxes per image (match, heads), image side multiplier (anchors grow
+   * with its square), classes (focal_16m, retina_b2). */
+  int gt;
+  double image_scale;
+  int classes;
   bench_stage stages[BENCH_MAX_STAGES];
   int num_stages;
   double check;        /* a result value (a loss, a count) for cross-checking */

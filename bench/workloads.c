@@ -75,9 +75,23 @@ static int fpn_init(fpn_setup *s, float img_h, float img_w) {
 /* match_fpn_g20, match_fpn_g100                                             */
 /* ------------------------------------------------------------------------ */
 
+/* The standard image (800 x 1344, or 256 x 320 for --small), times
+ * --image-scale, rounded to a multiple of 32 as torchvision pads it. */
+static void image_size(const bench_run *run, float *h, float *w) {
+  double H = run->small ? 256.0 : 800.0, W = run->small ? 320.0 : 1344.0;
+  if (run->image_scale > 0) {
+    H = 32.0 * ceil(H * run->image_scale / 32.0);
+    W = 32.0 * ceil(W * run->image_scale / 32.0);
+  }
+  *h = (float)H;
+  *w = (float)W;
+}
+
 static void match_fpn(bench_run *run, size_t g) {
   fpn_setup s;
-  float img_h = run->small ? 256.0f : 800.0f, img_w = run->small ? 320.0f : 1344.0f;
+  float img_h, img_w;
+  image_size(run, &img_h, &img_w);
+  if (run->gt > 0) g = (size_t)run->gt;
   if (!fpn_init(&s, img_h, img_w)) {
     run->failed = 1;
     return;
@@ -155,7 +169,10 @@ static void focal_inputs(size_t anchors, size_t classes, float *x, float *y) {
 }
 
 static void w_focal_16m(bench_run *run) {
-  size_t anchors = run->small ? 2000 : 201600, classes = 80, n = anchors * classes;
+  size_t anchors = run->small ? 2000 : 201600, n;
+  size_t classes = run->classes > 0 ? (size_t)run->classes : 80;
+  if (run->image_scale > 0) anchors = (size_t)((double)anchors * run->image_scale * run->image_scale);
+  n = anchors * classes;
   float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
   float *g = malloc(n * sizeof(float));
   if (!x || !y || !g) {
@@ -243,8 +260,10 @@ static int retina_init(fpn_setup *s, float img_h, float img_w, float *sizes15) {
 }
 
 static void head_workload(bench_run *run, int retina) {
-  float img_h = run->small ? 256.0f : 800.0f, img_w = run->small ? 320.0f : 1344.0f;
-  size_t C = retina ? 80 : 1;
+  float img_h, img_w;
+  image_size(run, &img_h, &img_w);
+  size_t C = retina ? (run->classes > 0 ? (size_t)run->classes : 80) : 1;
+  size_t G = run->gt > 0 ? (size_t)run->gt : HEAD_GT;
   fpn_setup s;
   float sizes15[15];
   detloss_head_image im[HEAD_IMAGES];
@@ -256,8 +275,8 @@ static void head_workload(bench_run *run, int retina) {
     return;
   }
   size_t A = s.count;
-  gt = malloc(HEAD_IMAGES * HEAD_GT * 4 * sizeof(float));
-  labels = malloc(HEAD_IMAGES * HEAD_GT * sizeof(int64_t));
+  gt = malloc(HEAD_IMAGES * G * 4 * sizeof(float));
+  labels = malloc(HEAD_IMAGES * G * sizeof(int64_t));
   pred = malloc(HEAD_IMAGES * A * C * sizeof(float));
   gpred = malloc(HEAD_IMAGES * A * C * sizeof(float));
   deltas = malloc(HEAD_IMAGES * A * 4 * sizeof(float));
@@ -273,17 +292,17 @@ static void head_workload(bench_run *run, int retina) {
     pred[i] = (float)bench_normal(retina ? SEED_CLS : SEED_OBJ, i);
   for (size_t i = 0; i < HEAD_IMAGES * A * 4; i++)
     deltas[i] = (float)(0.5 * bench_normal(SEED_DELTAS, i));
-  for (size_t i = 0; i < HEAD_IMAGES * HEAD_GT; i++)
+  for (size_t i = 0; i < HEAD_IMAGES * G; i++)
     labels[i] = (int64_t)(bench_u01(SEED_LABELS, i) * (double)C);
   memset(im, 0, sizeof im);
   for (size_t b = 0; b < HEAD_IMAGES; b++) {
-    bench_gt_boxes(SEED_GT + 1000 * (b + 1), HEAD_GT, img_h, img_w, gt + b * HEAD_GT * 4);
+    bench_gt_boxes(SEED_GT + 1000 * (b + 1), G, img_h, img_w, gt + b * G * 4);
     im[b].anchors = s.anchors;
     im[b].num_anchors = A;
     im[b].anchor_config = &s.cfg;
-    im[b].gt = gt + b * HEAD_GT * 4;
-    im[b].num_gt = HEAD_GT;
-    im[b].labels = retina ? labels + b * HEAD_GT : NULL;
+    im[b].gt = gt + b * G * 4;
+    im[b].num_gt = G;
+    im[b].labels = retina ? labels + b * G : NULL;
     im[b].image_h = img_h;
     im[b].image_w = img_w;
     im[b].num_predictions = A;
@@ -307,7 +326,7 @@ static void head_workload(bench_run *run, int retina) {
   for (int r = 0; r < run->warmup + run->repeats; r++) {
     double t0 = bench_now_ms();
     for (size_t b = 0; b < HEAD_IMAGES; b++)
-      if (detloss_match_grid(&s.cfg, im[b].gt, HEAD_GT, NULL, m, miou, A, &mo, &err) !=
+      if (detloss_match_grid(&s.cfg, im[b].gt, G, NULL, m, miou, A, &mo, &err) !=
           DETLOSS_OK) {
         run->failed = 1;
         goto done;
@@ -329,8 +348,8 @@ static void head_workload(bench_run *run, int retina) {
   }
   run->check = (double)res.loss_cls + (double)res.loss_box_reg;
   run->check_name = "loss_sum";
-  snprintf(run->note, sizeof run->note, "%d images x %zu anchors%s, %d gt each; loss_cls %.6f, "
-           "loss_box_reg %.6f", HEAD_IMAGES, A, retina ? " x 80 classes" : "", HEAD_GT,
+  snprintf(run->note, sizeof run->note, "%d images x %zu anchors%s, %zu gt each; loss_cls %.6f, "
+           "loss_box_reg %.6f", HEAD_IMAGES, A, retina ? " x 80 classes" : "", G,
            (double)res.loss_cls, (double)res.loss_box_reg);
 done:
   free(s.anchors);

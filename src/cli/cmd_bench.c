@@ -27,6 +27,9 @@ static const char HELP[] =
     "  --repeats R   timed runs per workload (default 11, at most 101)\n"
     "  --warmup K    untimed runs first (default 2)\n"
     "  --small       the smallest configuration of each workload (a smoke test)\n"
+    "  --gt G        gt boxes per image instead of the standard 20 / 100 (scaling)\n"
+    "  --image-scale S  image sides times S (anchors grow with S^2; scaling)\n"
+    "  --classes C   classes for focal_16m and retina_b2 instead of 80 (scaling)\n"
     "  --json        one JSON object: {\"<workload>\": {\"<stage>\": {\"median_ms\",\n"
     "                \"min_ms\", \"max_ms\"}, ..., \"_memory\": {...}, \"_check\": {...}},\n"
     "                \"_meta\": {\"cpu\", \"threads\", \"commit\", \"date\"}}\n"
@@ -77,7 +80,8 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 int dl_cmd_bench(int argc, char **argv) {
-  int threads = 2, repeats = 11, warmup = 2, json = 0, small = 0;
+  int threads = 2, repeats = 11, warmup = 2, json = 0, small = 0, gt = 0, classes = 0;
+  double image_scale = 0;
   const char *only = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -98,6 +102,12 @@ int dl_cmd_bench(int argc, char **argv) {
     } else if (!strcmp(a, "--repeats") && v && parse_int(v, 1, BENCH_MAX_REPEATS, &repeats)) {
       i++;
     } else if (!strcmp(a, "--warmup") && v && parse_int(v, 0, 100, &warmup)) {
+      i++;
+    } else if (!strcmp(a, "--gt") && v && parse_int(v, 0, 100000, &gt)) {
+      i++;
+    } else if (!strcmp(a, "--classes") && v && parse_int(v, 1, 100000, &classes)) {
+      i++;
+    } else if (!strcmp(a, "--image-scale") && v && (image_scale = atof(v)) > 0 && image_scale <= 16) {
       i++;
     } else if (!strcmp(a, "--only") && v) {
       only = v;
@@ -145,6 +155,9 @@ int dl_cmd_bench(int argc, char **argv) {
     run->repeats = repeats;
     run->warmup = warmup;
     run->small = small;
+    run->gt = gt;
+    run->image_scale = image_scale;
+    run->classes = classes;
     double rss0 = bench_rss_now_mib();
     bench_rss_reset();
     w->fn(run);

@@ -283,6 +283,91 @@ static void c_embedding(const void *v, int t, unsigned char *out) {
   free(pm);
 }
 
+/* Detector losses: 2 images over the grid anchors, all outputs (both loss
+ * terms, counts, per-image shares, every gradient) compared. g_kind: 0 RPN,
+ * 1 RetinaNet (4 classes). */
+static void c_heads(const void *v, int t, unsigned char *out) {
+  const inputs *in = v;
+  const size_t A = in->na, C = 4;
+  int retina = g_kind == 1;
+  float *pred = malloc(2 * A * C * sizeof(float)), *del = malloc(2 * A * 4 * sizeof(float));
+  dl_rng r = {77};
+  for (size_t i = 0; i < 2 * A * C; i++) pred[i] = (float)dl_rng_normal(&r);
+  for (size_t i = 0; i < 2 * A * 4; i++) del[i] = (float)(0.3 * dl_rng_normal(&r));
+  int64_t labels[64];
+  for (size_t g = 0; g < in->ng; g++) labels[g] = (int64_t)(g % C);
+  detloss_head_result *res = (detloss_head_result *)out;
+  detloss_head_image_stats *ps = (detloss_head_image_stats *)(res + 1);
+  float *grad_pred = (float *)(ps + 2), *grad_del = grad_pred + 2 * A * C;
+  detloss_head_image im[2];
+  memset(im, 0, sizeof im);
+  for (int b = 0; b < 2; b++) {
+    im[b].anchors = in->anchors;
+    im[b].num_anchors = A;
+    im[b].anchor_config = b ? &in->cfg : NULL; /* one image on each matching path */
+    im[b].gt = in->gt + 4 * (size_t)b; /* the two images see shifted gt lists */
+    im[b].num_gt = in->ng - (size_t)b;
+    im[b].labels = labels + b;
+    im[b].num_predictions = A;
+    if (retina) {
+      im[b].cls_logits = pred + (size_t)b * A * C;
+      im[b].grad_cls_logits = grad_pred + (size_t)b * A * C;
+    } else {
+      im[b].objectness = pred + (size_t)b * A;
+      im[b].grad_objectness = grad_pred + (size_t)b * A;
+    }
+    im[b].deltas = del + (size_t)b * A * 4;
+    im[b].grad_deltas = grad_del + (size_t)b * A * 4;
+  }
+  detloss_error err;
+  if (retina) {
+    detloss_retina_options o = detloss_retina_options_default();
+    o.num_threads = t;
+    o.box_loss = DETLOSS_HEAD_BOX_GIOU;
+    assert_int_equal(detloss_retina_loss(im, 2, C, res, ps, &o, &err), DETLOSS_OK);
+  } else {
+    detloss_rpn_options o = detloss_rpn_options_default();
+    o.num_threads = t;
+    assert_int_equal(detloss_rpn_loss(im, 2, res, ps, &o, &err), DETLOSS_OK);
+  }
+  free(pred);
+  free(del);
+}
+
+static size_t heads_out_len(const inputs *in) {
+  return sizeof(detloss_head_result) + 2 * sizeof(detloss_head_image_stats) +
+         2 * in->na * (4 + 4) * sizeof(float);
+}
+
+/* Anchor evaluation of 40 synthetic images over the grid config, per-gt
+ * records and the report compared. */
+static void c_eval(const void *v, int t, unsigned char *out) {
+  const inputs *in = v;
+  enum { IMAGES = 40 };
+  float hw[2 * IMAGES];
+  size_t start[IMAGES + 1];
+  float *boxes = malloc(IMAGES * in->ng * 4 * sizeof(float));
+  for (size_t i = 0; i < IMAGES; i++) {
+    hw[2 * i] = 700.0f + (float)(i % 5) * 31.0f;
+    hw[2 * i + 1] = 900.0f + (float)(i % 7) * 17.0f;
+    start[i] = i * in->ng;
+    for (size_t k = 0; k < 4 * in->ng; k++)
+      boxes[i * 4 * in->ng + k] = in->gt[k] * (0.6f + 0.01f * (float)i);
+  }
+  start[IMAGES] = IMAGES * in->ng;
+  detloss_eval_dataset ds = {IMAGES, hw, start, boxes, NULL};
+  detloss_eval_anchors src = {&in->cfg, NULL, 0, NULL, 0};
+  detloss_eval_options o = detloss_eval_options_default();
+  o.num_threads = t;
+  o.resize_min_size = 800;
+  o.resize_max_size = 1333;
+  detloss_eval_report *rep = (detloss_eval_report *)out;
+  detloss_eval_gt *gt = (detloss_eval_gt *)(rep + 1);
+  detloss_error err;
+  assert_int_equal(detloss_anchor_eval(&ds, &src, gt, rep, &o, &err), DETLOSS_OK);
+  free(boxes);
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 static void iou_family_is_thread_invariant(void **state) {
@@ -352,6 +437,18 @@ static void embedding_losses_are_thread_invariant(void **state) {
     }
 }
 
+static void detector_losses_are_thread_invariant(void **state) {
+  (void)state;
+  for (g_kind = 0; g_kind < 2; g_kind++)
+    assert_deterministic(c_heads, &G_IN, heads_out_len(&G_IN), g_kind ? "retina_loss" : "rpn_loss");
+}
+
+static void anchor_evaluation_is_thread_invariant(void **state) {
+  (void)state;
+  assert_deterministic(c_eval, &G_IN, sizeof(detloss_eval_report) + 40 * G_IN.ng * sizeof(detloss_eval_gt),
+                       "anchor_eval");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(iou_family_is_thread_invariant),
@@ -361,7 +458,8 @@ int main(void) {
       cmocka_unit_test(class_losses_are_thread_invariant),
       cmocka_unit_test(box_losses_are_thread_invariant),
       cmocka_unit_test(embedding_losses_are_thread_invariant),
-      /* @@determinism: the detector losses and anchor evaluation join here */
+      cmocka_unit_test(detector_losses_are_thread_invariant),
+      cmocka_unit_test(anchor_evaluation_is_thread_invariant),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -829,8 +829,10 @@ detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
   size_t nblocks = dl_num_blocks(data->num_images, EVAL_BLOCK);
   detloss_eval_gt *own = NULL;
   if (st == DETLOSS_OK) {
-    c.per_gt = per_gt;
-    if (!per_gt) c.per_gt = own = malloc(total * sizeof *own);
+    /* The records are built in scratch and copied to per_gt only on success:
+     * a later failure (out of memory in a block) must leave it untouched
+     * (test_nomem found the direct write). */
+    c.per_gt = own = malloc((total ? total : 1) * sizeof *own);
     c.blk_level_pos = calloc(nblocks * DETLOSS_EVAL_MAX_LEVELS, sizeof(size_t));
     c.blk_anchors = calloc(nblocks, sizeof(size_t));
     c.blk_st = calloc(nblocks, sizeof(detloss_status));
@@ -919,6 +921,7 @@ detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
   stats_finish(&r.all, sb[3], sf[3], sp[3]);
   for (int s = 0; s < 3; s++) stats_finish(&r.by_size[s], sb[s], sf[s], sp[s]);
   *report = r;
+  if (per_gt && total) memcpy(per_gt, own, total * sizeof *own);
   free(own);
   free_ctx(&c);
   return DETLOSS_OK;

@@ -356,6 +356,139 @@ void dlj_prefix_where(detloss_error *err, const char *path) {
 
 /* ---- parsing with line/column errors ---- */
 
+/* cJSON's nesting limit (CJSON_NESTING_LIMIT in cJSON.h, 1000 in Debian's). */
+#define NESTING_LIMIT 1000
+
+static size_t skip_ws(const char *s, size_t n, size_t i) {
+  while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+  return i;
+}
+
+/* A JSON string starting at s[i] == '"'; returns the index after it, or 0. */
+static size_t scan_string(const char *s, size_t n, size_t i) {
+  for (i++; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '"') return i + 1;
+    if (ch < 0x20) return 0;
+    if (ch == '\\') {
+      if (++i >= n) return 0;
+      if (s[i] == 'u') {
+        for (int k = 0; k < 4; k++)
+          if (++i >= n || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+                            (s[i] >= 'A' && s[i] <= 'F')))
+            return 0;
+      } else if (!strchr("\"\\/bfnrt", s[i])) {
+        return 0;
+      }
+    }
+  }
+  return 0;
+}
+
+/* A JSON number (RFC 8259) at s[i]; returns the index after it, or 0. */
+static size_t scan_number(const char *s, size_t n, size_t i) {
+  size_t j = i;
+  if (j < n && s[j] == '-') j++;
+  if (j < n && s[j] == '0') {
+    j++;
+  } else if (j < n && s[j] >= '1' && s[j] <= '9') {
+    while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+  } else {
+    return 0;
+  }
+  if (j < n && s[j] == '.') {
+    size_t k = ++j;
+    while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+    if (j == k) return 0;
+  }
+  if (j < n && (s[j] == 'e' || s[j] == 'E')) {
+    j++;
+    if (j < n && (s[j] == '+' || s[j] == '-')) j++;
+    size_t k = j;
+    while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+    if (j == k) return 0;
+  }
+  return j;
+}
+
+/* 1 if text is one syntactically valid JSON value (surrounded by white space)
+ * within cJSON's nesting limit. Iterative, allocation-free: it tells an
+ * allocation failure inside cJSON (valid text, NULL tree) from a syntax error,
+ * which cJSON does not distinguish. */
+static int json_syntax_ok(const char *s, size_t n) {
+  char stack[NESTING_LIMIT];
+  int depth = 0;
+  enum { VALUE, VALUE_OR_END, KEY, KEY_OR_END, COLON, AFTER } st = VALUE;
+  size_t i = 0;
+  for (;;) {
+    i = skip_ws(s, n, i);
+    if (st == AFTER && depth == 0) return skip_ws(s, n, i) == n || s[i] == '\0';
+    if (i >= n) return 0;
+    char ch = s[i];
+    switch (st) {
+      case VALUE_OR_END:
+        if (ch == ']') {
+          depth--;
+          i++;
+          st = AFTER;
+          continue;
+        }
+        st = VALUE;
+        /* fall through */
+      case VALUE:
+        if (ch == '{' || ch == '[') {
+          if (depth == NESTING_LIMIT) return 0;
+          stack[depth++] = ch;
+          i++;
+          st = ch == '{' ? KEY_OR_END : VALUE_OR_END;
+        } else if (ch == '"') {
+          if (!(i = scan_string(s, n, i))) return 0;
+          st = AFTER;
+        } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+          if (!(i = scan_number(s, n, i))) return 0;
+          st = AFTER;
+        } else if (n - i >= 4 && (!strncmp(s + i, "true", 4) || !strncmp(s + i, "null", 4))) {
+          i += 4;
+          st = AFTER;
+        } else if (n - i >= 5 && !strncmp(s + i, "false", 5)) {
+          i += 5;
+          st = AFTER;
+        } else {
+          return 0;
+        }
+        break;
+      case KEY_OR_END:
+        if (ch == '}') {
+          depth--;
+          i++;
+          st = AFTER;
+          continue;
+        }
+        /* fall through */
+      case KEY:
+        if (ch != '"' || !(i = scan_string(s, n, i))) return 0;
+        st = COLON;
+        break;
+      case COLON:
+        if (ch != ':') return 0;
+        i++;
+        st = VALUE;
+        break;
+      case AFTER:
+        if (ch == ',') {
+          i++;
+          st = stack[depth - 1] == '[' ? VALUE : KEY;
+        } else if ((ch == ']' && stack[depth - 1] == '[') || (ch == '}' && stack[depth - 1] == '{')) {
+          depth--;
+          i++;
+        } else {
+          return 0;
+        }
+        break;
+    }
+  }
+}
+
 /* 1 if the text ends inside a string or with unclosed brackets. */
 static int truncated(const char *text, size_t len) {
   long depth = 0;
@@ -382,6 +515,11 @@ detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON *
   cJSON *r = cJSON_ParseWithLengthOpts(text, len, &end, 0);
   size_t pos = 0;
   const char *what = NULL;
+  if (!r && json_syntax_ok(text, len)) {
+    /* Valid text but no tree: cJSON ran out of memory. */
+    return dl_fail(err, DETLOSS_ERR_NOMEM, file ? file : "(input)",
+                   "out of memory while parsing %zu bytes of JSON", len);
+  }
   if (!r) {
     pos = end && end >= text ? (size_t)(end - text) : 0;
     if (pos + 1 >= len && truncated(text, len)) {

@@ -1,0 +1,315 @@
+/*
+ * test_nomem.c - allocation failure is reported, never crashed on.
+ *
+ * The test binary links with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+ * (tests/CMakeLists.txt), so every allocation made by the library's objects
+ * goes through the wrappers below, and cJSON's through cJSON_InitHooks. For
+ * each call, the k-th allocation is made to fail, for k = 0, 1, 2, ... until
+ * the call makes fewer than k + 1 allocations. Each failing run must return
+ * DETLOSS_ERR_NOMEM with a message and leave every output untouched, or (where
+ * the library has a fallback) succeed with the same result as the run that
+ * had no failure. The sanitizer and memcheck suites run this binary too, so a
+ * leak on any failure path fails them.
+ */
+#include <cjson/cJSON.h>
+
+#include "detloss/detloss.h"
+#include "detloss/detloss_json.h"
+#include "testutil.h"
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t s);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t s);
+void *__wrap_realloc(void *p, size_t n);
+
+static long g_fail_at = -1; /* the allocation to fail, -1: none */
+static long g_count = 0;    /* allocations seen since armed */
+
+static int should_fail(void) {
+  if (g_fail_at < 0) return 0;
+  return g_count++ == g_fail_at;
+}
+void *__wrap_malloc(size_t n) { return should_fail() ? NULL : __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t s) { return should_fail() ? NULL : __real_calloc(n, s); }
+void *__wrap_realloc(void *p, size_t n) { return should_fail() ? NULL : __real_realloc(p, n); }
+static void *hook_malloc(size_t n) { return __wrap_malloc(n); }
+static void hook_free(void *p) { free(p); }
+
+/* One call under test: runs into caller buffers (out, out_len bytes). */
+typedef detloss_status (*call_fn)(void *ctx, unsigned char *out, detloss_error *err);
+
+/* Fails each allocation of fn in turn; returns the number of allocations
+ * the successful run made. */
+static long sweep(const char *name, call_fn fn, void *ctx, size_t out_len) {
+  unsigned char *ref = malloc(out_len), *got = malloc(out_len);
+  detloss_error err;
+  memset(ref, 0x5C, out_len);
+  g_count = 0;
+  g_fail_at = 1L << 40; /* armed, never failing: counts the allocations */
+  detloss_status st = fn(ctx, ref, &err);
+  long total = g_count;
+  g_fail_at = -1;
+  if (st != DETLOSS_OK) {
+    print_error("%s: the reference run failed: %s: %s\n", name, err.where, err.msg);
+    fail();
+  }
+  for (long k = 0; k < total; k++) {
+    memset(got, 0x5C, out_len);
+    memset(&err, 0, sizeof err);
+    g_count = 0;
+    g_fail_at = k;
+    st = fn(ctx, got, &err);
+    g_fail_at = -1;
+    if (st == DETLOSS_ERR_NOMEM) {
+      for (size_t i = 0; i < out_len; i++)
+        if (got[i] != 0x5C) {
+          print_error("%s: allocation %ld failed and output byte %zu was written\n", name, k, i);
+          fail();
+        }
+      if (!err.msg[0] || err.status != st) {
+        print_error("%s: allocation %ld failed without a message\n", name, k);
+        fail();
+      }
+    } else if (st == DETLOSS_OK) { /* a fallback path: same result */
+      if (memcmp(got, ref, out_len) != 0) {
+        print_error("%s: allocation %ld failed, the call succeeded with another result\n", name, k);
+        fail();
+      }
+    } else {
+      print_error("%s: allocation %ld failed and gave status %d (%s: %s), not NOMEM\n", name, k,
+                  (int)st, err.where, err.msg);
+      fail();
+    }
+  }
+  free(ref);
+  free(got);
+  return total;
+}
+
+/* ---- inputs --------------------------------------------------------------- */
+
+#define NA 3000
+#define NG 13
+static float A[NA * 4], GT[NG * 4], X[NA * 4], Y[NA * 4];
+static int64_t CLS[NA];
+static const float RATIOS[3] = {0.5f, 1, 2}, SIZES[2] = {24, 48};
+static detloss_anchor_level LV;
+static detloss_anchor_config CFG;
+static size_t NGRID;
+static float *GRID;
+
+static int setup(void **state) {
+  (void)state;
+  cJSON_Hooks hooks = {hook_malloc, hook_free};
+  cJSON_InitHooks(&hooks);
+  dl_rng r = {5};
+  for (size_t i = 0; i < NA; i++) {
+    float x = (float)dl_rng_uniform(&r, 0, 400), y = (float)dl_rng_uniform(&r, 0, 400);
+    A[4 * i] = x;
+    A[4 * i + 1] = y;
+    A[4 * i + 2] = x + (float)dl_rng_uniform(&r, 8, 80);
+    A[4 * i + 3] = y + (float)dl_rng_uniform(&r, 8, 80);
+    CLS[i] = (int64_t)(i % 7);
+  }
+  for (size_t i = 0; i < 4 * NA; i++) {
+    X[i] = (float)dl_rng_normal(&r);
+    Y[i] = dl_rng_uniform(&r, 0, 1) < 0.2 ? 1.0f : 0.0f;
+  }
+  memcpy(GT, A + 4 * 100, sizeof GT); /* gts equal to some anchors */
+  LV.feat_h = 20;
+  LV.feat_w = 25;
+  LV.stride_h = LV.stride_w = 16;
+  LV.sizes = SIZES;
+  LV.num_sizes = 2;
+  LV.ratios = RATIOS;
+  LV.num_ratios = 3;
+  CFG.levels = &LV;
+  CFG.num_levels = 1;
+  detloss_anchors_count(&CFG, &NGRID, NULL);
+  GRID = malloc(NGRID * 4 * sizeof(float));
+  detloss_anchors_generate(&CFG, GRID, NGRID, NULL);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  free(GRID);
+  cJSON_InitHooks(NULL);
+  return 0;
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+static detloss_status c_iou(void *ctx, unsigned char *out, detloss_error *err) {
+  (void)ctx;
+  return detloss_iou_matrix(DETLOSS_CIOU, GT, NG, A, NA, (float *)out, NULL, err);
+}
+
+static detloss_status c_match(void *ctx, unsigned char *out, detloss_error *err) {
+  int grid = *(int *)ctx;
+  detloss_match_options o = detloss_match_options_default();
+  o.semantics = grid == 2 ? DETLOSS_MATCH_MMDET : DETLOSS_MATCH_TORCHVISION;
+  int64_t *m = (int64_t *)out;
+  size_t n = grid == 1 ? NGRID : NA;
+  float *v = (float *)(m + n);
+  if (grid == 1) return detloss_match_grid(&CFG, GT, NG, NULL, m, v, NGRID, &o, err);
+  return detloss_match(A, NA, GT, NG, NULL, m, v, &o, err);
+}
+
+static detloss_status c_sample(void *ctx, unsigned char *out, detloss_error *err) {
+  (void)ctx;
+  int64_t m[NA];
+  for (size_t i = 0; i < NA; i++) m[i] = (int64_t)(i % 5) - 2;
+  size_t *np = (size_t *)out, *nn = np + 1;
+  return detloss_sample_balanced(m, NA, 1, (int8_t *)(nn + 1), np, nn, NULL, err);
+}
+
+static detloss_status c_losses(void *ctx, unsigned char *out, detloss_error *err) {
+  int which = *(int *)ctx;
+  float *loss = (float *)out, *grad = loss + 1;
+  detloss_loss_options o = detloss_loss_options_default(DETLOSS_LOSS_SIGMOID_FOCAL);
+  o.num_threads = 2;
+  switch (which) {
+    case 0:
+      return detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, X, Y, NULL, 4 * NA, loss, grad,
+                                      &o, err);
+    case 1:
+      return detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, X, CLS, NULL, NA / 2, 8, loss, grad,
+                                  NULL, err);
+    case 2:
+      return detloss_loss_boxes(DETLOSS_LOSS_GIOU, A, A + 4, NULL, NA - 1, loss, grad, NULL, NULL,
+                                err);
+    default:
+      return detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, X, X + 8, X + 16, NULL, NULL,
+                                    NA / 2 - 4, 8, loss, grad, NULL, NULL, NULL, err);
+  }
+}
+
+static detloss_status c_heads(void *ctx, unsigned char *out, detloss_error *err) {
+  int retina = *(int *)ctx;
+  const int64_t labels[NG] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0};
+  detloss_head_image im[2];
+  memset(im, 0, sizeof im);
+  detloss_head_result *res = (detloss_head_result *)out;
+  float *g = (float *)(res + 1);
+  for (int b = 0; b < 2; b++) {
+    im[b].anchors = GRID;
+    im[b].num_anchors = NGRID;
+    im[b].anchor_config = b ? &CFG : NULL;
+    im[b].gt = GT;
+    im[b].num_gt = NG;
+    im[b].labels = labels;
+    im[b].num_predictions = NGRID;
+    im[b].objectness = X;
+    im[b].cls_logits = X;
+    im[b].deltas = Y;
+    im[b].grad_objectness = g + (size_t)b * NGRID * 3;
+    im[b].grad_cls_logits = g + (size_t)b * NGRID * 3;
+    im[b].grad_deltas = g + 6 * NGRID + (size_t)b * NGRID * 4;
+  }
+  if (retina) return detloss_retina_loss(im, 2, 3, res, NULL, NULL, err);
+  return detloss_rpn_loss(im, 2, res, NULL, NULL, err);
+}
+
+static detloss_status c_eval(void *ctx, unsigned char *out, detloss_error *err) {
+  (void)ctx;
+  const float hw[4] = {400, 420, 380, 400};
+  const size_t start[3] = {0, 7, NG};
+  detloss_eval_dataset ds = {2, hw, start, GT, NULL};
+  detloss_eval_anchors src = {&CFG, NULL, 0, NULL, 0};
+  detloss_eval_report *rep = (detloss_eval_report *)out;
+  return detloss_anchor_eval(&ds, &src, (detloss_eval_gt *)(rep + 1), rep, NULL, err);
+}
+
+static detloss_status c_json(void *ctx, unsigned char *out, detloss_error *err) {
+  const char *text = ctx;
+  char *res = NULL;
+  detloss_status st = detloss_compute_json(text, strlen(text), &res, NULL, NULL, err);
+  if (st == DETLOSS_OK) {
+    snprintf((char *)out, 512, "%s", res);
+    detloss_free(res);
+  }
+  return st;
+}
+
+static detloss_status c_config(void *ctx, unsigned char *out, detloss_error *err) {
+  (void)ctx;
+  static const char text[] =
+      "{\"anchors\": {\"levels\": [{\"stride\": 16, \"sizes\": [32, 64], \"aspect_ratios\": [0.5, 1, 2]}]},"
+      " \"matcher\": {\"high\": 0.6, \"low\": 0.4}}";
+  detloss_config *cfg = NULL;
+  detloss_status st = detloss_config_parse(text, sizeof text - 1, "mem.json", NULL, &cfg, err);
+  if (st == DETLOSS_OK) {
+    detloss_eval_anchors src = detloss_config_eval_anchors(cfg);
+    size_t n = 0;
+    detloss_anchors_count(src.grid, &n, NULL);
+    memcpy(out, &n, sizeof n);
+    detloss_config_free(cfg);
+  }
+  return st;
+}
+
+static detloss_status c_dataset(void *ctx, unsigned char *out, detloss_error *err) {
+  (void)ctx;
+  static const char text[] =
+      "{\"images\": [{\"id\": 1, \"width\": 100, \"height\": 80, \"boxes\": [[1, 2, 30, 40], "
+      "[5, 5, 9, 9]], \"labels\": [0, 1]}, {\"id\": 2, \"width\": 50, \"height\": 50, \"boxes\": []}]}";
+  detloss_dataset *ds = NULL;
+  detloss_status st = detloss_dataset_parse(text, sizeof text - 1, "mem.json", &ds, err);
+  if (st == DETLOSS_OK) {
+    memcpy(out, &ds->num_boxes, sizeof ds->num_boxes);
+    memcpy(out + 8, ds->boxes, 8 * sizeof(float));
+    detloss_dataset_free(ds);
+  }
+  return st;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void geometry_and_matching_report_allocation_failure(void **state) {
+  (void)state;
+  long n = sweep("iou_matrix", c_iou, NULL, NG * NA * sizeof(float));
+  assert_true(n >= 1); /* the column scratch */
+  for (int grid = 0; grid < 3; grid++)
+    sweep(grid == 1 ? "match_grid" : "match", c_match, &grid,
+          (grid == 1 ? NGRID : NA) * (sizeof(int64_t) + sizeof(float)));
+  sweep("sample_balanced", c_sample, NULL, 2 * sizeof(size_t) + NA);
+}
+
+static void losses_report_allocation_failure(void **state) {
+  (void)state;
+  for (int w = 0; w < 4; w++) sweep("losses", c_losses, &w, (1 + 4 * NA) * sizeof(float));
+}
+
+static void detector_losses_and_eval_report_allocation_failure(void **state) {
+  (void)state;
+  for (int retina = 0; retina < 2; retina++)
+    assert_true(sweep(retina ? "retina_loss" : "rpn_loss", c_heads, &retina,
+                      sizeof(detloss_head_result) + 14 * NGRID * sizeof(float)) >= 1);
+  assert_true(sweep("anchor_eval", c_eval, NULL,
+                    sizeof(detloss_eval_report) + NG * sizeof(detloss_eval_gt)) >= 1);
+}
+
+static void json_layer_reports_allocation_failure(void **state) {
+  (void)state;
+  static const char cases[] =
+      "[{\"op\": \"iou\", \"kind\": \"giou\", \"boxes1\": [[0,0,2,2],[1,1,3,3]], \"boxes2\": [[0,0,1,1]]},"
+      " {\"op\": \"match\", \"anchors\": [[0,0,2,2],[1,1,3,3]], \"gt\": [[0,0,2,2]]},"
+      " {\"op\": \"loss\", \"loss\": \"sigmoid_focal\", \"input\": [0.5, -1], \"target\": [1, 0], \"grad\": true}]";
+  long n = sweep("compute_json", c_json, (void *)cases, 512);
+  assert_true(n > 10); /* cJSON's tree, the tensors, the output text */
+  sweep("config_parse", c_config, NULL, sizeof(size_t));
+  sweep("dataset_parse", c_dataset, NULL, 8 + 8 * sizeof(float));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(geometry_and_matching_report_allocation_failure),
+      cmocka_unit_test(losses_report_allocation_failure),
+      cmocka_unit_test(detector_losses_and_eval_report_allocation_failure),
+      cmocka_unit_test(json_layer_reports_allocation_failure),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <float.h>
 
+#include "testjson.h"
 #include "testutil.h"
 #include "detloss/detloss.h"
 
@@ -52,31 +53,6 @@ static double ref_loss(detloss_loss_kind k, const double *p, const double *g, do
 
 /* ---- fixture reading ---- */
 
-static size_t rows_to(const cJSON *a, size_t width, float *f, double *d) {
-  size_t n = 0;
-  const cJSON *row;
-  cJSON_ArrayForEach(row, a) {
-    if (width == 0) {
-      if (f) f[n] = (float)row->valuedouble;
-      if (d) d[n] = row->valuedouble;
-    } else {
-      for (size_t k = 0; k < width; k++) {
-        double v = cJSON_GetArrayItem(row, (int)k)->valuedouble;
-        if (f) f[n * width + k] = (float)v;
-        if (d) d[n * width + k] = v;
-      }
-    }
-    n++;
-  }
-  return n;
-}
-
-static detloss_reduction red_of(const char *s) {
-  if (strcmp(s, "none") == 0) return DETLOSS_REDUCTION_NONE;
-  if (strcmp(s, "sum") == 0) return DETLOSS_REDUCTION_SUM;
-  return DETLOSS_REDUCTION_MEAN;
-}
-
 /* Every fixture case: values and both gradients within 1e-5 relative, 1e-6
  * absolute of torchvision float64 autograd (float32 inputs, so the only
  * difference is our final rounding to float). Ties (identical boxes, shared
@@ -96,7 +72,7 @@ static void values_and_gradients_match_torchvision_float64(void **state) {
                                             NULL),
                      DETLOSS_OK);
     detloss_loss_options o =
-        opts(kind, red_of(cJSON_GetObjectItem(c, "reduction")->valuestring));
+        opts(kind, dl_json_reduction(cJSON_GetObjectItem(c, "reduction")->valuestring));
     o.eps = (float)cJSON_GetObjectItem(c, "eps")->valuedouble;
     size_t n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItem(c, "pred"));
     size_t cap = n ? n : 1;
@@ -105,21 +81,21 @@ static void values_and_gradients_match_torchvision_float64(void **state) {
     float *gp = malloc(cap * 4 * sizeof(float)), *gt = malloc(cap * 4 * sizeof(float));
     double *eloss = malloc(cap * sizeof(double)), *egp = malloc(cap * 4 * sizeof(double));
     double *egt = malloc(cap * 4 * sizeof(double));
-    rows_to(cJSON_GetObjectItem(c, "pred"), 4, pred, NULL);
-    rows_to(cJSON_GetObjectItem(c, "target"), 4, tgt, NULL);
+    dl_json_rows(cJSON_GetObjectItem(c, "pred"), 4, pred, NULL);
+    dl_json_rows(cJSON_GetObjectItem(c, "target"), 4, tgt, NULL);
     const cJSON *jw = cJSON_GetObjectItem(c, "weight");
     if (cJSON_IsArray(jw)) {
       w = malloc(cap * sizeof(float));
-      rows_to(jw, 0, w, NULL);
+      dl_json_rows(jw, 0, w, NULL);
     }
     const cJSON *jl = cJSON_GetObjectItem(c, "loss");
     size_t nl = 1;
     if (cJSON_IsArray(jl))
-      nl = rows_to(jl, 0, NULL, eloss);
+      nl = dl_json_rows(jl, 0, NULL, eloss);
     else
       eloss[0] = jl->valuedouble;
-    rows_to(cJSON_GetObjectItem(c, "grad_pred"), 4, NULL, egp);
-    rows_to(cJSON_GetObjectItem(c, "grad_target"), 4, NULL, egt);
+    dl_json_rows(cJSON_GetObjectItem(c, "grad_pred"), 4, NULL, egp);
+    dl_json_rows(cJSON_GetObjectItem(c, "grad_target"), 4, NULL, egt);
     detloss_error err;
     assert_int_equal(detloss_loss_boxes(kind, pred, tgt, w, n, loss, gp, gt, &o, &err),
                      DETLOSS_OK);

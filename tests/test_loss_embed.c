@@ -6,6 +6,7 @@
  */
 #include <cjson/cJSON.h>
 
+#include "testjson.h"
 #include "testutil.h"
 #include "detloss/detloss.h"
 
@@ -52,31 +53,6 @@ static double ref_loss(detloss_loss_kind kind, const double *a, const double *b,
 
 /* ---- fixture reading ---- */
 
-static size_t rows_to(const cJSON *a, size_t width, float *f, double *dd) {
-  size_t n = 0;
-  const cJSON *row;
-  cJSON_ArrayForEach(row, a) {
-    if (width == 0) {
-      if (f) f[n] = (float)row->valuedouble;
-      if (dd) dd[n] = row->valuedouble;
-    } else {
-      for (size_t k = 0; k < width; k++) {
-        double v = cJSON_GetArrayItem(row, (int)k)->valuedouble;
-        if (f) f[n * width + k] = (float)v;
-        if (dd) dd[n * width + k] = v;
-      }
-    }
-    n++;
-  }
-  return n;
-}
-
-static detloss_reduction red_of(const char *s) {
-  if (strcmp(s, "none") == 0) return DETLOSS_REDUCTION_NONE;
-  if (strcmp(s, "sum") == 0) return DETLOSS_REDUCTION_SUM;
-  return DETLOSS_REDUCTION_MEAN;
-}
-
 /* Every fixture case (torch float64 autograd on float32 inputs): value and the
  * gradients of every input within 1e-5 relative, 1e-6 absolute. Includes the
  * kinks where autograd decides (norm at 0, cos = margin, triplet hinge at 0,
@@ -95,7 +71,7 @@ static void values_and_gradients_match_torch_float64(void **state) {
                                             NULL),
                      DETLOSS_OK);
     detloss_loss_options o =
-        opts(kind, red_of(cJSON_GetObjectItem(c, "reduction")->valuestring));
+        opts(kind, dl_json_reduction(cJSON_GetObjectItem(c, "reduction")->valuestring));
     const cJSON *prm = cJSON_GetObjectItem(c, "params"), *v;
     if ((v = cJSON_GetObjectItem(prm, "margin"))) o.margin = (float)v->valuedouble;
     if ((v = cJSON_GetObjectItem(prm, "p"))) o.p = (float)v->valuedouble;
@@ -117,23 +93,23 @@ static void values_and_gradients_match_torch_float64(void **state) {
     const char *xn[3] = {"x1", "x2", "x3"}, *gn[3] = {"grad_x1", "grad_x2", "grad_x3"};
     for (int j = 0; j < 3; j++) {
       const cJSON *a = cJSON_GetObjectItem(c, xn[j]);
-      if (cJSON_IsArray(a)) rows_to(a, d, x[j], NULL);
+      if (cJSON_IsArray(a)) dl_json_rows(a, d, x[j], NULL);
       a = cJSON_GetObjectItem(c, gn[j]);
-      if (cJSON_IsArray(a)) rows_to(a, d, NULL, eg[j]);
+      if (cJSON_IsArray(a)) dl_json_rows(a, d, NULL, eg[j]);
     }
     const cJSON *jy = cJSON_GetObjectItem(c, "target"), *jw = cJSON_GetObjectItem(c, "weight");
     if (cJSON_IsArray(jy)) {
       y = malloc((n ? n : 1) * sizeof(float));
-      rows_to(jy, 0, y, NULL);
+      dl_json_rows(jy, 0, y, NULL);
     }
     if (cJSON_IsArray(jw)) {
       w = malloc((n ? n : 1) * sizeof(float));
-      rows_to(jw, 0, w, NULL);
+      dl_json_rows(jw, 0, w, NULL);
     }
     const cJSON *jl = cJSON_GetObjectItem(c, "loss");
     size_t nl = 1;
     if (cJSON_IsArray(jl))
-      nl = rows_to(jl, 0, NULL, el);
+      nl = dl_json_rows(jl, 0, NULL, el);
     else
       el[0] = jl->valuedouble;
     const int trip = kind == DETLOSS_LOSS_TRIPLET_MARGIN;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "json/jread.h"
 
 /* The subcommands: name, one-line summary, entry point (argv[0] is the name).
  * Each lives in its own cmd_<name>.c and prints its own --help. */
@@ -57,43 +58,17 @@ char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *st
     *status = DL_EXIT_INPUT;
     return NULL;
   }
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
-  while (buf) {
-    if (n + 1 >= cap) {
-      if (cap > max_bytes) {
-        fprintf(stderr, "detloss: %s: input larger than %zu bytes\n", path, max_bytes);
-        free(buf);
-        if (f != stdin) fclose(f);
-        *status = DL_EXIT_INPUT;
-        return NULL;
-      }
-      char *p = realloc(buf, cap * 2);
-      if (!p) break;
-      buf = p;
-      cap *= 2;
-    }
-    size_t got = fread(buf + n, 1, cap - n - 1, f);
-    n += got;
-    if (got == 0) break;
-  }
-  int read_error = ferror(f);
+  char *text = NULL;
+  detloss_error err;
+  detloss_status st = dlj_read_stream(f, path, max_bytes, &text, len, &err);
   if (f != stdin) fclose(f);
-  if (!buf) {
-    fprintf(stderr, "detloss: %s: out of memory\n", path);
-    *status = DL_EXIT_RUNTIME;
+  if (st != DETLOSS_OK) {
+    fprintf(stderr, "detloss: %s: %s\n", err.where, err.msg);
+    *status = st == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
     return NULL;
   }
-  if (read_error) {
-    fprintf(stderr, "detloss: %s: read error\n", path);
-    free(buf);
-    *status = DL_EXIT_INPUT;
-    return NULL;
-  }
-  buf[n] = '\0';
-  *len = n;
   *status = DL_EXIT_OK;
-  return buf;
+  return text;
 }
 
 int dl_cli_report(const detloss_error *err, detloss_status st) {

@@ -35,34 +35,10 @@ void dl_where_file(detloss_error *err, const char *file) {
 detloss_status dl_read_file(const char *path, char **text, size_t *len, detloss_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f) return dl_fail(err, DETLOSS_ERR_IO, path, "cannot open: %s", strerror(errno));
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
-  while (buf) {
-    if (n + 1 >= cap) {
-      char *p = cap > ((size_t)1 << 34) ? NULL : realloc(buf, cap * 2);
-      if (!p) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = p;
-      cap *= 2;
-    }
-    size_t got = fread(buf + n, 1, cap - n - 1, f);
-    n += got;
-    if (got == 0) break;
-  }
-  int bad = ferror(f);
+  /* configs and data sets: at most 16 GiB */
+  detloss_status st = dlj_read_stream(f, path, (size_t)1 << 34, text, len, err);
   fclose(f);
-  if (!buf) return dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory reading the file");
-  if (bad) {
-    free(buf);
-    return dl_fail(err, DETLOSS_ERR_IO, path, "read error");
-  }
-  buf[n] = '\0';
-  *text = buf;
-  *len = n;
-  return DETLOSS_OK;
+  return st;
 }
 
 /* ------------------------------------------------------------------------ */

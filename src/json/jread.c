@@ -354,6 +354,41 @@ void dlj_prefix_where(detloss_error *err, const char *path) {
   memcpy(err->where, tmp, sizeof tmp);
 }
 
+/* ---- reading ---- */
+
+detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char **text,
+                               size_t *len, detloss_error *err) {
+  size_t cap = (size_t)1 << 16, n = 0;
+  char *buf = malloc(cap);
+  if (!buf) return dl_fail(err, DETLOSS_ERR_NOMEM, name, "out of memory reading the input");
+  for (;;) {
+    if (n + 1 >= cap) {
+      if (cap > max_bytes) {
+        free(buf);
+        return dl_fail(err, DETLOSS_ERR_RANGE, name, "input larger than %zu bytes", max_bytes);
+      }
+      char *p = realloc(buf, cap * 2);
+      if (!p) {
+        free(buf);
+        return dl_fail(err, DETLOSS_ERR_NOMEM, name, "out of memory reading the input");
+      }
+      buf = p;
+      cap *= 2;
+    }
+    size_t got = fread(buf + n, 1, cap - n - 1, f);
+    n += got;
+    if (got == 0) break;
+  }
+  if (ferror(f)) {
+    free(buf);
+    return dl_fail(err, DETLOSS_ERR_IO, name, "read error");
+  }
+  buf[n] = '\0';
+  *text = buf;
+  *len = n;
+  return DETLOSS_OK;
+}
+
 /* ---- parsing with line/column errors ---- */
 
 /* cJSON's nesting limit (CJSON_NESTING_LIMIT in cJSON.h, 1000 in Debian's). */

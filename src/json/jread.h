@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "detloss/detloss.h"
 
@@ -74,6 +75,13 @@ detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path
  * did-you-mean suggestion. (compute cases accept extra keys; configs do not.) */
 detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *const *allowed,
                               detloss_error *err);
+
+/* Reads all of f into a malloc'ed, NUL-terminated buffer (*text, *len).
+ * name is used in messages (err->where). Errors: DETLOSS_ERR_RANGE (more than
+ * max_bytes: "input larger than N bytes"), _NOMEM, _IO ("read error");
+ * nothing is returned then. The caller opens and closes f. */
+detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char **text,
+                               size_t *len, detloss_error *err);
 
 /* Parses JSON text. A syntax error is DETLOSS_ERR_PARSE with where =
  * "[file: ]line L, column C" (1-based) and msg "JSON syntax error", or

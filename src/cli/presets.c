@@ -13,8 +13,9 @@
  * then looked up next to the config, in each data directory (anchors/ and
  * data/ first) and last in the current directory.
  */
-#define _POSIX_C_SOURCE 200809L /* readlink, opendir */
+#define _XOPEN_SOURCE 700 /* readlink, opendir, realpath */
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +41,12 @@ static int is_file(const char *p) {
 
 /* Appends dir (and dir/data, for data sets a config names without a
  * directory) when it exists, is not listed yet and fits. */
-static void add_dir(dl_data_dirs *d, const char *dir) {
-  if (!dir || !dir[0] || !is_dir(dir) || d->num_roots >= DL_DATA_DIRS_MAX) return;
+static void add_dir(dl_data_dirs *d, const char *given) {
+  if (!given || !given[0] || !is_dir(given) || d->num_roots >= DL_DATA_DIRS_MAX) return;
+  /* The canonical name ("<prefix>/share/detloss", not "<prefix>/bin/../share/detloss")
+   * for messages and for spotting a directory listed twice. */
+  char canon[PATH_MAX];
+  const char *dir = realpath(given, canon) ? canon : given;
   for (size_t i = 0; i < d->num_roots; i++)
     if (strcmp(d->root[i], dir) == 0) return;
   char *r = d->root[d->num_roots], *s = d->data[d->num_roots];

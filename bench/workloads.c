@@ -16,6 +16,7 @@
 
 #include "detloss/detloss.h"
 #include "detloss/detloss_json.h"
+#include "cli/cli.h"
 #include "harness.h"
 #include "parallel.h"
 
@@ -370,12 +371,10 @@ static void w_retina_b2(bench_run *run) { head_workload(run, 1); }
 /* eval_coco: `detloss eval`'s core on the bundled data set                 */
 /* ------------------------------------------------------------------------ */
 
-#ifndef DETLOSS_SOURCE_DIR
-#  define DETLOSS_SOURCE_DIR "."
-#endif
-
 static void w_eval_coco(bench_run *run) {
-  const char *const search[] = {DETLOSS_SOURCE_DIR, NULL};
+  dl_data_dirs dirs;
+  char cfg_file[DL_PATH_CAP];
+  dl_cli_data_dirs(&dirs);
   detloss_config *cfg = NULL;
   detloss_dataset *ds = NULL;
   detloss_eval_gt *gt = NULL;
@@ -384,8 +383,12 @@ static void w_eval_coco(bench_run *run) {
   /* The README's main job: torchvision's FPN RPN anchors on the COCO subset.
    * Loading (JSON parsing) is its own stage. */
   double t0 = bench_now_ms();
-  if (detloss_config_load(DETLOSS_SOURCE_DIR "/configs/torchvision_fasterrcnn_fpn_rpn.json", search,
-                          &cfg, &err) != DETLOSS_OK ||
+  if (dl_cli_config_path("torchvision_fasterrcnn_fpn_rpn", &dirs, cfg_file, sizeof cfg_file) !=
+      DL_EXIT_OK) {
+    run->failed = 1;
+    goto done;
+  }
+  if (detloss_config_load(cfg_file, dirs.search, &cfg, &err) != DETLOSS_OK ||
       detloss_dataset_load(cfg->dataset_path, &ds, &err) != DETLOSS_OK) {
     fprintf(stderr, "eval_coco: %s: %s\n", err.where, err.msg);
     run->failed = 1;

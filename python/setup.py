@@ -3,8 +3,11 @@
 At build time it copies into the package, when they are available:
   - the shared library named by DETLOSS_LIBRARY (e.g. build/libdetloss.so), so the
     installed package finds it next to itself;
-  - the anchor presets (../anchors/*.json) and configs (../configs/*.json) of the
-    source tree, for detloss.load_anchor_preset().
+  - the presets and the bundled data of the source tree as package data:
+    detloss/data/{configs,anchors,data} (../configs/*.json, ../anchors/*.json,
+    ../data/*.json + its README with the data's license), the layout of the
+    installed share/detloss, so detloss.load_config("NAME") and a config's
+    "anchors" / "dataset" resolve after `pip install`.
 Nothing is compiled.
 """
 import glob
@@ -26,8 +29,10 @@ class BuildPy(build_py):
         if lib and os.path.isfile(lib):
             # keep the SONAME-less name: the loader looks for libdetloss.so* next to the package
             shutil.copy2(os.path.realpath(lib), os.path.join(pkg, "libdetloss.so"))
-        for sub in ("anchors", "configs"):
+        for sub in ("anchors", "configs", "data"):
             files = glob.glob(os.path.join(REPO, sub, "*.json"))
+            if sub == "data":
+                files += glob.glob(os.path.join(REPO, sub, "README.md"))
             if files:
                 dst = os.path.join(pkg, "data", sub)
                 os.makedirs(dst, exist_ok=True)

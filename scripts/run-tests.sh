@@ -5,8 +5,12 @@
 #   sanitize  Debug build with AddressSanitizer + UndefinedBehaviorSanitizer and
 #             internal assertions, the whole ctest suite
 #   nomp      build without OpenMP (serial), the whole ctest suite
-#   install   cmake --install into a temporary prefix, then build and run the
-#             consumer project tests/install against it (CMake package and pkg-config)
+#   install   configure for one prefix, cmake --install into another (multiarch
+#             libdir); build and run the consumers of tests/install through the CMake
+#             package, pkg-config (shared) and detloss-static.pc (no libdetloss.so
+#             in ldd); the installed CLI on preset names outside the source tree (and
+#             after moving the tree); `pip install` into a venv with
+#             --system-site-packages, then a preset loaded and evaluated by name
 #   symbols   the static library exports only detloss_/dl_ symbols and has no
 #             writable global data (no hidden global state)
 #   memcheck  valgrind memcheck on every test binary and on the CLI's main job:
@@ -54,29 +58,97 @@ suite_sanitize() {
 suite_nomp()     { configure_build _build/nomp -DCMAKE_BUILD_TYPE=Release -DDETLOSS_OPENMP=OFF && run_ctest _build/nomp; }
 
 suite_install() {
-  local prefix=$root/_build/install-prefix
-  rm -rf "$prefix" _build/consumer _build/consumer-pc
+  # Configured for one prefix, installed into another (cmake --install --prefix), in
+  # Debian's multiarch layout: everything installed must work from where it lands.
+  local prefix=$root/_build/install-prefix moved=$root/_build/install-moved
+  local libdir=$root/_build/install-prefix/lib/x86_64-linux-gnu out=$root/_build/install-out
+  local venv=$root/_build/install-venv away cli_ok=1
+  rm -rf "$prefix" "$moved" "$out" "$venv" _build/consumer
+  mkdir -p "$out"
   configure_build _build/install-lib -DCMAKE_BUILD_TYPE=Release -DDETLOSS_TESTS=OFF \
-    -DCMAKE_INSTALL_PREFIX="$prefix" || return 1
-  cmake --install _build/install-lib >/dev/null || return 1
-  # 1) CMake package
+    -DCMAKE_INSTALL_PREFIX=/opt/detloss-configured-prefix \
+    -DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu || return 1
+  cmake --install _build/install-lib --prefix "$prefix" >/dev/null || return 1
+  # Nothing installed names the configure-time prefix or the source tree.
+  if grep -rlF -e /opt/detloss-configured-prefix -e "$root/" "$prefix"; then
+    echo "install: the files above name the configure prefix or the source tree"; return 1
+  fi
+  # 1) CMake package (find_package through CMAKE_PREFIX_PATH): static core, static
+  #    JSON layer (+ cJSON), shared library.
   cmake -S tests/install -B _build/consumer -DCMAKE_PREFIX_PATH="$prefix" >/dev/null &&
-    cmake --build _build/consumer >/dev/null && _build/consumer/consumer || return 1
-  # 2) pkg-config: -ldetloss finds the shared library when both are installed
-  #    (an rpath, as a user without ldconfig would add), the static one with -static-ish flags
-  mkdir -p _build/consumer-pc
-  local libdir
-  libdir=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
-           pkg-config --variable=libdir detloss) || return 1
-  PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
-    sh -c 'cc -std=c11 -Wall -Werror tests/install/consumer.c $(pkg-config --cflags detloss) \
-           -o _build/consumer-pc/consumer $(pkg-config --libs --static detloss) -Wl,-rpath,'"$libdir" &&
-    _build/consumer-pc/consumer || return 1
-  PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
-    sh -c 'cc -std=c11 -Wall -Werror tests/install/consumer.c $(pkg-config --cflags detloss) \
-           -o _build/consumer-pc/consumer-static '"$libdir"'/libdetloss.a $(pkg-config --libs-only-other --static detloss) -lm' &&
-    _build/consumer-pc/consumer-static || return 1
-  echo "install: CMake package and pkg-config consumers built and ran"
+    cmake --build _build/consumer >/dev/null || return 1
+  _build/consumer/consumer && _build/consumer/consumer_json && _build/consumer/consumer_shared || return 1
+  # 2) pkg-config, shared: -ldetloss is libdetloss.so (run with LD_LIBRARY_PATH, as
+  #    without ldconfig).
+  local pcp=$libdir/pkgconfig
+  [ "$(PKG_CONFIG_PATH=$pcp pkg-config --variable=prefix detloss)" = "$pcp/../../.." ] ||
+    { echo "install: detloss.pc prefix is $(PKG_CONFIG_PATH=$pcp pkg-config --variable=prefix detloss)"; return 1; }
+  # shellcheck disable=SC2046
+  cc -std=c11 -Wall -Werror tests/install/consumer_json.c $(PKG_CONFIG_PATH=$pcp pkg-config --cflags detloss) \
+    -o "$out/consumer-pc-shared" $(PKG_CONFIG_PATH=$pcp pkg-config --libs detloss) || return 1
+  ldd "$out/consumer-pc-shared" | grep -q "libdetloss.so.0 => not found" ||
+    { echo "install: the shared pkg-config consumer does not link libdetloss.so"; return 1; }
+  LD_LIBRARY_PATH=$libdir "$out/consumer-pc-shared" || return 1
+  # 3) pkg-config, static: detloss-static names the archives, so the program needs no
+  #    libdetloss.so (none in ldd) and runs without LD_LIBRARY_PATH.
+  local c
+  for c in consumer consumer_json; do
+    # shellcheck disable=SC2046
+    cc -std=c11 -Wall -Werror "tests/install/$c.c" $(PKG_CONFIG_PATH=$pcp pkg-config --cflags detloss-static) \
+      -o "$out/$c-pc-static" $(PKG_CONFIG_PATH=$pcp pkg-config --static --libs detloss-static) || return 1
+    if ldd "$out/$c-pc-static" | grep libdetloss; then
+      echo "install: the static pkg-config consumer $c needs libdetloss.so"; return 1
+    fi
+    "$out/$c-pc-static" || return 1
+  done
+  # 4) the installed CLI, outside the source tree, on preset names (its data directory
+  #    is <prefix>/share/detloss, found from the executable's own location).
+  away=$(mktemp -d)
+  (cd "$away" && env -u DETLOSS_DATA_DIR "$prefix/bin/detloss" eval torchvision_retinanet_r50_fpn \
+     >"$out/eval.txt" 2>"$out/eval.err") && grep -qE '^all +3237 ' "$out/eval.txt" &&
+    grep -qF "config   $prefix/share/detloss/configs/torchvision_retinanet_r50_fpn.json" "$out/eval.txt" &&
+    (cd "$away" && "$prefix/bin/detloss" anchors yolov5_autoanchor --image-size 640 640) |
+      grep -qE '^0 +8 +3 +shapes' ||
+    { echo "install: installed detloss eval/anchors NAME from $away failed:"; cat "$out/eval.err"; cli_ok=0; }
+  # 5) the whole tree moved elsewhere: pkg-config and the CLI follow it.
+  if [ $cli_ok = 1 ]; then
+    cp -a "$prefix" "$moved"
+    [ "$(PKG_CONFIG_PATH=$moved/lib/x86_64-linux-gnu/pkgconfig pkg-config --variable=libdir detloss-static)" = \
+      "$moved/lib/x86_64-linux-gnu/pkgconfig/../../../lib/x86_64-linux-gnu" ] &&
+      (cd "$away" && "$moved/bin/detloss" eval detectron2_rpn --json) | grep -qF "$moved/share/detloss/configs" ||
+      { echo "install: the moved install tree does not find itself"; cli_ok=0; }
+  fi
+  rm -rf "$away"
+  [ $cli_ok = 1 ] || return 1
+  # 6) Python, the README's route on Debian 12 (PEP 668: no pip into the system
+  #    Python): a venv that sees the system numpy/torch, then pip, offline.
+  #    DETLOSS_LIBRARY at build time copies the freshly built libdetloss.so into the package.
+  bash scripts/install-deps.sh python3-venv python3-pip python3-setuptools python3-numpy || return 1
+  /usr/bin/python3 -m venv --system-site-packages "$venv" || return 1
+  DETLOSS_LIBRARY="$root/_build/install-lib/libdetloss.so" PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    "$venv/bin/pip" install --no-build-isolation ./python >"$out/pip.log" 2>&1 ||
+    { tail -20 "$out/pip.log"; return 1; }
+  away=$(mktemp -d)
+  (cd "$away" && env -u DETLOSS_LIBRARY -u DETLOSS_DATA_DIR "$venv/bin/python" - "$venv" <<'PY'
+import os, sys
+import detloss
+pkg = os.path.dirname(os.path.abspath(detloss.__file__))
+assert pkg.startswith(os.path.abspath(sys.argv[1])), pkg              # the installed package
+assert os.path.dirname(detloss.library_path) == pkg, detloss.library_path
+cfg = detloss.load_config("torchvision_retinanet_r50_fpn")
+assert cfg.path == os.path.join(pkg, "data", "configs", "torchvision_retinanet_r50_fpn.json"), cfg.path
+assert cfg.dataset_path.startswith(os.path.join(pkg, "data")), cfg.dataset_path
+r = cfg.evaluate()
+# the bundled COCO subset: 3237 gts once crowd boxes are left out
+# (tests/cli/commands.txt: "all 3237" for every preset)
+assert r["num_gt"] == 3237, r["num_gt"]
+print("install: pip package %s, preset %r: %d gts, recall %.3f" % (
+    detloss.__version__, cfg.name, r["num_gt"], r["recall"]))
+PY
+  ) || { rm -rf "$away"; return 1; }
+  rm -rf "$away"
+  echo "install: CMake package, pkg-config shared and detloss-static consumers, the installed" \
+       "CLI on presets (also moved) and the venv pip install all work"
 }
 
 suite_symbols() {

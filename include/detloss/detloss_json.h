@@ -106,7 +106,8 @@ typedef struct detloss_config {
 /*
  * detloss_config_load() - read and validate a config file.
  * search_dirs: NULL-terminated list of extra directories for relative paths
- * (e.g. the source tree), or NULL. On success *out is a new config.
+ * (the detloss command passes its data directories, see `detloss eval --help`),
+ * or NULL. On success *out is a new config.
  * Errors (err->where = "<file>: <json path>" or "<file>: line L, column C"):
  * DETLOSS_ERR_IO (cannot read; missing anchors or data set file), _PARSE,
  * _TYPE, _MISSING, _UNKNOWN (unknown key, with a suggestion; unknown enum

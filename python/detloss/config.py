@@ -10,6 +10,7 @@ Every error (unknown key with a suggestion, wrong type, missing file) raises
 DetlossError with where = "<file>: <json path>".
 """
 import ctypes
+import difflib
 import math
 import os
 
@@ -25,35 +26,72 @@ def _s(b):
     return None if b is None else b.decode("utf-8", "replace")
 
 
-def _search_dirs(extra):
-    dirs = list(extra or [])
+def _data_dirs(extra=None):
+    """The data directories (each with configs/, anchors/, data/), in search order, the
+    same as the detloss command's: search_dirs given by the caller, $DETLOSS_DATA_DIR,
+    the copy installed with this package (detloss/data), the source checkout this
+    package sits in (python/detloss -> the repository), then the current directory.
+    Directories that do not exist are left out."""
     here = os.path.dirname(os.path.abspath(__file__))
+    dirs = [str(d) for d in (extra or [])]
     env = os.environ.get("DETLOSS_DATA_DIR")
     if env:
         dirs.append(env)
     dirs.append(os.path.join(here, "data"))                          # installed copy
     dirs.append(os.path.dirname(os.path.dirname(here)))              # source checkout
-    arr = (ctypes.c_char_p * (len(dirs) + 1))(*[d.encode() for d in dirs], None)
+    out = []
+    for d in dirs:
+        if os.path.isdir(d) and d not in out:
+            out.append(d)
+    return out
+
+
+def _search_dirs(extra):
+    """The NULL-terminated list for the C library's relative names in a config ("anchors",
+    "dataset"): each data directory and its data/, then the current directory."""
+    dirs = []
+    for d in _data_dirs(extra):
+        dirs.append(d)
+        if os.path.isdir(os.path.join(d, "data")):
+            dirs.append(os.path.join(d, "data"))
+    dirs.append(".")
+    arr = (ctypes.c_char_p * (len(dirs) + 1))(*[os.fsencode(d) for d in dirs], None)
     return arr, dirs
 
 
-def _find_config(name, dirs):
-    if os.path.exists(name):
+def _is_preset_name(name):
+    return bool(name) and name != "-" and "/" not in name and os.path.sep not in name \
+        and not name.endswith(".json")
+
+
+def _find_config(name, extra=None):
+    """A path (a '/' or a .json ending) as given; a preset name NAME as configs/NAME.json
+    of the first data directory that has it, then ./configs/NAME.json. An unknown preset
+    raises DetlossError (status "io", where "path") with a suggestion and the presets."""
+    if not _is_preset_name(name):
         return name
-    if os.path.sep not in name:
-        for d in dirs:
-            for p in (os.path.join(d, "configs", name), os.path.join(d, "configs", name + ".json")):
-                if os.path.isfile(p):
-                    return p
-    return name  # let the library report the I/O error with the name
+    for d in _data_dirs(extra) + ["."]:
+        p = os.path.join(d, "configs", name + ".json")
+        if os.path.isfile(p):
+            return p
+    names = config_presets(extra)
+    hint = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+    if not hint:
+        hint = [n for n in names if n.startswith(name)][:2]
+        hint = hint if len(hint) == 1 else []
+    msg = "unknown preset '%s'" % name
+    if hint:
+        msg += " (did you mean '%s'?)" % hint[0]
+    msg += ("; presets: " + ", ".join(names)) if names else \
+        "; no presets found: set DETLOSS_DATA_DIR to a directory with configs/, or give a path"
+    raise DetlossError(_lib.ERR_IO, "path", msg)
 
 
-def config_presets():
-    """Names of the configs found (configs/*.json of the source tree, the installed copy,
-    or $DETLOSS_DATA_DIR/configs)."""
-    _, dirs = _search_dirs(None)
+def config_presets(search_dirs=None):
+    """Names of the config presets found (configs/*.json of search_dirs, $DETLOSS_DATA_DIR,
+    the copy installed with the package, the source checkout, the current directory)."""
     out = set()
-    for d in dirs:
+    for d in _data_dirs(search_dirs) + ["."]:
         cdir = os.path.join(d, "configs")
         if os.path.isdir(cdir):
             out.update(os.path.splitext(f)[0] for f in os.listdir(cdir) if f.endswith(".json"))
@@ -70,10 +108,10 @@ class Config:
 
     @classmethod
     def load(cls, path, search_dirs=None):
-        arr, dirs = _search_dirs(search_dirs)
+        arr, _ = _search_dirs(search_dirs)
         p = ctypes.POINTER(_lib.Config)()
-        _lib.call("detloss_config_load", _find_config(str(path), dirs).encode(), arr,
-                  ctypes.byref(p))
+        _lib.call("detloss_config_load", os.fsencode(_find_config(os.fspath(path), search_dirs)),
+                  arr, ctypes.byref(p))
         c = cls(p, arr)
         return c
 
@@ -185,7 +223,11 @@ class Config:
 
 
 def load_config(path, search_dirs=None):
-    """Read a config: a path, or a name of configs/ ("torchvision_retinanet_r50_fpn")."""
+    """Read a config: a path (it has a '/' or ends in .json), or a preset name
+    ("torchvision_retinanet_r50_fpn" -> configs/NAME.json of the first data directory that
+    has it: search_dirs, $DETLOSS_DATA_DIR, the copy installed with the package, the source
+    checkout, the current directory). The anchor file and data set a config names are
+    looked up next to it, then in the same directories (anchors/ and data/ first)."""
     return Config.load(path, search_dirs)
 
 

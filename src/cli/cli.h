@@ -36,4 +36,42 @@ int dl_cli_write_atomic(const char *path, const char *buf, size_t len);
 /* Parses a non-negative thread count; returns -1 when invalid. */
 int dl_cli_parse_threads(const char *s);
 
+/* ---- presets and bundled data (presets.c) ------------------------------ */
+
+/* The search order, for --help texts and the README. */
+#define DL_CLI_DATA_DIRS_HELP                                                     \
+  "CONFIG is a file (a name with a '/' or ending in .json, relative to the\n"     \
+  "current directory) or a preset name: NAME is configs/NAME.json in the first\n" \
+  "data directory that has it: $DETLOSS_DATA_DIR, then the installed one next\n"  \
+  "to this program (<prefix>/bin/../share/detloss), then the current directory.\n" \
+  "Relative file names in a config (\"anchors\", \"dataset\") are looked up next\n" \
+  "to it (anchors: ../anchors/ first), then in each data directory (anchors/ and\n" \
+  "data/ first), then in the current directory.\n"
+
+#define DL_PATH_CAP 4096
+#define DL_DATA_DIRS_MAX 3
+
+/* The data directories that exist, in search order (see presets.c): root[]
+ * holds each one, search[] is the NULL-terminated list for
+ * detloss_config_load(): each root, its data/ subdirectory, then ".". */
+typedef struct dl_data_dirs {
+  char root[DL_DATA_DIRS_MAX][DL_PATH_CAP];
+  char data[DL_DATA_DIRS_MAX][DL_PATH_CAP];
+  size_t num_roots, num_search;
+  const char *search[2 * DL_DATA_DIRS_MAX + 2];
+} dl_data_dirs;
+
+void dl_cli_data_dirs(dl_data_dirs *d);
+
+/* 1 when a CONFIG argument is a preset name: not empty, not "-", no '/', no
+ * ".json" ending. Anything else is a file name. */
+int dl_cli_is_preset_name(const char *arg);
+
+/* The file a CONFIG argument names: a file name as given; a preset name NAME
+ * as <dir>/configs/NAME.json of the first data directory that has it, then
+ * ./configs/NAME.json. An unknown preset prints one line (a did-you-mean and
+ * the presets found) and returns DL_EXIT_INPUT; out (cap bytes) is then
+ * unspecified. */
+int dl_cli_config_path(const char *arg, const dl_data_dirs *d, char *out, size_t cap);
+
 #endif /* DETLOSS_CLI_H */

@@ -11,10 +11,6 @@
 #include "detloss/detloss_json.h"
 #include "json/jwrite.h"
 
-#ifndef DETLOSS_SOURCE_DIR
-#  define DETLOSS_SOURCE_DIR "."
-#endif
-
 static const char HELP[] =
     "usage: detloss anchors CONFIG [--image-size H W] [-o FILE]\n"
     "\n"
@@ -35,8 +31,7 @@ static const char HELP[] =
     "                    temporary name and renamed when complete.\n"
     "  -h, --help        show this help\n"
     "\n"
-    "Relative file names in the config are looked up next to the config, in\n"
-    "../anchors/ beside it, and in the source tree (" DETLOSS_SOURCE_DIR ").\n"
+    DL_CLI_DATA_DIRS_HELP
     "\n"
     "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
     "             2 bad input or usage (one line on stderr names the file and field)\n";
@@ -88,10 +83,14 @@ int dl_cmd_anchors(int argc, char **argv) {
     fprintf(stderr, "detloss: anchors: missing CONFIG (see detloss anchors --help)\n");
     return DL_EXIT_INPUT;
   }
-  const char *const search[] = {DETLOSS_SOURCE_DIR, NULL};
+  dl_data_dirs dirs;
+  char cfg_file[DL_PATH_CAP];
+  dl_cli_data_dirs(&dirs);
+  int found = dl_cli_config_path(cfg_path, &dirs, cfg_file, sizeof cfg_file);
+  if (found != DL_EXIT_OK) return found;
   detloss_config *cfg = NULL;
   detloss_error err;
-  detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
+  detloss_status st = detloss_config_load(cfg_file, dirs.search, &cfg, &err);
   if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
   if (ih == 0.0 && cfg->image_size[0] > 0.0f) {
     ih = (double)cfg->image_size[0];

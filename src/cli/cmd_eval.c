@@ -17,10 +17,6 @@
 #include "json/evalcfg.h"
 #include "json/jwrite.h"
 
-#ifndef DETLOSS_SOURCE_DIR
-#  define DETLOSS_SOURCE_DIR "."
-#endif
-
 static const char HELP[] =
     "usage: detloss eval CONFIG [--dataset FILE] [--json] [--plot FILE.svg] [-o FILE]\n"
     "                    [--threads N] [--worst N]\n"
@@ -59,11 +55,12 @@ static const char HELP[] =
     "\n"
     "Output files are written to a temporary name and renamed when complete. A\n"
     "progress bar is drawn on stderr when it is a terminal and the run takes more\n"
-    "than a second. Relative paths in the config are looked up next to it, then in\n"
-    "the source tree (" DETLOSS_SOURCE_DIR ").\n"
+    "than a second.\n"
+    "\n"
+    DL_CLI_DATA_DIRS_HELP
     "\n"
     "example:\n"
-    "  detloss eval configs/torchvision_fasterrcnn_fpn_rpn.json --plot coverage.svg\n"
+    "  detloss eval torchvision_fasterrcnn_fpn_rpn --plot coverage.svg\n"
     "\n"
     "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
     "             2 bad input or usage (one line on stderr names the file and field)\n";
@@ -477,11 +474,15 @@ int dl_cmd_eval(int argc, char **argv) {
     fprintf(stderr, "detloss: eval: missing CONFIG (see detloss eval --help)\n");
     return DL_EXIT_INPUT;
   }
-  const char *const search[] = {DETLOSS_SOURCE_DIR, NULL};
+  dl_data_dirs dirs;
+  char cfg_file[DL_PATH_CAP];
+  dl_cli_data_dirs(&dirs);
+  int found = dl_cli_config_path(cfg_path, &dirs, cfg_file, sizeof cfg_file);
+  if (found != DL_EXIT_OK) return found;
   detloss_config *cfg = NULL;
   detloss_dataset *ds = NULL;
   detloss_error err;
-  detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
+  detloss_status st = detloss_config_load(cfg_file, dirs.search, &cfg, &err);
   if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
   if (!ds_path) ds_path = cfg->dataset_path;
   if (!ds_path) {

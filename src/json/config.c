@@ -843,7 +843,7 @@ static detloss_status parse_config(const cJSON *root, const char *file,
     char tried[4096];
     c->dataset_path = resolve(ds->valuestring, file, search, 0, tried, sizeof tried);
     DL_RETURN_ERROR_IF(!c->dataset_path, err, DETLOSS_ERR_IO, "dataset",
-                       "data set '%s' not found (looked for %s and the source tree)",
+                       "data set '%s' not found (looked for %s and the search directories)",
                        ds->valuestring, tried);
   }
 

@@ -13,12 +13,25 @@ If none loads, ImportError lists every place that was tried.
 
 Arrays: numpy arrays that are C-contiguous float32 (int64, uint8, ... where
 the C side takes those) are passed to C without a copy; any other real
-numeric array (float64, int32, a non-contiguous view, a list) is converted,
-which copies. Booleans-as-floats, complex, object and string arrays are
-refused (DetlossTypeError naming the argument). Outputs are new arrays,
-or the caller's `out=` array, which must then be C-contiguous float32 of the
-right shape (no silent copy for outputs).
+numeric array (float64, float16, int32, a non-contiguous view, a list; a
+bfloat16 tensor) is converted, which copies: the library computes in float32,
+so float64 values are rounded to float32 and float16 / bfloat16 / integer
+values are widened to it. Booleans-as-floats, complex, object and string
+arrays are refused (DetlossTypeError naming the argument). Outputs are new
+arrays, or the caller's `out=` array, which must then be C-contiguous float32
+of the right shape (no silent copy for outputs).
+
+Integers (integer() for scalars, array() with an integer dtype for arrays) are
+checked before anything reaches ctypes, which would wrap or truncate silently:
+ints, numpy integers and integral floats (2.0) are accepted; a fractional
+float (2.9), a bool, a string or a non-scalar is a DetlossTypeError; NaN / Inf
+a DetlossError "nonfinite"; a value outside the C type's range or the
+argument's domain a DetlossError "range" (a ValueError) naming the argument.
+Integer arrays take integer dtypes, bool (for flags) or float arrays of
+integral values, range-checked before the cast. None for a required array is
+a DetlossTypeError with status "null".
 """
+import operator
 import ctypes
 import ctypes.util
 import glob
@@ -491,34 +504,142 @@ def _to_numpy(name, x):
     if isinstance(x, (str, bytes)):
         raise DetlossTypeError(ERR_TYPE, name, "expected an array, got %s" % type(x).__name__)
     try:
-        return np.asarray(x)
+        a = np.asarray(x)
     except Exception as e:  # ragged lists and the like
         raise DetlossTypeError(ERR_TYPE, name, "cannot be read as an array: %s" % e)
+    if a.dtype == object and a.ndim == 0:
+        raise DetlossTypeError(ERR_TYPE, name, "expected an array, got %s" % type(x).__name__)
+    return a
 
 
-def array(name, x, dtype=np.float32, shape=None, allow_none=False):
+def _fmt_int(v):
+    """2^64-1 style for the C types' bounds, decimal otherwise."""
+    for k in (8, 16, 31, 32, 63, 64):
+        for off, txt in ((0, ""), (-1, "-1")):
+            if v == (1 << k) + off:
+                return "2^%d%s" % (k, txt)
+            if v == -(1 << k) + off and off == 0:
+                return "-2^%d" % k
+    return str(v)
+
+
+_INT_BITS = 8 * ctypes.sizeof(ctypes.c_int)
+
+# (lowest, highest) of the C integer types the binding passes
+C_INT_RANGES = {
+    "int": (-(1 << _INT_BITS - 1), (1 << _INT_BITS - 1) - 1),
+    "int64": (-(1 << 63), (1 << 63) - 1),
+    "uint64": (0, (1 << 64) - 1),
+    "size_t": (0, (1 << 8 * ctypes.sizeof(ctypes.c_size_t)) - 1),
+    "uint8": (0, 255),
+}
+_NP_CTYPES = {np.dtype(np.int64): "int64", np.dtype(np.uint8): "uint8",
+              np.dtype(np.uint64): "uint64", np.dtype(np.int32): "int"}
+
+
+def _bounds(ctype, lo, hi):
+    tlo, thi = C_INT_RANGES[ctype]
+    return tlo if lo is None else max(lo, tlo), thi if hi is None else min(hi, thi)
+
+
+def _range_error(name, value, lo, hi, ctype):
+    kind = " (%s)" % ctype if (lo, hi) == C_INT_RANGES[ctype] else ""
+    return DetlossError(ERR_RANGE, name, "must be an integer in [%s, %s]%s, got %s"
+                        % (_fmt_int(lo), _fmt_int(hi), kind, value))
+
+
+def integer(name, v, ctype="int64", lo=None, hi=None):
+    """A scalar integer argument as a Python int, checked against the range of its C
+    type (C_INT_RANGES) and the domain [lo, hi]. Accepted: int, numpy integer,
+    objects with __index__ (a one-element integer tensor), integral floats (2.0).
+    Refused: bool (True is almost surely a mistake where a count or index is
+    expected), fractional floats (2.9 is not silently 2), anything else."""
+    if v is None:
+        raise DetlossTypeError(ERR_NULL, name, "is required (an integer), got None")
+    if isinstance(v, (bool, np.bool_)):
+        raise DetlossTypeError(ERR_TYPE, name, "must be an integer, got a bool (%r)" % (v,))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if f != f or f in (float("inf"), float("-inf")):
+            raise DetlossError(ERR_NONFINITE, name, "must be a finite integer, got %r" % (v,))
+        if f != int(f):
+            raise DetlossTypeError(ERR_TYPE, name, "must be an integer, got the fractional "
+                                   "value %r" % (v,))
+        i = int(f)
+    else:
+        try:
+            i = operator.index(v)
+        except TypeError:
+            raise DetlossTypeError(ERR_TYPE, name, "must be an integer, got %s"
+                                   % type(v).__name__)
+    lo, hi = _bounds(ctype, lo, hi)
+    if i < lo or i > hi:
+        raise _range_error(name, i, lo, hi, ctype)
+    return i
+
+
+def _object_ints(name, a):
+    """An object array of Python ints (too large for numpy) -> range error; else None."""
+    flat = a.reshape(-1)
+    if flat.size and all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
+        return max(flat, key=abs)
+    return None
+
+
+def _int_array_values(name, a, want, lo, hi):
+    """Checks an array about to become integer dtype `want`: no fractional or
+    non-finite values, every value within the C type and [lo, hi], before the cast."""
+    ctype = _NP_CTYPES[want]
+    lo, hi = _bounds(ctype, lo, hi)
+    if a.size == 0:
+        return
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)):
+            raise DetlossError(ERR_NONFINITE, name, "non-finite value where an integer is expected")
+        if not np.all(a == np.round(a)):
+            raise DetlossTypeError(ERR_TYPE, name, "expected integers, got dtype %s with "
+                                   "fractional values" % a.dtype)
+        mn, mx = float(a.min()), float(a.max())  # compared exactly with the int bounds
+        if mn < lo:
+            raise _range_error(name, "%.17g" % mn, lo, hi, ctype)
+        if mx > hi:
+            raise _range_error(name, "%.17g" % mx, lo, hi, ctype)
+        return
+    mn, mx = int(a.min()), int(a.max())  # Python ints: exact for int64 and uint64
+    if mn < lo:
+        raise _range_error(name, mn, lo, hi, ctype)
+    if mx > hi:
+        raise _range_error(name, mx, lo, hi, ctype)
+
+
+def array(name, x, dtype=np.float32, shape=None, allow_none=False, lo=None, hi=None):
     """x as a C-contiguous numpy array of dtype, shape checked.
 
     shape: a tuple of ints and None (any size); the returned array has exactly
     len(shape) dimensions. No copy when x already is C-contiguous `dtype`.
+    Integer dtypes: values are checked (see integer()) against the type's range
+    and the domain [lo, hi] before the cast; bool arrays are accepted for uint8
+    flags. Float dtypes: any real input is converted (float64 rounded, float16 /
+    integers widened).
     """
     if x is None:
         if allow_none:
             return None
-        raise DetlossError(ERR_NULL, name, "is required")
+        raise DetlossTypeError(ERR_NULL, name, "is required (an array), got None")
+    want = np.dtype(dtype)
     a = _to_numpy(name, x)
-    if a.dtype == np.bool_ and dtype in (np.uint8, np.int8):
+    if a.dtype == np.bool_ and want == np.uint8:
         a = a.view(np.uint8)
+    if a.dtype == object and want.kind in "iu":
+        big = _object_ints(name, a)
+        if big is not None:
+            lo_, hi_ = _bounds(_NP_CTYPES[want], lo, hi)
+            raise _range_error(name, big, lo_, hi_, _NP_CTYPES[want])
     if a.dtype.kind not in "fiu":
         raise DetlossTypeError(ERR_TYPE, name, "expected a real numeric array (%s), got dtype %s"
-                               % (np.dtype(dtype).name, a.dtype))
-    want = np.dtype(dtype)
-    if want.kind in "iu" and a.dtype.kind == "f":
-        if a.size and not np.all(np.isfinite(a)):
-            raise DetlossError(ERR_NONFINITE, name, "non-finite value where an integer is expected")
-        if a.size and not np.all(a == np.round(a)):
-            raise DetlossTypeError(ERR_TYPE, name, "expected integers, got dtype %s with "
-                                   "fractional values" % a.dtype)
+                               % (want.name, a.dtype))
+    if want.kind in "iu":
+        _int_array_values(name, a, want, lo, hi)
     if shape is not None:
         if a.ndim != len(shape):
             # an empty list [] for a [n][k] array is fine: n = 0
@@ -564,11 +685,10 @@ def ptr(a):
 
 
 def threads(n):
+    """num_threads: None or 0 = the OpenMP default; a C int >= 0."""
     if n is None:
         return 0
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise DetlossError(ERR_RANGE, "num_threads", "must be an int >= 0 (0 = OpenMP default)")
-    return int(n)
+    return integer("num_threads", n, "int", lo=0)
 
 
 REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
@@ -583,6 +703,10 @@ def reduction(r):
 
 def scalar(name, v, lo=None, lo_open=False, allow_inf=False):
     """A float parameter; must be finite (or +Inf when allow_inf)."""
+    if v is None:
+        raise DetlossTypeError(ERR_NULL, name, "is required (a number), got None")
+    if isinstance(v, (str, bytes)):
+        raise DetlossTypeError(ERR_TYPE, name, "must be a number, got %r" % (v,))
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -598,6 +722,12 @@ def compute_json(case):
     """Runs `detloss compute` cases in-process (detloss_compute_json): case is a
     JSON text, or a dict / list that is serialized; returns the parsed result."""
     import json
+    if case is None:
+        raise DetlossTypeError(ERR_NULL, "case", "is required (a dict, a list of cases or "
+                               "JSON text), got None")
+    if not isinstance(case, (str, bytes, dict, list, tuple)):
+        raise DetlossTypeError(ERR_TYPE, "case", "must be a dict, a list of cases or JSON "
+                               "text, got %s" % type(case).__name__)
     text = case if isinstance(case, (str, bytes)) else json.dumps(case)
     if isinstance(text, str):
         text = text.encode()

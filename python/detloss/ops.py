@@ -2,7 +2,14 @@
 
 Every function takes array-likes (numpy arrays, lists, CPU torch tensors)
 and returns numpy arrays. C-contiguous float32 inputs are passed to the C
-library without a copy; anything else real-valued is converted (a copy).
+library without a copy; anything else real-valued is converted (a copy): the
+arithmetic is float32, so float64 inputs are rounded to float32, float16 /
+bfloat16 / integer inputs are widened to it, and results are float32 whatever
+the input dtype. Integer arguments (counts, seeds, indices, labels, is_crowd
+flags) are range- and type-checked first: out of range for the C type or the
+argument's domain -> DetlossError "range" (a ValueError); a fractional float,
+a bool or a non-number -> DetlossTypeError (a TypeError); integral floats (2.0)
+are accepted. None for a required argument -> DetlossTypeError, status "null".
 Boxes are (x1, y1, x2, y2) rows, width = x2 - x1. Errors raise
 detloss.DetlossError (a ValueError) with .status, .where and .message.
 
@@ -115,11 +122,18 @@ def _coder_options(weights, clip, num_threads):
     return o
 
 
-def _seq(name, v, n):
+def _seq(name, v, n, what="numbers"):
+    if v is None:
+        raise _lib.DetlossTypeError(_lib.ERR_NULL, name, "is required (%d %s), got None"
+                                    % (n, what))
+    if isinstance(v, (str, bytes, dict)):
+        raise _lib.DetlossTypeError(_lib.ERR_TYPE, name, "must be a sequence of %d %s, got %s"
+                                    % (n, what, type(v).__name__))
     try:
         v = list(v)
     except TypeError:
-        raise _lib.DetlossTypeError(_lib.ERR_TYPE, name, "must be a sequence of %d numbers" % n)
+        raise _lib.DetlossTypeError(_lib.ERR_TYPE, name, "must be a sequence of %d %s, got %s"
+                                    % (n, what, type(v).__name__))
     if len(v) != n:
         raise DetlossError(_lib.ERR_SHAPE, name, "must have %d numbers, got %d" % (n, len(v)))
     return v
@@ -169,6 +183,21 @@ class BoxCoder:
 _CONVENTIONS = {"torchvision": 0, "detectron2": 1}
 
 
+def _list(name, v, what):
+    """v as a list (a list or tuple); DetlossTypeError naming it otherwise."""
+    if v is None:
+        raise _lib.DetlossTypeError(_lib.ERR_NULL, name, "is required (%s), got None" % what)
+    if not isinstance(v, (list, tuple)):
+        raise _lib.DetlossTypeError(_lib.ERR_TYPE, name, "must be %s, got %s"
+                                    % (what, type(v).__name__))
+    return list(v)
+
+
+def _size(name, v, lo=0, hi=None):
+    """A count or size (C size_t) >= lo."""
+    return _lib.integer(name, v, "size_t", lo=lo, hi=hi)
+
+
 def _data_dirs(sub):
     here = os.path.dirname(os.path.abspath(__file__))
     dirs = []
@@ -195,6 +224,14 @@ def anchor_presets():
 def load_anchor_preset(name):
     """An anchor preset ("torchvision_retinanet", "yolov5", ... or a path to such a JSON
     file) as a config dict for anchors_generate / match_grid / anchor_eval."""
+    if name is None:
+        raise _lib.DetlossTypeError(_lib.ERR_NULL, "name", "is required (a preset name or a "
+                                    "path), got None")
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise _lib.DetlossTypeError(_lib.ERR_TYPE, "name", "must be a preset name or a path, "
+                                    "got %s" % type(name).__name__)
     if os.path.sep in name or name.endswith(".json"):
         paths = [name]
     else:
@@ -211,19 +248,29 @@ def anchor_config(levels, convention="torchvision", offset=0.0):
     """A grid config dict: levels is a list of dicts with "stride" (s or [sh, sw]),
     optional "feature_size" [h, w], and either "sizes" + "aspect_ratios" (h / w),
     or "shapes" [[w, h], ...] (YOLO), or "base" [[x1, y1, x2, y2], ...]."""
-    return {"convention": convention, "offset": offset, "levels": list(levels)}
+    levels = _list("levels", levels, "a list of level dicts")
+    for l, lv in enumerate(levels):
+        if not isinstance(lv, dict):
+            raise _lib.DetlossTypeError(_lib.ERR_TYPE, "levels[%d]" % l, "must be a dict, got %s"
+                                        % type(lv).__name__)
+    return {"convention": convention, "offset": offset, "levels": levels}
 
 
 class _Config:
     """ctypes detloss_anchor_config built from a config dict; keeps its arrays alive."""
 
     def __init__(self, cfg, image_size=None, feature_maps=None, need_feat=True):
-        if isinstance(cfg, str):
+        if isinstance(cfg, (str, os.PathLike)):
             cfg = load_anchor_preset(cfg)
+        if cfg is None:
+            raise _lib.DetlossTypeError(_lib.ERR_NULL, "config", "is required (a config dict, "
+                                        "a preset name or a JSON path), got None")
         if not isinstance(cfg, dict) or "levels" not in cfg:
             raise _lib.DetlossTypeError(_lib.ERR_TYPE, "config",
                                         "must be a dict with \"levels\" (see anchor_config)")
-        levels = cfg["levels"]
+        levels = _list("config.levels", cfg["levels"], "a list of level dicts")
+        if feature_maps is not None:
+            feature_maps = _list("feature_maps", feature_maps, "a list of [h, w], one per level")
         conv = cfg.get("convention", "torchvision")
         if conv not in _CONVENTIONS:
             raise DetlossError(_lib.ERR_RANGE, "config.convention",
@@ -233,30 +280,40 @@ class _Config:
                                % (len(feature_maps), len(levels)))
         self.keep = []
         self.levels = (_lib.AnchorLevel * max(1, len(levels)))()
+        if image_size is not None:
+            ih, iw = _seq("image_size", image_size, 2)
+            image_size = (_lib.scalar("image_size", ih, lo=0), _lib.scalar("image_size", iw, lo=0))
         for l, lv in enumerate(levels):
             w = "config.levels[%d]" % l
+            if not isinstance(lv, dict):
+                raise _lib.DetlossTypeError(_lib.ERR_TYPE, w, "must be a dict, got %s"
+                                            % type(lv).__name__)
             c = self.levels[l]
             stride = lv.get("stride")
-            fm = lv.get("feature_size")
+            fm, fm_name = lv.get("feature_size"), w + ".feature_size"
             if feature_maps is not None:
-                fm = feature_maps[l]
+                fm, fm_name = feature_maps[l], "feature_maps[%d]" % l
+            if fm is not None:
+                fh, fw = _seq(fm_name, fm, 2, "integers")
+                fm = [_size(fm_name, fh), _size(fm_name, fw)]
             if stride is None and fm is not None and image_size is not None:
+                if fm[0] == 0 or fm[1] == 0:
+                    raise DetlossError(_lib.ERR_RANGE, fm_name, "must be >= 1 to derive the "
+                                       "stride image_size // feature size, got %s" % (fm,))
                 stride = [image_size[0] // fm[0], image_size[1] // fm[1]]  # torchvision
             if stride is None:
                 raise DetlossError(_lib.ERR_MISSING, w + ".stride", "is required")
             sh, sw = (stride, stride) if np.isscalar(stride) else _seq(w + ".stride", stride, 2)
-            c.stride_h, c.stride_w = float(sh), float(sw)
-            if fm is None and image_size is not None:
-                fm = [math.ceil(image_size[0] / float(sh)), math.ceil(image_size[1] / float(sw))]
+            c.stride_h, c.stride_w = _lib.scalar(w + ".stride", sh), _lib.scalar(w + ".stride", sw)
+            if fm is None and image_size is not None and c.stride_h > 0 and c.stride_w > 0:
+                fm = [math.ceil(image_size[0] / c.stride_h), math.ceil(image_size[1] / c.stride_w)]
+                fm = [_size(fm_name, fm[0]), _size(fm_name, fm[1])]
             if fm is None:
                 if need_feat:
                     raise DetlossError(_lib.ERR_MISSING, w + ".feature_size",
                                        "feature map size unknown: pass image_size or feature_maps")
                 fm = [0, 0]
-            fh, fw = _seq(w + ".feature_size", fm, 2)
-            if int(fh) < 0 or int(fw) < 0:
-                raise DetlossError(_lib.ERR_RANGE, w + ".feature_size", "must be >= 0")
-            c.feat_h, c.feat_w = int(fh), int(fw)
+            c.feat_h, c.feat_w = fm
             for key, field, cnt, sh_ in (("sizes", "sizes", "num_sizes", (None,)),
                                          ("aspect_ratios", "ratios", "num_ratios", (None,)),
                                          ("shapes", "shapes", "num_shapes", (None, 2)),
@@ -267,7 +324,7 @@ class _Config:
                     setattr(c, field, ptr(a))
                     setattr(c, cnt, a.shape[0])
         self.cfg = _lib.AnchorConfig(self.levels, len(levels), _CONVENTIONS[conv],
-                                     float(cfg.get("offset", 0.0)))
+                                     _lib.scalar("config.offset", cfg.get("offset", 0.0)))
 
     def count(self):
         n = ctypes.c_size_t()
@@ -300,11 +357,25 @@ def torchvision_anchor_grid(sizes, aspect_ratios, image_size, feature_maps):
     """The AnchorGrid of torchvision's AnchorGenerator(sizes, aspect_ratios) for a batch
     tensor of image_size (H, W) and feature maps [[h, w] per level] (strides H // h,
     W // w, as torchvision computes them)."""
-    levels = [{"sizes": [float(v) for v in sz], "aspect_ratios": [float(r) for r in ar]}
-              for sz, ar in zip(sizes, aspect_ratios)]
+    sizes = _list("sizes", sizes, "a list of per-level size lists")
+    aspect_ratios = _list("aspect_ratios", aspect_ratios, "a list of per-level ratio lists")
+    fms = _list("feature_maps", feature_maps, "a list of [h, w], one per level")
+    if len(sizes) != len(fms) or len(aspect_ratios) != len(fms):
+        raise DetlossError(_lib.ERR_SHAPE, "sizes", "sizes, aspect_ratios and feature_maps must "
+                           "have one entry per level")
+    ih, iw = _seq("image_size", image_size, 2, "integers")
+    ih, iw = _size("image_size", ih, lo=1), _size("image_size", iw, lo=1)
+    fmi = []
+    for l, fm in enumerate(fms):
+        h, w = _seq("feature_maps[%d]" % l, fm, 2, "integers")
+        # torchvision's stride is H // h: h must be in [1, H]
+        fmi.append([_size("feature_maps[%d]" % l, h, lo=1, hi=ih),
+                    _size("feature_maps[%d]" % l, w, lo=1, hi=iw)])
+    levels = [{"sizes": array("sizes[%d]" % l, sz, shape=(None,)).tolist(),
+               "aspect_ratios": array("aspect_ratios[%d]" % l, ar, shape=(None,)).tolist()}
+              for l, (sz, ar) in enumerate(zip(sizes, aspect_ratios))]
     return AnchorGrid({"convention": "torchvision", "offset": 0.0, "levels": levels},
-                      [int(image_size[0]), int(image_size[1])],
-                      [[int(h), int(w)] for h, w in feature_maps])
+                      [ih, iw], fmi)
 
 
 def anchor_grid(config, image_size=None, feature_maps=None):
@@ -321,10 +392,11 @@ def anchors_count(config, image_size=None, feature_maps=None):
 def anchors_base(config, level=0):
     """The cell anchors [K, 4] of one level of a config (centred on 0)."""
     c = _Config(config, need_feat=False)
+    level = _size("level", level, hi=max(c.cfg.num_levels, 1) - 1)
     k = ctypes.c_size_t()
-    call("detloss_anchors_level_base", ctypes.byref(c.cfg), int(level), None, 0, ctypes.byref(k))
+    call("detloss_anchors_level_base", ctypes.byref(c.cfg), level, None, 0, ctypes.byref(k))
     out = np.empty((k.value, 4), np.float32)
-    call("detloss_anchors_level_base", ctypes.byref(c.cfg), int(level), ptr(out), k.value,
+    call("detloss_anchors_level_base", ctypes.byref(c.cfg), level, ptr(out), k.value,
          ctypes.byref(k))
     return out
 
@@ -343,10 +415,16 @@ def anchors_generate(config, image_size=None, feature_maps=None):
 def grid_anchors(image_size, feature_maps, sizes, aspect_ratios):
     """torchvision AnchorGenerator(sizes, aspect_ratios) for one image (the `anchors`
     compute op): image_size [H, W], feature_maps [[h, w], ...]; stride = H // h."""
+    _seq("image_size", image_size, 2)
+    feature_maps = _list("feature_maps", feature_maps, "a list of [h, w], one per level")
+    sizes = _list("sizes", sizes, "a list of per-level size lists")
+    aspect_ratios = _list("aspect_ratios", aspect_ratios, "a list of per-level ratio lists")
     if len(sizes) != len(feature_maps) or len(aspect_ratios) != len(feature_maps):
         raise DetlossError(_lib.ERR_SHAPE, "sizes", "sizes, aspect_ratios and feature_maps must "
                            "have one entry per level")
-    levels = [{"sizes": list(s), "aspect_ratios": list(r)} for s, r in zip(sizes, aspect_ratios)]
+    levels = [{"sizes": array("sizes[%d]" % l, s, shape=(None,)).tolist(),
+               "aspect_ratios": array("aspect_ratios[%d]" % l, r, shape=(None,)).tolist()}
+              for l, (s, r) in enumerate(zip(sizes, aspect_ratios))]
     return anchors_generate({"levels": levels}, image_size, feature_maps)
 
 
@@ -387,12 +465,14 @@ def match(anchors, gt, high=0.7, low=0.3, allow_low_quality=True, *, gt_is_crowd
 
     Equals torchvision Matcher(high, low, allow_low_quality)(box_iou(gt, anchors)) bit for
     bit (semantics "torchvision"); "detectron2" and "mmdet" follow those libraries.
-    gt_is_crowd [G] (bool/uint8): crowd gts are never matched; anchors they cover
+    gt_is_crowd [G] (bool, or integers 0 / 1; other values are refused): crowd gts are
+    never matched; anchors they cover
     (intersection / anchor area > crowd_ioa_thresh) are ignored. allowed_border >= 0 (with
     image_size (H, W)) ignores anchors outside the image by more than that margin."""
     a = array("anchors", anchors, shape=(None, 4))
     g = array("gt", gt, shape=(None, 4))
-    crowd = array("gt_is_crowd", gt_is_crowd, np.uint8, shape=(g.shape[0],), allow_none=True)
+    crowd = array("gt_is_crowd", gt_is_crowd, np.uint8, shape=(g.shape[0],), allow_none=True,
+                  lo=0, hi=1)
     opt = _match_options(high, low, allow_low_quality, semantics, low_quality_min_iou,
                          gt_max_assign_all, crowd_ioa_thresh, allowed_border, image_size,
                          num_threads)
@@ -413,7 +493,8 @@ def match_grid(config, gt, high=0.7, low=0.3, allow_low_quality=True, *, image_s
     c = config if isinstance(config, _Config) else _Config(config, image_size, feature_maps)
     n = c.count()
     g = array("gt", gt, shape=(None, 4))
-    crowd = array("gt_is_crowd", gt_is_crowd, np.uint8, shape=(g.shape[0],), allow_none=True)
+    crowd = array("gt_is_crowd", gt_is_crowd, np.uint8, shape=(g.shape[0],), allow_none=True,
+                  lo=0, hi=1)
     opt = _match_options(high, low, allow_low_quality, semantics, low_quality_min_iou,
                          gt_max_assign_all, crowd_ioa_thresh, allowed_border, image_size,
                          num_threads)
@@ -426,11 +507,10 @@ def match_grid(config, gt, high=0.7, low=0.3, allow_low_quality=True, *, image_s
 
 def _sample_options(batch_size_per_image, positive_fraction, seed, num_threads):
     o = _lib.SampleOptions()
-    o.batch_size_per_image = int(batch_size_per_image)
-    o.positive_fraction = float(positive_fraction)
-    if not isinstance(seed, (int, np.integer)) or seed < 0 or seed >= 1 << 64:
-        raise DetlossError(_lib.ERR_RANGE, "seed", "must be an int in [0, 2^64)")
-    o.seed = int(seed)
+    o.batch_size_per_image = _lib.integer("batch_size_per_image", batch_size_per_image, "int64",
+                                          lo=0)
+    o.positive_fraction = _lib.scalar("positive_fraction", positive_fraction)
+    o.seed = _lib.integer("seed", seed, "uint64")
     o.num_threads = threads(num_threads)
     return o
 
@@ -442,11 +522,10 @@ def sample_balanced(matches, batch_size_per_image=256, positive_fraction=0.5, *,
     1 chosen positive, 0 chosen negative, -1 not chosen; num_pos; num_neg)."""
     m = array("matches", matches, np.int64, shape=(None,))
     o = _sample_options(batch_size_per_image, positive_fraction, seed, num_threads)
+    image_index = _lib.integer("image_index", image_index, "uint64")
     s = np.empty(m.shape[0], np.int8)
     npos, nneg = ctypes.c_size_t(), ctypes.c_size_t()
-    if image_index < 0:
-        raise DetlossError(_lib.ERR_RANGE, "image_index", "must be >= 0")
-    call("detloss_sample_balanced", ptr(m), m.shape[0], int(image_index), ptr(s),
+    call("detloss_sample_balanced", ptr(m), m.shape[0], image_index, ptr(s),
          ctypes.byref(npos), ctypes.byref(nneg), ctypes.byref(o))
     return s, npos.value, nneg.value
 
@@ -507,7 +586,7 @@ def loss_options(kind, reduction="mean", num_threads=0, **params):
         elif k == "swap":
             o.swap = 1 if v else 0
         elif k == "ignore_index":
-            o.ignore_index = int(v)
+            o.ignore_index = _lib.integer("ignore_index", v, "int64")
         else:
             setattr(o, k, _lib.scalar(k, v))
     o._keep = keep  # noqa: SLF001  (pos_weight must outlive the call)
@@ -534,11 +613,18 @@ def loss(name, input, target=None, weight=None, reduction="mean", grad=False, *,
         triplet_margin_loss instead.
     params: alpha, gamma, beta, delta, margin, label_smoothing, eps, p, swap, ignore_index,
     pos_weight (defaults: the library's per-loss defaults = torch's)."""
+    return _loss(name, input, target, weight, reduction, grad, num_threads, ("input", "target"),
+                 **params)
+
+
+def _loss(name, input, target, weight, reduction, grad, num_threads, names, **params):
+    """loss() with the caller's names for input and target (for the errors)."""
     opt = loss_options(name, reduction, num_threads, **params)
     kind = LOSS_KINDS[name]
+    xn, yn = names
     if name in _ELEMENTWISE:
-        x = array("input", input, shape=None)
-        y = array("target", target, shape=x.shape)
+        x = array(xn, input, shape=None)
+        y = array(yn, target, shape=x.shape)
         w = array("weight", weight, shape=x.shape, allow_none=True)
         n = x.size
         l = np.empty(x.shape if reduction == "none" else (1,), np.float32)
@@ -547,9 +633,9 @@ def loss(name, input, target=None, weight=None, reduction="mean", grad=False, *,
              ctypes.byref(opt))
         return (_reduced(l, reduction), g) if grad else _reduced(l, reduction)
     if name in _CLASSES:
-        x = array("input", input, shape=(None, None))
+        x = array(xn, input, shape=(None, None))
         n, c = x.shape
-        t = array("target", target, np.int64, shape=(n,))
+        t = array(yn, target, np.int64, shape=(n,))
         w = array("weight", weight, shape=(n,), allow_none=True)
         l = np.empty((n,) if reduction == "none" else (1,), np.float32)
         g = np.empty(x.shape, np.float32) if grad else None
@@ -557,9 +643,9 @@ def loss(name, input, target=None, weight=None, reduction="mean", grad=False, *,
              ctypes.byref(opt))
         return (_reduced(l, reduction), g) if grad else _reduced(l, reduction)
     if name in _BOXES:
-        x = array("input", input, shape=(None, 4))
+        x = array(xn, input, shape=(None, 4))
         n = x.shape[0]
-        y = array("target", target, shape=(n, 4))
+        y = array(yn, target, shape=(n, 4))
         w = array("weight", weight, shape=(n,), allow_none=True)
         l = np.empty((n,) if reduction == "none" else (1,), np.float32)
         g1 = np.empty(x.shape, np.float32) if grad else None
@@ -571,12 +657,13 @@ def loss(name, input, target=None, weight=None, reduction="mean", grad=False, *,
                        % (name, name))
 
 
-def _embedding(name, x1, x2, x3, target, weight, reduction, grad, num_threads, **params):
+def _embedding(name, x1, x2, x3, target, weight, reduction, grad, num_threads,
+               names=("x1", "x2", "x3"), **params):
     opt = loss_options(name, reduction, num_threads, **params)
-    a = array("x1", x1, shape=(None, None))
+    a = array(names[0], x1, shape=(None, None))
     n, d = a.shape
-    b = array("x2", x2, shape=(n, d))
-    c = array("x3", x3, shape=(n, d)) if name == "triplet_margin" else None
+    b = array(names[1], x2, shape=(n, d))
+    c = array(names[2], x3, shape=(n, d)) if name == "triplet_margin" else None
     t = array("target", target, shape=(n,)) if name != "triplet_margin" else None
     w = array("weight", weight, shape=(n,), allow_none=True)
     l = np.empty((n,) if reduction == "none" else (1,), np.float32)
@@ -611,8 +698,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, grad=False,
                        num_threads=0):
     """torchvision.ops.sigmoid_focal_loss (same defaults: reduction "none")."""
-    return loss("sigmoid_focal", inputs, targets, None, reduction, grad, num_threads=num_threads,
-                alpha=alpha, gamma=gamma)
+    return _loss("sigmoid_focal", inputs, targets, None, reduction, grad, num_threads,
+                 ("inputs", "targets"), alpha=alpha, gamma=gamma)
 
 
 def softmax_focal_loss(input, target, alpha=1.0, gamma=2.0, reduction="mean", weight=None,
@@ -649,28 +736,28 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, grad=
 
 def iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, weight=None, *, grad=False,
              num_threads=0):
-    return loss("iou_loss", boxes1, boxes2, weight, reduction, grad, num_threads=num_threads,
-                eps=eps)
+    return _loss("iou_loss", boxes1, boxes2, weight, reduction, grad, num_threads,
+                 ("boxes1", "boxes2"), eps=eps)
 
 
 def generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, weight=None, *,
                              grad=False, num_threads=0):
     """torchvision.ops.generalized_box_iou_loss; with grad=True returns
     (loss, grad_boxes1, grad_boxes2)."""
-    return loss("giou_loss", boxes1, boxes2, weight, reduction, grad, num_threads=num_threads,
-                eps=eps)
+    return _loss("giou_loss", boxes1, boxes2, weight, reduction, grad, num_threads,
+                 ("boxes1", "boxes2"), eps=eps)
 
 
 def distance_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, weight=None, *,
                           grad=False, num_threads=0):
-    return loss("diou_loss", boxes1, boxes2, weight, reduction, grad, num_threads=num_threads,
-                eps=eps)
+    return _loss("diou_loss", boxes1, boxes2, weight, reduction, grad, num_threads,
+                 ("boxes1", "boxes2"), eps=eps)
 
 
 def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, weight=None, *,
                           grad=False, num_threads=0):
-    return loss("ciou_loss", boxes1, boxes2, weight, reduction, grad, num_threads=num_threads,
-                eps=eps)
+    return _loss("ciou_loss", boxes1, boxes2, weight, reduction, grad, num_threads,
+                 ("boxes1", "boxes2"), eps=eps)
 
 
 def contrastive_loss(x1, x2, target, margin=1.0, reduction="mean", weight=None, *, grad=False,
@@ -685,7 +772,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean", 
                           grad=False, num_threads=0):
     """torch cosine_embedding_loss; target +1 / -1."""
     return _embedding("cosine_embedding", input1, input2, None, target, weight, reduction, grad,
-                      num_threads, margin=margin)
+                      num_threads, ("input1", "input2", None), margin=margin)
 
 
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False,
@@ -693,7 +780,8 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
     """torch triplet_margin_loss; grad=True: (loss, grad_anchor, grad_positive,
     grad_negative)."""
     return _embedding("triplet_margin", anchor, positive, negative, None, weight, reduction, grad,
-                      num_threads, margin=margin, p=p, eps=eps, swap=swap)
+                      num_threads, ("anchor", "positive", "negative"), margin=margin, p=p,
+                      eps=eps, swap=swap)
 
 
 # ---------------------------------------------------------------------------
@@ -740,6 +828,7 @@ class _HeadBatch:
     def __init__(self, images, kind, num_classes=None, grad=True, anchor_grid=None):
         if isinstance(images, dict):
             images = [images]
+        images = _list("images", images, "a list of image dicts")
         if len(images) == 0:
             raise DetlossError(_lib.ERR_SHAPE, "images", "empty batch")
         self.keep, self.grads = [], []
@@ -747,6 +836,9 @@ class _HeadBatch:
         grids = _grids(anchor_grid, len(images))
         for i, im in enumerate(images):
             w = "images[%d]" % i
+            if not isinstance(im, dict):
+                raise _lib.DetlossTypeError(_lib.ERR_NULL if im is None else _lib.ERR_TYPE, w,
+                                            "must be a dict, got %s" % type(im).__name__)
             c = self.c[i]
             a = array(w + ".anchors", im.get("anchors"), shape=(None, 4))
             na = a.shape[0]
@@ -761,7 +853,7 @@ class _HeadBatch:
                       shape=(None, 4))
             ng = g.shape[0]
             cv = im.get("gt_is_crowd", im.get("is_crowd"))
-            crowd = array(w + ".is_crowd", cv, np.uint8, shape=(ng,), allow_none=True)
+            crowd = array(w + ".is_crowd", cv, np.uint8, shape=(ng,), allow_none=True, lo=0, hi=1)
             d = array(w + ".deltas", im.get("deltas"), shape=(na, 4))
             c.anchors, c.num_anchors, c.gt, c.num_gt = ptr(a), na, ptr(g), ng
             c.gt_is_crowd, c.num_predictions, c.deltas = ptr(crowd), na, ptr(d)
@@ -787,7 +879,8 @@ class _HeadBatch:
             size = im.get("image_size")
             if size is not None:
                 h, wd = _seq(w + ".image_size", size, 2)
-                c.image_h, c.image_w = float(h), float(wd)
+                c.image_h = _lib.scalar(w + ".image_size", h)
+                c.image_w = _lib.scalar(w + ".image_size", wd)
             self.keep.append(keep)
         self.n = len(images)
 
@@ -835,11 +928,12 @@ def rpn_options(config=None, convention=None, fg_iou_thresh=None, bg_iou_thresh=
             _choice("convention", convention or "torchvision", RPN_CONVENTIONS))
     _set_match(o.match, fg_iou_thresh, bg_iou_thresh, allow_low_quality, allowed_border)
     if batch_size_per_image is not None:
-        o.sample.batch_size_per_image = int(batch_size_per_image)
+        o.sample.batch_size_per_image = _lib.integer("batch_size_per_image",
+                                                     batch_size_per_image, "int64", lo=0)
     if positive_fraction is not None:
-        o.sample.positive_fraction = float(positive_fraction)
+        o.sample.positive_fraction = _lib.scalar("positive_fraction", positive_fraction)
     if seed is not None:
-        o.sample.seed = _sample_options(1, 0.5, seed, 0).seed
+        o.sample.seed = _lib.integer("seed", seed, "uint64")
     _set_box(o, box_loss, smooth_l1_beta, box_weights)
     o.num_threads = threads(num_threads)
     return o
@@ -924,9 +1018,7 @@ def retina_loss(images, num_classes, *, config=None, fg_iou_thresh=None, bg_iou_
     start); the updated value is returned in the result as "ema_state". Returns a
     dict: loss_cls, loss_box_reg, counts, normalizer, per_image, and with grad:
     grad_cls_logits, grad_deltas (lists, per image). anchor_grid: as in rpn_loss."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-            or num_classes < 1:
-        raise DetlossError(_lib.ERR_SHAPE, "num_classes", "must be an int >= 1")
+    num_classes = _lib.integer("num_classes", num_classes, "size_t", lo=1)
     o = retina_options(config, fg_iou_thresh, bg_iou_thresh, allow_low_quality, alpha, gamma,
                        box_loss, smooth_l1_beta, box_weights, normalizer, ema_momentum,
                        caller_normalizer, allowed_border, num_threads)
@@ -967,7 +1059,13 @@ def _dataset_struct(dataset, keep):
     if hasattr(dataset, "view") and hasattr(dataset, "num_boxes"):  # config.Dataset
         keep.append(dataset)
         return dataset.view(), dataset.num_boxes
-    images = dataset["images"] if isinstance(dataset, dict) else dataset
+    if isinstance(dataset, dict):
+        if "images" not in dataset:
+            raise DetlossError(_lib.ERR_MISSING, "dataset.images", "is required")
+        images = _list("dataset.images", dataset["images"], "a list of image dicts")
+    else:
+        images = _list("dataset", dataset, "a detloss.Dataset, a list of image dicts or a "
+                       "dict with \"images\"")
     if len(images) == 0:
         raise DetlossError(_lib.ERR_SHAPE, "dataset", "no images")
     hw = np.empty((len(images), 2), np.float32)
@@ -976,6 +1074,9 @@ def _dataset_struct(dataset, keep):
     boxes, crowds, any_crowd = [], [], False
     for i, im in enumerate(images):
         w = "dataset.images[%d]" % i
+        if not isinstance(im, dict):
+            raise _lib.DetlossTypeError(_lib.ERR_NULL if im is None else _lib.ERR_TYPE, w,
+                                        "must be a dict, got %s" % type(im).__name__)
         try:
             hw[i] = (_lib.scalar(w + ".height", im["height"]),
                      _lib.scalar(w + ".width", im["width"]))
@@ -984,7 +1085,8 @@ def _dataset_struct(dataset, keep):
         b = array(w + ".boxes", im.get("boxes", np.zeros((0, 4))), shape=(None, 4))
         boxes.append(b)
         cv = im.get("is_crowd", im.get("iscrowd"))
-        cr = array(w + ".is_crowd", cv, np.uint8, shape=(b.shape[0],), allow_none=True)
+        cr = array(w + ".is_crowd", cv, np.uint8, shape=(b.shape[0],), allow_none=True, lo=0,
+                   hi=1)
         any_crowd |= cr is not None
         crowds.append(cr if cr is not None else np.zeros(b.shape[0], np.uint8))
         starts[i + 1] = starts[i] + b.shape[0]
@@ -1065,7 +1167,7 @@ def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", 
     o.count_positives = 1 if count_positives else 0
     if match_kw:
         o.match = _match_options(**match_kw)
-    o.num_worst = int(num_worst)
+    o.num_worst = _lib.integer("num_worst", num_worst, "size_t", hi=_lib.EVAL_MAX_WORST)
     o.num_threads = threads(num_threads)
     return _run_eval(dataset, src, o, return_per_gt, progress, keep)
 

@@ -22,20 +22,42 @@ backward pass multiplies that stored gradient by grad_output. No graph of
 intermediate tensors is built, so memory is one gradient buffer per input.
 The buffer is handed to autograd at the first backward (no copy), so a second
 backward through the same loss (retain_graph=True) raises a RuntimeError:
-recompute the loss instead. The backward is not itself differentiable:
-second-order gradients (create_graph=True, then a backward through the
-gradient) raise a RuntimeError. Gradients with respect to targets (and anchors,
-gt boxes) are not computed: they are treated as constants, as in every
-detector's training loop.
+recompute the loss instead.
 
-Tensors must be on the CPU (DetlossError naming the argument otherwise).
-The arithmetic is float32: float64 / float16 inputs are converted (a copy) and
-results cast back to the input dtype. Non-contiguous inputs are made
-contiguous (a copy). num_threads=None (the default) uses
-torch.get_num_threads(); the results are bitwise the same for any count.
+Which inputs are differentiated: every input torch / torchvision differentiates.
+  * the predictions (inputs, input, boxes1, x1, ...): by the C library;
+  * targets of the soft-target losses (sigmoid_focal_loss,
+    binary_cross_entropy_with_logits, binary_cross_entropy), weight and
+    pos_weight: closed forms evaluated in float64 in the backward, only when
+    they require grad (docs/math/losses.md eq. 15-18); the regression losses' target: minus the
+    input's gradient; boxes2 of the IoU losses: by the C library.
+  * not differentiated, refused with DetlossError "unsupported" naming the
+    argument when it requires grad (detach it, or use torch's function):
+    hinge_loss's target (+-1 labels), contrastive_loss's target,
+    cross_entropy / softmax_focal_loss's row_weight, the IoU matrices and
+    box_area (matching quantities: torchvision's are differentiable, detloss's
+    are not), and the anchors and gt boxes of rpn_loss / retina_loss.
+  * second-order gradients are not supported: a backward with
+    create_graph=True (torch.autograd.grad(..., create_graph=True),
+    loss.backward(create_graph=True)) raises a RuntimeError saying so, instead
+    of returning a gradient without a graph. Use the torch / torchvision
+    function where higher derivatives are needed (gradient penalties,
+    Hessian-vector products).
+
+Tensors must be on the CPU (DetlossError naming the argument otherwise); None
+or a non-tensor for a tensor argument raises DetlossTypeError (a TypeError)
+naming it. The arithmetic is float32: float64 inputs are rounded to float32,
+float16 / bfloat16 inputs widened to it (a copy), and results and gradients
+cast back to the input's dtype. Integer-valued arguments (labels, class
+indices, iscrowd flags, seeds, counts) follow detloss.ops's rules: checked for
+type and range first. Non-contiguous inputs are made contiguous (a copy).
+num_threads=None (the default) uses torch.get_num_threads(); the results are
+bitwise the same for any count.
 """
 import ctypes
+import functools
 
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -58,8 +80,35 @@ def _nthreads(n):
     return torch.get_num_threads() if n is None else _lib.threads(n)
 
 
+def _first_order(backward):
+    """once_differentiable, plus a clear error for create_graph=True: autograd runs a
+    backward with grad mode on exactly when it is asked to build a graph of the
+    gradient, which detloss's stored closed-form gradients cannot provide."""
+    inner = once_differentiable(backward)
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grad_outputs):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "detloss.torch: second-order gradients (create_graph=True) are not supported: "
+                "the backward returns the closed-form gradient detloss computed in the forward, "
+                "which is not itself differentiable; use the torch / torchvision function "
+                "where higher derivatives are needed")
+        return inner(ctx, *grad_outputs)
+    return wrapper
+
+
+def _no_grad_wanted(name, t, why):
+    """DetlossError naming t when autograd would need a gradient detloss does not give."""
+    if isinstance(t, torch.Tensor) and t.requires_grad and torch.is_grad_enabled():
+        raise DetlossError(_lib.ERR_UNSUPPORTED, name, "requires grad, but %s; pass "
+                           "%s.detach() (or compute under torch.no_grad())" % (why, name))
+
+
 def _tensor(name, t, last=None, ndim=None):
     """t as a contiguous float32 CPU tensor (no copy when it already is one)."""
+    if t is None:
+        raise DetlossTypeError(_lib.ERR_NULL, name, "is required (a torch.Tensor), got None")
     if not isinstance(t, torch.Tensor):
         raise DetlossTypeError(_lib.ERR_TYPE, name, "must be a torch.Tensor, got %s"
                                % type(t).__name__)
@@ -84,15 +133,25 @@ def _tensor(name, t, last=None, ndim=None):
     return t.contiguous()
 
 
-def _int_tensor(name, t, n):
+def _int_tensor(name, t, n, lo=None, hi=None):
+    """An integer argument (class indices, labels, flags) as a flat int64 tensor: an
+    integer or bool tensor, or anything detloss.ops takes as an integer array (lists,
+    numpy arrays: checked as there); values checked against [lo, hi]."""
+    if t is None:
+        raise DetlossTypeError(_lib.ERR_NULL, name, "is required (an integer tensor), got None")
     if not isinstance(t, torch.Tensor):
-        t = torch.as_tensor(t)
+        t = torch.from_numpy(_lib.array(name, t, np.int64, lo=lo, hi=hi).reshape(-1))
     if t.device.type != "cpu":
         raise DetlossError(_lib.ERR_UNSUPPORTED, name, "tensor is on device %s; detloss computes "
                            "on the CPU" % t.device)
     if t.dtype.is_floating_point or t.is_complex():
         raise DetlossTypeError(_lib.ERR_TYPE, name, "must be an integer tensor, got %s" % t.dtype)
     t = t.detach().reshape(-1).to(torch.int64).contiguous()
+    if t.numel() and ((lo is not None and int(t.min()) < lo) or
+                      (hi is not None and int(t.max()) > hi)):
+        bad = int(t.min()) if lo is not None and int(t.min()) < lo else int(t.max())
+        raise DetlossError(_lib.ERR_RANGE, name, "must hold integers in [%s, %s], got %d"
+                           % (lo, hi, bad))
     if t.numel() != n:
         raise DetlossError(_lib.ERR_SHAPE, name, "has %d values for %d boxes" % (t.numel(), n))
     return t
@@ -123,9 +182,44 @@ def _scale(g, go, dtype):
     return g if dtype == _F32 else g.to(dtype)
 
 
+def _f64(name, t, like=None):
+    """The float32 values detloss computed with, in float64 (for the closed forms of the
+    gradients evaluated in Python); broadcast to like's shape if given."""
+    v = _tensor(name, t).double()
+    return v if like is None else v.expand(like.shape)
+
+
+def _chain(g_el, go, red, n):
+    """d(reduced loss)/d(element) * grad_output: g_el [shape of the loss elements]."""
+    g = g_el * go.double()
+    return g / n if red == 2 and n else g
+
+
 # ---------------------------------------------------------------------------
 # element-wise: sigmoid focal loss
 # ---------------------------------------------------------------------------
+def _focal_target_grad(x, y, alpha, gamma):
+    """d l / d y of torchvision's sigmoid focal loss (docs/math/losses.md eq. 17), in float64:
+        l = a_t ce m^g,  ce = softplus(x) - x y,  m = 1 - p_t = y (1 - p) + (1 - y) p,
+        a_t = a y + (1 - a)(1 - y) (a >= 0; else a_t = 1),  p = sigmoid(x);
+        d ce/dy = -x,  dm/dy = 1 - 2p,  d a_t/dy = 2a - 1:
+        dl/dy = a_t (-x m^g + g m^(g-1) (1 - 2p) ce) + (2a - 1) ce m^g  (a >= 0).
+    The middle term is 0 where m = 0 (its limit: ce ~ m there) and for g = 0."""
+    p, q = torch.sigmoid(x), torch.sigmoid(-x)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(x, y, reduction="none")
+    m = y * q + (1 - y) * p
+    mod = m.pow(gamma)
+    d = -x * mod
+    if gamma != 0:
+        safe = torch.where(m > 0, m, torch.ones_like(m))
+        d = d + torch.where(m > 0, gamma * safe.pow(gamma - 1) * (1 - 2 * p) * ce,
+                            torch.zeros_like(m))
+    if alpha >= 0:
+        at = alpha * y + (1 - alpha) * (1 - y)
+        d = at * d + (2 * alpha - 1) * ce * mod
+    return d
+
+
 class SigmoidFocalLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs, targets, alpha, gamma, reduction, num_threads):
@@ -135,27 +229,37 @@ class SigmoidFocalLossFunction(torch.autograd.Function):
             raise DetlossError(_lib.ERR_SHAPE, "targets", "shape %s differs from inputs %s"
                                % (tuple(y.shape), tuple(x.shape)))
         red = _lib.reduction(reduction)
+        a, g = _lib.scalar("alpha", alpha), _lib.scalar("gamma", gamma)
         loss = torch.empty(x.shape if red == 0 else (), dtype=_F32)
         grad = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        _lib.call("detloss_sigmoid_focal_loss", _p(x), _p(y), x.numel(),
-                  _lib.scalar("alpha", alpha), _lib.scalar("gamma", gamma), red, _p(loss),
+        _lib.call("detloss_sigmoid_focal_loss", _p(x), _p(y), x.numel(), a, g, red, _p(loss),
                   _p(grad), _nthreads(num_threads))
         ctx.grad, ctx.dtype = grad, inputs.dtype
+        if ctx.needs_input_grad[1]:
+            ctx.save_for_backward(inputs, targets)
+            ctx.params = (a, g, red, x.numel())
         return loss if inputs.dtype == _F32 else loss.to(inputs.dtype)
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, go):
         g = _scale(_take(ctx, "grad"), go, ctx.dtype) if ctx.needs_input_grad[0] else None
-        return g, None, None, None, None, None
+        gy = None
+        if ctx.needs_input_grad[1]:
+            inputs, targets = ctx.saved_tensors
+            a, gamma, red, n = ctx.params
+            d = _focal_target_grad(_f64("inputs", inputs), _f64("targets", targets), a, gamma)
+            gy = _chain(d, go, red, n).to(targets.dtype)
+        return g, gy, None, None, None, None
 
 
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *,
                        num_threads=None):
-    """torchvision.ops.sigmoid_focal_loss on detloss (value and gradient w.r.t. inputs).
+    """torchvision.ops.sigmoid_focal_loss on detloss (value and gradients w.r.t. inputs
+    and, when they require grad, targets: soft targets as in distillation).
 
-    Unlike autograd, the gradient is finite for every gamma >= 0 at saturated logits.
-    targets must have the shape of inputs (no broadcasting) and are constants."""
+    Unlike autograd, the gradient w.r.t. inputs is finite for every gamma >= 0 at
+    saturated logits. targets must have the shape of inputs (no broadcasting)."""
     return SigmoidFocalLossFunction.apply(inputs, targets, alpha, gamma, reduction, num_threads)
 
 
@@ -182,7 +286,7 @@ class BoxLossFunction(torch.autograd.Function):
         return loss if boxes1.dtype == _F32 else loss.to(boxes1.dtype)
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, go):
         if go.dim() > 0:
             go = go.unsqueeze(-1)
@@ -220,7 +324,7 @@ _SYMMETRIC = {"l1", "mse", "smooth_l1", "huber"}  # functions of d = input - tar
 
 class ElementwiseLossFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, input, target, weight, kind, reduction, params, num_threads):
+    def forward(ctx, input, target, weight, pos_weight, kind, reduction, params, num_threads):
         x = _tensor("input", input)
         y = _tensor("target", target)
         if y.shape != x.shape:
@@ -235,10 +339,8 @@ class ElementwiseLossFunction(torch.autograd.Function):
                 raise DetlossError(_lib.ERR_SHAPE, "weight", "shape %s does not broadcast to %s"
                                    % (tuple(weight.shape), tuple(x.shape)))
         keep = dict(params)
-        pw = keep.pop("pos_weight", None)
-        if pw is not None:
-            pw = _tensor("pos_weight", pw).reshape(-1)
-            keep["pos_weight"] = pw.numpy()
+        if pos_weight is not None:
+            keep["pos_weight"] = _tensor("pos_weight", pos_weight).reshape(-1).numpy()
         opt = ops.loss_options(kind, reduction, _nthreads(num_threads), **keep)
         red = _lib.reduction(reduction)
         loss = torch.empty(x.shape if red == 0 else (), dtype=_F32)
@@ -247,37 +349,91 @@ class ElementwiseLossFunction(torch.autograd.Function):
         _lib.call("detloss_loss_elementwise", ops.LOSS_KINDS[kind], _p(x), _p(y), _p(w),
                   x.numel(), _p(loss), _p(grad), ctypes.byref(opt))
         ctx.grad, ctx.dt, ctx.dty, ctx.kind = grad, input.dtype, target.dtype, kind
+        if any(ctx.needs_input_grad[2:4]) or (ctx.needs_input_grad[1] and kind not in _SYMMETRIC):
+            ctx.save_for_backward(input, target, weight, pos_weight)
+            ctx.params = (red, x.numel(), keep, opt.num_threads)
         return loss if input.dtype == _F32 else loss.to(input.dtype)
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, go):
-        gx = gy = None
-        want_target = ctx.needs_input_grad[1] and ctx.kind in _SYMMETRIC
-        if ctx.needs_input_grad[0] or want_target:
+        gx = gy = gw = gpw = None
+        need_x, need_y, need_w, need_pw = ctx.needs_input_grad[:4]
+        want_target = need_y and ctx.kind in _SYMMETRIC
+        if need_x or want_target:
             g = _scale(_take(ctx, "grad"), go, _F32)
             if want_target:  # d loss / d target = - d loss / d input for functions of x - y
                 gy = (-g).to(ctx.dty)
-            if ctx.needs_input_grad[0]:
+            if need_x:
                 gx = g if ctx.dt == _F32 else g.to(ctx.dt)
-        return gx, gy, None, None, None, None, None
+        if need_w or need_pw or (need_y and not want_target):
+            gy2, gw, gpw = _elementwise_extra_grads(ctx, go, need_y and not want_target, need_w,
+                                                    need_pw)
+            gy = gy if gy2 is None else gy2
+        return gx, gy, gw, gpw, None, None, None, None
 
 
-def _elementwise(kind, input, target, weight, reduction, num_threads, **params):
-    return ElementwiseLossFunction.apply(input, target, weight, kind, reduction, params,
-                                         num_threads)
+def _elementwise_extra_grads(ctx, go, need_y, need_w, need_pw):
+    """Gradients w.r.t. the target of the BCE losses, weight and pos_weight, in float64
+    (docs/math/losses.md eq. 15-18): with w the weight and pw the pos_weight (1 if absent),
+      bce_with_logits: l = w ((1 - y) x + (1 + (pw - 1) y) softplus(-x))
+          dl/dy = w ((pw - 1) softplus(-x) - x),   dl/dpw = w y softplus(-x)
+      bce: l = -w (y max(ln x, -100) + (1 - y) max(ln(1 - x), -100))
+          dl/dy = w (max(ln(1 - x), -100) - max(ln x, -100))
+      any element-wise loss: dl/dw = the unweighted loss (from the library)."""
+    input, target, weight, pos_weight = ctx.saved_tensors
+    red, n, params, nthreads = ctx.params
+    kind = ctx.kind
+    x = _f64("input", input)
+    w = None if weight is None else _f64("weight", weight, x)
+    gy = gw = gpw = None
+    pw = None
+    if pos_weight is not None:
+        pwf = _f64("pos_weight", pos_weight).reshape(-1)
+        pw = pwf.expand(x.shape) if pwf.numel() > 1 else pwf.reshape(()).expand(x.shape)
+    if need_y or need_pw:
+        y = _f64("target", target)
+        if kind == "bce_with_logits":
+            sp = torch.nn.functional.softplus(-x)
+            if need_y:
+                d = -x if pw is None else (pw - 1) * sp - x
+                d = d if w is None else w * d
+                gy = _chain(d, go, red, n).to(target.dtype)
+            if need_pw:
+                d = y * sp if w is None else w * y * sp
+                gpw = _chain(d, go, red, n).sum_to_size(pos_weight.shape).to(pos_weight.dtype)
+        elif need_y:  # bce on probabilities
+            d = torch.log1p(-x).clamp(min=-100) - torch.log(x).clamp(min=-100)
+            d = d if w is None else w * d
+            gy = _chain(d, go, red, n).to(target.dtype)
+    if need_w:
+        xf, yf = _tensor("input", input), _tensor("target", target)
+        opt = ops.loss_options(kind, "none", nthreads, **params)
+        unweighted = torch.empty_like(xf)
+        _lib.call("detloss_loss_elementwise", ops.LOSS_KINDS[kind], _p(xf), _p(yf), None,
+                  xf.numel(), _p(unweighted), None, ctypes.byref(opt))
+        gw = _chain(unweighted.double(), go, red, n).sum_to_size(weight.shape).to(weight.dtype)
+    return gy, gw, gpw
+
+
+def _elementwise(kind, input, target, weight, reduction, num_threads, pos_weight=None,
+                 **params):
+    return ElementwiseLossFunction.apply(input, target, weight, pos_weight, kind, reduction,
+                                         params, num_threads)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
                                      pos_weight=None, *, num_threads=None):
     """torch.nn.functional.binary_cross_entropy_with_logits (weight broadcast to input;
-    pos_weight broadcast over the last dimension)."""
+    pos_weight broadcast over the last dimension). Differentiable w.r.t. input, target,
+    weight and pos_weight, as torch's."""
     return _elementwise("bce_with_logits", input, target, weight, reduction, num_threads,
                         pos_weight=pos_weight)
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean", *, num_threads=None):
-    """torch.nn.functional.binary_cross_entropy (log clamped at -100)."""
+    """torch.nn.functional.binary_cross_entropy (log clamped at -100). Differentiable
+    w.r.t. input, target and weight, as torch's."""
     return _elementwise("bce", input, target, weight, reduction, num_threads)
 
 
@@ -298,7 +454,10 @@ def huber_loss(input, target, reduction="mean", delta=1.0, *, weight=None, num_t
 
 
 def hinge_loss(input, target, margin=1.0, reduction="mean", *, weight=None, num_threads=None):
-    """max(0, margin - target * input), target +-1."""
+    """max(0, margin - target * input), target +-1 (labels: a target that requires grad
+    raises DetlossError "unsupported")."""
+    _no_grad_wanted("target", target, "hinge_loss's targets are +-1 labels, not "
+                    "differentiated")
     return _elementwise("hinge", input, target, weight, reduction, num_threads, margin=margin)
 
 
@@ -308,9 +467,9 @@ class ClassLossFunction(torch.autograd.Function):
         x = _tensor("input", input, ndim=2)
         n, c = x.shape
         t = _int_tensor("target", target, n)
-        w = None if weight is None else _tensor("weight", weight).reshape(-1)
+        w = None if weight is None else _tensor("row_weight", weight).reshape(-1)
         if w is not None and w.numel() != n:
-            raise DetlossError(_lib.ERR_SHAPE, "weight", "has %d values for %d rows"
+            raise DetlossError(_lib.ERR_SHAPE, "row_weight", "has %d values for %d rows"
                                % (w.numel(), n))
         opt = ops.loss_options(kind, reduction, _nthreads(num_threads), **params)
         red = _lib.reduction(reduction)
@@ -322,7 +481,7 @@ class ClassLossFunction(torch.autograd.Function):
         return loss if input.dtype == _F32 else loss.to(input.dtype)
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, go):
         g = None
         if ctx.needs_input_grad[0]:
@@ -338,6 +497,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if weight is not None:
         raise DetlossError(_lib.ERR_UNSUPPORTED, "weight", "per-class weights are not "
                            "supported; use row_weight (weight[target]) with reduction 'sum'")
+    _no_grad_wanted("row_weight", row_weight, "detloss does not differentiate the row weights")
     return ClassLossFunction.apply(input, target, row_weight, "cross_entropy", reduction,
                                    {"ignore_index": ignore_index,
                                     "label_smoothing": label_smoothing}, num_threads)
@@ -346,26 +506,33 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 def softmax_focal_loss(input, target, alpha=1.0, gamma=2.0, reduction="mean",
                        ignore_index=-100, *, row_weight=None, num_threads=None):
     """Per row -alpha (1 - p_t)^gamma log p_t, p_t the softmax probability of the target."""
+    _no_grad_wanted("row_weight", row_weight, "detloss does not differentiate the row weights")
     return ClassLossFunction.apply(input, target, row_weight, "softmax_focal", reduction,
                                    {"alpha": alpha, "gamma": gamma,
                                     "ignore_index": ignore_index}, num_threads)
 
 
+_EMBED_NAMES = {"triplet_margin": ("anchor", "positive", "negative"),
+                "cosine_embedding": ("input1", "input2", None),
+                "contrastive": ("x1", "x2", None)}
+
+
 class EmbeddingLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x1, x2, x3, target, kind, reduction, params, num_threads):
-        a = _tensor("x1", x1, ndim=2)
+        n1, n2, n3 = _EMBED_NAMES[kind]
+        a = _tensor(n1, x1, ndim=2)
         n, d = a.shape
-        b = _tensor("x2", x2, ndim=2)
+        b = _tensor(n2, x2, ndim=2)
         if b.shape != a.shape:
-            raise DetlossError(_lib.ERR_SHAPE, "x2", "shape %s differs from x1 %s"
-                               % (tuple(b.shape), tuple(a.shape)))
+            raise DetlossError(_lib.ERR_SHAPE, n2, "shape %s differs from %s %s"
+                               % (tuple(b.shape), n1, tuple(a.shape)))
         c = None
         if kind == "triplet_margin":
-            c = _tensor("x3", x3, ndim=2)
+            c = _tensor(n3, x3, ndim=2)
             if c.shape != a.shape:
-                raise DetlossError(_lib.ERR_SHAPE, "x3", "shape %s differs from x1 %s"
-                                   % (tuple(c.shape), tuple(a.shape)))
+                raise DetlossError(_lib.ERR_SHAPE, n3, "shape %s differs from %s %s"
+                                   % (tuple(c.shape), n1, tuple(a.shape)))
         t = None
         if target is not None:
             t = _tensor("target", target if target.dtype.is_floating_point else target.float())
@@ -385,7 +552,7 @@ class EmbeddingLossFunction(torch.autograd.Function):
         return loss if x1.dtype == _F32 else loss.to(x1.dtype)
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, go):
         go = go.unsqueeze(-1) if go.dim() else go
         out = [_scale(_take(ctx, "g%d" % k), go, ctx.dts[k])
@@ -397,7 +564,7 @@ class EmbeddingLossFunction(torch.autograd.Function):
 def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean", *,
                           num_threads=None):
     """torch.nn.functional.cosine_embedding_loss (target +1 / -1)."""
-    return EmbeddingLossFunction.apply(input1, input2, None, _as_tensor(target),
+    return EmbeddingLossFunction.apply(input1, input2, None, _as_tensor("target", target),
                                        "cosine_embedding", reduction, {"margin": margin},
                                        num_threads)
 
@@ -411,21 +578,32 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
 
 
 def contrastive_loss(x1, x2, target, margin=1.0, reduction="mean", *, num_threads=None):
-    """Hadsell et al. 2006: 1/2 (y d^2 + (1 - y) max(0, margin - d)^2), y = 1 same identity."""
-    return EmbeddingLossFunction.apply(x1, x2, None, _as_tensor(target), "contrastive",
+    """Hadsell et al. 2006: 1/2 (y d^2 + (1 - y) max(0, margin - d)^2), y = 1 same identity.
+    The target is not differentiated (one that requires grad raises "unsupported")."""
+    _no_grad_wanted("target", target, "detloss does not differentiate contrastive_loss's "
+                    "target")
+    return EmbeddingLossFunction.apply(x1, x2, None, _as_tensor("target", target), "contrastive",
                                        reduction, {"margin": margin}, num_threads)
 
 
-def _as_tensor(t):
-    return t if isinstance(t, torch.Tensor) else torch.as_tensor(t, dtype=_F32)
+def _as_tensor(name, t):
+    """A label argument given as a tensor, or anything detloss.ops reads as an array."""
+    if isinstance(t, torch.Tensor):
+        return t
+    return torch.from_numpy(_lib.array(name, t))
 
 
 # ---------------------------------------------------------------------------
 # IoU matrices (no gradient, as they are used for matching)
 # ---------------------------------------------------------------------------
+_NOT_DIFFERENTIABLE = "detloss's IoU matrices and box_area have no gradient (torchvision's do)"
+
+
 def _matrix(kind, boxes1, boxes2, eps, num_threads):
     b1 = _tensor("boxes1", boxes1, last=4, ndim=2)
     b2 = _tensor("boxes2", boxes2, last=4, ndim=2)
+    _no_grad_wanted("boxes1", boxes1, _NOT_DIFFERENTIABLE)
+    _no_grad_wanted("boxes2", boxes2, _NOT_DIFFERENTIABLE)
     out = torch.empty((b1.shape[0], b2.shape[0]), dtype=_F32)
     opt = _lib.IouOptions(_lib.scalar("eps", eps), _nthreads(num_threads))
     _lib.call("detloss_iou_matrix", ops._IOU_KINDS[kind], _p(b1), b1.shape[0], _p(b2),
@@ -434,7 +612,8 @@ def _matrix(kind, boxes1, boxes2, eps, num_threads):
 
 
 def box_iou(boxes1, boxes2, *, num_threads=None):
-    """torchvision.ops.box_iou (0 instead of NaN where both boxes are empty). No gradient."""
+    """torchvision.ops.box_iou (0 instead of NaN where both boxes are empty). No gradient:
+    boxes that require grad (with grad mode on) raise DetlossError "unsupported"."""
     return _matrix("iou", boxes1, boxes2, 1e-7, num_threads)
 
 
@@ -452,6 +631,7 @@ def complete_box_iou(boxes1, boxes2, eps=1e-7, *, num_threads=None):
 
 def box_area(boxes):
     b = _tensor("boxes", boxes, last=4, ndim=2)
+    _no_grad_wanted("boxes", boxes, _NOT_DIFFERENTIABLE)
     out = torch.empty(b.shape[0], dtype=_F32)
     _lib.call("detloss_box_area", _p(b), b.shape[0], _p(out))
     return out if boxes.dtype == _F32 else out.to(boxes.dtype)
@@ -477,20 +657,37 @@ def _per_image_views(name, pred, num_images, width):
     return list(t.reshape(num_images, -1, width).unbind(0)), "batched"
 
 
+def _check_targets(targets):
+    """targets: a list of dicts (DetlossTypeError naming what is not)."""
+    if targets is None:
+        raise DetlossTypeError(_lib.ERR_NULL, "targets", "is required (a list of dicts), got None")
+    if not isinstance(targets, (list, tuple)):
+        raise DetlossTypeError(_lib.ERR_TYPE, "targets", "must be a list of dicts, got %s"
+                               % type(targets).__name__)
+    for i, t in enumerate(targets):
+        if not isinstance(t, dict):
+            raise DetlossTypeError(_lib.ERR_NULL if t is None else _lib.ERR_TYPE,
+                                   "targets[%d]" % i, "must be a dict, got %s"
+                                   % type(t).__name__)
+
+
 def _targets(targets, num_images, need_labels):
-    if not isinstance(targets, (list, tuple)) or len(targets) != num_images:
+    _check_targets(targets)
+    if len(targets) != num_images:
         raise DetlossError(_lib.ERR_SHAPE, "targets", "must be a list of %d dicts" % num_images)
     out = []
     for i, t in enumerate(targets):
-        boxes = t["boxes"] if isinstance(t, dict) and "boxes" in t else None
-        if boxes is None:
+        if t.get("boxes") is None:
             raise DetlossError(_lib.ERR_MISSING, "targets[%d].boxes" % i, "is required")
-        b = _tensor("targets[%d].boxes" % i, boxes).reshape(-1, 4)
-        lab = _int_tensor("targets[%d].labels" % i, t["labels"], b.shape[0]) if need_labels \
-            else None
+        b = _tensor("targets[%d].boxes" % i, t["boxes"]).reshape(-1, 4)
+        lab = None
+        if need_labels:
+            if t.get("labels") is None:
+                raise DetlossError(_lib.ERR_MISSING, "targets[%d].labels" % i, "is required")
+            lab = _int_tensor("targets[%d].labels" % i, t["labels"], b.shape[0])
         crowd = t.get("iscrowd")
-        if crowd is not None:
-            crowd = _int_tensor("targets[%d].iscrowd" % i, crowd, b.shape[0]).ne(0).to(
+        if crowd is not None:  # a flag per box: 0 / 1 (or bool)
+            crowd = _int_tensor("targets[%d].iscrowd" % i, crowd, b.shape[0], 0, 1).to(
                 torch.uint8)
         out.append((b, lab, crowd))
     return out
@@ -564,7 +761,7 @@ class _HeadLossFunction(torch.autograd.Function):
         return lc, lb
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, g_cls, g_box):
         gc = gb = None
         if ctx.needs_input_grad[1]:
@@ -629,13 +826,25 @@ def _grid_matches(grid, original, a):
     return True
 
 
+_HEAD_CONSTANTS = "detloss treats anchors and gt boxes as constants (matching is not " \
+    "differentiable; torchvision would differentiate the regression targets)"
+
+
 def _apply_head(kind, cls_pred, box_pred, anchors, targets, opt, num_classes, image_sizes,
                 anchor_grid=None):
     if not isinstance(anchors, (list, tuple)):
-        raise DetlossTypeError(_lib.ERR_TYPE, "anchors", "must be a list of [A, 4] tensors, "
-                               "one per image")
+        raise DetlossTypeError(_lib.ERR_NULL if anchors is None else _lib.ERR_TYPE, "anchors",
+                               "must be a list of [A, 4] tensors, one per image, got %s"
+                               % type(anchors).__name__)
     if len(anchors) == 0:
         raise DetlossError(_lib.ERR_SHAPE, "anchors", "empty batch")
+    _check_targets(targets)
+    for i, a in enumerate(anchors):
+        _no_grad_wanted("anchors[%d]" % i, a, _HEAD_CONSTANTS)
+    for i, t in enumerate(targets):
+        _no_grad_wanted("targets[%d].boxes" % i, t.get("boxes"), _HEAD_CONSTANTS)
+    cls_name = "objectness" if kind == "rpn" else "cls_logits"
+    box_name = "pred_bbox_deltas" if kind == "rpn" else "bbox_regression"
     spec = _Spec((kind, list(anchors), targets, opt, num_classes))
     spec.image_sizes = image_sizes
     spec.grids = ops._grids(anchor_grid, len(anchors))
@@ -645,9 +854,10 @@ def _apply_head(kind, cls_pred, box_pred, anchors, targets, opt, num_classes, im
         cls_l = list(cls_pred) if isinstance(cls_pred, (list, tuple)) else None
         box_l = list(box_pred) if isinstance(box_pred, (list, tuple)) else None
         if cls_l is None or box_l is None:
-            raise DetlossTypeError(_lib.ERR_TYPE, "predictions", "give both as lists or both "
-                                   "as tensors")
-        for name, l in (("cls", cls_l), ("box", box_l)):
+            raise DetlossTypeError(_lib.ERR_TYPE, box_name if cls_l else cls_name,
+                                   "give %s and %s both as lists or both as tensors"
+                                   % (cls_name, box_name))
+        for name, l in ((cls_name, cls_l), (box_name, box_l)):
             for i, t in enumerate(l):
                 _tensor("%s[%d]" % (name, i), t)
         spec_l = spec
@@ -671,7 +881,7 @@ class _ListHead(torch.autograd.Function):
         return lc, lb
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, g_cls, g_box):
         _, gc, gb = _HeadLossFunction.backward(ctx.inner, g_cls, g_box)
         n = ctx.n
@@ -717,8 +927,9 @@ def retina_loss(cls_logits, bbox_regression, anchors, targets, *, config=None,
             isinstance(cls_logits[0], torch.Tensor) and cls_logits[0].dim() >= 1:
         num_classes = cls_logits[0].shape[-1]
     else:
-        raise DetlossTypeError(_lib.ERR_TYPE, "cls_logits", "must be a tensor [N, A, C] or a "
-                               "list of [A, C] tensors")
+        raise DetlossTypeError(_lib.ERR_NULL if cls_logits is None else _lib.ERR_TYPE,
+                               "cls_logits", "must be a tensor [N, A, C] or a list of [A, C] "
+                               "tensors, got %s" % type(cls_logits).__name__)
     lc, lb, stats = _apply_head("retina", cls_logits, bbox_regression, anchors, targets, o,
                                 int(num_classes), image_sizes, anchor_grid)
     return (lc, lb, stats) if return_stats else (lc, lb)
@@ -760,6 +971,14 @@ def _loss_type(model):
                    "l1")
 
 
+def _check_model(model, attrs, what):
+    missing = [a for a in attrs if not hasattr(model, a)]
+    if missing:
+        raise DetlossTypeError(_lib.ERR_NULL if model is None else _lib.ERR_TYPE, "model",
+                               "must be %s, got %s (no %s)" % (what, type(model).__name__,
+                                                               ", ".join(missing)))
+
+
 def patch_retinanet(model, **options):
     """Make a torchvision RetinaNet compute its training loss with detloss:
     sets model.compute_loss (an instance attribute shadowing the method) to a function
@@ -768,6 +987,8 @@ def patch_retinanet(model, **options):
     type (head.regression_head._loss_type) and the box coder weights are read from the
     model; options are passed to retina_loss (e.g. num_threads, normalizer). Returns
     the model. detloss.torch.unpatch(model) restores torchvision's code."""
+    _check_model(model, ("proposal_matcher", "anchor_generator", "box_coder", "compute_loss"),
+                 "a torchvision RetinaNet")
     matcher = model.proposal_matcher
     kw = dict(fg_iou_thresh=matcher.high_threshold, bg_iou_thresh=matcher.low_threshold,
               allow_low_quality=matcher.allow_low_quality_matches, box_loss=_loss_type(model),
@@ -829,6 +1050,9 @@ def patch_rpn(model, **options):
     from torchvision.models.detection.rpn import concat_box_prediction_layers
 
     rpn = getattr(model, "rpn", model)
+    _check_model(rpn, ("proposal_matcher", "fg_bg_sampler", "box_coder", "anchor_generator",
+                       "head", "filter_proposals"),
+                 "a torchvision FasterRCNN or RegionProposalNetwork")
     kw = dict(fg_iou_thresh=rpn.proposal_matcher.high_threshold,
               bg_iou_thresh=rpn.proposal_matcher.low_threshold,
               batch_size_per_image=rpn.fg_bg_sampler.batch_size_per_image,

@@ -149,6 +149,146 @@ static void deep_nesting_is_rejected_without_recursion_blowup(void **state) {
   free(text);
 }
 
+/* Compute with an explicit length (the text may hold NUL bytes). */
+static void expect_parse_error(const char *text, size_t len, const char *where, const char *msg) {
+  detloss_error err;
+  char *out = (char *)"untouched";
+  memset(&err, 0, sizeof err);
+  detloss_status st = detloss_compute_json(text, len, &out, NULL, NULL, &err);
+  if (st != DETLOSS_ERR_PARSE || strcmp(err.where, where) != 0 || strcmp(err.msg, msg) != 0) {
+    print_error("input %s: got status %d, '%s: %s'; expected '%s: %s'\n", text, (int)st,
+                err.where, err.msg, where, msg);
+    fail();
+  }
+  assert_string_equal(out, "untouched");
+}
+#define EXPECT_PARSE(lit, where, msg) expect_parse_error(lit, sizeof(lit) - 1, where, msg)
+
+static void invalid_json_is_a_syntax_error_never_out_of_memory(void **state) {
+  (void)state;
+  /* `{"op":"iou","kind":"` is 20 bytes: the string's content starts at column 21. */
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\ud800\",\"boxes1\":[],\"boxes2\":[]}", "line 1, column 21",
+               "JSON syntax error: unpaired UTF-16 surrogate (a high surrogate without a low one)");
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\udc00\",\"boxes1\":[],\"boxes2\":[]}", "line 1, column 21",
+               "JSON syntax error: unpaired UTF-16 surrogate (a low surrogate first)");
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\ud800\\u0041\"}", "line 1, column 21",
+               "JSON syntax error: unpaired UTF-16 surrogate (a high surrogate without a low one)");
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\ud800\\ud800\"}", "line 1, column 21",
+               "JSON syntax error: unpaired UTF-16 surrogate (a high surrogate without a low one)");
+  EXPECT_PARSE("[\"\\u12\"]", "line 1, column 3",
+               "JSON syntax error: invalid \\u escape (expected 4 hex digits)");
+  EXPECT_PARSE("[\"\\u12", "line 1, column 7", "JSON syntax error: unexpected end of input");
+  EXPECT_PARSE("[\"\\u0000\"]", "line 1, column 3",
+               "JSON syntax error: \\u0000 (NUL) is not supported in strings");
+  EXPECT_PARSE("[\"a\tb\"]", "line 1, column 4",
+               "JSON syntax error: control character in a string (escape it)");
+  EXPECT_PARSE("[\"\\x\"]", "line 1, column 3", "JSON syntax error: invalid escape in a string");
+  /* 64 digits: longer than cJSON's 63-character number buffer */
+  EXPECT_PARSE("[1234567890123456789012345678901234567890123456789012345678901234]",
+               "line 1, column 2", "JSON syntax error: number longer than 63 characters");
+  EXPECT_PARSE("[01]", "line 1, column 3", "JSON syntax error: expected ',' or ']'");
+  EXPECT_PARSE("[1.]", "line 1, column 4", "JSON syntax error: invalid number");
+  EXPECT_PARSE("{\"a\" 1}", "line 1, column 6", "JSON syntax error: expected ':'");
+  EXPECT_PARSE("{\"a\":1,}", "line 1, column 8", "JSON syntax error: expected a string key");
+  EXPECT_PARSE("[tru", "line 1, column 5", "JSON syntax error: unexpected end of input");
+  EXPECT_PARSE("", "line 1, column 1", "JSON syntax error: unexpected end of input");
+  EXPECT_PARSE(" \n ", "line 2, column 2", "JSON syntax error: unexpected end of input");
+
+  /* Nesting: 1000 levels parse (then fail as a case), 1001 are a syntax error at the
+   * 1001st bracket, opened and closed or not. */
+  for (size_t depth = 1000; depth <= 1001; depth++) {
+    char *text = malloc(2 * depth + 1);
+    memset(text, '[', depth);
+    memset(text + depth, ']', depth);
+    text[2 * depth] = '\0';
+    detloss_error err;
+    char *out = NULL;
+    detloss_status st = detloss_compute_json(text, 2 * depth, &out, NULL, NULL, &err);
+    if (depth == 1000) {
+      assert_int_equal(st, DETLOSS_ERR_TYPE);
+      assert_string_equal(err.where, "[0]");
+    } else {
+      assert_int_equal(st, DETLOSS_ERR_PARSE);
+      assert_string_equal(err.where, "line 1, column 1001");
+      assert_string_equal(err.msg, "JSON syntax error: nested deeper than 1000 levels");
+    }
+    free(text);
+  }
+}
+
+static void nul_bytes_and_invalid_utf8_are_syntax_errors_at_their_column(void **state) {
+  (void)state;
+  /* A valid case followed by a NUL and more text: the NUL (column 37) is the error,
+   * not the end of the input. */
+  EXPECT_PARSE("{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]}\0{\"op\":\"x\"}", "line 1, column 37",
+               "JSON syntax error: NUL byte in the input");
+  EXPECT_PARSE("[\"a\0b\"]", "line 1, column 4", "JSON syntax error: NUL byte in the input");
+  EXPECT_PARSE("[1,\0]", "line 1, column 4", "JSON syntax error: NUL byte in the input");
+  /* Ill-formed UTF-8 (RFC 3629), each at the first byte of the bad sequence, column 3. */
+  static const char *const bad[] = {
+      "[\"\xff\"]",             /* a byte >= 0xF5 */
+      "[\"\xf5\x80\x80\x80\"]", /* lead byte above U+10FFFF */
+      "[\"\xf4\x90\x80\x80\"]", /* U+110000 */
+      "[\"\xc0\x80\"]",         /* overlong NUL */
+      "[\"\xc1\xbf\"]",         /* overlong */
+      "[\"\xe0\x80\xaf\"]",     /* overlong '/' */
+      "[\"\xf0\x80\x80\xaf\"]", /* overlong '/' */
+      "[\"\xed\xa0\x80\"]",     /* U+D800 encoded in UTF-8 */
+      "[\"\xed\xbf\xbf\"]",     /* U+DFFF encoded in UTF-8 */
+      "[\"\xe2\x82\"]",         /* truncated euro sign */
+      "[\"\x80\"]",             /* a stray continuation byte */
+      "[\"\xc3(\"]",            /* a lead byte without its continuation */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    expect_parse_error(bad[i], strlen(bad[i]), "line 1, column 3",
+                       "JSON syntax error: invalid UTF-8 in a string");
+  /* Columns count characters: after "é€" (2 characters, 5 bytes) the bad byte is column 5. */
+  EXPECT_PARSE("[\"\xc3\xa9\xe2\x82\xac\xff\"]", "line 1, column 5",
+               "JSON syntax error: invalid UTF-8 in a string");
+  /* Well-formed UTF-8 and a leading byte-order mark are accepted: the case fails only on
+   * its kind, whose name comes back intact. */
+  detloss_error err;
+  compute("\xef\xbb\xbf{\"op\":\"iou\",\"kind\":\"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\","
+          "\"boxes1\":[],\"boxes2\":[]}",
+          DETLOSS_ERR_UNKNOWN, &err);
+  assert_string_equal(err.msg,
+                      "unknown kind 'h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80' (expected iou, giou, "
+                      "diou or ciou)");
+  /* A surrogate pair is one character. */
+  char *out = compute("[]", DETLOSS_OK, &err);
+  detloss_free(out);
+  compute("{\"op\":\"iou\",\"kind\":\"\\ud83d\\ude00\",\"boxes1\":[],\"boxes2\":[]}",
+          DETLOSS_ERR_UNKNOWN, &err);
+  assert_string_equal(err.msg, "unknown kind '\xf0\x9f\x98\x80' (expected iou, giou, diou or ciou)");
+}
+
+static void duplicate_keys_are_errors_naming_their_path(void **state) {
+  (void)state;
+  detloss_error err;
+  compute("{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[],\"op\":\"giou\"}", DETLOSS_ERR_PARSE, &err);
+  assert_string_equal(err.where, "op");
+  assert_string_equal(err.msg, "duplicate key");
+  compute("[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]},"
+          "{\"op\":\"loss\",\"loss\":\"sigmoid_focal\",\"params\":{\"gamma\":1,\"gamma\":2}}]",
+          DETLOSS_ERR_PARSE, &err);
+  assert_string_equal(err.where, "[1].params.gamma");
+  compute("{\"op\":\"rpn_loss\",\"images\":[{},{\"gt\":[],\"anchors\":[],\"gt\":[]}]}",
+          DETLOSS_ERR_PARSE, &err);
+  assert_string_equal(err.where, "images[1].gt");
+  /* A large object is checked by sorting: 40 distinct keys, then the 7th again. */
+  char text[1024];
+  size_t n = (size_t)snprintf(text, sizeof text, "{");
+  for (int k = 0; k < 40; k++) n += (size_t)snprintf(text + n, sizeof text - n, "\"k%d\":%d,", k, k);
+  snprintf(text + n, sizeof text - n, "\"k6\":0}");
+  compute(text, DETLOSS_ERR_PARSE, &err);
+  assert_string_equal(err.where, "k6");
+  /* Same key text in different objects is fine. */
+  char *out = compute("[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]},{\"op\":\"iou\",\"boxes1\":[],"
+                      "\"boxes2\":[]}]",
+                      DETLOSS_OK, &err);
+  detloss_free(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(writer_uses_nine_significant_digits_and_no_negative_zero),
@@ -156,6 +296,9 @@ int main(void) {
       cmocka_unit_test(one_case_gives_one_object_and_an_array_gives_an_array),
       cmocka_unit_test(a_bad_case_anywhere_fails_the_whole_run),
       cmocka_unit_test(deep_nesting_is_rejected_without_recursion_blowup),
+      cmocka_unit_test(invalid_json_is_a_syntax_error_never_out_of_memory),
+      cmocka_unit_test(nul_bytes_and_invalid_utf8_are_syntax_errors_at_their_column),
+      cmocka_unit_test(duplicate_keys_are_errors_naming_their_path),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

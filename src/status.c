@@ -33,12 +33,30 @@ int detloss_has_openmp(void) {
 #endif
 }
 
+/* Makes s safe to print on one line: control characters (a "\n" or an
+ * escape sequence decoded from a JSON string that a message quotes) become
+ * '?', and a UTF-8 sequence cut by the buffer's end is dropped. */
+static void printable(char *s) {
+  size_t n = 0;
+  for (; s[n]; n++)
+    if ((unsigned char)s[n] < 0x20 || (unsigned char)s[n] == 0x7F) s[n] = '?';
+  size_t k = n;
+  while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80 && n - k < 3) k--;
+  if (k > 0 && (unsigned char)s[k - 1] >= 0xC0) {
+    unsigned char lead = (unsigned char)s[k - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (n - (k - 1) < need) s[k - 1] = '\0';
+  }
+}
+
 detloss_status dl_vfail(detloss_error *err, detloss_status status, const char *where,
                         const char *fmt, va_list ap) {
   if (err) {
     err->status = status;
     snprintf(err->where, sizeof err->where, "%s", where ? where : "");
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    printable(err->where);
+    printable(err->msg);
   }
   return status;
 }

@@ -362,6 +362,99 @@ static void data_set_errors_name_file_and_path(void **state) {
   assert_string_equal(err.where, "/nonexistent/d.json");
 }
 
+/* Every object of a config rejects unknown keys, naming file and path, and keys that the
+ * anchor set's form does not use are errors too (they would be silently ignored). */
+static void unknown_keys_in_every_config_object_are_errors(void **state) {
+  (void)state;
+  const char *A = "\"anchors\": \"torchvision_fpn.json\"";
+  const detloss_status U = DETLOSS_ERR_UNKNOWN;
+  char t[512];
+  snprintf(t, sizeof t, "{%s, \"nmae\": \"x\"}", A);
+  expect_config_error(t, U, "nmae", "unknown key (did you mean 'name'?)");
+  static const char *const objects[][3] = {
+      /* object, bad key, suggestion */
+      {"resize", "max_sise", "max_size"},       {"eval", "metrc", "metric"},
+      {"matcher", "lowe", "low"},               {"sampler", "seeed", "seed"},
+      {"box_coder", "weigths", "weights"},      {"loss", "smooth_l1_bta", "smooth_l1_beta"},
+  };
+  for (size_t i = 0; i < sizeof objects / sizeof objects[0]; i++) {
+    char where[64], msg[96];
+    snprintf(t, sizeof t, "{%s, \"%s\": {\"%s\": 1}}", A, objects[i][0], objects[i][1]);
+    snprintf(where, sizeof where, "%s.%s", objects[i][0], objects[i][1]);
+    snprintf(msg, sizeof msg, "unknown key (did you mean '%s'?)", objects[i][2]);
+    expect_config_error(t, U, where, msg);
+  }
+  expect_config_error("{\"anchors\": {\"strides\": [8], \"sizes\": [[32]], \"aspect_ratios\": [1],"
+                      " \"offest\": 0.5}}",
+                      U, "anchors.offest", "unknown key (did you mean 'offset'?)");
+  expect_config_error("{\"anchors\": {\"levels\": [{\"stride\": 8, \"base\": [[0, 0, 8, 8]], "
+                      "\"sizes\": [32]}]}}",
+                      U, "anchors.levels[0].sizes", "not used with base");
+  expect_config_error("{\"anchors\": {\"levels\": [{\"stride\": 8, \"shapes\": [[8, 8]], "
+                      "\"aspect_ratios\": [1]}]}}",
+                      U, "anchors.levels[0].aspect_ratios", "not used with shapes");
+  expect_config_error("{\"anchors\": {\"boxes\": [[0, 0, 1, 1]], \"sizes\": [[32]]}}", U,
+                      "anchors.sizes", "not used without strides");
+  expect_config_error("{\"anchors\": {\"levels\": [{\"stride\": 8, \"sizes\": [32], "
+                      "\"aspect_ratios\": [1]}], \"aspect_ratios\": [[1]]}}",
+                      U, "anchors.aspect_ratios", "not used without strides");
+  /* mixed array: a shared aspect_ratios list that turns into lists */
+  expect_config_error("{\"anchors\": {\"strides\": [8, 16], \"sizes\": [[32], [64]], "
+                      "\"aspect_ratios\": [1, [2]]}}",
+                      DETLOSS_ERR_TYPE, "anchors.aspect_ratios[1]", "expected a number > 0");
+  /* duplicate keys name file and path; bad text in a config is a syntax error */
+  snprintf(t, sizeof t, "{%s, \"matcher\": {\"high\": 0.7, \"high\": 0.5}}", A);
+  expect_config_error(t, DETLOSS_ERR_PARSE, "matcher.high", "duplicate key");
+  detloss_config *c = NULL;
+  detloss_error err;
+  snprintf(t, sizeof t, "{%s, \"name\": \"\\udc00\"}", A);
+  assert_int_equal(parse(t, &c, &err), DETLOSS_ERR_PARSE);
+  /* `{"anchors": "torchvision_fpn.json", "name": "` is 45 characters: the escape is column 46 */
+  assert_non_null(strstr(err.where, "t.json: line 1, column 46"));
+  assert_string_equal(err.msg, "JSON syntax error: unpaired UTF-16 surrogate (a low surrogate first)");
+}
+
+/* The common format is fully strict; COCO files may carry the standard COCO keys that
+ * detloss skips (detloss_json.h lists them), and nothing else. */
+static void data_set_keys_are_checked_with_a_coco_allow_list(void **state) {
+  (void)state;
+  const detloss_status U = DETLOSS_ERR_UNKNOWN;
+  expect_ds_error("{\"images\": [{\"width\": 9, \"height\": 10, \"boxes\": []}], \"info\": {}}", U,
+                  "d.json: info");
+  expect_ds_error("{\"images\": [{\"width\": 9, \"height\": 10, \"boxes\": [], \"box\": []}]}", U,
+                  "d.json: images[0].box");
+  /* a COCO file with every skipped key loads */
+  const char *coco =
+      "{\"info\": {\"year\": 2017}, \"licenses\": [{\"id\": 1}], \"categories\": [{\"id\": 1, "
+      "\"name\": \"a\", \"supercategory\": \"b\"}], \"images\": [{\"id\": 1, \"width\": 9, "
+      "\"height\": 10, \"file_name\": \"a.jpg\", \"license\": 1, \"coco_url\": \"u\", "
+      "\"flickr_url\": \"f\", \"date_captured\": \"d\"}], \"annotations\": [{\"id\": 5, "
+      "\"image_id\": 1, \"category_id\": 1, \"bbox\": [1, 2, 3, 4], \"area\": 12, "
+      "\"iscrowd\": 0, \"segmentation\": [[1, 2, 3, 4, 5, 6]], \"keypoints\": [], "
+      "\"num_keypoints\": 0}]}";
+  detloss_dataset *d = NULL;
+  detloss_error err;
+  assert_int_equal(parse_ds(coco, &d, &err), DETLOSS_OK);
+  const double want[4] = {1, 2, 4, 6}; /* [x, y, w, h] = [1, 2, 3, 4] -> [1, 2, 1+3, 2+4] */
+  dl_assert_close(d->boxes, want, 4, 0, 0);
+  detloss_dataset_free(d);
+  /* anything else is an error, at every level */
+  const char *img = "{\"id\": 1, \"width\": 9, \"height\": 10}";
+  const char *ann = "{\"image_id\": 1, \"bbox\": [0, 0, 1, 1]}";
+  char t[512];
+  snprintf(t, sizeof t, "{\"images\": [%s], \"annotations\": [%s], \"name\": \"x\"}", img, ann);
+  expect_ds_error(t, U, "d.json: name");
+  snprintf(t, sizeof t, "{\"images\": [%s, {\"id\": 2, \"width\": 9, \"height\": 10, "
+           "\"filename\": \"a\"}], \"annotations\": [%s]}", img, ann);
+  expect_ds_error(t, U, "d.json: images[1].filename");
+  snprintf(t, sizeof t, "{\"images\": [%s], \"annotations\": [%s, {\"image_id\": 1, "
+           "\"bbox\": [0, 0, 1, 1], \"is_crowd\": 1}]}", img, ann);
+  expect_ds_error(t, U, "d.json: annotations[1].is_crowd");
+  detloss_dataset *d2 = (detloss_dataset *)0x1;
+  assert_int_equal(parse_ds(t, &d2, &err), U);
+  assert_string_equal(err.msg, "unknown key (did you mean 'iscrowd'?)");
+}
+
 /* The bundled data set loads with the counts of data/README.md. */
 static void bundled_data_set_has_documented_counts(void **state) {
   (void)state;
@@ -391,6 +484,8 @@ int main(void) {
       cmocka_unit_test(coco_instances_are_converted),
       cmocka_unit_test(data_set_errors_name_file_and_path),
       cmocka_unit_test(bundled_data_set_has_documented_counts),
+      cmocka_unit_test(unknown_keys_in_every_config_object_are_errors),
+      cmocka_unit_test(data_set_keys_are_checked_with_a_coco_allow_list),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

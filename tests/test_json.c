@@ -149,6 +149,287 @@ static void deep_nesting_is_rejected_without_recursion_blowup(void **state) {
   free(text);
 }
 
+/* Compute with an explicit length (the text may hold NUL bytes). */
+static void expect_parse_error(const char *text, size_t len, const char *where, const char *msg) {
+  detloss_error err;
+  char *out = (char *)"untouched";
+  memset(&err, 0, sizeof err);
+  detloss_status st = detloss_compute_json(text, len, &out, NULL, NULL, &err);
+  if (st != DETLOSS_ERR_PARSE || strcmp(err.where, where) != 0 || strcmp(err.msg, msg) != 0) {
+    print_error("input %s: got status %d, '%s: %s'; expected '%s: %s'\n", text, (int)st,
+                err.where, err.msg, where, msg);
+    fail();
+  }
+  assert_string_equal(out, "untouched");
+}
+#define EXPECT_PARSE(lit, where, msg) expect_parse_error(lit, sizeof(lit) - 1, where, msg)
+
+static void invalid_json_is_a_syntax_error_never_out_of_memory(void **state) {
+  (void)state;
+  /* `{"op":"iou","kind":"` is 20 bytes: the string's content starts at column 21. */
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\ud800\",\"boxes1\":[],\"boxes2\":[]}", "line 1, column 21",
+               "JSON syntax error: unpaired UTF-16 surrogate (a high surrogate without a low one)");
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\udc00\",\"boxes1\":[],\"boxes2\":[]}", "line 1, column 21",
+               "JSON syntax error: unpaired UTF-16 surrogate (a low surrogate first)");
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\ud800\\u0041\"}", "line 1, column 21",
+               "JSON syntax error: unpaired UTF-16 surrogate (a high surrogate without a low one)");
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\ud800\\ud800\"}", "line 1, column 21",
+               "JSON syntax error: unpaired UTF-16 surrogate (a high surrogate without a low one)");
+  EXPECT_PARSE("[\"\\u12\"]", "line 1, column 3",
+               "JSON syntax error: invalid \\u escape (expected 4 hex digits)");
+  EXPECT_PARSE("[\"\\u12", "line 1, column 7", "JSON syntax error: unexpected end of input");
+  EXPECT_PARSE("[\"\\u0000\"]", "line 1, column 3",
+               "JSON syntax error: \\u0000 (NUL) is not supported in strings");
+  EXPECT_PARSE("[\"a\tb\"]", "line 1, column 4",
+               "JSON syntax error: control character in a string (escape it)");
+  EXPECT_PARSE("[\"\\x\"]", "line 1, column 3", "JSON syntax error: invalid escape in a string");
+  /* 64 digits: longer than cJSON's 63-character number buffer */
+  EXPECT_PARSE("[1234567890123456789012345678901234567890123456789012345678901234]",
+               "line 1, column 2", "JSON syntax error: number longer than 63 characters");
+  EXPECT_PARSE("[01]", "line 1, column 3", "JSON syntax error: expected ',' or ']'");
+  EXPECT_PARSE("[1.]", "line 1, column 4", "JSON syntax error: invalid number");
+  EXPECT_PARSE("{\"a\" 1}", "line 1, column 6", "JSON syntax error: expected ':'");
+  EXPECT_PARSE("{\"a\":1,}", "line 1, column 8", "JSON syntax error: expected a string key");
+  EXPECT_PARSE("[tru", "line 1, column 5", "JSON syntax error: unexpected end of input");
+  EXPECT_PARSE("", "line 1, column 1", "JSON syntax error: unexpected end of input");
+  EXPECT_PARSE(" \n ", "line 2, column 2", "JSON syntax error: unexpected end of input");
+
+  /* Nesting: 1000 levels parse (then fail as a case), 1001 are a syntax error at the
+   * 1001st bracket, opened and closed or not. */
+  for (size_t depth = 1000; depth <= 1001; depth++) {
+    char *text = malloc(2 * depth + 1);
+    memset(text, '[', depth);
+    memset(text + depth, ']', depth);
+    text[2 * depth] = '\0';
+    detloss_error err;
+    char *out = NULL;
+    detloss_status st = detloss_compute_json(text, 2 * depth, &out, NULL, NULL, &err);
+    if (depth == 1000) {
+      assert_int_equal(st, DETLOSS_ERR_TYPE);
+      assert_string_equal(err.where, "[0]");
+    } else {
+      assert_int_equal(st, DETLOSS_ERR_PARSE);
+      assert_string_equal(err.where, "line 1, column 1001");
+      assert_string_equal(err.msg, "JSON syntax error: nested deeper than 1000 levels");
+    }
+    free(text);
+  }
+}
+
+static void nul_bytes_and_invalid_utf8_are_syntax_errors_at_their_column(void **state) {
+  (void)state;
+  /* A valid case followed by a NUL and more text: the NUL (column 37) is the error,
+   * not the end of the input. */
+  EXPECT_PARSE("{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]}\0{\"op\":\"x\"}", "line 1, column 37",
+               "JSON syntax error: NUL byte in the input");
+  EXPECT_PARSE("[\"a\0b\"]", "line 1, column 4", "JSON syntax error: NUL byte in the input");
+  EXPECT_PARSE("[1,\0]", "line 1, column 4", "JSON syntax error: NUL byte in the input");
+  /* Ill-formed UTF-8 (RFC 3629), each at the first byte of the bad sequence, column 3. */
+  static const char *const bad[] = {
+      "[\"\xff\"]",             /* a byte >= 0xF5 */
+      "[\"\xf5\x80\x80\x80\"]", /* lead byte above U+10FFFF */
+      "[\"\xf4\x90\x80\x80\"]", /* U+110000 */
+      "[\"\xc0\x80\"]",         /* overlong NUL */
+      "[\"\xc1\xbf\"]",         /* overlong */
+      "[\"\xe0\x80\xaf\"]",     /* overlong '/' */
+      "[\"\xf0\x80\x80\xaf\"]", /* overlong '/' */
+      "[\"\xed\xa0\x80\"]",     /* U+D800 encoded in UTF-8 */
+      "[\"\xed\xbf\xbf\"]",     /* U+DFFF encoded in UTF-8 */
+      "[\"\xe2\x82\"]",         /* truncated euro sign */
+      "[\"\x80\"]",             /* a stray continuation byte */
+      "[\"\xc3(\"]",            /* a lead byte without its continuation */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    expect_parse_error(bad[i], strlen(bad[i]), "line 1, column 3",
+                       "JSON syntax error: invalid UTF-8 in a string");
+  /* Columns count characters: after "é€" (2 characters, 5 bytes) the bad byte is column 5. */
+  EXPECT_PARSE("[\"\xc3\xa9\xe2\x82\xac\xff\"]", "line 1, column 5",
+               "JSON syntax error: invalid UTF-8 in a string");
+  /* Well-formed UTF-8 and a leading byte-order mark are accepted: the case fails only on
+   * its kind, whose name comes back intact. */
+  detloss_error err;
+  compute("\xef\xbb\xbf{\"op\":\"iou\",\"kind\":\"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\","
+          "\"boxes1\":[],\"boxes2\":[]}",
+          DETLOSS_ERR_UNKNOWN, &err);
+  assert_string_equal(err.msg,
+                      "unknown kind 'h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80' (expected iou, giou, "
+                      "diou or ciou)");
+  /* A surrogate pair is one character. */
+  char *out = compute("[]", DETLOSS_OK, &err);
+  detloss_free(out);
+  compute("{\"op\":\"iou\",\"kind\":\"\\ud83d\\ude00\",\"boxes1\":[],\"boxes2\":[]}",
+          DETLOSS_ERR_UNKNOWN, &err);
+  assert_string_equal(err.msg, "unknown kind '\xf0\x9f\x98\x80' (expected iou, giou, diou or ciou)");
+}
+
+static void duplicate_keys_are_errors_naming_their_path(void **state) {
+  (void)state;
+  detloss_error err;
+  compute("{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[],\"op\":\"giou\"}", DETLOSS_ERR_PARSE, &err);
+  assert_string_equal(err.where, "op");
+  assert_string_equal(err.msg, "duplicate key");
+  compute("[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]},"
+          "{\"op\":\"loss\",\"loss\":\"sigmoid_focal\",\"params\":{\"gamma\":1,\"gamma\":2}}]",
+          DETLOSS_ERR_PARSE, &err);
+  assert_string_equal(err.where, "[1].params.gamma");
+  compute("{\"op\":\"rpn_loss\",\"images\":[{},{\"gt\":[],\"anchors\":[],\"gt\":[]}]}",
+          DETLOSS_ERR_PARSE, &err);
+  assert_string_equal(err.where, "images[1].gt");
+  /* A large object is checked by sorting: 40 distinct keys, then the 7th again. */
+  char text[1024];
+  size_t n = (size_t)snprintf(text, sizeof text, "{");
+  for (int k = 0; k < 40; k++) n += (size_t)snprintf(text + n, sizeof text - n, "\"k%d\":%d,", k, k);
+  snprintf(text + n, sizeof text - n, "\"k6\":0}");
+  compute(text, DETLOSS_ERR_PARSE, &err);
+  assert_string_equal(err.where, "k6");
+  /* Same key text in different objects is fine. */
+  char *out = compute("[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]},{\"op\":\"iou\",\"boxes1\":[],"
+                      "\"boxes2\":[]}]",
+                      DETLOSS_OK, &err);
+  detloss_free(out);
+}
+
+static void error_messages_stay_on_one_line(void **state) {
+  (void)state;
+  detloss_error err;
+  /* "\n" and ESC decoded from the JSON strings become '?' in where and msg */
+  compute("{\"op\":\"io\\nu\\u001b[31m\"}", DETLOSS_ERR_UNKNOWN, &err);
+  assert_string_equal(err.msg, "unknown op 'io?u?[31m' (expected iou, encode, decode, anchors, "
+                               "match, loss, embedding_loss, rpn_loss, retina_loss, anchor_eval)");
+  compute("{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[],\"a\\nb\":1}", DETLOSS_ERR_UNKNOWN, &err);
+  assert_string_equal(err.where, "a?b");
+}
+
+/* Runs text and expects an error at where with exactly msg. */
+static void expect_error(const char *text, detloss_status want, const char *where,
+                         const char *msg) {
+  detloss_error err;
+  memset(&err, 0, sizeof err);
+  char *out = (char *)"untouched";
+  detloss_status st = detloss_compute_json(text, strlen(text), &out, NULL, NULL, &err);
+  if (st != want || strcmp(err.where, where) != 0 || strcmp(err.msg, msg) != 0) {
+    print_error("input %s:\n  got status %d, '%s: %s'\n  expected %d, '%s: %s'\n", text, (int)st,
+                err.where, err.msg, (int)want, where, msg);
+    fail();
+  }
+  assert_string_equal(out, "untouched");
+}
+
+static void unknown_keys_anywhere_in_a_case_are_errors(void **state) {
+  (void)state;
+  const detloss_status U = DETLOSS_ERR_UNKNOWN;
+  /* The issue's example: a typo of "kind" used to compute plain IoU silently. */
+  expect_error("{\"op\":\"iou\",\"kidn\":\"giou\",\"boxes1\":[[0,0,1,1]],\"boxes2\":[[0,0,2,2]]}", U,
+               "kidn", "unknown key (did you mean 'kind'?)");
+  /* Top level of every op (in an array: the case index leads the path). */
+  expect_error("[{\"op\":\"encode\",\"anchors\":[],\"boxes\":[],\"weight\":[1,1,1,1]}]", U,
+               "[0].weight", "unknown key (did you mean 'weights'?)");
+  expect_error("{\"op\":\"decode\",\"anchors\":[],\"deltas\":[],\"clamp\":1}", U, "clamp",
+               "unknown key (did you mean 'clip'?)");
+  expect_error("{\"op\":\"encode\",\"anchors\":[],\"boxes\":[],\"clip\":1}", U, "clip",
+               "unknown key");
+  expect_error("{\"op\":\"anchors\",\"image_size\":[8,8],\"feature_maps\":[[1,1]],\"sizes\":[[8]],"
+               "\"aspect_ratios\":[[1]],\"ofset\":0}",
+               U, "ofset", "unknown key (did you mean 'offset'?)");
+  expect_error("{\"op\":\"match\",\"anchors\":[],\"gt\":[],\"hihg\":0.5}", U, "hihg",
+               "unknown key (did you mean 'high'?)");
+  expect_error("{\"op\":\"loss\",\"loss\":\"l1\",\"input\":[1],\"target\":[1],\"reduce\":\"sum\"}", U,
+               "reduce", "unknown key");
+  expect_error("{\"op\":\"loss\",\"loss\":\"giou_loss\",\"input\":[],\"target\":[],\"grads\":true}",
+               U, "grads", "unknown key (did you mean 'grad'?)");
+  expect_error("{\"op\":\"embedding_loss\",\"loss\":\"triplet_margin\",\"x1\":[[1]],\"x2\":[[1]],"
+               "\"x3\":[[1]],\"x4\":[[1]]}",
+               U, "x4", "unknown key (did you mean 'x1'?)");
+  expect_error("{\"op\":\"rpn_loss\",\"images\":[],\"confg\":{}}", U, "confg",
+               "unknown key (did you mean 'config'?)");
+  expect_error("{\"op\":\"retina_loss\",\"images\":[],\"kind\":\"x\"}", U, "kind", "unknown key");
+  expect_error("{\"op\":\"anchor_eval\",\"dataset\":{},\"anchors\":[],\"metrc\":\"iou\"}", U, "metrc",
+               "unknown key (did you mean 'metric'?)");
+  /* Keys that belong to another kind of the same op. */
+  expect_error("{\"op\":\"embedding_loss\",\"loss\":\"contrastive\",\"x1\":[[1]],\"x2\":[[1]],"
+               "\"target\":[1],\"x3\":[[1]]}",
+               U, "x3", "unknown key for loss 'contrastive' (only triplet_margin takes x3)");
+  expect_error("{\"op\":\"embedding_loss\",\"loss\":\"triplet_margin\",\"x1\":[[1]],\"x2\":[[1]],"
+               "\"x3\":[[1]],\"target\":[1]}",
+               U, "target",
+               "unknown key for loss 'triplet_margin' (triplet_margin takes x3, not target)");
+  expect_error("{\"op\":\"loss\",\"loss\":\"l1\",\"input\":[1],\"target\":[1],\"params\":{\"beta\":1}}",
+               U, "params.beta", "unknown key");
+  /* Nested objects: images[i], config, matcher, dataset (+ its images), anchor_config
+   * (+ its levels). */
+  const char *img = "{\"anchors\":[],\"gt\":[],\"deltas\":[],\"objectness\":[]";
+  char t[1024];
+  snprintf(t, sizeof t, "{\"op\":\"rpn_loss\",\"images\":[%s},%s,\"is_crowed\":[]}]}", img, img);
+  expect_error(t, U, "images[1].is_crowed", "unknown key (did you mean 'is_crowd'?)");
+  snprintf(t, sizeof t, "{\"op\":\"rpn_loss\",\"images\":[%s,\"labels\":[]}]}", img);
+  expect_error(t, U, "images[0].labels", "unknown key");
+  expect_error("{\"op\":\"retina_loss\",\"images\":[{\"anchors\":[],\"gt\":[],\"deltas\":[],"
+               "\"cls_logits\":[],\"objectness\":[]}],\"config\":{\"num_classes\":2}}",
+               U, "images[0].objectness", "unknown key");
+  expect_error("{\"op\":\"rpn_loss\",\"images\":[],\"config\":{\"fg_iou_tresh\":0.5}}", U,
+               "config.fg_iou_tresh", "unknown key (did you mean 'fg_iou_thresh'?)");
+  const char *ds = "\"dataset\":{\"images\":[{\"width\":8,\"height\":8,\"boxes\":[[0,0,4,4]]}]}";
+  snprintf(t, sizeof t, "{\"op\":\"anchor_eval\",%s,\"anchors\":[[0,0,4,4]],\"matcher\":{\"lo\":0.1}}",
+           ds);
+  expect_error(t, U, "matcher.lo", "unknown key (did you mean 'low'?)");
+  expect_error("{\"op\":\"anchor_eval\",\"dataset\":{\"images\":[{\"width\":8,\"height\":8,"
+               "\"boxes\":[],\"boxs\":[]}]},\"anchors\":[[0,0,4,4]]}",
+               U, "dataset.images[0].boxs", "unknown key (did you mean 'boxes'?)");
+  expect_error("{\"op\":\"anchor_eval\",\"dataset\":{\"images\":[{\"width\":8,\"height\":8,"
+               "\"boxes\":[]}],\"nmae\":\"x\"},\"anchors\":[[0,0,4,4]]}",
+               U, "dataset.nmae", "unknown key (did you mean 'name'?)");
+  snprintf(t, sizeof t, "{\"op\":\"anchor_eval\",%s,\"anchor_config\":{\"strides\":[8],"
+           "\"sizes\":[[8]],\"aspect_ratio\":[1]}}", ds);
+  expect_error(t, U, "anchor_config.aspect_ratio", "unknown key (did you mean 'aspect_ratios'?)");
+  snprintf(t, sizeof t, "{\"op\":\"anchor_eval\",%s,\"anchor_config\":{\"levels\":[{\"stride\":8,"
+           "\"sizes\":[8],\"aspect_ratios\":[1],\"strid\":8}]}}", ds);
+  expect_error(t, U, "anchor_config.levels[0].strid", "unknown key (did you mean 'stride'?)");
+  /* The full key set of each op still runs. */
+  snprintf(t, sizeof t, "{\"op\":\"anchor_eval\",%s,\"anchors\":[[0,0,4,4]],\"metric\":\"iou\","
+           "\"iou_thresh\":0.5,\"ratio_thresh\":4,\"resize_long_side\":8,\"resize_min_size\":8,"
+           "\"worst\":1,\"matcher\":{\"high\":0.7,\"low\":0.3,\"allow_low_quality\":true,"
+           "\"low_quality_min_iou\":0,\"semantics\":\"torchvision\"}}", ds);
+  detloss_error err;
+  char *out = compute(t, DETLOSS_OK, &err);
+  detloss_free(out);
+  out = compute("{\"op\":\"match\",\"anchors\":[[0,0,1,1]],\"gt\":[[0,0,1,1]],\"high\":0.7,"
+                "\"low\":0.3,\"allow_low_quality\":true,\"low_quality_min_iou\":0,"
+                "\"semantics\":\"mmdet\",\"gt_max_assign_all\":true,\"is_crowd\":[0],"
+                "\"crowd_ioa_thresh\":0.7,\"allowed_border\":0,\"image_size\":[8,8]}",
+                DETLOSS_OK, &err);
+  detloss_free(out);
+}
+
+static void ragged_and_mixed_arrays_name_the_first_bad_element(void **state) {
+  (void)state;
+  /* [[], 5] used to pass as an empty [2][0] tensor. */
+  expect_error("{\"op\":\"loss\",\"loss\":\"l1\",\"input\":[[],5],\"target\":[[],5]}",
+               DETLOSS_ERR_TYPE, "input[1]", "expected an array of 0 elements, got a number");
+  expect_error("{\"op\":\"loss\",\"loss\":\"l1\",\"input\":[[],[1]],\"target\":[[],[1]]}",
+               DETLOSS_ERR_SHAPE, "input[1]", "expected 0 numbers, got 1");
+  expect_error("{\"op\":\"loss\",\"loss\":\"l1\",\"input\":[[[],[]],[[],[\"a\"]]],\"target\":[]}",
+               DETLOSS_ERR_SHAPE, "input[1][1]", "expected 0 numbers, got 1");
+  expect_error("{\"op\":\"loss\",\"loss\":\"mse\",\"input\":[[1,2],[3]],\"target\":[[1,2],[3]]}",
+               DETLOSS_ERR_SHAPE, "input[1]", "expected 2 numbers, got 1");
+  expect_error("{\"op\":\"loss\",\"loss\":\"mse\",\"input\":[1,[2]],\"target\":[1,2]}",
+               DETLOSS_ERR_TYPE, "input[1]", "expected a number, got an array");
+  expect_error("{\"op\":\"loss\",\"loss\":\"mse\",\"input\":[1,2],\"target\":[\"1\",\"2\"]}",
+               DETLOSS_ERR_TYPE, "target[0]", "expected a number, got a string");
+  expect_error("{\"op\":\"iou\",\"boxes1\":[[0,0,1,1],[0,0,1]],\"boxes2\":[]}", DETLOSS_ERR_SHAPE,
+               "boxes1[1]", "expected 4 numbers, got 3");
+  expect_error("{\"op\":\"iou\",\"boxes1\":[[0,0,1,\"1\"]],\"boxes2\":[]}", DETLOSS_ERR_TYPE,
+               "boxes1[0][3]", "expected a number, got a string");
+  expect_error("{\"op\":\"match\",\"anchors\":[],\"gt\":[],\"is_crowd\":[[0]]}", DETLOSS_ERR_TYPE,
+               "is_crowd[0]", "expected a number, got an array");
+  expect_error("{\"op\":\"anchors\",\"image_size\":[8,8],\"feature_maps\":[[1,1]],\"sizes\":[[8,[8]]],"
+               "\"aspect_ratios\":[[1]]}",
+               DETLOSS_ERR_TYPE, "sizes[0][1]", "expected a number, got an array");
+  expect_error("{\"op\":\"retina_loss\",\"images\":[{\"anchors\":[[0,0,1,1]],\"gt\":[],\"deltas\":"
+               "[[0,0,0,0]],\"cls_logits\":[[1],5]}]}",
+               DETLOSS_ERR_TYPE, "images[0].cls_logits[1]",
+               "expected an array of 1 elements, got a number");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(writer_uses_nine_significant_digits_and_no_negative_zero),
@@ -156,6 +437,12 @@ int main(void) {
       cmocka_unit_test(one_case_gives_one_object_and_an_array_gives_an_array),
       cmocka_unit_test(a_bad_case_anywhere_fails_the_whole_run),
       cmocka_unit_test(deep_nesting_is_rejected_without_recursion_blowup),
+      cmocka_unit_test(invalid_json_is_a_syntax_error_never_out_of_memory),
+      cmocka_unit_test(nul_bytes_and_invalid_utf8_are_syntax_errors_at_their_column),
+      cmocka_unit_test(duplicate_keys_are_errors_naming_their_path),
+      cmocka_unit_test(error_messages_stay_on_one_line),
+      cmocka_unit_test(unknown_keys_anywhere_in_a_case_are_errors),
+      cmocka_unit_test(ragged_and_mixed_arrays_name_the_first_bad_element),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

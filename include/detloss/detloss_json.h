@@ -19,14 +19,22 @@ typedef struct detloss_compute_options {
 
 /*
  * detloss_compute_json() - run `detloss compute` cases (../shared/spec/compute-cases.md).
- * text [len]: one JSON case object or an array of them. On success *out is a
+ * text [len]: one JSON case object or an array of them, UTF-8; len counts
+ * the text only (a NUL byte within len is an error). On success *out is a
  * malloc'ed, NUL-terminated JSON text (one result object, or an array in the
  * same order) ending in a newline, *out_len its length; free it with
  * detloss_free(). On error *out is left untouched and err names the JSON path
  * of the fault ("[1].boxes1[2]", "images[0].gt[3]"), or "line L, column C"
- * for a syntax error. Returns DETLOSS_OK or the status of the first fault
- * (DETLOSS_ERR_PARSE, _TYPE, _MISSING, _UNKNOWN, _SHAPE, _RANGE, _NONFINITE,
- * _NOMEM). Thread-safe.
+ * for a fault of the text. Input is strict: an unknown key in any object of a
+ * case is DETLOSS_ERR_UNKNOWN ("[0].kidn", msg "unknown key (did you mean
+ * 'kind'?)"); a key given twice is DETLOSS_ERR_PARSE naming its path
+ * ("params.gamma", "duplicate key"); invalid JSON (also: text after the value
+ * or after a NUL byte, invalid UTF-8, unpaired surrogate escapes, \u0000,
+ * numbers over 63 characters, nesting over 1000 levels) is DETLOSS_ERR_PARSE
+ * at its line and column, never _NOMEM, which means a failed allocation only.
+ * Ragged or mixed arrays are _SHAPE/_TYPE at the first bad element.
+ * Returns DETLOSS_OK or the status of the first fault (DETLOSS_ERR_PARSE,
+ * _TYPE, _MISSING, _UNKNOWN, _SHAPE, _RANGE, _NONFINITE, _NOMEM). Thread-safe.
  */
 DETLOSS_API detloss_status detloss_compute_json(const char *text, size_t len, char **out,
                                                 size_t *out_len,
@@ -68,7 +76,13 @@ DETLOSS_API void detloss_free(void *p);
  *   {"boxes": [[x1, y1, x2, y2], ...]}           explicit anchors, same for every image
  *   {"shapes": [[w, h], ...]}                    shapes only (metric wh_ratio)
  * plus "name", "source", "notes" (and the documentation-only level keys
- * "base_plus_one", "shapes_grid", "feature_map").
+ * "base_plus_one", "shapes_grid", "feature_map"). Unknown keys are errors in
+ * every object (the config, its option objects, the anchor set, each level),
+ * and so are keys the chosen form does not use: "sizes"/"aspect_ratios" next
+ * to "base" or "shapes" in a level, or at the top of a set without "strides".
+ * The JSON text is checked as for detloss_compute_json(): syntax faults are
+ * DETLOSS_ERR_PARSE at "<file>: line L, column C", duplicate keys
+ * DETLOSS_ERR_PARSE at "<file>: <json path>".
  * Relative paths ("anchors", "dataset") are resolved against the config's
  * directory (anchor files: its ../anchors/ first), then each of search_dirs
  * (anchor files: search_dir/anchors/ first).
@@ -137,6 +151,14 @@ DETLOSS_API char *detloss_config_describe(void);
  * images keep the order of "images", annotations the file order.
  * Boxes are not clipped or filtered here (detloss_anchor_eval does, and
  * counts them). A file without images is an error (DETLOSS_ERR_SHAPE).
+ * Keys are strict: the common format accepts exactly the keys above (an
+ * unknown one is DETLOSS_ERR_UNKNOWN naming its path, with a did-you-mean).
+ * COCO files may carry exactly these keys that are skipped unread, any other
+ * is DETLOSS_ERR_UNKNOWN:
+ *   top level:       info, licenses, categories (whole values, not inspected)
+ *   images[i]:       file_name, license, coco_url, flickr_url, date_captured
+ *   annotations[j]:  id, category_id, area, segmentation, keypoints, num_keypoints
+ * (read: images[i] id, width, height; annotations[j] image_id, bbox, iscrowd).
  */
 typedef struct detloss_dataset {
   char *path;

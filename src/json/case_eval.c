@@ -99,6 +99,9 @@ static detloss_status read_matcher(const cJSON *c, const char *path, detloss_mat
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, "matcher");
   DL_RETURN_ERROR_IF(!cJSON_IsObject(mo), err, DETLOSS_ERR_TYPE, where, "expected an object");
+  static const char *const keys[] = {"high", "low", "allow_low_quality", "low_quality_min_iou",
+                                     "semantics", NULL};
+  DL_FORWARD_IF_ERROR(dlj_check_keys(mo, where, keys, err));
   DL_FORWARD_IF_ERROR(dlj_float(mo, "high", where, 0, &m->high, err));
   DL_FORWARD_IF_ERROR(dlj_float(mo, "low", where, 0, &m->low, err));
   DL_FORWARD_IF_ERROR(dlj_bool(mo, "allow_low_quality", where, 0, &m->allow_low_quality, err));
@@ -175,7 +178,7 @@ detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *ou
   DL_RETURN_ERROR_IF(!dsj, err, DETLOSS_ERR_MISSING, where,
                      "missing (expected {\"images\": [{\"width\", \"height\", \"boxes\"}]})");
   detloss_dataset ds;
-  DL_FORWARD_IF_ERROR(dl_dataset_read(dsj, where, 0, &ds, err));
+  DL_FORWARD_IF_ERROR(dl_dataset_read(dsj, where, &ds, err));
 
   dl_anchor_set set;
   memset(&set, 0, sizeof set);
@@ -196,7 +199,7 @@ detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *ou
       st = dl_fail(err, DETLOSS_ERR_TYPE, where,
                    "expected {\"strides\", \"sizes\", \"aspect_ratios\"}");
     } else {
-      st = dl_anchor_set_read(ac, where, 0, &set, err);
+      st = dl_anchor_set_read(ac, where, &set, err);
       if (st == DETLOSS_OK && set.grid.num_levels == 0)
         st = dl_fail(err, DETLOSS_ERR_MISSING, where,
                      "expected strides, sizes and aspect_ratios (or levels)");

@@ -104,6 +104,13 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
   for (const cJSON *e = arr->child; e; e = e->next, i++) {
     dlj_index(ipath, sizeof ipath, where, i);
     DL_RETURN_ERROR_IF(!cJSON_IsObject(e), err, DETLOSS_ERR_TYPE, ipath, "expected an object");
+    static const char *const rpn_image_keys[] = {"anchors",  "gt",         "deltas",
+                                                 "objectness", "is_crowd", "image_size", NULL};
+    static const char *const retina_image_keys[] = {"anchors", "gt", "deltas", "labels",
+                                                    "cls_logits", "is_crowd", "image_size",
+                                                    NULL};
+    DL_FORWARD_IF_ERROR(
+        dlj_check_keys(e, ipath, retina ? retina_image_keys : rpn_image_keys, err));
     detloss_head_image *im = &h->im[i];
     size_t A = 0, G = 0, nd = 0;
     DL_FORWARD_IF_ERROR(dlj_boxes(e, "anchors", ipath, 1, &h->anchors[i], &A, err));

@@ -206,6 +206,16 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
                    "triplet_margin)",
                    name);
   const int triplet = kind == DETLOSS_LOSS_TRIPLET_MARGIN;
+  /* x3 belongs to triplet_margin only, target to the pair losses only: either
+   * one given to the other kind would be silently ignored. */
+  const char *unused = triplet ? "target" : "x3";
+  if (dlj_field(c, unused)) {
+    char where[DETLOSS_WHERE_MAX];
+    dlj_join(where, sizeof where, path, unused);
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown key for loss '%s' (%s)", name,
+                   triplet ? "triplet_margin takes x3, not target"
+                           : "only triplet_margin takes x3");
+  }
   detloss_loss_options o = detloss_loss_options_default(kind);
   o.num_threads = num_threads;
   DL_FORWARD_IF_ERROR(read_reduction(c, path, &o.reduction, err));

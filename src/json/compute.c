@@ -11,22 +11,48 @@
 #include "internal.h"
 #include "json/cases.h"
 
+/* Each op with the keys its case object may have (compute-cases.md); any
+ * other key is an error with a did-you-mean, so that a typo ("kidn") cannot
+ * silently run with a default. Nested objects (params, config, images[i],
+ * matcher, dataset, anchor_config) are checked by the handlers. */
 typedef struct op_entry {
   const char *name;
   dl_case_fn fn;
+  const char *const *keys; /* NULL-terminated */
 } op_entry;
 
+static const char *const IOU_KEYS[] = {"op", "kind", "boxes1", "boxes2", "eps", NULL};
+static const char *const ENCODE_KEYS[] = {"op", "anchors", "boxes", "weights", NULL};
+static const char *const DECODE_KEYS[] = {"op", "anchors", "deltas", "weights", "clip", NULL};
+static const char *const ANCHORS_KEYS[] = {"op",     "image_size", "feature_maps",
+                                           "sizes",  "aspect_ratios", "convention",
+                                           "offset", NULL};
+static const char *const MATCH_KEYS[] = {"op",  "anchors", "gt", "high", "low",
+                                         "allow_low_quality", "low_quality_min_iou",
+                                         "semantics", "gt_max_assign_all", "is_crowd",
+                                         "crowd_ioa_thresh", "allowed_border", "image_size",
+                                         NULL};
+static const char *const LOSS_KEYS[] = {"op",     "loss",      "input",  "target",
+                                        "weight", "reduction", "params", "grad", NULL};
+static const char *const EMBED_KEYS[] = {"op",     "loss",   "x1",        "x2",     "x3",
+                                         "target", "weight", "reduction", "params", "grad",
+                                         NULL};
+static const char *const HEAD_KEYS[] = {"op", "config", "images", "grad", NULL};
+static const char *const EVAL_KEYS[] = {"op", "dataset", "resize_long_side", "resize_min_size",
+                                        "anchor_config", "anchors", "anchor_shapes", "metric",
+                                        "iou_thresh", "ratio_thresh", "matcher", "worst", NULL};
+
 static const op_entry OPS[] = {
-    {"iou", dl_case_iou},
-    {"encode", dl_case_encode},
-    {"decode", dl_case_decode},
-    {"anchors", dl_case_anchors},
-    {"match", dl_case_match},
-    {"loss", dl_case_loss},
-    {"embedding_loss", dl_case_embedding_loss},
-    {"rpn_loss", dl_case_rpn_loss},
-    {"retina_loss", dl_case_retina_loss},
-    {"anchor_eval", dl_case_anchor_eval},
+    {"iou", dl_case_iou, IOU_KEYS},
+    {"encode", dl_case_encode, ENCODE_KEYS},
+    {"decode", dl_case_decode, DECODE_KEYS},
+    {"anchors", dl_case_anchors, ANCHORS_KEYS},
+    {"match", dl_case_match, MATCH_KEYS},
+    {"loss", dl_case_loss, LOSS_KEYS},
+    {"embedding_loss", dl_case_embedding_loss, EMBED_KEYS},
+    {"rpn_loss", dl_case_rpn_loss, HEAD_KEYS},
+    {"retina_loss", dl_case_retina_loss, HEAD_KEYS},
+    {"anchor_eval", dl_case_anchor_eval, EVAL_KEYS},
 };
 #define NUM_OPS (sizeof OPS / sizeof OPS[0])
 
@@ -55,6 +81,7 @@ static detloss_status run_case(const cJSON *c, const char *path, dlj_buf *out, i
                    "embedding_loss, rpn_loss, retina_loss, anchor_eval)",
                    op);
   }
+  DL_FORWARD_IF_ERROR(dlj_check_keys(c, path, e->keys, err));
   dlj_obj_begin(out);
   dlj_kv_str(out, "op", op);
   const cJSON *kind = dlj_field(c, "kind");

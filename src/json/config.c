@@ -148,10 +148,29 @@ static const char *const SET_KEYS[] = {"name", "source", "notes", "convention", 
                                        "image_size", "levels", "strides", "sizes",
                                        "aspect_ratios", "boxes", "shapes", NULL};
 
-static detloss_status read_level(const cJSON *lv, const char *path, int strict, dl_anchor_set *s,
+/* A key that the form of the object does not use: an error rather than a
+ * silently ignored value ("sizes" next to "base", "sizes" next to "levels"). */
+static detloss_status unused_key(const cJSON *obj, const char *path, const char *key,
+                                 const char *why, detloss_error *err) {
+  if (!dlj_field(obj, key)) return DETLOSS_OK;
+  char where[DETLOSS_WHERE_MAX];
+  dlj_join(where, sizeof where, path, key);
+  return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "not used %s", why);
+}
+
+static detloss_status read_level(const cJSON *lv, const char *path, dl_anchor_set *s,
                                  detloss_anchor_level *L, detloss_error *err) {
   DL_RETURN_ERROR_IF(!cJSON_IsObject(lv), err, DETLOSS_ERR_TYPE, path, "expected a level object");
-  if (strict) DL_FORWARD_IF_ERROR(dlj_check_keys(lv, path, LEVEL_KEYS, err));
+  DL_FORWARD_IF_ERROR(dlj_check_keys(lv, path, LEVEL_KEYS, err));
+  /* A level is one of: base, shapes, or sizes with aspect_ratios. */
+  if (dlj_field(lv, "base")) {
+    DL_FORWARD_IF_ERROR(unused_key(lv, path, "shapes", "with base", err));
+    DL_FORWARD_IF_ERROR(unused_key(lv, path, "sizes", "with base", err));
+    DL_FORWARD_IF_ERROR(unused_key(lv, path, "aspect_ratios", "with base", err));
+  } else if (dlj_field(lv, "shapes")) {
+    DL_FORWARD_IF_ERROR(unused_key(lv, path, "sizes", "with shapes", err));
+    DL_FORWARD_IF_ERROR(unused_key(lv, path, "aspect_ratios", "with shapes", err));
+  }
   memset(L, 0, sizeof *L);
   DL_FORWARD_IF_ERROR(read_stride(lv, path, L, err));
   char where[DETLOSS_WHERE_MAX];
@@ -186,8 +205,8 @@ static detloss_status read_level(const cJSON *lv, const char *path, int strict, 
   return DETLOSS_OK;
 }
 
-detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, int strict,
-                                  dl_anchor_set *s, detloss_error *err) {
+detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_set *s,
+                                  detloss_error *err) {
   memset(s, 0, sizeof *s);
   detloss_status st = DETLOSS_OK;
   char where[DETLOSS_WHERE_MAX];
@@ -201,7 +220,7 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, int strict
                  "expected an anchor set object");
     goto fail;
   }
-  if (strict) TRY(dlj_check_keys(obj, path, SET_KEYS, err));
+  TRY(dlj_check_keys(obj, path, SET_KEYS, err));
   TRY(dlj_string(obj, "name", path, 0, &s->name, err));
   TRY(dlj_string(obj, "source", path, 0, &s->source, err));
   {
@@ -250,6 +269,11 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, int strict
                  "shapes");
     goto fail;
   }
+  if (!has_strides) {
+    /* sizes and aspect_ratios at the top belong to the strides form only */
+    TRY(unused_key(obj, path, "sizes", "without strides (levels carry their own)", err));
+    TRY(unused_key(obj, path, "aspect_ratios", "without strides (levels carry their own)", err));
+  }
   if (has_levels) {
     const cJSON *lv = dlj_field(obj, "levels");
     dlj_join(where, sizeof where, path, "levels");
@@ -267,7 +291,7 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, int strict
     for (const cJSON *e = lv->child; e; e = e->next, i++) {
       char sub[DETLOSS_WHERE_MAX];
       dlj_index(sub, sizeof sub, where, i);
-      TRY(read_level(e, sub, strict, s, &L[i], err));
+      TRY(read_level(e, sub, s, &L[i], err));
     }
     s->grid.levels = L;
     s->grid.num_levels = n;
@@ -803,7 +827,7 @@ static detloss_status parse_config(const cJSON *root, const char *file,
     detloss_status st = dlj_parse(text, len, c->anchors_path, &ar, err);
     free(text);
     if (st != DETLOSS_OK) return st;
-    st = dl_anchor_set_read(ar, "", 1, &s->set, err);
+    st = dl_anchor_set_read(ar, "", &s->set, err);
     if (st != DETLOSS_OK) {
       dl_where_file(err, c->anchors_path);
       cJSON_Delete(ar);
@@ -815,7 +839,7 @@ static detloss_status parse_config(const cJSON *root, const char *file,
     s->set.name = s->set.source = NULL;
     cJSON_Delete(ar);
   } else if (cJSON_IsObject(an)) {
-    DL_FORWARD_IF_ERROR(dl_anchor_set_read(an, "anchors", 1, &s->set, err));
+    DL_FORWARD_IF_ERROR(dl_anchor_set_read(an, "anchors", &s->set, err));
     c->anchors_name = dupstr(s->set.name);
     c->anchors_source = dupstr(s->set.source);
     s->set.name = s->set.source = NULL;

@@ -88,14 +88,27 @@ static detloss_status alloc_all(detloss_dataset *ds, size_t ni, size_t nb, detlo
   return DETLOSS_OK;
 }
 
-static const char *const TOP_KEYS[] = {"name", "source", "license", "format", "notes",
-                                       "categories", "images", "info", "licenses", NULL};
+/* The keys of each object (detloss_json.h documents them). The common format
+ * is fully strict; "categories", "labels", "file", "split" and "notes" are part
+ * of it but not read here. */
+static const char *const TOP_KEYS[] = {"name",  "source",     "license", "format",
+                                       "notes", "categories", "images",  NULL};
 static const char *const IMAGE_KEYS[] = {"id", "file", "width", "height", "boxes", "labels",
                                          "iscrowd", "split", NULL};
+/* COCO instances files: the keys read, then the standard COCO keys that are
+ * skipped without being looked at (info, licenses and categories whole). Any
+ * other key is an error, as in the common format. */
+static const char *const COCO_TOP_KEYS[] = {"images", "annotations", "info", "licenses",
+                                            "categories", NULL};
+static const char *const COCO_IMAGE_KEYS[] = {"id",      "width",     "height",
+                                              "file_name", "license", "coco_url",
+                                              "flickr_url", "date_captured", NULL};
+static const char *const COCO_ANN_KEYS[] = {"image_id", "bbox", "iscrowd", "id", "category_id",
+                                            "area", "segmentation", "keypoints",
+                                            "num_keypoints", NULL};
 
-static detloss_status read_common(const cJSON *root, int strict, detloss_dataset *ds,
-                                  detloss_error *err) {
-  if (strict) DL_FORWARD_IF_ERROR(dlj_check_keys(root, "", TOP_KEYS, err));
+static detloss_status read_common(const cJSON *root, detloss_dataset *ds, detloss_error *err) {
+  DL_FORWARD_IF_ERROR(dlj_check_keys(root, "", TOP_KEYS, err));
   const char *fmt = NULL;
   DL_FORWARD_IF_ERROR(dlj_string(root, "format", "", 0, &fmt, err));
   DL_RETURN_ERROR_IF(fmt && strcmp(fmt, "xyxy_pixels") != 0, err, DETLOSS_ERR_UNKNOWN, "format",
@@ -108,7 +121,7 @@ static detloss_status read_common(const cJSON *root, int strict, detloss_dataset
     dlj_index(path, sizeof path, "images", i);
     DL_RETURN_ERROR_IF(!cJSON_IsObject(im), err, DETLOSS_ERR_TYPE, path,
                        "expected an image object");
-    if (strict) DL_FORWARD_IF_ERROR(dlj_check_keys(im, path, IMAGE_KEYS, err));
+    DL_FORWARD_IF_ERROR(dlj_check_keys(im, path, IMAGE_KEYS, err));
     const cJSON *b = dlj_field(im, "boxes");
     dlj_join(where, sizeof where, path, "boxes");
     DL_RETURN_ERROR_IF(!b, err, DETLOSS_ERR_MISSING, where,
@@ -197,6 +210,7 @@ static size_t find_id(const idpair *ids, size_t n, int64_t id) {
 /* COCO instances: images [{id, width, height}], annotations [{image_id, bbox, iscrowd}]. */
 static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_error *err) {
   ds->is_coco = 1;
+  DL_FORWARD_IF_ERROR(dlj_check_keys(root, "", COCO_TOP_KEYS, err));
   const cJSON *imgs = dlj_field(root, "images"), *anns = dlj_field(root, "annotations");
   DL_RETURN_ERROR_IF(!cJSON_IsArray(anns), err, DETLOSS_ERR_TYPE, "annotations",
                      "expected an array of annotation objects");
@@ -216,7 +230,8 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
       break;
     }
     long long id = 0;
-    st = dlj_int(im, "id", path, 1, -(1LL << 53), 1LL << 53, &id, err);
+    st = dlj_check_keys(im, path, COCO_IMAGE_KEYS, err);
+    if (st == DETLOSS_OK) st = dlj_int(im, "id", path, 1, -(1LL << 53), 1LL << 53, &id, err);
     if (st == DETLOSS_OK) st = image_side(im, "height", path, &ds->image_hw[2 * i], err);
     if (st == DETLOSS_OK) st = image_side(im, "width", path, &ds->image_hw[2 * i + 1], err);
     ds->image_id[i] = (int64_t)id;
@@ -245,7 +260,8 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
       break;
     }
     long long id = 0;
-    st = dlj_int(an, "image_id", path, 1, -(1LL << 53), 1LL << 53, &id, err);
+    st = dlj_check_keys(an, path, COCO_ANN_KEYS, err);
+    if (st == DETLOSS_OK) st = dlj_int(an, "image_id", path, 1, -(1LL << 53), 1LL << 53, &id, err);
     if (st != DETLOSS_OK) break;
     size_t im = find_id(ids, ni, (int64_t)id);
     if (im == SIZE_MAX) {
@@ -306,8 +322,8 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
   return st;
 }
 
-detloss_status dl_dataset_read(const cJSON *root, const char *path, int strict,
-                               detloss_dataset *ds, detloss_error *err) {
+detloss_status dl_dataset_read(const cJSON *root, const char *path, detloss_dataset *ds,
+                               detloss_error *err) {
   memset(ds, 0, sizeof *ds);
   detloss_status st = DETLOSS_OK;
   char where[DETLOSS_WHERE_MAX];
@@ -335,7 +351,7 @@ detloss_status dl_dataset_read(const cJSON *root, const char *path, int strict,
     s = NULL;
     if (st == DETLOSS_OK) st = dlj_string(root, "license", "", 0, &s, err);
     if (st == DETLOSS_OK) ds->license = dupstr(s);
-    if (st == DETLOSS_OK) st = read_common(root, strict, ds, err);
+    if (st == DETLOSS_OK) st = read_common(root, ds, err);
   }
   if (st != DETLOSS_OK) {
     dlj_prefix_where(err, path);
@@ -355,7 +371,7 @@ detloss_status detloss_dataset_parse(const char *text, size_t len, const char *p
     cJSON_Delete(root);
     return dl_fail(err, DETLOSS_ERR_NOMEM, file, "out of memory");
   }
-  detloss_status st = dl_dataset_read(root, "", 1, ds, err);
+  detloss_status st = dl_dataset_read(root, "", ds, err);
   cJSON_Delete(root);
   if (st != DETLOSS_OK) {
     dl_where_file(err, file);

@@ -31,16 +31,18 @@ typedef struct dl_anchor_set {
   size_t nmem;
 } dl_anchor_set;
 
-/* Reads an anchor set object at JSON path `path`. strict: unknown keys are errors. */
-detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, int strict,
-                                  dl_anchor_set *set, detloss_error *err);
+/* Reads an anchor set object at JSON path `path`. Unknown keys, in the set
+ * and in each level, are errors, and so are keys that the set's form does not
+ * use (sizes with base, ...). */
+detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_set *set,
+                                  detloss_error *err);
 void dl_anchor_set_free(dl_anchor_set *set);
 
-/* Reads a data set (common format or COCO) from a parsed JSON root. strict:
- * unknown keys of the common format are errors. ds is zeroed first; on error
- * everything allocated is freed. */
-detloss_status dl_dataset_read(const cJSON *root, const char *path, int strict,
-                               detloss_dataset *ds, detloss_error *err);
+/* Reads a data set (common format or COCO) from a parsed JSON root. Unknown
+ * keys are errors in every object (COCO: beyond the documented skipped keys,
+ * detloss_json.h). ds is zeroed first; on error everything allocated is freed. */
+detloss_status dl_dataset_read(const cJSON *root, const char *path, detloss_dataset *ds,
+                               detloss_error *err);
 void dl_dataset_clear(detloss_dataset *ds);
 
 /* Writes the fields of an evaluation report into an open JSON object:

@@ -188,23 +188,11 @@ detloss_status dlj_tensor_from(const cJSON *val, const char *where, dlj_tensor *
     DL_RETURN_ERROR_IF(!t.data, err, DETLOSS_ERR_NOMEM, where, "cannot allocate %zu floats",
                        count);
   }
+  /* Every element is checked against the shape, also when the tensor is empty
+   * ([[], 5] and [[], [1]] are errors, not a [2][0] tensor): with a zero
+   * dimension no number is reached, so data may be NULL. */
   size_t pos = 0;
-  detloss_status st = count > 0 || t.ndim == 0 ? fill_rec(val, where, &t, 0, &pos, err)
-                                                : DETLOSS_OK;
-  if (st == DETLOSS_OK && count == 0 && t.ndim > 0) {
-    /* An empty tensor: still check that it is not ragged in a way that
-     * hides values, e.g. [[], [1]]. */
-    size_t i = 0;
-    for (const cJSON *e = val->child; e; e = e->next, i++) {
-      if (cJSON_IsArray(e) && cJSON_GetArraySize(e) != 0) {
-        char sub[DETLOSS_WHERE_MAX];
-        dlj_index(sub, sizeof sub, where, i);
-        st = dl_fail(err, DETLOSS_ERR_SHAPE, sub, "expected 0 elements, got %d",
-                     cJSON_GetArraySize(e));
-        break;
-      }
-    }
-  }
+  detloss_status st = fill_rec(val, where, &t, 0, &pos, err);
   if (st != DETLOSS_OK) {
     free(t.data);
     return st;
@@ -393,73 +381,184 @@ detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char
 
 /* cJSON's nesting limit (CJSON_NESTING_LIMIT in cJSON.h, 1000 in Debian's). */
 #define NESTING_LIMIT 1000
+/* Longest number token: cJSON 1.7.15 copies a number into a 64-byte buffer
+ * and fails on longer ones, which would look like an allocation failure. */
+#define NUMBER_MAX_CHARS 63
 
-static size_t skip_ws(const char *s, size_t n, size_t i) {
-  while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
-  return i;
-}
+/* Where a scan stopped and why (msg NULL: the text is valid). */
+typedef struct scan_state {
+  const char *s;
+  size_t n;
+  size_t pos;      /* error position (byte offset) */
+  const char *msg; /* error detail */
+} scan_state;
 
-/* A JSON string starting at s[i] == '"'; returns the index after it, or 0. */
-static size_t scan_string(const char *s, size_t n, size_t i) {
-  for (i++; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == '"') return i + 1;
-    if (ch < 0x20) return 0;
-    if (ch == '\\') {
-      if (++i >= n) return 0;
-      if (s[i] == 'u') {
-        for (int k = 0; k < 4; k++)
-          if (++i >= n || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-                            (s[i] >= 'A' && s[i] <= 'F')))
-            return 0;
-      } else if (!strchr("\"\\/bfnrt", s[i])) {
-        return 0;
-      }
-    }
-  }
+static int scan_fail(scan_state *sc, size_t pos, const char *msg) {
+  sc->pos = pos;
+  sc->msg = msg;
   return 0;
 }
 
-/* A JSON number (RFC 8259) at s[i]; returns the index after it, or 0. */
-static size_t scan_number(const char *s, size_t n, size_t i) {
-  size_t j = i;
+static int is_ws(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
+
+static size_t skip_ws(const char *s, size_t n, size_t i) {
+  while (i < n && is_ws(s[i])) i++;
+  return i;
+}
+
+static int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+/* The 4 hex digits of a \u escape whose 'u' is at s[i]; -1 if malformed. */
+static long hex4(const char *s, size_t n, size_t i) {
+  if (n - i < 5) return -1;
+  long v = 0;
+  for (size_t k = 1; k <= 4; k++) {
+    int h = hex_value(s[i + k]);
+    if (h < 0) return -1;
+    v = v * 16 + h;
+  }
+  return v;
+}
+
+/* Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong
+ * forms, no UTF-16 surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n, size_t i) {
+  unsigned char c = s[i];
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;      /* overlong */
+    else if (c == 0xED) hi = 0x9F; /* U+D800..U+DFFF */
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;      /* overlong */
+    else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+  } else {
+    return 0; /* a continuation byte, 0xC0, 0xC1 or >= 0xF5 */
+  }
+  if (n - i < len) return 0;
+  if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+  for (size_t k = 2; k < len; k++)
+    if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
+  return len;
+}
+
+/* A JSON string starting at s[i] == '"': returns the index after it, or 0
+ * with the error in sc. Besides RFC 8259 it rejects what cJSON cannot
+ * represent or would turn into invalid text: invalid UTF-8, unpaired UTF-16
+ * surrogate escapes, and \u0000 (cJSON's strings end at a NUL). */
+static size_t scan_string(scan_state *sc, size_t i) {
+  const char *s = sc->s;
+  size_t n = sc->n;
+  for (i++; i < n;) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '"') return i + 1;
+    if (ch == '\0') return scan_fail(sc, i, "NUL byte in the input"), 0;
+    if (ch < 0x20) return scan_fail(sc, i, "control character in a string (escape it)"), 0;
+    if (ch >= 0x80) {
+      size_t len = utf8_len((const unsigned char *)s, n, i);
+      if (!len) return scan_fail(sc, i, "invalid UTF-8 in a string"), 0;
+      i += len;
+      continue;
+    }
+    if (ch != '\\') {
+      i++;
+      continue;
+    }
+    if (i + 1 >= n) break;
+    char e = s[i + 1];
+    if (e == '\0') return scan_fail(sc, i + 1, "NUL byte in the input"), 0;
+    if (e != 'u') {
+      if (!strchr("\"\\/bfnrt", e)) return scan_fail(sc, i, "invalid escape in a string"), 0;
+      i += 2;
+      continue;
+    }
+    long cp = hex4(s, n, i + 1);
+    if (cp < 0) {
+      size_t k = 0;
+      while (k < 4 && i + 2 + k < n && hex_value(s[i + 2 + k]) >= 0) k++;
+      if (k < 4 && i + 2 + k >= n) break; /* the text ends inside the escape */
+      return scan_fail(sc, i, "invalid \\u escape (expected 4 hex digits)"), 0;
+    }
+    if (cp == 0) return scan_fail(sc, i, "\\u0000 (NUL) is not supported in strings"), 0;
+    if (cp >= 0xDC00 && cp <= 0xDFFF)
+      return scan_fail(sc, i, "unpaired UTF-16 surrogate (a low surrogate first)"), 0;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      long lo = n - i >= 8 && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s, n, i + 7) : -1;
+      if (lo < 0xDC00 || lo > 0xDFFF)
+        return scan_fail(sc, i, "unpaired UTF-16 surrogate (a high surrogate without a low one)"),
+               0;
+      i += 12;
+      continue;
+    }
+    i += 6;
+  }
+  return scan_fail(sc, n, "unexpected end of input"), 0;
+}
+
+/* A JSON number (RFC 8259) at s[i]: the index after it, or 0 with sc set. */
+static size_t scan_number(scan_state *sc, size_t i) {
+  const char *s = sc->s;
+  size_t n = sc->n, j = i;
   if (j < n && s[j] == '-') j++;
   if (j < n && s[j] == '0') {
     j++;
   } else if (j < n && s[j] >= '1' && s[j] <= '9') {
     while (j < n && s[j] >= '0' && s[j] <= '9') j++;
   } else {
-    return 0;
+    return scan_fail(sc, j < n ? j : n, j < n ? "invalid number" : "unexpected end of input"), 0;
   }
   if (j < n && s[j] == '.') {
     size_t k = ++j;
     while (j < n && s[j] >= '0' && s[j] <= '9') j++;
-    if (j == k) return 0;
+    if (j == k) return scan_fail(sc, j, j < n ? "invalid number" : "unexpected end of input"), 0;
   }
   if (j < n && (s[j] == 'e' || s[j] == 'E')) {
     j++;
     if (j < n && (s[j] == '+' || s[j] == '-')) j++;
     size_t k = j;
     while (j < n && s[j] >= '0' && s[j] <= '9') j++;
-    if (j == k) return 0;
+    if (j == k) return scan_fail(sc, j, j < n ? "invalid number" : "unexpected end of input"), 0;
   }
+  if (j - i > NUMBER_MAX_CHARS)
+    return scan_fail(sc, i, "number longer than 63 characters"), 0;
   return j;
 }
 
-/* 1 if text is one syntactically valid JSON value (surrounded by white space)
- * within cJSON's nesting limit. Iterative, allocation-free: it tells an
- * allocation failure inside cJSON (valid text, NULL tree) from a syntax error,
- * which cJSON does not distinguish. */
-static int json_syntax_ok(const char *s, size_t n) {
+/* 1 if s[0..n) is one valid JSON value (RFC 8259, UTF-8, optional leading
+ * byte-order mark, surrounded by white space) within cJSON's nesting limit
+ * and the restrictions of scan_string/scan_number; else 0 with the position
+ * and reason in sc. Iterative and allocation-free, so that a NULL tree from
+ * cJSON after a valid scan can only be an allocation failure. */
+static int scan_json(scan_state *sc) {
+  const char *s = sc->s;
+  size_t n = sc->n;
   char stack[NESTING_LIMIT];
   int depth = 0;
   enum { VALUE, VALUE_OR_END, KEY, KEY_OR_END, COLON, AFTER } st = VALUE;
   size_t i = 0;
+  sc->msg = NULL;
+  if (n >= 3 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
+      (unsigned char)s[2] == 0xBF)
+    i = 3; /* a UTF-8 byte-order mark, which cJSON skips too */
   for (;;) {
     i = skip_ws(s, n, i);
-    if (st == AFTER && depth == 0) return skip_ws(s, n, i) == n || s[i] == '\0';
-    if (i >= n) return 0;
+    if (st == AFTER && depth == 0) {
+      if (i == n) return 1;
+      return scan_fail(sc, i, s[i] == '\0' ? "NUL byte in the input"
+                                           : "unexpected text after the value");
+    }
+    if (i >= n) return scan_fail(sc, n, "unexpected end of input");
     char ch = s[i];
+    if (ch == '\0') return scan_fail(sc, i, "NUL byte in the input");
     switch (st) {
       case VALUE_OR_END:
         if (ch == ']') {
@@ -472,24 +571,32 @@ static int json_syntax_ok(const char *s, size_t n) {
         /* fall through */
       case VALUE:
         if (ch == '{' || ch == '[') {
-          if (depth == NESTING_LIMIT) return 0;
+          if (depth == NESTING_LIMIT) return scan_fail(sc, i, "nested deeper than 1000 levels");
           stack[depth++] = ch;
           i++;
           st = ch == '{' ? KEY_OR_END : VALUE_OR_END;
         } else if (ch == '"') {
-          if (!(i = scan_string(s, n, i))) return 0;
+          if (!(i = scan_string(sc, i))) return 0;
           st = AFTER;
         } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
-          if (!(i = scan_number(s, n, i))) return 0;
-          st = AFTER;
-        } else if (n - i >= 4 && (!strncmp(s + i, "true", 4) || !strncmp(s + i, "null", 4))) {
-          i += 4;
-          st = AFTER;
-        } else if (n - i >= 5 && !strncmp(s + i, "false", 5)) {
-          i += 5;
+          if (!(i = scan_number(sc, i))) return 0;
           st = AFTER;
         } else {
-          return 0;
+          static const char *const lits[] = {"true", "false", "null"};
+          size_t k = 0, len = 0;
+          for (; k < 3; k++) {
+            len = strlen(lits[k]);
+            if (n - i >= len && strncmp(s + i, lits[k], len) == 0) break;
+          }
+          if (k == 3) {
+            /* a prefix of a literal at the end of the text is a truncation */
+            for (k = 0; k < 3; k++)
+              if (n - i < strlen(lits[k]) && strncmp(s + i, lits[k], n - i) == 0)
+                return scan_fail(sc, n, "unexpected end of input");
+            return scan_fail(sc, i, "expected a value");
+          }
+          i += len;
+          st = AFTER;
         }
         break;
       case KEY_OR_END:
@@ -501,11 +608,13 @@ static int json_syntax_ok(const char *s, size_t n) {
         }
         /* fall through */
       case KEY:
-        if (ch != '"' || !(i = scan_string(s, n, i))) return 0;
+        if (ch != '"') return scan_fail(sc, i, st == KEY ? "expected a string key" :
+                                                          "expected a string key or '}'");
+        if (!(i = scan_string(sc, i))) return 0;
         st = COLON;
         break;
       case COLON:
-        if (ch != ':') return 0;
+        if (ch != ':') return scan_fail(sc, i, "expected ':'");
         i++;
         st = VALUE;
         break;
@@ -513,82 +622,128 @@ static int json_syntax_ok(const char *s, size_t n) {
         if (ch == ',') {
           i++;
           st = stack[depth - 1] == '[' ? VALUE : KEY;
-        } else if ((ch == ']' && stack[depth - 1] == '[') || (ch == '}' && stack[depth - 1] == '{')) {
+        } else if ((ch == ']' && stack[depth - 1] == '[') ||
+                   (ch == '}' && stack[depth - 1] == '{')) {
           depth--;
           i++;
         } else {
-          return 0;
+          return scan_fail(sc, i, stack[depth - 1] == '[' ? "expected ',' or ']'"
+                                                          : "expected ',' or '}'");
         }
         break;
     }
   }
 }
 
-/* 1 if the text ends inside a string or with unclosed brackets. */
-static int truncated(const char *text, size_t len) {
-  long depth = 0;
-  int in_str = 0;
-  for (size_t i = 0; i < len; i++) {
-    char ch = text[i];
-    if (in_str) {
-      if (ch == '\\') i++;
-      else if (ch == '"') in_str = 0;
-    } else if (ch == '"') {
-      in_str = 1;
-    } else if (ch == '[' || ch == '{') {
-      depth++;
-    } else if (ch == ']' || ch == '}') {
-      depth--;
+/* ---- duplicate keys ---- */
+
+static int cmp_key(const void *a, const void *b) {
+  const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+  int c = strcmp(x->string, y->string);
+  if (c != 0) return c;
+  return (x > y) - (x < y); /* ties: any fixed order; the later one is found below */
+}
+
+/* The later of two items with the same key in object v, or NULL. Objects of
+ * up to 16 keys are compared pairwise, larger ones sorted (n log n, so a
+ * hostile object of 10^6 keys stays cheap). *nomem set when the sort buffer
+ * cannot be allocated. */
+static const cJSON *object_duplicate(const cJSON *v, int *nomem) {
+  size_t n = 0;
+  for (const cJSON *e = v->child; e; e = e->next) n++;
+  if (n <= 16) {
+    for (const cJSON *a = v->child; a; a = a->next)
+      for (const cJSON *b = v->child; b != a; b = b->next)
+        if (strcmp(a->string, b->string) == 0) return a;
+    return NULL;
+  }
+  const cJSON **items = malloc(n * sizeof *items);
+  if (!items) {
+    *nomem = 1;
+    return NULL;
+  }
+  size_t k = 0;
+  for (const cJSON *e = v->child; e; e = e->next) items[k++] = e;
+  qsort(items, n, sizeof *items, cmp_key);
+  const char *key = NULL;
+  for (k = 1; k < n && !key; k++)
+    if (strcmp(items[k]->string, items[k - 1]->string) == 0) key = items[k]->string;
+  free(items);
+  if (!key) return NULL;
+  /* the second occurrence in file order */
+  const cJSON *first = NULL;
+  for (const cJSON *e = v->child; e; e = e->next)
+    if (strcmp(e->string, key) == 0) {
+      if (first) return e;
+      first = e;
+    }
+  return NULL;
+}
+
+/* Depth-first search for a key given twice in one object; path (cap bytes,
+ * holding the JSON path of v) gets the path of the duplicate. Recursion depth
+ * is bounded by the nesting limit. Returns 1 when found. */
+static int find_duplicate(const cJSON *v, char *path, size_t cap, int *nomem) {
+  size_t len = strlen(path);
+  int obj = cJSON_IsObject(v);
+  if (obj) {
+    const cJSON *d = object_duplicate(v, nomem);
+    if (*nomem) return 0;
+    if (d) {
+      snprintf(path + len, cap - len, "%s%s", len ? "." : "", d->string);
+      return 1;
     }
   }
-  return in_str || depth > 0;
+  size_t i = 0;
+  for (const cJSON *e = v->child; e; e = e->next, i++) {
+    if (!e->child) continue;
+    if (obj) snprintf(path + len, cap - len, "%s%s", len ? "." : "", e->string);
+    else snprintf(path + len, cap - len, "[%zu]", i);
+    if (find_duplicate(e, path, cap, nomem)) return 1;
+    if (*nomem) return 0;
+    path[len] = '\0';
+  }
+  return 0;
 }
 
 detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON **root,
                          detloss_error *err) {
-  const char *end = NULL;
-  cJSON *r = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-  size_t pos = 0;
-  const char *what = NULL;
-  if (!r && json_syntax_ok(text, len)) {
-    /* Valid text but no tree: cJSON ran out of memory. */
-    return dl_fail(err, DETLOSS_ERR_NOMEM, file ? file : "(input)",
-                   "out of memory while parsing %zu bytes of JSON", len);
-  }
-  if (!r) {
-    pos = end && end >= text ? (size_t)(end - text) : 0;
-    if (pos + 1 >= len && truncated(text, len)) {
-      /* cJSON stops on the last byte: report the end of the input */
-      pos = len;
-      what = "JSON syntax error: unexpected end of input";
-    } else {
-      what = "JSON syntax error";
+  DL_RETURN_ERROR_IF(!text && len > 0, err, DETLOSS_ERR_NULL, "text", "is NULL");
+  scan_state sc = {text ? text : "", text ? len : 0, 0, NULL};
+  cJSON *r = NULL;
+  if (scan_json(&sc)) {
+    r = cJSON_ParseWithLengthOpts(text, len, NULL, 0);
+    /* The scan accepted the text, so a NULL tree is cJSON's allocation failing. */
+    if (!r)
+      return dl_fail(err, DETLOSS_ERR_NOMEM, file ? file : "(input)",
+                     "out of memory while parsing %zu bytes of JSON", len);
+    char path[DETLOSS_WHERE_MAX] = "";
+    int nomem = 0;
+    int found = find_duplicate(r, path, sizeof path, &nomem);
+    if (nomem || found) {
+      cJSON_Delete(r);
+      if (nomem)
+        return dl_fail(err, DETLOSS_ERR_NOMEM, file ? file : "(input)",
+                       "out of memory while checking %zu bytes of JSON", len);
+      char where[DETLOSS_WHERE_MAX];
+      if (file) snprintf(where, sizeof where, "%s: %s", file, path);
+      else snprintf(where, sizeof where, "%s", path);
+      return dl_fail(err, DETLOSS_ERR_PARSE, where, "duplicate key");
     }
-  } else if (end) {
-    pos = (size_t)(end - text);
-    while (pos < len && (text[pos] == ' ' || text[pos] == '\n' || text[pos] == '\r' ||
-                         text[pos] == '\t'))
-      pos++;
-    if (pos < len && text[pos] != '\0') what = "JSON syntax error: unexpected text after the value";
+    *root = r;
+    return DETLOSS_OK;
   }
-  if (what) {
-    cJSON_Delete(r);
-    if (pos > len) pos = len;
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i < pos; i++) {
-      if (text[i] == '\n') {
-        line++;
-        col = 1;
-      } else {
-        col++;
-      }
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < sc.pos && i < len; i++) {
+    if (text[i] == '\n') {
+      line++;
+      col = 1;
+    } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+      col++; /* columns count characters: UTF-8 continuation bytes add none */
     }
-    char where[DETLOSS_WHERE_MAX];
-    if (file) snprintf(where, sizeof where, "%s: line %zu, column %zu", file, line, col);
-    else snprintf(where, sizeof where, "line %zu, column %zu", line, col);
-    return dl_fail(err, DETLOSS_ERR_PARSE, where, "%s", what);
   }
-  *root = r;
-  return DETLOSS_OK;
+  char where[DETLOSS_WHERE_MAX];
+  if (file) snprintf(where, sizeof where, "%s: line %zu, column %zu", file, line, col);
+  else snprintf(where, sizeof where, "line %zu, column %zu", line, col);
+  return dl_fail(err, DETLOSS_ERR_PARSE, where, "JSON syntax error: %s", sc.msg);
 }
-

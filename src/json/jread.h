@@ -72,7 +72,10 @@ detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path
                              detloss_error *err);
 
 /* Rejects keys of obj that are not in allowed (NULL-terminated), with a
- * did-you-mean suggestion. (compute cases accept extra keys; configs do not.) */
+ * did-you-mean suggestion: DETLOSS_ERR_UNKNOWN, where = path.key, msg
+ * "unknown key (did you mean 'x'?)". Every object of a compute case, config
+ * and data set is checked (data sets: see dataset.c for the COCO keys that are
+ * skipped). A non-object obj is left to the caller's type check. */
 detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *const *allowed,
                               detloss_error *err);
 
@@ -83,11 +86,19 @@ detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *co
 detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char **text,
                                size_t *len, detloss_error *err);
 
-/* Parses JSON text. A syntax error is DETLOSS_ERR_PARSE with where =
- * "[file: ]line L, column C" (1-based) and msg "JSON syntax error", or
- * "...: unexpected end of input" when the text stops inside a value, or
- * "...: unexpected text after the value". cJSON bounds the nesting depth
- * (CJSON_NESTING_LIMIT), so hostile input cannot exhaust the stack. */
+/* Parses JSON text (len bytes; a NUL byte inside them is an error). The text
+ * is first checked by a validating scanner, so that every fault of the text is
+ * DETLOSS_ERR_PARSE with where = "[file: ]line L, column C" (1-based; columns
+ * count UTF-8 characters) and msg "JSON syntax error: <what>": invalid syntax
+ * (RFC 8259), "unexpected end of input", "unexpected text after the value",
+ * "NUL byte in the input", invalid UTF-8 in a string (overlong forms, encoded
+ * surrogates, truncated sequences, bytes 0xF5..0xFF), unpaired UTF-16
+ * surrogate escapes, \u0000, a number longer than 63 characters, nesting
+ * deeper than 1000 levels (cJSON's CJSON_NESTING_LIMIT). A leading UTF-8
+ * byte-order mark is skipped. A key given twice in one object is
+ * DETLOSS_ERR_PARSE with where = "[file: ]<JSON path of the second one>" and
+ * msg "duplicate key". DETLOSS_ERR_NOMEM only when cJSON (or the duplicate
+ * check) cannot allocate: a NULL tree after a valid scan. */
 detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON **root,
                          detloss_error *err);
 

@@ -81,6 +81,7 @@ typedef struct ectx {
   const detloss_anchor_config *grid;
   size_t nl;
   elevel lv[DETLOSS_EVAL_MAX_LEVELS];
+  float max_base;       /* largest |coordinate| of a grid base anchor */
   const float *anchors;
   size_t na;
   float *shapes;        /* WH_RATIO: [ns][2] */
@@ -376,6 +377,64 @@ static void resize_params(const detloss_eval_options *o, float H, float W, float
   }
 }
 
+/* Most anchors one image of a grid source may have (and most cells of one
+ * feature-map side): bounded work per image, and every count fits size_t
+ * and the (i * 4 + k) indexing of DL_MAX_ELEMS. */
+#define EVAL_MAX_ANCHORS 1e15
+
+/* Feature maps of image i after resizing to nh x nw: ceil(nh / stride_h) x
+ * ceil(nw / stride_w) per level, their anchor offsets and total. Checks, in
+ * double and before any conversion to size_t (a stride of 1e-30 would make
+ * a cell count of 1e32, out of size_t's range), that each side and each
+ * level's count stay <= EVAL_MAX_ANCHORS, that the total does, and that the
+ * farthest anchor stays within DL_COORD_MAX (err may be NULL: the check was
+ * already made). */
+static detloss_status image_grid(const detloss_anchor_config *grid, const size_t *k,
+                                 float max_base, float nh, float nw, size_t i, egrid *eg,
+                                 detloss_error *err) {
+  char where[DETLOSS_WHERE_MAX];
+  eg->count = 0;
+  eg->img_h = nh;
+  eg->img_w = nw;
+  double total = 0.0;
+  for (size_t l = 0; l < grid->num_levels; l++) {
+    const detloss_anchor_level *lv = &grid->levels[l];
+    double fh = ceil((double)nh / (double)lv->stride_h);
+    double fw = ceil((double)nw / (double)lv->stride_w);
+    double n = fh * fw * (double)k[l];
+    total += n;
+    if (!(fh <= EVAL_MAX_ANCHORS && fw <= EVAL_MAX_ANCHORS && n <= EVAL_MAX_ANCHORS)) {
+      snprintf(where, sizeof where, "grid.levels[%zu].stride", l);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "(%g, %g) gives image %zu (%g x %g after resizing) a %g x %g feature map "
+                     "of %g anchors, more than 1e15",
+                     (double)lv->stride_h, (double)lv->stride_w, i, (double)nh, (double)nw, fh,
+                     fw, n);
+    }
+    if (!(total <= EVAL_MAX_ANCHORS)) {
+      snprintf(where, sizeof where, "data.image_hw[%zu]", i);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "the image (%g x %g after resizing) needs more than 1e15 anchors",
+                     (double)nh, (double)nw);
+    }
+    double reach = fmax(((double)grid->offset + fw - 1.0) * (double)lv->stride_w,
+                        ((double)grid->offset + fh - 1.0) * (double)lv->stride_h) +
+                   (double)max_base;
+    if (n > 0.0 && !(reach <= (double)DL_COORD_MAX)) {
+      snprintf(where, sizeof where, "grid.levels[%zu].stride", l);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "(%g, %g) puts anchors of image %zu at %g, beyond the coordinate bound "
+                     "1e18",
+                     (double)lv->stride_h, (double)lv->stride_w, i, reach);
+    }
+    eg->fh[l] = (size_t)fh;
+    eg->fw[l] = (size_t)fw;
+    eg->off[l] = eg->count;
+    eg->count += eg->fh[l] * eg->fw[l] * k[l];
+  }
+  return DETLOSS_OK;
+}
+
 static inline int fits(const ectx *c, float best) {
   return c->o.metric == DETLOSS_EVAL_IOU ? best >= c->o.iou_thresh
                                          : best > 1.0f / c->o.ratio_thresh;
@@ -488,28 +547,11 @@ static detloss_status eval_image(ectx *c, size_t i, scratch *s, size_t *level_po
     return DETLOSS_OK;
   }
 
-  /* Grid source. */
+  /* Grid source (its geometry was checked for every image by check_inputs). */
   egrid eg;
-  eg.count = 0;
-  eg.img_h = nh;
-  eg.img_w = nw;
-  double cells = 0.0;
-  for (size_t l = 0; l < c->nl; l++) {
-    double fh = ceil((double)nh / (double)c->lv[l].stride_h);
-    double fw = ceil((double)nw / (double)c->lv[l].stride_w);
-    cells += fh * fw * (double)c->lv[l].k;
-    if (!(cells < 1e15)) {
-      char where[DETLOSS_WHERE_MAX];
-      snprintf(where, sizeof where, "data.image_hw[%zu]", i);
-      return dl_fail(err, DETLOSS_ERR_RANGE, where,
-                     "the image (%g x %g after resizing) needs more than 1e15 anchors", (double)nh,
-                     (double)nw);
-    }
-    eg.fh[l] = (size_t)fh;
-    eg.fw[l] = (size_t)fw;
-    eg.off[l] = eg.count;
-    eg.count += eg.fh[l] * eg.fw[l] * c->lv[l].k;
-  }
+  size_t kk[DETLOSS_EVAL_MAX_LEVELS];
+  for (size_t l = 0; l < c->nl; l++) kk[l] = c->lv[l].k;
+  image_grid(c->grid, kk, c->max_base, nh, nw, i, &eg, NULL);
   *anchors_out = eg.count;
   int zero_h = 0;
   for (size_t j = 0; j < G; j++) {
@@ -701,7 +743,7 @@ static detloss_status check_inputs(const detloss_eval_dataset *d, const detloss_
     }
   } else if (src->anchors || src->num_anchors) {
     DL_FORWARD_IF_ERROR(dl_check_ptr(src->anchors, src->num_anchors, "anchors", err));
-    DL_FORWARD_IF_ERROR(dl_check_boxes(src->anchors, src->num_anchors, "anchors", err));
+    DL_FORWARD_IF_ERROR(dl_check_coords(src->anchors, src->num_anchors, "anchors", err));
   } else {
     DL_RETURN_ERROR_IF(o->metric != DETLOSS_EVAL_WH_RATIO, err, DETLOSS_ERR_RANGE, "src.shapes",
                        "anchor shapes need the wh_ratio metric (they have no position)");
@@ -764,6 +806,45 @@ static detloss_status build_shapes(ectx *c, const detloss_eval_anchors *src,
   return DETLOSS_OK;
 }
 
+/* Per image, before any work: the resized size is finite and within
+ * DL_COORD_MAX (so are the clipped, resized gts), a grid source's feature
+ * maps and anchors are bounded (image_grid), and the anchors summed over the
+ * images (report.num_anchors) fit size_t. */
+static detloss_status check_images(const ectx *c, detloss_error *err) {
+  const detloss_eval_dataset *d = c->d;
+  char where[DETLOSS_WHERE_MAX];
+  size_t total = 0, kk[DETLOSS_EVAL_MAX_LEVELS];
+  for (size_t l = 0; l < c->nl; l++) kk[l] = c->lv[l].k;
+  for (size_t i = 0; i < d->num_images; i++) {
+    float H = d->image_hw[2 * i], W = d->image_hw[2 * i + 1];
+    float ry, rx, nh, nw;
+    resize_params(&c->o, H, W, &ry, &rx, &nh, &nw);
+    if (!(nh <= DL_COORD_MAX && nw <= DL_COORD_MAX) || !isfinite(ry) || !isfinite(rx)) {
+      snprintf(where, sizeof where, "data.image_hw[%zu]", i);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "the image (%g x %g) is %g x %g after resizing, beyond the coordinate "
+                     "bound 1e18",
+                     (double)H, (double)W, (double)nh, (double)nw);
+    }
+    size_t n = 0;
+    if (c->o.metric == DETLOSS_EVAL_WH_RATIO) {
+      n = 0; /* shapes: counted once */
+    } else if (c->src == SRC_GRID) {
+      egrid eg;
+      DL_FORWARD_IF_ERROR(image_grid(c->grid, kk, c->max_base, nh, nw, i, &eg, err));
+      n = eg.count;
+    } else {
+      n = c->na;
+    }
+    if (dl_add_overflow(total, n, &total)) {
+      snprintf(where, sizeof where, "data.image_hw[%zu]", i);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "the anchors summed over images 0..%zu overflow report.num_anchors", i);
+    }
+  }
+  return DETLOSS_OK;
+}
+
 static void free_ctx(ectx *c) {
   for (size_t l = 0; l < c->nl; l++) {
     free(c->lv[l].base);
@@ -784,6 +865,26 @@ detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
   detloss_eval_options o = opt ? *opt : detloss_eval_options_default();
   DL_RETURN_ERROR_IF(!report, err, DETLOSS_ERR_NULL, "report", "is NULL");
   DL_FORWARD_IF_ERROR(check_inputs(data, src, &o, err));
+  {
+    /* The outputs are written only at the end, but a per_gt overlapping the
+     * report, or either overlapping an input, would still be clobbered or
+     * clobber: rejected, as everywhere in the library. */
+    size_t nb = data->box_start[data->num_images];
+    dl_span sp[10] = {
+        dl_span_of(data, 1, sizeof *data, "data", 0),
+        dl_span_of(data->image_hw, data->num_images, 2 * sizeof(float), "data.image_hw", 0),
+        dl_span_of(data->box_start, data->num_images + 1, sizeof(size_t), "data.box_start", 0),
+        dl_span_of(data->boxes, nb, 4 * sizeof(float), "data.boxes", 0),
+        dl_span_of(data->is_crowd, nb, sizeof(uint8_t), "data.is_crowd", 0),
+        dl_span_of(src, 1, sizeof *src, "src", 0),
+        dl_span_of(src->anchors, src->num_anchors, 4 * sizeof(float), "src.anchors", 0),
+        dl_span_of(src->shapes, src->num_shapes, 2 * sizeof(float), "src.shapes", 0),
+        dl_span_of(per_gt, nb, sizeof *per_gt, "per_gt", 1),
+        dl_span_of(report, 1, sizeof *report, "report", 1),
+    };
+    DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 10, err));
+    DL_FORWARD_IF_ERROR(dl_check_grid_overlaps(src->grid, "grid.", sp + 8, 2, DL_NO_IMAGE, err));
+  }
 
   ectx c;
   memset(&c, 0, sizeof c);
@@ -810,6 +911,7 @@ detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
       for (size_t q = 0; q < k; q++) {
         const float *b = c.lv[l].base + 4 * q;
         c.lv[l].area[q] = (b[2] - b[0]) * (b[3] - b[1]);
+        for (int e = 0; e < 4; e++) c.max_base = fmaxf(c.max_base, fabsf(b[e]));
       }
     }
   } else if (src->anchors || src->num_anchors) {
@@ -822,6 +924,7 @@ detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
     c.nl = 1;
   }
   if (st == DETLOSS_OK && o.metric == DETLOSS_EVAL_WH_RATIO) st = build_shapes(&c, src, err);
+  if (st == DETLOSS_OK) st = check_images(&c, err);
   c.sparse = o.match.semantics != DETLOSS_MATCH_MMDET && o.match.allowed_border < 0.0f &&
              o.match.high > 0.0f;
 

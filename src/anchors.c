@@ -32,8 +32,8 @@ static detloss_status check_positive(const float *v, size_t n, size_t level, con
   return DETLOSS_OK;
 }
 
-/* Validates level l and returns its number of base anchors in *k. */
-static detloss_status level_k(const detloss_anchor_config *cfg, size_t l, size_t *k,
+/* Validates the arrays of level l and returns its number of base anchors in *k. */
+static detloss_status level_k_arrays(const detloss_anchor_config *cfg, size_t l, size_t *k,
                               detloss_error *err) {
   const detloss_anchor_level *lv = &cfg->levels[l];
   char where[DETLOSS_WHERE_MAX];
@@ -58,8 +58,26 @@ static detloss_status level_k(const detloss_anchor_config *cfg, size_t l, size_t
   DL_FORWARD_IF_ERROR(check_positive(lv->sizes, lv->num_sizes, l, "sizes", err));
   DL_FORWARD_IF_ERROR(check_positive(lv->ratios, lv->num_ratios, l, "ratios", err));
   size_t kk;
-  DL_RETURN_ERROR_IF(dl_mul_overflow(lv->num_sizes, lv->num_ratios, &kk), err,
-                     DETLOSS_ERR_SHAPE, "levels", "too many base anchors");
+  if (dl_mul_overflow(lv->num_sizes, lv->num_ratios, &kk) || kk > DL_MAX_ELEMS / 4) {
+    snprintf(where, sizeof where, "levels[%zu].sizes", l);
+    return dl_fail(err, DETLOSS_ERR_SHAPE, where,
+                   "%zu sizes x %zu ratios is more base anchors than can be indexed",
+                   lv->num_sizes, lv->num_ratios);
+  }
+  *k = kk;
+  return DETLOSS_OK;
+}
+
+static detloss_status check_level_extent(const detloss_anchor_config *cfg, size_t l, size_t k,
+                                         detloss_error *err);
+
+/* Validates level l (arrays, then the coordinate bound of its anchors) and
+ * returns its number of base anchors in *k. */
+static detloss_status level_k(const detloss_anchor_config *cfg, size_t l, size_t *k,
+                              detloss_error *err) {
+  size_t kk = 0;
+  DL_FORWARD_IF_ERROR(level_k_arrays(cfg, l, &kk, err));
+  DL_FORWARD_IF_ERROR(check_level_extent(cfg, l, kk, err));
   *k = kk;
   return DETLOSS_OK;
 }
@@ -77,55 +95,99 @@ static detloss_status check_config(const detloss_anchor_config *cfg, detloss_err
   return DETLOSS_OK;
 }
 
-/* Base anchors of a validated level. */
-static void level_base(const detloss_anchor_config *cfg, size_t l, float *base) {
+/* Base anchor q of level l (validated sizes, ratios, shapes or base). */
+static void one_base(const detloss_anchor_config *cfg, size_t l, size_t q, float *b) {
   const detloss_anchor_level *lv = &cfg->levels[l];
   if (lv->base != NULL || lv->num_base > 0) {
-    for (size_t i = 0; i < 4 * lv->num_base; i++) base[i] = lv->base[i];
+    for (int c = 0; c < 4; c++) b[c] = lv->base[4 * q + (size_t)c];
     return;
   }
   if (lv->shapes != NULL || lv->num_shapes > 0) {
     /* YOLO shape (w, h) centred on the cell point: (-w/2, -h/2, w/2, h/2). */
-    for (size_t i = 0; i < lv->num_shapes; i++) {
-      float w = lv->shapes[2 * i], h = lv->shapes[2 * i + 1];
-      base[4 * i + 0] = -w / 2.0f;
-      base[4 * i + 1] = -h / 2.0f;
-      base[4 * i + 2] = w / 2.0f;
-      base[4 * i + 3] = h / 2.0f;
-    }
+    float w = lv->shapes[2 * q], h = lv->shapes[2 * q + 1];
+    b[0] = -w / 2.0f;
+    b[1] = -h / 2.0f;
+    b[2] = w / 2.0f;
+    b[3] = h / 2.0f;
     return;
   }
   size_t ns = lv->num_sizes, nr = lv->num_ratios;
   if (cfg->convention == DETLOSS_ANCHORS_TORCHVISION) {
-    /* float32 throughout, torchvision generate_anchors; rintf rounds half to even in the
-     * default rounding mode, as torch.round. */
-    for (size_t r = 0; r < nr; r++) {
-      float hr = sqrtf(lv->ratios[r]);
-      float wr = 1.0f / hr;
-      for (size_t s = 0; s < ns; s++) {
-        float ws = wr * lv->sizes[s], hs = hr * lv->sizes[s];
-        float *b = base + 4 * (r * ns + s);
-        b[0] = rintf(-ws / 2.0f);
-        b[1] = rintf(-hs / 2.0f);
-        b[2] = rintf(ws / 2.0f);
-        b[3] = rintf(hs / 2.0f);
-      }
-    }
+    /* float32 throughout, torchvision generate_anchors (index r * ns + s); rintf
+     * rounds half to even in the default rounding mode, as torch.round. */
+    size_t r = q / ns, s = q % ns;
+    float hr = sqrtf(lv->ratios[r]);
+    float wr = 1.0f / hr;
+    float ws = wr * lv->sizes[s], hs = hr * lv->sizes[s];
+    b[0] = rintf(-ws / 2.0f);
+    b[1] = rintf(-hs / 2.0f);
+    b[2] = rintf(ws / 2.0f);
+    b[3] = rintf(hs / 2.0f);
   } else {
-    /* detectron2 generate_cell_anchors: Python double arithmetic, then float32. */
-    for (size_t s = 0; s < ns; s++) {
-      double size = (double)lv->sizes[s], area = size * size;
-      for (size_t r = 0; r < nr; r++) {
-        double ratio = (double)lv->ratios[r];
-        double w = sqrt(area / ratio), h = ratio * w;
-        float *b = base + 4 * (s * nr + r);
-        b[0] = (float)(-w / 2.0);
-        b[1] = (float)(-h / 2.0);
-        b[2] = (float)(w / 2.0);
-        b[3] = (float)(h / 2.0);
-      }
-    }
+    /* detectron2 generate_cell_anchors (index s * nr + r): Python double
+     * arithmetic, then float32. */
+    size_t s = q / nr, r = q % nr;
+    double size = (double)lv->sizes[s], area = size * size;
+    double ratio = (double)lv->ratios[r];
+    double w = sqrt(area / ratio), h = ratio * w;
+    b[0] = (float)(-w / 2.0);
+    b[1] = (float)(-h / 2.0);
+    b[2] = (float)(w / 2.0);
+    b[3] = (float)(h / 2.0);
   }
+}
+
+/* Base anchors of a validated level. */
+static void level_base(const detloss_anchor_config *cfg, size_t l, size_t k, float *base) {
+  for (size_t q = 0; q < k; q++) one_base(cfg, l, q, base + 4 * q);
+}
+
+/* Checks that every base anchor of level l (K of them) and every anchor of
+ * its feat_h x feat_w grid stays within DL_COORD_MAX: sizes of 3e38 would
+ * otherwise give Inf corners (or, later, Inf areas and NaN IoUs). */
+static detloss_status check_level_extent(const detloss_anchor_config *cfg, size_t l, size_t k,
+                                         detloss_error *err) {
+  const detloss_anchor_level *lv = &cfg->levels[l];
+  char where[DETLOSS_WHERE_MAX];
+  int from_base = lv->base != NULL || lv->num_base > 0;
+  int from_shapes = !from_base && (lv->shapes != NULL || lv->num_shapes > 0);
+  double bx = 0.0, by = 0.0; /* largest |x| and |y| of a base anchor corner */
+  for (size_t q = 0; q < k; q++) {
+    float b[4];
+    one_base(cfg, l, q, b);
+    int bad = 0;
+    for (int c = 0; c < 4; c++) bad |= !(fabsf(b[c]) <= DL_COORD_MAX);
+    if (bad) {
+      if (from_base)
+        snprintf(where, sizeof where, "levels[%zu].base[%zu]", l, q);
+      else if (from_shapes)
+        snprintf(where, sizeof where, "levels[%zu].shapes[%zu]", l, q);
+      else
+        snprintf(where, sizeof where, "levels[%zu].sizes[%zu]", l,
+                 cfg->convention == DETLOSS_ANCHORS_TORCHVISION ? q % lv->num_sizes
+                                                                : q / lv->num_ratios);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "gives a base anchor (%g, %g, %g, %g) beyond the coordinate bound 1e18",
+                     (double)b[0], (double)b[1], (double)b[2], (double)b[3]);
+    }
+    for (int c = 0; c < 4; c += 2) bx = fmax(bx, fabs((double)b[c]));
+    for (int c = 1; c < 4; c += 2) by = fmax(by, fabs((double)b[c]));
+  }
+  if (k == 0 || lv->feat_h == 0 || lv->feat_w == 0) return DETLOSS_OK;
+  /* The farthest cell's shift, as cell_shift computes it, plus the base. */
+  double ex = (double)cfg->offset * (double)lv->stride_w +
+              (double)lv->stride_w * (double)(lv->feat_w - 1) + bx;
+  double ey = (double)cfg->offset * (double)lv->stride_h +
+              (double)lv->stride_h * (double)(lv->feat_h - 1) + by;
+  if (!(ex <= (double)DL_COORD_MAX) || !(ey <= (double)DL_COORD_MAX)) {
+    snprintf(where, sizeof where, "levels[%zu].stride", l);
+    return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                   "(%g, %g) on a %zu x %zu feature map puts anchors at %g, beyond the "
+                   "coordinate bound 1e18",
+                   (double)lv->stride_h, (double)lv->stride_w, lv->feat_h, lv->feat_w,
+                   fmax(ex, ey));
+  }
+  return DETLOSS_OK;
 }
 
 detloss_status detloss_anchors_level_base(const detloss_anchor_config *cfg, size_t level,
@@ -140,7 +202,9 @@ detloss_status detloss_anchors_level_base(const detloss_anchor_config *cfg, size
   if (base != NULL) {
     DL_RETURN_ERROR_IF(capacity < k, err, DETLOSS_ERR_SHAPE, "capacity",
                        "is %zu but the level has %zu base anchors", capacity, k);
-    level_base(cfg, level, base);
+    dl_span out = dl_span_of(base, k, 4 * sizeof(float), "base", 1);
+    DL_FORWARD_IF_ERROR(dl_check_grid_overlaps(cfg, "", &out, 1, DL_NO_IMAGE, err));
+    level_base(cfg, level, k, base);
   }
   *count = k;
   return DETLOSS_OK;
@@ -154,10 +218,15 @@ static detloss_status count_all(const detloss_anchor_config *cfg, size_t *count,
     size_t k = 0, cells, n;
     DL_FORWARD_IF_ERROR(level_k(cfg, l, &k, err));
     const detloss_anchor_level *lv = &cfg->levels[l];
-    DL_RETURN_ERROR_IF(dl_mul_overflow(lv->feat_h, lv->feat_w, &cells) ||
-                           dl_mul_overflow(cells, k, &n) || dl_add_overflow(total, n, &total) ||
-                           total > DL_MAX_ELEMS / 4,
-                       err, DETLOSS_ERR_SHAPE, "levels", "the anchor count overflows");
+    if (dl_mul_overflow(lv->feat_h, lv->feat_w, &cells) || dl_mul_overflow(cells, k, &n) ||
+        dl_add_overflow(total, n, &total) || total > DL_MAX_ELEMS / 4) {
+      char where[DETLOSS_WHERE_MAX];
+      snprintf(where, sizeof where, "levels[%zu].feat_h", l);
+      return dl_fail(err, DETLOSS_ERR_SHAPE, where,
+                     "%zu x %zu cells x %zu base anchors: the anchor count of levels 0..%zu "
+                     "overflows or is more than can be indexed (%zu)",
+                     lv->feat_h, lv->feat_w, k, l, (size_t)(DL_MAX_ELEMS / 4));
+    }
   }
   *count = total;
   return DETLOSS_OK;
@@ -220,7 +289,7 @@ detloss_status dl_grid_build(const detloss_anchor_config *cfg, dl_grid *g, detlo
       dl_grid_free(g);
       return dl_fail(err, DETLOSS_ERR_NOMEM, "anchors", "out of memory");
     }
-    level_base(cfg, l, lv->base);
+    level_base(cfg, l, k, lv->base);
     for (size_t x = 0; x < lv->w; x++) lv->sx[x] = cell_shift(cfg->offset, lv->stride_w, x);
     for (size_t y = 0; y < lv->h; y++) lv->sy[y] = cell_shift(cfg->offset, lv->stride_h, y);
     off += lv->h * lv->w * k;
@@ -235,6 +304,8 @@ detloss_status detloss_anchors_generate(const detloss_anchor_config *cfg, float 
   DL_RETURN_ERROR_IF(count != total, err, DETLOSS_ERR_SHAPE, "count",
                      "is %zu but the config generates %zu anchors", count, total);
   DL_FORWARD_IF_ERROR(dl_check_ptr(anchors, count, "anchors", err));
+  dl_span out = dl_span_of(anchors, count, 4 * sizeof(float), "anchors", 1);
+  DL_FORWARD_IF_ERROR(dl_check_grid_overlaps(cfg, "", &out, 1, DL_NO_IMAGE, err));
   dl_grid g;
   DL_FORWARD_IF_ERROR(dl_grid_build(cfg, &g, err));
   for (size_t l = 0; l < g.num_levels; l++) {

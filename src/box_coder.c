@@ -98,6 +98,19 @@ static detloss_status fail_box(detloss_error *err, const char *name, size_t i, c
   return dl_fail(err, DETLOSS_ERR_RANGE, where, "%s", why);
 }
 
+/* The output [n][4] may equal either input exactly (each row is read into
+ * registers before it is written, and rows are independent), but may not
+ * overlap one partially. */
+static detloss_status check_coder_overlaps(const float *a, const char *an, const float *b,
+                                           const char *bn, float *out, const char *on, size_t n,
+                                           detloss_error *err) {
+  dl_span sp[3] = {dl_span_of(a, n, 4 * sizeof(float), an, 0),
+                   dl_span_of(b, n, 4 * sizeof(float), bn, 0),
+                   dl_span_of(out, n, 4 * sizeof(float), on, 1)};
+  sp[0].inplace = sp[1].inplace = 1;
+  return dl_check_overlaps(sp, 3, err);
+}
+
 detloss_status detloss_box_encode(const float *anchors, const float *boxes, size_t n,
                                   float *deltas, const detloss_coder_options *opt,
                                   detloss_error *err) {
@@ -106,6 +119,7 @@ detloss_status detloss_box_encode(const float *anchors, const float *boxes, size
   DL_FORWARD_IF_ERROR(dl_check_boxes(anchors, n, "anchors", err));
   DL_FORWARD_IF_ERROR(dl_check_boxes(boxes, n, "boxes", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(deltas, n, "deltas", err));
+  DL_FORWARD_IF_ERROR(check_coder_overlaps(anchors, "anchors", boxes, "boxes", deltas, "deltas", n, err));
   for (size_t i = 0; i < n; i++) {
     const float *a = anchors + 4 * i, *g = boxes + 4 * i;
     if (!(a[2] - a[0] > 0.0f && a[3] - a[1] > 0.0f))
@@ -130,6 +144,7 @@ detloss_status detloss_box_decode(const float *anchors, const float *deltas, siz
   DL_FORWARD_IF_ERROR(dl_check_boxes(anchors, n, "anchors", err));
   DL_FORWARD_IF_ERROR(dl_check_boxes(deltas, n, "deltas", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(boxes, n, "boxes", err));
+  DL_FORWARD_IF_ERROR(check_coder_overlaps(anchors, "anchors", deltas, "deltas", boxes, "boxes", n, err));
   for (size_t i = 0; i < n; i++) {
     float b[4];
     decode_one(anchors + 4 * i, deltas + 4 * i, o.weights, o.clip, b);

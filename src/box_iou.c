@@ -9,6 +9,7 @@
  * return a defined value instead (see the public header); docs/math/box_iou.md
  * lists those cases.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,28 +17,29 @@
 #include "internal.h"
 #include "parallel.h"
 
-/* Coordinates are bounded so that no intermediate (w*h, w^2 + h^2, sums of
- * areas) can overflow float: |c| <= 1e18 gives w <= 2e18, w*h <= 4e36 and
- * w^2 + h^2 <= 8e36, all below FLT_MAX = 3.4e38. */
-#define COORD_MAX 1e18f
+/* Coordinates are bounded (DL_COORD_MAX = 1e18, internal.h) so that no
+ * intermediate (w*h, w^2 + h^2, sums of areas) can overflow float. The
+ * quotients can still leave the float range, but only for inverted boxes
+ * (x2 < x1 or y2 < y1), whose enclosing box can be much smaller than their
+ * centre distance or union: GIoU's (C - U) / C with a tiny C, DIoU's
+ * rho^2 / (c^2 + eps) with c = 0 (the eps of 1e-7 is too small to bound it:
+ * rho^2 / 1e-7 overflows from rho ~ 6e15, and any eps does for rho near 1e18).
+ * Those results saturate at +-FLT_MAX (the convention of detloss_loss_boxes),
+ * so finite input never gives Inf or NaN. For proper boxes rho <= c and
+ * C >= U keep every value in [-2, 1], where the clamp changes nothing. */
+static inline float sat(float v) {
+  v = v < FLT_MAX ? v : FLT_MAX;
+  return v > -FLT_MAX ? v : -FLT_MAX;
+}
 
 /* 4 / pi^2, rounded to float as torchvision's Python scalar is when it
  * multiplies a float32 tensor (complete_box_iou). */
 #define CIOU_K 0.405284734569351086f
 
-/* Checks finiteness (dl_check_boxes) and the magnitude bound. */
+/* Checks finiteness and the magnitude bound DL_COORD_MAX. */
 static detloss_status check_iou_boxes(const float *boxes, size_t n, const char *name,
                                       detloss_error *err) {
-  DL_FORWARD_IF_ERROR(dl_check_boxes(boxes, n, name, err));
-  for (size_t i = 0; i < 4 * n; i++) {
-    if (fabsf(boxes[i]) > COORD_MAX) {
-      char where[DETLOSS_WHERE_MAX];
-      snprintf(where, sizeof where, "%s[%zu]", name, i / 4);
-      return dl_fail(err, DETLOSS_ERR_RANGE, where,
-                     "coordinate %g is larger in magnitude than 1e18", (double)boxes[i]);
-    }
-  }
-  return DETLOSS_OK;
+  return dl_check_coords(boxes, n, name, err);
 }
 
 static detloss_status check_iou_options(detloss_iou_kind kind, const detloss_iou_options *opt,
@@ -59,6 +61,9 @@ detloss_iou_options detloss_iou_options_default(void) {
 detloss_status detloss_box_area(const float *boxes, size_t n, float *out, detloss_error *err) {
   DL_FORWARD_IF_ERROR(check_iou_boxes(boxes, n, "boxes", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(out, n, "out", err));
+  dl_span sp[2] = {dl_span_of(boxes, n, 4 * sizeof(float), "boxes", 0),
+                   dl_span_of(out, n, sizeof(float), "out", 1)};
+  DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 2, err));
   for (size_t i = 0; i < n; i++) {
     const float *b = boxes + 4 * i;
     out[i] = (b[2] - b[0]) * (b[3] - b[1]);
@@ -220,7 +225,7 @@ static void matrix_rows(void *vctx, size_t i0, size_t i1, size_t block) {
           float iou = pair_iou(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j],
                                d->y2[j], d->area[j], &uni);
           enclosing(ax1, ay1, ax2, ay2, d->x1[j], d->y1[j], d->x2[j], d->y2[j], &cw, &ch);
-          row[j] = iou - giou_penalty(cw * ch, uni);
+          row[j] = sat(iou - giou_penalty(cw * ch, uni));
         }
         break;
       case DETLOSS_DIOU:
@@ -229,7 +234,7 @@ static void matrix_rows(void *vctx, size_t i0, size_t i1, size_t block) {
           float iou = pair_iou(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j],
                                d->y2[j], d->area[j], &uni);
           enclosing(ax1, ay1, ax2, ay2, d->x1[j], d->y1[j], d->x2[j], d->y2[j], &cw, &ch);
-          row[j] = iou - diou_penalty(acx, acy, d->cx[j], d->cy[j], cw, ch, eps);
+          row[j] = sat(iou - diou_penalty(acx, acy, d->cx[j], d->cy[j], cw, ch, eps));
         }
         break;
       case DETLOSS_CIOU: {
@@ -240,7 +245,7 @@ static void matrix_rows(void *vctx, size_t i0, size_t i1, size_t block) {
                                d->y2[j], d->area[j], &uni);
           enclosing(ax1, ay1, ax2, ay2, d->x1[j], d->y1[j], d->x2[j], d->y2[j], &cw, &ch);
           float diou = iou - diou_penalty(acx, acy, d->cx[j], d->cy[j], cw, ch, eps);
-          row[j] = diou - ciou_term(aat, d->at[j], iou, eps);
+          row[j] = sat(diou - ciou_term(aat, d->at[j], iou, eps));
         }
         break;
       }
@@ -259,6 +264,10 @@ detloss_status detloss_iou_matrix(detloss_iou_kind kind, const float *boxes1, si
   DL_FORWARD_IF_ERROR(check_iou_boxes(boxes1, n, "boxes1", err));
   DL_FORWARD_IF_ERROR(check_iou_boxes(boxes2, m, "boxes2", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(out, nm, "out", err));
+  dl_span sp[3] = {dl_span_of(boxes1, n, 4 * sizeof(float), "boxes1", 0),
+                   dl_span_of(boxes2, m, 4 * sizeof(float), "boxes2", 0),
+                   dl_span_of(out, nm, sizeof(float), "out", 1)};
+  DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 3, err));
   if (nm == 0) return DETLOSS_OK;
 
   derived cols;
@@ -300,17 +309,17 @@ static void pairs_range(void *vctx, size_t i0, size_t i1, size_t block) {
     }
     enclosing(a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], &cw, &ch);
     if (c->kind == DETLOSS_GIOU) {
-      c->out[i] = iou - giou_penalty(cw * ch, uni);
+      c->out[i] = sat(iou - giou_penalty(cw * ch, uni));
       continue;
     }
     float diou = iou - diou_penalty((a[0] + a[2]) / 2.0f, (a[1] + a[3]) / 2.0f,
                                     (b[0] + b[2]) / 2.0f, (b[1] + b[3]) / 2.0f, cw, ch, c->eps);
     if (c->kind == DETLOSS_DIOU) {
-      c->out[i] = diou;
+      c->out[i] = sat(diou);
       continue;
     }
-    c->out[i] = diou - ciou_term(aspect_atan(a[2] - a[0], a[3] - a[1]),
-                                 aspect_atan(b[2] - b[0], b[3] - b[1]), iou, c->eps);
+    c->out[i] = sat(diou - ciou_term(aspect_atan(a[2] - a[0], a[3] - a[1]),
+                                     aspect_atan(b[2] - b[0], b[3] - b[1]), iou, c->eps));
   }
 }
 
@@ -322,6 +331,10 @@ detloss_status detloss_iou_pairs(detloss_iou_kind kind, const float *boxes1,
   DL_FORWARD_IF_ERROR(check_iou_boxes(boxes1, n, "boxes1", err));
   DL_FORWARD_IF_ERROR(check_iou_boxes(boxes2, n, "boxes2", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(out, n, "out", err));
+  dl_span sp[3] = {dl_span_of(boxes1, n, 4 * sizeof(float), "boxes1", 0),
+                   dl_span_of(boxes2, n, 4 * sizeof(float), "boxes2", 0),
+                   dl_span_of(out, n, sizeof(float), "out", 1)};
+  DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 3, err));
   pairs_ctx ctx = {kind, boxes1, boxes2, o.eps, out};
   dl_parallel_blocks(n, 4096, o.num_threads, pairs_range, &ctx);
   return DETLOSS_OK;

@@ -64,6 +64,83 @@ detloss_status dl_head_check_image(const detloss_head_image *im, size_t i,
   return DETLOSS_OK;
 }
 
+/* Spans of a batch, enumerated: 5 global ones, then 10 per image. */
+typedef struct head_spans {
+  const detloss_head_image *images;
+  size_t num_images, num_classes;
+  const detloss_head_result *result;
+  const detloss_head_image_stats *per_image;
+  const void *workspace;
+  size_t workspace_size;
+  const float *ema_state;
+} head_spans;
+
+#define HEAD_GLOBAL_SPANS 5
+#define HEAD_IMAGE_SPANS 10
+
+static void head_span(const void *vctx, size_t k, dl_span *s) {
+  const head_spans *h = vctx;
+  if (k < HEAD_GLOBAL_SPANS) {
+    switch (k) {
+      case 0: *s = dl_span_of(h->images, h->num_images, sizeof *h->images, "images", 0); break;
+      case 1: *s = dl_span_of(h->result, 1, sizeof *h->result, "result", 1); break;
+      case 2:
+        *s = dl_span_of(h->per_image, h->num_images, sizeof *h->per_image, "per_image", 1);
+        break;
+      case 3: *s = dl_span_of(h->workspace, h->workspace_size, 1, "workspace", 1); break;
+      default: *s = dl_span_of(h->ema_state, 1, sizeof(float), "ema_state", 1); break;
+    }
+    return;
+  }
+  k -= HEAD_GLOBAL_SPANS;
+  size_t i = k / HEAD_IMAGE_SPANS;
+  const detloss_head_image *im = &h->images[i];
+  size_t A = im->num_anchors, G = im->num_gt, C = h->num_classes;
+  int rpn = C == 0;
+  switch (k % HEAD_IMAGE_SPANS) {
+    case 0: *s = dl_span_of(im->anchors, A, 4 * sizeof(float), "anchors", 0); break;
+    case 1: *s = dl_span_of(im->gt, G, 4 * sizeof(float), "gt", 0); break;
+    case 2: *s = dl_span_of(rpn ? NULL : im->labels, G, sizeof(int64_t), "labels", 0); break;
+    case 3: *s = dl_span_of(im->gt_is_crowd, G, sizeof(uint8_t), "gt_is_crowd", 0); break;
+    case 4: *s = dl_span_of(rpn ? im->objectness : NULL, A, sizeof(float), "objectness", 0); break;
+    case 5:
+      *s = dl_span_of(rpn ? NULL : im->cls_logits, A, C * sizeof(float), "cls_logits", 0);
+      break;
+    case 6: *s = dl_span_of(im->deltas, A, 4 * sizeof(float), "deltas", 0); break;
+    case 7:
+      *s = dl_span_of(rpn ? im->grad_objectness : NULL, A, sizeof(float), "grad_objectness", 1);
+      break;
+    case 8:
+      *s = dl_span_of(rpn ? NULL : im->grad_cls_logits, A, C * sizeof(float),
+                      "grad_cls_logits", 1);
+      break;
+    default: *s = dl_span_of(im->grad_deltas, A, 4 * sizeof(float), "grad_deltas", 1); break;
+  }
+  s->image = i;
+}
+
+detloss_status dl_head_check_overlaps(const detloss_head_image *images, size_t num_images,
+                                      size_t num_classes, const detloss_head_result *result,
+                                      const detloss_head_image_stats *per_image,
+                                      const void *workspace, size_t workspace_size,
+                                      const float *ema_state, detloss_error *err) {
+  head_spans h = {images,    num_images,     num_classes, result, per_image,
+                  workspace, workspace_size, ema_state};
+  size_t n = HEAD_GLOBAL_SPANS + HEAD_IMAGE_SPANS * num_images;
+  DL_FORWARD_IF_ERROR(dl_check_overlaps_fn(n, head_span, &h, err));
+  for (size_t i = 0; i < num_images; i++) {
+    if (images[i].anchor_config == NULL) continue;
+    for (size_t k = 0; k < n; k++) {
+      dl_span s;
+      head_span(&h, k, &s);
+      if (!s.out) continue;
+      DL_FORWARD_IF_ERROR(
+          dl_check_grid_overlaps(images[i].anchor_config, "anchor_config.", &s, 1, i, err));
+    }
+  }
+  return DETLOSS_OK;
+}
+
 detloss_status dl_head_check_box_options(detloss_head_box_loss kind, float beta,
                                          const float weights[4], detloss_error *err) {
   DL_RETURN_ERROR_IF(kind < DETLOSS_HEAD_BOX_L1 || kind > DETLOSS_HEAD_BOX_CIOU, err,

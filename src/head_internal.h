@@ -32,6 +32,19 @@ void dl_head_prefix(detloss_error *err, size_t image);
 detloss_status dl_head_check_image(const detloss_head_image *im, size_t i,
                                    const detloss_match_options *mo, detloss_error *err);
 
+/* Aliasing of a batch: no output (every image's grad_objectness,
+ * grad_cls_logits, grad_deltas; result; per_image [num_images]; the
+ * workspace; ema_state) may overlap another output or any input (images,
+ * each image's anchors, gt, labels, gt_is_crowd, objectness, cls_logits,
+ * deltas and anchor_config): DETLOSS_ERR_SHAPE naming the output. Inputs may
+ * be shared between images. num_classes = 0 for the RPN (objectness), > 0
+ * for RetinaNet (cls_logits [A][C]). Call after dl_head_check_image. */
+detloss_status dl_head_check_overlaps(const detloss_head_image *images, size_t num_images,
+                                      size_t num_classes, const detloss_head_result *result,
+                                      const detloss_head_image_stats *per_image,
+                                      const void *workspace, size_t workspace_size,
+                                      const float *ema_state, detloss_error *err);
+
 /* Checks the box-loss options: kind, beta (finite >= 0), weights (finite > 0). */
 detloss_status dl_head_check_box_options(detloss_head_box_loss kind, float beta,
                                          const float weights[4], detloss_error *err);

@@ -378,6 +378,8 @@ detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_
     DL_RETURN_ERROR_IF(((uintptr_t)o.workspace & 7u) != 0, err, DETLOSS_ERR_RANGE, "workspace",
                        "must be 8-byte aligned");
   }
+  DL_FORWARD_IF_ERROR(dl_head_check_overlaps(images, num_images, num_classes, result, per_image,
+                                             o.workspace, need, o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA ? o.ema_state : NULL, err));
   retina_image *w = calloc(num_images, sizeof *w);
   DL_RETURN_ERROR_IF(w == NULL, err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
   if (o.workspace != NULL) {

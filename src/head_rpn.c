@@ -273,6 +273,8 @@ detloss_status detloss_rpn_loss(const detloss_head_image *images, size_t num_ima
     DL_RETURN_ERROR_IF(((uintptr_t)o.workspace & 7u) != 0, err, DETLOSS_ERR_RANGE, "workspace",
                        "must be 8-byte aligned");
   }
+  DL_FORWARD_IF_ERROR(dl_head_check_overlaps(images, num_images, 0, result, per_image,
+                                             o.workspace, need, NULL, err));
   rpn_image *w = calloc(num_images, sizeof *w);
   DL_RETURN_ERROR_IF(w == NULL, err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
   if (o.workspace != NULL) {

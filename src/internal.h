@@ -86,6 +86,67 @@ detloss_status dl_check_boxes(const float *boxes, size_t n, const char *name,
 detloss_status dl_check_finite(const float *x, size_t n, const char *name,
                                detloss_error *err);
 
+/* Largest coordinate magnitude of a box that goes into an IoU (the IoU family,
+ * the matcher, anchor evaluation, generated anchors): |c| <= 1e18 gives
+ * w <= 2e18, w*h <= 4e36 and w^2 + h^2 <= 8e36, all below FLT_MAX = 3.4e38,
+ * so no area or diagonal can overflow to Inf (and no IoU become Inf/Inf = NaN). */
+#define DL_COORD_MAX 1e18f
+
+/* dl_check_boxes plus the bound |c| <= DL_COORD_MAX: DETLOSS_ERR_RANGE naming
+ * "name[i]" for a larger coordinate. */
+detloss_status dl_check_coords(const float *boxes, size_t n, const char *name,
+                               detloss_error *err);
+
+/*
+ * Aliasing. A dl_span is one buffer argument of a call: its bytes, its name
+ * for err->where ("max_iou", or "images[3].grad_deltas" with image = 3 and
+ * name = "grad_deltas"), and whether the call writes it. dl_check_overlaps()
+ * fails with DETLOSS_ERR_SHAPE, where = the output, msg "overlaps <other>"
+ * when an output's byte range intersects any other span's (input or output).
+ * An output that coincides exactly (same start, same size) with an input
+ * marked inplace is allowed: the call documents that it works in place.
+ * Empty or NULL spans never overlap. O(outputs x spans), no allocation.
+ */
+#define DL_NO_IMAGE SIZE_MAX
+typedef struct dl_span {
+  const void *p;
+  size_t bytes;
+  const char *name;
+  size_t image;  /* DL_NO_IMAGE, or the image index for "images[i].name" */
+  int out;       /* 1: written by the call */
+  int inplace;   /* input only: an output may equal it exactly */
+} dl_span;
+
+/* Span of count elements of elem bytes (count * elem saturates at SIZE_MAX:
+ * the sizes were checked before, this only has to be conservative). */
+static inline dl_span dl_span_of(const void *p, size_t count, size_t elem, const char *name,
+                                 int out) {
+  dl_span s;
+  s.p = p;
+  s.bytes = (elem != 0 && count > SIZE_MAX / elem) ? SIZE_MAX : count * elem;
+  s.name = name;
+  s.image = DL_NO_IMAGE;
+  s.out = out;
+  s.inplace = 0;
+  return s;
+}
+
+detloss_status dl_check_overlaps(const dl_span *spans, size_t n, detloss_error *err);
+
+/* The same over n spans produced on demand by get(ctx, k, &span), for calls
+ * whose number of buffers is not fixed (the detector heads: several per image). */
+typedef void (*dl_span_fn)(const void *ctx, size_t k, dl_span *span);
+detloss_status dl_check_overlaps_fn(size_t n, dl_span_fn get, const void *ctx,
+                                    detloss_error *err);
+
+/* Spans of a grid config's own memory (the struct, its levels array and
+ * every level's sizes, ratios, shapes and base arrays) checked against the
+ * outputs among spans[0..n): DETLOSS_ERR_SHAPE "<output> overlaps
+ * <prefix>levels[l].sizes" and so on. prefix is "" or e.g. "grid.". */
+detloss_status dl_check_grid_overlaps(const detloss_anchor_config *cfg, const char *prefix,
+                                      const dl_span *spans, size_t n, size_t image,
+                                      detloss_error *err);
+
 /* The candidate closest to name by edit distance (at most 2 edits, or a
  * prefix relation), for "did you mean" hints; NULL if none is close. */
 const char *dl_suggest(const char *name, const char *const *candidates, size_t count);

@@ -259,6 +259,13 @@ detloss_status detloss_loss_boxes(detloss_loss_kind kind, const float *pred,
   DL_FORWARD_IF_ERROR(dl_check_boxes(pred, n, "pred", err));
   DL_FORWARD_IF_ERROR(dl_check_boxes(target, n, "target", err));
   if (weight) DL_FORWARD_IF_ERROR(dl_check_finite(weight, n, "weight", err));
+  dl_span sp[6] = {dl_span_of(pred, n, 4 * sizeof(float), "pred", 0),
+                   dl_span_of(target, n, 4 * sizeof(float), "target", 0),
+                   dl_span_of(weight, n, sizeof(float), "weight", 0),
+                   dl_span_of(loss, dl_loss_out_len(o.reduction, n), sizeof(float), "loss", 1),
+                   dl_span_of(grad_pred, n, 4 * sizeof(float), "grad_pred", 1),
+                   dl_span_of(grad_target, n, 4 * sizeof(float), "grad_target", 1)};
+  DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 6, err));
 
   box_ctx c;
   c.kind = kind;

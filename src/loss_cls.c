@@ -499,6 +499,14 @@ detloss_status detloss_loss_classes(detloss_loss_kind kind, const float *logits,
                      "has 0 classes for %zu rows", n);
   DL_FORWARD_IF_ERROR(dl_check_ptr(target, n, "target", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(loss, dl_loss_out_len(o.reduction, n), "loss", err));
+  {
+    dl_span sp[5] = {dl_span_of(logits, nc, sizeof(float), "logits", 0),
+                     dl_span_of(target, n, sizeof(int64_t), "target", 0),
+                     dl_span_of(weight, n, sizeof(float), "weight", 0),
+                     dl_span_of(loss, dl_loss_out_len(o.reduction, n), sizeof(float), "loss", 1),
+                     dl_span_of(grad, nc, sizeof(float), "grad", 1)};
+    DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 5, err));
+  }
   if (kind == DETLOSS_LOSS_CROSS_ENTROPY) {
     DL_RETURN_ERROR_IF(!(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f), err,
                        DETLOSS_ERR_RANGE, "label_smoothing", "is %g, expected a value in [0, 1]",

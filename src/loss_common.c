@@ -300,6 +300,18 @@ detloss_status detloss_loss_elementwise(detloss_loss_kind kind, const float *inp
   DL_FORWARD_IF_ERROR(dl_check_ptr(input, n, "input", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(target, n, "target", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(loss, dl_loss_out_len(o.reduction, n), "loss", err));
+  {
+    const int pw = kind == DETLOSS_LOSS_BCE_WITH_LOGITS && o.pos_weight != NULL &&
+                   o.pos_weight_len <= n;
+    dl_span sp[6] = {dl_span_of(input, n, sizeof(float), "input", 0),
+                     dl_span_of(target, n, sizeof(float), "target", 0),
+                     dl_span_of(weight, n, sizeof(float), "weight", 0),
+                     dl_span_of(pw ? o.pos_weight : NULL, o.pos_weight_len, sizeof(float),
+                                "pos_weight", 0),
+                     dl_span_of(loss, dl_loss_out_len(o.reduction, n), sizeof(float), "loss", 1),
+                     dl_span_of(grad, n, sizeof(float), "grad", 1)};
+    DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 6, err));
+  }
   switch (kind) {
     case DETLOSS_LOSS_BCE_WITH_LOGITS:
     case DETLOSS_LOSS_BCE:

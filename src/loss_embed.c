@@ -348,6 +348,16 @@ detloss_status detloss_loss_embedding(detloss_loss_kind kind, const float *x1, c
     }
   }
   if (weight) DL_FORWARD_IF_ERROR(dl_check_finite(weight, n, "weight", err));
+  dl_span sp[9] = {dl_span_of(x1, count, sizeof(float), "x1", 0),
+                   dl_span_of(x2, count, sizeof(float), "x2", 0),
+                   dl_span_of(triplet ? x3 : NULL, count, sizeof(float), "x3", 0),
+                   dl_span_of(triplet ? NULL : target, n, sizeof(float), "target", 0),
+                   dl_span_of(weight, n, sizeof(float), "weight", 0),
+                   dl_span_of(loss, nloss, sizeof(float), "loss", 1),
+                   dl_span_of(grad_x1, count, sizeof(float), "grad_x1", 1),
+                   dl_span_of(grad_x2, count, sizeof(float), "grad_x2", 1),
+                   dl_span_of(triplet ? grad_x3 : NULL, count, sizeof(float), "grad_x3", 1)};
+  DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 9, err));
 
   const size_t per = d > 0 && d < EMBED_BLOCK_FLOATS ? EMBED_BLOCK_FLOATS / d : 1;
   embed_ctx c;

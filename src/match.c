@@ -652,17 +652,36 @@ done:
   return st;
 }
 
+/* matches [A] and max_iou [A] may not overlap each other or any input (the
+ * anchors, gt, crowd flags, or the grid config). */
+static detloss_status check_match_overlaps(const float *anchors, size_t A, const float *gt,
+                                           size_t G, const uint8_t *crowd, int64_t *matches,
+                                           float *max_iou, const detloss_anchor_config *cfg,
+                                           detloss_error *err) {
+  dl_span s[5] = {
+      dl_span_of(anchors, A, 4 * sizeof(float), "anchors", 0),
+      dl_span_of(gt, G, 4 * sizeof(float), "gt", 0),
+      dl_span_of(crowd, G, sizeof(uint8_t), "gt_is_crowd", 0),
+      dl_span_of(matches, A, sizeof(int64_t), "matches", 1),
+      dl_span_of(max_iou, A, sizeof(float), "max_iou", 1),
+  };
+  DL_FORWARD_IF_ERROR(dl_check_overlaps(s, 5, err));
+  return dl_check_grid_overlaps(cfg, "", s + 3, 2, DL_NO_IMAGE, err);
+}
+
 detloss_status detloss_match(const float *anchors, size_t num_anchors, const float *gt,
                              size_t num_gt, const uint8_t *gt_is_crowd, int64_t *matches,
                              float *max_iou, const detloss_match_options *opt,
                              detloss_error *err) {
   detloss_match_options o = opt ? *opt : detloss_match_options_default();
   DL_FORWARD_IF_ERROR(check_options(&o, err));
-  DL_FORWARD_IF_ERROR(dl_check_boxes(anchors, num_anchors, "anchors", err));
-  DL_FORWARD_IF_ERROR(dl_check_boxes(gt, num_gt, "gt", err));
+  DL_FORWARD_IF_ERROR(dl_check_coords(anchors, num_anchors, "anchors", err));
+  DL_FORWARD_IF_ERROR(dl_check_coords(gt, num_gt, "gt", err));
   DL_RETURN_ERROR_IF(num_gt > (size_t)INT32_MAX, err, DETLOSS_ERR_SHAPE, "gt",
                      "%zu boxes is more than 2^31 - 1", num_gt);
   DL_FORWARD_IF_ERROR(dl_check_ptr(matches, num_anchors, "matches", err));
+  DL_FORWARD_IF_ERROR(check_match_overlaps(anchors, num_anchors, gt, num_gt, gt_is_crowd,
+                                           matches, max_iou, NULL, err));
   mctx c;
   memset(&c, 0, sizeof c);
   c.G = num_gt;
@@ -686,24 +705,16 @@ detloss_status detloss_match_grid(const detloss_anchor_config *cfg, const float 
   DL_FORWARD_IF_ERROR(detloss_anchors_count(cfg, &count, err));
   DL_RETURN_ERROR_IF(count != num_anchors, err, DETLOSS_ERR_SHAPE, "num_anchors",
                      "is %zu but the config generates %zu anchors", num_anchors, count);
-  DL_FORWARD_IF_ERROR(dl_check_boxes(gt, num_gt, "gt", err));
+  DL_FORWARD_IF_ERROR(dl_check_coords(gt, num_gt, "gt", err));
   DL_RETURN_ERROR_IF(num_gt > (size_t)INT32_MAX, err, DETLOSS_ERR_SHAPE, "gt",
                      "%zu boxes is more than 2^31 - 1", num_gt);
   DL_FORWARD_IF_ERROR(dl_check_ptr(matches, num_anchors, "matches", err));
+  DL_FORWARD_IF_ERROR(
+      check_match_overlaps(NULL, num_anchors, gt, num_gt, gt_is_crowd, matches, max_iou, cfg, err));
+  /* detloss_anchors_count has checked that every generated anchor is finite
+   * and within DL_COORD_MAX, as the plain path requires of its anchors. */
   dl_grid g;
   DL_FORWARD_IF_ERROR(dl_grid_build(cfg, &g, err));
-  /* Generated anchors must be finite for the results to equal the plain path's. */
-  for (size_t l = 0; l < g.num_levels; l++) {
-    const dl_grid_level *lv = &g.lv[l];
-    if (lv->h == 0 || lv->w == 0) continue;
-    float ext[4] = {lv->sx[lv->w - 1], lv->sy[lv->h - 1], lv->sx[lv->w - 1], lv->sy[lv->h - 1]};
-    for (size_t k = 0; k < lv->k; k++)
-      for (int q = 0; q < 4; q++)
-        if (!isfinite(ext[q] + lv->base[4 * k + q])) {
-          dl_grid_free(&g);
-          return dl_fail(err, DETLOSS_ERR_NONFINITE, "levels", "level %zu makes non-finite anchors", l);
-        }
-  }
   mctx c;
   memset(&c, 0, sizeof c);
   c.G = num_gt;

@@ -20,6 +20,13 @@ detloss_status detloss_match_targets(const float *anchors, size_t num_anchors, c
   DL_FORWARD_IF_ERROR(dl_check_boxes(anchors, num_anchors, "anchors", err));
   DL_FORWARD_IF_ERROR(dl_check_boxes(gt, num_gt, "gt", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(matches, num_anchors, "matches", err));
+  dl_span sp[6] = {dl_span_of(anchors, num_anchors, 4 * sizeof(float), "anchors", 0),
+                   dl_span_of(gt, num_gt, 4 * sizeof(float), "gt", 0),
+                   dl_span_of(matches, num_anchors, sizeof(int64_t), "matches", 0),
+                   dl_span_of(labels, num_anchors, sizeof(int8_t), "labels", 1),
+                   dl_span_of(matched_gt, num_anchors, sizeof(int64_t), "matched_gt", 1),
+                   dl_span_of(deltas, num_anchors, 4 * sizeof(float), "deltas", 1)};
+  DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 6, err));
   char where[DETLOSS_WHERE_MAX];
   size_t npos = 0;
   for (size_t a = 0; a < num_anchors; a++) {

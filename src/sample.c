@@ -176,6 +176,11 @@ detloss_status detloss_sample_balanced(const int64_t *matches, size_t num_anchor
   DL_FORWARD_IF_ERROR(dl_check_ptr(sampled, num_anchors, "sampled", err));
   DL_RETURN_ERROR_IF(num_anchors > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE, "matches",
                      "%zu elements is more than can be addressed", num_anchors);
+  dl_span sp[4] = {dl_span_of(matches, num_anchors, sizeof(int64_t), "matches", 0),
+                   dl_span_of(sampled, num_anchors, sizeof(int8_t), "sampled", 1),
+                   dl_span_of(num_pos, 1, sizeof(size_t), "num_pos", 1),
+                   dl_span_of(num_neg, 1, sizeof(size_t), "num_neg", 1)};
+  DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 4, err));
   for (size_t a = 0; a < num_anchors; a++) {
     if (matches[a] < -2) {
       char where[DETLOSS_WHERE_MAX];

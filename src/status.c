@@ -147,3 +147,113 @@ const char *dl_suggest(const char *name, const char *const *candidates, size_t c
   }
   return best;
 }
+
+detloss_status dl_check_coords(const float *boxes, size_t n, const char *name,
+                               detloss_error *err) {
+  DL_FORWARD_IF_ERROR(dl_check_boxes(boxes, n, name, err));
+  for (size_t i = 0; i < 4 * n; i++) {
+    if (fabsf(boxes[i]) > DL_COORD_MAX) {
+      char where[DETLOSS_WHERE_MAX];
+      snprintf(where, sizeof where, "%s[%zu]", name, i / 4);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "coordinate %g is larger in magnitude than 1e18", (double)boxes[i]);
+    }
+  }
+  return DETLOSS_OK;
+}
+
+/* ---- aliasing ------------------------------------------------------------ */
+
+/* Byte ranges compared as integers (relational operators on pointers into
+ * different objects are undefined in C). */
+static int spans_overlap(const dl_span *a, const dl_span *b) {
+  if (a->p == NULL || b->p == NULL || a->bytes == 0 || b->bytes == 0) return 0;
+  uintptr_t a0 = (uintptr_t)a->p, b0 = (uintptr_t)b->p;
+  uintptr_t a1 = a->bytes > UINTPTR_MAX - a0 ? UINTPTR_MAX : a0 + a->bytes;
+  uintptr_t b1 = b->bytes > UINTPTR_MAX - b0 ? UINTPTR_MAX : b0 + b->bytes;
+  return a0 < b1 && b0 < a1;
+}
+
+static void span_name(char *buf, size_t cap, const dl_span *s) {
+  if (s->image == DL_NO_IMAGE)
+    snprintf(buf, cap, "%s", s->name);
+  else
+    snprintf(buf, cap, "images[%zu].%s", s->image, s->name);
+}
+
+static detloss_status fail_overlap(const dl_span *out, const dl_span *other, detloss_error *err) {
+  char where[DETLOSS_WHERE_MAX], what[DETLOSS_WHERE_MAX];
+  span_name(where, sizeof where, out);
+  span_name(what, sizeof what, other);
+  return dl_fail(err, DETLOSS_ERR_SHAPE, where,
+                 "overlaps %s (outputs may not share memory with an input or another output)",
+                 what);
+}
+
+detloss_status dl_check_overlaps_fn(size_t n, dl_span_fn get, const void *ctx,
+                                    detloss_error *err) {
+  for (size_t i = 0; i < n; i++) {
+    dl_span si;
+    get(ctx, i, &si);
+    if (!si.out || si.p == NULL || si.bytes == 0) continue;
+    for (size_t j = 0; j < n; j++) {
+      if (j == i) continue;
+      dl_span sj;
+      get(ctx, j, &sj);
+      if (sj.out && j < i) continue; /* output pairs once */
+      if (!spans_overlap(&si, &sj)) continue;
+      if (!sj.out && sj.inplace && sj.p == si.p && sj.bytes == si.bytes) continue;
+      /* name the later output of an output pair (the earlier one was valid alone) */
+      return sj.out ? fail_overlap(&sj, &si, err) : fail_overlap(&si, &sj, err);
+    }
+  }
+  return DETLOSS_OK;
+}
+
+static void array_span(const void *ctx, size_t k, dl_span *span) {
+  *span = ((const dl_span *)ctx)[k];
+}
+
+detloss_status dl_check_overlaps(const dl_span *spans, size_t n, detloss_error *err) {
+  return dl_check_overlaps_fn(n, array_span, spans, err);
+}
+
+detloss_status dl_check_grid_overlaps(const detloss_anchor_config *cfg, const char *prefix,
+                                      const dl_span *spans, size_t n, size_t image,
+                                      detloss_error *err) {
+  if (cfg == NULL) return DETLOSS_OK;
+  char nm[5][DETLOSS_WHERE_MAX];
+  dl_span g[6];
+  snprintf(nm[0], sizeof nm[0], "%s", prefix[0] ? prefix : "cfg");
+  if (prefix[0]) {
+    size_t len = strlen(nm[0]);
+    if (len > 0 && nm[0][len - 1] == '.') nm[0][len - 1] = '\0'; /* "grid." -> "grid" */
+  }
+  snprintf(nm[1], sizeof nm[1], "%slevels", prefix);
+  g[0] = dl_span_of(cfg, 1, sizeof *cfg, nm[0], 0);
+  g[1] = dl_span_of(cfg->levels, cfg->num_levels, sizeof *cfg->levels, nm[1], 0);
+  g[0].image = g[1].image = image;
+  for (size_t i = 0; i < n; i++) {
+    if (!spans[i].out) continue;
+    for (int k = 0; k < 2; k++)
+      if (spans_overlap(&spans[i], &g[k])) return fail_overlap(&spans[i], &g[k], err);
+  }
+  for (size_t l = 0; l < cfg->num_levels; l++) {
+    const detloss_anchor_level *lv = &cfg->levels[l];
+    snprintf(nm[1], sizeof nm[1], "%slevels[%zu].sizes", prefix, l);
+    snprintf(nm[2], sizeof nm[2], "%slevels[%zu].ratios", prefix, l);
+    snprintf(nm[3], sizeof nm[3], "%slevels[%zu].shapes", prefix, l);
+    snprintf(nm[4], sizeof nm[4], "%slevels[%zu].base", prefix, l);
+    g[1] = dl_span_of(lv->sizes, lv->num_sizes, sizeof(float), nm[1], 0);
+    g[2] = dl_span_of(lv->ratios, lv->num_ratios, sizeof(float), nm[2], 0);
+    g[3] = dl_span_of(lv->shapes, lv->num_shapes, 2 * sizeof(float), nm[3], 0);
+    g[4] = dl_span_of(lv->base, lv->num_base, 4 * sizeof(float), nm[4], 0);
+    for (int k = 1; k < 5; k++) g[k].image = image;
+    for (size_t i = 0; i < n; i++) {
+      if (!spans[i].out) continue;
+      for (int k = 1; k < 5; k++)
+        if (spans_overlap(&spans[i], &g[k])) return fail_overlap(&spans[i], &g[k], err);
+    }
+  }
+  return DETLOSS_OK;
+}

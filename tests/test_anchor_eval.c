@@ -609,6 +609,77 @@ static void bad_inputs_fail_with_status_and_where(void **state) {
   expect_error(&d, &gs, &o, DETLOSS_ERR_RANGE, "levels[0].sizes[0]");
 }
 
+/* Issue 13 A3: feature-map sizes ceil(size / stride) are range-checked in
+ * double before they become size_t. Image 100000 x 1 resized with 800 / 1333:
+ * scale = min(800 / 1, 1333 / 100000) = 0.01333, so 1333 x floor(0.0133) = 0
+ * pixels; stride 1e-30 gives ceil(1333 / 1e-30) = 1.3e33 rows of 0 columns.
+ * The anchor count 1.3e33 x 0 = 0 passed the old check, and (size_t)1.3e33 is
+ * undefined (UBSan float-cast-overflow in the sanitize build). Now: a range
+ * error naming the stride, report and per_gt untouched. */
+static void a_tiny_stride_is_a_range_error_before_any_conversion(void **state) {
+  (void)state;
+  float hw[2] = {100000, 1};
+  size_t start[2] = {0, 1};
+  float boxes[4] = {0, 0, 1, 50};
+  float size = 32, ratio = 1;
+  detloss_anchor_level lv = {0, 0, 1e-30f, 1e-30f, &size, 1, &ratio, 1, NULL, 0, NULL, 0};
+  detloss_anchor_config g = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION, 0};
+  detloss_eval_dataset d = {1, hw, start, boxes, NULL};
+  detloss_eval_anchors gs = {&g, NULL, 0, NULL, 0};
+  detloss_eval_options o = detloss_eval_options_default();
+  o.resize_min_size = 800;
+  o.resize_max_size = 1333;
+  expect_error(&d, &gs, &o, DETLOSS_ERR_RANGE, "grid.levels[0].stride");
+  /* the same without resizing: 1e35 x 1e30 cells */
+  o.resize_min_size = o.resize_max_size = 0;
+  expect_error(&d, &gs, &o, DETLOSS_ERR_RANGE, "grid.levels[0].stride");
+  /* a stride of 1e30 with offset 0.5 puts the only cell's anchor at 5e29 */
+  lv.stride_h = lv.stride_w = 1e30f;
+  g.offset = 0.5f;
+  expect_error(&d, &gs, &o, DETLOSS_ERR_RANGE, "grid.levels[0].stride");
+  /* an image that resizing makes infinite: 1e-40 (subnormal) x 1, short side
+   * to 800: scale (1 / 1e-40) * 800 = Inf in float */
+  g.offset = 0.0f;
+  lv.stride_h = lv.stride_w = 16;
+  hw[0] = 1e-40f;
+  o.resize_min_size = 800;
+  expect_error(&d, &gs, &o, DETLOSS_ERR_RANGE, "data.image_hw[0]");
+  /* explicit anchors beyond the 1e18 coordinate bound (their area would be Inf) */
+  hw[0] = 100;
+  o.resize_min_size = 0;
+  float big[4] = {-1e30f, -1e30f, 1e30f, 1e30f};
+  detloss_eval_anchors ex = {NULL, big, 1, NULL, 0};
+  expect_error(&d, &ex, &o, DETLOSS_ERR_RANGE, "anchors[0]");
+}
+
+/* Issue 13 A8: per_gt and report may not overlap each other or the inputs. */
+static void outputs_may_not_overlap_inputs_or_each_other(void **state) {
+  (void)state;
+  float hw[2] = {100, 100};
+  size_t start[2] = {0, 1};
+  float an[4] = {0, 0, 10, 10};
+  union {
+    detloss_eval_report r;
+    float boxes[4];
+  } u;
+  memset(&u, 0, sizeof u);
+  u.boxes[2] = u.boxes[3] = 10;
+  detloss_eval_dataset d = {1, hw, start, u.boxes, NULL};
+  detloss_eval_anchors src = {NULL, an, 1, NULL, 0};
+  detloss_error err;
+  assert_int_equal(detloss_anchor_eval(&d, &src, NULL, &u.r, NULL, &err), DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "report");
+  assert_non_null(strstr(err.msg, "data.boxes"));
+  detloss_eval_report r;
+  detloss_eval_gt *pg = (detloss_eval_gt *)(void *)&r;
+  assert_int_equal(detloss_anchor_eval(&d, &src, pg, &r, NULL, &err), DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "report");
+  assert_non_null(strstr(err.msg, "per_gt"));
+  detloss_eval_gt gt1;
+  assert_int_equal(detloss_anchor_eval(&d, &src, &gt1, &r, NULL, &err), DETLOSS_OK);
+  assert_true(gt1.best == 1.0f && r.all.num_gt == 1);
+}
+
 /* ---- the bundled data set against torchvision ----------------------------- */
 
 static const cJSON *field(const cJSON *o, const char *k) {
@@ -753,6 +824,8 @@ int main(void) {
       cmocka_unit_test(bad_inputs_fail_with_status_and_where),
       cmocka_unit_test(bundled_coco_subset_rpn_matches_torchvision),
       cmocka_unit_test(bundled_coco_subset_yolov5_matches_autoanchor_metric),
+      cmocka_unit_test(a_tiny_stride_is_a_range_error_before_any_conversion),
+      cmocka_unit_test(outputs_may_not_overlap_inputs_or_each_other),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -269,6 +269,91 @@ static void bad_configs_are_rejected_naming_the_field_with_outputs_untouched(voi
   assert_int_equal(k, 0);
 }
 
+/* Issue 13 A6/A3: a finite config whose anchors would not be finite (or would
+ * leave the 1e18 coordinate bound of the IoU family) is a range error naming
+ * the field, before anything is written; so is a count that overflows. */
+static void configs_whose_anchors_overflow_are_rejected_naming_the_field(void **state) {
+  (void)state;
+  float sizes[1] = {3e38f}, ratios[3] = {0.5f, 1.0f, 2.0f};
+  detloss_anchor_level lv = {2, 2, 8, 8, sizes, 1, ratios, 3, NULL, 0, NULL, 0};
+  detloss_anchor_config cfg = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  float out[48];
+  for (int i = 0; i < 48; i++) out[i] = 42.0f;
+  detloss_error err;
+  size_t k = 0;
+  /* size 3e38, ratio 0.5: ws = 3e38 / sqrt(0.5) = 4.2e38 > FLT_MAX: -Inf/+Inf corners
+   * (before the fix: DETLOSS_OK with Inf anchors, JSON null in the CLI). */
+  assert_int_equal(detloss_anchors_count(&cfg, &k, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "levels[0].sizes[0]");
+  assert_int_equal(detloss_anchors_generate(&cfg, out, 12, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "levels[0].sizes[0]");
+  /* 2e18 with ratio 1 is finite (+-1e18 is allowed) but 3e18 is beyond the bound */
+  sizes[0] = 2e18f;
+  lv.num_ratios = 1;
+  lv.ratios = ratios + 1;
+  lv.feat_h = lv.feat_w = 1;
+  assert_int_equal(detloss_anchors_generate(&cfg, out, 1, &err), DETLOSS_OK);
+  assert_true(out[2] == 1e18f);
+  sizes[0] = 3e18f;
+  for (int i = 0; i < 48; i++) out[i] = 42.0f;
+  assert_int_equal(detloss_anchors_level_base(&cfg, 0, out, 1, &k, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "levels[0].sizes[0]");
+  /* detectron2: w = sqrt(s^2 / r) in double, then float: Inf for s = 3e38 */
+  sizes[0] = 3e38f;
+  cfg.convention = DETLOSS_ANCHORS_DETECTRON2;
+  assert_int_equal(detloss_anchors_count(&cfg, &k, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "levels[0].sizes[0]");
+  cfg.convention = DETLOSS_ANCHORS_TORCHVISION;
+  /* shapes and explicit base anchors are bounded likewise */
+  const float shapes[2] = {10.0f, 3e18f};
+  lv.shapes = shapes;
+  lv.num_shapes = 1;
+  assert_int_equal(detloss_anchors_count(&cfg, &k, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "levels[0].shapes[0]");
+  lv.shapes = NULL;
+  lv.num_shapes = 0;
+  /* A stride that puts the last cell beyond 1e18: size 32, stride 1e30 on a
+   * 2 x 2 map, offset 0.5: shift 1.5e30 (finite, but areas would overflow). */
+  sizes[0] = 32.0f;
+  lv.feat_h = lv.feat_w = 2;
+  lv.stride_h = lv.stride_w = 1e30f;
+  cfg.offset = 0.5f;
+  assert_int_equal(detloss_anchors_generate(&cfg, out, 4, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "levels[0].stride");
+  for (int i = 0; i < 48; i++) assert_true(out[i] == 42.0f);
+  /* the anchor count: 2^31 x 2^31 cells x 1 overflows size_t on 32-bit and
+   * exceeds the indexable count (DL_MAX_ELEMS / 4 = 2^58 on 64-bit) with 2^60 */
+  cfg.offset = 0.0f;
+  lv.stride_h = lv.stride_w = 1e-30f; /* keeps the extent tiny */
+  lv.feat_h = (size_t)1 << 31;
+  lv.feat_w = (size_t)1 << 31;
+  if (sizeof(size_t) >= 8) lv.feat_w = (size_t)1 << 29; /* 2^60 anchors */
+  assert_int_equal(detloss_anchors_count(&cfg, &k, &err), DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "levels[0].feat_h");
+}
+
+/* Issue 13 A8: the output may not overlap the config it is generated from. */
+static void anchors_may_not_overlap_their_config(void **state) {
+  (void)state;
+  float buf[64];
+  for (int i = 0; i < 64; i++) buf[i] = 0.0f;
+  buf[0] = 32.0f; /* sizes */
+  buf[1] = 1.0f;  /* ratios */
+  detloss_anchor_level lv = {2, 2, 8, 8, buf, 1, buf + 1, 1, NULL, 0, NULL, 0};
+  detloss_anchor_config cfg = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  detloss_error err;
+  size_t k;
+  assert_int_equal(detloss_anchors_generate(&cfg, buf, 4, &err), DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "anchors");
+  assert_non_null(strstr(err.msg, "overlaps levels[0].sizes"));
+  assert_int_equal(detloss_anchors_level_base(&cfg, 0, buf + 1, 1, &k, &err), DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "base");
+  assert_true(buf[0] == 32.0f && buf[1] == 1.0f && buf[2] == 0.0f);
+  /* disjoint: fine */
+  assert_int_equal(detloss_anchors_generate(&cfg, buf + 8, 4, &err), DETLOSS_OK);
+  assert_true(buf[8] == -16.0f && buf[10] == 16.0f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(generated_anchors_equal_the_reference_generators_bit_for_bit),
@@ -279,6 +364,8 @@ int main(void) {
       cmocka_unit_test(yolo_shape_sets_centre_on_cell_centres),
       cmocka_unit_test(retinanet_set_has_three_truncated_scales_per_octave),
       cmocka_unit_test(bad_configs_are_rejected_naming_the_field_with_outputs_untouched),
+      cmocka_unit_test(configs_whose_anchors_overflow_are_rejected_naming_the_field),
+      cmocka_unit_test(anchors_may_not_overlap_their_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,23 @@
 /*
  * test_bad_input.c - the bad-input matrix: every public function of the core
- * API with each class of bad argument (NULL where data is required, sizes that
- * disagree or overflow, non-finite numbers, values out of range). Each row
- * asserts the documented status, the argument named in err->where, that a
- * message is given, and that every caller output buffer is untouched.
- * (The JSON layer's classes are covered by tests/cli and test_json/test_config.)
+ * API with each class of bad argument. The classes (rows are counted per
+ * class and printed by the last test, bad_input_rows_per_class):
+ *   null      NULL where data is required                (DETLOSS_ERR_NULL)
+ *   shape     sizes that disagree or overflow            (DETLOSS_ERR_SHAPE)
+ *   nonfinite NaN/Inf inputs                             (DETLOSS_ERR_NONFINITE)
+ *   range     values outside their domain                (DETLOSS_ERR_RANGE)
+ *   overflow  finite input whose result or size would not be finite or
+ *             representable: anchors of size 3e38, coordinates beyond 1e18,
+ *             a stride of 1e-30 turned into a feature-map size (range-checked
+ *             before any float -> integer conversion), anchor counts that
+ *             overflow                                   (_RANGE or _SHAPE)
+ *   alias     an output that overlaps an input or another output
+ *                                                        (DETLOSS_ERR_SHAPE)
+ * Each row asserts the documented status, the argument named in err->where,
+ * that a message is given, and that every caller output buffer is untouched
+ * (alias rows pass an OUT_* buffer as the overlapping input, so "untouched"
+ * covers it too). (The JSON layer's classes are covered by tests/cli and
+ * test_json/test_config.)
  */
 #include "detloss/detloss.h"
 #include "testutil.h"
@@ -41,15 +54,36 @@ static void assert_outputs_untouched(const char *what) {
   for (size_t i = 0; i < sizeof OUT_R; i++) ok &= r[i] == 0x77;
   const unsigned char *g = (const unsigned char *)OUT_GT;
   for (size_t i = 0; i < sizeof OUT_GT; i++) ok &= g[i] == 0x77;
+  const unsigned char *rep = (const unsigned char *)&OUT_REP;
+  for (size_t i = 0; i < sizeof OUT_REP; i++) ok &= rep[i] == 0x77;
   if (!ok) {
     print_error("%s: an output buffer was written on error\n", what);
     fail();
   }
 }
 
-/* Runs the call with E = &err, then checks status, where and untouched outputs. */
+enum { C_NULL, C_SHAPE, C_NONFINITE, C_RANGE, C_OVERFLOW, C_ALIAS, NUM_CLASSES };
+static const char *const CLASS_NAMES[NUM_CLASSES] = {"null",  "shape",    "nonfinite",
+                                                     "range", "overflow", "alias"};
+static size_t ROWS[NUM_CLASSES];
+
+static int class_of_status(detloss_status s) {
+  switch (s) {
+    case DETLOSS_ERR_NULL: return C_NULL;
+    case DETLOSS_ERR_SHAPE: return C_SHAPE;
+    case DETLOSS_ERR_NONFINITE: return C_NONFINITE;
+    default: return C_RANGE;
+  }
+}
+
+/* Runs the call with E = &err, then checks status, where and untouched outputs;
+ * the row counts in the class of its status. */
 #define BAD(call, want_status, want_where)                                                     \
+  BAD_IN(class_of_status(want_status), call, want_status, want_where)
+/* A row of an explicit class (overflow, alias). */
+#define BAD_IN(cls, call, want_status, want_where)                                             \
   do {                                                                                         \
+    ROWS[(cls)]++;                                                                             \
     detloss_error e_;                                                                          \
     memset(&e_, 0, sizeof e_);                                                                 \
     reset_outputs();                                                                           \
@@ -237,9 +271,10 @@ static void detector_losses(void **state) {
     im[b].objectness = obj;
     im[b].cls_logits = logits;
     im[b].deltas = deltas;
-    im[b].grad_objectness = OUT_G;
-    im[b].grad_cls_logits = OUT_G + 64;
-    im[b].grad_deltas = OUT_F;
+    /* each image its own gradient buffers (shared ones are an alias error) */
+    im[b].grad_objectness = OUT_G + 256 * b;
+    im[b].grad_cls_logits = OUT_G + 256 * b + 64;
+    im[b].grad_deltas = OUT_F + 256 * b;
   }
   detloss_head_image one = im[0];
   one.labels = NULL;
@@ -273,6 +308,127 @@ static void anchor_evaluation(void **state) {
   BAD(detloss_anchor_eval(&ds, &src, OUT_GT, &OUT_REP, &o, E), DETLOSS_ERR_RANGE, "iou_thresh");
 }
 
+/* Finite input whose result or size would overflow: range-checked first. */
+static void overflowing_results_and_sizes(void **state) {
+  (void)state;
+  float sizes[1] = {3e38f}, ratios[3] = {0.5f, 1, 2};
+  detloss_anchor_level lv = {2, 2, 8, 8, sizes, 1, ratios, 3, NULL, 0, NULL, 0};
+  detloss_anchor_config cfg = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  /* size 3e38 / sqrt(0.5) = 4.2e38: Inf base anchors */
+  BAD_IN(C_OVERFLOW, detloss_anchors_count(&cfg, OUT_Z, E), DETLOSS_ERR_RANGE, "levels[0].sizes[0]");
+  BAD_IN(C_OVERFLOW, detloss_anchors_generate(&cfg, OUT_F, 12, E), DETLOSS_ERR_RANGE, "levels[0].sizes[0]");
+  BAD_IN(C_OVERFLOW, detloss_anchors_level_base(&cfg, 0, OUT_F, 3, OUT_Z, E), DETLOSS_ERR_RANGE, "levels[0].sizes[0]");
+  /* stride 1e30 on a 2 x 2 map: the second cell at 1e30, beyond 1e18 */
+  sizes[0] = 16;
+  lv.stride_h = lv.stride_w = 1e30f;
+  BAD_IN(C_OVERFLOW, detloss_anchors_generate(&cfg, OUT_F, 12, E), DETLOSS_ERR_RANGE, "levels[0].stride");
+  BAD_IN(C_OVERFLOW, detloss_match_grid(&cfg, BOX, 2, NULL, OUT_I, OUT_F, 12, NULL, E), DETLOSS_ERR_RANGE, "levels[0].stride");
+  /* 2^40 x 2^40 cells x 3: the count overflows (or is not indexable) */
+  lv.stride_h = lv.stride_w = 1e-30f;
+  lv.feat_h = lv.feat_w = (size_t)1 << (sizeof(size_t) >= 8 ? 40 : 20);
+  BAD_IN(C_OVERFLOW, detloss_anchors_count(&cfg, OUT_Z, E), DETLOSS_ERR_SHAPE, "levels[0].feat_h");
+  /* coordinates beyond 1e18: areas and IoUs would be Inf / NaN */
+  const float big[8] = {-1e20f, -1e20f, 1e20f, 1e20f, 0, 0, 1, 1};
+  BAD_IN(C_OVERFLOW, detloss_match(big, 2, BOX, 2, NULL, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_RANGE, "anchors[0]");
+  BAD_IN(C_OVERFLOW, detloss_match(BOX, 2, big, 2, NULL, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_RANGE, "gt[0]");
+  BAD_IN(C_OVERFLOW, detloss_iou_matrix(DETLOSS_DIOU, BOX, 2, big, 2, OUT_F, NULL, E), DETLOSS_ERR_RANGE, "boxes2[0]");
+  /* anchor evaluation: a stride of 1e-30 becomes a feature-map size of 1e32 */
+  const float hw[2] = {100, 100};
+  const size_t start[2] = {0, 4};
+  detloss_eval_dataset ds = {1, hw, start, BOX, NULL};
+  float one = 1, s16 = 16;
+  detloss_anchor_level el = {0, 0, 1e-30f, 1e-30f, &s16, 1, &one, 1, NULL, 0, NULL, 0};
+  detloss_anchor_config ecfg = {&el, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  detloss_eval_anchors grid = {&ecfg, NULL, 0, NULL, 0};
+  BAD_IN(C_OVERFLOW, detloss_anchor_eval(&ds, &grid, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_RANGE, "grid.levels[0].stride");
+  detloss_eval_anchors ex = {NULL, big, 2, NULL, 0};
+  BAD_IN(C_OVERFLOW, detloss_anchor_eval(&ds, &ex, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_RANGE, "anchors[0]");
+  /* an image that resizing makes infinite: 1e-40 x 100, short side to 800 */
+  const float tiny_hw[2] = {1e-40f, 100};
+  detloss_eval_dataset tds = {1, tiny_hw, start, BOX, NULL};
+  detloss_eval_options eo = detloss_eval_options_default();
+  eo.resize_min_size = 800;
+  detloss_eval_anchors src = {NULL, BOX, 8, NULL, 0};
+  BAD_IN(C_OVERFLOW, detloss_anchor_eval(&tds, &src, OUT_GT, &OUT_REP, &eo, E), DETLOSS_ERR_RANGE, "data.image_hw[0]");
+}
+
+/* An output that overlaps an input or another output: one row per function
+ * with array inputs and outputs. The overlapping input is an OUT_* buffer
+ * (filled with 777s, valid values) so that the row also proves it untouched. */
+static void outputs_overlapping_inputs(void **state) {
+  (void)state;
+  float *F = OUT_F;
+  BAD_IN(C_ALIAS, detloss_box_area(F, 2, F + 1, E), DETLOSS_ERR_SHAPE, "out");
+  BAD_IN(C_ALIAS, detloss_iou_matrix(DETLOSS_IOU, BOX, 2, F, 2, F + 4, NULL, E), DETLOSS_ERR_SHAPE, "out");
+  BAD_IN(C_ALIAS, detloss_iou_pairs(DETLOSS_CIOU, F, BOX, 2, F + 7, NULL, E), DETLOSS_ERR_SHAPE, "out");
+  /* encode/decode work in place (output == input) but not with a shifted output */
+  BAD_IN(C_ALIAS, detloss_box_encode(BOX, F, 2, F + 4, NULL, E), DETLOSS_ERR_SHAPE, "deltas");
+  BAD_IN(C_ALIAS, detloss_box_decode(F + 2, BOX, 2, F, NULL, E), DETLOSS_ERR_SHAPE, "boxes");
+  float sizes[2] = {16, 1};
+  detloss_anchor_level lv = {2, 3, 8, 8, sizes, 1, sizes + 1, 1, NULL, 0, NULL, 0};
+  detloss_anchor_config cfg = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  lv.sizes = F;  /* 777 */
+  lv.ratios = F + 1;
+  BAD_IN(C_ALIAS, detloss_anchors_generate(&cfg, F, 6, E), DETLOSS_ERR_SHAPE, "anchors");
+  BAD_IN(C_ALIAS, detloss_anchors_level_base(&cfg, 0, F, 1, OUT_Z, E), DETLOSS_ERR_SHAPE, "base");
+  lv.sizes = sizes;
+  lv.ratios = sizes + 1;
+  /* the example: the anchors array as the max_iou output */
+  BAD_IN(C_ALIAS, detloss_match(F, 4, BOX, 2, NULL, OUT_I, F + 8, NULL, E), DETLOSS_ERR_SHAPE, "max_iou");
+  BAD_IN(C_ALIAS, detloss_match_grid(&cfg, F, 2, NULL, OUT_I, F + 4, 6, NULL, E), DETLOSS_ERR_SHAPE, "max_iou");
+  BAD_IN(C_ALIAS, detloss_sample_balanced(OUT_I, 8, 0, (int8_t *)(void *)(OUT_I + 2), NULL, NULL, NULL, E), DETLOSS_ERR_SHAPE, "sampled");
+  BAD_IN(C_ALIAS, detloss_match_targets(BOX, 4, BOX, 2, OUT_I, OUT_B, OUT_I + 1, NULL, NULL, E), DETLOSS_ERR_SHAPE, "matched_gt");
+  BAD_IN(C_ALIAS, detloss_loss_elementwise(DETLOSS_LOSS_L1, F, BOX, NULL, 8, OUT_G, F + 4, NULL, E), DETLOSS_ERR_SHAPE, "grad");
+  BAD_IN(C_ALIAS, detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, F, OUT_I, NULL, 2, 4, F + 2, OUT_G, NULL, E), DETLOSS_ERR_SHAPE, "loss");
+  BAD_IN(C_ALIAS, detloss_sigmoid_focal_loss(F, BOX, 8, 0.25f, 2, DETLOSS_REDUCTION_SUM, OUT_G, F, 1, E), DETLOSS_ERR_SHAPE, "grad");
+  BAD_IN(C_ALIAS, detloss_loss_boxes(DETLOSS_LOSS_GIOU, F, BOX, NULL, 2, OUT_G, OUT_G + 8, F + 4, NULL, E), DETLOSS_ERR_SHAPE, "grad_target");
+  BAD_IN(C_ALIAS, detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, F, F + 8, F + 16, NULL, NULL, 2, 4, OUT_G, OUT_G + 8, OUT_G + 16, F + 20, NULL, E), DETLOSS_ERR_SHAPE, "grad_x3");
+  /* detector losses: a gradient over its own predictions, and two images
+   * sharing one gradient buffer */
+  float obj[N], logits[3 * N];
+  for (int i = 0; i < N; i++) obj[i] = 0.1f * (float)i;
+  for (int i = 0; i < 3 * N; i++) logits[i] = -0.1f * (float)i;
+  const int64_t labels[2] = {0, 1};
+  detloss_head_image im[2];
+  memset(im, 0, sizeof im);
+  for (int b = 0; b < 2; b++) {
+    im[b].anchors = BOX;
+    im[b].num_anchors = N;
+    im[b].gt = BOX;
+    im[b].num_gt = 2;
+    im[b].labels = labels;
+    im[b].num_predictions = N;
+    im[b].objectness = obj;
+    im[b].cls_logits = logits;
+    im[b].deltas = F;
+    im[b].grad_objectness = OUT_G + 256 * b;
+    im[b].grad_cls_logits = OUT_G + 256 * b + 64;
+    im[b].grad_deltas = F + 256 + 64 * b;
+  }
+  im[1].grad_deltas = F + 8; /* over the deltas both images read */
+  BAD_IN(C_ALIAS, detloss_rpn_loss(im, 2, &OUT_R, NULL, NULL, E), DETLOSS_ERR_SHAPE, "images[1].grad_deltas");
+  im[1].grad_deltas = F + 256;
+  BAD_IN(C_ALIAS, detloss_retina_loss(im, 2, 3, &OUT_R, NULL, NULL, E), DETLOSS_ERR_SHAPE, "images[1].grad_deltas");
+  /* anchor evaluation: the report over the boxes it reads */
+  const float hw[2] = {100, 100};
+  const size_t start[2] = {0, 4};
+  detloss_eval_dataset ds = {1, hw, start, (const float *)(const void *)&OUT_REP, NULL};
+  detloss_eval_anchors src = {NULL, BOX, 8, NULL, 0};
+  BAD_IN(C_ALIAS, detloss_anchor_eval(&ds, &src, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_SHAPE, "report");
+}
+
+static void bad_input_rows_per_class(void **state) {
+  (void)state;
+  size_t total = 0;
+  printf("bad-input rows per class:");
+  for (int c = 0; c < NUM_CLASSES; c++) {
+    printf(" %s %zu%s", CLASS_NAMES[c], ROWS[c], c + 1 < NUM_CLASSES ? "," : "\n");
+    total += ROWS[c];
+    assert_true(ROWS[c] > 0);
+  }
+  printf("bad-input rows: %zu\n", total);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(box_geometry_and_coding),
@@ -281,6 +437,9 @@ int main(void) {
       cmocka_unit_test(box_and_embedding_losses),
       cmocka_unit_test(detector_losses),
       cmocka_unit_test(anchor_evaluation),
+      cmocka_unit_test(overflowing_results_and_sizes),
+      cmocka_unit_test(outputs_overlapping_inputs),
+      cmocka_unit_test(bad_input_rows_per_class),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

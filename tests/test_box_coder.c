@@ -232,6 +232,36 @@ static void bad_input_is_reported_and_output_untouched(void **state) {
   for (int i = 0; i < 8; i++) assert_true(out[i] == 7.0f);
 }
 
+/* Issue 13 A8: encode and decode work in place (the output may equal either
+ * input exactly; each row is read before it is written) and give the same
+ * bits as out of place; a partial overlap is DETLOSS_ERR_SHAPE. */
+static void coding_works_in_place_and_rejects_partial_overlap(void **state) {
+  (void)state;
+  const float an[8] = {0, 0, 10, 10, 5, 5, 25, 15};
+  const float bx[8] = {1, 2, 9, 12, 4, 6, 30, 14};
+  float ref[8], io[8], dec[8];
+  detloss_error err;
+  assert_int_equal(detloss_box_encode(an, bx, 2, ref, NULL, &err), DETLOSS_OK);
+  memcpy(io, bx, sizeof io);
+  assert_int_equal(detloss_box_encode(an, io, 2, io, NULL, &err), DETLOSS_OK);
+  dl_assert_bitwise_equal(io, ref, 8);
+  memcpy(io, an, sizeof io);
+  assert_int_equal(detloss_box_encode(io, bx, 2, io, NULL, &err), DETLOSS_OK);
+  dl_assert_bitwise_equal(io, ref, 8);
+  assert_int_equal(detloss_box_decode(an, ref, 2, dec, NULL, &err), DETLOSS_OK);
+  memcpy(io, ref, sizeof io);
+  assert_int_equal(detloss_box_decode(an, io, 2, io, NULL, &err), DETLOSS_OK);
+  dl_assert_bitwise_equal(io, dec, 8);
+  float buf[12];
+  memcpy(buf, bx, sizeof bx);
+  assert_int_equal(detloss_box_encode(an, buf, 2, buf + 4, NULL, &err), DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "deltas");
+  assert_non_null(strstr(err.msg, "overlaps boxes"));
+  assert_int_equal(detloss_box_decode(an, buf, 2, buf + 1, NULL, &err), DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "boxes");
+  assert_true(memcmp(buf, bx, sizeof bx) == 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(encode_of_the_published_example_is_exact),
@@ -241,6 +271,7 @@ int main(void) {
       cmocka_unit_test(encode_and_decode_agree_with_torchvision_boxcoder),
       cmocka_unit_test(results_are_bitwise_identical_for_1_2_and_4_threads),
       cmocka_unit_test(bad_input_is_reported_and_output_untouched),
+      cmocka_unit_test(coding_works_in_place_and_rejects_partial_overlap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -330,6 +330,65 @@ static void bad_input_is_reported_and_output_untouched(void **state) {
                    DETLOSS_ERR_NONFINITE);
 }
 
+/* Issue 13 A6: finite boxes never give Inf or NaN. Inverted boxes can make the
+ * DIoU/GIoU quotients leave the float range; they saturate at -FLT_MAX.
+ *   a = (3s, 0, 0, 0) (x2 < x1), b = (s, 0, s, 0): enclosing width
+ *   max(0, s) - min(3s, s) = 0, height 0, so c^2 = 0; centres 1.5s and s:
+ *   rho^2 = (0.5 s)^2. s = 1e17: rho^2 = 2.5e33, / (0 + 1e-7) = 2.5e40 > FLT_MAX.
+ *   With s = 1 and eps = 1e-45 (the smallest subnormal): 0.25 / 1.4e-45 = Inf too.
+ *   GIoU: a = (3, 0, 0, 1) (area -3), b = (0, 0, 1e-39, 1): C = 1e-39 * 1,
+ *   U = -3 + 1e-39, (C - U) / C = 3e39 > FLT_MAX.
+ * Before the fix these were -Inf (JSON null from the CLI). */
+static void inverted_boxes_saturate_instead_of_overflowing(void **state) {
+  (void)state;
+  const float a[4] = {3e17f, 0, 0, 0}, b[4] = {1e17f, 0, 1e17f, 0};
+  const float a1[4] = {3, 0, 0, 0}, b1[4] = {1, 0, 1, 0};
+  const float ag[4] = {3, 0, 0, 1}, bg[4] = {0, 0, 1e-39f, 1};
+  detloss_iou_options tiny = detloss_iou_options_default();
+  tiny.eps = 1e-45f;
+  const detloss_iou_kind kinds[3] = {DETLOSS_GIOU, DETLOSS_DIOU, DETLOSS_CIOU};
+  for (int q = 0; q < 3; q++) {
+    float m = 0.0f, p = 0.0f;
+    if (kinds[q] != DETLOSS_GIOU) {
+      assert_int_equal(detloss_iou_matrix(kinds[q], a, 1, b, 1, &m, NULL, NULL), DETLOSS_OK);
+      assert_true(m == -FLT_MAX);
+      assert_int_equal(detloss_iou_pairs(kinds[q], a, b, 1, &p, NULL, NULL), DETLOSS_OK);
+      assert_true(p == -FLT_MAX);
+      assert_int_equal(detloss_iou_matrix(kinds[q], a1, 1, b1, 1, &m, &tiny, NULL), DETLOSS_OK);
+      assert_true(m == -FLT_MAX);
+      /* the same pair with the default eps: 0.25 / 1e-7 = 2.5e6, unchanged */
+      assert_int_equal(detloss_iou_pairs(kinds[q], a1, b1, 1, &p, NULL, NULL), DETLOSS_OK);
+      assert_true(isfinite(p) && p < -2.4e6f && p > -2.6e6f);
+    } else {
+      assert_int_equal(detloss_iou_matrix(kinds[q], ag, 1, bg, 1, &m, NULL, NULL), DETLOSS_OK);
+      assert_true(m == -FLT_MAX);
+      assert_int_equal(detloss_iou_pairs(kinds[q], ag, bg, 1, &p, NULL, NULL), DETLOSS_OK);
+      assert_true(p == -FLT_MAX);
+    }
+  }
+}
+
+/* Issue 13 A8: out may not overlap boxes1 or boxes2 (the matrix is written
+ * while boxes1 is read); the status is DETLOSS_ERR_SHAPE naming "out". */
+static void the_output_may_not_overlap_an_input(void **state) {
+  (void)state;
+  float buf[16] = {0, 0, 2, 2, 1, 1, 3, 3, 0, 0, 1, 1, 7, 7, 7, 7};
+  detloss_error err;
+  assert_int_equal(detloss_iou_matrix(DETLOSS_IOU, buf, 2, buf + 8, 1, buf + 1, NULL, &err),
+                   DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "out");
+  assert_non_null(strstr(err.msg, "boxes1"));
+  assert_int_equal(detloss_iou_pairs(DETLOSS_GIOU, buf, buf + 4, 1, buf + 7, NULL, &err),
+                   DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "out");
+  assert_int_equal(detloss_box_area(buf, 2, buf + 4, &err), DETLOSS_ERR_SHAPE);
+  assert_true(buf[4] == 1 && buf[7] == 3 && buf[1] == 0);
+  /* adjacent, not overlapping: fine. (0,0,2,2) vs (0,0,1,1): IoU 1/4 */
+  assert_int_equal(detloss_iou_matrix(DETLOSS_IOU, buf, 1, buf + 8, 1, buf + 12, NULL, &err),
+                   DETLOSS_OK);
+  assert_true(buf[12] == 0.25f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(overlapping_squares_have_iou_one_seventh),
@@ -347,6 +406,8 @@ int main(void) {
       cmocka_unit_test(results_are_bitwise_identical_for_1_2_and_4_threads),
       cmocka_unit_test(matrices_agree_with_torchvision),
       cmocka_unit_test(bad_input_is_reported_and_output_untouched),
+      cmocka_unit_test(inverted_boxes_saturate_instead_of_overflowing),
+      cmocka_unit_test(the_output_may_not_overlap_an_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -588,6 +588,59 @@ static void targets_reject_a_matched_zero_area_gt_and_bad_indices(void **state) 
   assert_int_equal(labels[0], 42);
 }
 
+/* Issue 13 A6: coordinates beyond 1e18 would overflow the areas (w * h > FLT_MAX)
+ * and make an IoU Inf / Inf = NaN: (-1e20, -1e20, 1e20, 1e20) with itself has
+ * inter = 4e40 = Inf and union (Inf + Inf) - Inf = NaN. Before the fix:
+ * DETLOSS_OK with max_iou NaN. Now a range error naming the box. */
+static void coordinates_beyond_1e18_are_a_range_error(void **state) {
+  (void)state;
+  const float big[4] = {-1e20f, -1e20f, 1e20f, 1e20f}, ok[4] = {0, 0, 10, 10};
+  int64_t m[1] = {99};
+  float mi[1] = {99.0f};
+  detloss_error err;
+  assert_int_equal(detloss_match(big, 1, big, 1, NULL, m, mi, NULL, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "anchors[0]");
+  assert_int_equal(detloss_match(ok, 1, big, 1, NULL, m, mi, NULL, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "gt[0]");
+  assert_true(m[0] == 99 && mi[0] == 99.0f);
+  /* 1e18 itself is fine: (0, 0, 1e18, 1e18) with itself, IoU 1 */
+  const float edge[4] = {0, 0, 1e18f, 1e18f};
+  assert_int_equal(detloss_match(edge, 1, edge, 1, NULL, m, mi, NULL, &err), DETLOSS_OK);
+  assert_true(m[0] == 0 && mi[0] == 1.0f);
+}
+
+/* Issue 13 A8: the outputs may not overlap the inputs or each other. Passing
+ * the anchors as max_iou would overwrite anchors still to be read. */
+static void outputs_that_overlap_an_input_are_rejected(void **state) {
+  (void)state;
+  float anchors[8] = {0, 0, 10, 10, 5, 5, 15, 15};
+  const float gt[4] = {0, 0, 10, 10};
+  int64_t m[4] = {7, 7, 7, 7};
+  int8_t lab[2] = {5, 5};
+  detloss_error err;
+  assert_int_equal(detloss_match(anchors, 2, gt, 1, NULL, m, anchors + 2, NULL, &err),
+                   DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "max_iou");
+  assert_non_null(strstr(err.msg, "overlaps anchors"));
+  assert_true(anchors[2] == 10.0f && m[0] == 7);
+  /* matches and max_iou sharing memory */
+  assert_int_equal(detloss_match(anchors, 2, gt, 1, NULL, m, (float *)(void *)(m + 1), NULL, &err),
+                   DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "max_iou");
+  assert_non_null(strstr(err.msg, "overlaps matches"));
+  /* sampling into the matches it reads */
+  const int64_t mm[2] = {0, -1};
+  int64_t mc[2] = {0, -1};
+  assert_int_equal(detloss_sample_balanced(mc, 2, 0, (int8_t *)(void *)mc, NULL, NULL, NULL, &err),
+                   DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "sampled");
+  /* targets: matched_gt written over matches */
+  assert_int_equal(detloss_match_targets(anchors, 2, gt, 1, mc, lab, mc, NULL, NULL, &err),
+                   DETLOSS_ERR_SHAPE);
+  assert_string_equal(err.where, "matched_gt");
+  assert_true(mc[0] == mm[0] && mc[1] == mm[1] && lab[0] == 5);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_fixture_case_matches_its_reference_exactly),
@@ -604,6 +657,8 @@ int main(void) {
       cmocka_unit_test(grid_match_rejects_an_anchor_count_that_disagrees_with_the_config),
       cmocka_unit_test(targets_give_labels_matched_gt_and_deltas_for_positives),
       cmocka_unit_test(targets_reject_a_matched_zero_area_gt_and_bad_indices),
+      cmocka_unit_test(coordinates_beyond_1e18_are_a_range_error),
+      cmocka_unit_test(outputs_that_overlap_an_input_are_rejected),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

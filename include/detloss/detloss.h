@@ -29,6 +29,17 @@
  *     never calls omp_set_num_threads. Without OpenMP everything runs serially
  *     and gives the same bits.
  *   - Gradients: a NULL gradient pointer means "do not compute it".
+ *   - Aliasing: no output array may overlap an input array or another output
+ *     (byte ranges computed from the documented sizes), except where a
+ *     function says it works in place (detloss_box_encode/_decode: the output
+ *     may equal an input exactly). An overlap is detected before any work and
+ *     returned as DETLOSS_ERR_SHAPE, err->where naming the output and err->msg
+ *     "overlaps <input>". Inputs may alias each other freely.
+ *   - Coordinates: boxes that enter an IoU (the IoU family, matching, anchor
+ *     evaluation, generated anchors) must satisfy |c| <= 1e18, so that no
+ *     area or diagonal overflows float; larger ones are DETLOSS_ERR_RANGE.
+ *     Finite input never gives a NaN or Inf result with DETLOSS_OK (except
+ *     the heads' documented propagation of non-finite predictions).
  */
 #ifndef DETLOSS_H
 #define DETLOSS_H
@@ -59,7 +70,8 @@ extern "C" {
 typedef enum detloss_status {
   DETLOSS_OK = 0,
   DETLOSS_ERR_NULL = 1,        /* a required pointer is NULL */
-  DETLOSS_ERR_SHAPE = 2,       /* sizes disagree, or size arithmetic would overflow */
+  DETLOSS_ERR_SHAPE = 2,       /* sizes disagree, size arithmetic would overflow, or an
+                                  output overlaps an input (aliasing) */
   DETLOSS_ERR_NONFINITE = 3,   /* NaN or Inf where a finite number is required */
   DETLOSS_ERR_RANGE = 4,       /* a parameter or value outside its domain */
   DETLOSS_ERR_NOMEM = 5,       /* allocation failed */
@@ -113,8 +125,9 @@ DETLOSS_API detloss_iou_options detloss_iou_options_default(void);
  * detloss_box_area() - area of each box.
  *   area = (x2 - x1) * (y2 - y1)   (not clamped: torchvision box_area)
  * boxes [n][4]; out [n], caller-owned; n may be 0 (then boxes/out may be NULL).
- * Returns DETLOSS_OK, DETLOSS_ERR_NULL, or DETLOSS_ERR_NONFINITE (a coordinate
- * is NaN/Inf; err->where = "boxes[i]"), with out untouched on error.
+ * Returns DETLOSS_OK, DETLOSS_ERR_NULL, DETLOSS_ERR_NONFINITE (a coordinate
+ * is NaN/Inf; err->where = "boxes[i]"), _RANGE (|coordinate| > 1e18) or
+ * _SHAPE (out overlaps boxes), with out untouched on error.
  * Thread-safe. Matches torchvision.ops.box_area.
  */
 DETLOSS_API detloss_status detloss_box_area(const float *boxes, size_t n, float *out,
@@ -132,10 +145,16 @@ DETLOSS_API detloss_status detloss_box_area(const float *boxes, size_t n, float 
  * Degenerate input never gives NaN: where U = 0 the IoU is 0 (detectron2,
  * mmdetection, darknet; torchvision gives NaN), where C = 0 the GIoU penalty
  * is 0, and atan(w/h) with h = 0 is taken as +-pi/2 (0 when w = h = 0).
- * Inverted boxes (x2 < x1) are legal: their intersection is 0.
+ * Inverted boxes (x2 < x1) are legal: their intersection is 0. Their
+ * enclosing box can be far smaller than their centre distance or union, so
+ * GIoU's (C - U) / C and DIoU's rho^2 / (c^2 + eps) can exceed the float
+ * range (rho^2 / 1e-7 does from rho ~ 6e15; any eps > 0 is allowed, down to
+ * 1e-45): such values saturate at -FLT_MAX (never -Inf or NaN). For proper
+ * boxes every value is in [-2, 1] and the clamp changes nothing.
  * Returns DETLOSS_OK, or DETLOSS_ERR_NULL / _NONFINITE (a coordinate is
- * NaN/Inf) / _RANGE (eps <= 0 or kind unknown) / _SHAPE (n*m overflows),
- * with out untouched. Thread-safe; parallel over rows.
+ * NaN/Inf) / _RANGE (eps <= 0 or kind unknown; |coordinate| > 1e18:
+ * "boxes1[i]") / _SHAPE (n*m overflows; out overlaps boxes1 or boxes2:
+ * where "out"), with out untouched. Thread-safe; parallel over rows.
  * Matches torchvision.ops box_iou, generalized_box_iou, distance_box_iou,
  * complete_box_iou (float32, same operation order).
  * Ref: Rezatofighi et al., arXiv:1902.09630; Zheng et al., arXiv:1911.08287.
@@ -149,7 +168,8 @@ DETLOSS_API detloss_status detloss_iou_matrix(detloss_iou_kind kind, const float
  * detloss_iou_pairs() - element-wise IoU-family value of matched pairs.
  *   out[i] = kind(boxes1[i], boxes2[i]), the same formulas and degenerate-case
  *   rules as detloss_iou_matrix (so out[i] equals the matrix's diagonal).
- * boxes1 [n][4], boxes2 [n][4]; out [n]. Returns and errors as the matrix.
+ * boxes1 [n][4], boxes2 [n][4]; out [n], may not overlap boxes1 or boxes2.
+ * Returns and errors as the matrix.
  */
 DETLOSS_API detloss_status detloss_iou_pairs(detloss_iou_kind kind, const float *boxes1,
                                              const float *boxes2, size_t n, float *out,
@@ -184,6 +204,9 @@ DETLOSS_API detloss_coder_options detloss_coder_options_default(void);
  * anchors [n][4], boxes [n][4]; deltas [n][4], caller-owned; n may be 0.
  * Every anchor and box must have positive width and height (otherwise the
  * log is -Inf/NaN): DETLOSS_ERR_RANGE naming "anchors[i]" or "boxes[i]".
+ * In place: deltas may equal anchors or boxes exactly (each row is read
+ * before it is written; same bits as out of place); a partial overlap is
+ * DETLOSS_ERR_SHAPE ("deltas").
  * Returns DETLOSS_OK or an error with deltas untouched. Thread-safe.
  * Matches torchvision.models.detection._utils.BoxCoder.encode_single
  * (float32, same operation order). Ref: Girshick et al., R-CNN, CVPR 2014, App. C.
@@ -199,8 +222,10 @@ DETLOSS_API detloss_status detloss_box_encode(const float *anchors, const float 
  *   x1 = cx - 0.5 w, x2 = cx + 0.5 w (same for y).
  * anchors [n][4], deltas [n][4]; boxes [n][4], caller-owned.
  * Anchors must be finite (zero-width anchors are legal: they decode to zero
- * width); deltas must be finite. Returns DETLOSS_OK or an error with boxes
- * untouched. Thread-safe. Matches torchvision BoxCoder.decode_single.
+ * width); deltas must be finite. In place: boxes may equal anchors or deltas
+ * exactly; a partial overlap is DETLOSS_ERR_SHAPE ("boxes"). Returns
+ * DETLOSS_OK or an error with boxes untouched. Thread-safe. Matches
+ * torchvision BoxCoder.decode_single.
  */
 DETLOSS_API detloss_status detloss_box_decode(const float *anchors, const float *deltas,
                                               size_t n, float *boxes,
@@ -222,6 +247,10 @@ DETLOSS_API detloss_status detloss_box_decode(const float *anchors, const float 
  *               counter-based choice);
  *   targets  -> detloss_match_targets() (labels, matched gt, encoded deltas).
  * Memory: O(A + G); the A x G IoU matrix is never formed.
+ * Aliasing: no output (anchors, base, matches, max_iou, sampled, labels,
+ * matched_gt, deltas) may overlap an input or another output
+ * (DETLOSS_ERR_SHAPE naming the output): passing the anchors as max_iou would
+ * otherwise overwrite anchors before they are read.
  */
 
 /* Base-anchor (cell anchor) convention of a grid config. */
@@ -272,8 +301,12 @@ typedef struct detloss_anchor_config {
  *   base [K][4], K = num_base, or num_shapes, or num_sizes * num_ratios.
  * *count receives K; base may be NULL to query K only, else it must hold
  * capacity >= K rows. Errors: DETLOSS_ERR_NULL, _RANGE (a size, ratio, shape
- * or stride <= 0 or non-finite: where = "levels[l].sizes[i]" ...), _SHAPE
- * (capacity < K: where = "capacity"). Thread-safe.
+ * or stride <= 0 or non-finite: where = "levels[l].sizes[i]" ...; a base
+ * anchor with a corner beyond 1e18 in magnitude or non-finite, e.g. size
+ * 3e38: "levels[l].sizes[s]", "levels[l].shapes[i]", "levels[l].base[i]";
+ * the level's anchors on its feat_h x feat_w map reaching beyond 1e18:
+ * "levels[l].stride"), _SHAPE (capacity < K: where = "capacity"; base
+ * overlapping the config's arrays: "base"). Thread-safe.
  */
 DETLOSS_API detloss_status detloss_anchors_level_base(const detloss_anchor_config *cfg,
                                                       size_t level, float *base,
@@ -283,7 +316,10 @@ DETLOSS_API detloss_status detloss_anchors_level_base(const detloss_anchor_confi
 /*
  * detloss_anchors_count() - number of anchors of a grid config:
  *   A = sum over levels of feat_h * feat_w * K_level.
- * Errors: as detloss_anchors_level_base for every level, plus _SHAPE on overflow.
+ * Errors: as detloss_anchors_level_base for every level, plus _SHAPE when
+ * the count overflows size_t or exceeds what can be indexed (SIZE_MAX / 64
+ * anchors): where = "levels[l].feat_h" of the level where it does. The
+ * checked multiplication runs before anything is allocated or written.
  */
 DETLOSS_API detloss_status detloss_anchors_count(const detloss_anchor_config *cfg,
                                                  size_t *count, detloss_error *err);
@@ -293,6 +329,9 @@ DETLOSS_API detloss_status detloss_anchors_count(const detloss_anchor_config *cf
  * anchors [count][4], caller-owned, in torchvision order: level, then location
  * row-major (y, x), then base anchor. count must equal detloss_anchors_count()
  * (else DETLOSS_ERR_SHAPE, where = "count": anchors and config disagree).
+ * Every anchor is finite and within 1e18 (else _RANGE, see
+ * detloss_anchors_level_base). anchors may not overlap the config (its
+ * struct, levels array, sizes, ratios, shapes or base): _SHAPE "anchors".
  * Outputs untouched on error. Thread-safe.
  * Matches torchvision AnchorGenerator (convention TORCHVISION, offset 0,
  * strides = image size // feature size) bit for bit, and detectron2
@@ -376,7 +415,10 @@ DETLOSS_API detloss_match_options detloss_match_options_default(void);
  * Errors (outputs untouched): DETLOSS_ERR_NULL; _NONFINITE ("anchors[i]",
  * "gt[j]"); _RANGE ("high", "low" outside [0,1] or low > high,
  * "low_quality_min_iou", "crowd_ioa_thresh", "image_h"/"image_w",
- * "semantics"); _SHAPE (G > INT32_MAX); _NOMEM.
+ * "semantics"; a coordinate beyond 1e18 in magnitude: "anchors[i]", "gt[j]",
+ * whose area would overflow and make an IoU NaN); _SHAPE (G > INT32_MAX;
+ * matches or max_iou overlapping each other or anchors, gt, gt_is_crowd:
+ * where "matches" / "max_iou"); _NOMEM.
  * Deterministic: bitwise identical for any num_threads. Thread-safe.
  * Matches torchvision Matcher(high, low, allow_low_quality) applied to
  * box_iou(gt, anchors), bit for bit (tests/fixtures/match).
@@ -395,7 +437,8 @@ DETLOSS_API detloss_status detloss_match(const float *anchors, size_t num_anchor
  * detloss_anchors_generate(cfg) (tested on random data). num_anchors must
  * equal detloss_anchors_count(cfg) (else DETLOSS_ERR_SHAPE, where =
  * "num_anchors": anchors and config disagree). Other errors: those of
- * detloss_anchors_count() and detloss_match(). Extra memory: G * K_total * 32
+ * detloss_anchors_count() and detloss_match(); matches and max_iou may not
+ * overlap the config either. Extra memory: G * K_total * 32
  * bytes of cell rectangles plus G * 12 bytes per block of ~4096 anchors (about
  * 34 KB for G = 20 on the 268,569 FPN anchors of an 800x1344 image).
  * Algorithm and proofs of equality: docs/math/match.md.
@@ -432,7 +475,8 @@ DETLOSS_API detloss_sample_options detloss_sample_options_default(void);
  * 0 chosen negative, -1 not chosen / ignored. num_pos, num_neg (may be NULL)
  * receive n_pos, n_neg. Errors (outputs untouched): _NULL; _RANGE
  * ("batch_size_per_image" < 0, "positive_fraction" outside [0,1] or NaN,
- * "matches[i]" < -2); _NOMEM. Thread-safe.
+ * "matches[i]" < -2); _SHAPE (sampled, num_pos or num_neg overlapping
+ * matches or each other); _NOMEM. Thread-safe.
  */
 DETLOSS_API detloss_status detloss_sample_balanced(const int64_t *matches, size_t num_anchors,
                                                    uint64_t image_index, int8_t *sampled,
@@ -452,7 +496,8 @@ DETLOSS_API detloss_status detloss_sample_balanced(const int64_t *matches, size_
  * G = 0: matches must all be negative or ignored; matched_gt = 0, deltas 0.
  * Errors (outputs untouched): _NULL; _RANGE ("matches[i]" out of range; a
  * positive's anchor or gt with zero or negative width/height: "anchors[i]",
- * "gt[j]", where encoding would give -Inf/NaN); _NONFINITE; coder option errors.
+ * "gt[j]", where encoding would give -Inf/NaN); _NONFINITE; coder option errors;
+ * _SHAPE (labels, matched_gt or deltas overlapping an input or each other).
  * Thread-safe.
  */
 DETLOSS_API detloss_status detloss_match_targets(const float *anchors, size_t num_anchors,
@@ -485,6 +530,10 @@ DETLOSS_API detloss_status detloss_match_targets(const float *anchors, size_t nu
  *   - Sums are accumulated in double per fixed-size block and the blocks are
  *     added in order: bitwise identical for any thread count.
  *   - Outputs are untouched on error. Thread-safe.
+ *   - Aliasing: loss and every grad may not overlap any input (input,
+ *     target, weight, pos_weight, logits, pred, x1..x3) or each other:
+ *     DETLOSS_ERR_SHAPE naming the output ("grad overlaps input"). In
+ *     particular a gradient cannot be written over its input in place.
  */
 typedef enum detloss_reduction {
   DETLOSS_REDUCTION_NONE = 0,
@@ -732,6 +781,13 @@ DETLOSS_API detloss_status detloss_loss_embedding(
  * matching and the loss passes over fixed anchor blocks on the threads.
  * Every piece is bitwise invariant to its thread count, so results are
  * bitwise identical for any options->num_threads.
+ * Aliasing: inputs (anchors, gt, labels, crowd flags, predictions, anchor
+ * configs) may be shared between images, but no output (each image's
+ * gradient buffers, result, per_image, options.workspace, ema_state) may
+ * overlap any input or another output, also across images (two images
+ * cannot share a gradient buffer): DETLOSS_ERR_SHAPE naming the output,
+ * e.g. "images[1].grad_deltas", checked in the validation phase. The check
+ * costs O(images^2) comparisons.
  */
 
 /* Box regression loss of a head. The element-wise kinds act on the encoded
@@ -1137,13 +1193,20 @@ typedef struct detloss_eval_report {
  * boxes are fine.
  * Errors (outputs untouched): DETLOSS_ERR_NULL; _SHAPE ("box_start" not
  * non-decreasing from 0, "src" naming no or several sources, too many
- * levels: "grid.levels"); _RANGE ("image_hw[i]" not finite > 0,
+ * levels: "grid.levels"; per_gt or report overlapping an input or each
+ * other: "per_gt", "report"); _RANGE ("image_hw[i]" not finite > 0,
  * "iou_thresh", "ratio_thresh", "resize_min_size", "resize_max_size",
  * "num_worst", "metric", "shapes[i]", matcher and grid errors, "src.shapes"
- * with the IOU metric); _NONFINITE ("boxes[i]", "anchors[i]"); _NOMEM.
- * The report is untouched on every error; per_gt only on validation errors
- * (_NOMEM, or an image needing more than 1e15 anchors, "data.image_hw[i]",
- * found while running may leave it partly written). Thread-safe.
+ * with the IOU metric; explicit anchors beyond 1e18: "anchors[i]"; an image
+ * whose resized size is not finite or beyond 1e18: "data.image_hw[i]"; a
+ * grid level whose ceil(H / stride) x ceil(W / stride) feature map on some
+ * image has a side or anchor count above 1e15, or anchors beyond 1e18:
+ * "grid.levels[l].stride" (a stride of 1e-30); an image needing more than
+ * 1e15 anchors in all: "data.image_hw[i]"); _NONFINITE ("boxes[i]",
+ * "anchors[i]"); _NOMEM. Every image's geometry is checked before any work,
+ * in double, before any conversion to an integer. report and per_gt are
+ * written only on success (untouched on every error, _NOMEM included).
+ * Thread-safe.
  */
 DETLOSS_API detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
                                                const detloss_eval_anchors *src,

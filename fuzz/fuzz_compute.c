@@ -1,18 +1,36 @@
 /*
  * fuzz_compute.c - libFuzzer target: arbitrary bytes through
  * detloss_compute_json, the `detloss compute` contract. Every op's parser and
- * kernel is reachable. Oracle: no crash, leak, hang or sanitizer report; a
- * success yields NUL-terminated JSON that cJSON parses back; a failure leaves
- * the output pointer untouched and names a place (err.where or err.msg set).
+ * kernel is reachable. Oracle (fuzz_oracle.h for the status classes):
+ *   - no crash, leak, hang or sanitizer report;
+ *   - the status is OK or an input-fault class (never NOMEM, IO, UNSUPPORTED);
+ *   - a success yields NUL-terminated text of the reported length that cJSON
+ *     parses back and that holds no non-finite number: the writer prints a
+ *     non-finite value as null and the compute contract has no null values,
+ *     so any null (or a nan/inf token, which would not parse) is a
+ *     non-finite result reported with status OK;
+ *   - a failure leaves the output pointer and length untouched and fills err
+ *     (NUL-terminated where and msg, non-empty msg, err.status == status).
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "detloss/detloss_json.h"
+#include "fuzz_oracle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Aborts if v or anything under it is null or a non-finite number. */
+static void check_finite_tree(const cJSON *v, int depth) {
+  if (cJSON_IsNull(v)) fuzz_fail("fuzz_compute", "status OK with a null (non-finite) value in the output");
+  if (cJSON_IsNumber(v) && !isfinite(v->valuedouble))
+    fuzz_fail("fuzz_compute", "status OK with a non-finite number in the output");
+  if (depth > 10000) return;
+  for (const cJSON *c = v->child; c; c = c->next) check_finite_tree(c, depth + 1);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > (1u << 20)) return 0;
@@ -22,22 +40,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   text[size] = '\0';
   char sentinel = 0;
   char *out = &sentinel;
-  size_t len = 0;
+  const size_t len_sentinel = (size_t)-7;
+  size_t len = len_sentinel;
   detloss_error err;
-  memset(&err, 0, sizeof err);
+  fuzz_error_init(&err);
   detloss_compute_options opt = DETLOSS_COMPUTE_OPTIONS_INIT;
   opt.num_threads = 1;
   detloss_status st = detloss_compute_json(text, size, &out, &len, &opt, &err);
+  fuzz_check_status("fuzz_compute", "detloss_compute_json", st, &err, 0);
   if (st == DETLOSS_OK) {
-    if (out == &sentinel || strlen(out) != len) abort();
-    cJSON *back = cJSON_Parse(out);
-    if (!back) abort(); /* our own output must be valid JSON */
+    if (out == &sentinel || out == NULL) fuzz_fail("fuzz_compute", "status OK without output");
+    if (strlen(out) != len)
+      fuzz_fail("fuzz_compute", "output length %zu but strlen %zu", len, strlen(out));
+    const char *end = NULL;
+    cJSON *back = cJSON_ParseWithOpts(out, &end, 1); /* nothing after the value */
+    if (!back) fuzz_fail("fuzz_compute", "status OK but the output is not valid JSON");
+    check_finite_tree(back, 0);
     cJSON_Delete(back);
     detloss_free(out);
   } else {
-    if (out != &sentinel) abort();          /* nothing half-written */
-    if (!err.msg[0]) abort();               /* every error says something */
-    if (err.status != st) abort();
+    if (out != &sentinel) fuzz_fail("fuzz_compute", "output pointer written on error");
+    if (len != len_sentinel) fuzz_fail("fuzz_compute", "output length written on error");
   }
   free(text);
   return 0;

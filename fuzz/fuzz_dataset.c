@@ -3,14 +3,16 @@
  * common format of ../shared/data and COCO instances_*.json), then the
  * anchor evaluation of every loaded data set against a small fixed anchor
  * set (clipping, skipping, resizing and size classes on hostile boxes).
- * Oracle: no crash, leak, hang or sanitizer report; an error names a place
- * and leaves *out NULL; a report's counts add up.
+ * Oracle (fuzz_oracle.h): no crash, leak, hang or sanitizer report; both
+ * calls end in OK or an input-fault class (never NOMEM, IO, UNSUPPORTED); an
+ * error fills err properly and leaves *out NULL; a report's counts add up.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "detloss/detloss_json.h"
+#include "fuzz_oracle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -18,12 +20,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > (1u << 20)) return 0;
   detloss_dataset *ds = NULL;
   detloss_error err;
-  memset(&err, 0, sizeof err);
+  fuzz_error_init(&err);
   detloss_status st = detloss_dataset_parse((const char *)data, size, "fuzz.json", &ds, &err);
+  fuzz_check_status("fuzz_dataset", "detloss_dataset_parse", st, &err, 0);
   if (st != DETLOSS_OK) {
-    if (ds != NULL || !err.msg[0]) abort();
+    if (ds != NULL) fuzz_fail("fuzz_dataset", "*out set on error");
     return 0;
   }
+  if (ds == NULL) fuzz_fail("fuzz_dataset", "status OK without a data set");
   /* 9 anchors: 3 sizes x 3 ratios around (64, 64) */
   static const float anchors[9][4] = {{40, 52, 88, 76},  {48, 48, 80, 80},   {52, 40, 76, 88},
                                       {16, 40, 112, 88}, {32, 32, 96, 96},   {40, 16, 88, 112},
@@ -37,14 +41,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   detloss_eval_gt *gt = malloc((ds->num_boxes ? ds->num_boxes : 1) * sizeof *gt);
   detloss_eval_report *rep = malloc(sizeof *rep);
   if (gt && rep) {
+    fuzz_error_init(&err);
     st = detloss_anchor_eval(&view, &src, gt, rep, &o, &err);
+    fuzz_check_status("fuzz_dataset", "detloss_anchor_eval", st, &err, 0);
     if (st == DETLOSS_OK) {
-      if (rep->all.num_gt > ds->num_boxes) abort();
-      if (rep->all.num_recalled > rep->all.num_gt) abort();
+      if (rep->all.num_gt > ds->num_boxes) fuzz_fail("fuzz_dataset", "more gt than boxes");
+      if (rep->all.num_recalled > rep->all.num_gt)
+        fuzz_fail("fuzz_dataset", "more recalled than gt");
       size_t by = rep->by_size[0].num_gt + rep->by_size[1].num_gt + rep->by_size[2].num_gt;
-      if (by != rep->all.num_gt) abort();
-    } else if (!err.msg[0]) {
-      abort();
+      if (by != rep->all.num_gt)
+        fuzz_fail("fuzz_dataset", "size classes hold %zu gt, the total is %zu", by,
+                  rep->all.num_gt);
     }
   }
   free(gt);

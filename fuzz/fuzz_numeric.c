@@ -10,6 +10,8 @@
  *
  * Oracles (the library's documented contract):
  *   - no crash, no sanitizer report;
+ *   - the status is OK or an input-fault class, never NOMEM, IO or
+ *     UNSUPPORTED, and an error fills err properly (fuzz_oracle.h);
  *   - on error, every output buffer is untouched (sentinel-filled) and err
  *     names a place;
  *   - on success with all-finite inputs, no output is NaN; in moderate mode
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include "detloss/detloss.h"
+#include "fuzz_oracle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -67,20 +70,20 @@ static void sentinel(float *x, size_t n) {
 /* The oracle for one call whose outputs are out[0..k) of lengths len[]. */
 static void check(detloss_status st, const detloss_error *err, int inputs_finite, int moderate,
                   float *const *out, const size_t *len, int k) {
+  fuzz_check_status("fuzz_numeric", "call", st, err, 0);
   for (int j = 0; j < k; j++) {
     if (!out[j]) continue;
     for (size_t i = 0; i < len[j]; i++) {
       float v = out[j][i];
       if (st != DETLOSS_OK) {
-        if (memcmp(&v, &(float){SENTINEL}, 4) != 0) abort(); /* written on error */
+        if (memcmp(&v, &(float){SENTINEL}, 4) != 0)
+          fuzz_fail("fuzz_numeric", "output %d[%zu] written on error (status %d)", j, i, (int)st);
       } else if (inputs_finite && (isnan(v) || (moderate && !isfinite(v)))) {
         /* NaN from finite input, or Inf from moderate input */
-        fprintf(stderr, "fuzz_numeric: output %d[%zu] = %g from finite input\n", j, i, (double)v);
-        abort();
+        fuzz_fail("fuzz_numeric", "output %d[%zu] = %g from finite input", j, i, (double)v);
       }
     }
   }
-  if (st != DETLOSS_OK && (err->status != st || !err->msg[0])) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -94,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   float a[4 * MAXN], b[4 * MAXN], c3[4 * MAXN], o1[MAXN * MAXN * 4], o2[4 * MAXN * MAXN],
       o3[4 * MAXN * MAXN], o4[4 * MAXN];
   detloss_error err;
-  memset(&err, 0, sizeof err);
+  fuzz_error_init(&err);
   sentinel(o1, sizeof o1 / 4);
   sentinel(o2, sizeof o2 / 4);
   sentinel(o3, sizeof o3 / 4);
@@ -122,6 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       float *outs[1] = {o1};
       check(st, &err, all_finite(a, 4 * n) && all_finite(b, 4 * n), mod, outs, &len, 1);
       sentinel(o2, n);
+      fuzz_error_init(&err);
       st = detloss_box_area(a, n, o2, &err);
       outs[0] = o2;
       check(st, &err, all_finite(a, 4 * n), mod, outs, &len, 1);
@@ -165,8 +169,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       float *outs[1] = {o1};
       check(st, &err, all_finite(a, 4 * n) && all_finite(b, 4 * m), mod, outs, &len, 1);
       for (size_t i = 0; i < n; i++) {
-        if (st != DETLOSS_OK && matches[i] != -777) abort();
-        if (st == DETLOSS_OK && (matches[i] < -2 || matches[i] >= (int64_t)m)) abort();
+        if (st != DETLOSS_OK && matches[i] != -777) fuzz_fail("fuzz_numeric", "matches[%zu] written on error", i);
+        if (st == DETLOSS_OK && (matches[i] < -2 || matches[i] >= (int64_t)m))
+          fuzz_fail("fuzz_numeric", "matches[%zu] = %lld out of range", i, (long long)matches[i]);
       }
       break;
     }
@@ -277,24 +282,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       o.seed = p1;
       size_t np = 0, nn = 0;
       detloss_status st = detloss_sample_balanced(matches, len, p0, sampled, &np, &nn, &o, &err);
+      fuzz_check_status("fuzz_numeric", "detloss_sample_balanced", st, &err, 0);
       if (st == DETLOSS_OK) {
         size_t cp = 0, cn = 0;
         for (size_t i = 0; i < len; i++) {
           if (sampled[i] == 1) {
-            if (matches[i] < 0) abort(); /* only positives are sampled as positives */
+            if (matches[i] < 0) fuzz_fail("fuzz_numeric", "sampled[%zu]: a non-positive sampled as positive", i);
             cp++;
           } else if (sampled[i] == 0) {
-            if (matches[i] != -1) abort(); /* only negatives as negatives */
+            if (matches[i] != -1) fuzz_fail("fuzz_numeric", "sampled[%zu]: a non-negative sampled as negative", i);
             cn++;
           }
         }
-        if (cp != np || cn != nn || np + nn > (size_t)o.batch_size_per_image) abort();
+        if (cp != np || cn != nn || np + nn > (size_t)o.batch_size_per_image)
+          fuzz_fail("fuzz_numeric", "sample counts %zu+%zu disagree with the labels", np, nn);
+      } else {
+        for (size_t i = 0; i < len; i++)
+          if (sampled[i] != 99) fuzz_fail("fuzz_numeric", "sampled[%zu] written on error", i);
       }
       break;
     }
     default: { /* empty inputs everywhere */
       detloss_status st = detloss_iou_matrix(DETLOSS_CIOU, NULL, 0, NULL, 0, NULL, NULL, &err);
-      if (st != DETLOSS_OK) abort();
+      if (st != DETLOSS_OK) fuzz_fail("fuzz_numeric", "empty IoU matrix: status %d", (int)st);
       break;
     }
   }

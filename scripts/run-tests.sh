@@ -4,6 +4,14 @@
 #   default   Release build, warnings as errors, the whole ctest suite
 #   sanitize  Debug build with AddressSanitizer + UndefinedBehaviorSanitizer and
 #             internal assertions, the whole ctest suite
+#   tsan      ThreadSanitizer build (clang, libomp, DETLOSS_TSAN=ON: no target_clones),
+#             the whole ctest suite with OMP_NUM_THREADS=2, the C tests again with 4. OpenMP is
+#             made visible to TSan by LLVM's Archer tool (libarcher.so from libomp-14-dev,
+#             through OMP_TOOL_LIBRARIES), and TSan ignores accesses made inside
+#             uninstrumented libraries (ignore_noninstrumented_modules=1: libomp,
+#             cmocka, cJSON, libc). No suppression file: every access of detloss's own
+#             code is checked. (gcc + libgomp is not used: libgomp is not instrumented
+#             and its barriers look like races.)
 #   nomp      build without OpenMP (serial), the whole ctest suite
 #   install   configure for one prefix, cmake --install into another (multiarch
 #             libdir); build and run the consumers of tests/install through the CMake
@@ -18,7 +26,15 @@
 #   large     about 2M anchors x 1000 gt: grid matcher == plain matcher for 1 and
 #             2 threads, memory O(A) (Release build)
 #   fuzz      libFuzzer targets (clang, ASan+UBSan): replay fuzz/regressions/<target>/*,
-#             then fuzz each target for FUZZ_SECONDS (default 30) from its seeds
+#             then fuzz each target from its seeds (and fuzz/<target>.dict). Every call's
+#             status must be OK or an input-fault class (fuzz/fuzz_oracle.h): a NOMEM,
+#             IO or UNSUPPORTED status, a non-finite number in compute's output or an
+#             unterminated error message is a finding, like a crash, leak or hang.
+#             Default (CI) mode: FUZZ_SECONDS per target (default 30).
+#             Long mode: FUZZ_RUNS=N (or FUZZ_LONG=1, meaning N=1000000) runs each
+#             target for N executions (-runs=N), capped at FUZZ_MAX_SECONDS per target
+#             (default 7200); fewer than N executions within the cap fails the suite.
+#             Each target prints its execution count. Findings: _build/fuzz/crash-*.
 #   python    libdetloss.so, then the Python binding's pytest suite (python/tests) with
 #             Debian's python3-pytest, -numpy, -torch, -torchvision (/usr/bin/python3)
 # Build directories: _build/<suite>. Environment: JOBS (default: nproc).
@@ -29,11 +45,12 @@ root=$PWD
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 mkdir -p _build
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(default sanitize nomp install symbols memcheck large fuzz python)
+[ ${#suites[@]} -eq 0 ] && suites=(default sanitize tsan nomp install symbols memcheck large fuzz python)
 
 extra=()
 for s in "${suites[@]}"; do
   [ "$s" = fuzz ] && extra+=(clang libclang-rt-14-dev)
+  [ "$s" = tsan ] && extra+=(clang libclang-rt-14-dev libomp-14-dev)
   [ "$s" = memcheck ] && extra+=(valgrind)
 done
 bash scripts/install-deps.sh "${extra[@]}" || exit 1
@@ -54,6 +71,33 @@ suite_default()  { configure_build _build/default -DCMAKE_BUILD_TYPE=Release -DD
 suite_sanitize() {
   configure_build _build/sanitize -DCMAKE_BUILD_TYPE=Debug -DDETLOSS_SANITIZE=ON -DDETLOSS_ASSERTS=ON &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest _build/sanitize
+}
+suite_tsan() {
+  local dir=_build/tsan rc=0 nt llvm_lib archer
+  CC=clang configure_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDETLOSS_TSAN=ON \
+    -DDETLOSS_SHARED=OFF || return 1
+  llvm_lib=$(dirname "$(readlink -f "$(command -v clang)")")/../lib
+  archer=$(readlink -f "$llvm_lib/libarcher.so" 2>/dev/null)
+  if [ ! -f "$archer" ]; then echo "tsan: libarcher.so not found next to clang ($llvm_lib)"; return 1; fi
+  local tsan_env=(OMP_TOOL_LIBRARIES="$archer"
+                  TSAN_OPTIONS="ignore_noninstrumented_modules=1 halt_on_error=1 exitcode=66 second_deadlock_stack=1")
+  # The tool must really be loaded, or OpenMP's synchronization is invisible to TSan.
+  local probe
+  probe=$(env "${tsan_env[@]}" ARCHER_OPTIONS=verbose=1 OMP_NUM_THREADS=2 "$dir/tests/test_box_iou" 2>&1)
+  if ! grep -q "Archer detected OpenMP application with TSan" <<<"$probe"; then
+    echo "tsan: Archer did not attach to the OpenMP runtime"; return 1
+  fi
+  # 4 threads: the C tests only (cli_tests, 4 minutes under TSan, runs the same
+  # library code as the C tests, single-job cases, and already ran with 2).
+  local skip
+  for nt in 2 4; do
+    skip=(); [ $nt = 4 ] && skip=(-E '^cli_tests$')
+    env "${tsan_env[@]}" OMP_NUM_THREADS=$nt ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900 "${skip[@]}" \
+      >"$dir/ctest-omp$nt.log" 2>&1 || { rc=1; echo "tsan: OMP_NUM_THREADS=$nt FAILED:";
+        grep -E "WARNING: ThreadSanitizer|SUMMARY: ThreadSanitizer|tests passed|Failed|\*\*\*" "$dir/ctest-omp$nt.log" | head -20; }
+    [ $rc -eq 0 ] && echo "tsan: OMP_NUM_THREADS=$nt: $(grep -Eo '[0-9]+% tests passed.*' "$dir/ctest-omp$nt.log"), no ThreadSanitizer report"
+  done
+  return $rc
 }
 suite_nomp()     { configure_build _build/nomp -DCMAKE_BUILD_TYPE=Release -DDETLOSS_OPENMP=OFF && run_ctest _build/nomp; }
 
@@ -193,12 +237,17 @@ suite_memcheck() {
 }
 
 suite_fuzz() {
-  local dir=_build/fuzz secs=${FUZZ_SECONDS:-30} t rc=0
+  local dir=_build/fuzz secs=${FUZZ_SECONDS:-30} runs=${FUZZ_RUNS:-} cap=${FUZZ_MAX_SECONDS:-7200} t rc=0
+  [ -z "$runs" ] && [ "${FUZZ_LONG:-0}" = 1 ] && runs=1000000
   CC=clang configure_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDETLOSS_FUZZ=ON \
     -DDETLOSS_OPENMP=OFF -DDETLOSS_TESTS=OFF -DDETLOSS_SHARED=OFF -DDETLOSS_WERROR=OFF || return 1
+  # Budget: N executions under a time cap (long mode), or a time budget (CI).
+  local budget=(-max_total_time="$secs")
+  [ -n "$runs" ] && budget=(-runs="$runs" -max_total_time="$cap")
   for bin in "$dir"/fuzz/fuzz_*; do
     t=$(basename "$bin"); t=${t#fuzz_}
-    local reg=fuzz/regressions/$t corpus=$dir/corpus-$t
+    local reg=fuzz/regressions/$t corpus=$dir/corpus-$t dict=()
+    [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
     rm -rf "$corpus"; mkdir -p "$corpus"
     case $t in
       compute) cp tests/cli/cases/*.json examples/compute/*.json "$corpus"/ 2>/dev/null ;;
@@ -209,17 +258,26 @@ suite_fuzz() {
         find "$corpus" -size +64k -delete ;;
     esac
     if [ -d "$reg" ] && ls "$reg"/* >/dev/null 2>&1; then
-      if ! "$bin" -runs=0 "$reg"/* >"$dir/$t.replay.log" 2>&1; then
-        echo "fuzz $t: a regression input fails again:"; grep -E "ERROR|SUMMARY|runtime error" "$dir/$t.replay.log" | head -5
+      if ! "$bin" -runs=0 "$reg"/* </dev/null >"$dir/$t.replay.log" 2>&1; then
+        echo "fuzz $t: a regression input fails again:"
+        grep -E "oracle violated|ERROR|SUMMARY|runtime error|Running: " "$dir/$t.replay.log" | tail -5
         rc=1; continue
       fi
     fi
-    if ! "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-         -artifact_prefix="$dir/crash-$t-" "$corpus" >"$dir/$t.log" 2>&1; then
-      echo "fuzz $t: FAILED:"; grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$dir/$t.log" | head -8
+    # -malloc_limit_mb: a single allocation above it is a finding (a missing limit);
+    # stdin is /dev/null so that no input can make a target wait for a terminal.
+    local start=$SECONDS n
+    if ! "$bin" "${budget[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+         -print_final_stats=1 -artifact_prefix="$dir/crash-$t-" "$corpus" </dev/null >"$dir/$t.log" 2>&1; then
+      echo "fuzz $t: FAILED:"
+      grep -E "oracle violated|ERROR|SUMMARY|runtime error|Test unit written" "$dir/$t.log" | head -8
       rc=1; continue
     fi
-    echo "fuzz $t: $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$dir/$t.log" | grep -Eo '[0-9]+$') executions in ${secs}s, no crash, leak or sanitizer report"
+    n=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$dir/$t.log" | grep -Eo '[0-9]+$')
+    if [ -n "$runs" ] && [ "${n:-0}" -lt "$runs" ]; then
+      echo "fuzz $t: only ${n:-0} of $runs executions within ${cap}s"; rc=1; continue
+    fi
+    echo "fuzz $t: $n executions in $((SECONDS - start))s, status classes ok, no crash, leak or sanitizer report"
   done
   return $rc
 }

@@ -12,6 +12,7 @@
  * leak on any failure path fails them.
  */
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 
 #include "detloss/detloss.h"
 #include "detloss/detloss_json.h"
@@ -24,12 +25,16 @@ void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t s);
 void *__wrap_realloc(void *p, size_t n);
 
-static long g_fail_at = -1; /* the allocation to fail, -1: none */
-static long g_count = 0;    /* allocations seen since armed */
+/* Atomic: the library allocates inside OpenMP worker threads too (per-block
+ * scratch), so the wrappers run concurrently (a data race ThreadSanitizer
+ * reported while the counters were plain longs). */
+static _Atomic long g_fail_at = -1; /* the allocation to fail, -1: none */
+static _Atomic long g_count = 0;    /* allocations seen since armed */
 
 static int should_fail(void) {
-  if (g_fail_at < 0) return 0;
-  return g_count++ == g_fail_at;
+  long at = atomic_load(&g_fail_at);
+  if (at < 0) return 0;
+  return atomic_fetch_add(&g_count, 1) == at;
 }
 void *__wrap_malloc(size_t n) { return should_fail() ? NULL : __real_malloc(n); }
 void *__wrap_calloc(size_t n, size_t s) { return should_fail() ? NULL : __real_calloc(n, s); }

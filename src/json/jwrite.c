@@ -108,6 +108,8 @@ static void put_string(dlj_buf *b, const char *s) {
   put(b, "\"", 1);
 }
 
+void dlj_quoted(dlj_buf *b, const char *s) { put_string(b, s); }
+
 void dlj_key(dlj_buf *b, const char *key) {
   if (b->depth > 0 && b->need_comma[b->depth - 1]) put(b, ",", 1);
   put_string(b, key);

@@ -48,6 +48,8 @@ void dlj_num(dlj_buf *b, double v);
 void dlj_intval(dlj_buf *b, long long v);
 void dlj_boolval(dlj_buf *b, int v);
 void dlj_str(dlj_buf *b, const char *s);
+/* s as a quoted, escaped JSON string, verbatim (no comma logic). */
+void dlj_quoted(dlj_buf *b, const char *s);
 void dlj_null(dlj_buf *b);
 
 /* Nested arrays of the given shape (ndim 0 writes a bare number). */

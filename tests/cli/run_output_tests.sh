@@ -62,6 +62,17 @@ if expect long_config_path 0 - -- "$bin" eval "$long/config.json"; then
   else bad "long_config_path: first line cut to $(head -1 "$tmp/out" | wc -c) bytes"; fi
 fi
 
+# A file name cut short to fit a 4096-byte buffer was looked up anyway
+# (src/json/config.c resolve()): "./././…/tiny_dataset.jsonX", 4096 bytes
+# and more, was cut right after ".json" and loaded tiny_dataset.json.
+mkdir -p "$tmp/trunc"
+cp "$fix/tiny_dataset.json" "$tmp/trunc/"
+base=tiny_dataset.json
+pad=$((4095 - ${#tmp} - 7 - ${#base}))   # "$tmp/trunc" + "/" is ${#tmp} + 7 bytes
+name=$( (( pad % 2 )) && printf /; for _ in $(seq $((pad / 2))); do printf ./; done; printf tiny_dataset.jsonX)
+sed "s#\"tiny_dataset.json\"#\"$name\"#" "$cfg" >"$tmp/trunc/config.json"
+expect truncated_name 2 "config.json: dataset: data set '(\./)+" -- "$bin" eval "$tmp/trunc/config.json" && ok
+
 # ---------------------------------------------------------------------------
 # A4: a failed write of standard output is exit 1 with one line naming it.
 full() { # name, args...

@@ -73,6 +73,17 @@ name=$( (( pad % 2 )) && printf /; for _ in $(seq $((pad / 2))); do printf ./; d
 sed "s#\"tiny_dataset.json\"#\"$name\"#" "$cfg" >"$tmp/trunc/config.json"
 expect truncated_name 2 "config.json: dataset: data set '(\./)+" -- "$bin" eval "$tmp/trunc/config.json" && ok
 
+# The plot's title is cut to 90 characters, not bytes: a cut never splits a
+# UTF-8 sequence ("a" + 100 x "é": 90 bytes ended inside the 45th "é").
+ename="a$(for _ in $(seq 100); do printf 'é'; done)"
+sed "s#\"tiny hand-worked config\"#\"$ename\"#; s#\"tiny_dataset.json\"#\"$(cd "$fix" && pwd)/tiny_dataset.json\"#" "$cfg" >"$tmp/utf8.json"
+if expect utf8_title 0 - -- "$bin" eval "$tmp/utf8.json" --plot "$tmp/utf8.svg"; then
+  want="a$(for _ in $(seq 89); do printf 'é'; done)..."
+  if ! iconv -f UTF-8 -t UTF-8 "$tmp/utf8.svg" >/dev/null 2>&1; then bad "utf8_title: the SVG is not valid UTF-8"
+  elif ! grep -qF ">$want</text>" "$tmp/utf8.svg"; then bad "utf8_title: title not cut to 90 characters"
+  else ok; fi
+fi
+
 # ---------------------------------------------------------------------------
 # A4: a failed write of standard output is exit 1 with one line naming it.
 full() { # name, args...

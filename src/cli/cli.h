@@ -8,8 +8,16 @@
 
 /* Exit statuses (documented in --help and the README). */
 #define DL_EXIT_OK 0
-#define DL_EXIT_RUNTIME 1 /* runtime failure: out of memory, write error */
-#define DL_EXIT_INPUT 2   /* bad input or usage */
+#define DL_EXIT_RUNTIME 1 /* I/O or system failure: out of memory, a read or write error */
+#define DL_EXIT_INPUT 2   /* bad input or usage (a missing input file, any JSON fault) */
+
+/* The exit-status paragraph every --help ends with. */
+#define DL_EXIT_HELP                                                                       \
+  "exit status: 0 success; 1 I/O or system failure (out of memory, a read error,\n"       \
+  "             a failed write of standard output or of any output file); 2 bad\n"       \
+  "             input or usage (a missing or malformed input, a value out of\n"          \
+  "             range, a bad option). Errors are one line on standard error,\n"          \
+  "             \"detloss: <where>: <message>\", and standard output stays empty.\n"
 
 int dl_cmd_compute(int argc, char **argv);
 int dl_cmd_anchors(int argc, char **argv);
@@ -29,9 +37,33 @@ int dl_cli_report(const detloss_error *err, detloss_status st);
  * only running out of memory is a runtime failure (exit 1). */
 int dl_cli_load_error(const detloss_error *err, detloss_status st);
 
-/* Writes buf to path through a temporary file in the same directory, renamed
- * over path when complete (nothing half-written). Returns an exit status. */
+/* One output file of a command, complete in memory. */
+typedef struct dl_cli_output {
+  const char *path;
+  const char *buf;
+  size_t len;
+} dl_cli_output;
+
+/* Writes every output or replaces none. A regular file (or a new name) gets a
+ * temporary file beside it, renamed over it only after every output has been
+ * written; a symbolic link is followed and its target replaced (the link
+ * stays); an existing file keeps its mode, a new one gets 0666 & ~umask; a
+ * FIFO, a device or a /dev/ or /proc/ name (/dev/stdout) is written in place.
+ * On failure prints "detloss: <path>: cannot write|write error: <reason>",
+ * removes the temporary files and returns DL_EXIT_RUNTIME; else DL_EXIT_OK. */
+int dl_cli_write_outputs(const dl_cli_output *outs, size_t n);
+/* The same for one output. */
 int dl_cli_write_atomic(const char *path, const char *buf, size_t len);
+/* 1 if the two output names lead to the same file (after symbolic links). */
+int dl_cli_same_output(const char *a, const char *b);
+
+/* Writes buf to standard output and flushes it; on failure prints
+ * "detloss: stdout: write error: <reason>" and returns DL_EXIT_RUNTIME. */
+int dl_cli_write_stdout(const char *buf, size_t len);
+/* At exit: flushes and closes standard output. A failure (a full disk, a
+ * closed descriptor) turns a success rc into DL_EXIT_RUNTIME with the same
+ * message; any other rc is returned as it is. */
+int dl_cli_close_stdout(int rc);
 
 /* Parses a non-negative thread count; returns -1 when invalid. */
 int dl_cli_parse_threads(const char *s);

@@ -27,14 +27,16 @@ static const char HELP[] =
     "  -o FILE           write the anchors as JSON to FILE: {\"image_size\", \"levels\":\n"
     "                    [{\"stride\", \"feature_map\", \"count\"}], \"anchors\": [[x1, y1,\n"
     "                    x2, y2], ...]} in torchvision order (level, row, column, base\n"
-    "                    anchor); needs an image size for a grid. Written to a\n"
-    "                    temporary name and renamed when complete.\n"
+    "                    anchor); needs an image size for a grid. Written in full\n"
+    "                    to a temporary file beside FILE, then renamed over it (a\n"
+    "                    symbolic link is followed, the file keeps its permissions;\n"
+    "                    a FIFO or device such as /dev/stdout is written directly).\n"
+    "                    The table goes to standard output only once FILE is written.\n"
     "  -h, --help        show this help\n"
     "\n"
     DL_CLI_DATA_DIRS_HELP
     "\n"
-    "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
-    "             2 bad input or usage (one line on stderr names the file and field)\n";
+    DL_EXIT_HELP;
 
 static int parse_size(const char *s, double *out) {
   char *end;
@@ -45,8 +47,8 @@ static int parse_size(const char *s, double *out) {
   return 0;
 }
 
-static void print_list(const float *v, size_t n) {
-  for (size_t i = 0; i < n; i++) printf("%s%g", i ? " " : "", (double)v[i]);
+static void print_list(dlj_buf *t, const float *v, size_t n) {
+  for (size_t i = 0; i < n; i++) dlj_printf(t, "%s%g", i ? " " : "", (double)v[i]);
 }
 
 int dl_cmd_anchors(int argc, char **argv) {
@@ -102,11 +104,15 @@ int dl_cmd_anchors(int argc, char **argv) {
     return DL_EXIT_INPUT;
   }
 
-  printf("config      %s%s%s\n", cfg->path, cfg->name ? ": " : "", cfg->name ? cfg->name : "");
-  if (cfg->source) printf("source      %s\n", cfg->source);
-  printf("anchors     %s%s%s\n", cfg->anchors_path ? cfg->anchors_path : "(inline)",
+  /* The table is built in memory and printed after the -o file is written:
+   * any failure leaves standard output empty. */
+  dlj_buf t;
+  dlj_buf_init(&t);
+  dlj_printf(&t, "config      %s%s%s\n", cfg->path, cfg->name ? ": " : "", cfg->name ? cfg->name : "");
+  if (cfg->source) dlj_printf(&t, "source      %s\n", cfg->source);
+  dlj_printf(&t, "anchors     %s%s%s\n", cfg->anchors_path ? cfg->anchors_path : "(inline)",
          cfg->anchors_name ? ": " : "", cfg->anchors_name ? cfg->anchors_name : "");
-  if (cfg->anchors_source) printf("            %s\n", cfg->anchors_source);
+  if (cfg->anchors_source) dlj_printf(&t, "            %s\n", cfg->anchors_source);
 
   int rc = DL_EXIT_OK;
   float *anchors = NULL;
@@ -114,11 +120,11 @@ int dl_cmd_anchors(int argc, char **argv) {
   detloss_anchor_level lv[DETLOSS_EVAL_MAX_LEVELS];
   detloss_anchor_config grid = cfg->grid;
   if (cfg->grid.num_levels > 0) {
-    printf("convention  %s, cell offset %g\n",
+    dlj_printf(&t, "convention  %s, cell offset %g\n",
            cfg->grid.convention == DETLOSS_ANCHORS_DETECTRON2 ? "detectron2" : "torchvision",
            (double)cfg->grid.offset);
-    if (ih > 0.0) printf("image       %g x %g (H x W); feature map = ceil(size / stride)\n", ih, iw);
-    printf("\nlevel  stride    per cell  %-30s%s\n", "sizes / aspect ratios (h/w)",
+    if (ih > 0.0) dlj_printf(&t, "image       %g x %g (H x W); feature map = ceil(size / stride)\n", ih, iw);
+    dlj_printf(&t, "\nlevel  stride    per cell  %-30s%s\n", "sizes / aspect ratios (h/w)",
            ih > 0.0 ? "  feature map     anchors" : "");
     for (size_t l = 0; l < grid.num_levels; l++) {
       lv[l] = cfg->grid.levels[l];
@@ -128,64 +134,66 @@ int dl_cmd_anchors(int argc, char **argv) {
         lv[l].feat_h = (size_t)ceil(ih / (double)lv[l].stride_h);
         lv[l].feat_w = (size_t)ceil(iw / (double)lv[l].stride_w);
       }
-      char stride[40];
+      char stride[40]; /* two %g are at most 2 x 13 characters */
       if (lv[l].stride_h == lv[l].stride_w) snprintf(stride, sizeof stride, "%g", (double)lv[l].stride_h);
       else snprintf(stride, sizeof stride, "%gx%g", (double)lv[l].stride_h, (double)lv[l].stride_w);
-      printf("%-6zu %-9s %-9zu ", l, stride, k);
-      if (lv[l].base) printf("%-30s", "explicit base anchors");
-      else if (lv[l].shapes) printf("%-30s", "shapes (w, h), see below");
+      dlj_printf(&t, "%-6zu %-9s %-9zu ", l, stride, k);
+      if (lv[l].base) dlj_printf(&t, "%-30s", "explicit base anchors");
+      else if (lv[l].shapes) dlj_printf(&t, "%-30s", "shapes (w, h), see below");
       else {
-        char buf[200];
-        int n = 0;
-        for (size_t i = 0; i < lv[l].num_sizes; i++)
-          n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%g", i ? " " : "", (double)lv[l].sizes[i]);
-        n += snprintf(buf + n, sizeof buf - (size_t)n, " / ");
-        for (size_t i = 0; i < lv[l].num_ratios && n < (int)sizeof buf - 20; i++)
-          n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%g", i ? " " : "", (double)lv[l].ratios[i]);
-        printf("%-30s", buf);
+        /* every size and ratio, however many: a level's list may be long */
+        size_t col0 = t.len;
+        print_list(&t, lv[l].sizes, lv[l].num_sizes);
+        dlj_raw(&t, " / ");
+        print_list(&t, lv[l].ratios, lv[l].num_ratios);
+        if (!t.oom && t.len - col0 < 30) dlj_printf(&t, "%-*s", (int)(30 - (t.len - col0)), "");
       }
       if (ih > 0.0) {
         size_t cnt = lv[l].feat_h * lv[l].feat_w * k;
         total += cnt;
-        char fm[40];
+        char fm[48]; /* two %zu are at most 2 x 20 characters */
         snprintf(fm, sizeof fm, "%zu x %zu", lv[l].feat_h, lv[l].feat_w);
-        printf("  %-15s %zu", fm, cnt);
+        dlj_printf(&t, "  %-15s %zu", fm, cnt);
       }
-      printf("\n");
+      dlj_printf(&t, "\n");
     }
-    if (ih > 0.0) printf("%-6s %-9s %-9s %-30s  %-15s %zu\n", "total", "", "", "", "", total);
-    printf("\nbase anchors (x1, y1, x2, y2) around the cell point:\n");
+    if (ih > 0.0) dlj_printf(&t, "%-6s %-9s %-9s %-30s  %-15s %zu\n", "total", "", "", "", "", total);
+    dlj_printf(&t, "\nbase anchors (x1, y1, x2, y2) around the cell point:\n");
     for (size_t l = 0; l < grid.num_levels; l++) {
       size_t k = 0;
       detloss_anchors_level_base(&cfg->grid, l, NULL, 0, &k, NULL);
       float *b = malloc((k ? k : 1) * 4 * sizeof(float));
       if (!b) {
         fprintf(stderr, "detloss: anchors: out of memory\n");
+        dlj_buf_free(&t);
         detloss_config_free(cfg);
         return DL_EXIT_RUNTIME;
       }
       detloss_anchors_level_base(&cfg->grid, l, b, k, &k, NULL);
-      printf("  level %zu:", l);
+      dlj_printf(&t, "  level %zu:", l);
       for (size_t q = 0; q < k; q++)
-        printf(" [%g, %g, %g, %g]", (double)b[4 * q], (double)b[4 * q + 1], (double)b[4 * q + 2],
+        dlj_printf(&t, " [%g, %g, %g, %g]", (double)b[4 * q], (double)b[4 * q + 1], (double)b[4 * q + 2],
                (double)b[4 * q + 3]);
-      printf("\n");
+      dlj_printf(&t, "\n");
       free(b);
     }
     grid.levels = lv;
   } else if (cfg->num_anchors > 0) {
-    printf("explicit    %zu anchors, the same for every image\n", cfg->num_anchors);
+    dlj_printf(&t, "explicit    %zu anchors, the same for every image\n", cfg->num_anchors);
     for (size_t a = 0; a < cfg->num_anchors; a++) {
-      printf("  [");
-      print_list(cfg->anchors + 4 * a, 4);
-      printf("]\n");
+      dlj_printf(&t, "  [");
+      print_list(&t, cfg->anchors + 4 * a, 4);
+      dlj_printf(&t, "]\n");
     }
   } else {
-    printf("shapes      %zu (w, h), positions ignored (metric wh_ratio)\n", cfg->num_shapes);
+    dlj_printf(&t, "shapes      %zu (w, h), positions ignored (metric wh_ratio)\n", cfg->num_shapes);
     for (size_t a = 0; a < cfg->num_shapes; a++)
-      printf("  %g x %g\n", (double)cfg->shapes[2 * a], (double)cfg->shapes[2 * a + 1]);
+      dlj_printf(&t, "  %g x %g\n", (double)cfg->shapes[2 * a], (double)cfg->shapes[2 * a + 1]);
   }
-  if (fflush(stdout) != 0) rc = DL_EXIT_RUNTIME;
+  if (t.oom) {
+    fprintf(stderr, "detloss: anchors: out of memory\n");
+    rc = DL_EXIT_RUNTIME;
+  }
 
   if (out_path && rc == DL_EXIT_OK) {
     dlj_buf b;
@@ -201,6 +209,7 @@ int dl_cmd_anchors(int argc, char **argv) {
         else dl_cli_report(&err, gs);
         free(anchors);
         dlj_buf_free(&b);
+        dlj_buf_free(&t);
         detloss_config_free(cfg);
         return gs == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
       }
@@ -244,6 +253,8 @@ int dl_cmd_anchors(int argc, char **argv) {
     }
     dlj_buf_free(&b);
   }
+  if (rc == DL_EXIT_OK) rc = dl_cli_write_stdout(t.p, t.len);
+  dlj_buf_free(&t);
   free(anchors);
   detloss_config_free(cfg);
   return rc;

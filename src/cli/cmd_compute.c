@@ -28,7 +28,7 @@ static const char HELP[] =
     "line on standard error naming the JSON path of the fault, e.g.\n"
     "  detloss: [1].boxes1[3]: expected 4 numbers, got 3\n"
     "\n"
-    "exit status: 0 success, 1 runtime failure, 2 bad input or usage\n";
+    DL_EXIT_HELP;
 
 /* Inputs above this size are refused (a compute case is a test vector, not a data set). */
 #define MAX_INPUT_BYTES ((size_t)1 << 30)
@@ -74,11 +74,7 @@ int dl_cmd_compute(int argc, char **argv) {
   detloss_status st = detloss_compute_json(text, len, &out, &out_len, &opt, &err);
   free(text);
   if (st != DETLOSS_OK) return dl_cli_report(&err, st);
-  size_t wrote = fwrite(out, 1, out_len, stdout);
+  int rc = dl_cli_write_stdout(out, out_len);
   detloss_free(out);
-  if (wrote != out_len || fflush(stdout) != 0) {
-    fprintf(stderr, "detloss: compute: write error on standard output\n");
-    return DL_EXIT_RUNTIME;
-  }
-  return DL_EXIT_OK;
+  return rc;
 }

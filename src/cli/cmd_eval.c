@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,24 +47,28 @@ static const char HELP[] =
     "                  or a COCO instances_*.json; default: the config's \"dataset\"\n"
     "  --json          print the report as JSON (for machines) instead of the table\n"
     "  --plot FILE.svg write an SVG of the gt sizes (log w vs log h) coloured by best\n"
-    "                  IoU, with the anchor shapes overlaid\n"
+    "                  IoU, with the anchor shapes overlaid; the name must end in\n"
+    "                  .svg (any case) or have no extension (/dev/stdout, a FIFO).\n"
+    "                  Where it was written is said on stderr.\n"
     "  -o FILE         write the report (table or JSON) to FILE instead of stdout\n"
     "  --threads N     threads (0 = OpenMP default); results are identical for any N\n"
     "  --worst N       list the N worst-covered gts (0-100, default: the config's, 20)\n"
     "  --help-config   list every config key with its type, range and default\n"
     "  -h, --help      show this help\n"
     "\n"
-    "Output files are written to a temporary name and renamed when complete. A\n"
-    "progress bar is drawn on stderr when it is a terminal and the run takes more\n"
-    "than a second.\n"
+    "Output files (-o, --plot) are written in full to temporary files beside them\n"
+    "and renamed over them only when every output is complete: a failure replaces\n"
+    "nothing. A symbolic link is followed (its target is replaced, the link stays),\n"
+    "an existing file keeps its permissions, and a FIFO or device (/dev/stdout) is\n"
+    "written directly. A progress bar is drawn on stderr when it is a terminal and\n"
+    "the run takes more than a second.\n"
     "\n"
     DL_CLI_DATA_DIRS_HELP
     "\n"
     "example:\n"
     "  detloss eval torchvision_fasterrcnn_fpn_rpn --plot coverage.svg\n"
     "\n"
-    "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
-    "             2 bad input or usage (one line on stderr names the file and field)\n";
+    DL_EXIT_HELP;
 
 /* ---- progress bar ------------------------------------------------------- */
 
@@ -98,62 +103,53 @@ static void on_progress(void *user, size_t done, size_t total) {
 /* ---- the human-readable report ------------------------------------------ */
 
 static void stats_row(dlj_buf *b, const char *name, const detloss_eval_stats *s, int pos) {
-  char line[256];
   if (pos)
-    snprintf(line, sizeof line, "%-8s %7zu  %6.3f  %9.3f  %10.2f  %12.2f  %6zu %6zu %6zu %6zu\n",
+    dlj_printf(b, "%-8s %7zu  %6.3f  %9.3f  %10.2f  %12.2f  %6zu %6zu %6zu %6zu\n",
              name, s->num_gt, s->recall, s->mean_best, s->anchors_per_gt, s->positives_per_gt,
              s->pos_hist[0], s->pos_hist[1], s->pos_hist[2], s->pos_hist[3]);
   else
-    snprintf(line, sizeof line, "%-8s %7zu  %6.3f  %9.3f  %10.2f\n", name, s->num_gt, s->recall,
+    dlj_printf(b, "%-8s %7zu  %6.3f  %9.3f  %10.2f\n", name, s->num_gt, s->recall,
              s->mean_best, s->anchors_per_gt);
-  dlj_raw(b, line);
 }
 
 static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dataset *ds,
                         const detloss_eval_report *r, const detloss_eval_options *o) {
-  char line[1024];
   int iou = o->metric == DETLOSS_EVAL_IOU, pos = iou && o->count_positives;
-  snprintf(line, sizeof line, "config   %s%s%s\n", cfg->path, cfg->name ? ": " : "",
+  dlj_printf(b, "config   %s%s%s\n", cfg->path, cfg->name ? ": " : "",
            cfg->name ? cfg->name : "");
-  dlj_raw(b, line);
-  snprintf(line, sizeof line, "anchors  %s%s%s\n",
+  dlj_printf(b, "anchors  %s%s%s\n",
            cfg->anchors_path ? cfg->anchors_path : "(inline)", cfg->anchors_name ? ": " : "",
            cfg->anchors_name ? cfg->anchors_name : "");
-  dlj_raw(b, line);
-  snprintf(line, sizeof line, "data     %s%s%s\n", ds->path, ds->name ? ": " : "",
+  dlj_printf(b, "data     %s%s%s\n", ds->path, ds->name ? ": " : "",
            ds->name ? ds->name : "");
-  dlj_raw(b, line);
-  snprintf(line, sizeof line,
+  dlj_printf(b,
            "         %zu images (%zu without gt), %zu boxes: %zu crowd and %zu zero-area left out, "
            "%zu clipped to their image\n",
            r->num_images, r->num_images_empty, r->num_boxes, r->num_crowd, r->num_degenerate,
            r->num_clipped);
-  dlj_raw(b, line);
   if (o->resize_min_size > 0.0f && o->resize_max_size > 0.0f)
-    snprintf(line, sizeof line, "resize   short side %g, long side at most %g (torchvision)\n",
+    dlj_printf(b, "resize   short side %g, long side at most %g (torchvision)\n",
              (double)o->resize_min_size, (double)o->resize_max_size);
   else if (o->resize_max_size > 0.0f)
-    snprintf(line, sizeof line, "resize   long side %g\n", (double)o->resize_max_size);
+    dlj_printf(b, "resize   long side %g\n", (double)o->resize_max_size);
   else if (o->resize_min_size > 0.0f)
-    snprintf(line, sizeof line, "resize   short side %g\n", (double)o->resize_min_size);
+    dlj_printf(b, "resize   short side %g\n", (double)o->resize_min_size);
   else
-    snprintf(line, sizeof line, "resize   none (original pixels)\n");
-  dlj_raw(b, line);
+    dlj_printf(b, "resize   none (original pixels)\n");
   if (iou) {
     const detloss_match_options *m = &o->match;
     static const char *const SEM[] = {"torchvision", "detectron2", "mmdet"};
-    snprintf(line, sizeof line,
+    dlj_printf(b,
              "metric   IoU, an anchor fits when IoU >= %g; %zu anchors in all images\n"
              "matcher  %s, positive >= %g, negative < %g, low-quality matches %s\n",
              (double)o->iou_thresh, r->num_anchors, SEM[m->semantics], (double)m->high,
              (double)m->low, m->allow_low_quality ? "on" : "off");
   } else {
-    snprintf(line, sizeof line,
+    dlj_printf(b,
              "metric   shape ratio r = min(w/aw, aw/w, h/ah, ah/h), fits when r > 1/%g "
              "(YOLOv5 autoanchor); %zu shapes\n",
              (double)o->ratio_thresh, r->num_anchors);
   }
-  dlj_raw(b, line);
   dlj_raw(b, "\n");
   if (pos)
     dlj_raw(b, "size         gts  recall  mean best  anchors/gt  positives/gt   0 pos  1 pos  2-4 "
@@ -171,28 +167,25 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
     for (size_t l = 0; l < r->num_levels; l++) {
       double share = r->all.num_gt ? (double)r->level_best[l] / (double)r->all.num_gt : 0.0;
       if (pos)
-        snprintf(line, sizeof line, "%-6zu %-7g %12zu  %5.3f  %9zu  %5.3f\n", l,
+        dlj_printf(b, "%-6zu %-7g %12zu  %5.3f  %9zu  %5.3f\n", l,
                  (double)cfg->grid.levels[l].stride_w, r->level_best[l], share, r->level_pos[l],
                  tp ? (double)r->level_pos[l] / (double)tp : 0.0);
       else
-        snprintf(line, sizeof line, "%-6zu %-7g %12zu  %5.3f\n", l,
+        dlj_printf(b, "%-6zu %-7g %12zu  %5.3f\n", l,
                  (double)cfg->grid.levels[l].stride_w, r->level_best[l], share);
-      dlj_raw(b, line);
     }
   }
   if (r->num_worst > 0) {
-    snprintf(line, sizeof line, "\nworst-covered gts (best %s; w x h after resizing):\n",
+    dlj_printf(b, "\nworst-covered gts (best %s; w x h after resizing):\n",
              iou ? "IoU" : "r");
-    dlj_raw(b, line);
     dlj_raw(b, "   best        w x h       h/w   image id  box\n");
     for (size_t i = 0; i < r->num_worst; i++) {
       const detloss_eval_worst *w = &r->worst[i];
       char wh[64];
       snprintf(wh, sizeof wh, "%.1f x %.1f", (double)w->w, (double)w->h);
-      snprintf(line, sizeof line, "  %5.3f  %14s  %6.2f  %9lld  %3zu\n", (double)w->best, wh,
+      dlj_printf(b, "  %5.3f  %14s  %6.2f  %9lld  %3zu\n", (double)w->best, wh,
                w->w > 0.0f ? (double)w->h / (double)w->w : 0.0, (long long)ds->image_id[w->image],
                w->box);
-      dlj_raw(b, line);
     }
   }
 }
@@ -217,25 +210,25 @@ static void colour(double v, double thr, char *buf, size_t cap) {
   snprintf(buf, cap, "#%02x%02x%02x", (int)r, (int)g, (int)bl);
 }
 
-/* Escapes s for SVG text, cut to at most max characters ("..." appended). */
+/* Escapes s for SVG text, cut to at most max characters ("..." appended).
+ * Characters, not bytes: a cut never splits a UTF-8 sequence. */
 static void svg_escape(dlj_buf *b, const char *s, size_t max) {
-  char one[2] = {0, 0};
-  for (size_t n = 0; s && *s; s++, n++) {
-    if (n == max) {
+  size_t n = 0;
+  for (; s && *s; s++) {
+    int cont = ((unsigned char)*s & 0xC0) == 0x80; /* a UTF-8 continuation byte */
+    if (!cont && n++ == max) {
       dlj_raw(b, "...");
       break;
     }
     if (*s == '<') dlj_raw(b, "&lt;");
     else if (*s == '>') dlj_raw(b, "&gt;");
     else if (*s == '&') dlj_raw(b, "&amp;");
-    else {
-      one[0] = *s;
-      dlj_raw(b, one);
-    }
+    else dlj_rawn(b, s, 1);
   }
 }
 
-static int svg_plot(const char *path, const detloss_config *cfg, const detloss_dataset *ds,
+/* Builds the SVG into *out (which the caller frees). Returns an exit status. */
+static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_dataset *ds,
                     const detloss_eval_gt *gt, const detloss_eval_report *r,
                     const detloss_eval_options *o) {
   /* anchor shapes (w, h) at network scale */
@@ -312,46 +305,40 @@ static int svg_plot(const char *path, const detloss_config *cfg, const detloss_d
   double thr = iou ? (double)o->iou_thresh : 1.0 / (double)o->ratio_thresh;
   dlj_buf b;
   dlj_buf_init(&b);
-  char line[1024];
-  snprintf(line, sizeof line,
+  dlj_printf(&b,
            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g "
            "%g\" font-family=\"sans-serif\" font-size=\"12\">\n"
            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
            W, H, W, H);
-  dlj_raw(&b, line);
   dlj_raw(&b, "<text x=\"80\" y=\"24\" font-size=\"15\" font-weight=\"bold\">");
   svg_escape(&b, cfg->name ? cfg->name : cfg->path, 90);
   dlj_raw(&b, "</text>\n<text x=\"80\" y=\"42\">");
   svg_escape(&b, ds->name ? ds->name : ds->path, 40);
-  snprintf(line, sizeof line,
+  dlj_printf(&b,
            ": %zu gts, recall %.3f at %s %s %g, mean best %.3f</text>\n<text x=\"80\" y=\"58\" "
            "fill=\"#555\">gt size after resizing (log scale), colour = best %s; "
            "crosses: anchors</text>\n",
            r->all.num_gt, r->all.recall, iou ? "IoU" : "r", iou ? "&gt;=" : "&gt;", thr,
            r->all.mean_best, iou ? "IoU over the anchors" : "shape ratio r");
-  dlj_raw(&b, line);
   /* frame, grid, ticks */
-  snprintf(line, sizeof line,
+  dlj_printf(&b,
            "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#333\"/>\n",
            X0, Y0, X1 - X0, Y1 - Y0);
-  dlj_raw(&b, line);
   for (double e = l2lo; e <= l2hi + 1e-9; e += 1.0) {
     double v = exp2(e);
-    snprintf(line, sizeof line,
+    dlj_printf(&b,
              "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#eee\"/>"
              "<line x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#eee\"/>"
              "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%g</text>"
              "<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
              PX(v), Y0, PX(v), Y1, X0, PY(v), X1, PY(v), PX(v), Y1 + 16, v, X0 - 6, PY(v) + 4, v);
-    dlj_raw(&b, line);
   }
-  snprintf(line, sizeof line,
+  dlj_printf(&b,
            "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>\n"
            "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">gt width (px)</text>\n"
            "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\" transform=\"rotate(-90 %g %g)\">gt "
            "height (px)</text>\n",
            X0, Y1, X1, Y0, (X0 + X1) / 2, Y1 + 36, X0 - 48, (Y0 + Y1) / 2, X0 - 48, (Y0 + Y1) / 2);
-  dlj_raw(&b, line);
   /* points: fitting ones first, misses on top; at most ~40000 drawn (every k-th) */
   size_t n_ok = r->all.num_gt, step = n_ok > 40000 ? (n_ok + 39999) / 40000 : 1;
   for (int pass = 0; pass < 2; pass++) {
@@ -365,52 +352,46 @@ static int svg_plot(const char *path, const detloss_config *cfg, const detloss_d
       if (fit != (pass == 0)) continue;
       char col[16];
       colour((double)g->best, thr, col, sizeof col);
-      snprintf(line, sizeof line, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\"/>\n",
+      dlj_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\"/>\n",
                PX(fmax((double)g->w, exp2(l2lo))), PY(fmax((double)g->h, exp2(l2lo))), col);
-      dlj_raw(&b, line);
     }
     dlj_raw(&b, "</g>\n");
   }
   /* anchor shapes */
   for (size_t q = 0; q < ns; q++) {
     double x = PX((double)sh[2 * q]), y = PY((double)sh[2 * q + 1]);
-    snprintf(line, sizeof line,
+    dlj_printf(&b,
              "<path d=\"M%.1f %.1fl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
              "<title>anchor %g x %g (level %d)</title>\n",
              x - 5, y - 5, (double)sh[2 * q], (double)sh[2 * q + 1], (int)sl[q]);
-    dlj_raw(&b, line);
   }
   /* colour bar */
   for (int k = 0; k < 50; k++) {
     double v = 1.0 - (double)k / 50.0;
     char col[16];
     colour(v, thr, col, sizeof col);
-    snprintf(line, sizeof line,
+    dlj_printf(&b,
              "<rect x=\"680\" y=\"%.1f\" width=\"18\" height=\"%.1f\" fill=\"%s\"/>\n",
              Y0 + (Y1 - Y0) * 0.5 * k / 50.0, (Y1 - Y0) * 0.5 / 50.0 + 0.5, col);
-    dlj_raw(&b, line);
   }
-  snprintf(line, sizeof line,
+  dlj_printf(&b,
            "<text x=\"704\" y=\"%g\">1</text><text x=\"704\" y=\"%.1f\">%g (fits)</text>"
            "<text x=\"704\" y=\"%g\">0</text><text x=\"680\" y=\"%g\">best %s</text>\n"
            "<path d=\"M680 %gl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
            "<text x=\"696\" y=\"%g\">anchor shape</text>\n</svg>\n",
            Y0 + 4, Y0 + (Y1 - Y0) * 0.5 * (1.0 - thr) + 4, thr, Y0 + (Y1 - Y0) * 0.5 + 4, Y0 - 8,
            iou ? "IoU" : "r", Y0 + (Y1 - Y0) * 0.5 + 30, Y0 + (Y1 - Y0) * 0.5 + 39);
-  dlj_raw(&b, line);
 #undef PX
 #undef PY
   free(sh);
   free(sl);
-  int rc;
   if (b.oom) {
     fprintf(stderr, "detloss: eval: out of memory\n");
-    rc = DL_EXIT_RUNTIME;
-  } else {
-    rc = dl_cli_write_atomic(path, b.p, b.len);
+    dlj_buf_free(&b);
+    return DL_EXIT_RUNTIME;
   }
-  dlj_buf_free(&b);
-  return rc;
+  *out = b;
+  return DL_EXIT_OK;
 }
 
 /* ---- the command -------------------------------------------------------- */
@@ -429,10 +410,13 @@ int dl_cmd_eval(int argc, char **argv) {
       return DL_EXIT_OK;
     } else if (strcmp(a, "--help-config") == 0) {
       char *d = detloss_config_describe();
-      if (!d) return DL_EXIT_RUNTIME;
-      fputs(d, stdout);
+      if (!d) {
+        fprintf(stderr, "detloss: eval: out of memory\n");
+        return DL_EXIT_RUNTIME;
+      }
+      int rc = dl_cli_write_stdout(d, strlen(d));
       detloss_free(d);
-      return DL_EXIT_OK;
+      return rc;
     } else if (strcmp(a, "--json") == 0) {
       json = 1;
     } else if (strcmp(a, "--dataset") == 0 || strcmp(a, "--plot") == 0 || strcmp(a, "-o") == 0 ||
@@ -472,6 +456,20 @@ int dl_cmd_eval(int argc, char **argv) {
   }
   if (!cfg_path) {
     fprintf(stderr, "detloss: eval: missing CONFIG (see detloss eval --help)\n");
+    return DL_EXIT_INPUT;
+  }
+  if (plot) { /* SVG is the one format written: refuse any other extension up front */
+    const char *base = strrchr(plot, '/');
+    base = base ? base + 1 : plot;
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base && strcasecmp(dot, ".svg") != 0) {
+      fprintf(stderr, "detloss: eval: --plot %s: only SVG is written; give a name ending in .svg\n",
+              plot);
+      return DL_EXIT_INPUT;
+    }
+  }
+  if (plot && out && dl_cli_same_output(plot, out)) {
+    fprintf(stderr, "detloss: eval: --plot and -o name the same file '%s'\n", out);
     return DL_EXIT_INPUT;
   }
   dl_data_dirs dirs;
@@ -536,17 +534,26 @@ int dl_cmd_eval(int argc, char **argv) {
     } else {
       text_report(&b, cfg, ds, rep, &o);
     }
+    /* Every output is complete in memory before any is written; the files
+     * are replaced together, or none is (dl_cli_write_outputs). */
+    dlj_buf svg;
+    dlj_buf_init(&svg);
     if (b.oom) {
       fprintf(stderr, "detloss: eval: out of memory\n");
       rc = DL_EXIT_RUNTIME;
-    } else if (plot && (rc = svg_plot(plot, cfg, ds, gt, rep, &o)) != DL_EXIT_OK) {
+    } else if (plot && (rc = svg_plot(&svg, cfg, ds, gt, rep, &o)) != DL_EXIT_OK) {
       /* message printed */
-    } else if (out) {
-      rc = dl_cli_write_atomic(out, b.p, b.len);
-    } else if (fwrite(b.p, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
-      fprintf(stderr, "detloss: eval: write error on standard output\n");
-      rc = DL_EXIT_RUNTIME;
+    } else {
+      dl_cli_output files[2];
+      size_t nf = 0;
+      if (plot) files[nf++] = (dl_cli_output){plot, svg.p, svg.len};
+      if (out) files[nf++] = (dl_cli_output){out, b.p, b.len};
+      rc = dl_cli_write_outputs(files, nf);
+      if (rc == DL_EXIT_OK && !out) rc = dl_cli_write_stdout(b.p, b.len);
+      /* where the plot went: on stderr, so that stdout stays the report alone */
+      if (rc == DL_EXIT_OK && plot) fprintf(stderr, "detloss: wrote plot %s\n", plot);
     }
+    dlj_buf_free(&svg);
     dlj_buf_free(&b);
   }
   free(gt);

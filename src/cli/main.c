@@ -40,8 +40,7 @@ static void usage(FILE *f) {
         "  -h, --help     show this help and exit\n"
         "  -V, --version  print the version and exit\n"
         "\n"
-        "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
-        "             2 bad input or usage (the one stderr line names the field).\n",
+        "\n" DL_EXIT_HELP,
         f);
 }
 
@@ -85,7 +84,7 @@ int dl_cli_parse_threads(const char *s) {
   return (int)v;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return DL_EXIT_INPUT;
@@ -117,4 +116,10 @@ int main(int argc, char **argv) {
   if (c) return c->run(argc - 1, argv + 1);
   fprintf(stderr, "detloss: unknown command '%s' (see detloss --help)\n", cmd);
   return DL_EXIT_INPUT;
+}
+
+int main(int argc, char **argv) {
+  /* Standard output is checked once at the end: a failed write of it (a full
+   * disk, /dev/full, a closed descriptor) is exit 1, never a silent 0. */
+  return dl_cli_close_stdout(run(argc, argv));
 }

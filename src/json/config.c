@@ -736,6 +736,10 @@ static int file_exists(const char *p) {
   return 1;
 }
 
+/* A candidate path cut short by its buffer could name another file: it is
+ * not looked up at all. */
+static int fits(int n, size_t cap) { return n >= 0 && (size_t)n < cap; }
+
 /* Resolves a relative file name: (anchors: config dir/../anchors,) config dir,
  * then each search dir (anchors: dir/anchors first). NULL if not found (*tried gets
  * the first candidate for the message). */
@@ -747,25 +751,27 @@ static char *resolve(const char *name, const char *cfg_path, const char *const *
     return file_exists(name) ? dupstr(name) : NULL;
   }
   char dir[4096];
-  snprintf(dir, sizeof dir, "%s", cfg_path ? cfg_path : ".");
+  if (!fits(snprintf(dir, sizeof dir, "%s", cfg_path ? cfg_path : "."), sizeof dir)) return NULL;
   char *slash = strrchr(dir, '/');
   if (slash) *slash = '\0';
   else snprintf(dir, sizeof dir, ".");
   /* anchors/ first for anchor files: a config may share its anchor file's name. */
   if (anchors) {
-    snprintf(buf, sizeof buf, "%s/../anchors/%s", dir, name);
-    if (file_exists(buf)) return dupstr(buf);
+    if (fits(snprintf(buf, sizeof buf, "%s/../anchors/%s", dir, name), sizeof buf) &&
+        file_exists(buf))
+      return dupstr(buf);
   }
-  snprintf(buf, sizeof buf, "%s/%s", dir, name);
+  int ok = fits(snprintf(buf, sizeof buf, "%s/%s", dir, name), sizeof buf);
   snprintf(tried, tried_cap, "%s", buf);
-  if (file_exists(buf)) return dupstr(buf);
+  if (ok && file_exists(buf)) return dupstr(buf);
   for (size_t i = 0; search && search[i]; i++) {
     if (anchors) {
-      snprintf(buf, sizeof buf, "%s/anchors/%s", search[i], name);
-      if (file_exists(buf)) return dupstr(buf);
+      if (fits(snprintf(buf, sizeof buf, "%s/anchors/%s", search[i], name), sizeof buf) &&
+          file_exists(buf))
+        return dupstr(buf);
     }
-    snprintf(buf, sizeof buf, "%s/%s", search[i], name);
-    if (file_exists(buf)) return dupstr(buf);
+    if (fits(snprintf(buf, sizeof buf, "%s/%s", search[i], name), sizeof buf) && file_exists(buf))
+      return dupstr(buf);
   }
   return NULL;
 }

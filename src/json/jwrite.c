@@ -2,6 +2,7 @@
 #include "json/jwrite.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,31 +14,52 @@ void dlj_buf_free(dlj_buf *b) {
   memset(b, 0, sizeof *b);
 }
 
-static void put(dlj_buf *b, const char *s, size_t n) {
-  if (b->oom) return;
+/* Makes room for n more bytes and a NUL; 0 (and oom set) when impossible. */
+static int reserve(dlj_buf *b, size_t n) {
+  if (b->oom) return 0;
+  if (n > ((size_t)-1) / 2 - b->len) {
+    b->oom = 1;
+    return 0;
+  }
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1) {
-      if (cap > ((size_t)-1) / 2) {
-        b->oom = 1;
-        return;
-      }
-      cap *= 2;
-    }
+    while (cap < b->len + n + 1) cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) {
       b->oom = 1;
-      return;
+      return 0;
     }
     b->p = p;
     b->cap = cap;
   }
+  return 1;
+}
+
+static void put(dlj_buf *b, const char *s, size_t n) {
+  if (!reserve(b, n)) return;
   memcpy(b->p + b->len, s, n);
   b->len += n;
   b->p[b->len] = '\0';
 }
 
 void dlj_raw(dlj_buf *b, const char *s) { put(b, s, strlen(s)); }
+void dlj_rawn(dlj_buf *b, const char *s, size_t n) { put(b, s, n); }
+
+void dlj_printf(dlj_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap); /* the length of the whole text */
+  va_end(ap);
+  if (n < 0) { /* an encoding error: the text cannot be written */
+    b->oom = 1;
+    return;
+  }
+  if (!reserve(b, (size_t)n)) return;
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
 
 /* A value is about to be written at the current level: add a comma unless it
  * is the first, except right after a key (keys set need_comma themselves). */
@@ -46,14 +68,23 @@ static void before_value(dlj_buf *b) {
   if (b->depth > 0) b->need_comma[b->depth - 1] = 1;
 }
 
+/* 0 (and the buffer marked failed) when one more level would pass
+ * DLJ_MAX_DEPTH: need_comma[] has a slot per level, no more. */
+static int can_open(dlj_buf *b) {
+  if (b->depth >= DLJ_MAX_DEPTH) b->oom = 1;
+  return !b->oom;
+}
+
 static void open_level(dlj_buf *b, const char *s) {
+  if (!can_open(b)) return;
   before_value(b);
   put(b, s, 1);
-  if (b->depth < DLJ_MAX_DEPTH) b->need_comma[b->depth] = 0;
+  b->need_comma[b->depth] = 0;
   b->depth++;
 }
 
 static void close_level(dlj_buf *b, const char *s) {
+  if (b->oom) return; /* a refused level was never opened: keep depth in step */
   if (b->depth > 0) b->depth--;
   put(b, s, 1);
 }
@@ -76,6 +107,8 @@ static void put_string(dlj_buf *b, const char *s) {
   }
   put(b, "\"", 1);
 }
+
+void dlj_quoted(dlj_buf *b, const char *s) { put_string(b, s); }
 
 void dlj_key(dlj_buf *b, const char *key) {
   if (b->depth > 0 && b->need_comma[b->depth - 1]) put(b, ",", 1);
@@ -133,9 +166,10 @@ void dlj_str(dlj_buf *b, const char *s) {
 static void open_after_key(dlj_buf *b, const char *s) {
   int after_key = b->depth > 0 && b->need_comma[b->depth - 1] == 2;
   if (after_key) {
+    if (!can_open(b)) return;
     after_key_value(b);
     put(b, s, 1);
-    if (b->depth < DLJ_MAX_DEPTH) b->need_comma[b->depth] = 0;
+    b->need_comma[b->depth] = 0;
     b->depth++;
   } else {
     open_level(b, s);

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 
 #include "cli/cli.h"
 #include "detloss/detloss_json.h"
+#include "json/evalcfg.h"
+#include "json/jread.h"
 #include "json/jwrite.h"
 
 #ifndef DETLOSS_SOURCE_DIR
@@ -38,6 +41,12 @@ static const char HELP[] =
     "Relative file names in the config are looked up next to the config, in\n"
     "../anchors/ beside it, and in the source tree (" DETLOSS_SOURCE_DIR ").\n"
     "\n"
+    "limits (environment; docs/limits.md): DETLOSS_MAX_INPUT_BYTES (1 GiB per\n"
+    "file), DETLOSS_MAX_ANCHORS (134217728 per image), DETLOSS_MAX_IMAGE_SIDE\n"
+    "(100000 px, also after resizing),\n"
+    "DETLOSS_MAX_OUTPUT_NUMBERS (16777216: -o writes 4 per anchor). Past one: exit 2 before any work.\n"
+    "\n"
+
     "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"
     "             2 bad input or usage (one line on stderr names the file and field)\n";
 
@@ -88,19 +97,78 @@ int dl_cmd_anchors(int argc, char **argv) {
     fprintf(stderr, "detloss: anchors: missing CONFIG (see detloss anchors --help)\n");
     return DL_EXIT_INPUT;
   }
+  detloss_json_limits lim;
+  int lrc = dl_cli_limits(&lim);
+  if (lrc != DL_EXIT_OK) return lrc;
+  if (fmax(ih, iw) > lim.max_image_side) {
+    fprintf(stderr, "detloss: anchors: --image-size: %g px is above the limit max_image_side = "
+            "%.0f (set DETLOSS_MAX_IMAGE_SIDE to raise it)\n", fmax(ih, iw), lim.max_image_side);
+    return DL_EXIT_INPUT;
+  }
   const char *const search[] = {DETLOSS_SOURCE_DIR, NULL};
   detloss_config *cfg = NULL;
   detloss_error err;
-  detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
+  detloss_status st = detloss_config_load_ex(cfg_path, search, &lim, &cfg, &err);
   if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
   if (ih == 0.0 && cfg->image_size[0] > 0.0f) {
     ih = (double)cfg->image_size[0];
     iw = (double)cfg->image_size[1];
   }
+  if (cfg->grid.num_levels > 0 && ih > 0.0) {
+    /* Checked before the feature maps are computed (a stride of 1e-30 would
+     * make ceil(H / stride) too large for size_t) and before -o allocates. */
+    size_t big;
+    double n = dl_grid_anchor_count(&cfg->grid, ih, iw, &big);
+    const char *what = NULL;
+    size_t limit = 0;
+    if (!(n <= (double)lim.max_anchors)) {
+      what = "max_anchors";
+      limit = lim.max_anchors;
+    } else if (out_path && !(4.0 * n <= (double)lim.max_output_numbers)) {
+      what = "max_output_numbers";
+      limit = lim.max_output_numbers;
+    }
+    if (what) {
+      detloss_error e;
+      snprintf(e.where, sizeof e.where, "%s", cfg->path);
+      snprintf(e.msg, sizeof e.msg,
+               "a %g x %g px image needs %.15g anchors (level %zu, stride %g, has the "
+               "most)%s, more than the limit %s = %zu",
+               ih, iw, n, big, (double)cfg->grid.levels[big].stride_h,
+               what[4] == 'o' ? " written as 4 numbers each" : "", what, limit);
+      detloss_config_free(cfg);
+      return dl_cli_report(&e, DETLOSS_ERR_RANGE);
+    }
+  }
   if (out_path && cfg->grid.num_levels > 0 && ih <= 0.0) {
     fprintf(stderr, "detloss: anchors: -o needs --image-size H W for a grid anchor set\n");
     detloss_config_free(cfg);
     return DL_EXIT_INPUT;
+  }
+
+  /* No non-finite anchor, printed or written (issue 13 A6): the base anchors
+   * are checked before anything is printed (sizes of 3e38 overflow float32);
+   * the -o text is scanned again below. */
+  for (size_t l = 0; l < cfg->grid.num_levels; l++) {
+    size_t k = 0;
+    detloss_anchors_level_base(&cfg->grid, l, NULL, 0, &k, NULL);
+    float *b = malloc((k ? k : 1) * 4 * sizeof(float));
+    if (!b) {
+      fprintf(stderr, "detloss: anchors: out of memory\n");
+      detloss_config_free(cfg);
+      return DL_EXIT_RUNTIME;
+    }
+    detloss_anchors_level_base(&cfg->grid, l, b, k, &k, NULL);
+    size_t bad = SIZE_MAX;
+    for (size_t q = 0; q < 4 * k && bad == SIZE_MAX; q++)
+      if (!isfinite(b[q])) bad = q / 4;
+    free(b);
+    if (bad != SIZE_MAX) {
+      fprintf(stderr, "detloss: %s: level %zu: base anchor %zu is not finite (its size and "
+              "aspect ratio overflow float32)\n", cfg->path, l, bad);
+      detloss_config_free(cfg);
+      return DL_EXIT_INPUT;
+    }
   }
 
   printf("config      %s%s%s\n", cfg->path, cfg->name ? ": " : "", cfg->name ? cfg->name : "");
@@ -237,9 +305,15 @@ int dl_cmd_anchors(int argc, char **argv) {
     }
     dlj_obj_end(&b);
     dlj_raw(&b, "\n");
+    char elem[DETLOSS_WHERE_MAX];
     if (b.oom) {
       fprintf(stderr, "detloss: anchors: out of memory\n");
       rc = DL_EXIT_RUNTIME;
+    } else if (dlj_find_nonfinite(b.p, b.len, elem, sizeof elem)) {
+      /* A float32 overflow (sizes of 3e38): never written as null. */
+      fprintf(stderr, "detloss: anchors: -o: %s: result is not finite (the anchor set "
+              "overflows float32)\n", elem[0] ? elem : "(output)");
+      rc = DL_EXIT_INPUT;
     } else {
       rc = dl_cli_write_atomic(out_path, b.p, b.len);
     }

@@ -62,6 +62,10 @@ static const char HELP[] =
     "than a second. Relative paths in the config are looked up next to it, then in\n"
     "the source tree (" DETLOSS_SOURCE_DIR ").\n"
     "\n"
+    "limits (environment; docs/limits.md): DETLOSS_MAX_INPUT_BYTES (1 GiB per\n"
+    "file), DETLOSS_MAX_ANCHORS (134217728 per image), DETLOSS_MAX_IMAGE_SIDE\n"
+    "(100000 px, also after resizing). Past one: exit 2 before any work.\n"
+    "\n"
     "example:\n"
     "  detloss eval configs/torchvision_fasterrcnn_fpn_rpn.json --plot coverage.svg\n"
     "\n"
@@ -477,11 +481,14 @@ int dl_cmd_eval(int argc, char **argv) {
     fprintf(stderr, "detloss: eval: missing CONFIG (see detloss eval --help)\n");
     return DL_EXIT_INPUT;
   }
+  detloss_json_limits lim;
+  int lrc = dl_cli_limits(&lim);
+  if (lrc != DL_EXIT_OK) return lrc;
   const char *const search[] = {DETLOSS_SOURCE_DIR, NULL};
   detloss_config *cfg = NULL;
   detloss_dataset *ds = NULL;
   detloss_error err;
-  detloss_status st = detloss_config_load(cfg_path, search, &cfg, &err);
+  detloss_status st = detloss_config_load_ex(cfg_path, search, &lim, &cfg, &err);
   if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
   if (!ds_path) ds_path = cfg->dataset_path;
   if (!ds_path) {
@@ -490,7 +497,7 @@ int dl_cmd_eval(int argc, char **argv) {
     detloss_config_free(cfg);
     return DL_EXIT_INPUT;
   }
-  st = detloss_dataset_load(ds_path, &ds, &err);
+  st = detloss_dataset_load_ex(ds_path, &lim, &ds, &err);
   if (st != DETLOSS_OK) {
     detloss_config_free(cfg);
     return dl_cli_load_error(&err, st);
@@ -511,11 +518,28 @@ int dl_cmd_eval(int argc, char **argv) {
   } else {
     detloss_eval_dataset view = detloss_dataset_view(ds);
     detloss_eval_anchors src = detloss_config_eval_anchors(cfg);
-    st = detloss_anchor_eval(&view, &src, gt, rep, &o, &err);
+    /* Bounded work first: image sides, resized sides, anchors per image. */
+    st = detloss_eval_check_limits(&view, &src, &o, &lim, &err);
+    if (st == DETLOSS_OK) st = detloss_anchor_eval(&view, &src, gt, rep, &o, &err);
     if (st != DETLOSS_OK) {
-      /* Name the data set file for data errors, the config otherwise. */
-      if (strncmp(err.where, "data", 4) == 0) dl_where_file(&err, ds->path);
-      else dl_where_file(&err, cfg->path);
+      /* Library names -> the names in the files. */
+      if (strncmp(err.where, "data.image_hw[", 14) == 0) {
+        char tmp[DETLOSS_WHERE_MAX];
+        snprintf(tmp, sizeof tmp, "images[%s", err.where + 14);
+        memcpy(err.where, tmp, sizeof tmp);
+        dl_where_file(&err, ds->path);
+      } else if (strcmp(err.where, "resize_max_size") == 0 ||
+                 strcmp(err.where, "resize_min_size") == 0) {
+        const char *key =
+            strcmp(err.where, "resize_max_size") == 0 ? "resize.max_size" : "resize.min_size";
+        snprintf(err.where, sizeof err.where, "%s", key);
+        dl_where_file(&err, cfg->path);
+      } else if (strncmp(err.where, "data", 4) == 0) {
+        /* Name the data set file for data errors, the config otherwise. */
+        dl_where_file(&err, ds->path);
+      } else {
+        dl_where_file(&err, cfg->path);
+      }
       rc = dl_cli_report(&err, st);
     }
   }

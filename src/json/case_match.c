@@ -12,6 +12,7 @@
  *   allowed_border >= 0).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,7 +157,7 @@ detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, c
     double n = 0.0;
     for (size_t l = 0; l < nlev; l++)
       n += (double)lv[l].feat_h * (double)lv[l].feat_w * (double)nsz[l] * (double)nrt[l];
-    dlj_join(where, sizeof where, path, "feature_maps");
+    snprintf(where, sizeof where, "feature_maps"); /* the case path is prefixed below */
     if (!(n <= (double)ctx->limits.max_anchors))
       st = dl_fail(err, DETLOSS_ERR_RANGE, where,
                    "would generate %.15g anchors, more than the limit max_anchors = %zu", n,

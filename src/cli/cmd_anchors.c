@@ -44,7 +44,8 @@ static const char HELP[] =
     "limits (environment; docs/limits.md): DETLOSS_MAX_INPUT_BYTES (1 GiB per\n"
     "file), DETLOSS_MAX_ANCHORS (134217728 per image), DETLOSS_MAX_IMAGE_SIDE\n"
     "(100000 px, also after resizing),\n"
-    "DETLOSS_MAX_OUTPUT_NUMBERS (16777216: -o writes 4 per anchor). Past one: exit 2 before any work.\n"
+    "DETLOSS_MAX_OUTPUT_NUMBERS (16777216: -o writes 4 per anchor). Past one: exit 2\n"
+    "before any work.\n"
     "\n"
 
     "exit status: 0 success, 1 runtime failure (out of memory, write error),\n"

@@ -86,8 +86,8 @@ static detloss_status read_weights(const cJSON *c, const char *path, detloss_cod
 }
 
 /* Shared by encode and decode: anchors [A][4], `second` [A][4] -> result [A][4]. */
-static detloss_status code_case(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                                int decode, detloss_error *err) {
+static detloss_status code_case(const cJSON *c, const char *path, dlj_buf *out,
+                                const dl_case_ctx *ctx, int decode, detloss_error *err) {
   const char *second = decode ? "deltas" : "boxes";
   const char *result = decode ? "boxes" : "deltas";
   detloss_coder_options opt = detloss_coder_options_default();
@@ -127,12 +127,12 @@ static detloss_status code_case(const cJSON *c, const char *path, dlj_buf *out, 
   return st;
 }
 
-detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                              detloss_error *err) {
+detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err) {
   return code_case(c, path, out, ctx, 0, err);
 }
 
-detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                              detloss_error *err) {
+detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err) {
   return code_case(c, path, out, ctx, 1, err);
 }

@@ -319,8 +319,8 @@ static const char *const rpn_keys[] = {"fg_iou_thresh", "bg_iou_thresh", "allow_
                                        "smooth_l1_beta", "box_weights", "seed", "convention",
                                        "box_loss", "allowed_border", NULL};
 
-detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                                detloss_error *err) {
+detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
+                                const dl_case_ctx *ctx, detloss_error *err) {
   char cpath[DETLOSS_WHERE_MAX], where[DETLOSS_WHERE_MAX];
   dlj_join(cpath, sizeof cpath, path, "config");
   const cJSON *cfg = dlj_field(c, "config");

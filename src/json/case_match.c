@@ -92,8 +92,8 @@ static detloss_status read_image_size(const cJSON *c, const char *path, int requ
   return DETLOSS_OK;
 }
 
-detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                               detloss_error *err) {
+detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out,
+                               const dl_case_ctx *ctx, detloss_error *err) {
   long long hw[2];
   int present = 0;
   DL_FORWARD_IF_ERROR(read_image_size(c, path, 1, &ctx->limits, hw, &present, err));

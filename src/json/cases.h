@@ -37,13 +37,13 @@ typedef detloss_status (*dl_case_fn)(const cJSON *c, const char *path, dlj_buf *
 /* case_box.c */
 detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                            detloss_error *err);
-detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                              detloss_error *err);
-detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                              detloss_error *err);
+detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err);
+detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err);
 /* case_match.c */
-detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                               detloss_error *err);
+detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out,
+                               const dl_case_ctx *ctx, detloss_error *err);
 detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                              detloss_error *err);
 /* case_loss.c: op `loss`; it hands the box losses (iou_loss, giou_loss,
@@ -57,8 +57,8 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
                                       const dl_case_ctx *ctx, detloss_error *err);
 
 /* case_heads.c: ops `rpn_loss` and `retina_loss`. */
-detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                                detloss_error *err);
+detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
+                                const dl_case_ctx *ctx, detloss_error *err);
 detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err);
 /* case_eval.c: op `anchor_eval`. */

@@ -922,8 +922,10 @@ static detloss_status parse_config(const cJSON *root, const char *file,
   if ((v = dlj_field(root, "resize"))) {
     DL_FORWARD_IF_ERROR(read_table(v, "resize", RESIZE_DESC, NDESC(RESIZE_DESC), &c->eval, err));
     /* The resize target is a side of every resized image: bounded like one. */
-    DL_FORWARD_IF_ERROR(dl_check_side(lim, (double)c->eval.resize_min_size, "resize.min_size", err));
-    DL_FORWARD_IF_ERROR(dl_check_side(lim, (double)c->eval.resize_max_size, "resize.max_size", err));
+    DL_FORWARD_IF_ERROR(
+        dl_check_side(lim, (double)c->eval.resize_min_size, "resize.min_size", err));
+    DL_FORWARD_IF_ERROR(
+        dl_check_side(lim, (double)c->eval.resize_max_size, "resize.max_size", err));
   }
   if (c->num_shapes > 0 && c->eval.metric != DETLOSS_EVAL_WH_RATIO)
     return dl_fail(err, DETLOSS_ERR_RANGE, "eval.metric",

@@ -470,6 +470,119 @@ static void bundled_data_set_has_documented_counts(void **state) {
   detloss_dataset_free(d);
 }
 
+/* ---- limits (issue 13 A2) ---- */
+
+/* One level, stride 8, sizes [16], ratios [0.5, 1, 2], image_size 80 x 80:
+ * ceil(80/8) x ceil(80/8) cells x 3 = 300 anchors. */
+#define GRID300                                                                              \
+  "{\"head\":\"none\",\"anchors\":{\"image_size\":[80,80],\"levels\":[{\"stride\":8,"        \
+  "\"sizes\":[16],\"aspect_ratios\":[0.5,1,2]}]}}"
+
+static void config_limits_bound_anchors_sides_and_resize(void **state) {
+  (void)state;
+  detloss_config *c = NULL;
+  detloss_error err;
+  detloss_json_limits lim = {0, 0, 299, 0.0};
+  const char *path = DL_FIXTURE("anchor_eval/t.json");
+  assert_int_equal(detloss_config_parse_ex(GRID300, strlen(GRID300), path, SEARCH, &lim, &c, &err),
+                   DETLOSS_ERR_RANGE);
+  assert_null(c);
+  assert_non_null(strstr(err.where, "t.json: anchors.levels[0].stride"));
+  assert_string_equal(err.msg, "8 gives 300 anchors for the 80 x 80 image_size, more than the "
+                               "limit max_anchors = 299");
+  lim.max_anchors = 300;
+  assert_int_equal(detloss_config_parse_ex(GRID300, strlen(GRID300), path, SEARCH, &lim, &c, &err),
+                   DETLOSS_OK);
+  detloss_config_free(c);
+  c = NULL;
+  /* the "strides" form names strides[l] */
+  const char *st = "{\"head\":\"none\",\"anchors\":{\"image_size\":[80,80],\"strides\":[8],"
+                   "\"sizes\":[[16]],\"aspect_ratios\":[0.5,1,2]}}";
+  lim.max_anchors = 299;
+  assert_int_equal(detloss_config_parse_ex(st, strlen(st), path, SEARCH, &lim, &c, &err),
+                   DETLOSS_ERR_RANGE);
+  assert_non_null(strstr(err.where, "t.json: anchors.strides[0]"));
+  /* image_size and resize targets are image sides */
+  lim.max_anchors = 0;
+  lim.max_image_side = 79.0;
+  assert_int_equal(detloss_config_parse_ex(GRID300, strlen(GRID300), path, SEARCH, &lim, &c, &err),
+                   DETLOSS_ERR_RANGE);
+  assert_non_null(strstr(err.where, "t.json: anchors.image_size"));
+  assert_string_equal(err.msg, "80 px is above the limit max_image_side = 79");
+  const char *rs = "{\"anchors\":{\"boxes\":[[0,0,1,1]]},\"resize\":{\"max_size\":1e6}}";
+  assert_int_equal(detloss_config_parse(rs, strlen(rs), path, SEARCH, &c, &err),
+                   DETLOSS_ERR_RANGE); /* the defaults: 100000 px */
+  assert_non_null(strstr(err.where, "t.json: resize.max_size"));
+  assert_string_equal(err.msg, "1e+06 px is above the limit max_image_side = 100000");
+}
+
+static void data_set_image_sides_past_the_limit_are_refused(void **state) {
+  (void)state;
+  const char *t = "{\"images\":[{\"width\":640,\"height\":480,\"boxes\":[]},"
+                  "{\"width\":640,\"height\":9.9e6,\"boxes\":[[0,0,1,1]]}]}";
+  detloss_dataset *d = NULL;
+  detloss_error err;
+  assert_int_equal(detloss_dataset_parse(t, strlen(t), "d.json", &d, &err), DETLOSS_ERR_RANGE);
+  assert_null(d);
+  assert_string_equal(err.where, "d.json: images[1].height");
+  detloss_json_limits lim = {0, 0, 0, 1e7};
+  assert_int_equal(detloss_dataset_parse_ex(t, strlen(t), "d.json", &lim, &d, &err), DETLOSS_OK);
+  detloss_dataset_free(d);
+  lim.max_input_bytes = 10;
+  assert_int_equal(detloss_dataset_parse_ex(t, strlen(t), "d.json", &lim, &d, &err),
+                   DETLOSS_ERR_RANGE);
+  assert_string_equal(err.msg, "the input is larger than the limit max_input_bytes = 10");
+}
+
+static void eval_limits_count_anchors_of_each_resized_image(void **state) {
+  (void)state;
+  /* Image 0 is 64 x 64, image 1 is 48 x 32 (H x W); one level, stride 8, one anchor
+   * per cell: 8 x 8 = 64 and 6 x 4 = 24 anchors. */
+  float hw[4] = {64, 64, 48, 32}, boxes[4] = {0, 0, 8, 8};
+  size_t start[3] = {0, 1, 1};
+  detloss_eval_dataset data;
+  memset(&data, 0, sizeof data);
+  data.num_images = 2;
+  data.image_hw = hw;
+  data.box_start = start;
+  data.boxes = boxes;
+  float size = 8.0f, ratio = 1.0f;
+  detloss_anchor_level L;
+  memset(&L, 0, sizeof L);
+  L.stride_h = L.stride_w = 8.0f;
+  L.sizes = &size;
+  L.num_sizes = 1;
+  L.ratios = &ratio;
+  L.num_ratios = 1;
+  detloss_anchor_config g = {&L, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  detloss_eval_anchors src;
+  memset(&src, 0, sizeof src);
+  src.grid = &g;
+  detloss_eval_options o = detloss_eval_options_default();
+  detloss_json_limits lim = {0, 0, 63, 0.0};
+  detloss_error err;
+  assert_int_equal(detloss_eval_check_limits(&data, &src, &o, &lim, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "data.image_hw[0]");
+  assert_string_equal(err.msg, "a 64 x 64 px image needs 64 anchors (level 0, stride 8: 8 x 8 "
+                               "cells), more than the limit max_anchors = 63");
+  lim.max_anchors = 64;
+  assert_int_equal(detloss_eval_check_limits(&data, &src, &o, &lim, &err), DETLOSS_OK);
+  /* resize_max_size 128: image 0 -> 128 x 128 (256 anchors), image 1 -> 128 x 85.33 */
+  o.resize_max_size = 128.0f;
+  assert_int_equal(detloss_eval_check_limits(&data, &src, &o, &lim, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "data.image_hw[0]");
+  /* resize_min_size 100 with max_image_side 120: image 1's short side 32 -> 100,
+   * its long side 48 -> 150 > 120 */
+  o.resize_max_size = 0.0f;
+  o.resize_min_size = 100.0f;
+  lim.max_anchors = 0;
+  lim.max_image_side = 120.0;
+  assert_int_equal(detloss_eval_check_limits(&data, &src, &o, &lim, &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "resize_min_size");
+  assert_string_equal(err.msg, "resizes image 1 (48 x 32 px) to 150 x 100 px, above the limit "
+                               "max_image_side = 120");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(torchvision_rpn_preset_has_the_published_settings),
@@ -486,6 +599,9 @@ int main(void) {
       cmocka_unit_test(bundled_data_set_has_documented_counts),
       cmocka_unit_test(unknown_keys_in_every_config_object_are_errors),
       cmocka_unit_test(data_set_keys_are_checked_with_a_coco_allow_list),
+      cmocka_unit_test(config_limits_bound_anchors_sides_and_resize),
+      cmocka_unit_test(data_set_image_sides_past_the_limit_are_refused),
+      cmocka_unit_test(eval_limits_count_anchors_of_each_resized_image),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

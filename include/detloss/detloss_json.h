@@ -11,11 +11,65 @@
 extern "C" {
 #endif
 
+/*
+ * detloss_json_limits - bounds on the work and memory one call of the JSON
+ * layer may ask for, checked BEFORE any of that work starts. Hostile or
+ * mistaken input (a stride of 0.001, an image of 9.9e6 px, resize.max_size
+ * 1e6, a 100-byte compute case asking for a gigabyte of output, /dev/zero as
+ * input) is then a DETLOSS_ERR_RANGE error naming the field and the limit,
+ * never a run that does not end or an allocation the OS kills the process
+ * for. The message ends in "... the limit <field> = <value>", so a caller
+ * can say how to raise it: the `detloss` command reads the environment
+ * variables in brackets below (the library itself never reads the
+ * environment); a library caller passes its own struct.
+ *
+ *   max_input_bytes     1 GiB (2^30)    [DETLOSS_MAX_INPUT_BYTES]
+ *       size of one JSON text: a compute input, a config, an anchor file,
+ *       a data set (COCO's instances_train2017.json is 448 MB).
+ *   max_output_numbers  2^24 = 16777216 [DETLOSS_MAX_OUTPUT_NUMBERS]
+ *       numbers one compute case may return, estimated from its fields
+ *       before it runs (iou N x M, anchors 4 x count, gradients, ...); also
+ *       the anchors `detloss anchors -o` writes (4 per anchor). 2^24 numbers
+ *       are 64 MiB as float32 and ~200 MB of JSON text; the largest real
+ *       test vector (the 267069 anchors of an 800 x 1333 FPN) has 1.07 M.
+ *   max_anchors         2^27 = 134217728 [DETLOSS_MAX_ANCHORS]
+ *       anchors a grid anchor set may generate for ONE image (config with
+ *       an image_size, `detloss anchors --image-size`, each image of
+ *       `detloss eval` after resizing, compute ops anchors and
+ *       anchor_eval). Real pyramids need far fewer: 267069 for 800 x 1333
+ *       at strides 4..64, ~2 M for the largest benchmark, ~20 M for a
+ *       4000 x 8000 px image at stride 4 with 9 anchors per cell.
+ *   max_image_side      100000 px       [DETLOSS_MAX_IMAGE_SIDE]
+ *       height or width of an image: data-set images, image_size fields,
+ *       --image-size, resize.min_size / resize.max_size and every image
+ *       after resizing.
+ * A field of 0 means "the default" (so a zeroed struct is the defaults).
+ */
+typedef struct detloss_json_limits {
+  size_t max_input_bytes;
+  size_t max_output_numbers;
+  size_t max_anchors;
+  double max_image_side;
+} detloss_json_limits;
+
+#define DETLOSS_DEFAULT_MAX_INPUT_BYTES ((size_t)1 << 30)
+#define DETLOSS_DEFAULT_MAX_OUTPUT_NUMBERS ((size_t)1 << 24)
+#define DETLOSS_DEFAULT_MAX_ANCHORS ((size_t)1 << 27)
+#define DETLOSS_DEFAULT_MAX_IMAGE_SIDE 100000.0
+
+#define DETLOSS_JSON_LIMITS_INIT                                                             \
+  {DETLOSS_DEFAULT_MAX_INPUT_BYTES, DETLOSS_DEFAULT_MAX_OUTPUT_NUMBERS,                       \
+   DETLOSS_DEFAULT_MAX_ANCHORS, DETLOSS_DEFAULT_MAX_IMAGE_SIDE}
+
+/* The defaults above (the same as DETLOSS_JSON_LIMITS_INIT). Thread-safe. */
+DETLOSS_API detloss_json_limits detloss_json_limits_default(void);
+
 typedef struct detloss_compute_options {
   int num_threads; /* passed to every library call; 0 = OpenMP default */
+  const detloss_json_limits *limits; /* NULL = detloss_json_limits_default() */
 } detloss_compute_options;
 
-#define DETLOSS_COMPUTE_OPTIONS_INIT {0}
+#define DETLOSS_COMPUTE_OPTIONS_INIT {0, NULL}
 
 /*
  * detloss_compute_json() - run `detloss compute` cases (../shared/spec/compute-cases.md).
@@ -34,7 +88,15 @@ typedef struct detloss_compute_options {
  * at its line and column, never _NOMEM, which means a failed allocation only.
  * Ragged or mixed arrays are _SHAPE/_TYPE at the first bad element.
  * Returns DETLOSS_OK or the status of the first fault (DETLOSS_ERR_PARSE,
- * _TYPE, _MISSING, _UNKNOWN, _SHAPE, _RANGE, _NONFINITE, _NOMEM). Thread-safe.
+ * _TYPE, _MISSING, _UNKNOWN, _SHAPE, _RANGE, _NONFINITE, _NOMEM).
+ * Limits (opt->limits, detloss_json_limits): text longer than
+ * max_input_bytes, a case whose output would exceed max_output_numbers, an
+ * image side above max_image_side or more than max_anchors anchors for one
+ * image are DETLOSS_ERR_RANGE before the case runs. A result that is not
+ * finite although the input was (a float32 overflow: anchor sizes of 3e38)
+ * is DETLOSS_ERR_RANGE with where = the result element
+ * ("[1].anchors[3][2]") and msg "result is not finite (op anchors)": the
+ * output never holds null. Thread-safe.
  */
 DETLOSS_API detloss_status detloss_compute_json(const char *text, size_t len, char **out,
                                                 size_t *out_len,
@@ -133,6 +195,24 @@ DETLOSS_API detloss_status detloss_config_load(const char *path, const char *con
 DETLOSS_API detloss_status detloss_config_parse(const char *text, size_t len, const char *path,
                                                 const char *const *search_dirs,
                                                 detloss_config **out, detloss_error *err);
+/*
+ * detloss_config_load_ex(), detloss_config_parse_ex() - the same with limits
+ * (NULL = detloss_json_limits_default(); the plain calls use the defaults):
+ * the config and the anchor file it names are at most max_input_bytes;
+ * anchors.image_size, resize.min_size and resize.max_size at most
+ * max_image_side; a grid anchor set with an image_size generates at most
+ * max_anchors anchors for that image (where = "anchors.levels[l].stride" or
+ * "anchors.strides[l]" of the level with the most anchors). Each is
+ * DETLOSS_ERR_RANGE naming the limit.
+ */
+DETLOSS_API detloss_status detloss_config_load_ex(const char *path,
+                                                  const char *const *search_dirs,
+                                                  const detloss_json_limits *limits,
+                                                  detloss_config **out, detloss_error *err);
+DETLOSS_API detloss_status detloss_config_parse_ex(const char *text, size_t len, const char *path,
+                                                   const char *const *search_dirs,
+                                                   const detloss_json_limits *limits,
+                                                   detloss_config **out, detloss_error *err);
 DETLOSS_API void detloss_config_free(detloss_config *cfg);
 /* The config's anchors as a detloss_anchor_eval() source (pointers into cfg). */
 DETLOSS_API detloss_eval_anchors detloss_config_eval_anchors(const detloss_config *cfg);
@@ -177,9 +257,38 @@ DETLOSS_API detloss_status detloss_dataset_load(const char *path, detloss_datase
                                                 detloss_error *err);
 DETLOSS_API detloss_status detloss_dataset_parse(const char *text, size_t len, const char *path,
                                                  detloss_dataset **out, detloss_error *err);
+/* The same with limits (NULL = defaults): the file is at most max_input_bytes
+ * and every image's height and width at most max_image_side (where =
+ * "<file>: images[i].width"); DETLOSS_ERR_RANGE naming the limit. */
+DETLOSS_API detloss_status detloss_dataset_load_ex(const char *path,
+                                                   const detloss_json_limits *limits,
+                                                   detloss_dataset **out, detloss_error *err);
+DETLOSS_API detloss_status detloss_dataset_parse_ex(const char *text, size_t len,
+                                                    const char *path,
+                                                    const detloss_json_limits *limits,
+                                                    detloss_dataset **out, detloss_error *err);
 DETLOSS_API void detloss_dataset_free(detloss_dataset *ds);
 /* The data set as a detloss_anchor_eval() input (pointers into ds). */
 DETLOSS_API detloss_eval_dataset detloss_dataset_view(const detloss_dataset *ds);
+
+/*
+ * detloss_eval_check_limits() - bounds detloss_anchor_eval()'s work before it
+ * starts: every image side (where "data.image_hw[i]") and, after the resize
+ * of opt, every resized side (where "resize_max_size" or "resize_min_size")
+ * at most limits->max_image_side; resize_max_size / resize_min_size
+ * themselves likewise; for a grid source, the anchors of each resized image
+ * (sum over levels of ceil(h / stride) * ceil(w / stride) * per cell) at most
+ * limits->max_anchors (where "data.image_hw[i]", the message naming the
+ * level with the most). limits NULL = defaults. Returns DETLOSS_OK or
+ * DETLOSS_ERR_RANGE (_NULL for NULL data or src); other faults of the input
+ * are left to detloss_anchor_eval(). `detloss eval` and the compute op
+ * anchor_eval call it first. Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_eval_check_limits(const detloss_eval_dataset *data,
+                                                     const detloss_eval_anchors *src,
+                                                     const detloss_eval_options *opt,
+                                                     const detloss_json_limits *limits,
+                                                     detloss_error *err);
 /* @@SECTION configs-datasets END */
 
 #ifdef __cplusplus

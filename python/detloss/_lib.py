@@ -266,6 +266,11 @@ class Dataset(ctypes.Structure):  # detloss_dataset (detloss_json.h)
                 ("is_crowd", ctypes.c_void_p), ("image_id", ctypes.c_void_p)]
 
 
+class JsonLimits(ctypes.Structure):  # detloss_json_limits (detloss_json.h, docs/limits.md)
+    _fields_ = [("max_input_bytes", ctypes.c_size_t), ("max_output_numbers", ctypes.c_size_t),
+                ("max_anchors", ctypes.c_size_t), ("max_image_side", ctypes.c_double)]
+
+
 # ---------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------
@@ -404,6 +409,17 @@ _SIGS = {
                                    ctypes.POINTER(ctypes.POINTER(Dataset)), _vp]),
     "detloss_dataset_free": (None, [ctypes.POINTER(Dataset)]),
     "detloss_dataset_view": (EvalDataset, [ctypes.POINTER(Dataset)]),
+    # limits (NULL = the defaults; the plain calls above use the defaults)
+    "detloss_json_limits_default": (JsonLimits, []),
+    "detloss_config_load_ex": (_i, [ctypes.c_char_p, _vp, _vp,
+                                    ctypes.POINTER(ctypes.POINTER(Config)), _vp]),
+    "detloss_config_parse_ex": (_i, [ctypes.c_char_p, _sz, ctypes.c_char_p, _vp, _vp,
+                                     ctypes.POINTER(ctypes.POINTER(Config)), _vp]),
+    "detloss_dataset_load_ex": (_i, [ctypes.c_char_p, _vp,
+                                     ctypes.POINTER(ctypes.POINTER(Dataset)), _vp]),
+    "detloss_dataset_parse_ex": (_i, [ctypes.c_char_p, _sz, ctypes.c_char_p, _vp,
+                                      ctypes.POINTER(ctypes.POINTER(Dataset)), _vp]),
+    "detloss_eval_check_limits": (_i, [_vp, _vp, _vp, _vp, _vp]),
 }
 
 _funcs = {}

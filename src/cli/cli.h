@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "detloss/detloss.h"
+#include "detloss/detloss_json.h"
 
 /* Exit statuses (documented in --help and the README). */
 #define DL_EXIT_OK 0
@@ -64,6 +65,16 @@ int dl_cli_write_stdout(const char *buf, size_t len);
  * closed descriptor) turns a success rc into DL_EXIT_RUNTIME with the same
  * message; any other rc is returned as it is. */
 int dl_cli_close_stdout(int rc);
+
+/* The limits of the JSON layer (detloss_json_limits): the defaults, each
+ * replaced by its environment variable when set (DETLOSS_MAX_INPUT_BYTES,
+ * DETLOSS_MAX_OUTPUT_NUMBERS, DETLOSS_MAX_ANCHORS, DETLOSS_MAX_IMAGE_SIDE: a
+ * whole number >= 1). Returns DL_EXIT_OK, or DL_EXIT_INPUT after printing
+ * "detloss: VAR: expected ..." for a bad value. (limits.c) */
+int dl_cli_limits(detloss_json_limits *lim);
+/* For a message naming "the limit <field> = N": " (set DETLOSS_<FIELD> to
+ * raise it)"; "" for any other message. */
+const char *dl_cli_limit_hint(const char *msg);
 
 /* Parses a non-negative thread count; returns -1 when invalid. */
 int dl_cli_parse_threads(const char *s);

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 
 #include "cli/cli.h"
 #include "detloss/detloss_json.h"
+#include "json/evalcfg.h"
+#include "json/jread.h"
 #include "json/jwrite.h"
 
 static const char HELP[] =
@@ -35,6 +38,12 @@ static const char HELP[] =
     "  -h, --help        show this help\n"
     "\n"
     DL_CLI_DATA_DIRS_HELP
+    "\n"
+    "limits (environment; docs/limits.md): DETLOSS_MAX_INPUT_BYTES (1 GiB per\n"
+    "file), DETLOSS_MAX_ANCHORS (134217728 per image), DETLOSS_MAX_IMAGE_SIDE\n"
+    "(100000 px, also after resizing),\n"
+    "DETLOSS_MAX_OUTPUT_NUMBERS (16777216: -o writes 4 per anchor). Past one: exit 2\n"
+    "before any work.\n"
     "\n"
     DL_EXIT_HELP;
 
@@ -85,6 +94,14 @@ int dl_cmd_anchors(int argc, char **argv) {
     fprintf(stderr, "detloss: anchors: missing CONFIG (see detloss anchors --help)\n");
     return DL_EXIT_INPUT;
   }
+  detloss_json_limits lim;
+  int lrc = dl_cli_limits(&lim);
+  if (lrc != DL_EXIT_OK) return lrc;
+  if (fmax(ih, iw) > lim.max_image_side) {
+    fprintf(stderr, "detloss: anchors: --image-size: %g px is above the limit max_image_side = "
+            "%.0f (set DETLOSS_MAX_IMAGE_SIDE to raise it)\n", fmax(ih, iw), lim.max_image_side);
+    return DL_EXIT_INPUT;
+  }
   dl_data_dirs dirs;
   char cfg_file[DL_PATH_CAP];
   dl_cli_data_dirs(&dirs);
@@ -92,11 +109,37 @@ int dl_cmd_anchors(int argc, char **argv) {
   if (found != DL_EXIT_OK) return found;
   detloss_config *cfg = NULL;
   detloss_error err;
-  detloss_status st = detloss_config_load(cfg_file, dirs.search, &cfg, &err);
+  detloss_status st = detloss_config_load_ex(cfg_file, dirs.search, &lim, &cfg, &err);
   if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
   if (ih == 0.0 && cfg->image_size[0] > 0.0f) {
     ih = (double)cfg->image_size[0];
     iw = (double)cfg->image_size[1];
+  }
+  if (cfg->grid.num_levels > 0 && ih > 0.0) {
+    /* Checked before the feature maps are computed (a stride of 1e-30 would
+     * make ceil(H / stride) too large for size_t) and before -o allocates. */
+    size_t big;
+    double n = dl_grid_anchor_count(&cfg->grid, ih, iw, &big);
+    const char *what = NULL;
+    size_t limit = 0;
+    if (!(n <= (double)lim.max_anchors)) {
+      what = "max_anchors";
+      limit = lim.max_anchors;
+    } else if (out_path && !(4.0 * n <= (double)lim.max_output_numbers)) {
+      what = "max_output_numbers";
+      limit = lim.max_output_numbers;
+    }
+    if (what) {
+      detloss_error e;
+      snprintf(e.where, sizeof e.where, "%s", cfg->path);
+      snprintf(e.msg, sizeof e.msg,
+               "a %g x %g px image needs %.15g anchors (level %zu, stride %g, has the "
+               "most)%s, more than the limit %s = %zu",
+               ih, iw, n, big, (double)cfg->grid.levels[big].stride_h,
+               what[4] == 'o' ? " written as 4 numbers each" : "", what, limit);
+      detloss_config_free(cfg);
+      return dl_cli_report(&e, DETLOSS_ERR_RANGE);
+    }
   }
   if (out_path && cfg->grid.num_levels > 0 && ih <= 0.0) {
     fprintf(stderr, "detloss: anchors: -o needs --image-size H W for a grid anchor set\n");
@@ -245,9 +288,15 @@ int dl_cmd_anchors(int argc, char **argv) {
     }
     dlj_obj_end(&b);
     dlj_raw(&b, "\n");
+    char elem[DETLOSS_WHERE_MAX];
     if (b.oom) {
       fprintf(stderr, "detloss: anchors: out of memory\n");
       rc = DL_EXIT_RUNTIME;
+    } else if (dlj_find_nonfinite(b.p, b.len, elem, sizeof elem)) {
+      /* A float32 overflow (sizes of 3e38): never written as null. */
+      fprintf(stderr, "detloss: anchors: -o: %s: result is not finite (the anchor set "
+              "overflows float32)\n", elem[0] ? elem : "(output)");
+      rc = DL_EXIT_INPUT;
     } else {
       rc = dl_cli_write_atomic(out_path, b.p, b.len);
     }

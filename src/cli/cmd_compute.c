@@ -23,15 +23,17 @@ static const char HELP[] =
     "                are bitwise identical for any N\n"
     "  -h, --help    show this help\n"
     "\n"
+    "limits (environment; docs/limits.md): DETLOSS_MAX_INPUT_BYTES (1 GiB),\n"
+    "DETLOSS_MAX_OUTPUT_NUMBERS (16777216 per case), DETLOSS_MAX_ANCHORS (134217728\n"
+    "per image), DETLOSS_MAX_IMAGE_SIDE (100000 px). A case past one is refused\n"
+    "before it runs (exit 2); a result that is not finite is an error too.\n"
+    "\n"
     "A bad case (unknown op, wrong shape, missing field, non-finite number, value\n"
     "out of range, JSON syntax error) prints nothing on standard output and one\n"
     "line on standard error naming the JSON path of the fault, e.g.\n"
     "  detloss: [1].boxes1[3]: expected 4 numbers, got 3\n"
     "\n"
     DL_EXIT_HELP;
-
-/* Inputs above this size are refused (a compute case is a test vector, not a data set). */
-#define MAX_INPUT_BYTES ((size_t)1 << 30)
 
 int dl_cmd_compute(int argc, char **argv) {
   const char *path = NULL;
@@ -61,13 +63,16 @@ int dl_cmd_compute(int argc, char **argv) {
     fprintf(stderr, "detloss: compute: missing FILE (use - for standard input)\n");
     return DL_EXIT_INPUT;
   }
+  detloss_json_limits lim;
+  int status = dl_cli_limits(&lim);
+  if (status != DL_EXIT_OK) return status;
   size_t len = 0;
-  int status = 0;
-  char *text = dl_cli_read_input(path, MAX_INPUT_BYTES, &len, &status);
+  char *text = dl_cli_read_input(path, lim.max_input_bytes, &len, &status);
   if (!text) return status;
 
   detloss_compute_options opt = DETLOSS_COMPUTE_OPTIONS_INIT;
   opt.num_threads = threads;
+  opt.limits = &lim;
   detloss_error err;
   char *out = NULL;
   size_t out_len = 0;

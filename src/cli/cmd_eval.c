@@ -65,6 +65,10 @@ static const char HELP[] =
     "\n"
     DL_CLI_DATA_DIRS_HELP
     "\n"
+    "limits (environment; docs/limits.md): DETLOSS_MAX_INPUT_BYTES (1 GiB per\n"
+    "file), DETLOSS_MAX_ANCHORS (134217728 per image), DETLOSS_MAX_IMAGE_SIDE\n"
+    "(100000 px, also after resizing). Past one: exit 2 before any work.\n"
+    "\n"
     "example:\n"
     "  detloss eval torchvision_fasterrcnn_fpn_rpn --plot coverage.svg\n"
     "\n"
@@ -472,6 +476,9 @@ int dl_cmd_eval(int argc, char **argv) {
     fprintf(stderr, "detloss: eval: --plot and -o name the same file '%s'\n", out);
     return DL_EXIT_INPUT;
   }
+  detloss_json_limits lim;
+  int lrc = dl_cli_limits(&lim);
+  if (lrc != DL_EXIT_OK) return lrc;
   dl_data_dirs dirs;
   char cfg_file[DL_PATH_CAP];
   dl_cli_data_dirs(&dirs);
@@ -480,7 +487,7 @@ int dl_cmd_eval(int argc, char **argv) {
   detloss_config *cfg = NULL;
   detloss_dataset *ds = NULL;
   detloss_error err;
-  detloss_status st = detloss_config_load(cfg_file, dirs.search, &cfg, &err);
+  detloss_status st = detloss_config_load_ex(cfg_file, dirs.search, &lim, &cfg, &err);
   if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
   if (!ds_path) ds_path = cfg->dataset_path;
   if (!ds_path) {
@@ -489,7 +496,7 @@ int dl_cmd_eval(int argc, char **argv) {
     detloss_config_free(cfg);
     return DL_EXIT_INPUT;
   }
-  st = detloss_dataset_load(ds_path, &ds, &err);
+  st = detloss_dataset_load_ex(ds_path, &lim, &ds, &err);
   if (st != DETLOSS_OK) {
     detloss_config_free(cfg);
     return dl_cli_load_error(&err, st);
@@ -510,11 +517,28 @@ int dl_cmd_eval(int argc, char **argv) {
   } else {
     detloss_eval_dataset view = detloss_dataset_view(ds);
     detloss_eval_anchors src = detloss_config_eval_anchors(cfg);
-    st = detloss_anchor_eval(&view, &src, gt, rep, &o, &err);
+    /* Bounded work first: image sides, resized sides, anchors per image. */
+    st = detloss_eval_check_limits(&view, &src, &o, &lim, &err);
+    if (st == DETLOSS_OK) st = detloss_anchor_eval(&view, &src, gt, rep, &o, &err);
     if (st != DETLOSS_OK) {
-      /* Name the data set file for data errors, the config otherwise. */
-      if (strncmp(err.where, "data", 4) == 0) dl_where_file(&err, ds->path);
-      else dl_where_file(&err, cfg->path);
+      /* Library names -> the names in the files. */
+      if (strncmp(err.where, "data.image_hw[", 14) == 0) {
+        char tmp[DETLOSS_WHERE_MAX];
+        snprintf(tmp, sizeof tmp, "images[%s", err.where + 14);
+        memcpy(err.where, tmp, sizeof tmp);
+        dl_where_file(&err, ds->path);
+      } else if (strcmp(err.where, "resize_max_size") == 0 ||
+                 strcmp(err.where, "resize_min_size") == 0) {
+        const char *key =
+            strcmp(err.where, "resize_max_size") == 0 ? "resize.max_size" : "resize.min_size";
+        snprintf(err.where, sizeof err.where, "%s", key);
+        dl_where_file(&err, cfg->path);
+      } else if (strncmp(err.where, "data", 4) == 0) {
+        /* Name the data set file for data errors, the config otherwise. */
+        dl_where_file(&err, ds->path);
+      } else {
+        dl_where_file(&err, cfg->path);
+      }
       rc = dl_cli_report(&err, st);
     }
   }

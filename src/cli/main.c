@@ -62,7 +62,7 @@ char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *st
   detloss_status st = dlj_read_stream(f, path, max_bytes, &text, len, &err);
   if (f != stdin) fclose(f);
   if (st != DETLOSS_OK) {
-    fprintf(stderr, "detloss: %s: %s\n", err.where, err.msg);
+    fprintf(stderr, "detloss: %s: %s%s\n", err.where, err.msg, dl_cli_limit_hint(err.msg));
     *status = st == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
     return NULL;
   }
@@ -71,8 +71,9 @@ char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *st
 }
 
 int dl_cli_report(const detloss_error *err, detloss_status st) {
-  if (err->where[0]) fprintf(stderr, "detloss: %s: %s\n", err->where, err->msg);
-  else fprintf(stderr, "detloss: %s\n", err->msg);
+  const char *hint = dl_cli_limit_hint(err->msg);
+  if (err->where[0]) fprintf(stderr, "detloss: %s: %s%s\n", err->where, err->msg, hint);
+  else fprintf(stderr, "detloss: %s%s\n", err->msg, hint);
   return (st == DETLOSS_ERR_NOMEM || st == DETLOSS_ERR_IO) ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
 }
 

@@ -14,8 +14,9 @@
  * input (exit 2), like any other fault of the config or data set; only
  * running out of memory is a runtime failure. */
 int dl_cli_load_error(const detloss_error *err, detloss_status st) {
-  if (err->where[0]) fprintf(stderr, "detloss: %s: %s\n", err->where, err->msg);
-  else fprintf(stderr, "detloss: %s\n", err->msg);
+  const char *hint = dl_cli_limit_hint(err->msg);
+  if (err->where[0]) fprintf(stderr, "detloss: %s: %s%s\n", err->where, err->msg, hint);
+  else fprintf(stderr, "detloss: %s%s\n", err->msg, hint);
   return st == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
 }
 

@@ -1,11 +1,13 @@
 /* case_box.c - compute ops `iou`, `encode` and `decode` (compute-cases.md). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "json/cases.h"
+#include "json/evalcfg.h"
 
-detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
+detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                            detloss_error *err) {
   static const char *const kinds[] = {"iou", "giou", "diou", "ciou"};
   const char *kind_name = "iou";
@@ -20,7 +22,7 @@ detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, int n
                    "unknown kind '%s' (expected iou, giou, diou or ciou)", kind_name);
   }
   detloss_iou_options opt = detloss_iou_options_default();
-  opt.num_threads = num_threads;
+  opt.num_threads = ctx->num_threads;
   DL_FORWARD_IF_ERROR(dlj_float(c, "eps", path, 0, &opt.eps, err));
   if (!(opt.eps > 0.0f)) {
     char where[DETLOSS_WHERE_MAX];
@@ -31,10 +33,13 @@ detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, int n
   size_t n = 0, k = 0;
   detloss_status st = dlj_boxes(c, "boxes1", path, 1, &b1, &n, err);
   if (st == DETLOSS_OK) st = dlj_boxes(c, "boxes2", path, 1, &b2, &k, err);
-  if (st == DETLOSS_OK && k > 0 && n > DL_CASE_MAX_ELEMS / k)
-    st = dl_fail(err, DETLOSS_ERR_RANGE, path[0] ? path : "boxes2",
-                 "a %zu x %zu matrix is more than a compute case may produce (%zu numbers)", n, k,
-                 DL_CASE_MAX_ELEMS);
+  if (st == DETLOSS_OK) {
+    /* N x M from two short lists: checked before the matrix is allocated. */
+    char where[DETLOSS_WHERE_MAX], what[96];
+    dlj_join(where, sizeof where, path, "boxes2");
+    snprintf(what, sizeof what, "a %zu x %zu matrix", n, k);
+    st = dl_check_output(&ctx->limits, (double)n * (double)k, where, what, err);
+  }
   if (st == DETLOSS_OK && n > 0 && k > 0) {
     m = malloc(n * k * sizeof(float));
     if (!m) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "cannot allocate a %zu x %zu matrix", n, k);
@@ -81,12 +86,12 @@ static detloss_status read_weights(const cJSON *c, const char *path, detloss_cod
 }
 
 /* Shared by encode and decode: anchors [A][4], `second` [A][4] -> result [A][4]. */
-static detloss_status code_case(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
-                                int decode, detloss_error *err) {
+static detloss_status code_case(const cJSON *c, const char *path, dlj_buf *out,
+                                const dl_case_ctx *ctx, int decode, detloss_error *err) {
   const char *second = decode ? "deltas" : "boxes";
   const char *result = decode ? "boxes" : "deltas";
   detloss_coder_options opt = detloss_coder_options_default();
-  opt.num_threads = num_threads;
+  opt.num_threads = ctx->num_threads;
   DL_FORWARD_IF_ERROR(read_weights(c, path, &opt, err));
   if (decode) {
     DL_FORWARD_IF_ERROR(dlj_float(c, "clip", path, 0, &opt.clip, err));
@@ -122,12 +127,12 @@ static detloss_status code_case(const cJSON *c, const char *path, dlj_buf *out, 
   return st;
 }
 
-detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
-                              detloss_error *err) {
-  return code_case(c, path, out, num_threads, 0, err);
+detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err) {
+  return code_case(c, path, out, ctx, 0, err);
 }
 
-detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
-                              detloss_error *err) {
-  return code_case(c, path, out, num_threads, 1, err);
+detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err) {
+  return code_case(c, path, out, ctx, 1, err);
 }

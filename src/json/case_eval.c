@@ -151,9 +151,9 @@ static void where_of_lib_error(detloss_error *err, const char *path) {
 }
 
 detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *out,
-                                   int num_threads, detloss_error *err) {
+                                   const dl_case_ctx *ctx, detloss_error *err) {
   detloss_eval_options o = detloss_eval_options_default();
-  o.num_threads = num_threads;
+  o.num_threads = ctx->num_threads;
   char where[DETLOSS_WHERE_MAX];
   const char *metric = "iou";
   DL_FORWARD_IF_ERROR(dlj_string(c, "metric", path, 0, &metric, err));
@@ -236,7 +236,8 @@ detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *ou
   }
   if (st == DETLOSS_OK) {
     detloss_eval_dataset view = detloss_dataset_view(&ds);
-    st = detloss_anchor_eval(&view, &src, NULL, rep, &o, err);
+    st = detloss_eval_check_limits(&view, &src, &o, &ctx->limits, err);
+    if (st == DETLOSS_OK) st = detloss_anchor_eval(&view, &src, NULL, rep, &o, err);
     if (st != DETLOSS_OK) {
       if (strncmp(err ? err->where : "", "data.boxes[", 11) == 0) {
         /* "data.boxes[r]" -> "dataset.images[i].boxes[j]" */

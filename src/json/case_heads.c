@@ -33,6 +33,7 @@
 #include "head_internal.h"
 #include "internal.h"
 #include "json/cases.h"
+#include "json/evalcfg.h"
 
 typedef struct head_inputs {
   size_t n;
@@ -77,7 +78,8 @@ static detloss_status fail_shape(detloss_error *err, const char *ipath, const ch
 /* Reads images[] of a case. retina = 1: labels and cls_logits [A][C] (C from
  * the first image with anchors, or *C if given), else objectness [A]. */
 static detloss_status read_images(const cJSON *c, const char *path, int retina, int grad,
-                                  head_inputs *h, detloss_error *err) {
+                                  const detloss_json_limits *lim, head_inputs *h,
+                                  detloss_error *err) {
   (void)grad;
   char where[DETLOSS_WHERE_MAX], ipath[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, "images");
@@ -179,6 +181,9 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
       im->image_h = hw[0];
       im->image_w = hw[1];
       free(hw);
+      dlj_join(where, sizeof where, ipath, "image_size");
+      DL_FORWARD_IF_ERROR(dl_check_side(lim, fmax((double)im->image_h, (double)im->image_w),
+                                        where, err));
     }
     im->anchors = h->anchors[i];
     im->num_anchors = A;
@@ -321,8 +326,8 @@ static const char *const rpn_keys[] = {"fg_iou_thresh", "bg_iou_thresh", "allow_
                                        "smooth_l1_beta", "box_weights", "seed", "convention",
                                        "box_loss", "allowed_border", NULL};
 
-detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
-                                detloss_error *err) {
+detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
+                                const dl_case_ctx *ctx, detloss_error *err) {
   char cpath[DETLOSS_WHERE_MAX], where[DETLOSS_WHERE_MAX];
   dlj_join(cpath, sizeof cpath, path, "config");
   const cJSON *cfg = dlj_field(c, "config");
@@ -369,12 +374,12 @@ detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out, 
       return dl_fail(err, e2.status, where, "%s", e2.msg);
     }
   }
-  o.num_threads = num_threads;
+  o.num_threads = ctx->num_threads;
   int grad = 0;
   DL_FORWARD_IF_ERROR(dlj_bool(c, "grad", path, 0, &grad, err));
   head_inputs h;
   memset(&h, 0, sizeof h);
-  detloss_status st = read_images(c, path, 0, grad, &h, err);
+  detloss_status st = read_images(c, path, 0, grad, &ctx->limits, &h, err);
   if (st == DETLOSS_OK && grad) st = alloc_grads(&h, 0, err);
   detloss_head_image_stats *ps = NULL;
   detloss_head_result r;
@@ -405,7 +410,7 @@ static const char *const retina_keys[] = {
     "caller_normalizer", "allowed_border", "num_classes", NULL};
 
 detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *out,
-                                   int num_threads, detloss_error *err) {
+                                   const dl_case_ctx *ctx, detloss_error *err) {
   char cpath[DETLOSS_WHERE_MAX], where[DETLOSS_WHERE_MAX];
   dlj_join(cpath, sizeof cpath, path, "config");
   const cJSON *cfg = dlj_field(c, "config");
@@ -464,12 +469,12 @@ detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *ou
     }
   }
   o.ema_state = &ema;
-  o.num_threads = num_threads;
+  o.num_threads = ctx->num_threads;
   int grad = 0;
   DL_FORWARD_IF_ERROR(dlj_bool(c, "grad", path, 0, &grad, err));
   head_inputs h;
   memset(&h, 0, sizeof h);
-  detloss_status st = read_images(c, path, 1, grad, &h, err);
+  detloss_status st = read_images(c, path, 1, grad, &ctx->limits, &h, err);
   if (st == DETLOSS_OK && ncls > 0) {
     if (h.C != 0 && h.C != (size_t)ncls) {
       dlj_join(where, sizeof where, cpath, "num_classes");

@@ -144,7 +144,7 @@ static detloss_status shape_error(const char *path, const char *key, const size_
   return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected shape %s (%s), got %s", ws, what, gs);
 }
 
-detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
+detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                             detloss_error *err) {
   const char *name;
   DL_FORWARD_IF_ERROR(dlj_string(c, "loss", path, 1, &name, err));
@@ -157,7 +157,7 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, int 
     }
     return DETLOSS_ERR_UNKNOWN;
   }
-  if (is_box_kind(kind)) return dl_case_box_loss(c, path, kind, out, num_threads, err);
+  if (is_box_kind(kind)) return dl_case_box_loss(c, path, kind, out, ctx, err);
   if (kind >= DETLOSS_LOSS_CONTRASTIVE) {
     char where[DETLOSS_WHERE_MAX];
     dlj_join(where, sizeof where, path, "loss");
@@ -166,7 +166,7 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, int 
   }
 
   detloss_loss_options o = detloss_loss_options_default(kind);
-  o.num_threads = num_threads;
+  o.num_threads = ctx->num_threads;
   DL_FORWARD_IF_ERROR(read_reduction(c, path, &o.reduction, err));
   int want_grad = 0;
   DL_FORWARD_IF_ERROR(dlj_bool(c, "grad", path, 0, &want_grad, err));

@@ -92,9 +92,9 @@ static void fix_where(detloss_error *err, const char *path, const char *const *m
 }
 
 detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_kind kind,
-                                dlj_buf *out, int num_threads, detloss_error *err) {
+                                dlj_buf *out, const dl_case_ctx *ctx, detloss_error *err) {
   detloss_loss_options o = detloss_loss_options_default(kind);
-  o.num_threads = num_threads;
+  o.num_threads = ctx->num_threads;
   DL_FORWARD_IF_ERROR(read_reduction(c, path, &o.reduction, err));
   const cJSON *params;
   char ppath[DETLOSS_WHERE_MAX];
@@ -192,7 +192,7 @@ static detloss_status read_embeddings(const cJSON *c, const char *key, const cha
 }
 
 detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf *out,
-                                      int num_threads, detloss_error *err) {
+                                      const dl_case_ctx *ctx, detloss_error *err) {
   const char *name;
   DL_FORWARD_IF_ERROR(dlj_string(c, "loss", path, 1, &name, err));
   detloss_loss_kind kind;
@@ -217,7 +217,7 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
                            : "only triplet_margin takes x3");
   }
   detloss_loss_options o = detloss_loss_options_default(kind);
-  o.num_threads = num_threads;
+  o.num_threads = ctx->num_threads;
   DL_FORWARD_IF_ERROR(read_reduction(c, path, &o.reduction, err));
   const cJSON *params;
   char ppath[DETLOSS_WHERE_MAX];

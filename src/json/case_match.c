@@ -12,11 +12,13 @@
  *   allowed_border >= 0).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "json/cases.h"
+#include "json/evalcfg.h"
 
 /* Reads a per-level list of positive numbers: key [[...], ...] with nlev rows of any
  * length. vals/lens/starts are malloc'ed by the caller's free of *flat and *len. */
@@ -64,9 +66,10 @@ static detloss_status read_ragged(const cJSON *c, const char *key, const char *p
   return DETLOSS_OK;
 }
 
-/* image_size [H, W] as two positive integers. */
+/* image_size [H, W] as two positive integers of at most max_image_side. */
 static detloss_status read_image_size(const cJSON *c, const char *path, int required,
-                                      long long *hw, int *present, detloss_error *err) {
+                                      const detloss_json_limits *lim, long long *hw, int *present,
+                                      detloss_error *err) {
   int64_t *v = NULL;
   size_t n = 0;
   DL_FORWARD_IF_ERROR(dlj_int_array(c, "image_size", path, required, 1, 1LL << 40, &v, &n, err));
@@ -81,15 +84,19 @@ static detloss_status read_image_size(const cJSON *c, const char *path, int requ
   hw[0] = (long long)v[0];
   hw[1] = (long long)v[1];
   free(v);
+  for (int k = 0; k < 2; k++) {
+    char sub[DETLOSS_WHERE_MAX];
+    dlj_index(sub, sizeof sub, where, (size_t)k);
+    DL_FORWARD_IF_ERROR(dl_check_side(lim, (double)hw[k], sub, err));
+  }
   return DETLOSS_OK;
 }
 
-detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
-                               detloss_error *err) {
-  (void)num_threads;
+detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out,
+                               const dl_case_ctx *ctx, detloss_error *err) {
   long long hw[2];
   int present = 0;
-  DL_FORWARD_IF_ERROR(read_image_size(c, path, 1, hw, &present, err));
+  DL_FORWARD_IF_ERROR(read_image_size(c, path, 1, &ctx->limits, hw, &present, err));
   float *fm = NULL, *sizes = NULL, *ratios = NULL, *anchors = NULL;
   size_t *nsz = NULL, *nrt = NULL, nlev = 0, count = 0;
   detloss_anchor_level *lv = NULL;
@@ -144,13 +151,23 @@ detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, i
   if (st == DETLOSS_OK) {
     cfg.levels = lv;
     cfg.num_levels = nlev;
-    st = detloss_anchors_count(&cfg, &count, err);
-    if (st == DETLOSS_OK && count > DL_CASE_MAX_ELEMS / 4) {
-      dlj_join(where, sizeof where, path, "feature_maps");
+    /* The count in double first (sum of h * w * sizes * ratios, no overflow),
+     * checked against max_anchors and the output bound before anything is
+     * generated. */
+    double n = 0.0;
+    for (size_t l = 0; l < nlev; l++)
+      n += (double)lv[l].feat_h * (double)lv[l].feat_w * (double)nsz[l] * (double)nrt[l];
+    snprintf(where, sizeof where, "feature_maps"); /* the case path is prefixed below */
+    if (!(n <= (double)ctx->limits.max_anchors))
       st = dl_fail(err, DETLOSS_ERR_RANGE, where,
-                   "would generate %zu anchors; a compute case may produce at most %zu", count,
-                   DL_CASE_MAX_ELEMS / 4);
+                   "would generate %.15g anchors, more than the limit max_anchors = %zu", n,
+                   ctx->limits.max_anchors);
+    if (st == DETLOSS_OK) {
+      char what[64];
+      snprintf(what, sizeof what, "%.15g anchors", n);
+      st = dl_check_output(&ctx->limits, 4.0 * n, where, what, err);
     }
+    if (st == DETLOSS_OK) st = detloss_anchors_count(&cfg, &count, err);
     if (st == DETLOSS_OK && count > 0) {
       anchors = malloc(count * 4 * sizeof(float));
       if (!anchors) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
@@ -169,10 +186,10 @@ detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, i
   return st;
 }
 
-detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
+detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                              detloss_error *err) {
   detloss_match_options o = detloss_match_options_default();
-  o.num_threads = num_threads;
+  o.num_threads = ctx->num_threads;
   char where[DETLOSS_WHERE_MAX];
   int lq = 1, all = 1;
   const char *sem = "torchvision";
@@ -199,7 +216,7 @@ detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, int
   }
   long long hw[2] = {0, 0};
   int has_size = 0;
-  DL_FORWARD_IF_ERROR(read_image_size(c, path, 0, hw, &has_size, err));
+  DL_FORWARD_IF_ERROR(read_image_size(c, path, 0, &ctx->limits, hw, &has_size, err));
   if (has_size) {
     o.image_h = (float)hw[0];
     o.image_w = (float)hw[1];

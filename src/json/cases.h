@@ -15,46 +15,54 @@
 #include <cjson/cJSON.h>
 
 #include "detloss/detloss.h"
+#include "detloss/detloss_json.h"
 #include "json/jread.h"
 #include "json/jwrite.h"
 
-/* The largest output array (in numbers) a compute case may ask for: 2^27
- * floats is 512 MiB in memory and gigabytes of JSON text. Larger requests are
- * DETLOSS_ERR_RANGE, not an allocation that the OS may kill the process for. */
-#define DL_CASE_MAX_ELEMS ((size_t)1 << 27)
+/* What every handler gets besides its case: the thread count for the library
+ * calls and the effective limits (detloss_json_limits, no 0 fields). A handler
+ * whose output is not a fixed multiple of its input (iou N x M, anchors from
+ * feature maps, anchor_eval's per-image grids) checks max_output_numbers,
+ * max_anchors and max_image_side BEFORE it allocates or computes (the other
+ * ops return at most as many numbers as they read, so max_input_bytes bounds
+ * them). The driver checks every case's output for non-finite numbers. */
+typedef struct dl_case_ctx {
+  int num_threads;
+  detloss_json_limits limits;
+} dl_case_ctx;
 
 typedef detloss_status (*dl_case_fn)(const cJSON *c, const char *path, dlj_buf *out,
-                                     int num_threads, detloss_error *err);
+                                     const dl_case_ctx *ctx, detloss_error *err);
 
 /* case_box.c */
-detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
+detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                            detloss_error *err);
-detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
-                              detloss_error *err);
-detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
-                              detloss_error *err);
+detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err);
+detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err);
 /* case_match.c */
-detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
-                               detloss_error *err);
-detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
+detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out,
+                               const dl_case_ctx *ctx, detloss_error *err);
+detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                              detloss_error *err);
 /* case_loss.c: op `loss`; it hands the box losses (iou_loss, giou_loss,
  * diou_loss, ciou_loss) to dl_case_box_loss with the parsed kind. */
-detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
+detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                             detloss_error *err);
 /* case_loss_box.c: the box losses of op `loss`, and op `embedding_loss`. */
 detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_kind kind,
-                                dlj_buf *out, int num_threads, detloss_error *err);
+                                dlj_buf *out, const dl_case_ctx *ctx, detloss_error *err);
 detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf *out,
-                                      int num_threads, detloss_error *err);
+                                      const dl_case_ctx *ctx, detloss_error *err);
 
 /* case_heads.c: ops `rpn_loss` and `retina_loss`. */
-detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out, int num_threads,
-                                detloss_error *err);
+detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
+                                const dl_case_ctx *ctx, detloss_error *err);
 detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *out,
-                                   int num_threads, detloss_error *err);
+                                   const dl_case_ctx *ctx, detloss_error *err);
 /* case_eval.c: op `anchor_eval`. */
 detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *out,
-                                   int num_threads, detloss_error *err);
+                                   const dl_case_ctx *ctx, detloss_error *err);
 
 #endif /* DETLOSS_CASES_H */

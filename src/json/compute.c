@@ -10,6 +10,7 @@
 #include "detloss/detloss_json.h"
 #include "internal.h"
 #include "json/cases.h"
+#include "json/evalcfg.h"
 
 /* Each op with the keys its case object may have (compute-cases.md); any
  * other key is an error with a did-you-mean, so that a typo ("kidn") cannot
@@ -58,8 +59,30 @@ static const op_entry OPS[] = {
 
 void detloss_free(void *p) { free(p); }
 
-static detloss_status run_case(const cJSON *c, const char *path, dlj_buf *out, int nt,
-                               detloss_error *err) {
+/* The driver's guarantee (A6 of issue 13): a case whose input is finite never
+ * returns a non-finite number. The writer turns one into null (JSON has no
+ * NaN), and no op writes null otherwise, so a null in the case's text is an
+ * overflow somewhere in float32: the case fails, naming the element. */
+static detloss_status check_finite(const dlj_buf *out, size_t start, const char *path,
+                                   const char *op, detloss_error *err) {
+  if (out->oom || out->len <= start) return DETLOSS_OK;
+  const char *seg = out->p + start;
+  size_t n = out->len - start;
+  if (seg[0] == ',') {
+    seg++;
+    n--;
+  }
+  char elem[DETLOSS_WHERE_MAX];
+  if (!dlj_find_nonfinite(seg, n, elem, sizeof elem)) return DETLOSS_OK;
+  char where[DETLOSS_WHERE_MAX];
+  if (elem[0]) dlj_join(where, sizeof where, path, elem);
+  else snprintf(where, sizeof where, "%s", path[0] ? path : "(output)");
+  return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                 "result is not finite (op %s: the finite input overflows float32)", op);
+}
+
+static detloss_status run_case(const cJSON *c, const char *path, dlj_buf *out,
+                               const dl_case_ctx *ctx, detloss_error *err) {
   DL_RETURN_ERROR_IF(!cJSON_IsObject(c), err, DETLOSS_ERR_TYPE, path[0] ? path : "(root)",
                      "expected a case object");
   const char *op;
@@ -82,20 +105,26 @@ static detloss_status run_case(const cJSON *c, const char *path, dlj_buf *out, i
                    op);
   }
   DL_FORWARD_IF_ERROR(dlj_check_keys(c, path, e->keys, err));
+  size_t start = out->len;
   dlj_obj_begin(out);
   dlj_kv_str(out, "op", op);
   const cJSON *kind = dlj_field(c, "kind");
   if (cJSON_IsString(kind)) dlj_kv_str(out, "kind", kind->valuestring);
-  DL_FORWARD_IF_ERROR(e->fn(c, path, out, nt, err));
+  DL_FORWARD_IF_ERROR(e->fn(c, path, out, ctx, err));
   dlj_obj_end(out);
-  return DETLOSS_OK;
+  return check_finite(out, start, path, op, err);
 }
 
 detloss_status detloss_compute_json(const char *text, size_t len, char **out, size_t *out_len,
                                     const detloss_compute_options *opt, detloss_error *err) {
   DL_RETURN_ERROR_IF(!text, err, DETLOSS_ERR_NULL, "text", "is NULL");
   DL_RETURN_ERROR_IF(!out, err, DETLOSS_ERR_NULL, "out", "is NULL");
-  int nt = opt ? opt->num_threads : 0;
+  dl_case_ctx ctx;
+  ctx.num_threads = opt ? opt->num_threads : 0;
+  ctx.limits = dl_json_limits(opt ? opt->limits : NULL);
+  DL_RETURN_ERROR_IF(len > ctx.limits.max_input_bytes, err, DETLOSS_ERR_RANGE, "(input)",
+                     "the input is larger than the limit max_input_bytes = %zu",
+                     ctx.limits.max_input_bytes);
   cJSON *root = NULL;
   DL_FORWARD_IF_ERROR(dlj_parse(text, len, NULL, &root, err));
 
@@ -108,11 +137,11 @@ detloss_status detloss_compute_json(const char *text, size_t len, char **out, si
     for (const cJSON *c = root->child; c && st == DETLOSS_OK; c = c->next, i++) {
       char path[DETLOSS_WHERE_MAX];
       dlj_index(path, sizeof path, "", i);
-      st = run_case(c, path, &buf, nt, err);
+      st = run_case(c, path, &buf, &ctx, err);
     }
     dlj_arr_end(&buf);
   } else {
-    st = run_case(root, "", &buf, nt, err);
+    st = run_case(root, "", &buf, &ctx, err);
   }
   cJSON_Delete(root);
   if (st == DETLOSS_OK && buf.oom)

@@ -32,11 +32,11 @@ void dl_where_file(detloss_error *err, const char *file) {
   memcpy(err->where, tmp, sizeof tmp);
 }
 
-detloss_status dl_read_file(const char *path, char **text, size_t *len, detloss_error *err) {
+detloss_status dl_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
+                            detloss_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f) return dl_fail(err, DETLOSS_ERR_IO, path, "cannot open: %s", strerror(errno));
-  /* configs and data sets: at most 16 GiB */
-  detloss_status st = dlj_read_stream(f, path, (size_t)1 << 34, text, len, err);
+  detloss_status st = dlj_read_stream(f, path, max_bytes, text, len, err);
   fclose(f);
   return st;
 }
@@ -351,6 +351,7 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_
     }
     s->grid.levels = L;
     s->grid.num_levels = n;
+    s->from_strides = 1;
   } else if (has_boxes) {
     TRY(rows_of(obj, "boxes", path, 4, 0, s, &s->boxes, &s->num_boxes, err));
   } else {
@@ -780,9 +781,31 @@ static const char *const CONFIG_KEYS[] = {"name", "source", "notes", "head", "an
                                           "resize", "eval", "matcher", "sampler", "box_coder",
                                           "loss", NULL};
 
+/* The limits an anchor set of a config must keep (detloss_config_load_ex):
+ * image_size at most max_image_side, and at most max_anchors anchors for it.
+ * prefix: "anchors." for an inline set, "" for a file (named by the caller). */
+static detloss_status check_set_limits(const dl_anchor_set *set, const char *prefix,
+                                       const detloss_json_limits *lim, detloss_error *err) {
+  if (!(set->image_size[0] > 0.0f)) return DETLOSS_OK;
+  char where[DETLOSS_WHERE_MAX];
+  double h = (double)set->image_size[0], w = (double)set->image_size[1];
+  snprintf(where, sizeof where, "%simage_size", prefix);
+  DL_FORWARD_IF_ERROR(dl_check_side(lim, fmax(h, w), where, err));
+  if (set->grid.num_levels == 0) return DETLOSS_OK;
+  size_t big;
+  double n = dl_grid_anchor_count(&set->grid, h, w, &big);
+  if (n <= (double)lim->max_anchors) return DETLOSS_OK;
+  if (set->from_strides) snprintf(where, sizeof where, "%sstrides[%zu]", prefix, big);
+  else snprintf(where, sizeof where, "%slevels[%zu].stride", prefix, big);
+  return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                 "%g gives %.15g anchors for the %g x %g image_size, more than the limit "
+                 "max_anchors = %zu",
+                 (double)set->grid.levels[big].stride_h, n, h, w, lim->max_anchors);
+}
+
 static detloss_status parse_config(const cJSON *root, const char *file,
-                                   const char *const *search, detloss_config *c,
-                                   cfg_storage *s, detloss_error *err) {
+                                   const char *const *search, const detloss_json_limits *lim,
+                                   detloss_config *c, cfg_storage *s, detloss_error *err) {
   DL_RETURN_ERROR_IF(!cJSON_IsObject(root), err, DETLOSS_ERR_TYPE, "(root)",
                      "expected a config object");
   DL_FORWARD_IF_ERROR(dlj_check_keys(root, "", CONFIG_KEYS, err));
@@ -828,12 +851,13 @@ static detloss_status parse_config(const cJSON *root, const char *file,
     char *text;
     size_t len;
     s->err_has_file = 1;
-    DL_FORWARD_IF_ERROR(dl_read_file(c->anchors_path, &text, &len, err));
+    DL_FORWARD_IF_ERROR(dl_read_file(c->anchors_path, lim->max_input_bytes, &text, &len, err));
     cJSON *ar = NULL;
     detloss_status st = dlj_parse(text, len, c->anchors_path, &ar, err);
     free(text);
     if (st != DETLOSS_OK) return st;
     st = dl_anchor_set_read(ar, "", &s->set, err);
+    if (st == DETLOSS_OK) st = check_set_limits(&s->set, "", lim, err);
     if (st != DETLOSS_OK) {
       dl_where_file(err, c->anchors_path);
       cJSON_Delete(ar);
@@ -846,6 +870,7 @@ static detloss_status parse_config(const cJSON *root, const char *file,
     cJSON_Delete(ar);
   } else if (cJSON_IsObject(an)) {
     DL_FORWARD_IF_ERROR(dl_anchor_set_read(an, "anchors", &s->set, err));
+    DL_FORWARD_IF_ERROR(check_set_limits(&s->set, "anchors.", lim, err));
     c->anchors_name = dupstr(s->set.name);
     c->anchors_source = dupstr(s->set.source);
     s->set.name = s->set.source = NULL;
@@ -924,8 +949,14 @@ static detloss_status parse_config(const cJSON *root, const char *file,
   c->eval.match = *m;
   if ((v = dlj_field(root, "eval")))
     DL_FORWARD_IF_ERROR(read_table(v, "eval", EVAL_DESC, NDESC(EVAL_DESC), &c->eval, err));
-  if ((v = dlj_field(root, "resize")))
+  if ((v = dlj_field(root, "resize"))) {
     DL_FORWARD_IF_ERROR(read_table(v, "resize", RESIZE_DESC, NDESC(RESIZE_DESC), &c->eval, err));
+    /* The resize target is a side of every resized image: bounded like one. */
+    DL_FORWARD_IF_ERROR(
+        dl_check_side(lim, (double)c->eval.resize_min_size, "resize.min_size", err));
+    DL_FORWARD_IF_ERROR(
+        dl_check_side(lim, (double)c->eval.resize_max_size, "resize.max_size", err));
+  }
   if (c->num_shapes > 0 && c->eval.metric != DETLOSS_EVAL_WH_RATIO)
     return dl_fail(err, DETLOSS_ERR_RANGE, "eval.metric",
                    "anchor shapes without positions need \"metric\": \"wh_ratio\"");
@@ -935,8 +966,19 @@ static detloss_status parse_config(const cJSON *root, const char *file,
 detloss_status detloss_config_parse(const char *text, size_t len, const char *path,
                                     const char *const *search_dirs, detloss_config **out,
                                     detloss_error *err) {
+  return detloss_config_parse_ex(text, len, path, search_dirs, NULL, out, err);
+}
+
+detloss_status detloss_config_parse_ex(const char *text, size_t len, const char *path,
+                                       const char *const *search_dirs,
+                                       const detloss_json_limits *limits, detloss_config **out,
+                                       detloss_error *err) {
   DL_RETURN_ERROR_IF(!text || !out, err, DETLOSS_ERR_NULL, !text ? "text" : "out", "is NULL");
   const char *file = path ? path : "(text)";
+  detloss_json_limits lim = dl_json_limits(limits);
+  DL_RETURN_ERROR_IF(len > lim.max_input_bytes, err, DETLOSS_ERR_RANGE, file,
+                     "the input is larger than the limit max_input_bytes = %zu",
+                     lim.max_input_bytes);
   cJSON *root = NULL;
   DL_FORWARD_IF_ERROR(dlj_parse(text, len, file, &root, err));
   detloss_config *c = calloc(1, sizeof *c);
@@ -949,7 +991,7 @@ detloss_status detloss_config_parse(const char *text, size_t len, const char *pa
   }
   c->storage = s;
   c->path = dupstr(file);
-  detloss_status st = parse_config(root, file, search_dirs, c, s, err);
+  detloss_status st = parse_config(root, file, search_dirs, &lim, c, s, err);
   cJSON_Delete(root);
   if (st != DETLOSS_OK) {
     /* Errors from a referenced file already name that file. */
@@ -963,11 +1005,18 @@ detloss_status detloss_config_parse(const char *text, size_t len, const char *pa
 
 detloss_status detloss_config_load(const char *path, const char *const *search_dirs,
                                    detloss_config **out, detloss_error *err) {
+  return detloss_config_load_ex(path, search_dirs, NULL, out, err);
+}
+
+detloss_status detloss_config_load_ex(const char *path, const char *const *search_dirs,
+                                      const detloss_json_limits *limits, detloss_config **out,
+                                      detloss_error *err) {
   DL_RETURN_ERROR_IF(!path || !out, err, DETLOSS_ERR_NULL, !path ? "path" : "out", "is NULL");
+  detloss_json_limits lim = dl_json_limits(limits);
   char *text;
   size_t len;
-  DL_FORWARD_IF_ERROR(dl_read_file(path, &text, &len, err));
-  detloss_status st = detloss_config_parse(text, len, path, search_dirs, out, err);
+  DL_FORWARD_IF_ERROR(dl_read_file(path, lim.max_input_bytes, &text, &len, err));
+  detloss_status st = detloss_config_parse_ex(text, len, path, search_dirs, &lim, out, err);
   free(text);
   return st;
 }

@@ -362,8 +362,30 @@ detloss_status dl_dataset_read(const cJSON *root, const char *path, detloss_data
 
 detloss_status detloss_dataset_parse(const char *text, size_t len, const char *path,
                                      detloss_dataset **out, detloss_error *err) {
+  return detloss_dataset_parse_ex(text, len, path, NULL, out, err);
+}
+
+/* Every image side at most lim->max_image_side (images keep their order in
+ * both formats, so images[i] names the image in the file). */
+static detloss_status check_sides(const detloss_dataset *ds, const detloss_json_limits *lim,
+                                  detloss_error *err) {
+  for (size_t i = 0; i < 2 * ds->num_images; i++) {
+    char where[DETLOSS_WHERE_MAX];
+    snprintf(where, sizeof where, "images[%zu].%s", i / 2, i % 2 ? "width" : "height");
+    DL_FORWARD_IF_ERROR(dl_check_side(lim, (double)ds->image_hw[i], where, err));
+  }
+  return DETLOSS_OK;
+}
+
+detloss_status detloss_dataset_parse_ex(const char *text, size_t len, const char *path,
+                                        const detloss_json_limits *limits, detloss_dataset **out,
+                                        detloss_error *err) {
   DL_RETURN_ERROR_IF(!text || !out, err, DETLOSS_ERR_NULL, !text ? "text" : "out", "is NULL");
   const char *file = path ? path : "(text)";
+  detloss_json_limits lim = dl_json_limits(limits);
+  DL_RETURN_ERROR_IF(len > lim.max_input_bytes, err, DETLOSS_ERR_RANGE, file,
+                     "the input is larger than the limit max_input_bytes = %zu",
+                     lim.max_input_bytes);
   cJSON *root = NULL;
   DL_FORWARD_IF_ERROR(dlj_parse(text, len, file, &root, err));
   detloss_dataset *ds = malloc(sizeof *ds);
@@ -373,6 +395,10 @@ detloss_status detloss_dataset_parse(const char *text, size_t len, const char *p
   }
   detloss_status st = dl_dataset_read(root, "", ds, err);
   cJSON_Delete(root);
+  if (st == DETLOSS_OK) {
+    st = check_sides(ds, &lim, err);
+    if (st != DETLOSS_OK) dl_dataset_clear(ds);
+  }
   if (st != DETLOSS_OK) {
     dl_where_file(err, file);
     free(ds);
@@ -384,11 +410,17 @@ detloss_status detloss_dataset_parse(const char *text, size_t len, const char *p
 }
 
 detloss_status detloss_dataset_load(const char *path, detloss_dataset **out, detloss_error *err) {
+  return detloss_dataset_load_ex(path, NULL, out, err);
+}
+
+detloss_status detloss_dataset_load_ex(const char *path, const detloss_json_limits *limits,
+                                       detloss_dataset **out, detloss_error *err) {
   DL_RETURN_ERROR_IF(!path || !out, err, DETLOSS_ERR_NULL, !path ? "path" : "out", "is NULL");
+  detloss_json_limits lim = dl_json_limits(limits);
   char *text;
   size_t len;
-  DL_FORWARD_IF_ERROR(dl_read_file(path, &text, &len, err));
-  detloss_status st = detloss_dataset_parse(text, len, path, out, err);
+  DL_FORWARD_IF_ERROR(dl_read_file(path, lim.max_input_bytes, &text, &len, err));
+  detloss_status st = detloss_dataset_parse_ex(text, len, path, &lim, out, err);
   free(text);
   return st;
 }

@@ -12,8 +12,26 @@
 #include "json/jwrite.h"
 
 
-/* Reads a whole file (malloc'ed, NUL-terminated). DETLOSS_ERR_IO naming the file. */
-detloss_status dl_read_file(const char *path, char **text, size_t *len, detloss_error *err);
+/* Reads a whole file (malloc'ed, NUL-terminated). DETLOSS_ERR_IO naming the file;
+ * DETLOSS_ERR_RANGE when it is larger than max_bytes (limit max_input_bytes). */
+detloss_status dl_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
+                            detloss_error *err);
+
+/* ---- limits.c (detloss_json_limits) ---- */
+
+/* The effective limits: lim with every 0 field replaced by its default (NULL = defaults). */
+detloss_json_limits dl_json_limits(const detloss_json_limits *lim);
+/* Anchors the grid g generates for one h x w image: the sum over levels of
+ * ceil(h / stride_h) * ceil(w / stride_w) * (anchors per cell), in double (no
+ * overflow, no undefined cast). *big (may be NULL) gets the level with the most. */
+double dl_grid_anchor_count(const detloss_anchor_config *g, double h, double w, size_t *big);
+/* DETLOSS_ERR_RANGE at where when `numbers` output numbers exceed
+ * lim->max_output_numbers; what says what would be returned ("a 5 x 7 matrix"). */
+detloss_status dl_check_output(const detloss_json_limits *lim, double numbers, const char *where,
+                               const char *what, detloss_error *err);
+/* DETLOSS_ERR_RANGE at where when an image side exceeds lim->max_image_side. */
+detloss_status dl_check_side(const detloss_json_limits *lim, double side, const char *where,
+                             detloss_error *err);
 
 /* Prefixes err->where with "<file>: " (no-op for a NULL or empty file). */
 void dl_where_file(detloss_error *err, const char *file);
@@ -26,6 +44,7 @@ typedef struct dl_anchor_set {
   size_t num_boxes;
   float *shapes;
   size_t num_shapes;
+  int from_strides;           /* the grid came from "strides" (else "levels") */
   const char *name, *source;  /* into the cJSON tree: copy before deleting it */
   void *mem[64];              /* allocations */
   size_t nmem;

@@ -3,6 +3,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,8 +94,14 @@ static detloss_status int_value(const cJSON *v, const char *where, long long lo,
   DL_FORWARD_IF_ERROR(number_value(v, where, &d, err));
   DL_RETURN_ERROR_IF(d != floor(d), err, DETLOSS_ERR_TYPE, where, "expected an integer, got %g",
                      d);
-  DL_RETURN_ERROR_IF(d < (double)lo || d > (double)hi, err, DETLOSS_ERR_RANGE, where,
-                     "%g is outside [%lld, %lld]", d, lo, hi);
+  /* A JSON number is a double: integers beyond 2^53 in magnitude were
+   * already rounded by the parser (2^63 + 1 reads as 2^63), and a double of
+   * 2^63 or more cast to long long is undefined behaviour. So the bounds are
+   * clamped to +-2^53 and compared in double before the (then exact) cast. */
+  if (lo < -DLJ_MAX_EXACT_INT) lo = -DLJ_MAX_EXACT_INT;
+  if (hi > DLJ_MAX_EXACT_INT) hi = DLJ_MAX_EXACT_INT;
+  DL_RETURN_ERROR_IF(!(d >= (double)lo && d <= (double)hi), err, DETLOSS_ERR_RANGE, where,
+                     "%.15g is outside [%lld, %lld]", d, lo, hi);
   *out = (long long)d;
   return DETLOSS_OK;
 }
@@ -346,22 +353,29 @@ void dlj_prefix_where(detloss_error *err, const char *path) {
 
 detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char **text,
                                size_t *len, detloss_error *err) {
-  size_t cap = (size_t)1 << 16, n = 0;
+  /* At most max_bytes + 1 bytes are ever read (the one extra byte tells "exactly
+   * max_bytes" from "more"), so /dev/zero or an endless pipe stops at the limit;
+   * the buffer grows by doubling up to max_bytes + 2 (+1 for the NUL). */
+  if (max_bytes > SIZE_MAX - 2) max_bytes = SIZE_MAX - 2;
+  size_t want = max_bytes + 2;
+  size_t cap = want < ((size_t)1 << 16) ? want : (size_t)1 << 16, n = 0;
   char *buf = malloc(cap);
   if (!buf) return dl_fail(err, DETLOSS_ERR_NOMEM, name, "out of memory reading the input");
   for (;;) {
+    if (n > max_bytes) {
+      free(buf);
+      return dl_fail(err, DETLOSS_ERR_RANGE, name,
+                     "the input is larger than the limit max_input_bytes = %zu", max_bytes);
+    }
     if (n + 1 >= cap) {
-      if (cap > max_bytes) {
-        free(buf);
-        return dl_fail(err, DETLOSS_ERR_RANGE, name, "input larger than %zu bytes", max_bytes);
-      }
-      char *p = realloc(buf, cap * 2);
+      size_t cap2 = cap > want / 2 ? want : cap * 2;
+      char *p = realloc(buf, cap2);
       if (!p) {
         free(buf);
         return dl_fail(err, DETLOSS_ERR_NOMEM, name, "out of memory reading the input");
       }
       buf = p;
-      cap *= 2;
+      cap = cap2;
     }
     size_t got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
@@ -746,4 +760,48 @@ detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON *
   if (file) snprintf(where, sizeof where, "%s: line %zu, column %zu", file, line, col);
   else snprintf(where, sizeof where, "line %zu, column %zu", line, col);
   return dl_fail(err, DETLOSS_ERR_PARSE, where, "JSON syntax error: %s", sc.msg);
+}
+
+
+/* ---- finding non-finite numbers in written JSON ---- */
+
+/* Appends the path of the first null under v to buf; 1 if found. */
+static int null_path(const cJSON *v, char *buf, size_t cap) {
+  if (cJSON_IsNull(v)) return 1;
+  size_t i = 0;
+  for (const cJSON *e = v ? v->child : NULL; e; e = e->next, i++) {
+    if (!cJSON_IsNull(e) && !cJSON_IsArray(e) && !cJSON_IsObject(e)) continue;
+    char sub[DETLOSS_WHERE_MAX];
+    if (cJSON_IsObject(v)) dlj_join(sub, sizeof sub, buf, e->string ? e->string : "");
+    else dlj_index(sub, sizeof sub, buf, i);
+    if (null_path(e, sub, sizeof sub)) {
+      snprintf(buf, cap, "%s", sub);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int dlj_find_nonfinite(const char *text, size_t len, char *where, size_t cap) {
+  int in_str = 0, found = 0;
+  for (size_t i = 0; i < len && !found; i++) {
+    char ch = text[i];
+    if (in_str) {
+      if (ch == '\\') i++;
+      else if (ch == '"') in_str = 0;
+    } else if (ch == '"') {
+      in_str = 1;
+    } else if (ch == 'n' && len - i >= 4 && strncmp(text + i, "null", 4) == 0) {
+      found = 1;
+    }
+  }
+  if (!found) return 0;
+  if (cap > 0) where[0] = '\0';
+  cJSON *root = cJSON_ParseWithLength(text, len);
+  if (root) {
+    char buf[DETLOSS_WHERE_MAX] = "";
+    if (null_path(root, buf, sizeof buf) && cap > 0) snprintf(where, cap, "%s", buf);
+    cJSON_Delete(root);
+  }
+  return 1;
 }

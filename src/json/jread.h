@@ -40,7 +40,13 @@ detloss_status dlj_number(const cJSON *obj, const char *key, const char *path, i
 /* A number that must fit in float and be finite. */
 detloss_status dlj_float(const cJSON *obj, const char *key, const char *path, int required,
                          float *out, detloss_error *err);
-/* An integer (a JSON number with no fractional part) in [lo, hi]. */
+/* The largest integer a JSON number (a double) holds exactly: 2^53. */
+#define DLJ_MAX_EXACT_INT (1LL << 53)
+
+/* An integer (a JSON number with no fractional part) in [lo, hi], the bounds
+ * clamped to +-DLJ_MAX_EXACT_INT (beyond it a double is no longer exact, and
+ * casting 2^63 to long long is undefined): any other number is
+ * DETLOSS_ERR_RANGE (or _TYPE for a fraction), never a wrapped value. */
 detloss_status dlj_int(const cJSON *obj, const char *key, const char *path, int required,
                        long long lo, long long hi, long long *out, detloss_error *err);
 detloss_status dlj_bool(const cJSON *obj, const char *key, const char *path, int required,
@@ -85,6 +91,12 @@ detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *co
  * nothing is returned then. The caller opens and closes f. */
 detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char **text,
                                size_t *len, detloss_error *err);
+
+/* Whether the JSON text [len] holds a null (the writer's form of a non-finite
+ * number; no result writes null otherwise). Returns 1 and the JSON path of
+ * the first one relative to the text's root in where ("anchors[3][2]", ""
+ * if it cannot be located), else 0. */
+int dlj_find_nonfinite(const char *text, size_t len, char *where, size_t cap);
 
 /* Parses JSON text (len bytes; a NUL byte inside them is an error). The text
  * is first checked by a validating scanner, so that every fault of the text is

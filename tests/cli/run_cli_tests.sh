@@ -41,17 +41,22 @@ for case in "$dir"/cases/*.json; do
 done
 
 # Command-line checks: lines "STATUS<TAB>STDOUT-GREP<TAB>STDERR-GREP<TAB>ARGS..." ('-' = no check).
-# ARGS are words; @CASES@ expands to DIR/cases, @STDIN:file@ feeds a file on stdin.
+# ARGS are words; @CASES@ expands to DIR/cases, @STDIN:file@ feeds a file on stdin,
+# leading @ENV:NAME=VALUE@ words set environment variables for that one run.
 while IFS=$'\t' read -r want_status want_out want_err args; do
   case "$want_status" in ''|'#'*) continue ;; esac
   args=${args//@CASES@/$dir/cases}
+  envs=()
+  while [[ $args == @ENV:* ]]; do
+    kv=${args#@ENV:}; kv=${kv%%@*}; envs+=("$kv"); args=${args#@ENV:"$kv"@}; args=${args# }
+  done
   stdin=/dev/null
   if [[ $args == *@STDIN:* ]]; then
     f=${args##*@STDIN:}; f=${f%%@*}; stdin="$dir/cases/$f"; args=${args/@STDIN:$f@/}
   fi
   # shellcheck disable=SC2086
-  "$bin" $args <"$stdin" >"$tmp/out" 2>"$tmp/err"; status=$?
-  label="detloss $args"
+  env ${envs[@]+"${envs[@]}"} "$bin" $args <"$stdin" >"$tmp/out" 2>"$tmp/err"; status=$?
+  label="${envs[*]+${envs[*]} }detloss $args"
   if [ "$status" != "$want_status" ]; then bad "$label: exit $status, expected $want_status ($(head -c 200 "$tmp/err"))"; continue; fi
   if [ "$want_out" != "-" ] && ! grep -qE -- "$want_out" "$tmp/out"; then bad "$label: stdout lacks /$want_out/"; continue; fi
   if [ "$want_err" != "-" ] && ! grep -qE -- "$want_err" "$tmp/err"; then bad "$label: stderr lacks /$want_err/ (got: $(head -c 200 "$tmp/err"))"; continue; fi

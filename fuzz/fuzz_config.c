@@ -6,8 +6,9 @@
  *   - the status is OK or an input-fault class. A config names anchor and
  *     data-set files, resolved against the source tree, so DETLOSS_ERR_IO is
  *     allowed for a file that exists but cannot be read (a directory, say);
- *     a file that does not exist is bad input, not an I/O failure, so IO
- *     with "not found" / "No such file" in its message is a violation;
+ *     a file that does not exist is bad input (DETLOSS_ERR_NOT_FOUND), not
+ *     an I/O failure, so IO with "not found" / "No such file" in its message
+ *     is a violation;
  *   - an error fills err properly and leaves *out NULL;
  *   - a parsed config yields a usable anchor source (exactly one kind).
  */
@@ -35,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                            &err);
   fuzz_check_status("fuzz_config", "detloss_config_parse", st, &err, 1);
   if (st == DETLOSS_ERR_IO && (strstr(err.msg, "not found") || strstr(err.msg, "No such file")))
-    fuzz_fail("fuzz_config", "a missing file reported as an I/O failure: %s: %s", err.where,
-              err.msg);
+    fuzz_fail("fuzz_config", "a missing file reported as an I/O failure (expected NOT_FOUND): "
+              "%s: %s", err.where, err.msg);
   if (st != DETLOSS_OK) {
     if (cfg != NULL) fuzz_fail("fuzz_config", "*out set on error");
     return 0;

@@ -57,6 +57,7 @@ static int fuzz_is_input_fault(detloss_status st) {
     case DETLOSS_ERR_PARSE:
     case DETLOSS_ERR_TYPE:
     case DETLOSS_ERR_MISSING:
+    case DETLOSS_ERR_NOT_FOUND:
     case DETLOSS_ERR_UNKNOWN: return 1;
     default: return 0;
   }

@@ -19,6 +19,7 @@ const char *detloss_status_str(detloss_status status) {
     case DETLOSS_ERR_UNKNOWN: return "unknown name";
     case DETLOSS_ERR_IO: return "i/o error";
     case DETLOSS_ERR_UNSUPPORTED: return "unsupported";
+    case DETLOSS_ERR_NOT_FOUND: return "not found";
   }
   return "unknown status";
 }

@@ -230,8 +230,8 @@ static void config_errors_name_file_path_and_expectation(void **state) {
   snprintf(t, sizeof t, "{%s, \"head\": \"retinanet\", \"loss\": {\"convention\": \"x\"}}", A);
   expect_config_error(t, DETLOSS_ERR_UNKNOWN, "loss.convention", "unknown key");
   snprintf(t, sizeof t, "{%s, \"dataset\": \"missing_data.json\"}", A);
-  expect_config_error(t, DETLOSS_ERR_IO, "dataset", "not found");
-  expect_config_error("{\"anchors\": \"missing_anchors.json\"}", DETLOSS_ERR_IO, "anchors",
+  expect_config_error(t, DETLOSS_ERR_NOT_FOUND, "dataset", "not found");
+  expect_config_error("{\"anchors\": \"missing_anchors.json\"}", DETLOSS_ERR_NOT_FOUND, "anchors",
                       "not found");
   expect_config_error("{}", DETLOSS_ERR_MISSING, "anchors", "missing");
   expect_config_error("{\"anchors\": {\"levels\": [{\"stride\": 8, \"sizes\": [32], "
@@ -358,7 +358,7 @@ static void data_set_errors_name_file_and_path(void **state) {
   expect_ds_error("{\"images\": [", DETLOSS_ERR_PARSE, "d.json: line 1, column 13");
   detloss_dataset *d;
   detloss_error err;
-  assert_int_equal(detloss_dataset_load("/nonexistent/d.json", &d, &err), DETLOSS_ERR_IO);
+  assert_int_equal(detloss_dataset_load("/nonexistent/d.json", &d, &err), DETLOSS_ERR_NOT_FOUND);
   assert_string_equal(err.where, "/nonexistent/d.json");
 }
 

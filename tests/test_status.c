@@ -6,8 +6,8 @@
 
 static void every_status_has_a_distinct_name(void **state) {
   (void)state;
-  const char *seen[12];
-  for (int s = 0; s <= DETLOSS_ERR_UNSUPPORTED; s++) {
+  const char *seen[DETLOSS_ERR_NOT_FOUND + 1];
+  for (int s = 0; s <= DETLOSS_ERR_NOT_FOUND; s++) {
     const char *name = detloss_status_str((detloss_status)s);
     assert_non_null(name);
     assert_string_not_equal(name, "unknown status");
@@ -29,6 +29,7 @@ static void status_numbers_are_stable(void **state) {
   assert_int_equal(DETLOSS_ERR_NOMEM, 5);
   assert_int_equal(DETLOSS_ERR_PARSE, 6);
   assert_int_equal(DETLOSS_ERR_UNSUPPORTED, 11);
+  assert_int_equal(DETLOSS_ERR_NOT_FOUND, 12);
 }
 
 static void fail_fills_where_and_message_and_tolerates_null(void **state) {

@@ -79,8 +79,10 @@ typedef enum detloss_status {
   DETLOSS_ERR_TYPE = 7,        /* JSON value of the wrong type */
   DETLOSS_ERR_MISSING = 8,     /* a required field is missing */
   DETLOSS_ERR_UNKNOWN = 9,     /* unknown op, key or name */
-  DETLOSS_ERR_IO = 10,         /* a file could not be read or written */
-  DETLOSS_ERR_UNSUPPORTED = 11 /* valid request that this build cannot do */
+  DETLOSS_ERR_IO = 10,         /* a file that exists could not be read, or an output
+                                  could not be written */
+  DETLOSS_ERR_UNSUPPORTED = 11, /* valid request that this build cannot do */
+  DETLOSS_ERR_NOT_FOUND = 12   /* a named file or preset does not exist (bad input) */
 } detloss_status;
 
 #define DETLOSS_WHERE_MAX 160

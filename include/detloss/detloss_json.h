@@ -185,7 +185,8 @@ typedef struct detloss_config {
  * (the detloss command passes its data directories, see `detloss eval --help`),
  * or NULL. On success *out is a new config.
  * Errors (err->where = "<file>: <json path>" or "<file>: line L, column C"):
- * DETLOSS_ERR_IO (cannot read; missing anchors or data set file), _PARSE,
+ * DETLOSS_ERR_NOT_FOUND (the config, or the anchors or data set file it
+ * names, does not exist), _IO (a file exists but cannot be read), _PARSE,
  * _TYPE, _MISSING, _UNKNOWN (unknown key, with a suggestion; unknown enum
  * name), _RANGE, _NONFINITE, _SHAPE, _NOMEM. Thread-safe.
  */

@@ -45,10 +45,11 @@ import numpy as np
 # ---------------------------------------------------------------------------
 STATUS_NAMES = {
     0: "ok", 1: "null", 2: "shape", 3: "nonfinite", 4: "range", 5: "nomem", 6: "parse",
-    7: "type", 8: "missing", 9: "unknown", 10: "io", 11: "unsupported",
+    7: "type", 8: "missing", 9: "unknown", 10: "io", 11: "unsupported", 12: "not_found",
 }
 OK, ERR_NULL, ERR_SHAPE, ERR_NONFINITE, ERR_RANGE, ERR_NOMEM = 0, 1, 2, 3, 4, 5
 ERR_PARSE, ERR_TYPE, ERR_MISSING, ERR_UNKNOWN, ERR_IO, ERR_UNSUPPORTED = 6, 7, 8, 9, 10, 11
+ERR_NOT_FOUND = 12
 
 
 class DetlossError(ValueError):

@@ -67,7 +67,7 @@ def _is_preset_name(name):
 def _find_config(name, extra=None):
     """A path (a '/' or a .json ending) as given; a preset name NAME as configs/NAME.json
     of the first data directory that has it, then ./configs/NAME.json. An unknown preset
-    raises DetlossError (status "io", where "path") with a suggestion and the presets."""
+    raises DetlossError (status "not_found", where "path") with a suggestion and the presets."""
     if not _is_preset_name(name):
         return name
     for d in _data_dirs(extra) + ["."]:
@@ -84,7 +84,7 @@ def _find_config(name, extra=None):
         msg += " (did you mean '%s'?)" % hint[0]
     msg += ("; presets: " + ", ".join(names)) if names else \
         "; no presets found: set DETLOSS_DATA_DIR to a directory with configs/, or give a path"
-    raise DetlossError(_lib.ERR_IO, "path", msg)
+    raise DetlossError(_lib.ERR_NOT_FOUND, "path", msg)
 
 
 def config_presets(search_dirs=None):

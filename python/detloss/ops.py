@@ -240,7 +240,7 @@ def load_anchor_preset(name):
         if os.path.isfile(p):
             with open(p) as f:
                 return json.load(f)
-    raise DetlossError(_lib.ERR_IO, "name", "anchor preset %r not found (looked in: %s; "
+    raise DetlossError(_lib.ERR_NOT_FOUND, "name", "anchor preset %r not found (looked in: %s; "
                        "known: %s)" % (name, ", ".join(paths), ", ".join(anchor_presets())))
 
 

@@ -85,7 +85,7 @@ def test_config_errors_name_the_file_and_json_path():
     assert e.value.status_name == "unknown" and "high" in e.value.message
     with pytest.raises(detloss.DetlossError) as e:
         detloss.load_config("no_such_config")
-    assert e.value.status_name == "io"
+    assert e.value.status_name == "not_found"
 
 
 def test_a_configs_loss_settings_drive_the_head_losses(rng):

@@ -71,7 +71,7 @@ def test_out_of_range_options_are_reported_with_the_option_name():
     _raises(lambda: detloss.loss("l1", [0.0], [1.0], betta=1), "unknown", "betta")
     _raises(lambda: detloss.sigmoid_focal_loss([0.0], [1.0], alpha=float("nan")), "nonfinite",
             "alpha")
-    _raises(lambda: detloss.load_anchor_preset("no_such_preset"), "io", "name")
+    _raises(lambda: detloss.load_anchor_preset("no_such_preset"), "not_found", "name")
 
 
 def test_head_losses_name_the_image_and_field():

@@ -53,7 +53,7 @@ def test_data_dir_env_comes_first_and_resolves_anchors_and_data(elsewhere, monke
 def test_an_unknown_preset_names_a_near_miss_and_the_presets(elsewhere):
     with pytest.raises(detloss.DetlossError) as e:
         detloss.load_config("detectron2_rpm")
-    assert e.value.status_name == "io" and e.value.where == "path"
+    assert e.value.status_name == "not_found" and e.value.where == "path"
     assert "unknown preset 'detectron2_rpm' (did you mean 'detectron2_rpn'?)" in e.value.message
     assert "presets: detectron2_retinanet, detectron2_rpn" in e.value.message
     with pytest.raises(detloss.DetlossError) as e:
@@ -65,7 +65,7 @@ def test_a_name_with_a_slash_or_json_ending_is_a_path_from_the_current_directory
     for name in ("torchvision_retinanet_r50_fpn.json", "./torchvision_retinanet_r50_fpn"):
         with pytest.raises(detloss.DetlossError) as e:
             detloss.load_config(name)
-        assert e.value.status_name == "io" and "preset" not in e.value.message
+        assert e.value.status_name == "not_found" and "preset" not in e.value.message
     write(elsewhere / "cwd" / "mine.json",
           {"name": "mine", "anchors": "torchvision_fpn.json", "dataset": "coco2017_subset.json"})
     cfg = detloss.load_config("mine.json")

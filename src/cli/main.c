@@ -53,8 +53,10 @@ static const dl_command *find_command(const char *name) {
 char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *status) {
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
   if (!f) {
-    fprintf(stderr, "detloss: %s: cannot open: %s\n", path, strerror(errno));
-    *status = DL_EXIT_INPUT;
+    int e = errno;
+    fprintf(stderr, "detloss: %s: cannot open: %s\n", path, strerror(e));
+    /* a name that names nothing is bad input; an existing file we may not read is not */
+    *status = e == ENOENT || e == ENOTDIR ? DL_EXIT_INPUT : DL_EXIT_RUNTIME;
     return NULL;
   }
   char *text = NULL;
@@ -63,7 +65,7 @@ char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *st
   if (f != stdin) fclose(f);
   if (st != DETLOSS_OK) {
     fprintf(stderr, "detloss: %s: %s%s\n", err.where, err.msg, dl_cli_limit_hint(err.msg));
-    *status = st == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
+    *status = st == DETLOSS_ERR_NOMEM || st == DETLOSS_ERR_IO ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
     return NULL;
   }
   *status = DL_EXIT_OK;

@@ -10,14 +10,15 @@
 
 #include "cli/cli.h"
 
-/* Reports an error loading an input file: a file that cannot be read is bad
- * input (exit 2), like any other fault of the config or data set; only
- * running out of memory is a runtime failure. */
+/* Reports an error loading an input file: a file that does not exist
+ * (DETLOSS_ERR_NOT_FOUND) is bad input (exit 2), like any other fault of the
+ * config or data set; a file that exists but cannot be read (DETLOSS_ERR_IO)
+ * and running out of memory are runtime failures (exit 1). */
 int dl_cli_load_error(const detloss_error *err, detloss_status st) {
   const char *hint = dl_cli_limit_hint(err->msg);
   if (err->where[0]) fprintf(stderr, "detloss: %s: %s%s\n", err->where, err->msg, hint);
   else fprintf(stderr, "detloss: %s%s\n", err->msg, hint);
-  return st == DETLOSS_ERR_NOMEM ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
+  return st == DETLOSS_ERR_NOMEM || st == DETLOSS_ERR_IO ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
 }
 
 /* ---- output files --------------------------------------------------------

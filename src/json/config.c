@@ -35,7 +35,9 @@ void dl_where_file(detloss_error *err, const char *file) {
 detloss_status dl_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
                             detloss_error *err) {
   FILE *f = fopen(path, "rb");
-  if (!f) return dl_fail(err, DETLOSS_ERR_IO, path, "cannot open: %s", strerror(errno));
+  if (!f)
+    return dl_fail(err, errno == ENOENT || errno == ENOTDIR ? DETLOSS_ERR_NOT_FOUND : DETLOSS_ERR_IO,
+                   path, "cannot open: %s", strerror(errno));
   detloss_status st = dlj_read_stream(f, path, max_bytes, text, len, err);
   fclose(f);
   return st;
@@ -844,7 +846,7 @@ static detloss_status parse_config(const cJSON *root, const char *file,
   if (cJSON_IsString(an)) {
     char tried[4096];
     c->anchors_path = resolve(an->valuestring, file, search, 1, tried, sizeof tried);
-    DL_RETURN_ERROR_IF(!c->anchors_path, err, DETLOSS_ERR_IO, "anchors",
+    DL_RETURN_ERROR_IF(!c->anchors_path, err, DETLOSS_ERR_NOT_FOUND, "anchors",
                        "anchor file '%s' not found (looked for %s, ../anchors/ and the source "
                        "tree's anchors/)",
                        an->valuestring, tried);
@@ -897,7 +899,7 @@ static detloss_status parse_config(const cJSON *root, const char *file,
                        "expected a file name");
     char tried[4096];
     c->dataset_path = resolve(ds->valuestring, file, search, 0, tried, sizeof tried);
-    DL_RETURN_ERROR_IF(!c->dataset_path, err, DETLOSS_ERR_IO, "dataset",
+    DL_RETURN_ERROR_IF(!c->dataset_path, err, DETLOSS_ERR_NOT_FOUND, "dataset",
                        "data set '%s' not found (looked for %s and the search directories)",
                        ds->valuestring, tried);
   }

@@ -122,17 +122,32 @@ suite_install() {
   cmake -S tests/install -B _build/consumer -DCMAKE_PREFIX_PATH="$prefix" >/dev/null &&
     cmake --build _build/consumer >/dev/null || return 1
   _build/consumer/consumer && _build/consumer/consumer_json && _build/consumer/consumer_shared || return 1
-  # 2) pkg-config, shared: -ldetloss is libdetloss.so (run with LD_LIBRARY_PATH, as
-  #    without ldconfig).
+  # 2) pkg-config, shared: -ldetloss is libdetloss.so, found at run time through the
+  #    rpath that detloss.pc adds (no LD_LIBRARY_PATH, no ldconfig).
   local pcp=$libdir/pkgconfig
   [ "$(PKG_CONFIG_PATH=$pcp pkg-config --variable=prefix detloss)" = "$pcp/../../.." ] ||
     { echo "install: detloss.pc prefix is $(PKG_CONFIG_PATH=$pcp pkg-config --variable=prefix detloss)"; return 1; }
   # shellcheck disable=SC2046
   cc -std=c11 -Wall -Werror tests/install/consumer_json.c $(PKG_CONFIG_PATH=$pcp pkg-config --cflags detloss) \
     -o "$out/consumer-pc-shared" $(PKG_CONFIG_PATH=$pcp pkg-config --libs detloss) || return 1
-  ldd "$out/consumer-pc-shared" | grep -q "libdetloss.so.0 => not found" ||
-    { echo "install: the shared pkg-config consumer does not link libdetloss.so"; return 1; }
-  LD_LIBRARY_PATH=$libdir "$out/consumer-pc-shared" || return 1
+  ldd "$out/consumer-pc-shared" | grep -q "libdetloss.so.0 => $libdir" ||
+    { echo "install: the shared pkg-config consumer does not find libdetloss.so by its rpath"; return 1; }
+  env -u LD_LIBRARY_PATH "$out/consumer-pc-shared" || return 1
+  # 2b) the README's static route with the plain package: `pkg-config --static --libs
+  #     detloss` gives a program that runs as it is, and with cc -static one that
+  #     holds libdetloss.a (and libgomp.a) itself: no dynamic section at all.
+  # shellcheck disable=SC2046
+  cc -std=c11 -Wall -Werror tests/install/consumer.c $(PKG_CONFIG_PATH=$pcp pkg-config --cflags detloss) \
+    -o "$out/consumer-pc-static-flags" $(PKG_CONFIG_PATH=$pcp pkg-config --static --libs detloss) &&
+    env -u LD_LIBRARY_PATH "$out/consumer-pc-static-flags" || return 1
+  # shellcheck disable=SC2046
+  cc -static -std=c11 -Wall -Werror tests/install/consumer.c $(PKG_CONFIG_PATH=$pcp pkg-config --cflags detloss) \
+    -o "$out/consumer-pc-fully-static" $(PKG_CONFIG_PATH=$pcp pkg-config --static --libs detloss) \
+    2>"$out/static-link.log" || { cat "$out/static-link.log"; return 1; }
+  if ldd "$out/consumer-pc-fully-static" 2>&1 | grep -q "=>"; then
+    echo "install: cc -static with pkg-config --static --libs detloss is not static"; return 1
+  fi
+  "$out/consumer-pc-fully-static" || return 1
   # 3) pkg-config, static: detloss-static names the archives, so the program needs no
   #    libdetloss.so (none in ldd) and runs without LD_LIBRARY_PATH.
   local c

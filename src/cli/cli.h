@@ -14,11 +14,11 @@
 
 /* The exit-status paragraph every --help ends with. */
 #define DL_EXIT_HELP                                                                       \
-  "exit status: 0 success; 1 I/O or system failure (out of memory, a read error,\n"       \
-  "             a failed write of standard output or of any output file); 2 bad\n"       \
-  "             input or usage (a missing or malformed input, a value out of\n"          \
-  "             range, a bad option). Errors are one line on standard error,\n"          \
-  "             \"detloss: <where>: <message>\", and standard output stays empty.\n"
+  "exit status: 0 success; 1 I/O or system failure (out of memory, an input that\n"       \
+  "             exists but cannot be read, a failed write of standard output or\n"   \
+  "             of any output file); 2 bad input or usage (a missing or malformed\n"  \
+  "             input, a value out of range, a bad option). Errors are one line on\n"  \
+  "             standard error, \"detloss: <where>: <message>\"; stdout stays empty.\n"
 
 int dl_cmd_compute(int argc, char **argv);
 int dl_cmd_anchors(int argc, char **argv);

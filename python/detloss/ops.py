@@ -353,16 +353,23 @@ class AnchorGrid(_Config):
     grid.anchors() (checked)."""
 
 
-def torchvision_anchor_grid(sizes, aspect_ratios, image_size, feature_maps):
-    """The AnchorGrid of torchvision's AnchorGenerator(sizes, aspect_ratios) for a batch
-    tensor of image_size (H, W) and feature maps [[h, w] per level] (strides H // h,
-    W // w, as torchvision computes them)."""
+def _level_lists(sizes, aspect_ratios, feature_maps):
+    """The per-level lists of a torchvision-style anchor grid, checked to have one entry
+    per level."""
     sizes = _list("sizes", sizes, "a list of per-level size lists")
     aspect_ratios = _list("aspect_ratios", aspect_ratios, "a list of per-level ratio lists")
     fms = _list("feature_maps", feature_maps, "a list of [h, w], one per level")
     if len(sizes) != len(fms) or len(aspect_ratios) != len(fms):
         raise DetlossError(_lib.ERR_SHAPE, "sizes", "sizes, aspect_ratios and feature_maps must "
                            "have one entry per level")
+    return sizes, aspect_ratios, fms
+
+
+def torchvision_anchor_grid(sizes, aspect_ratios, image_size, feature_maps):
+    """The AnchorGrid of torchvision's AnchorGenerator(sizes, aspect_ratios) for a batch
+    tensor of image_size (H, W) and feature maps [[h, w] per level] (strides H // h,
+    W // w, as torchvision computes them)."""
+    sizes, aspect_ratios, fms = _level_lists(sizes, aspect_ratios, feature_maps)
     ih, iw = _seq("image_size", image_size, 2, "integers")
     ih, iw = _size("image_size", ih, lo=1), _size("image_size", iw, lo=1)
     fmi = []
@@ -416,12 +423,7 @@ def grid_anchors(image_size, feature_maps, sizes, aspect_ratios):
     """torchvision AnchorGenerator(sizes, aspect_ratios) for one image (the `anchors`
     compute op): image_size [H, W], feature_maps [[h, w], ...]; stride = H // h."""
     _seq("image_size", image_size, 2)
-    feature_maps = _list("feature_maps", feature_maps, "a list of [h, w], one per level")
-    sizes = _list("sizes", sizes, "a list of per-level size lists")
-    aspect_ratios = _list("aspect_ratios", aspect_ratios, "a list of per-level ratio lists")
-    if len(sizes) != len(feature_maps) or len(aspect_ratios) != len(feature_maps):
-        raise DetlossError(_lib.ERR_SHAPE, "sizes", "sizes, aspect_ratios and feature_maps must "
-                           "have one entry per level")
+    sizes, aspect_ratios, feature_maps = _level_lists(sizes, aspect_ratios, feature_maps)
     levels = [{"sizes": array("sizes[%d]" % l, s, shape=(None,)).tolist(),
                "aspect_ratios": array("aspect_ratios[%d]" % l, r, shape=(None,)).tolist()}
               for l, (s, r) in enumerate(zip(sizes, aspect_ratios))]

@@ -14,10 +14,6 @@
 #include "loss_internal.h"
 #include "loss_vmath.h"
 
-/* ======================================================================== */
-/* Element-wise kernels                                                      */
-/* ======================================================================== */
-
 typedef struct cls_params {
   float alpha, gamma, margin;
   int use_alpha;
@@ -197,10 +193,6 @@ DL_VEC_FN static void kern_hinge(const void *vp, const float *x, const float *y,
   }
 }
 
-/* ======================================================================== */
-/* Validation                                                                */
-/* ======================================================================== */
-
 typedef struct dom_ctx {
   const float *v;
   int hinge; /* 1: v must be -1 or +1; 0: v must be in [0, 1] */
@@ -360,9 +352,7 @@ detloss_status detloss_sigmoid_focal_loss(const float *logits, const float *targ
                                   grad, &o, err);
 }
 
-/* ======================================================================== */
-/* Class-indexed: softmax cross-entropy and softmax focal                    */
-/* ======================================================================== */
+/* Class-indexed: softmax cross-entropy and softmax focal. */
 
 typedef struct row_ctx {
   detloss_loss_kind kind;

@@ -269,7 +269,7 @@ static void bad_configs_are_rejected_naming_the_field_with_outputs_untouched(voi
   assert_int_equal(k, 0);
 }
 
-/* Issue 13 A6/A3: a finite config whose anchors would not be finite (or would
+/* A finite config whose anchors would not be finite (or would
  * leave the 1e18 coordinate bound of the IoU family) is a range error naming
  * the field, before anything is written; so is a count that overflows. */
 static void configs_whose_anchors_overflow_are_rejected_naming_the_field(void **state) {
@@ -332,7 +332,7 @@ static void configs_whose_anchors_overflow_are_rejected_naming_the_field(void **
   assert_string_equal(err.where, "levels[0].feat_h");
 }
 
-/* Issue 13 A8: the output may not overlap the config it is generated from. */
+/* The output may not overlap the config it is generated from. */
 static void anchors_may_not_overlap_their_config(void **state) {
   (void)state;
   float buf[64];

@@ -232,7 +232,7 @@ static void bad_input_is_reported_and_output_untouched(void **state) {
   for (int i = 0; i < 8; i++) assert_true(out[i] == 7.0f);
 }
 
-/* Issue 13 A8: encode and decode work in place (the output may equal either
+/* Encode and decode work in place (the output may equal either
  * input exactly; each row is read before it is written) and give the same
  * bits as out of place; a partial overlap is DETLOSS_ERR_SHAPE. */
 static void coding_works_in_place_and_rejects_partial_overlap(void **state) {

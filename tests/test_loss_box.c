@@ -20,7 +20,7 @@ static detloss_loss_options opts(detloss_loss_kind k, detloss_reduction r) {
   return o;
 }
 
-/* ---- an independent double reference (the torchvision formulas, written out) ---- */
+/* An independent double reference: the torchvision formulas, written out. */
 
 /* The loss of one pair in double. For CIoU, alpha_in < 0 computes alpha from
  * the boxes; alpha_in >= 0 holds it fixed (alpha is a constant for the
@@ -50,8 +50,6 @@ static double ref_loss(detloss_loss_kind k, const double *p, const double *g, do
   }
   return l;
 }
-
-/* ---- fixture reading ---- */
 
 /* Every fixture case: values and both gradients within 1e-5 relative, 1e-6
  * absolute of torchvision float64 autograd (float32 inputs, so the only

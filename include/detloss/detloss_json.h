@@ -106,7 +106,6 @@ DETLOSS_API detloss_status detloss_compute_json(const char *text, size_t len, ch
 /* Frees memory returned by the JSON layer. */
 DETLOSS_API void detloss_free(void *p);
 
-/* @@SECTION configs-datasets BEGIN (configs, data sets) */
 /*
  * Configs and data sets (the files `detloss anchors` and `detloss eval` read).
  *
@@ -290,7 +289,6 @@ DETLOSS_API detloss_status detloss_eval_check_limits(const detloss_eval_dataset 
                                                      const detloss_eval_options *opt,
                                                      const detloss_json_limits *limits,
                                                      detloss_error *err);
-/* @@SECTION configs-datasets END */
 
 #ifdef __cplusplus
 }

@@ -7,7 +7,7 @@
  * valid boxes the results equal torchvision's on CPU bit for bit, up to the
  * last-ulp differences of atan in CIoU. Where torchvision divides 0 by 0 we
  * return a defined value instead (see the public header); docs/math/box_iou.md
- * lists those cases.
+ * s3 lists those cases.
  */
 #include <float.h>
 #include <math.h>

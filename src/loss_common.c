@@ -12,7 +12,7 @@
 #include "loss_internal.h"
 #include "loss_vmath.h"
 
-/* Contract names (../shared/spec/compute-cases.md), indexed by kind. */
+/* Contract names (docs/compute-cases.md), indexed by kind. */
 static const char *const loss_names[] = {
     "bce_with_logits", "bce",       "cross_entropy", "sigmoid_focal",   "softmax_focal",
     "hinge",           "l1",        "mse",           "smooth_l1",       "huber",

@@ -1,7 +1,7 @@
 /*
  * match.c - anchor <-> ground-truth matching, fused: O(A + G) memory.
  *
- * Semantics (reference-semantics.md s3; detloss.h documents them side by side):
+ * Semantics (docs/math/match.md s2; detloss.h documents them side by side):
  *   torchvision Matcher (models/detection/_utils.py), detectron2 Matcher
  *   (modeling/matcher.py), mmdetection MaxIoUAssigner (max_iou_assigner.py),
  *   plus py-faster-rcnn's allowed_border and Detectron/mmdet crowd (ignore) boxes.

@@ -40,7 +40,7 @@ static void disjoint_boxes_match_the_published_losses(void **state) {
    * rho^2 = 400 + 25 = 425, c^2 = 900 + 400 = 1300: DIoU = -425/1300 = -0.32692308.
    * v = 4/pi^2 (atan(10/10) - atan(10/20))^2 = 0.04195572, alpha = v/(1 - 0 + v)
    * = 0.04026700, CIoU = DIoU - alpha v = -0.32861254 (loss 1.32861254,
-   * reference-semantics.md section 12). */
+   * docs/math/box_iou.md s6). */
   const float a[4] = {0, 0, 10, 10}, b[4] = {20, 0, 30, 20};
   dl_assert_close1(iou1(DETLOSS_IOU, a, b), 0.0, 0, 0);
   dl_assert_close1(iou1(DETLOSS_GIOU, a, b), -0.5, 1e-7, 0);
@@ -51,7 +51,7 @@ static void disjoint_boxes_match_the_published_losses(void **state) {
 static void elongated_pair_matches_the_published_losses(void **state) {
   (void)state;
   /* [0,0,4,2] vs [1,1,3,5]: I = 2*1 = 2, U = 8 + 8 - 2 = 14, IoU = 1/7.
-   * Published losses (section 12): GIoU 1.15714286, DIoU 0.95470383, CIoU 0.98218322. */
+   * Losses (docs/math/box_losses.md): GIoU 1.15714286, DIoU 0.95470383, CIoU 0.98218322. */
   const float a[4] = {0, 0, 4, 2}, b[4] = {1, 1, 3, 5};
   dl_assert_close1(iou1(DETLOSS_IOU, a, b), 1.0 / 7, 1e-7, 0);
   dl_assert_close1(iou1(DETLOSS_GIOU, a, b), 1.0 - 1.15714286, 1e-6, 1e-7);

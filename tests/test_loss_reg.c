@@ -29,7 +29,7 @@ static double ref_elem(detloss_loss_kind kind, double x, double y, const detloss
 
 static void smooth_l1_matches_the_hand_worked_table(void **state) {
   (void)state;
-  /* reference-semantics §12: beta = 1/9: d = 0.05 -> 0.5*0.0025*9 = 0.01125;
+  /* docs/math/losses.md, hand-checked values: beta = 1/9: d = 0.05 -> 0.5*0.0025*9 = 0.01125;
    * d = 0.5 -> 0.5 - 1/18 = 0.44444444.  beta = 0.1: d = 0.05 -> 0.5*0.0025/0.1 = 0.0125;
    * d = 0.3 -> 0.3 - 0.05 = 0.25. Gradients: d/beta inside (0.45, 0.5), sign outside (1, 1). */
   const float x[2] = {0.05f, 0.5f}, y[2] = {0.0f, 0.0f};

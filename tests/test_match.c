@@ -534,7 +534,7 @@ static void targets_give_labels_matched_gt_and_deltas_for_positives(void **state
   (void)state;
   /* anchor [0,0,16,16] matched to gt [2,4,22,36]: wa = 16, xa = 8, ya = 8; wg = 20, hg = 32,
    * xg = 12, yg = 20: (4/16, 12/16, ln(20/16), ln(32/16)) = (0.25, 0.75, 0.2231436, 0.6931472)
-   * (reference-semantics.md s12). a1: -1 -> label 0; a2: -2 -> label -1. */
+   * (docs/math/box_coder.md s5). a1: -1 -> label 0; a2: -2 -> label -1. */
   const float anchors[] = {0, 0, 16, 16, 0, 0, 8, 8, 1, 1, 2, 2};
   const float gt[] = {5, 5, 6, 6, 2, 4, 22, 36};
   const int64_t matches[] = {1, -1, -2};

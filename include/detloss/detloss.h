@@ -332,7 +332,7 @@ DETLOSS_API detloss_status detloss_anchors_generate(const detloss_anchor_config 
                                                     float *anchors, size_t count,
                                                     detloss_error *err);
 
-/* Semantics of the matcher (see reference-semantics.md s3). Results are
+/* Semantics of the matcher (docs/math/match.md s2). Results are
  * always written in torchvision's vocabulary: matches[a] >= 0 positive (gt
  * index), -1 negative, -2 ignored. */
 typedef enum detloss_match_semantics {
@@ -1009,8 +1009,7 @@ DETLOSS_API detloss_status detloss_retina_loss(const detloss_head_image *images,
 /*
  * Anchor-set evaluation: how well an anchor set covers the ground-truth boxes
  * of a data set, before any training (the question behind YOLOv5's autoanchor
- * check and the "small objects get no anchor" reports, reference-semantics.md
- * s10-11). Per gt box: the best IoU (or best shape ratio r) over the anchors,
+ * check and the "small objects get no anchor" reports, docs/math/anchor_eval.md). Per gt box: the best IoU (or best shape ratio r) over the anchors,
  * the number of fitting anchors, the number of positives the config's matcher
  * gives it, and the pyramid level of its best anchor; aggregated over the
  * data set and split by COCO size class.

@@ -1,7 +1,7 @@
 /*
  * bench_match.c - matching throughput on torchvision's FPN anchors of one 800x1344 image.
  *
- * Workload (issue 3): AnchorGenerator(sizes ((32,),(64,),(128,),(256,),(512,)),
+ * Workload: AnchorGenerator(sizes ((32,),(64,),(128,),(256,),(512,)),
  * ratios (0.5,1,2)) on feature maps 200x336, 100x168, 50x84, 25x42, 13x21 (strides
  * image // feature, as torchvision: 4, 8, 16, 32 and 61x64), 268,569 anchors; G gt
  * boxes with uniform centres and log-uniform sides in [16, 512], clipped to the image.

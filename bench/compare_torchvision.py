@@ -38,7 +38,7 @@ HEAD_IMAGES, HEAD_GT = 2, 20
 M64 = (1 << 64) - 1
 
 
-# ---- the input generator of bench/harness.c, in numpy ---------------------
+# the input generator of bench/harness.c, in numpy
 def _mix64(z):
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -71,7 +71,6 @@ def bench_gt_boxes(seed, g, img_h, img_w):
     return torch.from_numpy(b.astype(np.float32))
 
 
-# ---- torchvision workloads -------------------------------------------------
 def fpn_anchors(img_h, img_w):
     sizes = ((32,), (64,), (128,), (256,), (512,))
     gen = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * 5)

@@ -1,5 +1,5 @@
 /*
- * workloads.c - the standard workloads of `detloss bench` (issue: benchmarks).
+ * workloads.c - the standard workloads of `detloss bench`.
  *
  * Inputs are deterministic (bench_u01/bench_normal with fixed seeds) and
  * mirrored by bench/compare_torchvision.py, so torchvision times the very
@@ -23,10 +23,6 @@
 #define SEED_GT 7
 #define SEED_LOGITS 11
 #define SEED_TARGETS 13
-
-/* ------------------------------------------------------------------------ */
-/* FPN anchors                                                               */
-/* ------------------------------------------------------------------------ */
 
 typedef struct fpn_setup {
   detloss_anchor_level levels[5];
@@ -71,10 +67,6 @@ static int fpn_init(fpn_setup *s, float img_h, float img_w) {
   if (!s->anchors) return 0;
   return detloss_anchors_generate(&s->cfg, s->anchors, s->count, &err) == DETLOSS_OK;
 }
-
-/* ------------------------------------------------------------------------ */
-/* match_fpn_g20, match_fpn_g100                                             */
-/* ------------------------------------------------------------------------ */
 
 /* The standard image (800 x 1344, or 256 x 320 for --small), times
  * --image-scale, rounded to a multiple of 32 as torchvision pads it. */
@@ -144,9 +136,7 @@ done:
 static void w_match_fpn_g20(bench_run *run) { match_fpn(run, 20); }
 static void w_match_fpn_g100(bench_run *run) { match_fpn(run, 100); }
 
-/* ------------------------------------------------------------------------ */
-/* focal_16m: sigmoid focal loss over 201,600 x 80 logits, and the floor     */
-/* ------------------------------------------------------------------------ */
+/* focal_16m: sigmoid focal loss over 201,600 x 80 logits, and the floor. */
 
 typedef struct floor_ctx {
   const float *x;
@@ -213,12 +203,10 @@ done:
   free(g);
 }
 
-/* ------------------------------------------------------------------------ */
-/* rpn_fpn_b2, retina_b2: the detector losses, value + gradients, matching   */
-/* included. Stages: assign (the batch's grid matching alone), total (the     */
-/* whole loss call: matching, sampling, targets, loss and gradients), and     */
-/* loss_fwd_bwd = total - assign of the same run.                            */
-/* ------------------------------------------------------------------------ */
+/* rpn_fpn_b2, retina_b2: the detector losses, value + gradients, matching
+ * included. Stages: assign (the batch's grid matching alone), total (the
+ * whole loss call: matching, sampling, targets, loss and gradients), and
+ * loss_fwd_bwd = total - assign of the same run. */
 
 #define SEED_OBJ 17
 #define SEED_DELTAS 19
@@ -367,9 +355,7 @@ done:
 static void w_rpn_fpn_b2(bench_run *run) { head_workload(run, 0); }
 static void w_retina_b2(bench_run *run) { head_workload(run, 1); }
 
-/* ------------------------------------------------------------------------ */
-/* eval_coco: `detloss eval`'s core on the bundled data set                 */
-/* ------------------------------------------------------------------------ */
+/* eval_coco: `detloss eval`'s core on the bundled data set. */
 
 static void w_eval_coco(bench_run *run) {
   dl_data_dirs dirs;

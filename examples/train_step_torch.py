@@ -58,7 +58,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    # --- 1. the losses: same values, same gradients -------------------------------
+    # 1. the losses: same values, same gradients
     x = torch.randn(1000, 80, requires_grad=True)
     y = (torch.rand(1000, 80) < 0.01).float()
     a = sigmoid_focal_loss(x, y, reduction="sum")
@@ -72,7 +72,7 @@ def main():
     print("GIoU loss    torchvision %.6f  detloss %.6f"
           % (generalized_box_iou_loss(p, t).item(), dt.generalized_box_iou_loss(p, t).item()))
 
-    # --- 2. a RetinaNet training step ---------------------------------------------
+    # 2. a RetinaNet training step
     torch.manual_seed(0)
     model = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=4,
                                    min_size=256, max_size=256).train()

@@ -1,6 +1,6 @@
 /*
  * fuzz_dataset.c - libFuzzer target: data-set loading in both formats (the
- * common format of ../shared/data and COCO instances_*.json), then the
+ * common format of data/README.md and COCO instances_*.json), then the
  * anchor evaluation of every loaded data set against a small fixed anchor
  * set (clipping, skipping, resizing and size classes on hostile boxes).
  * Oracle (fuzz_oracle.h): no crash, leak, hang or sanitizer report; both

@@ -1,5 +1,6 @@
 /*
- * anchor_eval.c - how well an anchor set covers the gt boxes of a data set.
+ * anchor_eval.c - how well an anchor set covers the gt boxes of a data set
+ * (docs/math/anchor_eval.md).
  *
  * Per image (resized as configured; boxes clipped to the image, crowd and
  * zero-area boxes left out), per gt box g:
@@ -21,7 +22,7 @@
  * so far is skipped: its anchors can neither fit nor tie the best.
  *
  * Positives, sparsely (torchvision and detectron2 Matcher semantics,
- * reference-semantics.md s3.1-3.2): an anchor a is positive iff
+ * docs/math/match.md s2; docs/math/anchor_eval.md s3): an anchor a is positive iff
  * max_g IoU(g, a) >= high, or IoU(g, a) == h_g for a promoted gt g (low-quality
  * rule, h_g = best_g); it is then matched to its own argmax gt (lowest index on
  * ties). Either way some pair has IoU(g, a) >= t_g = min(high, h_g) (high when

@@ -7,7 +7,7 @@
  * valid boxes the results equal torchvision's on CPU bit for bit, up to the
  * last-ulp differences of atan in CIoU. Where torchvision divides 0 by 0 we
  * return a defined value instead (see the public header); docs/math/box_iou.md
- * lists those cases.
+ * s3 lists those cases.
  */
 #include <float.h>
 #include <math.h>
@@ -71,10 +71,8 @@ detloss_status detloss_box_area(const float *boxes, size_t n, float *out, detlos
   return DETLOSS_OK;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Per-box derived values, computed once per box as torchvision computes     */
-/* them once per tensor: area, centre, and atan(w/h) for CIoU.               */
-/* ------------------------------------------------------------------------ */
+/* Per-box derived values, computed once per box as torchvision computes
+ * them once per tensor: area, centre, and atan(w/h) for CIoU. */
 
 /* atan(w/h) as torchvision's torch.atan(w / h), except that w = h = 0 (0/0,
  * NaN in torchvision) gives 0. h = 0 with w != 0 gives atan(+-Inf) = +-pi/2,
@@ -120,9 +118,7 @@ static int derived_init(derived *d, const float *boxes, size_t m, detloss_iou_ki
   return 1;
 }
 
-/* ------------------------------------------------------------------------ */
-/* The pair kernels. a* are the row box's values, b* the column box's.      */
-/* ------------------------------------------------------------------------ */
+/* The pair kernels. a* are the row box's values, b* the column box's. */
 
 /* IoU = I / U  (torchvision box_iou; _box_inter_union):
  *   I = clamp(min(x2) - max(x1), 0) * clamp(min(y2) - max(y1), 0)
@@ -186,9 +182,7 @@ static inline float ciou_term(float aat, float bat, float iou, float eps) {
   return alpha * v;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Matrix driver: parallel over blocks of rows.                              */
-/* ------------------------------------------------------------------------ */
+/* Matrix driver: parallel over blocks of rows. */
 
 typedef struct matrix_ctx {
   detloss_iou_kind kind;
@@ -283,9 +277,7 @@ detloss_status detloss_iou_matrix(detloss_iou_kind kind, const float *boxes1, si
   return DETLOSS_OK;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Matched pairs: out[i] = kind(boxes1[i], boxes2[i]).                       */
-/* ------------------------------------------------------------------------ */
+/* Matched pairs: out[i] = kind(boxes1[i], boxes2[i]). */
 
 typedef struct pairs_ctx {
   detloss_iou_kind kind;

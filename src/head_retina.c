@@ -53,7 +53,7 @@ typedef struct focal_params {
 /*
  * Sigmoid focal loss and its gradient for one chunk of a row of logits with
  * the implicit one-hot target y_k = [k == tc] (tc outside [0, m) for an
- * all-zero target). Formulas of reference-semantics s8.2-8.3 in the stable
+ * all-zero target). Formulas of docs/math/losses.md eqs. (3)-(8) in the stable
  * form (the same operations, hence the same bits, as loss_cls.c's binary
  * sigmoid focal kernel): with a = |x|, t = e^-a, L = ln(1+t),
  * u = y if x >= 0 else 1-y (u in {0, 1}):

@@ -49,7 +49,7 @@ detloss_rpn_options detloss_rpn_options_preset(detloss_rpn_convention convention
 
 /*
  * BCE with logits, one element (torch binary_cross_entropy_with_logits,
- * reference-semantics s9), y in {0, 1}; a = |x|, t = e^-a:
+ * docs/math/losses.md eqs. (1)-(2)), y in {0, 1}; a = |x|, t = e^-a:
  *   l = (1-y) a + ln(1+t)   (x >= 0),   y a + ln(1+t)   (x < 0)
  *   dl/dx = ((1-y) - y t) / (1+t)  (x >= 0),   ((1-y) t - y) / (1+t)  (x < 0)
  * i.e. softplus(x) - x y with gradient sigmoid(x) - y, without cancellation.

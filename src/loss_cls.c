@@ -14,10 +14,6 @@
 #include "loss_internal.h"
 #include "loss_vmath.h"
 
-/* ======================================================================== */
-/* Element-wise kernels                                                      */
-/* ======================================================================== */
-
 typedef struct cls_params {
   float alpha, gamma, margin;
   int use_alpha;
@@ -98,7 +94,7 @@ DL_VEC_FN static void kern_bce(const void *vp, const float *x, const float *y, s
  *   l         = a_t q^gamma CE
  *   dl/dx     = s a_t q^gamma [ gamma r (1-2u) CE + ((1-u) - u t)/(1+t) ],
  *               r = p(1-p)/q = t / ((1+t) w)  (= 1/(1+t) when u = 1)
- * This is the closed form of reference-semantics §8.2 with the (1-p_t)^(gamma-1)
+ * This is the closed form of autograd's gradient (eq. 7) with the (1-p_t)^(gamma-1)
  * folded into r (bounded by 1), so it is finite for every gamma >= 0 and every
  * finite x, also where 1-p_t underflows. For y in {0,1} it is the Detectron
  * kernel's formula. Chunks whose targets are all 0 or 1 skip ln w and t / w;
@@ -196,10 +192,6 @@ DL_VEC_FN static void kern_hinge(const void *vp, const float *x, const float *y,
     g[k] = v > 0.0f ? -y[k] : 0.0f;
   }
 }
-
-/* ======================================================================== */
-/* Validation                                                                */
-/* ======================================================================== */
 
 typedef struct dom_ctx {
   const float *v;
@@ -360,9 +352,7 @@ detloss_status detloss_sigmoid_focal_loss(const float *logits, const float *targ
                                   grad, &o, err);
 }
 
-/* ======================================================================== */
-/* Class-indexed: softmax cross-entropy and softmax focal                    */
-/* ======================================================================== */
+/* Class-indexed: softmax cross-entropy and softmax focal. */
 
 typedef struct row_ctx {
   detloss_loss_kind kind;

@@ -12,7 +12,7 @@
 #include "loss_internal.h"
 #include "loss_vmath.h"
 
-/* Contract names (../shared/spec/compute-cases.md), indexed by kind. */
+/* Contract names (docs/compute-cases.md), indexed by kind. */
 static const char *const loss_names[] = {
     "bce_with_logits", "bce",       "cross_entropy", "sigmoid_focal",   "softmax_focal",
     "hinge",           "l1",        "mse",           "smooth_l1",       "huber",
@@ -96,8 +96,6 @@ float dl_loss_reduce(detloss_reduction r, double total, size_t count) {
   return count == 0 ? 0.0f : (float)(total / (double)count);
 }
 
-/* ---- block-parallel sum ---------------------------------------------------------------- */
-
 typedef struct sum_ctx {
   dl_sum_fn fn;
   void *ctx;
@@ -130,8 +128,6 @@ detloss_status dl_parallel_sum(size_t n, size_t block, int num_threads, dl_sum_f
   if (partials != stack) free(partials);
   return DETLOSS_OK;
 }
-
-/* ---- block-parallel search ------------------------------------------------------------- */
 
 typedef struct find_ctx {
   dl_find_fn fn;
@@ -203,8 +199,6 @@ detloss_status dl_check_finite_par(const float *x, size_t n, const char *name,
   }
   return DETLOSS_OK;
 }
-
-/* ---- element-wise driver --------------------------------------------------------------- */
 
 typedef struct elem_ctx {
   dl_elem_kernel kern;

@@ -64,8 +64,6 @@ detloss_status dl_parallel_find(size_t n, size_t block, int num_threads, dl_find
 detloss_status dl_check_finite_par(const float *x, size_t n, const char *name,
                                    int num_threads, detloss_error *err);
 
-/* ---- element-wise losses (loss_cls.c, loss_reg.c) ---------------------------------------- */
-
 /* Elements per chunk: a kernel call fills a chunk's losses and gradients into
  * stack buffers, the driver then weights, scales, stores and sums them. */
 #define DL_LOSS_CHUNK 256

@@ -1,7 +1,7 @@
 /*
  * match.c - anchor <-> ground-truth matching, fused: O(A + G) memory.
  *
- * Semantics (reference-semantics.md s3; detloss.h documents them side by side):
+ * Semantics (docs/math/match.md s2; detloss.h documents them side by side):
  *   torchvision Matcher (models/detection/_utils.py), detectron2 Matcher
  *   (modeling/matcher.py), mmdetection MaxIoUAssigner (max_iou_assigner.py),
  *   plus py-faster-rcnn's allowed_border and Detectron/mmdet crowd (ignore) boxes.
@@ -122,8 +122,6 @@ static inline int outside(const mctx *c, float x1, float y1, float x2, float y2)
   return !(x1 >= c->bx1 && y1 >= c->by1 && x2 < c->bx2 && y2 < c->by2);
 }
 
-/* ---- pass 1, plain path ---------------------------------------------------- */
-
 #define GT_CHUNK 256
 
 /* IoU of one anchor with n gts given as columns (x1, y1, x2, y2, area): the same float
@@ -183,8 +181,6 @@ static void pass1_plain(void *vc, size_t i0, size_t i1, size_t b) {
     c->matches[a] = arg;
   }
 }
-
-/* ---- pass 1, grid path ----------------------------------------------------- */
 
 static void pass1_grid(void *vc, size_t i0, size_t i1, size_t b) {
   mctx *c = vc;
@@ -273,7 +269,7 @@ static void pass1_grid(void *vc, size_t i0, size_t i1, size_t b) {
   }
 }
 
-/* ---- pass 2: thresholds and the low-quality rule ------------------------------ */
+/* Pass 2: thresholds and the low-quality rule. */
 
 static inline int64_t final_label(const mctx *c, float v, int64_t arg, float ax1, float ay1,
                                   float ax2, float ay2) {
@@ -347,8 +343,6 @@ static void pass2_grid(void *vc, size_t i0, size_t i1, size_t b) {
         c->matches[a] = lab;
       }
 }
-
-/* ---- driver ---------------------------------------------------------------- */
 
 static detloss_status check_options(const detloss_match_options *o, detloss_error *err) {
   DL_RETURN_ERROR_IF(!(o->high >= 0.0f && o->high <= 1.0f), err, DETLOSS_ERR_RANGE, "high",

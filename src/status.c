@@ -163,8 +163,6 @@ detloss_status dl_check_coords(const float *boxes, size_t n, const char *name,
   return DETLOSS_OK;
 }
 
-/* ---- aliasing ------------------------------------------------------------ */
-
 /* Byte ranges compared as integers (relational operators on pointers into
  * different objects are undefined in C). */
 static int spans_overlap(const dl_span *a, const dl_span *b) {

@@ -11,7 +11,7 @@
 #include "detloss/detloss.h"
 #include "testutil.h"
 
-/* Tolerances of the issue: float32 results against a float64 reference. */
+/* Tolerances of float32 results against a float64 reference. */
 #define LT_RTOL 1e-5
 #define LT_ATOL 1e-6
 

@@ -20,8 +20,6 @@
 
 #define SRC_DIR DETLOSS_FIXTURE_DIR "/../.."
 
-/* ---- helpers ------------------------------------------------------------ */
-
 typedef struct rdata {
   size_t n, total;
   float *hw;
@@ -185,8 +183,6 @@ static void assert_per_gt_equal(const detloss_eval_gt *got, const detloss_eval_g
   }
 }
 
-/* ---- hand-worked -------------------------------------------------------- */
-
 /* One 100x100 image, anchors a0 = [0,0,10,10], a1 = [0,0,40,40]:
  *   g0 = [5,5,15,15]: IoU(a0) = 25/175 = 1/7, IoU(a1) = 100/1600 = 0.0625 -> best 1/7, no fit;
  *   g1 = [0,0,40,20]: IoU(a0) = 100/800 = 0.125, IoU(a1) = 800/1600 = 0.5 -> best 0.5, fits.
@@ -342,8 +338,6 @@ static void resize_modes_scale_boxes_as_documented(void **state) {
   dl_assert_close1(g.h, 240.0, 0, 0);
 }
 
-/* ---- against brute force ------------------------------------------------ */
-
 static void check_grid_against_brute_force(const detloss_anchor_config *grid,
                                            detloss_eval_options o, uint64_t seed) {
   rdata rd = random_data(seed, 40, 12);
@@ -438,8 +432,6 @@ static void explicit_anchors_equal_brute_force(void **state) {
   free(want);
   rdata_free(&rd);
 }
-
-/* ---- aggregation, threads, progress -------------------------------------- */
 
 static void crowd_and_degenerate_boxes_are_counted_not_evaluated(void **state) {
   (void)state;
@@ -536,8 +528,6 @@ static void progress_reaches_the_image_count_monotonically(void **state) {
   rdata_free(&rd);
 }
 
-/* ---- bad input ---------------------------------------------------------- */
-
 static void expect_error(const detloss_eval_dataset *d, const detloss_eval_anchors *src,
                          const detloss_eval_options *o, detloss_status want,
                          const char *where) {
@@ -609,7 +599,7 @@ static void bad_inputs_fail_with_status_and_where(void **state) {
   expect_error(&d, &gs, &o, DETLOSS_ERR_RANGE, "levels[0].sizes[0]");
 }
 
-/* Issue 13 A3: feature-map sizes ceil(size / stride) are range-checked in
+/* Feature-map sizes ceil(size / stride) are range-checked in
  * double before they become size_t. Image 100000 x 1 resized with 800 / 1333:
  * scale = min(800 / 1, 1333 / 100000) = 0.01333, so 1333 x floor(0.0133) = 0
  * pixels; stride 1e-30 gives ceil(1333 / 1e-30) = 1.3e33 rows of 0 columns.
@@ -652,7 +642,7 @@ static void a_tiny_stride_is_a_range_error_before_any_conversion(void **state) {
   expect_error(&d, &ex, &o, DETLOSS_ERR_RANGE, "anchors[0]");
 }
 
-/* Issue 13 A8: per_gt and report may not overlap each other or the inputs. */
+/* per_gt and report may not overlap each other or the inputs. */
 static void outputs_may_not_overlap_inputs_or_each_other(void **state) {
   (void)state;
   float hw[2] = {100, 100};
@@ -679,8 +669,6 @@ static void outputs_may_not_overlap_inputs_or_each_other(void **state) {
   assert_int_equal(detloss_anchor_eval(&d, &src, &gt1, &r, NULL, &err), DETLOSS_OK);
   assert_true(gt1.best == 1.0f && r.all.num_gt == 1);
 }
-
-/* ---- the bundled data set against torchvision ----------------------------- */
 
 static const cJSON *field(const cJSON *o, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);

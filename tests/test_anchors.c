@@ -92,7 +92,7 @@ static void torchvision_base_anchors_of_size_32_are_rounded_half_to_even(void **
   (void)state;
   /* ratio 0.5: h_ratio = sqrt(0.5) = 0.70710677, w_ratio = 1.4142135; ws = 45.254833,
    * hs = 22.627417; halves 22.6274 -> 23 and 11.3137 -> 11: [-23,-11,23,11]; ratio 1:
-   * [-16,-16,16,16]; ratio 2: [-11,-23,11,23] (reference-semantics.md s10). Size 45 ratio 1:
+   * [-16,-16,16,16]; ratio 2: [-11,-23,11,23] (docs/math/anchors.md s1). Size 45 ratio 1:
    * 22.5 rounds half to even -> 22. */
   float sizes[2] = {32, 45}, ratios[3] = {0.5f, 1.0f, 2.0f};
   detloss_anchor_level lv = {1, 1, 16, 16, sizes, 2, ratios, 3, NULL, 0, NULL, 0};
@@ -115,7 +115,7 @@ static void torchvision_base_anchors_of_size_32_are_rounded_half_to_even(void **
 static void detectron2_base_anchors_are_unrounded_and_size_major(void **state) {
   (void)state;
   /* size 32 ratio 0.5: w = sqrt(1024 / 0.5) = 45.254834, h = 0.5 w = 22.627417:
-   * [-22.627417, -11.3137085, 22.627417, 11.3137085] (reference-semantics.md s10). */
+   * [-22.627417, -11.3137085, 22.627417, 11.3137085] (docs/math/anchors.md s1). */
   float sizes[2] = {32, 64}, ratios[2] = {0.5f, 1.0f};
   detloss_anchor_level lv = {1, 1, 16, 16, sizes, 2, ratios, 2, NULL, 0, NULL, 0};
   detloss_anchor_config cfg = {&lv, 1, DETLOSS_ANCHORS_DETECTRON2, 0.0f};
@@ -167,7 +167,7 @@ static void the_classic_faster_rcnn_set_reproduces_py_faster_rcnn(void **state) 
   float base[36], plus1[36];
   assert_int_equal(floats_into(cJSON_GetObjectItemCaseSensitive(l0, "base"), base, 36), 36);
   assert_int_equal(floats_into(cJSON_GetObjectItemCaseSensitive(l0, "base_plus_one"), plus1, 36), 36);
-  /* py-faster-rcnn generate_anchors() (reference-semantics.md s10, ratio-major) */
+  /* py-faster-rcnn generate_anchors() (docs/math/anchors.md s1, ratio-major) */
   const double pub[36] = {-84, -40, 99, 55, -176, -88, 191, 103, -360, -184, 375, 199,
                           -56, -56, 71, 71, -120, -120, 135, 135, -248, -248, 263, 263,
                           -36, -80, 51, 95, -80, -168, 95, 183, -168, -344, 183, 359};
@@ -269,7 +269,7 @@ static void bad_configs_are_rejected_naming_the_field_with_outputs_untouched(voi
   assert_int_equal(k, 0);
 }
 
-/* Issue 13 A6/A3: a finite config whose anchors would not be finite (or would
+/* A finite config whose anchors would not be finite (or would
  * leave the 1e18 coordinate bound of the IoU family) is a range error naming
  * the field, before anything is written; so is a count that overflows. */
 static void configs_whose_anchors_overflow_are_rejected_naming_the_field(void **state) {
@@ -332,7 +332,7 @@ static void configs_whose_anchors_overflow_are_rejected_naming_the_field(void **
   assert_string_equal(err.where, "levels[0].feat_h");
 }
 
-/* Issue 13 A8: the output may not overlap the config it is generated from. */
+/* The output may not overlap the config it is generated from. */
 static void anchors_may_not_overlap_their_config(void **state) {
   (void)state;
   float buf[64];

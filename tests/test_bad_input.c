@@ -373,7 +373,7 @@ static void outputs_overlapping_inputs(void **state) {
   BAD_IN(C_ALIAS, detloss_anchors_level_base(&cfg, 0, F, 1, OUT_Z, E), DETLOSS_ERR_SHAPE, "base");
   lv.sizes = sizes;
   lv.ratios = sizes + 1;
-  /* the example: the anchors array as the max_iou output */
+  /* the anchors array passed as the max_iou output */
   BAD_IN(C_ALIAS, detloss_match(F, 4, BOX, 2, NULL, OUT_I, F + 8, NULL, E), DETLOSS_ERR_SHAPE, "max_iou");
   BAD_IN(C_ALIAS, detloss_match_grid(&cfg, F, 2, NULL, OUT_I, F + 4, 6, NULL, E), DETLOSS_ERR_SHAPE, "max_iou");
   BAD_IN(C_ALIAS, detloss_sample_balanced(OUT_I, 8, 0, (int8_t *)(void *)(OUT_I + 2), NULL, NULL, NULL, E), DETLOSS_ERR_SHAPE, "sampled");

@@ -6,7 +6,7 @@
 
 static void encode_of_the_published_example_is_exact(void **state) {
   (void)state;
-  /* gt [2,4,22,36] on anchor [0,0,16,16] (reference-semantics.md section 12):
+  /* gt [2,4,22,36] on anchor [0,0,16,16] (docs/math/box_coder.md s5):
    * anchor w = h = 16, centre (8,8); gt w = 20, h = 32, centre (12,20):
    * dx = (12-8)/16 = 0.25, dy = (20-8)/16 = 0.75, dw = ln(20/16) = ln 1.25,
    * dh = ln(32/16) = ln 2. With weights (10,10,5,5): (2.5, 7.5, 5 ln 1.25, 5 ln 2). */
@@ -232,7 +232,7 @@ static void bad_input_is_reported_and_output_untouched(void **state) {
   for (int i = 0; i < 8; i++) assert_true(out[i] == 7.0f);
 }
 
-/* Issue 13 A8: encode and decode work in place (the output may equal either
+/* Encode and decode work in place (the output may equal either
  * input exactly; each row is read before it is written) and give the same
  * bits as out of place; a partial overlap is DETLOSS_ERR_SHAPE. */
 static void coding_works_in_place_and_rejects_partial_overlap(void **state) {

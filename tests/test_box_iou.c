@@ -20,8 +20,6 @@ static double iou1(detloss_iou_kind kind, const float *a, const float *b) {
   return (double)out;
 }
 
-/* ---- hand-worked cases ------------------------------------------------- */
-
 static void overlapping_squares_have_iou_one_seventh(void **state) {
   (void)state;
   /* [0,0,10,10] vs [5,5,15,15]: I = 5*5 = 25, U = 100 + 100 - 25 = 175,
@@ -42,7 +40,7 @@ static void disjoint_boxes_match_the_published_losses(void **state) {
    * rho^2 = 400 + 25 = 425, c^2 = 900 + 400 = 1300: DIoU = -425/1300 = -0.32692308.
    * v = 4/pi^2 (atan(10/10) - atan(10/20))^2 = 0.04195572, alpha = v/(1 - 0 + v)
    * = 0.04026700, CIoU = DIoU - alpha v = -0.32861254 (loss 1.32861254,
-   * reference-semantics.md section 12). */
+   * docs/math/box_iou.md s6). */
   const float a[4] = {0, 0, 10, 10}, b[4] = {20, 0, 30, 20};
   dl_assert_close1(iou1(DETLOSS_IOU, a, b), 0.0, 0, 0);
   dl_assert_close1(iou1(DETLOSS_GIOU, a, b), -0.5, 1e-7, 0);
@@ -53,7 +51,7 @@ static void disjoint_boxes_match_the_published_losses(void **state) {
 static void elongated_pair_matches_the_published_losses(void **state) {
   (void)state;
   /* [0,0,4,2] vs [1,1,3,5]: I = 2*1 = 2, U = 8 + 8 - 2 = 14, IoU = 1/7.
-   * Published losses (section 12): GIoU 1.15714286, DIoU 0.95470383, CIoU 0.98218322. */
+   * Losses (docs/math/box_losses.md): GIoU 1.15714286, DIoU 0.95470383, CIoU 0.98218322. */
   const float a[4] = {0, 0, 4, 2}, b[4] = {1, 1, 3, 5};
   dl_assert_close1(iou1(DETLOSS_IOU, a, b), 1.0 / 7, 1e-7, 0);
   dl_assert_close1(iou1(DETLOSS_GIOU, a, b), 1.0 - 1.15714286, 1e-6, 1e-7);
@@ -131,8 +129,6 @@ static void inverted_boxes_are_legal_and_finite(void **state) {
   }
   dl_assert_close1(iou1(DETLOSS_IOU, inv, b), 0.0, 0, 0);
 }
-
-/* ---- properties --------------------------------------------------------- */
 
 static float *random_boxes(dl_rng *r, size_t n, int allow_degenerate) {
   float *b = malloc(4 * n * sizeof(float) + 1);
@@ -231,8 +227,6 @@ static void results_are_bitwise_identical_for_1_2_and_4_threads(void **state) {
   free(b2);
 }
 
-/* ---- torchvision reference fixture -------------------------------------- */
-
 static float *json_rows(const cJSON *arr, size_t *n) {
   *n = (size_t)cJSON_GetArraySize(arr);
   float *out = malloc(4 * *n * sizeof(float) + 1);
@@ -285,8 +279,6 @@ static void matrices_agree_with_torchvision(void **state) {
   free(text);
 }
 
-/* ---- bad input ---------------------------------------------------------- */
-
 static void bad_input_is_reported_and_output_untouched(void **state) {
   (void)state;
   float good[8] = {0, 0, 1, 1, 2, 2, 3, 3};
@@ -330,7 +322,7 @@ static void bad_input_is_reported_and_output_untouched(void **state) {
                    DETLOSS_ERR_NONFINITE);
 }
 
-/* Issue 13 A6: finite boxes never give Inf or NaN. Inverted boxes can make the
+/* Finite boxes never give Inf or NaN. Inverted boxes can make the
  * DIoU/GIoU quotients leave the float range; they saturate at -FLT_MAX.
  *   a = (3s, 0, 0, 0) (x2 < x1), b = (s, 0, s, 0): enclosing width
  *   max(0, s) - min(3s, s) = 0, height 0, so c^2 = 0; centres 1.5s and s:
@@ -368,7 +360,7 @@ static void inverted_boxes_saturate_instead_of_overflowing(void **state) {
   }
 }
 
-/* Issue 13 A8: out may not overlap boxes1 or boxes2 (the matrix is written
+/* The output may not overlap boxes1 or boxes2 (the matrix is written
  * while boxes1 is read); the status is DETLOSS_ERR_SHAPE naming "out". */
 static void the_output_may_not_overlap_an_input(void **state) {
   (void)state;

@@ -49,8 +49,6 @@ static void expect_config_error(const char *text, detloss_status want, const cha
   }
 }
 
-/* ---- presets ------------------------------------------------------------ */
-
 static void torchvision_rpn_preset_has_the_published_settings(void **state) {
   (void)state;
   detloss_config *c = load_preset("torchvision_fasterrcnn_fpn_rpn.json");
@@ -159,8 +157,6 @@ static void describe_lists_every_key_with_defaults(void **state) {
   detloss_free(d);
 }
 
-/* ---- anchor-set forms ----------------------------------------------------- */
-
 static void anchor_set_forms_are_read(void **state) {
   (void)state;
   detloss_config *c = NULL;
@@ -202,7 +198,7 @@ static void anchor_set_forms_are_read(void **state) {
   detloss_config_free(c);
 }
 
-/* ---- errors: file, JSON path, expectation ----------------------------------- */
+/* Errors: file, JSON path, expectation. */
 
 static void config_errors_name_file_path_and_expectation(void **state) {
   (void)state;
@@ -270,8 +266,6 @@ static void errors_in_an_anchor_file_name_that_file(void **state) {
   /* bad_level.json is a config, not an anchor set: its key "anchors" is unknown there */
   assert_non_null(strstr(err.where, "bad_level.json: anchors"));
 }
-
-/* ---- data sets -------------------------------------------------------------- */
 
 static detloss_status parse_ds(const char *text, detloss_dataset **d, detloss_error *err) {
   return detloss_dataset_parse(text, strlen(text), "d.json", d, err);
@@ -469,8 +463,6 @@ static void bundled_data_set_has_documented_counts(void **state) {
   assert_non_null(d->license);
   detloss_dataset_free(d);
 }
-
-/* ---- limits (issue 13 A2) ---- */
 
 /* One level, stride 8, sizes [16], ratios [0.5, 1, 2], image_size 80 x 80:
  * ceil(80/8) x ceil(80/8) cells x 3 = 300 anchors. */

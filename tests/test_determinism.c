@@ -36,8 +36,6 @@ static void assert_deterministic(compute_fn fn, const void *in, size_t out_len,
   free(got);
 }
 
-/* ---- inputs ------------------------------------------------------------- */
-
 typedef struct inputs {
   size_t na, ng, ne, nrows, ncls, emb_n, emb_d;
   float *anchors, *gt, *boxes_a, *boxes_b;
@@ -158,8 +156,6 @@ static int teardown(void **state) {
   free_inputs(&G_IN);
   return 0;
 }
-
-/* ---- computations --------------------------------------------------------- */
 
 static void c_iou(const void *v, int t, unsigned char *out) {
   const inputs *in = v;
@@ -367,8 +363,6 @@ static void c_eval(const void *v, int t, unsigned char *out) {
   assert_int_equal(detloss_anchor_eval(&ds, &src, gt, rep, &o, &err), DETLOSS_OK);
   free(boxes);
 }
-
-/* ---- tests --------------------------------------------------------------- */
 
 static void iou_family_is_thread_invariant(void **state) {
   (void)state;

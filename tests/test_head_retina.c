@@ -333,7 +333,7 @@ static void all_ignored_image_contributes_nothing(void **s) {
 }
 
 /* detectron2 EMA normalizer: n <- 0.9 n + 0.1 max(P, 1) from 100 with P = 10
- * on each of three steps: 91.0, 82.9, 75.61 (reference-semantics s7 / s12);
+ * on each of three steps: 91.0, 82.9, 75.61 (docs/math/heads.md s2);
  * the loss is the batch sum over n (= the torchvision value * 10 / n here,
  * one image with 10 positives). */
 static void detectron2_ema_normalizer_follows_91_82_9_75_61(void **s) {

@@ -318,7 +318,7 @@ static void expect_error(const char *text, detloss_status want, const char *wher
 static void unknown_keys_anywhere_in_a_case_are_errors(void **state) {
   (void)state;
   const detloss_status U = DETLOSS_ERR_UNKNOWN;
-  /* The issue's example: a typo of "kind" used to compute plain IoU silently. */
+  /* A typo of "kind" used to compute plain IoU silently. */
   expect_error("{\"op\":\"iou\",\"kidn\":\"giou\",\"boxes1\":[[0,0,1,1]],\"boxes2\":[[0,0,2,2]]}", U,
                "kidn", "unknown key (did you mean 'kind'?)");
   /* Top level of every op (in an array: the case index leads the path). */
@@ -430,7 +430,7 @@ static void ragged_and_mixed_arrays_name_the_first_bad_element(void **state) {
                "expected an array of 1 elements, got a number");
 }
 
-/* ---- limits (issue 13 A2), integers (A3), non-finite results (A6) ---- */
+/* Limits, integer ranges and non-finite results. */
 
 static detloss_status compute_lim(const char *text, const detloss_json_limits *lim, char **out,
                                   detloss_error *err) {

@@ -20,7 +20,7 @@ static detloss_loss_options opts(detloss_loss_kind k, detloss_reduction r) {
   return o;
 }
 
-/* ---- an independent double reference (the torchvision formulas, written out) ---- */
+/* An independent double reference: the torchvision formulas, written out. */
 
 /* The loss of one pair in double. For CIoU, alpha_in < 0 computes alpha from
  * the boxes; alpha_in >= 0 holds it fixed (alpha is a constant for the
@@ -50,8 +50,6 @@ static double ref_loss(detloss_loss_kind k, const double *p, const double *g, do
   }
   return l;
 }
-
-/* ---- fixture reading ---- */
 
 /* Every fixture case: values and both gradients within 1e-5 relative, 1e-6
  * absolute of torchvision float64 autograd (float32 inputs, so the only
@@ -111,7 +109,7 @@ static void values_and_gradients_match_torchvision_float64(void **state) {
   free(text);
 }
 
-/* reference-semantics.md section 12, by hand:
+/* docs/math/box_losses.md, hand-checked values:
  *  [0,0,10,10] vs [5,5,15,15]: I = 25, U = 175, IoU = 1/7; C = 15*15 = 225,
  *    GIoU loss = 1 - 1/7 + 50/225 = 1.07936508; rho^2 = 50, c^2 = 450,
  *    DIoU loss = 6/7 + 1/9 = 0.96825397; same aspect (v = 0): CIoU = DIoU.
@@ -122,7 +120,7 @@ static void values_and_gradients_match_torchvision_float64(void **state) {
  *  [0,0,4,2] vs [1,1,3,5]: I = 2*1 = 2, U = 8 + 8 - 2 = 14, IoU = 1/7, C = 4*5 = 20,
  *    GIoU loss = 6/7 + 6/20 = 1.15714286; rho^2 = 0 + 4 = 4, c^2 = 16 + 25,
  *    DIoU loss = 6/7 + 4/41 = 0.95470383; CIoU 0.98218322 (alpha 0.16373752). */
-static void reference_semantics_table_values_hold(void **state) {
+static void hand_checked_pairs_give_the_documented_losses(void **state) {
   (void)state;
   const float p[12] = {0, 0, 10, 10, 0, 0, 10, 10, 0, 0, 4, 2};
   const float t[12] = {5, 5, 15, 15, 20, 0, 30, 20, 1, 1, 3, 5};
@@ -534,7 +532,7 @@ static void results_are_bitwise_identical_for_any_thread_count(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(values_and_gradients_match_torchvision_float64),
-      cmocka_unit_test(reference_semantics_table_values_hold),
+      cmocka_unit_test(hand_checked_pairs_give_the_documented_losses),
       cmocka_unit_test(gradients_match_central_differences),
       cmocka_unit_test(swapping_pred_and_target_swaps_the_gradients),
       cmocka_unit_test(reductions_and_weights_follow_the_conventions),

@@ -12,8 +12,6 @@ static detloss_loss_options opts(detloss_loss_kind kind, detloss_reduction r) {
   return o;
 }
 
-/* ---- shared options and names -------------------------------------------------------------- */
-
 static void defaults_follow_the_header_for_every_kind(void **state) {
   (void)state;
   for (int k = 0; k <= DETLOSS_LOSS_TRIPLET_MARGIN; k++) {
@@ -57,8 +55,6 @@ static void names_round_trip_and_typos_get_a_suggestion(void **state) {
   assert_int_equal(detloss_loss_from_name(NULL, &kind, &err), DETLOSS_ERR_NULL);
 }
 
-/* ---- the vectorizable exp / log -------------------------------------------------------------- */
-
 static double ulp_error(float a, double e) {
   float ef = (float)e;
   double ulp = (double)nextafterf(fabsf(ef), INFINITY) - (double)fabsf(ef);
@@ -100,11 +96,9 @@ static void vector_exp_and_log_are_within_three_ulp_of_double_libm(void **state)
   dl_assert_close1(dl_log1pf_01_atanh(0.0f, 0.5f), 0.0, 0.0, 0.0);
 }
 
-/* ---- hand-worked values -------------------------------------------------------------------- */
-
 static void sigmoid_focal_matches_the_reference_table(void **state) {
   (void)state;
-  /* reference-semantics §12 (alpha 0.25, gamma 2, float64 and finite differences):
+  /* docs/math/losses.md, hand-checked values (alpha 0.25, gamma 2, float64 and finite differences):
    * x=0,y=1: p = 0.5, CE = ln 2, L = 0.25 * 0.25 * ln 2 = 0.0433216988,
    *          dL/dx = -0.25 * 0.25 * (0.5 - 2*0.5*ln 0.5) = -0.0745716988 */
   const float x[5] = {0.0f, 2.0f, -3.0f, 2.0f, -3.0f};
@@ -194,15 +188,11 @@ static void softmax_focal_on_two_equal_logits(void **state) {
   dl_assert_close(grad, eg0, 2, 1e-7, 0.0);
 }
 
-/* ---- references ---------------------------------------------------------------------------- */
-
 static void every_classification_loss_matches_torch_float64(void **state) {
   (void)state;
   size_t n = lt_run_fixture(DL_FIXTURE("loss_cls/loss_cls.json"), 0);
   assert_true(n >= 30);
 }
-
-/* ---- finite differences in double ------------------------------------------------------------ */
 
 static double softplus(double x) { return fmax(x, 0.0) + log1p(exp(-fabs(x))); }
 
@@ -351,8 +341,6 @@ static void class_gradients_match_central_differences(void **state) {
   }
 }
 
-/* ---- extreme inputs ------------------------------------------------------------------------ */
-
 static void saturated_logits_give_finite_analytic_limits(void **state) {
   (void)state;
   /* logits +-100 and +-1e30 with hard targets. Limits (p = sigmoid(x)):
@@ -482,8 +470,6 @@ static void a_binary_target_gives_the_same_bits_in_a_soft_chunk(void **state) {
   }
 }
 
-/* ---- bad input ----------------------------------------------------------------------------- */
-
 static void out_of_domain_targets_and_parameters_are_named(void **state) {
   (void)state;
   float x[5] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f}, y[5] = {0, 1, 0, 2, 1};
@@ -564,8 +550,6 @@ static void class_indices_out_of_range_are_named(void **state) {
   lt_assert_untouched(loss, 2);
   lt_assert_untouched(grad, 6);
 }
-
-/* ---- threads ------------------------------------------------------------------------------- */
 
 static void results_are_bitwise_identical_for_1_2_and_4_threads(void **state) {
   (void)state;

@@ -20,7 +20,7 @@ static detloss_loss_options opts(detloss_loss_kind k, detloss_reduction r) {
   return o;
 }
 
-/* ---- an independent double reference of one pair / triplet ---- */
+/* An independent double reference of one pair / triplet. */
 
 static double ref_pdist(const double *a, const double *b, size_t d, double eps, double p) {
   double s = 0;
@@ -50,8 +50,6 @@ static double ref_loss(detloss_loss_kind kind, const double *a, const double *b,
   if (o->swap) dn = fmin(dn, ref_pdist(b, n, d, eps, p));
   return fmax(0.0, (double)o->margin + dp - dn);
 }
-
-/* ---- fixture reading ---- */
 
 /* Every fixture case (torch float64 autograd on float32 inputs): value and the
  * gradients of every input within 1e-5 relative, 1e-6 absolute. Includes the

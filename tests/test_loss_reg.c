@@ -27,11 +27,9 @@ static double ref_elem(detloss_loss_kind kind, double x, double y, const detloss
   return 0.0;
 }
 
-/* ---- hand-worked values -------------------------------------------------------------------- */
-
 static void smooth_l1_matches_the_hand_worked_table(void **state) {
   (void)state;
-  /* reference-semantics §12: beta = 1/9: d = 0.05 -> 0.5*0.0025*9 = 0.01125;
+  /* docs/math/losses.md, hand-checked values: beta = 1/9: d = 0.05 -> 0.5*0.0025*9 = 0.01125;
    * d = 0.5 -> 0.5 - 1/18 = 0.44444444.  beta = 0.1: d = 0.05 -> 0.5*0.0025/0.1 = 0.0125;
    * d = 0.3 -> 0.3 - 0.05 = 0.25. Gradients: d/beta inside (0.45, 0.5), sign outside (1, 1). */
   const float x[2] = {0.05f, 0.5f}, y[2] = {0.0f, 0.0f};
@@ -126,15 +124,11 @@ static void mean_over_zero_elements_is_zero(void **state) {
   dl_assert_close1(loss, 0.0, 0.0, 0.0);
 }
 
-/* ---- references ---------------------------------------------------------------------------- */
-
 static void every_regression_loss_matches_torch_float64(void **state) {
   (void)state;
   size_t n = lt_run_fixture(DL_FIXTURE("loss_reg/loss_reg.json"), 0);
   assert_true(n >= 30);
 }
-
-/* ---- gradients by central differences -------------------------------------------------------- */
 
 static void gradients_match_central_differences_in_double(void **state) {
   (void)state;
@@ -169,8 +163,6 @@ static void gradients_match_central_differences_in_double(void **state) {
     dl_assert_close1(loss, total / N, 1e-6, 1e-7);
   }
 }
-
-/* ---- bad input ----------------------------------------------------------------------------- */
 
 static void bad_parameters_and_non_finite_data_are_named_and_outputs_untouched(void **state) {
   (void)state;
@@ -210,8 +202,6 @@ static void bad_parameters_and_non_finite_data_are_named_and_outputs_untouched(v
   lt_assert_untouched(loss, 4);
   lt_assert_untouched(grad, 4);
 }
-
-/* ---- threads ------------------------------------------------------------------------------- */
 
 static void results_are_bitwise_identical_for_1_2_and_4_threads(void **state) {
   (void)state;

@@ -4,8 +4,6 @@
 #include "testutil.h"
 #include "detloss/detloss.h"
 
-/* ---- fixture helpers ----------------------------------------------------------- */
-
 static float *rows_of(const cJSON *arr, size_t width, size_t *n) {
   *n = (size_t)cJSON_GetArraySize(arr);
   float *out = malloc((*n ? *n : 1) * width * sizeof(float));
@@ -171,8 +169,6 @@ static void every_fixture_case_matches_its_reference_exactly(void **state) {
   free(text);
 }
 
-/* ---- hand-worked ------------------------------------------------------------------ */
-
 static void an_anchor_best_for_two_gts_takes_the_lower_gt_index(void **state) {
   (void)state;
   /* a0 [0,0,10,10] vs gt0 [0,0,9,10]: 90/100 = 0.9; vs gt1 [1,0,10,10]: 90/100 = 0.9 (tie):
@@ -296,7 +292,7 @@ static void border_anchors_are_ignored_when_allowed_border_is_set(void **state) 
   assert_int_equal(m[2], 0);
 }
 
-/* ---- grid path == plain path on random data --------------------------------------- */
+/* Grid path == plain path on random data. */
 
 typedef struct rand_cfg {
   detloss_anchor_level lv[4];
@@ -415,8 +411,6 @@ static void grid_path_equals_plain_path_on_random_configs(void **state) {
   assert_true(compared > 100000);
 }
 
-/* ---- threads -------------------------------------------------------------------- */
-
 static void matching_is_bitwise_identical_for_1_2_and_4_threads(void **state) {
   (void)state;
   /* torchvision FPN anchors on a 320x416 image: 5 levels, 3 ratios, ~16k anchors */
@@ -474,8 +468,6 @@ static void matching_is_bitwise_identical_for_1_2_and_4_threads(void **state) {
   }
   free(anchors);
 }
-
-/* ---- bad input ------------------------------------------------------------------ */
 
 static void bad_options_are_rejected_with_the_field_named_and_outputs_untouched(void **state) {
   (void)state;
@@ -538,13 +530,11 @@ static void grid_match_rejects_an_anchor_count_that_disagrees_with_the_config(vo
   assert_int_equal(detloss_match_grid(&cfg, gt, 1, NULL, m, NULL, 16, NULL, &err), DETLOSS_OK);
 }
 
-/* ---- targets -------------------------------------------------------------------- */
-
 static void targets_give_labels_matched_gt_and_deltas_for_positives(void **state) {
   (void)state;
   /* anchor [0,0,16,16] matched to gt [2,4,22,36]: wa = 16, xa = 8, ya = 8; wg = 20, hg = 32,
    * xg = 12, yg = 20: (4/16, 12/16, ln(20/16), ln(32/16)) = (0.25, 0.75, 0.2231436, 0.6931472)
-   * (reference-semantics.md s12). a1: -1 -> label 0; a2: -2 -> label -1. */
+   * (docs/math/box_coder.md s5). a1: -1 -> label 0; a2: -2 -> label -1. */
   const float anchors[] = {0, 0, 16, 16, 0, 0, 8, 8, 1, 1, 2, 2};
   const float gt[] = {5, 5, 6, 6, 2, 4, 22, 36};
   const int64_t matches[] = {1, -1, -2};
@@ -588,7 +578,7 @@ static void targets_reject_a_matched_zero_area_gt_and_bad_indices(void **state) 
   assert_int_equal(labels[0], 42);
 }
 
-/* Issue 13 A6: coordinates beyond 1e18 would overflow the areas (w * h > FLT_MAX)
+/* Coordinates beyond 1e18 would overflow the areas (w * h > FLT_MAX)
  * and make an IoU Inf / Inf = NaN: (-1e20, -1e20, 1e20, 1e20) with itself has
  * inter = 4e40 = Inf and union (Inf + Inf) - Inf = NaN. Before the fix:
  * DETLOSS_OK with max_iou NaN. Now a range error naming the box. */
@@ -609,7 +599,7 @@ static void coordinates_beyond_1e18_are_a_range_error(void **state) {
   assert_true(m[0] == 0 && mi[0] == 1.0f);
 }
 
-/* Issue 13 A8: the outputs may not overlap the inputs or each other. Passing
+/* The outputs may not overlap the inputs or each other. Passing
  * the anchors as max_iou would overwrite anchors still to be read. */
 static void outputs_that_overlap_an_input_are_rejected(void **state) {
   (void)state;

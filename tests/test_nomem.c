@@ -93,8 +93,6 @@ static long sweep(const char *name, call_fn fn, void *ctx, size_t out_len) {
   return total;
 }
 
-/* ---- inputs --------------------------------------------------------------- */
-
 #define NA 3000
 #define NG 13
 static float A[NA * 4], GT[NG * 4], X[NA * 4], Y[NA * 4];
@@ -144,8 +142,6 @@ static int teardown(void **state) {
   cJSON_InitHooks(NULL);
   return 0;
 }
-
-/* ---- calls ------------------------------------------------------------------ */
 
 static detloss_status c_iou(void *ctx, unsigned char *out, detloss_error *err) {
   (void)ctx;
@@ -270,8 +266,6 @@ static detloss_status c_dataset(void *ctx, unsigned char *out, detloss_error *er
   }
   return st;
 }
-
-/* ---- tests ------------------------------------------------------------------ */
 
 static void geometry_and_matching_report_allocation_failure(void **state) {
   (void)state;

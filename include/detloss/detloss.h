@@ -62,10 +62,6 @@ extern "C" {
 #define DETLOSS_VERSION_PATCH 0
 #define DETLOSS_VERSION_STRING "0.1.0"
 
-/* ======================================================================== */
-/* Status and errors                                                        */
-/* ======================================================================== */
-
 /* Stable numbers: append only. */
 typedef enum detloss_status {
   DETLOSS_OK = 0,
@@ -103,9 +99,7 @@ DETLOSS_API const char *detloss_version(void);
 /* 1 if this build runs in parallel (OpenMP), 0 if serial. */
 DETLOSS_API int detloss_has_openmp(void);
 
-/* ======================================================================== */
-/* Box geometry: area, IoU, GIoU, DIoU, CIoU                                */
-/* ======================================================================== */
+/* Box geometry: area, IoU, GIoU, DIoU, CIoU. */
 
 typedef enum detloss_iou_kind {
   DETLOSS_IOU = 0,  /* intersection over union */
@@ -178,9 +172,7 @@ DETLOSS_API detloss_status detloss_iou_pairs(detloss_iou_kind kind, const float 
                                              const detloss_iou_options *opt,
                                              detloss_error *err);
 
-/* ======================================================================== */
-/* Box coding: (dx, dy, dw, dh) deltas                                      */
-/* ======================================================================== */
+/* Box coding: (dx, dy, dw, dh) deltas. */
 
 /* ln(1000/16): the dw/dh clamp of torchvision BoxCoder and detectron2
  * Box2BoxTransform (their comment: prevents sending too large values into exp;
@@ -234,10 +226,6 @@ DETLOSS_API detloss_status detloss_box_decode(const float *anchors, const float 
                                               const detloss_coder_options *opt,
                                               detloss_error *err);
 
-/* ======================================================================== */
-/* Anchors, matching, sampling                         (issue: matching)    */
-/* ======================================================================== */
-/* @@SECTION anchors-match-sample BEGIN */
 /*
  * Anchors, matching, sampling: overview.
  *   anchors  -> detloss_anchors_generate() from a per-level grid config
@@ -344,7 +332,7 @@ DETLOSS_API detloss_status detloss_anchors_generate(const detloss_anchor_config 
                                                     float *anchors, size_t count,
                                                     detloss_error *err);
 
-/* Semantics of the matcher (see reference-semantics.md s3). Results are
+/* Semantics of the matcher (docs/math/match.md s2). Results are
  * always written in torchvision's vocabulary: matches[a] >= 0 positive (gt
  * index), -1 negative, -2 ignored. */
 typedef enum detloss_match_semantics {
@@ -508,12 +496,7 @@ DETLOSS_API detloss_status detloss_match_targets(const float *anchors, size_t nu
                                                  int64_t *matched_gt, float *deltas,
                                                  const detloss_coder_options *coder,
                                                  detloss_error *err);
-/* @@SECTION anchors-match-sample END */
 
-/* ======================================================================== */
-/* Losses with gradients                                   (issue: losses)  */
-/* ======================================================================== */
-/* @@SECTION losses BEGIN */
 /*
  * Common loss conventions (every detloss_loss_* function):
  *   - loss: caller-owned; n floats (one per element, row, box or pair) for
@@ -591,7 +574,6 @@ DETLOSS_API const char *detloss_loss_name(detloss_loss_kind kind);
 /* Kind from its contract name; DETLOSS_ERR_UNKNOWN (with a suggestion) otherwise. */
 DETLOSS_API detloss_status detloss_loss_from_name(const char *name, detloss_loss_kind *kind,
                                                   detloss_error *err);
-/* @@SECTION losses-cls-reg BEGIN (element-wise and class-indexed losses) */
 /*
  * detloss_loss_elementwise() - element-wise loss and its gradient.
  *   x = input, y = target, d = x - y; per element l_i, then w_i l_i reduced:
@@ -665,8 +647,6 @@ DETLOSS_API detloss_status detloss_sigmoid_focal_loss(const float *logits, const
                                                       detloss_reduction reduction, float *loss,
                                                       float *grad, int num_threads,
                                                       detloss_error *err);
-/* @@SECTION losses-cls-reg END */
-/* @@SECTION losses-box-embed BEGIN (IoU-family box losses and embedding losses) */
 /*
  * detloss_loss_boxes() - IoU-family losses of matched box pairs, with gradients.
  *   With I = intersection (only where min x2 > max x1 and min y2 > max y1, else 0),
@@ -760,13 +740,8 @@ DETLOSS_API detloss_status detloss_loss_embedding(
     const float *target, const float *weight, size_t n, size_t d, float *loss,
     float *grad_x1, float *grad_x2, float *grad_x3, const detloss_loss_options *opt,
     detloss_error *err);
-/* @@SECTION losses-box-embed END */
-/* @@SECTION losses END */
 
-/* ======================================================================== */
-/* Detector losses over anchors: RPN and RetinaNet          (issue: heads)  */
-/* ======================================================================== */
-/* @@SECTION heads BEGIN */
+/* Detector losses over anchors: RPN and RetinaNet. */
 /*
  * Detector losses over anchors: overview.
  *   detloss_rpn_loss()    Faster R-CNN region proposal network loss
@@ -1030,17 +1005,11 @@ DETLOSS_API detloss_status detloss_retina_loss(const detloss_head_image *images,
                                                detloss_head_image_stats *per_image,
                                                const detloss_retina_options *opt,
                                                detloss_error *err);
-/* @@SECTION heads END */
 
-/* ======================================================================== */
-/* Anchor-set evaluation on a data set                (issue: anchor eval)  */
-/* ======================================================================== */
-/* @@SECTION anchor-eval BEGIN */
 /*
  * Anchor-set evaluation: how well an anchor set covers the ground-truth boxes
  * of a data set, before any training (the question behind YOLOv5's autoanchor
- * check and the "small objects get no anchor" reports, reference-semantics.md
- * s10-11). Per gt box: the best IoU (or best shape ratio r) over the anchors,
+ * check and the "small objects get no anchor" reports, docs/math/anchor_eval.md). Per gt box: the best IoU (or best shape ratio r) over the anchors,
  * the number of fitting anchors, the number of positives the config's matcher
  * gives it, and the pyramid level of its best anchor; aggregated over the
  * data set and split by COCO size class.
@@ -1219,7 +1188,6 @@ DETLOSS_API detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
 
 /* Name of a size class ("small", "medium", "large"), or NULL. */
 DETLOSS_API const char *detloss_eval_size_name(detloss_eval_size size);
-/* @@SECTION anchor-eval END */
 
 #ifdef __cplusplus
 }

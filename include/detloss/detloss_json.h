@@ -72,7 +72,7 @@ typedef struct detloss_compute_options {
 #define DETLOSS_COMPUTE_OPTIONS_INIT {0, NULL}
 
 /*
- * detloss_compute_json() - run `detloss compute` cases (../shared/spec/compute-cases.md).
+ * detloss_compute_json() - run `detloss compute` cases (docs/compute-cases.md).
  * text [len]: one JSON case object or an array of them, UTF-8; len counts
  * the text only (a NUL byte within len is an error). On success *out is a
  * malloc'ed, NUL-terminated JSON text (one result object, or an array in the
@@ -106,7 +106,6 @@ DETLOSS_API detloss_status detloss_compute_json(const char *text, size_t len, ch
 /* Frees memory returned by the JSON layer. */
 DETLOSS_API void detloss_free(void *p);
 
-/* @@SECTION configs-datasets BEGIN (configs, data sets) */
 /*
  * Configs and data sets (the files `detloss anchors` and `detloss eval` read).
  *
@@ -222,7 +221,7 @@ DETLOSS_API detloss_eval_anchors detloss_config_eval_anchors(const detloss_confi
 DETLOSS_API char *detloss_config_describe(void);
 
 /*
- * A data set of gt boxes: the common format of the files in ../shared/data/
+ * A data set of gt boxes: the common format of data/ (data/README.md)
  *   {"name", "source", "license", "format": "xyxy_pixels", "notes", "categories",
  *    "images": [{"id", "file", "width", "height", "boxes": [[x1,y1,x2,y2], ...],
  *                "labels": [...], "iscrowd": [0/1, ...], "split"}, ...]}
@@ -290,7 +289,6 @@ DETLOSS_API detloss_status detloss_eval_check_limits(const detloss_eval_dataset 
                                                      const detloss_eval_options *opt,
                                                      const detloss_json_limits *limits,
                                                      detloss_error *err);
-/* @@SECTION configs-datasets END */
 
 #ifdef __cplusplus
 }

@@ -40,9 +40,6 @@ import threading
 
 import numpy as np
 
-# ---------------------------------------------------------------------------
-# statuses and the exception
-# ---------------------------------------------------------------------------
 STATUS_NAMES = {
     0: "ok", 1: "null", 2: "shape", 3: "nonfinite", 4: "range", 5: "nomem", 6: "parse",
     7: "type", 8: "missing", 9: "unknown", 10: "io", 11: "unsupported", 12: "not_found",
@@ -73,10 +70,8 @@ class DetlossTypeError(DetlossError, TypeError):
     """A wrong dtype or a wrong kind of object (also a TypeError)."""
 
 
-# ---------------------------------------------------------------------------
 # C structs (mirrors of include/detloss/detloss.h; the tests check the
 # layouts against the library's *_default() functions)
-# ---------------------------------------------------------------------------
 c_float_p = ctypes.c_void_p  # all array pointers are passed as addresses
 
 
@@ -272,9 +267,6 @@ class JsonLimits(ctypes.Structure):  # detloss_json_limits (detloss_json.h, docs
                 ("max_anchors", ctypes.c_size_t), ("max_image_side", ctypes.c_double)]
 
 
-# ---------------------------------------------------------------------------
-# loading
-# ---------------------------------------------------------------------------
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(os.path.dirname(_HERE))  # <repo>/python/detloss -> <repo>
 
@@ -491,9 +483,6 @@ def call(name, *args):
     check(st, err)
 
 
-# ---------------------------------------------------------------------------
-# argument conversion
-# ---------------------------------------------------------------------------
 def _bad(name, msg, status=ERR_SHAPE):
     return DetlossError(status, name, msg)
 

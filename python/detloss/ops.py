@@ -46,9 +46,6 @@ __all__ = [
 
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 
-# ---------------------------------------------------------------------------
-# box geometry
-# ---------------------------------------------------------------------------
 _IOU_KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3}
 
 
@@ -110,9 +107,6 @@ def box_iou_pairs(boxes1, boxes2, kind="iou", eps=1e-7, *, out=None, num_threads
     return o
 
 
-# ---------------------------------------------------------------------------
-# box coding
-# ---------------------------------------------------------------------------
 def _coder_options(weights, clip, num_threads):
     o = _lib.CoderOptions()
     w = [_lib.scalar("weights", v) for v in _seq("weights", weights, 4)]
@@ -177,9 +171,6 @@ class BoxCoder:
         return box_decode(boxes, rel_codes, self.weights, self.bbox_xform_clip)
 
 
-# ---------------------------------------------------------------------------
-# anchors
-# ---------------------------------------------------------------------------
 _CONVENTIONS = {"torchvision": 0, "detectron2": 1}
 
 
@@ -430,9 +421,6 @@ def grid_anchors(image_size, feature_maps, sizes, aspect_ratios):
     return anchors_generate({"levels": levels}, image_size, feature_maps)
 
 
-# ---------------------------------------------------------------------------
-# matching, sampling, targets
-# ---------------------------------------------------------------------------
 _SEMANTICS = {"torchvision": 0, "detectron2": 1, "mmdet": 2}
 
 
@@ -547,9 +535,6 @@ def match_targets(anchors, gt, matches, weights=(1.0, 1.0, 1.0, 1.0)):
     return labels, mg, d
 
 
-# ---------------------------------------------------------------------------
-# losses
-# ---------------------------------------------------------------------------
 LOSS_KINDS = {
     "bce_with_logits": 0, "bce": 1, "cross_entropy": 2, "sigmoid_focal": 3, "softmax_focal": 4,
     "hinge": 5, "l1": 6, "mse": 7, "smooth_l1": 8, "huber": 9, "iou_loss": 10, "giou_loss": 11,
@@ -786,9 +771,6 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
                       eps=eps, swap=swap)
 
 
-# ---------------------------------------------------------------------------
-# detector losses
-# ---------------------------------------------------------------------------
 BOX_LOSSES = {"l1": 0, "smooth_l1": 1, "giou": 2, "diou": 3, "ciou": 4}
 RPN_CONVENTIONS = {"torchvision": 0, "detectron2": 1, "py_faster_rcnn": 2}
 RETINA_NORMALIZERS = {"torchvision": 0, "detectron2_ema": 1, "caller": 2}
@@ -1043,9 +1025,6 @@ def retina_loss(images, num_classes, *, config=None, fg_iou_thresh=None, bg_iou_
     return out
 
 
-# ---------------------------------------------------------------------------
-# anchor-set evaluation
-# ---------------------------------------------------------------------------
 _METRICS = {"iou": 0, "wh_ratio": 1}
 _SIZE_NAMES = ("small", "medium", "large")
 

@@ -195,9 +195,7 @@ def _chain(g_el, go, red, n):
     return g / n if red == 2 and n else g
 
 
-# ---------------------------------------------------------------------------
 # element-wise: sigmoid focal loss
-# ---------------------------------------------------------------------------
 def _focal_target_grad(x, y, alpha, gamma):
     """d l / d y of torchvision's sigmoid focal loss (docs/math/losses.md eq. 17), in float64:
         l = a_t ce m^g,  ce = softplus(x) - x y,  m = 1 - p_t = y (1 - p) + (1 - y) p,
@@ -263,9 +261,6 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
     return SigmoidFocalLossFunction.apply(inputs, targets, alpha, gamma, reduction, num_threads)
 
 
-# ---------------------------------------------------------------------------
-# IoU-family box losses
-# ---------------------------------------------------------------------------
 class BoxLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, boxes1, boxes2, kind, reduction, eps, num_threads):
@@ -316,9 +311,7 @@ def iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
     return BoxLossFunction.apply(boxes1, boxes2, "iou_loss", reduction, eps, num_threads)
 
 
-# ---------------------------------------------------------------------------
 # the other losses, with torch.nn.functional's names and defaults
-# ---------------------------------------------------------------------------
 _SYMMETRIC = {"l1", "mse", "smooth_l1", "huber"}  # functions of d = input - target
 
 
@@ -593,9 +586,7 @@ def _as_tensor(name, t):
     return torch.from_numpy(_lib.array(name, t))
 
 
-# ---------------------------------------------------------------------------
 # IoU matrices (no gradient, as they are used for matching)
-# ---------------------------------------------------------------------------
 _NOT_DIFFERENTIABLE = "detloss's IoU matrices and box_area have no gradient (torchvision's do)"
 
 
@@ -637,9 +628,6 @@ def box_area(boxes):
     return out if boxes.dtype == _F32 else out.to(boxes.dtype)
 
 
-# ---------------------------------------------------------------------------
-# detector losses
-# ---------------------------------------------------------------------------
 def _per_image_views(name, pred, num_images, width):
     """pred: a tensor [N, A, width] (or [N*A, width], [N, A] for width 1) or a list of N
     tensors [A_i, width]. Returns (list of contiguous float32 tensors, one per image, and
@@ -963,9 +951,6 @@ def rpn_loss(objectness, pred_bbox_deltas, anchors, targets, *, config=None, con
     return (lc, lb, stats) if return_stats else (lc, lb)
 
 
-# ---------------------------------------------------------------------------
-# patching torchvision models
-# ---------------------------------------------------------------------------
 def _loss_type(model):
     return getattr(getattr(getattr(model, "head", None), "regression_head", None), "_loss_type",
                    "l1")

@@ -1,4 +1,4 @@
-"""Integer arguments (issue 13, B9): every integer argument of the Python API is
+"""Integer arguments: every integer argument of the Python API is
 type- and range-checked before it reaches ctypes, which would otherwise wrap
 (2**64 -> 0, [256] as uint8 -> 0) or truncate (2.9 -> 2) silently.
 
@@ -147,7 +147,6 @@ def test_scalar_ints_of_the_wrong_type_are_type_errors_naming_the_argument(case)
     _expect(fn, float("inf"), where, ValueError, "nonfinite")
 
 
-# --------------------------------------------------------------------------- integer arrays
 # (id, call taking the array, where, dtype-or-domain lo, hi)
 ARRAYS = [
     ("match.gt_is_crowd", lambda v: detloss.match(A2, BOX, gt_is_crowd=v), "gt_is_crowd", 0, 1),
@@ -213,7 +212,6 @@ def test_batch_size_of_two_to_the_64_is_no_longer_zero():
     assert e.value.where == "batch_size_per_image"
 
 
-# --------------------------------------------------------------------------- torch
 def test_torch_integer_arguments_are_checked_the_same_way():
     torch = pytest.importorskip("torch")
     import detloss.torch as dt

@@ -1,5 +1,5 @@
-"""None or a wrong kind of object for an array / tensor argument (issue 13, B10): every
-public entry point raises detloss's DetlossTypeError (a TypeError and a ValueError)
+"""None or a wrong kind of object for an array / tensor argument: every public
+entry point raises detloss's DetlossTypeError (a TypeError and a ValueError)
 naming the argument as the caller spelled it -- never a bare TypeError, KeyError or
 AttributeError from inside the binding, and never a library status for a value the
 binding should have refused. None keeps the status "null"; other objects "type"."""
@@ -109,7 +109,6 @@ def test_images_that_are_not_dicts_are_named():
     assert e.value.where == "dataset.images[1]"
 
 
-# --------------------------------------------------------------------------- torch
 def _torch_table():
     torch = pytest.importorskip("torch")
     import detloss.torch as dt

@@ -24,7 +24,6 @@ def boxes_with_edge_cases(rng, n):
     return b
 
 
-# --------------------------------------------------------------------------- geometry
 @pytest.mark.parametrize("kind,fn", [("iou", detloss.box_iou),
                                      ("giou", detloss.generalized_box_iou),
                                      ("diou", detloss.distance_box_iou),
@@ -74,7 +73,6 @@ def test_empty_inputs_give_empty_results():
     assert detloss.match(np.zeros((0, 4)), [[0, 0, 1, 1]]).shape == (0,)
 
 
-# --------------------------------------------------------------------------- coding
 def test_encode_and_decode_equal_the_compute_ops_with_weights_and_clip(rng):
     a, b = random_boxes(rng, 10), random_boxes(rng, 10)
     w = [10.0, 10.0, 5.0, 5.0]
@@ -100,7 +98,6 @@ def test_boxcoder_takes_torchvisions_argument_order(rng):
                                                      (10, 10, 5, 5)))
 
 
-# --------------------------------------------------------------------------- anchors
 def test_grid_anchors_equal_the_anchors_op():
     case = {"op": "anchors", "image_size": [96, 128], "feature_maps": [[12, 16], [6, 8]],
             "sizes": [[32, 40], [64]], "aspect_ratios": [[0.5, 1, 2], [1.0]]}
@@ -136,7 +133,6 @@ def test_anchor_config_dicts_with_explicit_base_and_detectron2_convention():
     np.testing.assert_array_equal(d2, [[-16, -16, 16, 16]])
 
 
-# --------------------------------------------------------------------------- matching
 @pytest.mark.parametrize("opts", [{}, {"high": 0.5, "low": 0.4},
                                   {"allow_low_quality": False},
                                   {"semantics": "mmdet", "low_quality_min_iou": 0.1}])
@@ -201,7 +197,6 @@ def test_match_targets_encode_positives_and_zero_the_rest(rng):
     assert np.all(d[~pos] == 0)
 
 
-# --------------------------------------------------------------------------- losses
 ELEMENTWISE = [
     ("bce_with_logits", lambda r, s: r.normal(size=s), lambda r, s: r.uniform(size=s), {}),
     ("bce_with_logits", lambda r, s: r.normal(size=s), lambda r, s: r.uniform(size=s),
@@ -299,7 +294,6 @@ def test_results_are_bitwise_identical_for_any_thread_count(rng):
         assert l.tobytes() == r[0][0].tobytes() and g.tobytes() == r[0][1].tobytes()
 
 
-# --------------------------------------------------------------------------- heads
 def _head_batch(rng, kind, num_classes=3):
     images = []
     for i, g in enumerate((4, 0)):
@@ -356,7 +350,6 @@ def test_retina_loss_equals_the_compute_op(rng, config):
         np.testing.assert_array_equal(r["grad_deltas"][i], f32(ref["grad_deltas"][i]))
 
 
-# --------------------------------------------------------------------------- anchor eval
 def _eval_or_skip(*args, **kw):
     try:
         return detloss.anchor_eval(*args, **kw)

@@ -115,7 +115,7 @@ def test_a_second_backward_through_the_same_loss_is_a_clear_error():
 
 
 def test_second_order_gradients_are_refused_not_silently_zero():
-    # (issue 13: create_graph=True used to return a gradient without a graph)
+    # create_graph=True used to return a gradient without a graph
     x = torch.randn(5, requires_grad=True)
     l = dt.sigmoid_focal_loss(x, torch.zeros(5), reduction="sum")
     with pytest.raises(RuntimeError, match="second-order"):
@@ -145,7 +145,6 @@ def test_bad_tensors_are_refused_naming_the_argument():
                                tvo.sigmoid_focal_loss(x, torch.zeros(4, 3)), **VAL)
 
 
-# --------------------------------------------------------------------------- detector heads
 def _anchor_batch(n_images, A, seed):
     g = torch.Generator().manual_seed(seed)
     return [_boxes(g, A, 200).float() for _ in range(n_images)], g
@@ -243,7 +242,6 @@ def test_rpn_sampling_follows_torchs_generator_when_no_seed_is_given():
     assert a == b and a != c
 
 
-# --------------------------------------------------------------------------- patched models
 def _images_and_targets(n=2, size=128, classes=3, seed=10):
     g = torch.Generator().manual_seed(seed)
     images = [torch.rand(3, size, size, generator=g) for _ in range(n)]
@@ -322,7 +320,6 @@ def test_patch_rpn_gives_torchvisions_rpn_losses_and_gradients():
     assert "forward" not in vars(model.rpn)
 
 
-# --------------------------------------------------------------------------- other losses
 F = torch.nn.functional
 
 
@@ -411,7 +408,6 @@ def test_contrastive_loss_equals_the_numpy_binding():
     assert torch.equal(x1.grad, torch.from_numpy(g1)) and torch.equal(x2.grad, torch.from_numpy(g2))
 
 
-# --------------------------------------------------------------------------- anchor grids
 @pytest.mark.parametrize("hw", [(800, 1344), (257, 311), (96, 128)])
 def test_torchvision_anchor_grid_reproduces_anchor_generator_bit_for_bit(hw):
     from torchvision.models.detection.anchor_utils import AnchorGenerator

@@ -1,5 +1,5 @@
-"""detloss.torch's autograd against torch's for every differentiable input (issue 13,
-B10): gradients with respect to targets, weights and pos_weight where torch gives
+"""detloss.torch's autograd against torch's for every differentiable input:
+gradients with respect to targets, weights and pos_weight where torch gives
 them; a clear error where detloss does not differentiate an input that torch would;
 a clear error for second-order gradients (create_graph=True).
 
@@ -171,7 +171,6 @@ def test_weight_gradient_of_regression_losses_is_the_unweighted_loss():
     torch.testing.assert_close(gw.double(), ref, **TIGHT)
 
 
-# --------------------------------------------------------------------------- refused
 def test_inputs_detloss_does_not_differentiate_are_refused_by_name():
     x = torch.randn(3, 4)
     anchors = [torch.tensor([[0.0, 0, 10, 10], [5, 5, 20, 20]])]
@@ -201,7 +200,6 @@ def test_inputs_detloss_does_not_differentiate_are_refused_by_name():
             fn()
 
 
-# --------------------------------------------------------------------------- create_graph
 def _losses():
     g = torch.Generator().manual_seed(13)
     x = torch.randn(4, 3, generator=g)

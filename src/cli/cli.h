@@ -79,8 +79,6 @@ const char *dl_cli_limit_hint(const char *msg);
 /* Parses a non-negative thread count; returns -1 when invalid. */
 int dl_cli_parse_threads(const char *s);
 
-/* ---- presets and bundled data (presets.c) ------------------------------ */
-
 /* The search order, for --help texts and the README. */
 #define DL_CLI_DATA_DIRS_HELP                                                     \
   "CONFIG is a file (a name with a '/' or ending in .json, relative to the\n"     \

@@ -74,8 +74,6 @@ static const char HELP[] =
     "\n"
     DL_EXIT_HELP;
 
-/* ---- progress bar ------------------------------------------------------- */
-
 typedef struct progress {
   struct timespec t0;
   int drawn;
@@ -103,8 +101,6 @@ static void on_progress(void *user, size_t done, size_t total) {
   fflush(stderr);
   p->drawn = 1;
 }
-
-/* ---- the human-readable report ------------------------------------------ */
 
 static void stats_row(dlj_buf *b, const char *name, const detloss_eval_stats *s, int pos) {
   if (pos)
@@ -193,8 +189,6 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
     }
   }
 }
-
-/* ---- the SVG plot ------------------------------------------------------- */
 
 /* Colour of a best value: red (0) -> orange -> yellow (at the fit threshold) -> green (1). */
 static void colour(double v, double thr, char *buf, size_t cap) {
@@ -397,8 +391,6 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
   *out = b;
   return DL_EXIT_OK;
 }
-
-/* ---- the command -------------------------------------------------------- */
 
 int dl_cmd_eval(int argc, char **argv) {
   progress prog; /* the run's clock starts now: loading counts towards the second */

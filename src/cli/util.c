@@ -21,7 +21,7 @@ int dl_cli_load_error(const detloss_error *err, detloss_status st) {
   return st == DETLOSS_ERR_NOMEM || st == DETLOSS_ERR_IO ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
 }
 
-/* ---- output files --------------------------------------------------------
+/* Output files.
  * Every output of a command is complete in memory before any file is
  * touched. A regular file (or a name that does not exist yet) is written to
  * a temporary file beside it, which is renamed over it once every output of

@@ -1,5 +1,5 @@
 /*
- * cases.h - the op handlers of `detloss compute` (../shared/spec/compute-cases.md).
+ * cases.h - the op handlers of `detloss compute` (docs/compute-cases.md).
  *
  * A handler reads its fields from the case object `c` (whose JSON path is
  * `path`), runs the library, and writes its result fields into `out`, which

@@ -59,7 +59,7 @@ static const op_entry OPS[] = {
 
 void detloss_free(void *p) { free(p); }
 
-/* The driver's guarantee (A6 of issue 13): a case whose input is finite never
+/* The driver's guarantee: a case whose input is finite never
  * returns a non-finite number. The writer turns one into null (JSON has no
  * NaN), and no op writes null otherwise, so a null in the case's text is an
  * overflow somewhere in float32: the case fails, naming the element. */

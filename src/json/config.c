@@ -20,10 +20,6 @@
 #include "json/evalcfg.h"
 #include "json/jread.h"
 
-/* ------------------------------------------------------------------------ */
-/* Files, JSON syntax errors, error locations                               */
-/* ------------------------------------------------------------------------ */
-
 void dl_where_file(detloss_error *err, const char *file) {
   if (!err || !file || !file[0]) return;
   char tmp[DETLOSS_WHERE_MAX];
@@ -42,10 +38,6 @@ detloss_status dl_read_file(const char *path, size_t max_bytes, char **text, siz
   fclose(f);
   return st;
 }
-
-/* ------------------------------------------------------------------------ */
-/* Anchor sets                                                              */
-/* ------------------------------------------------------------------------ */
 
 static void *set_alloc(dl_anchor_set *s, size_t bytes) {
   if (s->nmem >= sizeof s->mem / sizeof s->mem[0]) return NULL;
@@ -383,10 +375,6 @@ fail:
   return st;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Descriptor tables                                                        */
-/* ------------------------------------------------------------------------ */
-
 typedef enum dtype {
   DT_F32,   /* float */
   DT_F64,   /* double */
@@ -695,10 +683,6 @@ char *detloss_config_describe(void) {
   }
   return b.p;
 }
-
-/* ------------------------------------------------------------------------ */
-/* Configs                                                                  */
-/* ------------------------------------------------------------------------ */
 
 typedef struct cfg_storage {
   dl_anchor_set set;

@@ -1,6 +1,6 @@
 /*
  * dataset.c - data sets of ground-truth boxes: the common format of the
- * shared data (xyxy pixels per image) and COCO instances_*.json files.
+ * bundled data (data/README.md: xyxy pixels per image) and COCO instances_*.json files.
  * Boxes are read as they are; detloss_anchor_eval() clips, skips and counts.
  */
 #include <math.h>

@@ -17,8 +17,6 @@
 detloss_status dl_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
                             detloss_error *err);
 
-/* ---- limits.c (detloss_json_limits) ---- */
-
 /* The effective limits: lim with every 0 field replaced by its default (NULL = defaults). */
 detloss_json_limits dl_json_limits(const detloss_json_limits *lim);
 /* Anchors the grid g generates for one h x w image: the sum over levels of

@@ -142,10 +142,6 @@ detloss_status dlj_string(const cJSON *obj, const char *key, const char *path, i
   return DETLOSS_OK;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Tensors                                                                   */
-/* ------------------------------------------------------------------------ */
-
 void dlj_tensor_free(dlj_tensor *t) {
   free(t->data);
   t->data = NULL;
@@ -349,8 +345,6 @@ void dlj_prefix_where(detloss_error *err, const char *path) {
   memcpy(err->where, tmp, sizeof tmp);
 }
 
-/* ---- reading ---- */
-
 detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char **text,
                                size_t *len, detloss_error *err) {
   /* At most max_bytes + 1 bytes are ever read (the one extra byte tells "exactly
@@ -390,8 +384,6 @@ detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char
   *len = n;
   return DETLOSS_OK;
 }
-
-/* ---- parsing with line/column errors ---- */
 
 /* cJSON's nesting limit (CJSON_NESTING_LIMIT in cJSON.h, 1000 in Debian's). */
 #define NESTING_LIMIT 1000
@@ -649,8 +641,6 @@ static int scan_json(scan_state *sc) {
   }
 }
 
-/* ---- duplicate keys ---- */
-
 static int cmp_key(const void *a, const void *b) {
   const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
   int c = strcmp(x->string, y->string);
@@ -762,8 +752,6 @@ detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON *
   return dl_fail(err, DETLOSS_ERR_PARSE, where, "JSON syntax error: %s", sc.msg);
 }
 
-
-/* ---- finding non-finite numbers in written JSON ---- */
 
 /* Appends the path of the first null under v to buf; 1 if found. */
 static int null_path(const cJSON *v, char *buf, size_t cap) {

@@ -37,8 +37,7 @@ expect() {
 clean_dir() { ! ls -A "$1" | grep -q '^\.detloss-tmp-'; }
 mode_of() { stat -c %a "$1"; }
 
-# ---------------------------------------------------------------------------
-# A1: long text is complete (no fixed line buffers). A level with 1000 sizes
+# Long text is complete (no fixed line buffers). A level with 1000 sizes
 # overflowed a 200-byte stack buffer in `detloss anchors` (ASan).
 if expect many_sizes_table 0 - -- "$bin" anchors "$many" --image-size 64 64; then
   line=$(grep '^0 ' "$tmp/out")
@@ -84,8 +83,7 @@ if expect utf8_title 0 - -- "$bin" eval "$tmp/utf8.json" --plot "$tmp/utf8.svg";
   else ok; fi
 fi
 
-# ---------------------------------------------------------------------------
-# A4: a failed write of standard output is exit 1 with one line naming it.
+# A failed write of standard output is exit 1 with one line naming it.
 full() { # name, args...
   local name=$1; shift
   "$bin" "$@" >/dev/full 2>"$tmp/err"; local st=$?
@@ -115,8 +113,7 @@ if [ $safe_dev = 1 ]; then
   [ -c /dev/full ] && ok || bad "/dev/full is no longer a character device"
 fi
 
-# ---------------------------------------------------------------------------
-# A7 (a): a symbolic link is written through: its target gets the output,
+# A symbolic link is written through: its target gets the output,
 # the link stays a link. Relative links resolve from the link's directory.
 mkdir -p "$tmp/a/real" "$tmp/a/links"
 echo old >"$tmp/a/real/target.json"
@@ -140,7 +137,7 @@ ln -s loop2 "$tmp/a/links/loop1"; ln -s loop1 "$tmp/a/links/loop2"
 expect symlink_loop 1 'loop1: cannot write: Too many levels of symbolic links' -- \
   "$bin" anchors "$cfg" --image-size 64 64 -o "$tmp/a/links/loop1" && ok
 
-# A7 (b): an existing file keeps its mode; a new one gets 0666 & ~umask.
+# An existing file keeps its mode; a new one gets 0666 & ~umask.
 echo old >"$tmp/secret.json"; chmod 600 "$tmp/secret.json"
 if expect mode_kept 0 - -- "$bin" anchors "$cfg" --image-size 64 64 -o "$tmp/secret.json"; then
   m=$(mode_of "$tmp/secret.json")
@@ -164,7 +161,7 @@ if [ "$(id -u)" != 0 ]; then
     { [ "$(cat "$tmp/ro.json")" = old ] && ok || bad "read_only: file replaced"; }
 fi
 
-# A7 (c): a FIFO is written in place, not replaced by a file.
+# A FIFO is written in place, not replaced by a file.
 mkfifo "$tmp/fifo"
 timeout 20 cat "$tmp/fifo" >"$tmp/fifo_got" &
 reader=$!
@@ -193,7 +190,7 @@ mkdir -p "$tmp/adir"
 expect directory 1 'adir: cannot write: Is a directory' -- \
   "$bin" anchors "$cfg" --image-size 64 64 -o "$tmp/adir" && ok
 
-# A7 (d): several outputs are replaced together or not at all.
+# Several outputs are replaced together or not at all.
 mkdir -p "$tmp/d"
 echo old_plot >"$tmp/d/p.svg"; echo old_report >"$tmp/d/r.txt"
 expect plot_then_bad_o 1 '^detloss: /nonexistent/x: cannot write: No such file or directory$' -- \
@@ -237,7 +234,6 @@ for name in upper.SVG mixed.Svg noext .hidden; do
     { head -c 5 "$tmp/d/$name" | grep -q '^<svg' && ok || bad "plot_ok_$name: no SVG written"; }
 done
 
-# ---------------------------------------------------------------------------
 # --help of every subcommand names every option its parser accepts (the
 # "--name" literals of its source file) and the exit codes.
 for cmd in compute anchors eval bench; do

@@ -22,7 +22,7 @@
 
 #include "head_internal.h"
 #include "loss_kernels.h"
-#include "loss_vmath.h"
+#include "vec.h"
 
 detloss_retina_options detloss_retina_options_default(void) {
   detloss_retina_options o = DETLOSS_RETINA_OPTIONS_INIT;

@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loss_elementwise.h"
 #include "loss_internal.h"
 #include "loss_kernels.h"
 #include "loss_vmath.h"
+#include "vec.h"
 
 /* ======================================================================== */
 /* Element-wise kernels                                                      */
@@ -287,19 +289,6 @@ detloss_status dl_loss_cls_elementwise(detloss_loss_kind kind, const float *inpu
   if (weight) DL_FORWARD_IF_ERROR(dl_check_finite_par(weight, n, "weight", nt, err));
   return dl_elementwise_run(kern, &p, input, target, weight, n, loss, grad, o->reduction, nt,
                             err);
-}
-
-detloss_status detloss_sigmoid_focal_loss(const float *logits, const float *targets, size_t n,
-                                          float alpha, float gamma,
-                                          detloss_reduction reduction, float *loss, float *grad,
-                                          int num_threads, detloss_error *err) {
-  detloss_loss_options o = detloss_loss_options_default(DETLOSS_LOSS_SIGMOID_FOCAL);
-  o.alpha = alpha;
-  o.gamma = gamma;
-  o.reduction = reduction;
-  o.num_threads = num_threads;
-  return detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, logits, targets, NULL, n, loss,
-                                  grad, &o, err);
 }
 
 /* ======================================================================== */

@@ -25,6 +25,7 @@
 #include <math.h>
 
 #include "loss_vmath.h"
+#include "vec.h"
 
 /* Inlined into every target clone of the caller (a plain inline function
  * may be compiled once for the baseline ISA and called). */

@@ -7,17 +7,16 @@
  * tests/test_head_retina.c check that bit for bit).
  *
  * The kernels are static inline and always inlined: each vectorized caller
- * (a DL_VEC_FN DL_VEC_CLONES loop, loss_vmath.h) gets them compiled for its
+ * (a DL_VEC_FN DL_VEC_CLONES loop, vec.h) gets them compiled for its
  * own ISA clone. They evaluate the same IEEE operations in the same order
  * wherever they are inlined (no FMA: the build sets -ffp-contract=off), so
  * an element's bits do not depend on the caller, the clone or its position.
  *
  * Non-finite inputs (the heads do not reject NaN/Inf logits; the loss module
- * does): |x| is clamped to 88 before e^-|x| and the focal exponent to -100
- * before its exp, so no NaN reaches the float-to-int conversion inside
- * dl_expf_neg. For finite inputs neither clamp changes a bit (e^-88 and
- * e^-100 are below dl_expf_neg's flush threshold e^-87); NaN or Inf logits
- * still give NaN or Inf values.
+ * does): dl_expf_neg is safe for NaN (it returns a finite value), and a NaN
+ * logit reaches the value through a = |x| (and, for BCE, the gradient
+ * through t), so NaN or Inf logits give NaN or Inf values, which the heads
+ * report in their nonfinite flag.
  */
 #ifndef DETLOSS_LOSS_KERNELS_H
 #define DETLOSS_LOSS_KERNELS_H
@@ -49,7 +48,7 @@
  */
 DL_KERNEL void dl_bce_logits_elem(float x, float y, float pw, float *l, float *g) {
   float a = fabsf(x);
-  float t = dl_expf_neg(-(a < 88.0f ? a : 88.0f));
+  float t = dl_expf_neg(-a);
   t = a == a ? t : a; /* a NaN logit: NaN value and NaN gradient, as with libm */
   float inv = 1.0f / (1.0f + t);
   float L = dl_log1pf_01_atanh(t, 1.0f / (2.0f + t));
@@ -89,7 +88,7 @@ DL_KERNEL void dl_bce_logits_elem(float x, float y, float pw, float *l, float *g
 DL_KERNEL void dl_sigmoid_focal_elem(float x, float y, float alpha, float gamma, int use_alpha,
                                      const int soft, const int square, float *l, float *g) {
   float a = fabsf(x);
-  float t = dl_expf_neg(-(a < 88.0f ? a : 88.0f));
+  float t = dl_expf_neg(-a);
   float inv = 1.0f / (1.0f + t);
   float L = dl_log1pf_01_atanh(t, 1.0f / (2.0f + t));
   int pos = x >= 0.0f;
@@ -103,8 +102,7 @@ DL_KERNEL void dl_sigmoid_focal_elem(float x, float y, float alpha, float gamma,
     q_g = q * q;
   } else {
     float lnw = one ? -a : (soft ? dl_logf(w) : 0.0f);
-    float e = gamma * (lnw - L);
-    q_g = dl_expf_neg(e > -100.0f ? e : -100.0f); /* NaN -> -100 */
+    q_g = dl_expf_neg(gamma * (lnw - L));
   }
   float r = (one ? 1.0f : (soft ? t / w : t)) * inv;
   float d = soft ? ((1.0f - u) - u * t) * inv : (one ? -(t * inv) : inv);

@@ -38,9 +38,13 @@ DL_VEC_FN static inline uint32_t dl_float_to_bits(float f) {
 }
 
 /* e^x for x <= 0 (x may be -Inf): exact 1 at x = 0; results below
- * e^-87 (~1.6e-38, the smallest normal float) are flushed to 0. */
+ * e^-87 (~1.6e-38, the smallest normal float) are flushed to 0. A NaN x
+ * gives e^-87, a finite garbage value: the clamp is written so that NaN
+ * takes the -87 branch and never reaches the float-to-int conversion
+ * (undefined behaviour); callers that may see NaN carry it through their
+ * other terms (loss_kernels.h). */
 DL_VEC_FN static inline float dl_expf_neg(float x) {
-  float xc = x < -87.0f ? -87.0f : x;
+  float xc = x >= -87.0f ? x : -87.0f;
   /* n = round(x / ln 2) by the 1.5 * 2^23 shifter (round-to-nearest mode). */
   float k = xc * 1.44269504088896341f + 12582912.0f;
   k = k - 12582912.0f;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "head_internal.h"
-#include "loss_vmath.h"
+#include "vec.h"
 
 void dl_head_where(char *buf, size_t cap, size_t image, const char *suffix) {
   snprintf(buf, cap, "images[%zu]%s", image, suffix);

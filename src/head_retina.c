@@ -21,7 +21,8 @@
 #include <string.h>
 
 #include "head_internal.h"
-#include "loss_vmath.h"
+#include "loss_kernels.h"
+#include "vec.h"
 
 detloss_retina_options detloss_retina_options_default(void) {
   detloss_retina_options o = DETLOSS_RETINA_OPTIONS_INIT;
@@ -51,58 +52,21 @@ typedef struct focal_params {
 } focal_params;
 
 /*
- * Sigmoid focal loss and its gradient for one chunk of a row of logits with
- * the implicit one-hot target y_k = [k == tc] (tc outside [0, m) for an
- * all-zero target). Formulas of docs/math/losses.md eqs. (3)-(8) in the stable
- * form (the same operations, hence the same bits, as loss_cls.c's binary
- * sigmoid focal kernel): with a = |x|, t = e^-a, L = ln(1+t),
- * u = y if x >= 0 else 1-y (u in {0, 1}):
- *   CE      = a (1-u) + L                      BCE with logits
- *   1-p_t   = w / (1+t),  w = t if u = 1 else 1
- *   (1-p_t)^gamma = square of it (gamma = 2), else exp(gamma (ln w - L)), ln w = -a or 0
- *   l       = a_t (1-p_t)^gamma CE,  a_t = alpha y + (1-alpha)(1-y) (1 if alpha < 0)
- *   dl/dx   = s a_t (1-p_t)^gamma [gamma r (1-2u) CE + ((1-u) - u t)/(1+t)],
- *             r = (1 if u = 1 else t) / (1+t), s = sign(x)
- * Finite for every finite x and gamma >= 0. NaN/Inf logits give NaN/Inf
- * values (the exp argument is clamped so that no NaN reaches an integer
- * conversion; |x| >= 88 gives t = 0 either way).
- * l[k] = loss, g[k] = scale * dl/dx.
+ * The sigmoid focal loss of one chunk of a row of logits with the implicit
+ * one-hot target y_k = [k == tc] (tc outside [0, m) for an all-zero target):
+ * l[k] = loss, g[k] = scale * dl/dx, by the loss module's kernel
+ * (dl_sigmoid_focal_elem in loss_kernels.h, binary targets), so the head
+ * gives detloss_sigmoid_focal_loss's bits. Finite for every finite x and
+ * gamma >= 0; NaN/Inf logits give NaN/Inf values.
  */
 DL_VEC_FN static INLINE_ALWAYS void focal_chunk(const focal_params *p, const float *x, int m, int tc,
                                          float scale, float *l, float *g, const int square) {
   const float gamma = p->gamma, alpha = p->alpha;
   const int use_alpha = p->use_alpha;
   for (int k = 0; k < m; k++) {
-    float xi = x[k];
-    float yi = k == tc ? 1.0f : 0.0f;
-    float a = fabsf(xi);
-    float ac = a < 88.0f ? a : 88.0f;
-    float t = dl_expf_neg(-ac);
-    float inv = 1.0f / (1.0f + t);
-    float L = dl_log1pf_01(t, inv);
-    int pos = xi >= 0.0f;
-    float u = pos ? yi : 1.0f - yi;
-    int one = u == 1.0f;
-    float ce = a * (1.0f - u) + L;
-    float w = one ? t : 1.0f;
-    float q_g;
-    if (square) {
-      float q = w * inv;
-      q_g = q * q;
-    } else {
-      float lnw = one ? -a : 0.0f;
-      float e = gamma * (lnw - L);
-      e = e > -100.0f ? e : -100.0f; /* NaN (from a NaN logit) -> -100: no NaN to int */
-      q_g = dl_expf_neg(e);
-    }
-    float r = (one ? 1.0f : t) * inv;
-    float d = ((1.0f - u) - u * t) * inv;
-    float at_ = alpha * yi + (1.0f - alpha) * (1.0f - yi);
-    float at = use_alpha ? at_ : 1.0f;
-    float atq = at * q_g;
-    float br = gamma * r * (1.0f - 2.0f * u) * ce + d;
-    float gk = pos ? atq * br : -(atq * br);
-    l[k] = atq * ce;
+    float gk;
+    dl_sigmoid_focal_elem(x[k], k == tc ? 1.0f : 0.0f, alpha, gamma, use_alpha, 0, square, &l[k],
+                          &gk);
     g[k] = gk * scale;
   }
 }

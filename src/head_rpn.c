@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "head_internal.h"
+#include "loss_kernels.h"
 
 /* Anchors per block of the objectness pass (fixed: results do not depend on
  * the thread count). */
@@ -45,28 +46,6 @@ detloss_rpn_options detloss_rpn_options_preset(detloss_rpn_convention convention
     o.match.allowed_border = 0.0f;
   }
   return o;
-}
-
-/*
- * BCE with logits, one element (torch binary_cross_entropy_with_logits,
- * docs/math/losses.md eqs. (1)-(2)), y in {0, 1}; a = |x|, t = e^-a:
- *   l = (1-y) a + ln(1+t)   (x >= 0),   y a + ln(1+t)   (x < 0)
- *   dl/dx = ((1-y) - y t) / (1+t)  (x >= 0),   ((1-y) t - y) / (1+t)  (x < 0)
- * i.e. softplus(x) - x y with gradient sigmoid(x) - y, without cancellation.
- * NaN or Inf logits give NaN/Inf (propagated to the flag).
- */
-static inline void bce_one(float x, float y, float *l, float *g) {
-  float a = fabsf(x);
-  float t = expf(-a);
-  float L = log1pf(t);
-  float inv = 1.0f / (1.0f + t);
-  if (x >= 0.0f) {
-    *l = (1.0f - y) * a + L;
-    *g = ((1.0f - y) - y * t) * inv;
-  } else {
-    *l = y * a + L;
-    *g = ((1.0f - y) * t - y) * inv;
-  }
 }
 
 typedef struct obj_ctx {
@@ -100,7 +79,8 @@ static void obj_block(void *vc, size_t a0, size_t a1, size_t blk) {
   for (size_t a = next_sampled(c->sampled, a0, a1); a < a1;
        a = next_sampled(c->sampled, a + 1, a1)) {
     float l, g;
-    bce_one(c->x[a], c->sampled[a] == 1 ? 1.0f : 0.0f, &l, &g);
+    /* BCE with logits, pos_weight 1: the loss module's kernel (loss_kernels.h) */
+    dl_bce_logits_elem(c->x[a], c->sampled[a] == 1 ? 1.0f : 0.0f, 1.0f, &l, &g);
     s += (double)l;
     if (c->grad) c->grad[a] = g * c->scale;
   }

@@ -11,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loss_elementwise.h"
 #include "loss_internal.h"
+#include "loss_kernels.h"
 #include "loss_vmath.h"
+#include "vec.h"
 
 typedef struct cls_params {
   float alpha, gamma, margin;
@@ -21,32 +24,12 @@ typedef struct cls_params {
   size_t pos_weight_len;
 } cls_params;
 
-/*
- * BCE with logits (torch binary_cross_entropy_with_logits), eq. (1)-(2):
- *   l = (1-y) x + (1 + (pw-1) y) softplus(-x)
- *     = (1-y) a + c L          (x >= 0)      a = |x|, t = e^-a, L = ln(1+t),
- *     = pw y a + c L           (x <  0)      c = 1 + (pw-1) y
- *   dl/dx = ((1-y) - pw y t) / (1+t)   (x >= 0)
- *         = ((1-y) t - pw y) / (1+t)   (x <  0)
- * No subtraction of nearly equal terms for y in {0,1}, no log of sigmoid:
- * finite for every finite x.
- */
+/* BCE with logits over a chunk, pos_weight pwb[k] per element
+ * (dl_bce_logits_elem, loss_kernels.h). */
 DL_VEC_FN DL_VEC_CLONES static void bce_logits_loop(const float *x, const float *y,
                                                     const float *pwb, size_t m, float *l,
                                                     float *g) {
-  for (size_t k = 0; k < m; k++) {
-    float xi = x[k], yi = y[k], pw = pwb[k];
-    float a = fabsf(xi);
-    float t = dl_expf_neg(-a);
-    float inv = 1.0f / (1.0f + t);
-    float L = dl_log1pf_01_atanh(t, 1.0f / (2.0f + t));
-    float c = 1.0f + (pw - 1.0f) * yi;
-    int pos = xi >= 0.0f;
-    float lin = pos ? (1.0f - yi) * a : pw * yi * a;
-    float num = pos ? (1.0f - yi) - pw * yi * t : (1.0f - yi) * t - pw * yi;
-    l[k] = lin + c * L;
-    g[k] = num * inv;
-  }
+  for (size_t k = 0; k < m; k++) dl_bce_logits_elem(x[k], y[k], pwb[k], &l[k], &g[k]);
 }
 
 static void kern_bce_logits(const void *vp, const float *x, const float *y, size_t i0, size_t m,
@@ -86,58 +69,19 @@ DL_VEC_FN static void kern_bce(const void *vp, const float *x, const float *y, s
 }
 
 /*
- * Sigmoid focal loss (torchvision sigmoid_focal_loss; Lin et al. 2017), eq. (3)-(8).
- * With a = |x|, t = e^-a, L = ln(1+t), u = y if x >= 0 else 1-y, s = sign(x):
- *   CE        = a (1-u) + L                          (BCE with logits)
- *   q = 1-p_t = w / (1+t),  w = (1-u) + u t,  ln q = ln w - L   (ln w = -a when u = 1)
- *   q^gamma   = q q for gamma = 2 (the default), else exp(gamma ln q)
- *   l         = a_t q^gamma CE
- *   dl/dx     = s a_t q^gamma [ gamma r (1-2u) CE + ((1-u) - u t)/(1+t) ],
- *               r = p(1-p)/q = t / ((1+t) w)  (= 1/(1+t) when u = 1)
- * This is the closed form of autograd's gradient (eq. 7) with the (1-p_t)^(gamma-1)
- * folded into r (bounded by 1), so it is finite for every gamma >= 0 and every
- * finite x, also where 1-p_t underflows. For y in {0,1} it is the Detectron
- * kernel's formula. Chunks whose targets are all 0 or 1 skip ln w and t / w;
- * for y in {0,1} both paths give the same bits (w = 1 or t, ln 1 = 0 and
- * t / 1 = t exactly), so an element's result does not depend on its chunk.
+ * Sigmoid focal loss over a chunk (dl_sigmoid_focal_elem, loss_kernels.h).
+ * Chunks whose targets are all 0 or 1 take the binary path (soft = 0), which
+ * skips ln w and t / w; it gives the soft path's bits for y in {0,1} (up to
+ * the sign of a zero gradient at |x| > 87), so an element's result does not
+ * depend on its chunk.
  */
 DL_VEC_FN static inline void focal_loop(const cls_params *p, const float *x, const float *y,
                                         size_t m, float *l, float *g, const int soft,
                                         const int square) {
   const float gamma = p->gamma, alpha = p->alpha;
   const int use_alpha = p->use_alpha;
-  for (size_t k = 0; k < m; k++) {
-    float xi = x[k], yi = y[k];
-    float a = fabsf(xi);
-    float t = dl_expf_neg(-a);
-    float inv = 1.0f / (1.0f + t);
-    float L = dl_log1pf_01_atanh(t, 1.0f / (2.0f + t));
-    int pos = xi >= 0.0f;
-    float u = pos ? yi : 1.0f - yi;
-    int one = u == 1.0f;
-    /* The binary path spells out u in {0,1}: a*0 + L = L, a*1 + L = a + L,
-     * (0 - t) inv = -(t inv), ... are exact, so it gives the soft path's bits. */
-    float ce = soft ? a * (1.0f - u) + L : (one ? L : a + L);
-    float w = soft ? (1.0f - u) + u * t : (one ? t : 1.0f); /* > 0 unless u = 1 */
-    float q_g;
-    if (square) {
-      float q = w * inv;
-      q_g = q * q;
-    } else {
-      float lnw = one ? -a : (soft ? dl_logf(w) : 0.0f);
-      q_g = dl_expf_neg(gamma * (lnw - L));
-    }
-    float r = (one ? 1.0f : (soft ? t / w : t)) * inv;
-    float d = soft ? ((1.0f - u) - u * t) * inv : (one ? -(t * inv) : inv);
-    float at_ = soft ? alpha * yi + (1.0f - alpha) * (1.0f - yi)
-                     : (yi == 1.0f ? alpha : 1.0f - alpha);
-    float at = use_alpha ? at_ : 1.0f;
-    float atq = at * q_g;
-    float grc = gamma * r * ce;
-    float br = soft ? gamma * r * (1.0f - 2.0f * u) * ce + d : (one ? d - grc : d + grc);
-    l[k] = atq * ce;
-    g[k] = pos ? atq * br : -(atq * br);
-  }
+  for (size_t k = 0; k < m; k++)
+    dl_sigmoid_focal_elem(x[k], y[k], alpha, gamma, use_alpha, soft, square, &l[k], &g[k]);
 }
 
 DL_VEC_FN DL_VEC_CLONES static void focal_binary_sq(const cls_params *p, const float *x,
@@ -337,19 +281,6 @@ detloss_status dl_loss_cls_elementwise(detloss_loss_kind kind, const float *inpu
   if (weight) DL_FORWARD_IF_ERROR(dl_check_finite_par(weight, n, "weight", nt, err));
   return dl_elementwise_run(kern, &p, input, target, weight, n, loss, grad, o->reduction, nt,
                             err);
-}
-
-detloss_status detloss_sigmoid_focal_loss(const float *logits, const float *targets, size_t n,
-                                          float alpha, float gamma,
-                                          detloss_reduction reduction, float *loss, float *grad,
-                                          int num_threads, detloss_error *err) {
-  detloss_loss_options o = detloss_loss_options_default(DETLOSS_LOSS_SIGMOID_FOCAL);
-  o.alpha = alpha;
-  o.gamma = gamma;
-  o.reduction = reduction;
-  o.num_threads = num_threads;
-  return detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, logits, targets, NULL, n, loss,
-                                  grad, &o, err);
 }
 
 /* Class-indexed: softmax cross-entropy and softmax focal. */

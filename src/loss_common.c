@@ -1,7 +1,8 @@
 /*
  * loss_common.c - what every loss shares: per-kind default options, the
- * contract names of the kinds, reductions, and the block-parallel sum and
- * search drivers (loss_internal.h).
+ * contract names of the kinds, reductions, the block-parallel sum and
+ * search drivers and the element-wise driver (loss_internal.h). It calls no
+ * loss family: the families (loss_cls.c, loss_reg.c, ...) call it.
  */
 #include <float.h>
 #include <math.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 #include "loss_internal.h"
-#include "loss_vmath.h"
+#include "vec.h"
 
 /* Contract names (docs/compute-cases.md), indexed by kind. */
 static const char *const loss_names[] = {
@@ -281,47 +282,4 @@ detloss_status dl_elementwise_run(dl_elem_kernel kern, const void *params, const
       dl_parallel_sum(n, DL_LOSS_BLOCK, num_threads, elem_block, &e, &total, err));
   if (r != DETLOSS_REDUCTION_NONE) loss[0] = dl_loss_reduce(r, total, n);
   return DETLOSS_OK;
-}
-
-detloss_status detloss_loss_elementwise(detloss_loss_kind kind, const float *input,
-                                        const float *target, const float *weight, size_t n,
-                                        float *loss, float *grad,
-                                        const detloss_loss_options *opt, detloss_error *err) {
-  detloss_loss_options o = dl_loss_resolve(kind, opt);
-  DL_FORWARD_IF_ERROR(dl_check_reduction(o.reduction, err));
-  DL_RETURN_ERROR_IF(n > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE, "n",
-                     "%zu elements is more than can be addressed", n);
-  DL_FORWARD_IF_ERROR(dl_check_ptr(input, n, "input", err));
-  DL_FORWARD_IF_ERROR(dl_check_ptr(target, n, "target", err));
-  DL_FORWARD_IF_ERROR(dl_check_ptr(loss, dl_loss_out_len(o.reduction, n), "loss", err));
-  {
-    const int pw = kind == DETLOSS_LOSS_BCE_WITH_LOGITS && o.pos_weight != NULL &&
-                   o.pos_weight_len <= n;
-    dl_span sp[6] = {dl_span_of(input, n, sizeof(float), "input", 0),
-                     dl_span_of(target, n, sizeof(float), "target", 0),
-                     dl_span_of(weight, n, sizeof(float), "weight", 0),
-                     dl_span_of(pw ? o.pos_weight : NULL, o.pos_weight_len, sizeof(float),
-                                "pos_weight", 0),
-                     dl_span_of(loss, dl_loss_out_len(o.reduction, n), sizeof(float), "loss", 1),
-                     dl_span_of(grad, n, sizeof(float), "grad", 1)};
-    DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 6, err));
-  }
-  switch (kind) {
-    case DETLOSS_LOSS_BCE_WITH_LOGITS:
-    case DETLOSS_LOSS_BCE:
-    case DETLOSS_LOSS_SIGMOID_FOCAL:
-    case DETLOSS_LOSS_HINGE:
-      return dl_loss_cls_elementwise(kind, input, target, weight, n, loss, grad, &o, err);
-    case DETLOSS_LOSS_L1:
-    case DETLOSS_LOSS_MSE:
-    case DETLOSS_LOSS_SMOOTH_L1:
-    case DETLOSS_LOSS_HUBER:
-      return dl_loss_reg_elementwise(kind, input, target, weight, n, loss, grad, &o, err);
-    default: break;
-  }
-  const char *name = detloss_loss_name(kind);
-  return dl_fail(err, DETLOSS_ERR_RANGE, "kind",
-                 "%s%s%s (%d) is not an element-wise loss (bce_with_logits, bce, sigmoid_focal, "
-                 "hinge, l1, mse, smooth_l1, huber)",
-                 name ? "'" : "", name ? name : "unknown kind", name ? "'" : "", (int)kind);
 }

@@ -1,6 +1,9 @@
 /*
  * loss_internal.h - helpers shared by the loss source files (loss_common.c
  * implements them; loss_cls.c, loss_reg.c, loss_box.c, loss_embed.c use them).
+ * Nothing here names a loss family: the families depend on loss_common.c,
+ * never the other way round (the element-wise dispatch is in
+ * loss_elementwise.c, see loss_elementwise.h).
  *
  * The reduction rules of every loss (detloss.h, "Common loss conventions"):
  *   NONE: loss[i] = w_i l_i,  grad = d(sum_i w_i l_i)
@@ -83,16 +86,5 @@ detloss_status dl_elementwise_run(dl_elem_kernel kern, const void *params, const
                                   const float *y, const float *w, size_t n, float *loss,
                                   float *grad, detloss_reduction r, int num_threads,
                                   detloss_error *err);
-
-/* The element-wise kinds of each file, after detloss_loss_elementwise has
- * checked the pointers and the reduction (same arguments, opt resolved). */
-detloss_status dl_loss_cls_elementwise(detloss_loss_kind kind, const float *input,
-                                       const float *target, const float *weight, size_t n,
-                                       float *loss, float *grad, const detloss_loss_options *o,
-                                       detloss_error *err);
-detloss_status dl_loss_reg_elementwise(detloss_loss_kind kind, const float *input,
-                                       const float *target, const float *weight, size_t n,
-                                       float *loss, float *grad, const detloss_loss_options *o,
-                                       detloss_error *err);
 
 #endif /* DETLOSS_LOSS_INTERNAL_H */

@@ -7,8 +7,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "loss_elementwise.h"
 #include "loss_internal.h"
-#include "loss_vmath.h"
+#include "vec.h"
 
 typedef struct reg_params {
   float beta, delta;

@@ -24,31 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* For the kernels that call these functions and for the functions themselves
- * (gcc inlines only between functions with the same optimization options):
- * gcc hoists the polynomial of dl_expf_neg into the branch where it is used,
- * and then, under the default -ftrapping-math, refuses to if-convert (and so
- * to vectorize) the loop, because the hoisted operations "could trap". No
- * code here reads floating-point exception flags, and -fno-trapping-math
- * changes no result, only which operations may be executed speculatively. */
-#if defined(__GNUC__) && !defined(__clang__)
-#  define DL_VEC_FN __attribute__((optimize("no-trapping-math")))
-#else
-#  define DL_VEC_FN
-#endif
-
-/* The hot kernels are compiled three times, for baseline x86-64 (SSE2), AVX2
- * and x86-64-v4 (AVX-512), and the loader picks one (gcc function
- * multi-versioning through an ifunc). All clones evaluate the same IEEE
- * operations in the same order (no FMA: -ffp-contract=off), so they give the
- * same bits; they only run 4, 8 or 16 lanes at once. Define DETLOSS_NO_CLONES
- * to build the baseline only. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(DETLOSS_NO_CLONES)
-#  define DL_VEC_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#  define DL_VEC_CLONES
-#endif
+#include "vec.h"
 
 DL_VEC_FN static inline float dl_bits_to_float(uint32_t u) {
   float f;
@@ -62,9 +38,13 @@ DL_VEC_FN static inline uint32_t dl_float_to_bits(float f) {
 }
 
 /* e^x for x <= 0 (x may be -Inf): exact 1 at x = 0; results below
- * e^-87 (~1.6e-38, the smallest normal float) are flushed to 0. */
+ * e^-87 (~1.6e-38, the smallest normal float) are flushed to 0. A NaN x
+ * gives e^-87, a finite garbage value: the clamp is written so that NaN
+ * takes the -87 branch and never reaches the float-to-int conversion
+ * (undefined behaviour); callers that may see NaN carry it through their
+ * other terms (loss_kernels.h). */
 DL_VEC_FN static inline float dl_expf_neg(float x) {
-  float xc = x < -87.0f ? -87.0f : x;
+  float xc = x >= -87.0f ? x : -87.0f;
   /* n = round(x / ln 2) by the 1.5 * 2^23 shifter (round-to-nearest mode). */
   float k = xc * 1.44269504088896341f + 12582912.0f;
   k = k - 12582912.0f;

@@ -211,4 +211,21 @@ static inline void ht_assert_grads_are(const ht_batch *b, size_t pw, float v) {
   }
 }
 
+/* actual[k] and expected[k] have the same bits for every k < n; on failure
+ * prints how many differ and the first one (index, both values in %a). */
+static inline void ht_assert_bitwise(const float *actual, const float *expected, size_t n,
+                                     const char *what) {
+  size_t bad = 0, first = n;
+  for (size_t k = 0; k < n; k++) {
+    if (memcmp(&actual[k], &expected[k], sizeof(float)) != 0) {
+      if (bad++ == 0) first = k;
+    }
+  }
+  if (bad) {
+    print_error("%s: %zu of %zu elements differ in their bits; first [%zu]: %a, expected %a\n",
+                what, bad, n, first, (double)actual[first], (double)expected[first]);
+    fail();
+  }
+}
+
 #endif /* DETLOSS_HEAD_TESTUTIL_H */

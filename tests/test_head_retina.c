@@ -280,6 +280,104 @@ static void focal_terms_equal_the_elementwise_sigmoid_focal_loss(void **s) {
   }
 }
 
+/* One source per kernel: the classification term of detloss_retina_loss is
+ * the sigmoid focal loss of detloss_loss_elementwise, bit for bit. Target:
+ * one-hot at the matched gt's label (detloss_match), weight 1/max(1, fg) for
+ * the anchors not ignored and 0 for the ignored ones (one image, torchvision
+ * normalizer). The head's gradient, (dl/dx) * (float)(1/fg), is the public
+ * gradient with that weight: the product of two floats rounds once either
+ * way. gamma 2 (the squared path) and 1.5 (the exp path), alpha 0.25 and off. */
+static void focal_gradients_are_bitwise_those_of_sigmoid_focal_loss(void **s) {
+  (void)s;
+  for (int variant = 0; variant < 4; variant++) {
+    ht_batch b;
+    random_batch(&b, 21, 1, 7, 300);
+    detloss_retina_options o = opts(2);
+    o.gamma = (variant & 1) ? 1.5f : 2.0f;
+    o.alpha = (variant & 2) ? -1.0f : 0.25f;
+    detloss_head_result r;
+    detloss_error err;
+    assert_int_equal(detloss_retina_loss(b.im, 1, b.C, &r, NULL, &o, &err), DETLOSS_OK);
+    const size_t A = b.im[0].num_anchors, C = b.C, n = A * C;
+    int64_t *m = ht_alloc(A * sizeof(int64_t));
+    assert_int_equal(detloss_match(b.anchors[0], A, b.gt[0], b.im[0].num_gt, NULL, m, NULL,
+                                   &o.match, &err),
+                     DETLOSS_OK);
+    assert_true(r.num_pos > 0 && r.num_ignored > 0);
+    const float scale = (float)(1.0 / (double)r.num_pos);
+    float *y = ht_alloc(n * sizeof(float)), *w = ht_alloc(n * sizeof(float)),
+          *l = ht_alloc(n * sizeof(float)), *g = ht_alloc(n * sizeof(float));
+    for (size_t a = 0; a < A; a++) {
+      if (m[a] >= 0) y[a * C + (size_t)b.labels[0][m[a]]] = 1.0f;
+      for (size_t c = 0; c < C; c++) w[a * C + c] = m[a] == -2 ? 0.0f : scale;
+    }
+    detloss_loss_options lo = detloss_loss_options_default(DETLOSS_LOSS_SIGMOID_FOCAL);
+    lo.reduction = DETLOSS_REDUCTION_NONE;
+    lo.gamma = o.gamma;
+    lo.alpha = o.alpha;
+    assert_int_equal(
+        detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, b.pred[0], y, w, n, l, g, &lo, &err),
+        DETLOSS_OK);
+    ht_assert_bitwise(b.gpred[0], g, n, "grad_cls_logits");
+    free(m);
+    free(y);
+    free(w);
+    free(l);
+    free(g);
+    ht_free(&b);
+  }
+}
+
+/* The per-anchor focal losses, bit for bit: batches of 8 one-anchor images
+ * with C = 1, each either a positive (anchor = its one gt, label 0) or a
+ * negative (no gt); torchvision normalizer: image i's loss_cls is
+ * (float)(l_i / (8 max(1, fg_i))) = (float)(l_i / 8), exact in double: the
+ * public per-element loss (reduction none) scaled the same way must give the
+ * same bits. 32 batches, logits ~ N(0, 3^2), the four gamma/alpha variants. */
+static void focal_losses_are_bitwise_those_of_sigmoid_focal_loss(void **s) {
+  (void)s;
+  enum { N = HT_MAX_IMAGES, ROUNDS = 32 };
+  for (int variant = 0; variant < 4; variant++) {
+    dl_rng rng = {91};
+    float head[N * ROUNDS], pub[N * ROUNDS];
+    for (int round = 0; round < ROUNDS; round++) {
+      ht_batch b;
+      memset(&b, 0, sizeof b);
+      b.C = 1;
+      float x[N], y[N], l[N];
+      for (size_t i = 0; i < N; i++) {
+        int pos = dl_rng_u64(&rng) & 1;
+        ht_image(&b, i, 1, pos ? 1 : 0, 1, 1);
+        const float box[4] = {10, 20, 60, 90};
+        memcpy(b.anchors[i], box, sizeof box);
+        if (pos) memcpy(b.gt[i], box, sizeof box);
+        x[i] = b.pred[i][0] = (float)(dl_rng_normal(&rng) * 3.0);
+        y[i] = pos ? 1.0f : 0.0f;
+      }
+      detloss_retina_options o = opts(1);
+      o.gamma = (variant & 1) ? 1.5f : 2.0f;
+      o.alpha = (variant & 2) ? -1.0f : 0.25f;
+      detloss_head_result r;
+      detloss_head_image_stats ps[N];
+      detloss_error err;
+      assert_int_equal(detloss_retina_loss(b.im, N, 1, &r, ps, &o, &err), DETLOSS_OK);
+      detloss_loss_options lo = detloss_loss_options_default(DETLOSS_LOSS_SIGMOID_FOCAL);
+      lo.reduction = DETLOSS_REDUCTION_NONE;
+      lo.gamma = o.gamma;
+      lo.alpha = o.alpha;
+      assert_int_equal(
+          detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, N, l, NULL, &lo, &err),
+          DETLOSS_OK);
+      for (size_t i = 0; i < N; i++) {
+        head[round * N + i] = ps[i].loss_cls;
+        pub[round * N + i] = (float)((double)l[i] / (double)N);
+      }
+      ht_free(&b);
+    }
+    ht_assert_bitwise(head, pub, N * ROUNDS, "per-anchor loss_cls");
+  }
+}
+
 /* A zero-gt image: every anchor negative, its box loss 0 with zero gradient,
  * normalized by max(1, 0) = 1: loss_cls = sum of (1-alpha) p^2 softplus(x). */
 static void zero_gt_image_is_all_negative_with_zero_box_loss(void **s) {
@@ -643,6 +741,8 @@ int main(void) {
       cmocka_unit_test(gradients_match_finite_differences_giou_without_alpha),
       cmocka_unit_test(gradients_match_finite_differences_diou_gamma_0),
       cmocka_unit_test(focal_terms_equal_the_elementwise_sigmoid_focal_loss),
+      cmocka_unit_test(focal_gradients_are_bitwise_those_of_sigmoid_focal_loss),
+      cmocka_unit_test(focal_losses_are_bitwise_those_of_sigmoid_focal_loss),
       cmocka_unit_test(zero_gt_image_is_all_negative_with_zero_box_loss),
       cmocka_unit_test(all_ignored_image_contributes_nothing),
       cmocka_unit_test(detectron2_ema_normalizer_follows_91_82_9_75_61),

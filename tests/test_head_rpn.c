@@ -415,6 +415,97 @@ static void non_finite_logits_propagate_to_the_flag(void **s) {
   ht_free(&b);
 }
 
+/* One source per kernel: the objectness term of detloss_rpn_loss is the BCE
+ * with logits of detloss_loss_elementwise, bit for bit. Options that sample
+ * every anchor not ignored (B = A, f = 1), so the sampled set is known from
+ * detloss_match alone: target 1 for matched anchors, 0 for the others;
+ * weight 1/D for the sampled anchors and 0 for the ignored ones
+ * (D = number sampled). The head's gradient, (dl/dx) * (float)(1/D), is the
+ * public gradient with that weight: the product of two floats rounds once
+ * either way. */
+static void objectness_gradients_are_bitwise_those_of_bce_with_logits(void **s) {
+  (void)s;
+  ht_batch b;
+  random_batch(&b, 11, 1, 400);
+  const size_t A = b.im[0].num_anchors;
+  detloss_rpn_options o = opts(2);
+  o.sample.batch_size_per_image = (int64_t)A;
+  o.sample.positive_fraction = 1.0;
+  detloss_head_result r;
+  detloss_error err;
+  assert_int_equal(detloss_rpn_loss(b.im, 1, &r, NULL, &o, &err), DETLOSS_OK);
+  int64_t *m = ht_alloc(A * sizeof(int64_t));
+  assert_int_equal(detloss_match(b.anchors[0], A, b.gt[0], b.im[0].num_gt, NULL, m, NULL,
+                                 &o.match, &err),
+                   DETLOSS_OK);
+  size_t D = 0;
+  for (size_t a = 0; a < A; a++) D += m[a] != -2;
+  assert_int_equal(r.num_sampled_pos + r.num_sampled_neg, D);
+  assert_true(D > 0 && r.num_pos > 0);
+  float *y = ht_alloc(A * sizeof(float)), *w = ht_alloc(A * sizeof(float)),
+        *l = ht_alloc(A * sizeof(float)), *g = ht_alloc(A * sizeof(float));
+  for (size_t a = 0; a < A; a++) {
+    y[a] = m[a] >= 0 ? 1.0f : 0.0f;
+    w[a] = m[a] == -2 ? 0.0f : (float)(1.0 / (double)D);
+  }
+  detloss_loss_options lo = detloss_loss_options_default(DETLOSS_LOSS_BCE_WITH_LOGITS);
+  lo.reduction = DETLOSS_REDUCTION_NONE;
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, b.pred[0], y, w, A, l,
+                                            g, &lo, &err),
+                   DETLOSS_OK);
+  ht_assert_bitwise(b.gpred[0], g, A, "grad_objectness");
+  free(m);
+  free(y);
+  free(w);
+  free(l);
+  free(g);
+  ht_free(&b);
+}
+
+/* The per-anchor objectness losses, bit for bit: batches of 8 one-anchor
+ * images, each either a positive (anchor = its one gt) or a negative (no gt);
+ * every anchor is sampled, so D = 8 and image i's loss_cls is
+ * (float)(l_i / 8), exact in double: the public per-element loss
+ * (reduction none) scaled the same way must give the same bits. 32 batches,
+ * logits ~ N(0, 3^2). */
+static void objectness_losses_are_bitwise_those_of_bce_with_logits(void **s) {
+  (void)s;
+  enum { N = HT_MAX_IMAGES, ROUNDS = 32 };
+  dl_rng rng = {77};
+  float head[N * ROUNDS], pub[N * ROUNDS];
+  for (int round = 0; round < ROUNDS; round++) {
+    ht_batch b;
+    memset(&b, 0, sizeof b);
+    float x[N], y[N], l[N];
+    for (size_t i = 0; i < N; i++) {
+      int pos = dl_rng_u64(&rng) & 1;
+      ht_image(&b, i, 1, pos ? 1 : 0, 1, 0);
+      const float box[4] = {10, 20, 60, 90};
+      memcpy(b.anchors[i], box, sizeof box);
+      if (pos) memcpy(b.gt[i], box, sizeof box);
+      x[i] = b.pred[i][0] = (float)(dl_rng_normal(&rng) * 3.0);
+      y[i] = pos ? 1.0f : 0.0f;
+    }
+    detloss_rpn_options o = opts(1);
+    detloss_head_result r;
+    detloss_head_image_stats ps[N];
+    detloss_error err;
+    assert_int_equal(detloss_rpn_loss(b.im, N, &r, ps, &o, &err), DETLOSS_OK);
+    assert_true(r.normalizer == (double)N);
+    detloss_loss_options lo = detloss_loss_options_default(DETLOSS_LOSS_BCE_WITH_LOGITS);
+    lo.reduction = DETLOSS_REDUCTION_NONE;
+    assert_int_equal(
+        detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, N, l, NULL, &lo, &err),
+        DETLOSS_OK);
+    for (size_t i = 0; i < N; i++) {
+      head[round * N + i] = ps[i].loss_cls;
+      pub[round * N + i] = (float)((double)l[i] / (double)N);
+    }
+    ht_free(&b);
+  }
+  ht_assert_bitwise(head, pub, N * ROUNDS, "per-anchor loss_cls");
+}
+
 static void bad_input_names_image_and_field_and_leaves_outputs_untouched(void **s) {
   (void)s;
   ht_batch b;
@@ -570,6 +661,8 @@ int main(void) {
       cmocka_unit_test(results_are_bitwise_identical_for_1_2_4_threads),
       cmocka_unit_test(per_image_stats_add_up_to_the_batch),
       cmocka_unit_test(non_finite_logits_propagate_to_the_flag),
+      cmocka_unit_test(objectness_gradients_are_bitwise_those_of_bce_with_logits),
+      cmocka_unit_test(objectness_losses_are_bitwise_those_of_bce_with_logits),
       cmocka_unit_test(bad_input_names_image_and_field_and_leaves_outputs_untouched),
       cmocka_unit_test(grid_config_matching_gives_the_same_result),
       cmocka_unit_test(caller_workspace_gives_the_same_bits),

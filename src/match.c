@@ -6,8 +6,9 @@
  *   (modeling/matcher.py), mmdetection MaxIoUAssigner (max_iou_assigner.py),
  *   plus py-faster-rcnn's allowed_border and Detectron/mmdet crowd (ignore) boxes.
  *
- * IoU of one pair, float32, the operation order of torchvision box_iou(gt, anchors):
- *   iw = min(x2g, x2a) - max(x1g, x1a),  ih likewise,  inter = iw * ih (0 unless iw, ih > 0),
+ * IoU of one pair, float32, the operation order of torchvision box_iou(gt, anchors)
+ * (dl_pair_iou, box_kernels.h, with the gt box first):
+ *   iw = max(min(x2g, x2a) - max(x1g, x1a), 0),  ih likewise,  inter = iw * ih,
  *   iou = inter / ((area_g + area_a) - inter),  area = (x2 - x1) * (y2 - y1).
  * With inter = 0 the IoU is 0 (torchvision: 0 / union, NaN when union = 0 too).
  * inter > 0 implies both boxes proper, so the IoU is in (0, 1] and never -0 or NaN:
@@ -34,6 +35,7 @@
 #include <string.h>
 
 #include "anchors_internal.h"
+#include "box_kernels.h"
 #include "parallel.h"
 
 #define MATCH_BLOCK 4096 /* anchors per block (fixed, never from the thread count) */
@@ -43,27 +45,19 @@ detloss_match_options detloss_match_options_default(void) {
   return o;
 }
 
-/* min/max without libm calls (fminf/fmaxf are not inlined without -ffinite-math-only);
- * inputs are finite, and a signed zero cannot change an intersection's sign test. */
-static inline float mn(float a, float b) { return a < b ? a : b; }
-static inline float mx(float a, float b) { return a > b ? a : b; }
-
-/* Pair IoU (see the file comment). g: gt box, ga its area; a*: anchor. */
+/* Pair IoU (dl_pair_iou, box_kernels.h; see the file comment). g: gt box, ga its area;
+ * a*: anchor, aa its area. */
 static inline float pair_iou(const float *g, float ga, float ax1, float ay1, float ax2,
                              float ay2, float aa) {
-  float iw = mn(g[2], ax2) - mx(g[0], ax1);
-  float ih = mn(g[3], ay2) - mx(g[1], ay1);
-  if (!(iw > 0.0f) || !(ih > 0.0f)) return 0.0f;
-  float inter = iw * ih;
-  return inter / ((ga + aa) - inter);
+  return dl_pair_iou(g[0], g[1], g[2], g[3], ga, ax1, ay1, ax2, ay2, aa);
 }
 
 /* Intersection over the anchor's area (mmdet bbox_overlaps mode 'iof' with the prior
  * first; Detectron's crowd IoA). 0 where there is no intersection or no area. */
 static inline float pair_ioa(const float *g, float ax1, float ay1, float ax2, float ay2,
                              float aa) {
-  float iw = mn(g[2], ax2) - mx(g[0], ax1);
-  float ih = mn(g[3], ay2) - mx(g[1], ay1);
+  float iw = dl_minf(g[2], ax2) - dl_maxf(g[0], ax1);
+  float ih = dl_minf(g[3], ay2) - dl_maxf(g[1], ay1);
   if (!(iw > 0.0f) || !(ih > 0.0f) || !(aa > 0.0f)) return 0.0f;
   return (iw * ih) / aa;
 }
@@ -126,19 +120,14 @@ static inline int outside(const mctx *c, float x1, float y1, float x2, float y2)
 
 #define GT_CHUNK 256
 
-/* IoU of one anchor with n gts given as columns (x1, y1, x2, y2, area): the same float
- * operations as pair_iou(), written branch-free so the compiler can vectorize it (the
- * division is IEEE in every lane; lanes without overlap are discarded by the select). */
+/* IoU of one anchor with n gts given as columns (x1, y1, x2, y2, area): the same
+ * kernel as pair_iou(), which is branch-free, so the compiler vectorizes this loop
+ * (the division is IEEE in every lane; lanes without overlap divide by 1). */
 static void iou_row(const float *gx1, const float *gy1, const float *gx2, const float *gy2,
                     const float *ga, size_t n, float ax1, float ay1, float ax2, float ay2,
                     float aa, float *out) {
-  for (size_t j = 0; j < n; j++) {
-    float iw = mn(gx2[j], ax2) - mx(gx1[j], ax1);
-    float ih = mn(gy2[j], ay2) - mx(gy1[j], ay1);
-    float inter = iw * ih;
-    float v = inter / ((ga[j] + aa) - inter);
-    out[j] = (iw > 0.0f && ih > 0.0f) ? v : 0.0f;
-  }
+  for (size_t j = 0; j < n; j++)
+    out[j] = dl_pair_iou(gx1[j], gy1[j], gx2[j], gy2[j], ga[j], ax1, ay1, ax2, ay2, aa);
 }
 
 static void pass1_plain(void *vc, size_t i0, size_t i1, size_t b) {

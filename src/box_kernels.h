@@ -30,30 +30,40 @@ static inline float dl_maxf(float a, float b) { return a > b ? a : b; }
  * box_iou(gt, anchors) makes the gt box a. I = 0 gives IoU 0 (detectron2's
  * rule: pairwise_iou), so U = 0 never divides; when I > 0 both boxes are proper
  * and U >= max(area) > 0, so the division is torchvision's exactly and the
- * IoU lies in (0, 1], never -0 or NaN. The select-before-divide form keeps
- * loops over it branch-free (vectorizable). *uni_out gets U (GIoU, DIoU).
+ * IoU lies in (0, 1], never -0 or NaN. Evaluated as iw = min - max, ih likewise,
+ * I = iw * ih kept only when iw > 0 and I > 0 (which implies ih > 0; an I that
+ * underflows to 0 counts as no intersection): the same bits as the clamped
+ * formula above, with a select instead of a branch, so loops over it vectorize
+ * (the division runs in every lane; lanes without intersection are discarded).
+ * *uni_out gets U (GIoU, DIoU). dl_pair_inter() is the shared first step: the
+ * raw product iw * ih and whether it counts.
  */
-static inline float dl_pair_iou_union(float ax1, float ay1, float ax2, float ay2, float aarea,
-                                      float bx1, float by1, float bx2, float by2, float barea,
-                                      float *uni_out) {
-  float lx = dl_maxf(ax1, bx1);
-  float ly = dl_maxf(ay1, by1);
-  float rx = dl_minf(ax2, bx2);
-  float ry = dl_minf(ay2, by2);
-  float w = rx - lx, h = ry - ly;
-  w = w > 0.0f ? w : 0.0f;
-  h = h > 0.0f ? h : 0.0f;
-  float inter = w * h;
-  float uni = aarea + barea - inter;
-  *uni_out = uni;
-  return inter / (inter > 0.0f ? uni : 1.0f);
+static inline float dl_pair_inter(float ax1, float ay1, float ax2, float ay2, float bx1,
+                                  float by1, float bx2, float by2, int *hit) {
+  float iw = dl_minf(ax2, bx2) - dl_maxf(ax1, bx1);
+  float ih = dl_minf(ay2, by2) - dl_maxf(ay1, by1);
+  float inter = iw * ih;
+  *hit = iw > 0.0f && inter > 0.0f;
+  return inter;
 }
 
 /* dl_pair_iou() - the IoU of dl_pair_iou_union() alone. */
 static inline float dl_pair_iou(float ax1, float ay1, float ax2, float ay2, float aarea,
                                 float bx1, float by1, float bx2, float by2, float barea) {
-  float uni;
-  return dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, bx1, by1, bx2, by2, barea, &uni);
+  int hit;
+  float inter = dl_pair_inter(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, &hit);
+  float iou = inter / ((aarea + barea) - inter);
+  return hit ? iou : 0.0f;
+}
+
+static inline float dl_pair_iou_union(float ax1, float ay1, float ax2, float ay2, float aarea,
+                                      float bx1, float by1, float bx2, float by2, float barea,
+                                      float *uni_out) {
+  int hit;
+  float inter = dl_pair_inter(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, &hit);
+  *uni_out = (aarea + barea) - (hit ? inter : 0.0f);
+  float iou = inter / ((aarea + barea) - inter);
+  return hit ? iou : 0.0f;
 }
 
 /*

@@ -8,10 +8,13 @@ At build time it copies into the package, when they are available:
     ../data/*.json + its README with the data's license), the layout of the
     installed share/detloss, so detloss.load_config("NAME") and a config's
     "anchors" / "dataset" resolve after `pip install`.
+The package's version is the library's: read from project(detloss VERSION ...) in
+../CMakeLists.txt, the one place it is written (pyproject.toml declares it dynamic).
 Nothing is compiled.
 """
 import glob
 import os
+import re
 import shutil
 
 from setuptools import setup
@@ -19,6 +22,18 @@ from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+
+
+def cmake_version():
+    path = os.path.join(REPO, "CMakeLists.txt")
+    try:
+        with open(path) as f:
+            m = re.search(r"project\(\s*detloss\s+VERSION\s+([0-9]+\.[0-9]+\.[0-9]+)", f.read())
+    except OSError as e:
+        raise RuntimeError("detloss: the version comes from %s: %s" % (path, e)) from e
+    if not m:
+        raise RuntimeError("detloss: no project(detloss VERSION x.y.z) in %s" % path)
+    return m.group(1)
 
 
 class BuildPy(build_py):
@@ -40,4 +55,4 @@ class BuildPy(build_py):
                     shutil.copy2(f, dst)
 
 
-setup(cmdclass={"build_py": BuildPy})
+setup(version=cmake_version(), cmdclass={"build_py": BuildPy})

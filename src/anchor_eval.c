@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "box_kernels.h"
 #include "internal.h"
 #include "parallel.h"
 
@@ -117,28 +118,12 @@ typedef struct egrid {
   float img_h, img_w;
 } egrid;
 
-/* min / max of two finite floats, inline (fminf/fmaxf are library calls without
- * -ffinite-math-only). Only the sign of a zero can differ from fminf/fmaxf, and
- * it never changes an IoU below. */
-#define FMIN(a, b) ((a) < (b) ? (a) : (b))
-#define FMAX(a, b) ((a) > (b) ? (a) : (b))
-
-/* Pair IoU, float32, exactly the operation order of match.c's pair IoU and
- * torchvision box_iou(gt, anchors): inter / ((area_g + area_a) - inter), 0
- * without intersection. */
+/* Pair IoU (dl_pair_iou, box_kernels.h): the matcher's kernel and operation order,
+ * torchvision box_iou(gt, anchors). g: gt box, ga its area; a*: anchor. */
 static inline float pair_iou(const float *g, float ga, float ax1, float ay1, float ax2,
                              float ay2) {
-  float iw = FMIN(g[2], ax2) - FMAX(g[0], ax1);
-  float ih = FMIN(g[3], ay2) - FMAX(g[1], ay1);
-  if (!(iw > 0.0f) || !(ih > 0.0f)) return 0.0f;
   float aa = (ax2 - ax1) * (ay2 - ay1);
-  float inter = iw * ih;
-  return inter / ((ga + aa) - inter);
-}
-
-/* Cell shift, exactly anchors.c's: offset*stride + stride*i in double, rounded once. */
-static inline float cell_shift(float offset, float stride, size_t i) {
-  return (float)((double)offset * (double)stride + (double)stride * (double)i);
+  return dl_pair_iou(g[0], g[1], g[2], g[3], ga, ax1, ay1, ax2, ay2, aa);
 }
 
 /* Cells [*lo, *hi] of one axis whose anchor can reach IoU >= t with the gt.
@@ -176,7 +161,7 @@ static int cell_box(const float *g, const float *b, float t, float stride_h, flo
 
 /* Upper bound of the IoU of two boxes with these areas (padded for rounding). */
 static inline float iou_bound(float aa, float ga) {
-  float lo = FMIN(aa, ga), hi = FMAX(aa, ga);
+  float lo = dl_minf(aa, ga), hi = dl_maxf(aa, ga);
   return hi > 0.0f ? lo / hi * UB_PAD + 1e-6f : 0.0f;
 }
 
@@ -229,7 +214,7 @@ static void grid_scan_gt(const ectx *c, const egrid *eg, const float *g, float g
     {
       size_t px = nearest_cell(gcx - 0.5 * ((double)b[0] + (double)b[2]), lv->stride_w, off, fw);
       size_t py = nearest_cell(gcy - 0.5 * ((double)b[1] + (double)b[3]), lv->stride_h, off, eg->fh[l]);
-      float sx = cell_shift(off, lv->stride_w, px), sy = cell_shift(off, lv->stride_h, py);
+      float sx = dl_cell_shift(off, lv->stride_w, px), sy = dl_cell_shift(off, lv->stride_h, py);
       float v = pair_iou(g, ga, sx + b[0], sy + b[1], sx + b[2], sy + b[3]);
       size_t idx = eg->off[l] + (py * fw + px) * K + k;
       if (v > 0.0f && (v > best || (v == best && idx < best_idx))) {
@@ -239,15 +224,15 @@ static void grid_scan_gt(const ectx *c, const egrid *eg, const float *g, float g
       }
     }
     size_t x0, x1, y0, y1;
-    if (!cell_box(g, b, FMIN(thr, best), lv->stride_h, lv->stride_w, off, eg->fh[l], fw, &x0,
+    if (!cell_box(g, b, dl_minf(thr, best), lv->stride_h, lv->stride_w, off, eg->fh[l], fw, &x0,
                   &x1, &y0, &y1))
       continue;
     for (size_t y = y0; y <= y1; y++) {
-      float sy = cell_shift(off, lv->stride_h, y);
+      float sy = dl_cell_shift(off, lv->stride_h, y);
       float ay1 = sy + b[1], ay2 = sy + b[3];
       size_t rowbase = eg->off[l] + y * fw * K + k;
       for (size_t x = x0; x <= x1; x++) {
-        float sx = cell_shift(off, lv->stride_w, x);
+        float sx = dl_cell_shift(off, lv->stride_w, x);
         float v = pair_iou(g, ga, sx + b[0], ay1, sx + b[2], ay2);
         if (v >= thr) fit++;
         if (v > 0.0f && v >= best) {
@@ -295,10 +280,10 @@ static int grid_candidates(const ectx *c, const egrid *eg, const float *g, float
                     &y0, &y1))
         continue;
       for (size_t y = y0; y <= y1; y++) {
-        float sy = cell_shift(off, lv->stride_h, y);
+        float sy = dl_cell_shift(off, lv->stride_h, y);
         float ay1 = sy + b[1], ay2 = sy + b[3];
         for (size_t x = x0; x <= x1; x++) {
-          float sx = cell_shift(off, lv->stride_w, x);
+          float sx = dl_cell_shift(off, lv->stride_w, x);
           float v = pair_iou(g, ga, sx + b[0], ay1, sx + b[2], ay2);
           if (v >= m->high || (promoted && v == hg))
             if (push_cand(s, eg->off[l] + (y * eg->fw[l] + x) * lv->k + k)) return 1;
@@ -322,8 +307,8 @@ static size_t grid_anchor(const ectx *c, const egrid *eg, size_t idx, float *a) 
   size_t r = idx - eg->off[l], k = r % lv->k, cell = r / lv->k;
   size_t y = cell / eg->fw[l], x = cell % eg->fw[l];
   const float *b = lv->base + 4 * k;
-  float sx = cell_shift(c->grid->offset, lv->stride_w, x);
-  float sy = cell_shift(c->grid->offset, lv->stride_h, y);
+  float sx = dl_cell_shift(c->grid->offset, lv->stride_w, x);
+  float sy = dl_cell_shift(c->grid->offset, lv->stride_h, y);
   a[0] = sx + b[0];
   a[1] = sy + b[1];
   a[2] = sx + b[2];

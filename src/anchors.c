@@ -9,14 +9,16 @@
  *   w = sqrt(s^2 / r), h = r w (Python floats, then float32), base = (-w/2, -h/2, w/2, h/2),
  *   order size-major; shifts from a float32 arange(offset * stride, ..., stride), whose CPU
  *   kernel evaluates start + step * i in double before rounding to float32.
- * Both shift rules are the same expression: (float)((double)offset * stride + (double)stride * x);
- * with offset 0 and an integer stride it is exactly torchvision's int64 shift cast to float.
+ * Both shift rules are the same expression: (float)((double)offset * stride + (double)stride * x)
+ * (dl_cell_shift, box_kernels.h); with offset 0 and an integer stride it is exactly
+ * torchvision's int64 shift cast to float.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "anchors_internal.h"
+#include "box_kernels.h"
 
 static detloss_status check_positive(const float *v, size_t n, size_t level, const char *field,
                                      detloss_error *err) {
@@ -174,11 +176,9 @@ static detloss_status check_level_extent(const detloss_anchor_config *cfg, size_
     for (int c = 1; c < 4; c += 2) by = fmax(by, fabs((double)b[c]));
   }
   if (k == 0 || lv->feat_h == 0 || lv->feat_w == 0) return DETLOSS_OK;
-  /* The farthest cell's shift, as cell_shift computes it, plus the base. */
-  double ex = (double)cfg->offset * (double)lv->stride_w +
-              (double)lv->stride_w * (double)(lv->feat_w - 1) + bx;
-  double ey = (double)cfg->offset * (double)lv->stride_h +
-              (double)lv->stride_h * (double)(lv->feat_h - 1) + by;
+  /* The farthest cell's shift, before its rounding to float, plus the base. */
+  double ex = dl_cell_shift_unrounded(cfg->offset, lv->stride_w, lv->feat_w - 1) + bx;
+  double ey = dl_cell_shift_unrounded(cfg->offset, lv->stride_h, lv->feat_h - 1) + by;
   if (!(ex <= (double)DL_COORD_MAX) || !(ey <= (double)DL_COORD_MAX)) {
     snprintf(where, sizeof where, "levels[%zu].stride", l);
     return dl_fail(err, DETLOSS_ERR_RANGE, where,
@@ -252,13 +252,6 @@ void dl_grid_free(dl_grid *g) {
   g->count = 0;
 }
 
-/* shift of cell i: (offset + i) * stride evaluated as offset*stride + stride*i in double,
- * rounded once to float32 (detectron2's float32 arange; torchvision's int shift when
- * offset = 0). */
-static float cell_shift(float offset, float stride, size_t i) {
-  return (float)((double)offset * (double)stride + (double)stride * (double)i);
-}
-
 detloss_status dl_grid_build(const detloss_anchor_config *cfg, dl_grid *g, detloss_error *err) {
   size_t total = 0;
   DL_FORWARD_IF_ERROR(count_all(cfg, &total, err));
@@ -290,8 +283,8 @@ detloss_status dl_grid_build(const detloss_anchor_config *cfg, dl_grid *g, detlo
       return dl_fail(err, DETLOSS_ERR_NOMEM, "anchors", "out of memory");
     }
     level_base(cfg, l, k, lv->base);
-    for (size_t x = 0; x < lv->w; x++) lv->sx[x] = cell_shift(cfg->offset, lv->stride_w, x);
-    for (size_t y = 0; y < lv->h; y++) lv->sy[y] = cell_shift(cfg->offset, lv->stride_h, y);
+    for (size_t x = 0; x < lv->w; x++) lv->sx[x] = dl_cell_shift(cfg->offset, lv->stride_w, x);
+    for (size_t y = 0; y < lv->h; y++) lv->sy[y] = dl_cell_shift(cfg->offset, lv->stride_h, y);
     off += lv->h * lv->w * k;
   }
   return DETLOSS_OK;

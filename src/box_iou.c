@@ -9,11 +9,11 @@
  * return a defined value instead (see the public header); docs/math/box_iou.md
  * s3 lists those cases.
  */
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "box_kernels.h"
 #include "internal.h"
 #include "parallel.h"
 
@@ -26,11 +26,8 @@
  * rho^2 / 1e-7 overflows from rho ~ 6e15, and any eps does for rho near 1e18).
  * Those results saturate at +-FLT_MAX (the convention of detloss_loss_boxes),
  * so finite input never gives Inf or NaN. For proper boxes rho <= c and
- * C >= U keep every value in [-2, 1], where the clamp changes nothing. */
-static inline float sat(float v) {
-  v = v < FLT_MAX ? v : FLT_MAX;
-  return v > -FLT_MAX ? v : -FLT_MAX;
-}
+ * C >= U keep every value in [-2, 1], where the clamp (dl_sat_f32,
+ * box_kernels.h) changes nothing. */
 
 /* 4 / pi^2, rounded to float as torchvision's Python scalar is when it
  * multiplies a float32 tensor (complete_box_iou). */
@@ -118,29 +115,8 @@ static int derived_init(derived *d, const float *boxes, size_t m, detloss_iou_ki
   return 1;
 }
 
-/* The pair kernels. a* are the row box's values, b* the column box's. */
-
-/* IoU = I / U  (torchvision box_iou; _box_inter_union):
- *   I = clamp(min(x2) - max(x1), 0) * clamp(min(y2) - max(y1), 0)
- *   U = (area_a + area_b) - I
- * I = 0 gives IoU 0 (detectron2's rule), so U = 0 never divides. When I > 0
- * both boxes are proper and U >= max(area) > 0, so the division is
- * torchvision's exactly. The select-before-divide form keeps the loop
- * branch-free (vectorizable). */
-static inline float pair_iou(float ax1, float ay1, float ax2, float ay2, float aarea, float bx1,
-                             float by1, float bx2, float by2, float barea, float *uni_out) {
-  float lx = ax1 > bx1 ? ax1 : bx1;
-  float ly = ay1 > by1 ? ay1 : by1;
-  float rx = ax2 < bx2 ? ax2 : bx2;
-  float ry = ay2 < by2 ? ay2 : by2;
-  float w = rx - lx, h = ry - ly;
-  w = w > 0.0f ? w : 0.0f;
-  h = h > 0.0f ? h : 0.0f;
-  float inter = w * h;
-  float uni = aarea + barea - inter;
-  *uni_out = uni;
-  return inter / (inter > 0.0f ? uni : 1.0f);
-}
+/* The pair kernels. a* are the row box's values, b* the column box's; the
+ * IoU and union of a pair are dl_pair_iou_union() (box_kernels.h). */
 
 /* Enclosing box sides, clamped at 0 (torchvision's whi). */
 static inline void enclosing(float ax1, float ay1, float ax2, float ay2, float bx1, float by1,
@@ -208,38 +184,37 @@ static void matrix_rows(void *vctx, size_t i0, size_t i1, size_t block) {
     switch (c->kind) {
       case DETLOSS_IOU:
         for (size_t j = 0; j < m; j++) {
-          float uni;
-          row[j] = pair_iou(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j], d->y2[j],
-                            d->area[j], &uni);
+          row[j] = dl_pair_iou(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j], d->y2[j],
+                               d->area[j]);
         }
         break;
       case DETLOSS_GIOU:
         for (size_t j = 0; j < m; j++) {
           float uni, cw, ch;
-          float iou = pair_iou(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j],
-                               d->y2[j], d->area[j], &uni);
+          float iou = dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j],
+                                        d->x2[j], d->y2[j], d->area[j], &uni);
           enclosing(ax1, ay1, ax2, ay2, d->x1[j], d->y1[j], d->x2[j], d->y2[j], &cw, &ch);
-          row[j] = sat(iou - giou_penalty(cw * ch, uni));
+          row[j] = dl_sat_f32(iou - giou_penalty(cw * ch, uni));
         }
         break;
       case DETLOSS_DIOU:
         for (size_t j = 0; j < m; j++) {
           float uni, cw, ch;
-          float iou = pair_iou(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j],
-                               d->y2[j], d->area[j], &uni);
+          float iou = dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j],
+                                        d->x2[j], d->y2[j], d->area[j], &uni);
           enclosing(ax1, ay1, ax2, ay2, d->x1[j], d->y1[j], d->x2[j], d->y2[j], &cw, &ch);
-          row[j] = sat(iou - diou_penalty(acx, acy, d->cx[j], d->cy[j], cw, ch, eps));
+          row[j] = dl_sat_f32(iou - diou_penalty(acx, acy, d->cx[j], d->cy[j], cw, ch, eps));
         }
         break;
       case DETLOSS_CIOU: {
         const float aat = aspect_atan(ax2 - ax1, ay2 - ay1);
         for (size_t j = 0; j < m; j++) {
           float uni, cw, ch;
-          float iou = pair_iou(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j],
-                               d->y2[j], d->area[j], &uni);
+          float iou = dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j],
+                                        d->x2[j], d->y2[j], d->area[j], &uni);
           enclosing(ax1, ay1, ax2, ay2, d->x1[j], d->y1[j], d->x2[j], d->y2[j], &cw, &ch);
           float diou = iou - diou_penalty(acx, acy, d->cx[j], d->cy[j], cw, ch, eps);
-          row[j] = sat(diou - ciou_term(aat, d->at[j], iou, eps));
+          row[j] = dl_sat_f32(diou - ciou_term(aat, d->at[j], iou, eps));
         }
         break;
       }
@@ -294,23 +269,24 @@ static void pairs_range(void *vctx, size_t i0, size_t i1, size_t block) {
     float aarea = (a[2] - a[0]) * (a[3] - a[1]);
     float barea = (b[2] - b[0]) * (b[3] - b[1]);
     float uni, cw, ch;
-    float iou = pair_iou(a[0], a[1], a[2], a[3], aarea, b[0], b[1], b[2], b[3], barea, &uni);
+    float iou =
+        dl_pair_iou_union(a[0], a[1], a[2], a[3], aarea, b[0], b[1], b[2], b[3], barea, &uni);
     if (c->kind == DETLOSS_IOU) {
       c->out[i] = iou;
       continue;
     }
     enclosing(a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], &cw, &ch);
     if (c->kind == DETLOSS_GIOU) {
-      c->out[i] = sat(iou - giou_penalty(cw * ch, uni));
+      c->out[i] = dl_sat_f32(iou - giou_penalty(cw * ch, uni));
       continue;
     }
     float diou = iou - diou_penalty((a[0] + a[2]) / 2.0f, (a[1] + a[3]) / 2.0f,
                                     (b[0] + b[2]) / 2.0f, (b[1] + b[3]) / 2.0f, cw, ch, c->eps);
     if (c->kind == DETLOSS_DIOU) {
-      c->out[i] = sat(diou);
+      c->out[i] = dl_sat_f32(diou);
       continue;
     }
-    c->out[i] = sat(diou - ciou_term(aspect_atan(a[2] - a[0], a[3] - a[1]),
+    c->out[i] = dl_sat_f32(diou - ciou_term(aspect_atan(a[2] - a[0], a[3] - a[1]),
                                      aspect_atan(b[2] - b[0], b[3] - b[1]), iou, c->eps));
   }
 }

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "box_kernels.h"
 #include "loss_internal.h"
 
 /* Boxes per parallel block: fixed (never from the thread count), so the block
@@ -26,15 +27,6 @@
 /* 4 / pi^2, the CIoU aspect-ratio constant (Zheng et al., arXiv:1911.08287, eq. 9). */
 #define FOUR_OVER_PI2 0.40528473456935108578
 #define HALF_PI 1.57079632679489661923
-
-/* Rounds to float, saturating at +-FLT_MAX instead of overflowing to Inf
- * (only pathological inputs get there; see the header). */
-static inline float sat_float(double x) {
-  /* two selects (minpd/maxpd when vectorized); x is never NaN here */
-  x = x < (double)FLT_MAX ? x : (double)FLT_MAX;
-  x = x > -(double)FLT_MAX ? x : -(double)FLT_MAX;
-  return (float)x;
-}
 
 /* Gradient routing through max(a, b) / min(a, b): the winner gets g, a tie
  * splits it in halves (autograd's rule for torch.maximum / torch.minimum). [B3] */
@@ -217,8 +209,8 @@ static double box_pair(detloss_loss_kind kind, const float *p, const float *g, d
       b[3] -= gy;
     }
     for (int k = 0; k < 4; k++) {
-      if (gp) gp[k] = sat_float(s * a[k]);
-      if (gt) gt[k] = sat_float(s * b[k]);
+      if (gp) gp[k] = dl_sat_float(s * a[k]);
+      if (gt) gt[k] = dl_sat_float(s * b[k]);
     }
   }
   return l;
@@ -233,7 +225,7 @@ static double box_block(void *vctx, size_t i0, size_t i1) {
     const double l = box_pair(c->kind, c->pred + 4 * i, c->target + 4 * i, c->eps, s,
                               c->gp ? c->gp + 4 * i : NULL, c->gt ? c->gt + 4 * i : NULL);
     if (c->loss)
-      c->loss[i] = sat_float(wi * l);
+      c->loss[i] = dl_sat_float(wi * l);
     else
       sum += wi * l;
   }
@@ -282,8 +274,8 @@ detloss_status detloss_loss_boxes(detloss_loss_kind kind, const float *pred,
      is written. */
   DL_FORWARD_IF_ERROR(dl_parallel_sum(n, BOX_BLOCK, o.num_threads, box_block, &c, &total, err));
   if (o.reduction != DETLOSS_REDUCTION_NONE)
-    loss[0] = sat_float(o.reduction == DETLOSS_REDUCTION_MEAN
-                            ? (n > 0 ? total / (double)n : 0.0)
-                            : total);
+    loss[0] = dl_sat_float(o.reduction == DETLOSS_REDUCTION_MEAN
+                               ? (n > 0 ? total / (double)n : 0.0)
+                               : total);
   return DETLOSS_OK;
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "box_kernels.h"
 #include "loss_internal.h"
 
 /* torch pairwise_distance's eps for the contrastive loss (its default). */
@@ -26,13 +27,6 @@
 /* Floats per parallel block (pairs per block = this / d, at least 1): depends
  * on d only, never on the thread count. */
 #define EMBED_BLOCK_FLOATS 16384
-
-static inline float sat_float(double x) {
-  /* two selects (minpd/maxpd when vectorized); x is never NaN here */
-  x = x < (double)FLT_MAX ? x : (double)FLT_MAX;
-  x = x > -(double)FLT_MAX ? x : -(double)FLT_MAX;
-  return (float)x;
-}
 
 typedef struct embed_ctx {
   detloss_loss_kind kind;
@@ -111,10 +105,10 @@ static double contrastive_pair(const embed_ctx *c, size_t i, double s) {
   coef *= s;
   if (ga)
     for (size_t k = 0; k < d; k++)
-      ga[k] = sat_float(coef * ((double)a[k] - (double)b[k] + CONTRASTIVE_EPS));
+      ga[k] = dl_sat_float(coef * ((double)a[k] - (double)b[k] + CONTRASTIVE_EPS));
   if (gb)
     for (size_t k = 0; k < d; k++)
-      gb[k] = sat_float(-(coef * ((double)a[k] - (double)b[k] + CONTRASTIVE_EPS)));
+      gb[k] = dl_sat_float(-(coef * ((double)a[k] - (double)b[k] + CONTRASTIVE_EPS)));
   return l;
 }
 
@@ -160,10 +154,10 @@ static double cosine_pair(const embed_ctx *c, size_t i, double s) {
   const double gs = gcos * s;
   if (ga)
     for (size_t k = 0; k < d; k++)
-      ga[k] = sat_float(gs * ((double)b[k] / den - cs * (double)a[k] / m1));
+      ga[k] = dl_sat_float(gs * ((double)b[k] / den - cs * (double)a[k] / m1));
   if (gb)
     for (size_t k = 0; k < d; k++)
-      gb[k] = sat_float(gs * ((double)a[k] / den - cs * (double)b[k] / m2));
+      gb[k] = dl_sat_float(gs * ((double)a[k] / den - cs * (double)b[k] / m2));
   return l;
 }
 
@@ -225,17 +219,17 @@ static double triplet_pair(const embed_ctx *c, size_t i, double s) {
     if (ga)
       for (size_t k = 0; k < d; k++) {
         const double va = (double)a[k];
-        ga[k] = sat_float((va - (double)b[k] + eps) * sp - (va - (double)n[k] + eps) * sn);
+        ga[k] = dl_sat_float((va - (double)b[k] + eps) * sp - (va - (double)n[k] + eps) * sn);
       }
     if (gb)
       for (size_t k = 0; k < d; k++) {
         const double vb = (double)b[k];
-        gb[k] = sat_float(-((double)a[k] - vb + eps) * sp - (vb - (double)n[k] + eps) * ss);
+        gb[k] = dl_sat_float(-((double)a[k] - vb + eps) * sp - (vb - (double)n[k] + eps) * ss);
       }
     if (gc)
       for (size_t k = 0; k < d; k++) {
         const double vn = (double)n[k];
-        gc[k] = sat_float(((double)a[k] - vn + eps) * sn + ((double)b[k] - vn + eps) * ss);
+        gc[k] = dl_sat_float(((double)a[k] - vn + eps) * sn + ((double)b[k] - vn + eps) * ss);
       }
   } else if (ga || gb || gc) {
     const double on = z >= 0.0 ? s : 0.0;
@@ -247,9 +241,9 @@ static double triplet_pair(const embed_ctx *c, size_t i, double s) {
         if (wn != 0.0) gn = wn * pnorm_grad(va - vn + eps, dn, p);
         if (ws != 0.0) gs = ws * pnorm_grad(vb - vn + eps, ds, p);
       }
-      if (ga) ga[k] = sat_float(on * (gp - gn));
-      if (gb) gb[k] = sat_float(on * (-gp - gs));
-      if (gc) gc[k] = sat_float(on * (gn + gs));
+      if (ga) ga[k] = dl_sat_float(on * (gp - gn));
+      if (gb) gb[k] = dl_sat_float(on * (-gp - gs));
+      if (gc) gc[k] = dl_sat_float(on * (gn + gs));
     }
   }
   return l;
@@ -271,7 +265,7 @@ static double embed_block(void *vctx, size_t i0, size_t i1) {
     /* A zero weight gives exactly 0 (never 0 * huge). */
     const double wl = wi == 0.0 ? 0.0 : wi * l;
     if (c->loss)
-      c->loss[i] = sat_float(wl);
+      c->loss[i] = dl_sat_float(wl);
     else
       sum += wl;
   }
@@ -382,8 +376,8 @@ detloss_status detloss_loss_embedding(detloss_loss_kind kind, const float *x1, c
      is written. */
   DL_FORWARD_IF_ERROR(dl_parallel_sum(n, per, o.num_threads, embed_block, &c, &total, err));
   if (o.reduction != DETLOSS_REDUCTION_NONE)
-    loss[0] = sat_float(o.reduction == DETLOSS_REDUCTION_MEAN
-                            ? (n > 0 ? total / (double)n : 0.0)
-                            : total);
+    loss[0] = dl_sat_float(o.reduction == DETLOSS_REDUCTION_MEAN
+                               ? (n > 0 ? total / (double)n : 0.0)
+                               : total);
   return DETLOSS_OK;
 }

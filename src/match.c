@@ -6,8 +6,9 @@
  *   (modeling/matcher.py), mmdetection MaxIoUAssigner (max_iou_assigner.py),
  *   plus py-faster-rcnn's allowed_border and Detectron/mmdet crowd (ignore) boxes.
  *
- * IoU of one pair, float32, the operation order of torchvision box_iou(gt, anchors):
- *   iw = min(x2g, x2a) - max(x1g, x1a),  ih likewise,  inter = iw * ih (0 unless iw, ih > 0),
+ * IoU of one pair, float32, the operation order of torchvision box_iou(gt, anchors)
+ * (dl_pair_iou, box_kernels.h, with the gt box first):
+ *   iw = max(min(x2g, x2a) - max(x1g, x1a), 0),  ih likewise,  inter = iw * ih,
  *   iou = inter / ((area_g + area_a) - inter),  area = (x2 - x1) * (y2 - y1).
  * With inter = 0 the IoU is 0 (torchvision: 0 / union, NaN when union = 0 too).
  * inter > 0 implies both boxes proper, so the IoU is in (0, 1] and never -0 or NaN:
@@ -34,6 +35,7 @@
 #include <string.h>
 
 #include "anchors_internal.h"
+#include "box_kernels.h"
 #include "parallel.h"
 
 #define MATCH_BLOCK 4096 /* anchors per block (fixed, never from the thread count) */
@@ -43,27 +45,19 @@ detloss_match_options detloss_match_options_default(void) {
   return o;
 }
 
-/* min/max without libm calls (fminf/fmaxf are not inlined without -ffinite-math-only);
- * inputs are finite, and a signed zero cannot change an intersection's sign test. */
-static inline float mn(float a, float b) { return a < b ? a : b; }
-static inline float mx(float a, float b) { return a > b ? a : b; }
-
-/* Pair IoU (see the file comment). g: gt box, ga its area; a*: anchor. */
+/* Pair IoU (dl_pair_iou, box_kernels.h; see the file comment). g: gt box, ga its area;
+ * a*: anchor, aa its area. */
 static inline float pair_iou(const float *g, float ga, float ax1, float ay1, float ax2,
                              float ay2, float aa) {
-  float iw = mn(g[2], ax2) - mx(g[0], ax1);
-  float ih = mn(g[3], ay2) - mx(g[1], ay1);
-  if (!(iw > 0.0f) || !(ih > 0.0f)) return 0.0f;
-  float inter = iw * ih;
-  return inter / ((ga + aa) - inter);
+  return dl_pair_iou(g[0], g[1], g[2], g[3], ga, ax1, ay1, ax2, ay2, aa);
 }
 
 /* Intersection over the anchor's area (mmdet bbox_overlaps mode 'iof' with the prior
  * first; Detectron's crowd IoA). 0 where there is no intersection or no area. */
 static inline float pair_ioa(const float *g, float ax1, float ay1, float ax2, float ay2,
                              float aa) {
-  float iw = mn(g[2], ax2) - mx(g[0], ax1);
-  float ih = mn(g[3], ay2) - mx(g[1], ay1);
+  float iw = dl_minf(g[2], ax2) - dl_maxf(g[0], ax1);
+  float ih = dl_minf(g[3], ay2) - dl_maxf(g[1], ay1);
   if (!(iw > 0.0f) || !(ih > 0.0f) || !(aa > 0.0f)) return 0.0f;
   return (iw * ih) / aa;
 }
@@ -77,40 +71,47 @@ typedef struct gridblk {
   size_t level, y0, y1;
 } gridblk;
 
+/* The state of one call, grouped by the step of run_match() that fills it. Every
+ * pointer marked "owned" is allocated before pass 1 writes anything and freed by
+ * free_scratch(). */
 typedef struct mctx {
-  /* options */
-  float high, low;
+  /* the caller's inputs and outputs (detloss_match, detloss_match_grid) */
+  size_t G, A;
+  const float *gt;
+  const uint8_t *crowd; /* NULL: no crowd gts */
+  const float *anchors; /* plain path */
+  const dl_grid *grid;  /* grid path */
+  int64_t *matches;
+  float *mi;            /* max_iou, or mi_own when the caller passes NULL */
+  /* set_rule(): the options as the passes read them */
+  float high, low, lq_min;
   int lq, sem, assign_all;
   float crowd_thr;
   int border_on, border_exclude;
   float bx1, by1, bx2, by2; /* inside: x1 >= bx1, y1 >= by1, x2 < bx2, y2 < by2 */
-  /* gt */
-  size_t G;
-  const float *gt;
-  float *garea;
-  size_t *act;   /* non-crowd proper gts, ascending */
-  float *cx1, *cy1, *cx2, *cy2, *carea; /* their boxes as columns (plain path) */
+  /* sort_gts(): the gts by role */
+  float *garea;         /* owned, [G] */
+  size_t *act;          /* owned: non-crowd proper gts, ascending */
   size_t nact;
-  size_t *crw;   /* crowd proper gts (only when crowd_thr >= 0) */
+  float *cx1, *cy1, *cx2, *cy2, *carea; /* owned (one block at cx1): act's boxes as columns */
+  size_t *crw;          /* owned: crowd proper gts (only when crowd_thr >= 0) */
   size_t ncrw;
-  int64_t g0;    /* first non-crowd gt (initial argmax), -1 if none */
-  size_t nnc;    /* number of non-crowd gts (proper or not) */
-  /* anchors */
-  size_t A;
-  const float *anchors; /* plain path */
-  const dl_grid *grid;  /* grid path */
-  const gridblk *blks;
-  long long *rects;     /* grid: [G][Ktot][4] x0, x1, y0, y1 (x0 > x1: empty) */
-  size_t *kbase;        /* grid: first global base-anchor index of each level */
+  int64_t g0;           /* first non-crowd gt (initial argmax), -1 if none */
+  size_t nnc;           /* number of non-crowd gts (proper or not) */
+  float *mi_own;        /* owned */
+  /* plan_blocks(): the parallel blocks of both passes */
+  size_t nblocks;
+  gridblk *blks;        /* owned, grid: a level's rows [y0, y1) */
+  long long *rects;     /* owned, grid: [G][ktot][4] x0, x1, y0, y1 (x0 > x1: empty) */
+  size_t *kbase;        /* owned, grid: first global base-anchor index of each level */
   size_t ktot;
-  /* outputs and scratch */
-  int64_t *matches;
-  float *mi;
-  float *bmax;
-  size_t *barg;
-  /* after the merge */
-  const float *h;
-  const promo *pro;     /* promotable gts with h > 0: by h ascending (torchvision) or by
+  /* pass 1 (per_anchor_best) per block, then per_gt_best() */
+  float *bmax;          /* owned, [nblocks][G]: per block and act position, best IoU */
+  size_t *barg;         /* owned, [nblocks][G]: its lowest anchor index */
+  float *h;             /* owned, [G]: each gt's best IoU */
+  size_t *fa;           /* owned, [G]: its first argmax anchor */
+  /* promote_gts(): the low-quality rule */
+  promo *pro;           /* owned: promotable gts with h > 0: by h ascending (torchvision) or by
                            index descending (mmdet) */
   size_t npro;
   float hmin;           /* min h over pro */
@@ -124,19 +125,14 @@ static inline int outside(const mctx *c, float x1, float y1, float x2, float y2)
 
 #define GT_CHUNK 256
 
-/* IoU of one anchor with n gts given as columns (x1, y1, x2, y2, area): the same float
- * operations as pair_iou(), written branch-free so the compiler can vectorize it (the
- * division is IEEE in every lane; lanes without overlap are discarded by the select). */
+/* IoU of one anchor with n gts given as columns (x1, y1, x2, y2, area): the same
+ * kernel as pair_iou(), which is branch-free, so the compiler vectorizes this loop
+ * (the division is IEEE in every lane; lanes without overlap divide by 1). */
 static void iou_row(const float *gx1, const float *gy1, const float *gx2, const float *gy2,
                     const float *ga, size_t n, float ax1, float ay1, float ax2, float ay2,
                     float aa, float *out) {
-  for (size_t j = 0; j < n; j++) {
-    float iw = mn(gx2[j], ax2) - mx(gx1[j], ax1);
-    float ih = mn(gy2[j], ay2) - mx(gy1[j], ay1);
-    float inter = iw * ih;
-    float v = inter / ((ga[j] + aa) - inter);
-    out[j] = (iw > 0.0f && ih > 0.0f) ? v : 0.0f;
-  }
+  for (size_t j = 0; j < n; j++)
+    out[j] = dl_pair_iou(gx1[j], gy1[j], gx2[j], gy2[j], ga[j], ax1, ay1, ax2, ay2, aa);
 }
 
 static void pass1_plain(void *vc, size_t i0, size_t i1, size_t b) {
@@ -407,28 +403,12 @@ static void axis_range(const float *s, size_t n, float stride, float offset, flo
   *hi = h;
 }
 
-static detloss_status run_match(mctx *c, const detloss_match_options *o, const uint8_t *crowd,
-                                int num_threads, detloss_error *err) {
-  size_t G = c->G, A = c->A;
-  detloss_status st = DETLOSS_OK;
-  float *mi_own = NULL;
-  size_t nblocks = 0;
-  gridblk *blks = NULL;
-  c->garea = NULL;
-  c->cx1 = NULL;
-  c->act = NULL;
-  c->crw = NULL;
-  c->bmax = NULL;
-  c->barg = NULL;
-  c->rects = NULL;
-  c->kbase = NULL;
-  float *h = NULL;
-  size_t *fa = NULL;
-  promo *pro = NULL;
-
+/* The options as the passes read them. */
+static void set_rule(mctx *c, const detloss_match_options *o) {
   c->high = o->high;
   c->low = o->low;
   c->lq = o->allow_low_quality != 0;
+  c->lq_min = o->low_quality_min_iou;
   c->sem = (int)o->semantics;
   c->assign_all = o->gt_max_assign_all != 0;
   c->crowd_thr = o->crowd_ioa_thresh;
@@ -441,25 +421,33 @@ static detloss_status run_match(mctx *c, const detloss_match_options *o, const u
     c->bx2 = (float)((double)o->image_w + bd);
     c->by2 = (float)((double)o->image_h + bd);
   }
-  if (A == 0) return DETLOSS_OK;
+}
 
+static inline int is_crowd(const mctx *c, size_t g) {
+  return c->crowd != NULL && c->crowd[g] != 0;
+}
+
+/* Sorts the gts by role: non-crowd proper gts (act, also as columns for the plain
+ * path), crowd regions (crw), the first non-crowd gt g0 (every anchor's initial
+ * argmax) and the number of non-crowd gts. Returns 0 when out of memory. */
+static int sort_gts(mctx *c) {
+  size_t G = c->G;
   c->garea = malloc((G ? G : 1) * sizeof(float));
   c->cx1 = malloc((G ? G : 1) * 5 * sizeof(float));
   c->act = malloc((G ? G : 1) * sizeof(size_t));
   c->crw = malloc((G ? G : 1) * sizeof(size_t));
-  if (c->mi == NULL) c->mi = mi_own = malloc(A * sizeof(float));
-  if (!c->garea || !c->cx1 || !c->act || !c->crw || !c->mi) goto nomem;
+  if (!c->garea || !c->cx1 || !c->act || !c->crw) return 0;
   c->nact = c->ncrw = c->nnc = 0;
   c->g0 = -1;
   for (size_t g = 0; g < G; g++) {
     const float *b = c->gt + 4 * g;
-    int is_crowd = crowd != NULL && crowd[g] != 0;
+    int crowd = is_crowd(c, g);
     int proper = b[2] > b[0] && b[3] > b[1];
     c->garea[g] = (b[2] - b[0]) * (b[3] - b[1]);
-    if (!is_crowd && c->g0 < 0) c->g0 = (int64_t)g;
-    if (!is_crowd) c->nnc++;
+    if (!crowd && c->g0 < 0) c->g0 = (int64_t)g;
+    if (!crowd) c->nnc++;
     if (!proper) continue;
-    if (is_crowd) {
+    if (crowd) {
       if (c->crowd_thr >= 0.0f) c->crw[c->ncrw++] = g;
     } else {
       c->act[c->nact++] = g;
@@ -478,160 +466,85 @@ static detloss_status run_match(mctx *c, const detloss_match_options *o, const u
     c->cy2[j] = b[3];
     c->carea[j] = c->garea[c->act[j]];
   }
+  return 1;
+}
 
-  if (c->grid) {
-    const dl_grid *gr = c->grid;
-    c->kbase = malloc((gr->num_levels ? gr->num_levels : 1) * sizeof(size_t));
-    if (!c->kbase) goto nomem;
-    c->ktot = 0;
-    for (size_t l = 0; l < gr->num_levels; l++) {
-      c->kbase[l] = c->ktot;
-      c->ktot += gr->lv[l].k;
-      size_t row = gr->lv[l].w * gr->lv[l].k;
-      if (row == 0) continue;
-      size_t rpb = MATCH_BLOCK / row ? MATCH_BLOCK / row : 1;
-      nblocks += dl_num_blocks(gr->lv[l].h, rpb);
-    }
-    blks = malloc((nblocks ? nblocks : 1) * sizeof *blks);
-    size_t nr = G * c->ktot * 4;
-    c->rects = malloc((nr ? nr : 1) * sizeof(long long));
-    if (!blks || !c->rects) goto nomem;
-    size_t nb = 0;
-    for (size_t l = 0; l < gr->num_levels; l++) {
-      size_t row = gr->lv[l].w * gr->lv[l].k;
-      if (row == 0) continue;
-      size_t rpb = MATCH_BLOCK / row ? MATCH_BLOCK / row : 1;
-      for (size_t y = 0; y < gr->lv[l].h; y += rpb) {
-        blks[nb].level = l;
-        blks[nb].y0 = y;
-        blks[nb].y1 = y + rpb < gr->lv[l].h ? y + rpb : gr->lv[l].h;
-        nb++;
-      }
-    }
-    for (size_t g = 0; g < G; g++) {
-      const float *b = c->gt + 4 * g;
-      for (size_t l = 0; l < gr->num_levels; l++) {
-        const dl_grid_level *lv = &gr->lv[l];
-        for (size_t k = 0; k < lv->k; k++) {
-          long long *r = c->rects + 4 * (g * c->ktot + c->kbase[l] + k);
-          const float *bs = lv->base + 4 * k;
-          axis_range(lv->sx, lv->w, lv->stride_w, lv->offset, bs[0], bs[2], b[0], b[2], &r[0],
-                     &r[1]);
-          axis_range(lv->sy, lv->h, lv->stride_h, lv->offset, bs[1], bs[3], b[1], b[3], &r[2],
-                     &r[3]);
-        }
-      }
-    }
-    c->blks = blks;
-  } else {
-    nblocks = dl_num_blocks(A, MATCH_BLOCK);
+/* The parallel blocks of both passes: MATCH_BLOCK anchors (plain path), or whole rows
+ * of one level holding about MATCH_BLOCK anchors (grid path; also allocates the cell
+ * rectangles). Returns 0 when out of memory. */
+static int plan_blocks(mctx *c) {
+  if (!c->grid) {
+    c->nblocks = dl_num_blocks(c->A, MATCH_BLOCK);
+    return 1;
   }
+  const dl_grid *gr = c->grid;
+  c->kbase = malloc((gr->num_levels ? gr->num_levels : 1) * sizeof(size_t));
+  if (!c->kbase) return 0;
+  c->ktot = 0;
+  c->nblocks = 0;
+  for (size_t l = 0; l < gr->num_levels; l++) {
+    c->kbase[l] = c->ktot;
+    c->ktot += gr->lv[l].k;
+    size_t row = gr->lv[l].w * gr->lv[l].k;
+    if (row == 0) continue;
+    size_t rpb = MATCH_BLOCK / row ? MATCH_BLOCK / row : 1;
+    c->nblocks += dl_num_blocks(gr->lv[l].h, rpb);
+  }
+  c->blks = malloc((c->nblocks ? c->nblocks : 1) * sizeof *c->blks);
+  size_t nr = c->G * c->ktot * 4;
+  c->rects = malloc((nr ? nr : 1) * sizeof(long long));
+  if (!c->blks || !c->rects) return 0;
+  size_t nb = 0;
+  for (size_t l = 0; l < gr->num_levels; l++) {
+    size_t row = gr->lv[l].w * gr->lv[l].k;
+    if (row == 0) continue;
+    size_t rpb = MATCH_BLOCK / row ? MATCH_BLOCK / row : 1;
+    for (size_t y = 0; y < gr->lv[l].h; y += rpb) {
+      c->blks[nb].level = l;
+      c->blks[nb].y0 = y;
+      c->blks[nb].y1 = y + rpb < gr->lv[l].h ? y + rpb : gr->lv[l].h;
+      nb++;
+    }
+  }
+  return 1;
+}
 
-  size_t nbg;
-  if (dl_mul_overflow(nblocks, G, &nbg)) goto nomem;
+/* Grid path: for every gt, level and base anchor, the rectangle of cells whose anchor
+ * intersects the gt (axis_range); pass 1 visits only these. */
+static void find_cell_rects(mctx *c) {
+  const dl_grid *gr = c->grid;
+  for (size_t g = 0; g < c->G; g++) {
+    const float *b = c->gt + 4 * g;
+    for (size_t l = 0; l < gr->num_levels; l++) {
+      const dl_grid_level *lv = &gr->lv[l];
+      for (size_t k = 0; k < lv->k; k++) {
+        long long *r = c->rects + 4 * (g * c->ktot + c->kbase[l] + k);
+        const float *bs = lv->base + 4 * k;
+        axis_range(lv->sx, lv->w, lv->stride_w, lv->offset, bs[0], bs[2], b[0], b[2], &r[0],
+                   &r[1]);
+        axis_range(lv->sy, lv->h, lv->stride_h, lv->offset, bs[1], bs[3], b[1], b[3], &r[2],
+                   &r[3]);
+      }
+    }
+  }
+}
+
+/* The per-block partials of pass 1 and the per-gt results. Returns 0 when out of
+ * memory (or when nblocks x G overflows). */
+static int alloc_best(mctx *c) {
+  size_t G = c->G, nbg;
+  if (dl_mul_overflow(c->nblocks, G, &nbg)) return 0;
   c->bmax = malloc((nbg ? nbg : 1) * sizeof(float));
   c->barg = malloc((nbg ? nbg : 1) * sizeof(size_t));
-  h = malloc((G ? G : 1) * sizeof(float));
-  fa = malloc((G ? G : 1) * sizeof(size_t));
-  pro = malloc((G ? G : 1) * sizeof(promo));
-  if (!c->bmax || !c->barg || !h || !fa || !pro) goto nomem;
+  c->h = malloc((G ? G : 1) * sizeof(float));
+  c->fa = malloc((G ? G : 1) * sizeof(size_t));
+  c->pro = malloc((G ? G : 1) * sizeof(promo));
+  return c->bmax && c->barg && c->h && c->fa && c->pro;
+}
 
-  /* pass 1 */
-  if (c->grid)
-    dl_parallel_blocks(nblocks, 1, num_threads, pass1_grid, c);
-  else
-    dl_parallel_blocks(A, MATCH_BLOCK, num_threads, pass1_plain, c);
-
-  /* merge per-gt maxima in block order; first argmax = lowest anchor index */
-  size_t first_kept = SIZE_MAX;
-  for (size_t a = 0; a < A; a++)
-    if (c->mi[a] >= 0.0f) {
-      first_kept = a;
-      break;
-    }
-  for (size_t g = 0; g < G; g++) {
-    h[g] = 0.0f;
-    fa[g] = first_kept;
-  }
-  for (size_t j = 0; j < c->nact; j++) {
-    float hg = 0.0f;
-    size_t ag = SIZE_MAX;
-    for (size_t b = 0; b < nblocks; b++) {
-      float v = c->bmax[b * G + j];
-      size_t ia = c->barg[b * G + j];
-      if (v > hg || (v == hg && v > 0.0f && ia < ag)) {
-        hg = v;
-        ag = ia;
-      }
-    }
-    size_t g = c->act[j];
-    h[g] = hg;
-    fa[g] = hg > 0.0f ? ag : first_kept;
-  }
-  c->h = h;
-  c->npro = 0;
-  c->zero_promoted = 0;
-  c->zmax = -1;
-  c->hmin = INFINITY;
-  if (c->lq) {
-    for (size_t j = 0; j < c->nact; j++) {
-      size_t g = c->act[j];
-      if (!(h[g] >= o->low_quality_min_iou)) continue;
-      if (h[g] == 0.0f) {
-        c->zero_promoted = 1;
-        c->zmax = (int64_t)g;
-        continue;
-      }
-      pro[c->npro].h = h[g];
-      pro[c->npro].g = g;
-      c->npro++;
-    }
-    /* Degenerate or non-crowd gts that overlap nothing are not in act but still have
-     * h = 0 with every anchor: they take part exactly like an overlapping-nothing gt. */
-    for (size_t g = 0; g < G; g++) {
-      int is_crowd = crowd != NULL && crowd[g] != 0;
-      const float *b = c->gt + 4 * g;
-      if (is_crowd || (b[2] > b[0] && b[3] > b[1])) continue;
-      if (0.0f >= o->low_quality_min_iou) {
-        c->zero_promoted = 1;
-        if ((int64_t)g > c->zmax) c->zmax = (int64_t)g;
-      }
-    }
-    if (c->sem == DETLOSS_MATCH_MMDET) {
-      size_t n = 0;
-      for (size_t j = 0; j < c->npro; j++)
-        if ((int64_t)pro[j].g > c->zmax) pro[n++] = pro[j];
-      c->npro = n;
-      qsort(pro, c->npro, sizeof *pro, cmp_g_desc);
-    } else {
-      qsort(pro, c->npro, sizeof *pro, cmp_h_asc);
-    }
-    for (size_t j = 0; j < c->npro; j++)
-      if (pro[j].h < c->hmin) c->hmin = pro[j].h;
-  }
-  c->pro = pro;
-
-  /* pass 2 */
-  if (c->grid)
-    dl_parallel_blocks(nblocks, 1, num_threads, pass2_grid, c);
-  else
-    dl_parallel_blocks(A, MATCH_BLOCK, num_threads, pass2_plain, c);
-
-  /* mmdet with gt_max_assign_all = 0: each promoted gt, in index order, takes its
-   * first argmax anchor (later gts overwrite). */
-  if (c->lq && c->sem == DETLOSS_MATCH_MMDET && !c->assign_all && c->nnc > 0) {
-    for (size_t g = 0; g < G; g++) {
-      int is_crowd = crowd != NULL && crowd[g] != 0;
-      if (is_crowd || !(h[g] >= o->low_quality_min_iou) || fa[g] == SIZE_MAX) continue;
-      c->matches[fa[g]] = (int64_t)g;
-    }
-  }
-  goto done;
-nomem:
-  st = dl_fail(err, DETLOSS_ERR_NOMEM, "matches", "out of memory");
-done:
-  free(mi_own);
-  free(blks);
+static void free_scratch(mctx *c) {
+  free(c->mi_own);
+  free(c->blks);
   free(c->garea);
   free(c->cx1);
   free(c->act);
@@ -640,10 +553,134 @@ done:
   free(c->barg);
   free(c->rects);
   free(c->kbase);
-  free(h);
-  free(fa);
-  free(pro);
-  return st;
+  free(c->h);
+  free(c->fa);
+  free(c->pro);
+}
+
+/* Pass 1, parallel: every anchor's best IoU and argmax gt (max_iou, matches), and per
+ * block and gt the block's best IoU and its lowest anchor index (bmax, barg). */
+static void per_anchor_best(mctx *c, int num_threads) {
+  if (c->grid)
+    dl_parallel_blocks(c->nblocks, 1, num_threads, pass1_grid, c);
+  else
+    dl_parallel_blocks(c->A, MATCH_BLOCK, num_threads, pass1_plain, c);
+}
+
+/* Serial: each gt's best IoU h_g and first argmax anchor fa_g, from the block partials
+ * merged in block order (ties keep the lowest anchor index). A gt whose best is 0 takes
+ * the first anchor not removed by the crowd or border rule (torch.max over a row of
+ * zeros); so does every gt that is not in act. */
+static void per_gt_best(mctx *c) {
+  size_t G = c->G;
+  size_t first_kept = SIZE_MAX;
+  for (size_t a = 0; a < c->A; a++)
+    if (c->mi[a] >= 0.0f) {
+      first_kept = a;
+      break;
+    }
+  for (size_t g = 0; g < G; g++) {
+    c->h[g] = 0.0f;
+    c->fa[g] = first_kept;
+  }
+  for (size_t j = 0; j < c->nact; j++) {
+    float hg = 0.0f;
+    size_t ag = SIZE_MAX;
+    for (size_t b = 0; b < c->nblocks; b++) {
+      float v = c->bmax[b * G + j];
+      size_t ia = c->barg[b * G + j];
+      if (v > hg || (v == hg && v > 0.0f && ia < ag)) {
+        hg = v;
+        ag = ia;
+      }
+    }
+    size_t g = c->act[j];
+    c->h[g] = hg;
+    c->fa[g] = hg > 0.0f ? ag : first_kept;
+  }
+}
+
+/* The low-quality rule's gts: those with h_g >= low_quality_min_iou. Promoted gts with
+ * h_g > 0 go to pro, in the order final_label() scans them; one with h_g == 0 sets
+ * zero_promoted (torchvision, detectron2) or zmax (mmdet). */
+static void promote_gts(mctx *c) {
+  c->npro = 0;
+  c->zero_promoted = 0;
+  c->zmax = -1;
+  c->hmin = INFINITY;
+  if (!c->lq) return;
+  for (size_t j = 0; j < c->nact; j++) {
+    size_t g = c->act[j];
+    if (!(c->h[g] >= c->lq_min)) continue;
+    if (c->h[g] == 0.0f) {
+      c->zero_promoted = 1;
+      c->zmax = (int64_t)g;
+      continue;
+    }
+    c->pro[c->npro].h = c->h[g];
+    c->pro[c->npro].g = g;
+    c->npro++;
+  }
+  /* Degenerate or non-crowd gts that overlap nothing are not in act but still have
+   * h = 0 with every anchor: they take part exactly like an overlapping-nothing gt. */
+  for (size_t g = 0; g < c->G; g++) {
+    const float *b = c->gt + 4 * g;
+    if (is_crowd(c, g) || (b[2] > b[0] && b[3] > b[1])) continue;
+    if (0.0f >= c->lq_min) {
+      c->zero_promoted = 1;
+      if ((int64_t)g > c->zmax) c->zmax = (int64_t)g;
+    }
+  }
+  if (c->sem == DETLOSS_MATCH_MMDET) {
+    size_t n = 0;
+    for (size_t j = 0; j < c->npro; j++)
+      if ((int64_t)c->pro[j].g > c->zmax) c->pro[n++] = c->pro[j];
+    c->npro = n;
+    qsort(c->pro, c->npro, sizeof *c->pro, cmp_g_desc);
+  } else {
+    qsort(c->pro, c->npro, sizeof *c->pro, cmp_h_asc);
+  }
+  for (size_t j = 0; j < c->npro; j++)
+    if (c->pro[j].h < c->hmin) c->hmin = c->pro[j].h;
+}
+
+/* Pass 2, parallel over the same blocks: each anchor's label (final_label). */
+static void label_anchors(mctx *c, int num_threads) {
+  if (c->grid)
+    dl_parallel_blocks(c->nblocks, 1, num_threads, pass2_grid, c);
+  else
+    dl_parallel_blocks(c->A, MATCH_BLOCK, num_threads, pass2_plain, c);
+}
+
+/* mmdet with gt_max_assign_all = 0: each promoted gt, in index order, takes its first
+ * argmax anchor (later gts overwrite). */
+static void assign_first_argmax(mctx *c) {
+  if (!(c->lq && c->sem == DETLOSS_MATCH_MMDET && !c->assign_all && c->nnc > 0)) return;
+  for (size_t g = 0; g < c->G; g++) {
+    if (is_crowd(c, g) || !(c->h[g] >= c->lq_min) || c->fa[g] == SIZE_MAX) continue;
+    c->matches[c->fa[g]] = (int64_t)g;
+  }
+}
+
+/* The whole matcher on c's inputs. All scratch is allocated before pass 1 writes the
+ * first output, so an error (NOMEM) leaves matches and max_iou untouched. */
+static detloss_status run_match(mctx *c, const detloss_match_options *o, int num_threads,
+                                detloss_error *err) {
+  set_rule(c, o);
+  if (c->A == 0) return DETLOSS_OK;
+  if (c->mi == NULL) c->mi = c->mi_own = malloc(c->A * sizeof(float));
+  if (!c->mi || !sort_gts(c) || !plan_blocks(c) || !alloc_best(c)) {
+    free_scratch(c);
+    return dl_fail(err, DETLOSS_ERR_NOMEM, "matches", "out of memory");
+  }
+  if (c->grid) find_cell_rects(c);
+  per_anchor_best(c, num_threads);
+  per_gt_best(c);
+  promote_gts(c);
+  label_anchors(c, num_threads);
+  assign_first_argmax(c);
+  free_scratch(c);
+  return DETLOSS_OK;
 }
 
 /* matches [A] and max_iou [A] may not overlap each other or any input (the
@@ -686,7 +723,8 @@ detloss_status detloss_match(const float *anchors, size_t num_anchors, const flo
   c.mi = max_iou;
   /* run_match allocates all its scratch before the first write, so even NOMEM leaves
    * the outputs untouched. */
-  return run_match(&c, &o, gt_is_crowd, o.num_threads, err);
+  c.crowd = gt_is_crowd;
+  return run_match(&c, &o, o.num_threads, err);
 }
 
 detloss_status detloss_match_grid(const detloss_anchor_config *cfg, const float *gt,
@@ -717,7 +755,8 @@ detloss_status detloss_match_grid(const detloss_anchor_config *cfg, const float 
   c.grid = &g;
   c.matches = matches;
   c.mi = max_iou;
-  detloss_status st = run_match(&c, &o, gt_is_crowd, o.num_threads, err);
+  c.crowd = gt_is_crowd;
+  detloss_status st = run_match(&c, &o, o.num_threads, err);
   dl_grid_free(&g);
   return st;
 }

@@ -411,6 +411,59 @@ static void grid_path_equals_plain_path_on_random_configs(void **state) {
   assert_true(compared > 100000);
 }
 
+/* The matcher takes its IoUs from the IoU module's kernel (dl_pair_iou, box_kernels.h):
+ * with no crowd and no border rule, max_iou[a] is bitwise the largest entry of column a
+ * of the IoU matrix detloss_iou_matrix(DETLOSS_IOU, gt, anchors), on both paths. Tiny boxes whose intersection
+ * underflows to 0 (1e-23 x 1e-23: area 1e-46 < the smallest float) have IoU 0 there. */
+static void max_iou_is_bitwise_the_column_maximum_of_box_iou(void **state) {
+  (void)state;
+  dl_rng r = {20261205};
+  for (int t = 0; t < 40; t++) {
+    rand_cfg rc;
+    random_config(&r, &rc);
+    size_t A;
+    assert_int_equal(detloss_anchors_count(&rc.cfg, &A, NULL), DETLOSS_OK);
+    size_t G = 1 + (size_t)(dl_rng_u64(&r) % 12);
+    float *anchors = malloc((A + 1) * 4 * sizeof(float));
+    assert_int_equal(detloss_anchors_generate(&rc.cfg, anchors, A, NULL), DETLOSS_OK);
+    float gt[4 * 13];
+    uint8_t crowd[13];
+    random_gt(&r, gt, crowd, G, 200.0f, 200.0f, t % 2 == 0);
+    /* plain path only: one more anchor and gt, both tiny and overlapping */
+    const float tiny[4] = {0.0f, 0.0f, 1e-23f, 1e-23f};
+    memcpy(anchors + 4 * A, tiny, sizeof tiny);
+    memcpy(gt + 4 * G, tiny, sizeof tiny);
+    float *iou = malloc((G + 1) * (A + 1) * sizeof(float));
+    float *mi = malloc((A + 1) * sizeof(float)), *mig = malloc((A + 1) * sizeof(float));
+    int64_t *m = malloc((A + 1) * sizeof(int64_t));
+    detloss_match_options o = detloss_match_options_default();
+    o.semantics = (detloss_match_semantics)(t % 3);
+    for (int grid = 0; grid < 2; grid++) {
+      size_t Ag = A + (size_t)(1 - grid), Gg = G + (size_t)(1 - grid);
+      assert_int_equal(detloss_iou_matrix(DETLOSS_IOU, gt, Gg, anchors, Ag, iou, NULL, NULL),
+                       DETLOSS_OK);
+      if (grid)
+        assert_int_equal(detloss_match_grid(&rc.cfg, gt, Gg, NULL, m, mig, Ag, &o, NULL),
+                         DETLOSS_OK);
+      else
+        assert_int_equal(detloss_match(anchors, Ag, gt, Gg, NULL, m, mi, &o, NULL), DETLOSS_OK);
+      const float *got = grid ? mig : mi;
+      for (size_t a = 0; a < Ag; a++) {
+        float best = 0.0f;
+        for (size_t g = 0; g < Gg; g++)
+          if (iou[g * Ag + a] > best) best = iou[g * Ag + a];
+        dl_assert_bitwise_equal(&got[a], &best, 1);
+      }
+    }
+    assert_true(mi[A] == 0.0f); /* the tiny pair: no NaN, no IoU */
+    free(anchors);
+    free(iou);
+    free(mi);
+    free(mig);
+    free(m);
+  }
+}
+
 static void matching_is_bitwise_identical_for_1_2_and_4_threads(void **state) {
   (void)state;
   /* torchvision FPN anchors on a 320x416 image: 5 levels, 3 ratios, ~16k anchors */
@@ -642,6 +695,7 @@ int main(void) {
       cmocka_unit_test(crowd_boxes_ignore_covered_anchors_and_are_never_matched),
       cmocka_unit_test(border_anchors_are_ignored_when_allowed_border_is_set),
       cmocka_unit_test(grid_path_equals_plain_path_on_random_configs),
+      cmocka_unit_test(max_iou_is_bitwise_the_column_maximum_of_box_iou),
       cmocka_unit_test(matching_is_bitwise_identical_for_1_2_and_4_threads),
       cmocka_unit_test(bad_options_are_rejected_with_the_field_named_and_outputs_untouched),
       cmocka_unit_test(grid_match_rejects_an_anchor_count_that_disagrees_with_the_config),

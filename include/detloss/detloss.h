@@ -57,10 +57,9 @@ extern "C" {
 #  define DETLOSS_API __attribute__((visibility("default")))
 #endif
 
-#define DETLOSS_VERSION_MAJOR 0
-#define DETLOSS_VERSION_MINOR 1
-#define DETLOSS_VERSION_PATCH 0
-#define DETLOSS_VERSION_STRING "0.1.0"
+/* DETLOSS_VERSION_MAJOR, _MINOR, _PATCH and DETLOSS_VERSION_STRING ("MAJOR.MINOR.PATCH"),
+ * generated from CMakeLists.txt's project(VERSION). */
+#include "detloss/detloss_version.h"
 
 /* Stable numbers: append only. */
 typedef enum detloss_status {
@@ -94,7 +93,8 @@ typedef struct detloss_error {
 
 /* A static string naming the status ("ok", "null pointer", ...). Never NULL. */
 DETLOSS_API const char *detloss_status_str(detloss_status status);
-/* "0.1.0" */
+/* The library's DETLOSS_VERSION_STRING, "MAJOR.MINOR.PATCH" (compare it with the
+ * header's to detect a mismatched libdetloss.so). */
 DETLOSS_API const char *detloss_version(void);
 /* 1 if this build runs in parallel (OpenMP), 0 if serial. */
 DETLOSS_API int detloss_has_openmp(void);

@@ -18,7 +18,9 @@ from .config import Config, Dataset, config_describe, config_presets, load_confi
 _config_all = ["Config", "Dataset", "config_describe", "config_presets", "load_config",
                "load_dataset"]
 
-__version__ = "0.1.0"
+# The library's version (CMakeLists.txt's project(VERSION), compiled into libdetloss),
+# read at run time: the package has no version of its own to drift.
+__version__ = library_version()
 
 __all__ = ["DetlossError", "DetlossTypeError", "has_openmp", "library_path", "library_version",
            "__version__"] + list(_ops_all) + _config_all

@@ -1,5 +1,6 @@
 """Loading the library, versions, the command line, and the error when it is missing."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -7,11 +8,22 @@ import sys
 import pytest
 
 import detloss
-from conftest import PYDIR
+from conftest import PYDIR, REPO
+
+
+def _cmake_version():
+    """The version as CMakeLists.txt writes it (None outside a source checkout)."""
+    path = os.path.join(REPO, "CMakeLists.txt")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return re.search(r"project\(\s*detloss\s+VERSION\s+([0-9.]+)", f.read()).group(1)
 
 
 def test_the_package_and_the_library_report_the_same_version():
-    assert detloss.library_version() == detloss.__version__ == "0.1.0"
+    assert re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", detloss.__version__)
+    assert detloss.library_version() == detloss.__version__
+    assert _cmake_version() in (None, detloss.__version__)
     assert os.path.exists(detloss.library_path) or detloss.library_path.startswith("lib")
 
 
@@ -19,7 +31,8 @@ def test_python_m_detloss_version_prints_both_versions_and_the_library_path():
     r = subprocess.run([sys.executable, "-m", "detloss", "--version"], capture_output=True,
                        text=True, cwd=PYDIR, env=dict(os.environ, PYTHONPATH=PYDIR))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("detloss 0.1.0 (library 0.1.0, ")
+    v = detloss.__version__
+    assert r.stdout.startswith("detloss %s (library %s, " % (v, v))
     assert detloss.library_path in r.stdout
 
 

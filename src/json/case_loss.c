@@ -87,63 +87,32 @@ detloss_status dl_case_loss_params(const cJSON *c, const char *path, const detlo
   return DETLOSS_OK;
 }
 
-int dl_case_loss_param_where(detloss_error *err, const detloss_loss_info *info) {
-  if (!err) return 0;
-  for (size_t i = 0; i < info->num_params; i++) {
-    const char *key = info->params[i].key;
-    size_t len = strlen(key);
-    if (strncmp(err->where, key, len) == 0 && (err->where[len] == '\0' || err->where[len] == '[')) {
-      char tmp[DETLOSS_WHERE_MAX];
-      snprintf(tmp, sizeof tmp, "params.%s", err->where);
-      memcpy(err->where, tmp, sizeof tmp);
-      return 1;
-    }
+size_t dl_case_loss_param_args(const detloss_loss_info *info, dlj_arg *args,
+                               char (*keys)[DL_PARAM_KEY_MAX]) {
+  size_t n = info->num_params < DL_LOSS_MAX_PARAMS ? info->num_params : DL_LOSS_MAX_PARAMS;
+  for (size_t i = 0; i < n; i++) {
+    snprintf(keys[i], DL_PARAM_KEY_MAX, "params.%s", info->params[i].key);
+    args[i].name = info->params[i].key;
+    args[i].key = keys[i];
+    args[i].shape = NULL;
+    args[i].ndim = 0;
   }
-  return 0;
+  return n;
 }
 
-static void write_index(char *buf, size_t cap, const char *prefix, size_t flat,
-                        const size_t *shape, int ndim) {
-  size_t idx[DLJ_MAX_DIMS] = {0};
-  for (int d = ndim - 1; d >= 0; d--) {
-    size_t s = shape[d] ? shape[d] : 1;
-    idx[d] = flat % s;
-    flat /= s;
-  }
-  size_t len = (size_t)snprintf(buf, cap, "%s", prefix);
-  for (int d = 0; d < ndim && len < cap; d++)
-    len += (size_t)snprintf(buf + len, cap - len, "[%zu]", idx[d]);
-}
-
-/* Library errors name the argument ("input[7]", "gamma", "pos_weight[1]");
- * rewrite them as JSON paths of the case ("[2].input[1][3]", "params.gamma"). */
-static void fix_where(detloss_error *err, const char *path, const detloss_loss_info *info,
-                      const size_t *xshape, int xndim, const size_t *lshape, int lndim) {
-  if (!err) return;
-  static const char *const arrays[] = {"input", "logits", "target", "weight"};
-  char tmp[DETLOSS_WHERE_MAX];
-  const char *w = err->where;
-  for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++) {
-    size_t len = strlen(arrays[k]);
-    if (strncmp(w, arrays[k], len) != 0) continue;
-    const char *key = k <= 1 ? "input" : arrays[k];
-    if (w[len] == '[') {
-      size_t flat = (size_t)strtoull(w + len + 1, NULL, 10);
-      if (k <= 1)
-        write_index(tmp, sizeof tmp, key, flat, xshape, xndim);
-      else
-        write_index(tmp, sizeof tmp, key, flat, lshape, lndim);
-    } else if (w[len] == '\0') {
-      snprintf(tmp, sizeof tmp, "%s", key);
-    } else {
-      continue;
-    }
-    memcpy(err->where, tmp, sizeof tmp);
-    dlj_prefix_where(err, path);
-    return;
-  }
-  dl_case_loss_param_where(err, info);
-  dlj_prefix_where(err, path);
+/* Library errors name the argument ("input[7]", "gamma", "pos_weight[1]"):
+ * locate them in the case ("[2].input[1][3]", "[2].params.gamma"). */
+static void locate(detloss_error *err, const char *path, const detloss_loss_info *info,
+                   const size_t *xshape, int xndim, const size_t *lshape, int lndim) {
+  dlj_arg args[4 + DL_LOSS_MAX_PARAMS] = {{"input", "input", xshape, xndim},
+                                          {"logits", "input", xshape, xndim},
+                                          {"target", "target", lshape, lndim},
+                                          {"weight", "weight", lshape, lndim}};
+  char keys[DL_LOSS_MAX_PARAMS][DL_PARAM_KEY_MAX];
+  size_t n = 4 + dl_case_loss_param_args(info, args + 4, keys);
+  dlj_path at;
+  dlj_path_init(&at, path);
+  dlj_locate(err, &at, args, n);
 }
 
 static int same_shape(const dlj_tensor *a, const dlj_tensor *b) {
@@ -283,7 +252,7 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, cons
       st = detloss_loss_classes(kind, x.data, cls, wp, nrows, ncls, loss, grad, &o, err);
     else
       st = detloss_loss_elementwise(kind, x.data, y.data, wp, x.count, loss, grad, &o, err);
-    if (st != DETLOSS_OK) fix_where(err, path, info, x.shape, x.ndim, lshape, lndim);
+    if (st != DETLOSS_OK) locate(err, path, info, x.shape, x.ndim, lshape, lndim);
   }
   if (st == DETLOSS_OK) {
     dlj_key(out, "loss");

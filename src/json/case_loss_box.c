@@ -43,18 +43,15 @@ static detloss_status read_vector(const cJSON *c, const char *key, const char *p
   return DETLOSS_OK;
 }
 
-/* Library errors name their argument ("pred[3]", "eps"): turn that into the
- * JSON path of the case ("input[3]", "params.eps"; the params from the
- * registry row info). */
-static void fix_where(detloss_error *err, const char *path, const detloss_loss_info *info) {
-  if (!err) return;
-  if (!dl_case_loss_param_where(err, info) && strncmp(err->where, "pred", 4) == 0 &&
-      (err->where[4] == '\0' || err->where[4] == '[')) {
-    char tmp[DETLOSS_WHERE_MAX];
-    snprintf(tmp, sizeof tmp, "input%s", err->where + 4);
-    memcpy(err->where, tmp, sizeof tmp);
-  }
-  dlj_prefix_where(err, path);
+/* Library errors name their argument ("pred[3]", "eps"): locate them in the
+ * case ("[2].input[3]", "[2].params.eps"; the params from the registry row). */
+static void locate(detloss_error *err, const char *path, const detloss_loss_info *info) {
+  dlj_arg args[1 + DL_LOSS_MAX_PARAMS] = {{"pred", "input", NULL, 0}};
+  char keys[DL_LOSS_MAX_PARAMS][DL_PARAM_KEY_MAX];
+  size_t n = 1 + dl_case_loss_param_args(info, args + 1, keys);
+  dlj_path at;
+  dlj_path_init(&at, path);
+  dlj_locate(err, &at, args, n);
 }
 
 detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_kind kind,
@@ -89,7 +86,7 @@ detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_k
   }
   if (st == DETLOSS_OK) {
     st = detloss_loss_boxes(kind, pred, tgt, w, n, loss, gp, gt, &o, err);
-    if (st != DETLOSS_OK) fix_where(err, path, info);
+    if (st != DETLOSS_OK) locate(err, path, info);
   }
   if (st == DETLOSS_OK) {
     if (o.reduction == DETLOSS_REDUCTION_NONE) {
@@ -200,7 +197,7 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
   if (st == DETLOSS_OK) {
     st = detloss_loss_embedding(kind, x[0], x[1], x[2], y, w, n, d, loss, g[0], g[1], g[2], &o,
                                 err);
-    if (st != DETLOSS_OK) fix_where(err, path, info);
+    if (st != DETLOSS_OK) locate(err, path, info);
   }
   if (st == DETLOSS_OK) {
     if (o.reduction == DETLOSS_REDUCTION_NONE) {

@@ -63,9 +63,12 @@ detloss_status dl_case_reduction(const cJSON *c, const char *path, detloss_reduc
 #define DL_LOSS_MAX_PARAMS 8
 detloss_status dl_case_loss_params(const cJSON *c, const char *path, const detloss_loss_info *info,
                                    detloss_loss_options *o, dlj_tensor *pw, detloss_error *err);
-/* A library error naming one of info's params ("gamma", "pos_weight[1]")
- * renamed to its place in the case ("params.gamma"); returns whether it was. */
-int dl_case_loss_param_where(detloss_error *err, const detloss_loss_info *info);
+/* info's params as library arguments for dlj_locate: "gamma" was read from
+ * "params.gamma" (keys holds those strings). Returns the number written to
+ * args (at most DL_LOSS_MAX_PARAMS). */
+#define DL_PARAM_KEY_MAX 48
+size_t dl_case_loss_param_args(const detloss_loss_info *info, dlj_arg *args,
+                               char (*keys)[DL_PARAM_KEY_MAX]);
 /* case_loss_box.c: the box losses of op `loss`, and op `embedding_loss`. */
 detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_kind kind,
                                 dlj_buf *out, const dl_case_ctx *ctx, detloss_error *err);

@@ -151,4 +151,9 @@ detloss_status dl_check_grid_overlaps(const detloss_anchor_config *cfg, const ch
  * prefix relation), for "did you mean" hints; NULL if none is close. */
 const char *dl_suggest(const char *name, const char *const *candidates, size_t count);
 
+/* The registry's loss names into buf, in kind order: all (form < 0) or those
+ * of one detloss_loss_form, separated by ", " and last_sep before the last
+ * ("a, b or c"). Truncated to cap. */
+void dl_loss_list_names(char *buf, size_t cap, int form, const char *last_sep);
+
 #endif /* DETLOSS_INTERNAL_H */

@@ -1,8 +1,8 @@
 /*
- * loss_common.c - what every loss shares: per-kind default options, the
- * contract names of the kinds, reductions, the block-parallel sum and
- * search drivers and the element-wise driver (loss_internal.h). It calls no
- * loss family: the families (loss_cls.c, loss_reg.c, ...) call it.
+ * loss_common.c - what every loss shares: reductions, the block-parallel sum
+ * and search drivers and the element-wise driver (loss_internal.h). The
+ * kinds' names and default options are in the registry, loss_registry.c. It
+ * calls no loss family: the families (loss_cls.c, loss_reg.c, ...) call it.
  */
 #include <float.h>
 #include <math.h>
@@ -12,68 +12,6 @@
 
 #include "loss_internal.h"
 #include "vec.h"
-
-/* Contract names (docs/compute-cases.md), indexed by kind. */
-static const char *const loss_names[] = {
-    "bce_with_logits", "bce",       "cross_entropy", "sigmoid_focal",   "softmax_focal",
-    "hinge",           "l1",        "mse",           "smooth_l1",       "huber",
-    "iou_loss",        "giou_loss", "diou_loss",     "ciou_loss",       "contrastive",
-    "cosine_embedding", "triplet_margin"};
-#define NUM_LOSS_KINDS (sizeof loss_names / sizeof loss_names[0])
-
-detloss_loss_options detloss_loss_options_default(detloss_loss_kind kind) {
-  /* Base values; the per-kind differences follow (detloss.h lists them per field). */
-  detloss_loss_options o;
-  memset(&o, 0, sizeof o);
-  o.reduction = DETLOSS_REDUCTION_MEAN;
-  o.alpha = 0.25f;          /* torchvision sigmoid_focal_loss (RetinaNet, Lin et al. 2017) */
-  o.gamma = 2.0f;           /* torchvision sigmoid_focal_loss */
-  o.beta = 1.0f;            /* torch smooth_l1_loss */
-  o.delta = 1.0f;           /* torch huber_loss */
-  o.margin = 1.0f;          /* hinge, contrastive, triplet_margin (torch) */
-  o.label_smoothing = 0.0f; /* torch cross_entropy */
-  o.eps = 1e-7f;            /* torchvision box losses */
-  o.p = 2.0f;               /* torch triplet_margin_loss */
-  o.swap = 0;
-  o.ignore_index = -100; /* torch cross_entropy */
-  o.pos_weight = NULL;
-  o.pos_weight_len = 0;
-  o.num_threads = 0;
-  switch (kind) {
-    case DETLOSS_LOSS_SOFTMAX_FOCAL: o.alpha = 1.0f; break;
-    case DETLOSS_LOSS_COSINE_EMBEDDING: o.margin = 0.0f; break; /* torch default */
-    case DETLOSS_LOSS_TRIPLET_MARGIN: o.eps = 1e-6f; break;     /* torch default */
-    default: break;
-  }
-  return o;
-}
-
-const char *detloss_loss_name(detloss_loss_kind kind) {
-  if ((unsigned)kind >= NUM_LOSS_KINDS) return NULL;
-  return loss_names[kind];
-}
-
-detloss_status detloss_loss_from_name(const char *name, detloss_loss_kind *kind,
-                                      detloss_error *err) {
-  DL_RETURN_ERROR_IF(name == NULL, err, DETLOSS_ERR_NULL, "name", "is NULL");
-  DL_RETURN_ERROR_IF(kind == NULL, err, DETLOSS_ERR_NULL, "kind", "is NULL");
-  for (size_t k = 0; k < NUM_LOSS_KINDS; k++) {
-    if (strcmp(name, loss_names[k]) == 0) {
-      *kind = (detloss_loss_kind)k;
-      return DETLOSS_OK;
-    }
-  }
-  const char *hint = dl_suggest(name, loss_names, NUM_LOSS_KINDS);
-  if (hint)
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, "loss", "unknown loss '%s' (did you mean '%s'?)",
-                   name, hint);
-  return dl_fail(err, DETLOSS_ERR_UNKNOWN, "loss",
-                 "unknown loss '%s' (expected one of bce_with_logits, bce, cross_entropy, "
-                 "sigmoid_focal, softmax_focal, hinge, l1, mse, smooth_l1, huber, iou_loss, "
-                 "giou_loss, diou_loss, ciou_loss, contrastive, cosine_embedding, "
-                 "triplet_margin)",
-                 name);
-}
 
 detloss_loss_options dl_loss_resolve(detloss_loss_kind kind, const detloss_loss_options *opt) {
   return opt ? *opt : detloss_loss_options_default(kind);

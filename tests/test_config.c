@@ -157,6 +157,41 @@ static void describe_lists_every_key_with_defaults(void **state) {
   detloss_free(d);
 }
 
+/* One spelling per name (src/json/names.c): the RPN convention is
+ * "py_faster_rcnn" as in compute cases and Python; "py-faster-rcnn", the
+ * preset's spelling before, is still read. The retina normalizer takes
+ * "caller" with caller_normalizer (> 0), as the head options do. */
+static void config_names_are_those_of_the_compute_cases(void **state) {
+  (void)state;
+  const char *A = "\"anchors\": \"torchvision_fpn.json\"";
+  const char *conv[] = {"py_faster_rcnn", "py-faster-rcnn"};
+  char t[512];
+  for (int k = 0; k < 2; k++) {
+    detloss_config *c = NULL;
+    snprintf(t, sizeof t, "{%s, \"loss\": {\"convention\": \"%s\"}}", A, conv[k]);
+    assert_int_equal(parse(t, &c, NULL), DETLOSS_OK);
+    assert_int_equal(c->rpn.convention, DETLOSS_RPN_PY_FASTER_RCNN);
+    detloss_config_free(c);
+  }
+  detloss_config *c = NULL;
+  snprintf(t, sizeof t,
+           "{%s, \"head\": \"retinanet\", \"loss\": {\"normalizer\": \"caller\", "
+           "\"caller_normalizer\": 64}}",
+           A);
+  assert_int_equal(parse(t, &c, NULL), DETLOSS_OK);
+  assert_int_equal(c->retina.normalizer, DETLOSS_RETINA_NORM_CALLER);
+  assert_true(c->retina.caller_normalizer == 64.0);
+  detloss_config_free(c);
+  snprintf(t, sizeof t,
+           "{%s, \"head\": \"retinanet\", \"loss\": {\"caller_normalizer\": 0}}", A);
+  expect_config_error(t, DETLOSS_ERR_RANGE, "loss.caller_normalizer", "got 0");
+  char *d = detloss_config_describe();
+  assert_non_null(strstr(d, "torchvision|detectron2_ema|caller"));
+  assert_non_null(strstr(d, "torchvision|detectron2|py_faster_rcnn"));
+  assert_non_null(strstr(d, "caller_normalizer"));
+  detloss_free(d);
+}
+
 static void anchor_set_forms_are_read(void **state) {
   (void)state;
   detloss_config *c = NULL;
@@ -581,6 +616,7 @@ int main(void) {
       cmocka_unit_test(other_presets_load_with_their_heads_and_metrics),
       cmocka_unit_test(minimal_config_gets_documented_defaults),
       cmocka_unit_test(describe_lists_every_key_with_defaults),
+      cmocka_unit_test(config_names_are_those_of_the_compute_cases),
       cmocka_unit_test(anchor_set_forms_are_read),
       cmocka_unit_test(config_errors_name_file_path_and_expectation),
       cmocka_unit_test(syntax_errors_report_line_and_column),

@@ -588,10 +588,56 @@ static void nonfinite_finder_ignores_strings_and_names_the_first_null(void **sta
   assert_string_equal(where, "m[1][1]");
 }
 
+/* The path stack: push a key or an index, pop back to the mark; library
+ * errors located through their argument's key and shape. */
+static void the_path_stack_and_located_library_errors(void **state) {
+  (void)state;
+  dlj_path p;
+  dlj_path_init(&p, "");
+  size_t m0 = dlj_path_key(&p, "images");
+  size_t m1 = dlj_path_index(&p, 1);
+  dlj_path_key(&p, "gt");
+  assert_string_equal(p.buf, "images[1].gt");
+  dlj_path_pop(&p, m1);
+  assert_string_equal(p.buf, "images");
+  dlj_path_pop(&p, m0);
+  assert_string_equal(p.buf, "");
+  assert_int_equal(p.len, 0);
+  /* a path longer than the buffer is cut as dlj_join cuts it */
+  char key[200], joined[DETLOSS_WHERE_MAX];
+  memset(key, 'k', sizeof key - 1);
+  key[sizeof key - 1] = '\0';
+  dlj_path_init(&p, "[3]");
+  dlj_path_key(&p, key);
+  dlj_join(joined, sizeof joined, "[3]", key);
+  assert_string_equal(p.buf, joined);
+  assert_int_equal(p.len, strlen(joined));
+
+  static const size_t shape[2] = {2, 3};
+  const dlj_arg args[] = {{"logits", "input", shape, 2}, {"gamma", "params.gamma", NULL, 0},
+                          {"pos_weight", "params.pos_weight", NULL, 0}};
+  dlj_path at;
+  dlj_path_init(&at, "[2]");
+  detloss_error e;
+  snprintf(e.where, sizeof e.where, "logits[5]");
+  dlj_locate(&e, &at, args, 3);
+  assert_string_equal(e.where, "[2].input[1][2]"); /* flat 5 = row 1, column 2 of [2][3] */
+  snprintf(e.where, sizeof e.where, "pos_weight[1]");
+  dlj_locate(&e, &at, args, 3);
+  assert_string_equal(e.where, "[2].params.pos_weight[1]");
+  snprintf(e.where, sizeof e.where, "gammas");
+  dlj_locate(&e, &at, args, 3); /* not an argument's name: only put under the case */
+  assert_string_equal(e.where, "[2].gammas");
+  e.where[0] = '\0';
+  dlj_locate(&e, &at, args, 3);
+  assert_string_equal(e.where, "[2]");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(writer_uses_nine_significant_digits_and_no_negative_zero),
       cmocka_unit_test(reader_reports_the_json_path_of_each_fault),
+      cmocka_unit_test(the_path_stack_and_located_library_errors),
       cmocka_unit_test(one_case_gives_one_object_and_an_array_gives_an_array),
       cmocka_unit_test(a_bad_case_anywhere_fails_the_whole_run),
       cmocka_unit_test(deep_nesting_is_rejected_without_recursion_blowup),

@@ -574,6 +574,52 @@ DETLOSS_API const char *detloss_loss_name(detloss_loss_kind kind);
 /* Kind from its contract name; DETLOSS_ERR_UNKNOWN (with a suggestion) otherwise. */
 DETLOSS_API detloss_status detloss_loss_from_name(const char *name, detloss_loss_kind *kind,
                                                   detloss_error *err);
+
+/* The registry of loss kinds (src/loss_registry.c): one row per kind, read by
+ * the JSON layer (op `loss` / `embedding_loss`: names, params, defaults), by
+ * the error messages and by the Python binding (through ctypes). */
+typedef enum detloss_loss_form {
+  DETLOSS_LOSS_FORM_ELEMENTWISE = 0, /* input, target of one shape: detloss_loss_elementwise */
+  DETLOSS_LOSS_FORM_CLASSES = 1,     /* logits [N][C], class indices [N]: detloss_loss_classes */
+  DETLOSS_LOSS_FORM_BOXES = 2,       /* pred, target [N][4]: detloss_loss_boxes */
+  DETLOSS_LOSS_FORM_EMBEDDING = 3    /* x1, x2 (, x3) [N][D], target [N]: detloss_loss_embedding */
+} detloss_loss_form;
+
+typedef enum detloss_param_type {
+  DETLOSS_PARAM_FLOAT = 0,  /* float field */
+  DETLOSS_PARAM_INT = 1,    /* int64_t field */
+  DETLOSS_PARAM_BOOL = 2,   /* int field, 0 or 1 */
+  DETLOSS_PARAM_FLOATS = 3  /* const float * + size_t length (pos_weight) */
+} detloss_param_type;
+
+/* One parameter of a loss: a field of detloss_loss_options. The domain
+ * [lo, hi] (open ends flagged) is the one the loss function checks. */
+typedef struct detloss_loss_param {
+  const char *key;         /* JSON key in `params` and the options field name */
+  detloss_param_type type;
+  size_t offset;           /* offsetof(detloss_loss_options, field) */
+  double default_value;    /* default (FLOATS: none) */
+  double lo, hi;           /* domain (+-HUGE_VAL: unbounded) */
+  int lo_open, hi_open;    /* 1: that end is excluded */
+  const char *doc;         /* one line */
+} detloss_loss_param;
+
+typedef struct detloss_loss_info {
+  const char *name;                 /* contract name ("giou_loss") */
+  detloss_loss_kind kind;
+  detloss_loss_form form;
+  const detloss_loss_param *params; /* num_params rows, in the order they are read */
+  size_t num_params;
+  const char *grad_inputs;          /* inputs with gradients, comma-separated ("input,target") */
+  const char *reference;            /* the implementation it matches, and the paper */
+} detloss_loss_info;
+
+/* Number of loss kinds: every kind in [0, count) has a row. */
+DETLOSS_API size_t detloss_loss_count(void);
+/* The row of a kind, or NULL for an unknown kind. Static, read-only; thread-safe. */
+DETLOSS_API const detloss_loss_info *detloss_loss_info_get(detloss_loss_kind kind);
+/* The row of a contract name, or NULL (name NULL or unknown). */
+DETLOSS_API const detloss_loss_info *detloss_loss_info_by_name(const char *name);
 /*
  * detloss_loss_elementwise() - element-wise loss and its gradient.
  *   x = input, y = target, d = x - y; per element l_i, then w_i l_i reduced:

@@ -126,6 +126,18 @@ class LossOptions(ctypes.Structure):
                 ("num_threads", ctypes.c_int)]
 
 
+class LossParam(ctypes.Structure):
+    _fields_ = [("key", ctypes.c_char_p), ("type", ctypes.c_int), ("offset", ctypes.c_size_t),
+                ("default_value", ctypes.c_double), ("lo", ctypes.c_double), ("hi", ctypes.c_double),
+                ("lo_open", ctypes.c_int), ("hi_open", ctypes.c_int), ("doc", ctypes.c_char_p)]
+
+
+class LossInfo(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("kind", ctypes.c_int), ("form", ctypes.c_int),
+                ("params", ctypes.POINTER(LossParam)), ("num_params", ctypes.c_size_t),
+                ("grad_inputs", ctypes.c_char_p), ("reference", ctypes.c_char_p)]
+
+
 class HeadImage(ctypes.Structure):
     _fields_ = [("anchors", ctypes.c_void_p), ("num_anchors", ctypes.c_size_t),
                 ("anchor_config", ctypes.c_void_p), ("gt", ctypes.c_void_p), ("num_gt", ctypes.c_size_t),
@@ -360,6 +372,9 @@ _SIGS = {
     "detloss_match_options_default": (MatchOptions, []),
     "detloss_sample_options_default": (SampleOptions, []),
     "detloss_loss_options_default": (LossOptions, [_i]),
+    "detloss_loss_count": (_sz, []),
+    "detloss_loss_info_get": (ctypes.POINTER(LossInfo), [_i]),
+    "detloss_loss_info_by_name": (ctypes.POINTER(LossInfo), [ctypes.c_char_p]),
     "detloss_rpn_options_default": (RpnOptions, []),
     "detloss_rpn_options_preset": (RpnOptions, [_i]),
     "detloss_retina_options_default": (RetinaOptions, []),

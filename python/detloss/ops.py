@@ -18,6 +18,7 @@ numpy float32 scalar); with grad=True they return (loss, grad, ...) where
 grad is the gradient of the returned loss (of the sum for "none").
 num_threads = 0 means the OpenMP default; results do not depend on it.
 """
+import collections
 import ctypes
 import glob
 import json
@@ -535,19 +536,34 @@ def match_targets(anchors, gt, matches, weights=(1.0, 1.0, 1.0, 1.0)):
     return labels, mg, d
 
 
-LOSS_KINDS = {
-    "bce_with_logits": 0, "bce": 1, "cross_entropy": 2, "sigmoid_focal": 3, "softmax_focal": 4,
-    "hinge": 5, "l1": 6, "mse": 7, "smooth_l1": 8, "huber": 9, "iou_loss": 10, "giou_loss": 11,
-    "diou_loss": 12, "ciou_loss": 13, "contrastive": 14, "cosine_embedding": 15,
-    "triplet_margin": 16,
-}
-_ELEMENTWISE = {"bce_with_logits", "bce", "sigmoid_focal", "hinge", "l1", "mse", "smooth_l1",
-                "huber"}
-_CLASSES = {"cross_entropy", "softmax_focal"}
-_BOXES = {"iou_loss", "giou_loss", "diou_loss", "ciou_loss"}
-_EMBED = {"contrastive", "cosine_embedding", "triplet_margin"}
-_PARAMS = {"alpha", "gamma", "beta", "delta", "margin", "label_smoothing", "eps", "p", "swap",
-           "ignore_index", "pos_weight"}
+LossParam = collections.namedtuple("LossParam", "key type default lo hi lo_open hi_open doc")
+LossInfo = collections.namedtuple("LossInfo", "name kind form params grad_inputs reference")
+LOSS_FORMS = ("elementwise", "classes", "boxes", "embedding")  # detloss_loss_form
+PARAM_TYPES = ("float", "int", "bool", "floats")               # detloss_param_type
+
+
+def _loss_registry():
+    """The library's table of loss kinds (src/loss_registry.c), read through ctypes:
+    {name: LossInfo}, in kind order. Nothing about the kinds is restated here."""
+    rows = {}
+    for k in range(_lib.fn("detloss_loss_count")()):
+        r = _lib.fn("detloss_loss_info_get")(k).contents
+        params = tuple(LossParam(p.key.decode(), PARAM_TYPES[p.type], p.default_value, p.lo,
+                                 p.hi, bool(p.lo_open), bool(p.hi_open), p.doc.decode())
+                       for p in (r.params[i] for i in range(r.num_params)))
+        rows[r.name.decode()] = LossInfo(r.name.decode(), r.kind, LOSS_FORMS[r.form], params,
+                                         tuple(r.grad_inputs.decode().split(",")),
+                                         r.reference.decode())
+    return rows
+
+
+LOSSES = _loss_registry()
+LOSS_KINDS = {name: r.kind for name, r in LOSSES.items()}
+_ELEMENTWISE = {n for n, r in LOSSES.items() if r.form == "elementwise"}
+_CLASSES = {n for n, r in LOSSES.items() if r.form == "classes"}
+_BOXES = {n for n, r in LOSSES.items() if r.form == "boxes"}
+_EMBED = {n for n, r in LOSSES.items() if r.form == "embedding"}
+_PARAMS = {p.key for r in LOSSES.values() for p in r.params}
 
 
 def loss_options(kind, reduction="mean", num_threads=0, **params):

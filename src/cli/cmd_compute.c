@@ -17,6 +17,9 @@ static const char HELP[] =
     "ops: iou, encode, decode, anchors, match, loss, embedding_loss, rpn_loss,\n"
     "     retina_loss, anchor_eval\n"
     "     (fields and semantics: docs/compute-cases.md, the contract)\n"
+    "\n";
+
+static const char HELP_TAIL[] =
     "\n"
     "options:\n"
     "  --threads N   threads for the library calls (0 = OpenMP default); results\n"
@@ -35,6 +38,26 @@ static const char HELP[] =
     "\n"
     DL_EXIT_HELP;
 
+/* The losses of ops loss and embedding_loss with their params and defaults,
+ * from the library's registry (detloss_loss_info_get). */
+static void print_losses(void) {
+  static const char *const FORMS[] = {"element-wise", "class-indexed", "boxes", "embedding"};
+  fputs("losses (\"loss\": name; \"params\": key default):\n", stdout);
+  for (size_t k = 0; k < detloss_loss_count(); k++) {
+    const detloss_loss_info *r = detloss_loss_info_get((detloss_loss_kind)k);
+    printf("  %-17s %-14s", r->name, FORMS[r->form]);
+    for (size_t i = 0; i < r->num_params; i++) {
+      const detloss_loss_param *p = &r->params[i];
+      printf("%s%s ", i ? ", " : "", p->key);
+      if (p->type == DETLOSS_PARAM_FLOATS) fputs("none", stdout);
+      else if (p->type == DETLOSS_PARAM_BOOL) fputs(p->default_value != 0.0 ? "true" : "false", stdout);
+      else printf("%g", (double)(float)p->default_value);
+    }
+    fputs(r->num_params ? "\n" : "-\n", stdout);
+  }
+  fputs("  (embedding losses: op embedding_loss; the others: op loss)\n", stdout);
+}
+
 int dl_cmd_compute(int argc, char **argv) {
   const char *path = NULL;
   int threads = 0;
@@ -42,6 +65,8 @@ int dl_cmd_compute(int argc, char **argv) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       fputs(HELP, stdout);
+      print_losses();
+      fputs(HELP_TAIL, stdout);
       return DL_EXIT_OK;
     } else if (strcmp(a, "--threads") == 0) {
       if (i + 1 >= argc || (threads = dl_cli_parse_threads(argv[i + 1])) < 0) {

@@ -20,6 +20,7 @@
 #include "internal.h"
 #include "json/cases.h"
 #include "json/evalcfg.h"
+#include "json/names.h"
 
 static void stats_json(dlj_buf *b, const detloss_eval_stats *s) {
   dlj_kv_int(b, "num_gt", (long long)s->num_gt);
@@ -102,24 +103,9 @@ static detloss_status read_matcher(const cJSON *c, const char *path, detloss_mat
   static const char *const keys[] = {"high", "low", "allow_low_quality", "low_quality_min_iou",
                                      "semantics", NULL};
   DL_FORWARD_IF_ERROR(dlj_check_keys(mo, where, keys, err));
-  DL_FORWARD_IF_ERROR(dlj_float(mo, "high", where, 0, &m->high, err));
-  DL_FORWARD_IF_ERROR(dlj_float(mo, "low", where, 0, &m->low, err));
-  DL_FORWARD_IF_ERROR(dlj_bool(mo, "allow_low_quality", where, 0, &m->allow_low_quality, err));
-  DL_FORWARD_IF_ERROR(dlj_float(mo, "low_quality_min_iou", where, 0, &m->low_quality_min_iou, err));
-  const char *sem = NULL;
-  DL_FORWARD_IF_ERROR(dlj_string(mo, "semantics", where, 0, &sem, err));
-  if (sem) {
-    if (strcmp(sem, "torchvision") == 0) m->semantics = DETLOSS_MATCH_TORCHVISION;
-    else if (strcmp(sem, "detectron2") == 0) m->semantics = DETLOSS_MATCH_DETECTRON2;
-    else if (strcmp(sem, "mmdet") == 0) m->semantics = DETLOSS_MATCH_MMDET;
-    else {
-      char w2[DETLOSS_WHERE_MAX];
-      dlj_join(w2, sizeof w2, where, "semantics");
-      return dl_fail(err, DETLOSS_ERR_UNKNOWN, w2,
-                     "unknown semantics '%s' (expected torchvision, detectron2 or mmdet)", sem);
-    }
-  }
-  return DETLOSS_OK;
+  static const dlj_match_keys mkeys = {"high", "low", "allow_low_quality", "low_quality_min_iou",
+                                       "semantics", NULL, NULL, NULL};
+  return dlj_match_options(mo, where, &mkeys, m, err);
 }
 
 /* Library errors name their own argument: map the option names onto the case's fields. */

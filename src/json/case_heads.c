@@ -34,6 +34,7 @@
 #include "internal.h"
 #include "json/cases.h"
 #include "json/evalcfg.h"
+#include "json/names.h"
 
 typedef struct head_inputs {
   size_t n;
@@ -220,23 +221,22 @@ static detloss_status alloc_grads(head_inputs *h, int retina, detloss_error *err
 /* box_loss name -> enum */
 static detloss_status read_box_loss(const cJSON *cfg, const char *cpath,
                                     detloss_head_box_loss *out, detloss_error *err) {
-  static const char *const names[] = {"l1", "smooth_l1", "giou", "diou", "ciou"};
   const char *s = NULL;
   DL_FORWARD_IF_ERROR(dlj_string(cfg, "box_loss", cpath, 0, &s, err));
   if (s == NULL) return DETLOSS_OK;
-  for (int k = 0; k < 5; k++)
-    if (strcmp(s, names[k]) == 0) {
-      *out = (detloss_head_box_loss)k;
-      return DETLOSS_OK;
-    }
-  char where[DETLOSS_WHERE_MAX];
+  int k = dlj_name_index(dlj_box_loss_names, s);
+  if (k >= 0) {
+    *out = (detloss_head_box_loss)k;
+    return DETLOSS_OK;
+  }
+  char where[DETLOSS_WHERE_MAX], list[96];
   dlj_join(where, sizeof where, cpath, "box_loss");
-  const char *hint = dl_suggest(s, names, 5);
+  const char *hint = dl_suggest(s, dlj_box_loss_names, dlj_name_count(dlj_box_loss_names));
   if (hint)
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown box loss '%s' (did you mean '%s'?)", s,
                    hint);
-  return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                 "unknown box loss '%s' (expected l1, smooth_l1, giou, diou or ciou)", s);
+  dlj_name_list(list, sizeof list, dlj_box_loss_names);
+  return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown box loss '%s' (expected %s)", s, list);
 }
 
 /* The matching keys shared by both ops, checked here so that errors name the
@@ -244,12 +244,9 @@ static detloss_status read_box_loss(const cJSON *cfg, const char *cpath,
 static detloss_status read_match(const cJSON *cfg, const char *cpath, detloss_match_options *m,
                                  detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
-  int lq = m->allow_low_quality;
-  DL_FORWARD_IF_ERROR(dlj_float(cfg, "fg_iou_thresh", cpath, 0, &m->high, err));
-  DL_FORWARD_IF_ERROR(dlj_float(cfg, "bg_iou_thresh", cpath, 0, &m->low, err));
-  DL_FORWARD_IF_ERROR(dlj_bool(cfg, "allow_low_quality", cpath, 0, &lq, err));
-  DL_FORWARD_IF_ERROR(dlj_float(cfg, "allowed_border", cpath, 0, &m->allowed_border, err));
-  m->allow_low_quality = lq;
+  static const dlj_match_keys keys = {"fg_iou_thresh", "bg_iou_thresh", "allow_low_quality",
+                                      NULL, NULL, NULL, NULL, "allowed_border"};
+  DL_FORWARD_IF_ERROR(dlj_match_options(cfg, cpath, &keys, m, err));
   if (!(m->high >= 0.0f && m->high <= 1.0f)) {
     dlj_join(where, sizeof where, cpath, "fg_iou_thresh");
     return dl_fail(err, DETLOSS_ERR_RANGE, where, "must be in [0, 1], got %g", (double)m->high);
@@ -338,18 +335,15 @@ detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
     const char *conv = NULL;
     DL_FORWARD_IF_ERROR(dlj_string(cfg, "convention", cpath, 0, &conv, err));
     if (conv != NULL) {
-      if (strcmp(conv, "torchvision") == 0) {
-        o = detloss_rpn_options_preset(DETLOSS_RPN_TORCHVISION);
-      } else if (strcmp(conv, "detectron2") == 0) {
-        o = detloss_rpn_options_preset(DETLOSS_RPN_DETECTRON2);
-      } else if (strcmp(conv, "py_faster_rcnn") == 0) {
-        o = detloss_rpn_options_preset(DETLOSS_RPN_PY_FASTER_RCNN);
-      } else {
+      int k = dlj_name_index(dlj_rpn_convention_names, conv);
+      if (k < 0) {
+        char list[96];
         dlj_join(where, sizeof where, cpath, "convention");
-        return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                       "unknown convention '%s' (expected torchvision, detectron2 or "
-                       "py_faster_rcnn)", conv);
+        dlj_name_list(list, sizeof list, dlj_rpn_convention_names);
+        return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown convention '%s' (expected %s)",
+                       conv, list);
       }
+      o = detloss_rpn_options_preset((detloss_rpn_convention)k);
     }
     DL_FORWARD_IF_ERROR(read_match(cfg, cpath, &o.match, err));
     long long b = o.sample.batch_size_per_image, seed = 0;
@@ -439,18 +433,15 @@ detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *ou
     const char *norm = NULL;
     DL_FORWARD_IF_ERROR(dlj_string(cfg, "normalizer", cpath, 0, &norm, err));
     if (norm != NULL) {
-      if (strcmp(norm, "torchvision") == 0) {
-        o.normalizer = DETLOSS_RETINA_NORM_TORCHVISION;
-      } else if (strcmp(norm, "detectron2_ema") == 0) {
-        o.normalizer = DETLOSS_RETINA_NORM_DETECTRON2_EMA;
-      } else if (strcmp(norm, "caller") == 0) {
-        o.normalizer = DETLOSS_RETINA_NORM_CALLER;
-      } else {
+      int k = dlj_name_index(dlj_normalizer_names, norm);
+      if (k < 0) {
+        char list[96];
         dlj_join(where, sizeof where, cpath, "normalizer");
-        return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                       "unknown normalizer '%s' (expected torchvision, detectron2_ema or caller)",
-                       norm);
+        dlj_name_list(list, sizeof list, dlj_normalizer_names);
+        return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown normalizer '%s' (expected %s)",
+                       norm, list);
       }
+      o.normalizer = (detloss_retina_normalizer)k;
     }
     DL_FORWARD_IF_ERROR(dlj_float(cfg, "ema_state", cpath, 0, &ema, err));
     DL_FORWARD_IF_ERROR(dlj_float(cfg, "ema_momentum", cpath, 0, &o.ema_momentum, err));

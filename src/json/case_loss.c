@@ -1,14 +1,14 @@
 /*
  * case_loss.c - compute op `loss` (compute-cases.md): the element-wise and
- * class-indexed losses here, the box losses handed to dl_case_box_loss.
+ * class-indexed losses here, the box losses handed to dl_case_box_loss; which
+ * is which, and each loss's params, come from the registry
+ * (detloss_loss_info_get, src/loss_registry.c).
  *
  * Input: loss (name), input, target, optional weight (shape of the
- * per-element loss), reduction (mean), params (per loss, below), grad (false).
- *   element-wise (bce_with_logits, bce, sigmoid_focal, hinge, l1, mse,
- *   smooth_l1, huber): input of any shape (up to 4-D), target of the same
+ * per-element loss), reduction (mean), params (the registry row's), grad (false).
+ *   element-wise form: input of any shape (up to 4-D), target of the same
  *   shape, weight of the same shape.
- *   class-indexed (cross_entropy, softmax_focal): input [N][C] logits,
- *   target [N] class indices, weight [N].
+ *   class-indexed form: input [N][C] logits, target [N] class indices, weight [N].
  * Output: loss (number, or for none an array shaped like the per-element
  * loss), grad (shaped like input) when grad is true.
  * Unknown params keys are errors with a did-you-mean (a typo such as "gama"
@@ -21,38 +21,8 @@
 #include "internal.h"
 #include "json/cases.h"
 
-static int is_class_kind(detloss_loss_kind k) {
-  return k == DETLOSS_LOSS_CROSS_ENTROPY || k == DETLOSS_LOSS_SOFTMAX_FOCAL;
-}
-static int is_box_kind(detloss_loss_kind k) {
-  return k == DETLOSS_LOSS_IOU || k == DETLOSS_LOSS_GIOU || k == DETLOSS_LOSS_DIOU ||
-         k == DETLOSS_LOSS_CIOU;
-}
-
-/* The params each loss accepts (NULL-terminated). */
-static const char *const *allowed_params(detloss_loss_kind k) {
-  static const char *const none[] = {NULL};
-  static const char *const bcel[] = {"pos_weight", NULL};
-  static const char *const ce[] = {"ignore_index", "label_smoothing", NULL};
-  static const char *const sfocal[] = {"alpha", "gamma", NULL};
-  static const char *const mfocal[] = {"alpha", "gamma", "ignore_index", NULL};
-  static const char *const hinge[] = {"margin", NULL};
-  static const char *const sl1[] = {"beta", NULL};
-  static const char *const huber[] = {"delta", NULL};
-  switch (k) {
-    case DETLOSS_LOSS_BCE_WITH_LOGITS: return bcel;
-    case DETLOSS_LOSS_CROSS_ENTROPY: return ce;
-    case DETLOSS_LOSS_SIGMOID_FOCAL: return sfocal;
-    case DETLOSS_LOSS_SOFTMAX_FOCAL: return mfocal;
-    case DETLOSS_LOSS_HINGE: return hinge;
-    case DETLOSS_LOSS_SMOOTH_L1: return sl1;
-    case DETLOSS_LOSS_HUBER: return huber;
-    default: return none;
-  }
-}
-
-static detloss_status read_reduction(const cJSON *c, const char *path, detloss_reduction *r,
-                                     detloss_error *err) {
+detloss_status dl_case_reduction(const cJSON *c, const char *path, detloss_reduction *r,
+                                 detloss_error *err) {
   const char *s = "mean";
   DL_FORWARD_IF_ERROR(dlj_string(c, "reduction", path, 0, &s, err));
   if (strcmp(s, "none") == 0) *r = DETLOSS_REDUCTION_NONE;
@@ -67,57 +37,82 @@ static detloss_status read_reduction(const cJSON *c, const char *path, detloss_r
   return DETLOSS_OK;
 }
 
-static void write_index(char *buf, size_t cap, const char *prefix, size_t flat,
-                        const size_t *shape, int ndim) {
-  size_t idx[DLJ_MAX_DIMS] = {0};
-  for (int d = ndim - 1; d >= 0; d--) {
-    size_t s = shape[d] ? shape[d] : 1;
-    idx[d] = flat % s;
-    flat /= s;
+detloss_status dl_case_loss_params(const cJSON *c, const char *path, const detloss_loss_info *info,
+                                   detloss_loss_options *o, dlj_tensor *pw, detloss_error *err) {
+  char ppath[DETLOSS_WHERE_MAX];
+  dlj_join(ppath, sizeof ppath, path, "params");
+  const cJSON *params = dlj_field(c, "params");
+  DL_RETURN_ERROR_IF(params && !cJSON_IsObject(params), err, DETLOSS_ERR_TYPE, ppath,
+                     "expected an object");
+  if (!params) return DETLOSS_OK;
+  const char *keys[DL_LOSS_MAX_PARAMS + 1];
+  size_t np = info->num_params < DL_LOSS_MAX_PARAMS ? info->num_params : DL_LOSS_MAX_PARAMS;
+  for (size_t i = 0; i < np; i++) keys[i] = info->params[i].key;
+  keys[np] = NULL;
+  DL_FORWARD_IF_ERROR(dlj_check_keys(params, ppath, keys, err));
+  for (size_t i = 0; i < np; i++) {
+    const detloss_loss_param *p = &info->params[i];
+    char *field = (char *)o + p->offset;
+    switch (p->type) {
+      case DETLOSS_PARAM_FLOAT: {
+        float v;
+        memcpy(&v, field, sizeof v);
+        DL_FORWARD_IF_ERROR(dlj_float(params, p->key, ppath, 0, &v, err));
+        memcpy(field, &v, sizeof v);
+        break;
+      }
+      case DETLOSS_PARAM_INT: {
+        int64_t v;
+        memcpy(&v, field, sizeof v);
+        long long ll = v;
+        DL_FORWARD_IF_ERROR(dlj_int(params, p->key, ppath, 0, INT64_MIN, INT64_MAX, &ll, err));
+        v = (int64_t)ll;
+        memcpy(field, &v, sizeof v);
+        break;
+      }
+      case DETLOSS_PARAM_BOOL: {
+        int v;
+        memcpy(&v, field, sizeof v);
+        DL_FORWARD_IF_ERROR(dlj_bool(params, p->key, ppath, 0, &v, err));
+        memcpy(field, &v, sizeof v);
+        break;
+      }
+      case DETLOSS_PARAM_FLOATS:
+        /* the caller checks its shape against the input and points the
+           options at it */
+        if (pw) DL_FORWARD_IF_ERROR(dlj_tensor_get(params, p->key, ppath, 0, pw, err));
+        break;
+    }
   }
-  size_t len = (size_t)snprintf(buf, cap, "%s", prefix);
-  for (int d = 0; d < ndim && len < cap; d++)
-    len += (size_t)snprintf(buf + len, cap - len, "[%zu]", idx[d]);
+  return DETLOSS_OK;
 }
 
-/* Library errors name the argument ("input[7]", "gamma", "pos_weight[1]");
- * rewrite them as JSON paths of the case ("[2].input[1][3]", "params.gamma"). */
-static void fix_where(detloss_error *err, const char *path, const size_t *xshape, int xndim,
-                      const size_t *lshape, int lndim) {
-  if (!err) return;
-  static const char *const arrays[] = {"input", "logits", "target", "weight"};
-  static const char *const params[] = {"alpha",  "gamma",           "beta",      "delta",
-                                       "margin", "label_smoothing", "pos_weight"};
-  char tmp[DETLOSS_WHERE_MAX];
-  const char *w = err->where;
-  for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++) {
-    size_t len = strlen(arrays[k]);
-    if (strncmp(w, arrays[k], len) != 0) continue;
-    const char *key = k <= 1 ? "input" : arrays[k];
-    if (w[len] == '[') {
-      size_t flat = (size_t)strtoull(w + len + 1, NULL, 10);
-      if (k <= 1)
-        write_index(tmp, sizeof tmp, key, flat, xshape, xndim);
-      else
-        write_index(tmp, sizeof tmp, key, flat, lshape, lndim);
-    } else if (w[len] == '\0') {
-      snprintf(tmp, sizeof tmp, "%s", key);
-    } else {
-      continue;
-    }
-    memcpy(err->where, tmp, sizeof tmp);
-    dlj_prefix_where(err, path);
-    return;
+size_t dl_case_loss_param_args(const detloss_loss_info *info, dlj_arg *args,
+                               char (*keys)[DL_PARAM_KEY_MAX]) {
+  size_t n = info->num_params < DL_LOSS_MAX_PARAMS ? info->num_params : DL_LOSS_MAX_PARAMS;
+  for (size_t i = 0; i < n; i++) {
+    snprintf(keys[i], DL_PARAM_KEY_MAX, "params.%s", info->params[i].key);
+    args[i].name = info->params[i].key;
+    args[i].key = keys[i];
+    args[i].shape = NULL;
+    args[i].ndim = 0;
   }
-  for (size_t k = 0; k < sizeof params / sizeof params[0]; k++) {
-    size_t len = strlen(params[k]);
-    if (strncmp(w, params[k], len) == 0 && (w[len] == '\0' || w[len] == '[')) {
-      snprintf(tmp, sizeof tmp, "params.%s", w);
-      memcpy(err->where, tmp, sizeof tmp);
-      break;
-    }
-  }
-  dlj_prefix_where(err, path);
+  return n;
+}
+
+/* Library errors name the argument ("input[7]", "gamma", "pos_weight[1]"):
+ * locate them in the case ("[2].input[1][3]", "[2].params.gamma"). */
+static void locate(detloss_error *err, const char *path, const detloss_loss_info *info,
+                   const size_t *xshape, int xndim, const size_t *lshape, int lndim) {
+  dlj_arg args[4 + DL_LOSS_MAX_PARAMS] = {{"input", "input", xshape, xndim},
+                                          {"logits", "input", xshape, xndim},
+                                          {"target", "target", lshape, lndim},
+                                          {"weight", "weight", lshape, lndim}};
+  char keys[DL_LOSS_MAX_PARAMS][DL_PARAM_KEY_MAX];
+  size_t n = 4 + dl_case_loss_param_args(info, args + 4, keys);
+  dlj_path at;
+  dlj_path_init(&at, path);
+  dlj_locate(err, &at, args, n);
 }
 
 static int same_shape(const dlj_tensor *a, const dlj_tensor *b) {
@@ -157,39 +152,26 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, cons
     }
     return DETLOSS_ERR_UNKNOWN;
   }
-  if (is_box_kind(kind)) return dl_case_box_loss(c, path, kind, out, ctx, err);
-  if (kind >= DETLOSS_LOSS_CONTRASTIVE) {
+  const detloss_loss_info *info = detloss_loss_info_get(kind);
+  if (info->form == DETLOSS_LOSS_FORM_BOXES) return dl_case_box_loss(c, path, kind, out, ctx, err);
+  if (info->form == DETLOSS_LOSS_FORM_EMBEDDING) {
     char where[DETLOSS_WHERE_MAX];
     dlj_join(where, sizeof where, path, "loss");
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
                    "'%s' is an embedding loss: use op 'embedding_loss'", name);
   }
+  const int classes = info->form == DETLOSS_LOSS_FORM_CLASSES;
 
   detloss_loss_options o = detloss_loss_options_default(kind);
   o.num_threads = ctx->num_threads;
-  DL_FORWARD_IF_ERROR(read_reduction(c, path, &o.reduction, err));
+  DL_FORWARD_IF_ERROR(dl_case_reduction(c, path, &o.reduction, err));
   int want_grad = 0;
   DL_FORWARD_IF_ERROR(dlj_bool(c, "grad", path, 0, &want_grad, err));
 
   char ppath[DETLOSS_WHERE_MAX];
   dlj_join(ppath, sizeof ppath, path, "params");
-  const cJSON *params = dlj_field(c, "params");
-  DL_RETURN_ERROR_IF(params && !cJSON_IsObject(params), err, DETLOSS_ERR_TYPE, ppath,
-                     "expected an object");
   dlj_tensor pw = {NULL, 0, -1, {0}};
-  if (params) {
-    DL_FORWARD_IF_ERROR(dlj_check_keys(params, ppath, allowed_params(kind), err));
-    DL_FORWARD_IF_ERROR(dlj_float(params, "alpha", ppath, 0, &o.alpha, err));
-    DL_FORWARD_IF_ERROR(dlj_float(params, "gamma", ppath, 0, &o.gamma, err));
-    DL_FORWARD_IF_ERROR(dlj_float(params, "beta", ppath, 0, &o.beta, err));
-    DL_FORWARD_IF_ERROR(dlj_float(params, "delta", ppath, 0, &o.delta, err));
-    DL_FORWARD_IF_ERROR(dlj_float(params, "margin", ppath, 0, &o.margin, err));
-    DL_FORWARD_IF_ERROR(dlj_float(params, "label_smoothing", ppath, 0, &o.label_smoothing, err));
-    long long ii = o.ignore_index;
-    DL_FORWARD_IF_ERROR(dlj_int(params, "ignore_index", ppath, 0, INT64_MIN, INT64_MAX, &ii, err));
-    o.ignore_index = (int64_t)ii;
-    DL_FORWARD_IF_ERROR(dlj_tensor_get(params, "pos_weight", ppath, 0, &pw, err));
-  }
+  DL_FORWARD_IF_ERROR(dl_case_loss_params(c, path, info, &o, &pw, err));
 
   dlj_tensor x = {NULL, 0, -1, {0}}, y = {NULL, 0, -1, {0}}, w = {NULL, 0, -1, {0}};
   int64_t *cls = NULL;
@@ -215,7 +197,7 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, cons
     }
   }
 
-  if (st == DETLOSS_OK && is_class_kind(kind)) {
+  if (st == DETLOSS_OK && classes) {
     /* logits [N][C]; an empty input [] is N = 0 */
     if (x.ndim == 1 && x.count == 0) {
       nrows = 0;
@@ -266,11 +248,11 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, cons
   }
   if (st == DETLOSS_OK) {
     const float *wp = w.ndim >= 0 ? w.data : NULL;
-    if (is_class_kind(kind))
+    if (classes)
       st = detloss_loss_classes(kind, x.data, cls, wp, nrows, ncls, loss, grad, &o, err);
     else
       st = detloss_loss_elementwise(kind, x.data, y.data, wp, x.count, loss, grad, &o, err);
-    if (st != DETLOSS_OK) fix_where(err, path, x.shape, x.ndim, lshape, lndim);
+    if (st != DETLOSS_OK) locate(err, path, info, x.shape, x.ndim, lshape, lndim);
   }
   if (st == DETLOSS_OK) {
     dlj_key(out, "loss");

@@ -18,36 +18,6 @@
 #include "internal.h"
 #include "json/cases.h"
 
-/* reduction: "none" | "sum" | "mean" (default mean). */
-static detloss_status read_reduction(const cJSON *c, const char *path, detloss_reduction *r,
-                                     detloss_error *err) {
-  const char *s = "mean";
-  DL_FORWARD_IF_ERROR(dlj_string(c, "reduction", path, 0, &s, err));
-  if (strcmp(s, "none") == 0) {
-    *r = DETLOSS_REDUCTION_NONE;
-  } else if (strcmp(s, "sum") == 0) {
-    *r = DETLOSS_REDUCTION_SUM;
-  } else if (strcmp(s, "mean") == 0) {
-    *r = DETLOSS_REDUCTION_MEAN;
-  } else {
-    char where[DETLOSS_WHERE_MAX];
-    dlj_join(where, sizeof where, path, "reduction");
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown reduction '%s' (expected none, sum or mean)", s);
-  }
-  return DETLOSS_OK;
-}
-
-/* The optional `params` object (NULL when absent); its JSON path into ppath. */
-static detloss_status read_params(const cJSON *c, const char *path, const cJSON **params,
-                                  char *ppath, size_t cap, detloss_error *err) {
-  dlj_join(ppath, cap, path, "params");
-  *params = dlj_field(c, "params");
-  DL_RETURN_ERROR_IF(*params && !cJSON_IsObject(*params), err, DETLOSS_ERR_TYPE, ppath,
-                     "expected an object");
-  return DETLOSS_OK;
-}
-
 /* Optional 1-D array of n numbers (weight, target); *out NULL when absent and
  * not required. */
 static detloss_status read_vector(const cJSON *c, const char *key, const char *path,
@@ -73,39 +43,24 @@ static detloss_status read_vector(const cJSON *c, const char *key, const char *p
   return DETLOSS_OK;
 }
 
-/* Library errors name their argument ("pred[3]", "eps"): turn that into the
- * JSON path of the case ("input[3]", "params.eps"). */
-static void fix_where(detloss_error *err, const char *path, const char *const *map,
-                      size_t nmap) {
-  if (!err) return;
-  for (size_t k = 0; k + 1 < nmap; k += 2) {
-    size_t len = strlen(map[k]);
-    if (strncmp(err->where, map[k], len) == 0 &&
-        (err->where[len] == '\0' || err->where[len] == '[')) {
-      char tmp[DETLOSS_WHERE_MAX];
-      snprintf(tmp, sizeof tmp, "%s%s", map[k + 1], err->where + len);
-      memcpy(err->where, tmp, sizeof tmp);
-      break;
-    }
-  }
-  dlj_prefix_where(err, path);
+/* Library errors name their argument ("pred[3]", "eps"): locate them in the
+ * case ("[2].input[3]", "[2].params.eps"; the params from the registry row). */
+static void locate(detloss_error *err, const char *path, const detloss_loss_info *info) {
+  dlj_arg args[1 + DL_LOSS_MAX_PARAMS] = {{"pred", "input", NULL, 0}};
+  char keys[DL_LOSS_MAX_PARAMS][DL_PARAM_KEY_MAX];
+  size_t n = 1 + dl_case_loss_param_args(info, args + 1, keys);
+  dlj_path at;
+  dlj_path_init(&at, path);
+  dlj_locate(err, &at, args, n);
 }
 
 detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_kind kind,
                                 dlj_buf *out, const dl_case_ctx *ctx, detloss_error *err) {
   detloss_loss_options o = detloss_loss_options_default(kind);
   o.num_threads = ctx->num_threads;
-  DL_FORWARD_IF_ERROR(read_reduction(c, path, &o.reduction, err));
-  const cJSON *params;
-  char ppath[DETLOSS_WHERE_MAX];
-  DL_FORWARD_IF_ERROR(read_params(c, path, &params, ppath, sizeof ppath, err));
-  if (params) {
-    /* Unknown params keys are errors with a did-you-mean, as for the other
-       losses of op `loss` (a typo would otherwise run with the default). */
-    static const char *const allowed[] = {"eps", NULL};
-    DL_FORWARD_IF_ERROR(dlj_check_keys(params, ppath, allowed, err));
-    DL_FORWARD_IF_ERROR(dlj_float(params, "eps", ppath, 0, &o.eps, err));
-  }
+  const detloss_loss_info *info = detloss_loss_info_get(kind);
+  DL_FORWARD_IF_ERROR(dl_case_reduction(c, path, &o.reduction, err));
+  DL_FORWARD_IF_ERROR(dl_case_loss_params(c, path, info, &o, NULL, err));
   int grad = 0;
   DL_FORWARD_IF_ERROR(dlj_bool(c, "grad", path, 0, &grad, err));
 
@@ -131,10 +86,7 @@ detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_k
   }
   if (st == DETLOSS_OK) {
     st = detloss_loss_boxes(kind, pred, tgt, w, n, loss, gp, gt, &o, err);
-    if (st != DETLOSS_OK) {
-      static const char *const map[] = {"pred", "input", "eps", "params.eps"};
-      fix_where(err, path, map, 4);
-    }
+    if (st != DETLOSS_OK) locate(err, path, info);
   }
   if (st == DETLOSS_OK) {
     if (o.reduction == DETLOSS_REDUCTION_NONE) {
@@ -195,16 +147,15 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
                                       const dl_case_ctx *ctx, detloss_error *err) {
   const char *name;
   DL_FORWARD_IF_ERROR(dlj_string(c, "loss", path, 1, &name, err));
-  detloss_loss_kind kind;
-  char lpath[DETLOSS_WHERE_MAX];
-  dlj_join(lpath, sizeof lpath, path, "loss");
-  if (detloss_loss_from_name(name, &kind, NULL) != DETLOSS_OK ||
-      (kind != DETLOSS_LOSS_CONTRASTIVE && kind != DETLOSS_LOSS_COSINE_EMBEDDING &&
-       kind != DETLOSS_LOSS_TRIPLET_MARGIN))
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, lpath,
-                   "unknown embedding loss '%s' (expected contrastive, cosine_embedding or "
-                   "triplet_margin)",
-                   name);
+  const detloss_loss_info *info = detloss_loss_info_by_name(name);
+  if (!info || info->form != DETLOSS_LOSS_FORM_EMBEDDING) {
+    char lpath[DETLOSS_WHERE_MAX], list[DETLOSS_MSG_MAX / 2];
+    dlj_join(lpath, sizeof lpath, path, "loss");
+    dl_loss_list_names(list, sizeof list, DETLOSS_LOSS_FORM_EMBEDDING, " or ");
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, lpath, "unknown embedding loss '%s' (expected %s)",
+                   name, list);
+  }
+  const detloss_loss_kind kind = info->kind;
   const int triplet = kind == DETLOSS_LOSS_TRIPLET_MARGIN;
   /* x3 belongs to triplet_margin only, target to the pair losses only: either
    * one given to the other kind would be silently ignored. */
@@ -218,21 +169,8 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
   }
   detloss_loss_options o = detloss_loss_options_default(kind);
   o.num_threads = ctx->num_threads;
-  DL_FORWARD_IF_ERROR(read_reduction(c, path, &o.reduction, err));
-  const cJSON *params;
-  char ppath[DETLOSS_WHERE_MAX];
-  DL_FORWARD_IF_ERROR(read_params(c, path, &params, ppath, sizeof ppath, err));
-  if (params) {
-    static const char *const pair_keys[] = {"margin", NULL};
-    static const char *const triplet_keys[] = {"margin", "p", "eps", "swap", NULL};
-    DL_FORWARD_IF_ERROR(dlj_check_keys(params, ppath, triplet ? triplet_keys : pair_keys, err));
-    DL_FORWARD_IF_ERROR(dlj_float(params, "margin", ppath, 0, &o.margin, err));
-    if (triplet) {
-      DL_FORWARD_IF_ERROR(dlj_float(params, "p", ppath, 0, &o.p, err));
-      DL_FORWARD_IF_ERROR(dlj_float(params, "eps", ppath, 0, &o.eps, err));
-      DL_FORWARD_IF_ERROR(dlj_bool(params, "swap", ppath, 0, &o.swap, err));
-    }
-  }
+  DL_FORWARD_IF_ERROR(dl_case_reduction(c, path, &o.reduction, err));
+  DL_FORWARD_IF_ERROR(dl_case_loss_params(c, path, info, &o, NULL, err));
   int grad = 0;
   DL_FORWARD_IF_ERROR(dlj_bool(c, "grad", path, 0, &grad, err));
 
@@ -259,11 +197,7 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
   if (st == DETLOSS_OK) {
     st = detloss_loss_embedding(kind, x[0], x[1], x[2], y, w, n, d, loss, g[0], g[1], g[2], &o,
                                 err);
-    if (st != DETLOSS_OK) {
-      static const char *const map[] = {"margin", "params.margin", "p", "params.p",
-                                        "eps",    "params.eps"};
-      fix_where(err, path, map, 6);
-    }
+    if (st != DETLOSS_OK) locate(err, path, info);
   }
   if (st == DETLOSS_OK) {
     if (o.reduction == DETLOSS_REDUCTION_NONE) {

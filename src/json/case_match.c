@@ -18,6 +18,7 @@
 
 #include "internal.h"
 #include "json/cases.h"
+#include "json/names.h"
 #include "json/evalcfg.h"
 
 /* Reads a per-level list of positive numbers: key [[...], ...] with nlev rows of any
@@ -191,29 +192,15 @@ detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, con
   detloss_match_options o = detloss_match_options_default();
   o.num_threads = ctx->num_threads;
   char where[DETLOSS_WHERE_MAX];
-  int lq = 1, all = 1;
-  const char *sem = "torchvision";
-  DL_FORWARD_IF_ERROR(dlj_float(c, "high", path, 0, &o.high, err));
-  DL_FORWARD_IF_ERROR(dlj_float(c, "low", path, 0, &o.low, err));
-  DL_FORWARD_IF_ERROR(dlj_bool(c, "allow_low_quality", path, 0, &lq, err));
-  DL_FORWARD_IF_ERROR(dlj_float(c, "low_quality_min_iou", path, 0, &o.low_quality_min_iou, err));
-  DL_FORWARD_IF_ERROR(dlj_string(c, "semantics", path, 0, &sem, err));
-  DL_FORWARD_IF_ERROR(dlj_bool(c, "gt_max_assign_all", path, 0, &all, err));
-  DL_FORWARD_IF_ERROR(dlj_float(c, "crowd_ioa_thresh", path, 0, &o.crowd_ioa_thresh, err));
-  DL_FORWARD_IF_ERROR(dlj_float(c, "allowed_border", path, 0, &o.allowed_border, err));
-  o.allow_low_quality = lq;
-  o.gt_max_assign_all = all;
-  if (strcmp(sem, "torchvision") == 0) {
-    o.semantics = DETLOSS_MATCH_TORCHVISION;
-  } else if (strcmp(sem, "detectron2") == 0) {
-    o.semantics = DETLOSS_MATCH_DETECTRON2;
-  } else if (strcmp(sem, "mmdet") == 0) {
-    o.semantics = DETLOSS_MATCH_MMDET;
-  } else {
-    dlj_join(where, sizeof where, path, "semantics");
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown semantics '%s' (expected torchvision, detectron2 or mmdet)", sem);
-  }
+  static const dlj_match_keys keys = {"high",
+                                      "low",
+                                      "allow_low_quality",
+                                      "low_quality_min_iou",
+                                      "semantics",
+                                      "gt_max_assign_all",
+                                      "crowd_ioa_thresh",
+                                      "allowed_border"};
+  DL_FORWARD_IF_ERROR(dlj_match_options(c, path, &keys, &o, err));
   long long hw[2] = {0, 0};
   int has_size = 0;
   DL_FORWARD_IF_ERROR(read_image_size(c, path, 0, &ctx->limits, hw, &has_size, err));

@@ -50,6 +50,25 @@ detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, con
  * diou_loss, ciou_loss) to dl_case_box_loss with the parsed kind. */
 detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                             detloss_error *err);
+/* Shared by the loss ops (case_loss.c). `reduction`: "none" | "sum" | "mean"
+ * (default mean). */
+detloss_status dl_case_reduction(const cJSON *c, const char *path, detloss_reduction *r,
+                                 detloss_error *err);
+/* The optional `params` object of a loss case, from the registry row info:
+ * its keys are the row's params (any other key is DETLOSS_ERR_UNKNOWN with a
+ * did-you-mean: a typo such as "gama" would otherwise run with the default),
+ * read in the row's order into their options fields of *o. A FLOATS param
+ * (pos_weight) is read into *pw (ndim -1 when absent), for the caller to
+ * check against the input's shape. */
+#define DL_LOSS_MAX_PARAMS 8
+detloss_status dl_case_loss_params(const cJSON *c, const char *path, const detloss_loss_info *info,
+                                   detloss_loss_options *o, dlj_tensor *pw, detloss_error *err);
+/* info's params as library arguments for dlj_locate: "gamma" was read from
+ * "params.gamma" (keys holds those strings). Returns the number written to
+ * args (at most DL_LOSS_MAX_PARAMS). */
+#define DL_PARAM_KEY_MAX 48
+size_t dl_case_loss_param_args(const detloss_loss_info *info, dlj_arg *args,
+                               char (*keys)[DL_PARAM_KEY_MAX]);
 /* case_loss_box.c: the box losses of op `loss`, and op `embedding_loss`. */
 detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_kind kind,
                                 dlj_buf *out, const dl_case_ctx *ctx, detloss_error *err);

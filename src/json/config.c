@@ -19,6 +19,7 @@
 #include "internal.h"
 #include "json/evalcfg.h"
 #include "json/jread.h"
+#include "json/names.h"
 
 void dl_where_file(detloss_error *err, const char *file) {
   if (!err || !file || !file[0]) return;
@@ -397,11 +398,11 @@ typedef struct desc {
 } desc;
 
 #define INF_ HUGE_VAL
-static const char *const SEMANTICS[] = {"torchvision", "detectron2", "mmdet", NULL};
+#define SEMANTICS dlj_semantics_names
 static const char *const METRICS[] = {"iou", "wh_ratio", NULL};
-static const char *const RPN_CONV[] = {"torchvision", "detectron2", "py-faster-rcnn", NULL};
-static const char *const BOX_LOSS[] = {"l1", "smooth_l1", "giou", "diou", "ciou", NULL};
-static const char *const RETINA_NORM[] = {"torchvision", "detectron2_ema", NULL};
+#define RPN_CONV dlj_rpn_convention_names
+#define BOX_LOSS dlj_box_loss_names
+#define RETINA_NORM dlj_normalizer_names
 
 #define OFF(T, f) offsetof(T, f)
 static const desc MATCH_DESC[] = {
@@ -453,9 +454,11 @@ static const desc RETINA_DESC[] = {
     {"smooth_l1_beta", DT_F32, OFF(detloss_retina_options, smooth_l1_beta), 0, INF_, 0, 1, NULL,
      "smooth-L1 beta (0 = L1)"},
     {"normalizer", DT_ENUM, OFF(detloss_retina_options, normalizer), 0, 0, 0, 0, RETINA_NORM,
-     "per-image max(1, positives) (torchvision) or detectron2's EMA"},
+     "per-image max(1, positives) (torchvision), detectron2's EMA, or the caller's number"},
     {"ema_momentum", DT_F32, OFF(detloss_retina_options, ema_momentum), 0, 1, 0, 0, NULL,
      "detectron2_ema momentum"},
+    {"caller_normalizer", DT_F64, OFF(detloss_retina_options, caller_normalizer), 0, INF_, 1, 1,
+     NULL, "caller: the batch sums are divided by this (e.g. the positives of all workers)"},
 };
 static const desc EVAL_DESC[] = {
     {"metric", DT_ENUM, OFF(detloss_eval_options, metric), 0, 0, 0, 0, METRICS,
@@ -562,9 +565,8 @@ static detloss_status read_table(const cJSON *obj, const char *path, const desc 
       case DT_ENUM: {
         DL_RETURN_ERROR_IF(!cJSON_IsString(v), err, DETLOSS_ERR_TYPE, where, "expected one of %s",
                            type_doc(d, tdoc, sizeof tdoc));
-        int found = -1, cnt = 0;
-        for (; d->names[cnt]; cnt++)
-          if (strcmp(d->names[cnt], v->valuestring) == 0) found = cnt;
+        int found = dlj_name_index(d->names, v->valuestring);
+        int cnt = (int)dlj_name_count(d->names);
         if (found < 0) {
           const char *hint = dl_suggest(v->valuestring, d->names, (size_t)cnt);
           if (hint)

@@ -19,6 +19,60 @@ void dlj_index(char *buf, size_t cap, const char *path, size_t i) {
   snprintf(buf, cap, "%s[%zu]", path ? path : "", i);
 }
 
+void dlj_path_init(dlj_path *p, const char *root) {
+  int w = snprintf(p->buf, sizeof p->buf, "%s", root ? root : "");
+  p->len = w < 0 ? 0 : (size_t)w < sizeof p->buf ? (size_t)w : sizeof p->buf - 1;
+}
+
+/* Appends fmt's output, cut at the buffer's end. */
+static size_t path_push(dlj_path *p, const char *sep, const char *key, size_t i, int index) {
+  size_t mark = p->len, cap = sizeof p->buf - p->len;
+  int w = index ? snprintf(p->buf + p->len, cap, "[%zu]", i)
+                : snprintf(p->buf + p->len, cap, "%s%s", sep, key);
+  if (w > 0) p->len += (size_t)w < cap ? (size_t)w : cap - 1;
+  return mark;
+}
+
+size_t dlj_path_key(dlj_path *p, const char *key) {
+  return path_push(p, p->len ? "." : "", key, 0, 0);
+}
+
+size_t dlj_path_index(dlj_path *p, size_t i) { return path_push(p, "", NULL, i, 1); }
+
+void dlj_path_pop(dlj_path *p, size_t mark) {
+  if (mark < p->len) {
+    p->len = mark;
+    p->buf[mark] = '\0';
+  }
+}
+
+void dlj_locate(detloss_error *err, const dlj_path *at, const dlj_arg *args, size_t n) {
+  if (!err) return;
+  const char *w = err->where;
+  for (size_t k = 0; k < n; k++) {
+    size_t len = strlen(args[k].name);
+    if (strncmp(w, args[k].name, len) != 0 || (w[len] != '\0' && w[len] != '[')) continue;
+    dlj_path local;
+    dlj_path_init(&local, args[k].key);
+    if (w[len] == '[' && args[k].shape) {
+      /* the library's flat index -> the tensor's index, last dimension fastest */
+      size_t flat = (size_t)strtoull(w + len + 1, NULL, 10), idx[DLJ_MAX_DIMS] = {0};
+      int nd = args[k].ndim < 0 ? 0 : args[k].ndim < DLJ_MAX_DIMS ? args[k].ndim : DLJ_MAX_DIMS;
+      for (int d = nd - 1; d >= 0; d--) {
+        size_t s = args[k].shape[d] ? args[k].shape[d] : 1;
+        idx[d] = flat % s;
+        flat /= s;
+      }
+      for (int d = 0; d < nd; d++) dlj_path_index(&local, idx[d]);
+    } else {
+      path_push(&local, w + len, "", 0, 0);
+    }
+    memcpy(err->where, local.buf, sizeof local.buf);
+    break;
+  }
+  dlj_prefix_where(err, at->buf);
+}
+
 const cJSON *dlj_field(const cJSON *obj, const char *key) {
   if (!obj || !cJSON_IsObject(obj)) return NULL;
   return cJSON_GetObjectItemCaseSensitive(obj, key);

@@ -32,6 +32,41 @@ void dlj_join(char *buf, size_t cap, const char *path, const char *key);
 /* path + "[i]" into buf. */
 void dlj_index(char *buf, size_t cap, const char *path, size_t i);
 
+/* A JSON path built as a reader descends: push a key or an index, read,
+ * pop back to the mark the push returned. buf is always NUL-terminated; a
+ * path longer than the buffer is cut as dlj_join cuts it. */
+typedef struct dlj_path {
+  size_t len;
+  char buf[DETLOSS_WHERE_MAX];
+} dlj_path;
+
+/* p = root ("" at the top level, "[2]" for the third case). */
+void dlj_path_init(dlj_path *p, const char *root);
+/* Appends ".key" ("key" at the top level); returns the mark to pop to. */
+size_t dlj_path_key(dlj_path *p, const char *key);
+/* Appends "[i]"; returns the mark to pop to. */
+size_t dlj_path_index(dlj_path *p, size_t i);
+void dlj_path_pop(dlj_path *p, size_t mark);
+
+/* Where a library call's argument came from: the library names the argument
+ * (name, e.g. "pred", "logits", "gamma") in err->where, possibly with a flat
+ * element index ("logits[7]"); key is the JSON key it was read from, relative
+ * to the case ("input", "params.gamma"). With a shape (non-NULL, ndim >= 0) a
+ * flat index becomes the tensor's index ("input[1][3]"; none for a scalar);
+ * with shape NULL the suffix is kept. */
+typedef struct dlj_arg {
+  const char *name;
+  const char *key;
+  const size_t *shape;
+  int ndim;
+} dlj_arg;
+
+/* Locates a library error in the case: the first of args[0..n) whose name
+ * heads err->where (followed by nothing or "[") is replaced by its key; then
+ * the result is put under at ("[2]" + "input[1]" -> "[2].input[1]"; an empty
+ * where becomes at itself). err may be NULL. */
+void dlj_locate(detloss_error *err, const dlj_path *at, const dlj_arg *args, size_t n);
+
 /* Object field lookup (case-sensitive). NULL if absent. */
 const cJSON *dlj_field(const cJSON *obj, const char *key);
 

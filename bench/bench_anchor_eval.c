@@ -91,11 +91,12 @@ int main(int argc, char **argv) {
   oy.resize_max_size = 640;
   oy.num_threads = threads;
   double t_y5 = run(&d, &sy, &oy, rep);
-  printf("{\"bench\": \"anchor_eval\", \"images\": %zu, \"gts\": %zu, \"threads\": %d, "
-         "\"openmp\": %d, \"fpn_anchors_total\": %zu, \"rpn_fpn_s\": %.3f, \"rpn_recall\": %.6f, "
-         "\"retinanet_s\": %.3f, \"yolov5_wh_ratio_s\": %.3f, \"us_per_gt_rpn\": %.3f}\n",
-         n, gts, threads, detloss_has_openmp(), anchors, t_rpn, rec_rpn, t_ret, t_y5,
-         1e6 * t_rpn / (double)gts);
+  printf(
+      "{\"bench\": \"anchor_eval\", \"images\": %zu, \"gts\": %zu, \"threads\": %d, "
+      "\"openmp\": %d, \"fpn_anchors_total\": %zu, \"rpn_fpn_s\": %.3f, \"rpn_recall\": %.6f, "
+      "\"retinanet_s\": %.3f, \"yolov5_wh_ratio_s\": %.3f, \"us_per_gt_rpn\": %.3f}\n",
+      n, gts, threads, detloss_has_openmp(), anchors, t_rpn, rec_rpn, t_ret, t_y5,
+      1e6 * t_rpn / (double)gts);
   free(rep);
   free(hw);
   free(start);

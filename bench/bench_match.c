@@ -76,19 +76,24 @@ void *__wrap_realloc(void *p, size_t n) {
   return q;
 }
 
-
 int main(int argc, char **argv) {
   int threads = 2, reps = 21;
   size_t G = 20;
   uint64_t seed = 1;
   const char *gt_file = NULL, *dump = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--G")) G = (size_t)atol(argv[i + 1]);
-    else if (!strcmp(argv[i], "--seed")) seed = (uint64_t)atoll(argv[i + 1]);
-    else if (!strcmp(argv[i], "--gt")) gt_file = argv[i + 1];
-    else if (!strcmp(argv[i], "--dump")) dump = argv[i + 1];
+    if (!strcmp(argv[i], "--threads"))
+      threads = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--reps"))
+      reps = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--G"))
+      G = (size_t)atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--seed"))
+      seed = (uint64_t)atoll(argv[i + 1]);
+    else if (!strcmp(argv[i], "--gt"))
+      gt_file = argv[i + 1];
+    else if (!strcmp(argv[i], "--dump"))
+      dump = argv[i + 1];
   }
   const int H = 800, W = 1344;
   float sizes[5] = {32, 64, 128, 256, 512}, ratios[3] = {0.5f, 1.0f, 2.0f};
@@ -148,11 +153,13 @@ int main(int argc, char **argv) {
   for (int r = 0; r < reps; r++) {
     peak_bytes = live_bytes;
     double t0 = bench_now_ms();
-    if (detloss_match(anchors, A, gt, G, NULL, m, mi, &o, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    if (detloss_match(anchors, A, gt, G, NULL, m, mi, &o, &err))
+      return fprintf(stderr, "%s\n", err.msg), 1;
     double t1 = bench_now_ms();
     if (peak_bytes - base_bytes > peak_plain) peak_plain = peak_bytes - base_bytes;
     peak_bytes = live_bytes;
-    if (detloss_match_grid(&cfg, gt, G, NULL, m2, mi2, A, &o, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    if (detloss_match_grid(&cfg, gt, G, NULL, m2, mi2, A, &o, &err))
+      return fprintf(stderr, "%s\n", err.msg), 1;
     double t2 = bench_now_ms();
     if (peak_bytes - base_bytes > peak_grid) peak_grid = peak_bytes - base_bytes;
     tp[r] = t1 - t0;
@@ -169,14 +176,15 @@ int main(int argc, char **argv) {
     for (size_t a = 0; a < A; a++) fprintf(f, "%lld\n", (long long)m[a]);
     fclose(f);
   }
-  printf("{\"anchors\": %zu, \"gt\": %zu, \"threads\": %d, \"openmp\": %d, \"reps\": %d, "
-         "\"plain_ms\": %.4f, \"grid_ms\": %.4f, \"plain_min_ms\": %.4f, \"grid_min_ms\": %.4f, "
-         "\"grid_equals_plain\": %s, \"num_pos\": %zu, \"num_neg\": %zu, "
-         "\"peak_rss_growth_kb\": %ld, \"peak_extra_heap_plain_bytes\": %zu, "
-         "\"peak_extra_heap_grid_bytes\": %zu, \"outputs_bytes\": %zu}\n",
-         A, G, threads, detloss_has_openmp(), reps, tp[reps / 2], tg[reps / 2], tp[0], tg[0],
-         same ? "true" : "false", npos, nneg, rss1 - rss0, peak_plain, peak_grid,
-         A * (sizeof(int64_t) + sizeof(float)));
+  printf(
+      "{\"anchors\": %zu, \"gt\": %zu, \"threads\": %d, \"openmp\": %d, \"reps\": %d, "
+      "\"plain_ms\": %.4f, \"grid_ms\": %.4f, \"plain_min_ms\": %.4f, \"grid_min_ms\": %.4f, "
+      "\"grid_equals_plain\": %s, \"num_pos\": %zu, \"num_neg\": %zu, "
+      "\"peak_rss_growth_kb\": %ld, \"peak_extra_heap_plain_bytes\": %zu, "
+      "\"peak_extra_heap_grid_bytes\": %zu, \"outputs_bytes\": %zu}\n",
+      A, G, threads, detloss_has_openmp(), reps, tp[reps / 2], tg[reps / 2], tp[0], tg[0],
+      same ? "true" : "false", npos, nneg, rss1 - rss0, peak_plain, peak_grid,
+      A * (sizeof(int64_t) + sizeof(float)));
   free(tp);
   free(tg);
   free(anchors);

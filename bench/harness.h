@@ -24,10 +24,10 @@ typedef struct bench_stage {
 } bench_stage;
 
 typedef struct bench_run {
-  int threads;  /* passed to every library call */
-  int repeats;  /* timed runs per stage */
-  int warmup;   /* untimed runs first */
-  int small;    /* 1: the smallest configuration (CI smoke test) */
+  int threads; /* passed to every library call */
+  int repeats; /* timed runs per stage */
+  int warmup;  /* untimed runs first */
+  int small;   /* 1: the smallest configuration (CI smoke test) */
   /* Size overrides for scaling studies (0 = the workload's standard size):
    * gt boxes per image (match, heads), image side multiplier (anchors grow
    * with its square), classes (focal_16m, retina_b2). */
@@ -36,10 +36,10 @@ typedef struct bench_run {
   int classes;
   bench_stage stages[BENCH_MAX_STAGES];
   int num_stages;
-  double check;        /* a result value (a loss, a count) for cross-checking */
+  double check; /* a result value (a loss, a count) for cross-checking */
   const char *check_name;
-  char note[256];      /* free text: sizes, derived ratios */
-  int failed;          /* set when a library call failed or a result is not finite */
+  char note[256]; /* free text: sizes, derived ratios */
+  int failed;     /* set when a library call failed or a result is not finite */
 } bench_run;
 
 typedef void (*bench_fn)(bench_run *run);

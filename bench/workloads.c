@@ -102,8 +102,7 @@ static void match_fpn(bench_run *run, size_t g) {
   detloss_error err;
   for (int r = 0; r < run->warmup + run->repeats; r++) {
     double t0 = bench_now_ms();
-    detloss_status st =
-        detloss_match_grid(&s.cfg, gt, g, NULL, m1, v1, s.count, &mo, &err);
+    detloss_status st = detloss_match_grid(&s.cfg, gt, g, NULL, m1, v1, s.count, &mo, &err);
     double t1 = bench_now_ms();
     detloss_status st2 = detloss_match(s.anchors, s.count, gt, g, NULL, m2, v2, &mo, &err);
     double t2 = bench_now_ms();
@@ -162,7 +161,8 @@ static void focal_inputs(size_t anchors, size_t classes, float *x, float *y) {
 static void w_focal_16m(bench_run *run) {
   size_t anchors = run->small ? 2000 : 201600, n;
   size_t classes = run->classes > 0 ? (size_t)run->classes : 80;
-  if (run->image_scale > 0) anchors = (size_t)((double)anchors * run->image_scale * run->image_scale);
+  if (run->image_scale > 0)
+    anchors = (size_t)((double)anchors * run->image_scale * run->image_scale);
   n = anchors * classes;
   float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
   float *g = malloc(n * sizeof(float));
@@ -218,7 +218,8 @@ done:
 /* RetinaNet anchors (torchvision retinanet_resnet50_fpn): P3-P7, strides 8..128,
  * sizes (x, int(x 2^(1/3)), int(x 2^(2/3))) for x = 32..512, ratios 0.5/1/2. */
 static int retina_init(fpn_setup *s, float img_h, float img_w, float *sizes15) {
-  static const float SZ[15] = {32, 40, 50, 64, 80, 101, 128, 161, 203, 256, 322, 406, 512, 645, 812};
+  static const float SZ[15] = {32,  40,  50,  64,  80,  101, 128, 161,
+                               203, 256, 322, 406, 512, 645, 812};
   memset(s, 0, sizeof *s);
   memcpy(sizes15, SZ, sizeof SZ);
   s->img_h = img_h;
@@ -315,8 +316,7 @@ static void head_workload(bench_run *run, int retina) {
   for (int r = 0; r < run->warmup + run->repeats; r++) {
     double t0 = bench_now_ms();
     for (size_t b = 0; b < HEAD_IMAGES; b++)
-      if (detloss_match_grid(&s.cfg, im[b].gt, G, NULL, m, miou, A, &mo, &err) !=
-          DETLOSS_OK) {
+      if (detloss_match_grid(&s.cfg, im[b].gt, G, NULL, m, miou, A, &mo, &err) != DETLOSS_OK) {
         run->failed = 1;
         goto done;
       }
@@ -337,9 +337,11 @@ static void head_workload(bench_run *run, int retina) {
   }
   run->check = (double)res.loss_cls + (double)res.loss_box_reg;
   run->check_name = "loss_sum";
-  snprintf(run->note, sizeof run->note, "%d images x %zu anchors%s, %zu gt each; loss_cls %.6f, "
-           "loss_box_reg %.6f", HEAD_IMAGES, A, retina ? " x 80 classes" : "", G,
-           (double)res.loss_cls, (double)res.loss_box_reg);
+  snprintf(run->note, sizeof run->note,
+           "%d images x %zu anchors%s, %zu gt each; loss_cls %.6f, "
+           "loss_box_reg %.6f",
+           HEAD_IMAGES, A, retina ? " x 80 classes" : "", G, (double)res.loss_cls,
+           (double)res.loss_box_reg);
 done:
   free(s.anchors);
   free(gt);
@@ -401,8 +403,7 @@ static void w_eval_coco(bench_run *run) {
   }
   run->check = rep->all.recall;
   run->check_name = "recall";
-  snprintf(run->note, sizeof run->note, "%zu images, %zu gt", view.num_images,
-           rep->all.num_gt);
+  snprintf(run->note, sizeof run->note, "%zu images, %zu gt", view.num_images, rep->all.num_gt);
 done:
   free(gt);
   free(rep);
@@ -415,7 +416,8 @@ const bench_workload bench_workloads[] = {
     {"match_fpn_g100", "match 268,569 FPN anchors to 100 gt (RPN matcher)", w_match_fpn_g100},
     {"focal_16m", "sigmoid focal loss + gradient over 201,600 x 80 logits, and the memory floor",
      w_focal_16m},
-    {"rpn_fpn_b2", "RPN loss + gradients, 2 images x 268,569 FPN anchors, 20 gt each", w_rpn_fpn_b2},
+    {"rpn_fpn_b2", "RPN loss + gradients, 2 images x 268,569 FPN anchors, 20 gt each",
+     w_rpn_fpn_b2},
     {"retina_b2", "RetinaNet loss + gradients, 2 images x 201,600 anchors x 80 classes, 20 gt each",
      w_retina_b2},
     {"eval_coco", "detloss eval core: FPN RPN anchors on the bundled COCO subset", w_eval_coco},

@@ -80,8 +80,7 @@ int main(void) {
   float first = 0.0f, last = 0.0f;
   for (int step = 0; step < 20; step++) {
     detloss_head_result res;
-    if (detloss_retina_loss(images, NUM_IMAGES, NUM_CLASSES, &res, NULL, &opt, &err) !=
-        DETLOSS_OK)
+    if (detloss_retina_loss(images, NUM_IMAGES, NUM_CLASSES, &res, NULL, &opt, &err) != DETLOSS_OK)
       goto fail;
     if (res.nonfinite) {
       fprintf(stderr, "train_step: non-finite loss, skipping the step\n");
@@ -90,8 +89,8 @@ int main(void) {
     float loss = res.loss_cls + res.loss_box_reg;
     if (step == 0) {
       first = loss;
-      printf("anchors %zu per image, positives %zu, negatives %zu, ignored %zu\n", A,
-             res.num_pos, res.num_neg, res.num_ignored);
+      printf("anchors %zu per image, positives %zu, negatives %zu, ignored %zu\n", A, res.num_pos,
+             res.num_neg, res.num_ignored);
     }
     last = loss;
     if (step % 5 == 0)

@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Aborts if v or anything under it is null or a non-finite number. */
 static void check_finite_tree(const cJSON *v, int depth) {
-  if (cJSON_IsNull(v)) fuzz_fail("fuzz_compute", "status OK with a null (non-finite) value in the output");
+  if (cJSON_IsNull(v))
+    fuzz_fail("fuzz_compute", "status OK with a null (non-finite) value in the output");
   if (cJSON_IsNumber(v) && !isfinite(v->valuedouble))
     fuzz_fail("fuzz_compute", "status OK with a non-finite number in the output");
   if (depth > 10000) return;

@@ -31,13 +31,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   detloss_config *cfg = NULL;
   detloss_error err;
   fuzz_error_init(&err);
-  detloss_status st = detloss_config_parse((const char *)data, size,
-                                           DETLOSS_SOURCE_DIR "/configs/fuzz.json", search, &cfg,
-                                           &err);
+  detloss_status st =
+      detloss_config_parse((const char *)data, size, DETLOSS_SOURCE_DIR "/configs/fuzz.json",
+                           search, &cfg, &err);
   fuzz_check_status("fuzz_config", "detloss_config_parse", st, &err, 1);
   if (st == DETLOSS_ERR_IO && (strstr(err.msg, "not found") || strstr(err.msg, "No such file")))
-    fuzz_fail("fuzz_config", "a missing file reported as an I/O failure (expected NOT_FOUND): "
-              "%s: %s", err.where, err.msg);
+    fuzz_fail("fuzz_config",
+              "a missing file reported as an I/O failure (expected NOT_FOUND): "
+              "%s: %s",
+              err.where, err.msg);
   if (st != DETLOSS_OK) {
     if (cfg != NULL) fuzz_fail("fuzz_config", "*out set on error");
     return 0;

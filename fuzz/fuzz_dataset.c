@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (ds == NULL) fuzz_fail("fuzz_dataset", "status OK without a data set");
   /* 9 anchors: 3 sizes x 3 ratios around (64, 64) */
-  static const float anchors[9][4] = {{40, 52, 88, 76},  {48, 48, 80, 80},   {52, 40, 76, 88},
-                                      {16, 40, 112, 88}, {32, 32, 96, 96},   {40, 16, 88, 112},
+  static const float anchors[9][4] = {{40, 52, 88, 76},    {48, 48, 80, 80}, {52, 40, 76, 88},
+                                      {16, 40, 112, 88},   {32, 32, 96, 96}, {40, 16, 88, 112},
                                       {-32, 16, 160, 112}, {0, 0, 128, 128}, {16, -32, 112, 160}};
   detloss_eval_dataset view = detloss_dataset_view(ds);
   detloss_eval_anchors src = {NULL, &anchors[0][0], 9, NULL, 0};

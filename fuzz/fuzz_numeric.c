@@ -110,8 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       detloss_iou_options o = detloss_iou_options_default();
       o.num_threads = 1;
       if (p1 & 1) o.eps = next_float(&s);
-      detloss_status st =
-          detloss_iou_matrix((detloss_iou_kind)(p0 % 5), a, n, b, m, o1, &o, &err);
+      detloss_status st = detloss_iou_matrix((detloss_iou_kind)(p0 % 5), a, n, b, m, o1, &o, &err);
       size_t len = n * m;
       float *outs[1] = {o1};
       check(st, &err, all_finite(a, 4 * n) && all_finite(b, 4 * m), mod, outs, &len, 1);
@@ -164,22 +163,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       for (size_t j = 0; j < m; j++) crowd[j] = (uint8_t)((p3 >> j) & 1);
       int64_t matches[MAXN];
       for (size_t i = 0; i < n; i++) matches[i] = -777;
-      detloss_status st = detloss_match(a, n, b, m, (p2 & 32) ? crowd : NULL, matches, o1, &o, &err);
+      detloss_status st =
+          detloss_match(a, n, b, m, (p2 & 32) ? crowd : NULL, matches, o1, &o, &err);
       size_t len = n;
       float *outs[1] = {o1};
       check(st, &err, all_finite(a, 4 * n) && all_finite(b, 4 * m), mod, outs, &len, 1);
       for (size_t i = 0; i < n; i++) {
-        if (st != DETLOSS_OK && matches[i] != -777) fuzz_fail("fuzz_numeric", "matches[%zu] written on error", i);
+        if (st != DETLOSS_OK && matches[i] != -777)
+          fuzz_fail("fuzz_numeric", "matches[%zu] written on error", i);
         if (st == DETLOSS_OK && (matches[i] < -2 || matches[i] >= (int64_t)m))
           fuzz_fail("fuzz_numeric", "matches[%zu] = %lld out of range", i, (long long)matches[i]);
       }
       break;
     }
     case 4: { /* element-wise losses */
-      detloss_loss_kind kinds[] = {DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_LOSS_BCE,
-                                   DETLOSS_LOSS_SIGMOID_FOCAL,   DETLOSS_LOSS_HINGE,
-                                   DETLOSS_LOSS_L1,              DETLOSS_LOSS_MSE,
-                                   DETLOSS_LOSS_SMOOTH_L1,       DETLOSS_LOSS_HUBER};
+      detloss_loss_kind kinds[] =
+          {DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_LOSS_BCE,  DETLOSS_LOSS_SIGMOID_FOCAL,
+           DETLOSS_LOSS_HINGE,           DETLOSS_LOSS_L1,   DETLOSS_LOSS_MSE,
+           DETLOSS_LOSS_SMOOTH_L1,       DETLOSS_LOSS_HUBER};
       detloss_loss_kind k = kinds[p0 % 8];
       size_t len = 4 * n;
       fill(&s, a, len);
@@ -235,8 +236,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       o.num_threads = 1;
       o.reduction = (detloss_reduction)(p2 % 3);
       size_t outlen = o.reduction == DETLOSS_REDUCTION_NONE ? n : 1;
-      detloss_status st = detloss_loss_boxes(k, a, b, NULL, n, o1, o2, (p1 & 1) ? o3 : NULL, &o,
-                                             &err);
+      detloss_status st =
+          detloss_loss_boxes(k, a, b, NULL, n, o1, o2, (p1 & 1) ? o3 : NULL, &o, &err);
       float *outs[3] = {o1, o2, (p1 & 1) ? o3 : NULL};
       size_t lens[3] = {outlen, 4 * n, 4 * n};
       check(st, &err, all_finite(a, 4 * n) && all_finite(b, 4 * n), mod, outs, lens, 3);
@@ -258,10 +259,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       o.margin = (float)(p3 % 16) / 8.0f;
       if (k == DETLOSS_LOSS_TRIPLET_MARGIN) o.swap = p3 & 1;
       size_t outlen = o.reduction == DETLOSS_REDUCTION_NONE ? rows : 1;
-      detloss_status st = detloss_loss_embedding(
-          k, a, b, k == DETLOSS_LOSS_TRIPLET_MARGIN ? c3 : NULL,
-          k == DETLOSS_LOSS_TRIPLET_MARGIN ? NULL : t, NULL, rows, d, o1, o2, o3,
-          k == DETLOSS_LOSS_TRIPLET_MARGIN ? o4 : NULL, &o, &err);
+      detloss_status st =
+          detloss_loss_embedding(k, a, b, k == DETLOSS_LOSS_TRIPLET_MARGIN ? c3 : NULL,
+                                 k == DETLOSS_LOSS_TRIPLET_MARGIN ? NULL : t, NULL, rows, d, o1, o2,
+                                 o3, k == DETLOSS_LOSS_TRIPLET_MARGIN ? o4 : NULL, &o, &err);
       float *outs[4] = {o1, o2, o3, k == DETLOSS_LOSS_TRIPLET_MARGIN ? o4 : NULL};
       size_t lens[4] = {outlen, rows * d, rows * d, rows * d};
       int fin = all_finite(a, rows * d) && all_finite(b, rows * d) &&
@@ -287,10 +288,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t cp = 0, cn = 0;
         for (size_t i = 0; i < len; i++) {
           if (sampled[i] == 1) {
-            if (matches[i] < 0) fuzz_fail("fuzz_numeric", "sampled[%zu]: a non-positive sampled as positive", i);
+            if (matches[i] < 0)
+              fuzz_fail("fuzz_numeric", "sampled[%zu]: a non-positive sampled as positive", i);
             cp++;
           } else if (sampled[i] == 0) {
-            if (matches[i] != -1) fuzz_fail("fuzz_numeric", "sampled[%zu]: a non-negative sampled as negative", i);
+            if (matches[i] != -1)
+              fuzz_fail("fuzz_numeric", "sampled[%zu]: a non-negative sampled as negative", i);
             cn++;
           }
         }

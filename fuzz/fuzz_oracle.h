@@ -31,7 +31,8 @@
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3), noreturn))
 #endif
-static void fuzz_fail(const char *target, const char *fmt, ...) {
+static void
+fuzz_fail(const char *target, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "%s: oracle violated: ", target);
@@ -84,9 +85,10 @@ static void fuzz_check_status(const char *target, const char *call, detloss_stat
   if (memchr(err->msg, '\0', sizeof err->msg) == NULL)
     fuzz_fail(target, "%s: status %d: err.msg is not NUL-terminated", call, (int)st);
   if (!fuzz_is_input_fault(st) && !(allow_io && st == DETLOSS_ERR_IO))
-    fuzz_fail(target, "%s: status %s (%d) for hostile input, expected ok or an input-fault "
-              "class: %s: %s", call, detloss_status_str(st), (int)st, err->where,
-              fuzz_msg(err, m, sizeof m));
+    fuzz_fail(target,
+              "%s: status %s (%d) for hostile input, expected ok or an input-fault "
+              "class: %s: %s",
+              call, detloss_status_str(st), (int)st, err->where, fuzz_msg(err, m, sizeof m));
   if (err->status != st)
     fuzz_fail(target, "%s: returned status %d but err.status is %d", call, (int)st,
               (int)err->status);

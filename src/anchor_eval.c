@@ -48,9 +48,9 @@
 #include "internal.h"
 #include "parallel.h"
 
-#define EVAL_BLOCK 8      /* images per parallel block (fixed, never from the thread count) */
-#define EVAL_CHUNK 4096   /* images per progress step (a multiple of EVAL_BLOCK) */
-#define UB_PAD 1.001f     /* slack on the area bound of the IoU (float rounding of anchors) */
+#define EVAL_BLOCK 8    /* images per parallel block (fixed, never from the thread count) */
+#define EVAL_CHUNK 4096 /* images per progress step (a multiple of EVAL_BLOCK) */
+#define UB_PAD 1.001f   /* slack on the area bound of the IoU (float rounding of anchors) */
 
 enum { SRC_GRID = 0, SRC_ANCHORS = 1, SRC_SHAPES = 2 };
 
@@ -83,29 +83,29 @@ typedef struct ectx {
   const detloss_anchor_config *grid;
   size_t nl;
   elevel lv[DETLOSS_EVAL_MAX_LEVELS];
-  float max_base;       /* largest |coordinate| of a grid base anchor */
+  float max_base; /* largest |coordinate| of a grid base anchor */
   const float *anchors;
   size_t na;
   float *shapes;        /* WH_RATIO: [ns][2] */
   int16_t *shape_level; /* [ns] */
   size_t ns;
-  int sparse;           /* positives may be counted sparsely (matcher settings allow it) */
-  int lq_zero;          /* a promoted gt with h_g = 0 forces the dense path */
+  int sparse;  /* positives may be counted sparsely (matcher settings allow it) */
+  int lq_zero; /* a promoted gt with h_g = 0 forces the dense path */
   detloss_eval_gt *per_gt;
   size_t *blk_level_pos; /* [nblocks][MAX_LEVELS] */
   size_t *blk_anchors;   /* [nblocks] */
   detloss_status *blk_st;
   detloss_error *blk_err;
-  size_t first_block;    /* first block of the chunk being run */
+  size_t first_block; /* first block of the chunk being run */
 } ectx;
 
 /* Per-block scratch, grown on demand. */
 typedef struct scratch {
-  float *gt;       /* [G][4] evaluated gts of the image, resized */
+  float *gt; /* [G][4] evaluated gts of the image, resized */
   size_t gcap;
-  size_t *row;     /* [G] their rows in the data set */
+  size_t *row; /* [G] their rows in the data set */
   size_t rcap;
-  size_t *cand;    /* candidate positive anchors */
+  size_t *cand; /* candidate positive anchors */
   size_t ncand, ccap;
   int64_t *matches; /* dense path: [A] */
   size_t acap;
@@ -120,8 +120,7 @@ typedef struct egrid {
 
 /* Pair IoU (dl_pair_iou, box_kernels.h): the matcher's kernel and operation order,
  * torchvision box_iou(gt, anchors). g: gt box, ga its area; a*: anchor. */
-static inline float pair_iou(const float *g, float ga, float ax1, float ay1, float ax2,
-                             float ay2) {
+static inline float pair_iou(const float *g, float ga, float ax1, float ay1, float ax2, float ay2) {
   float aa = (ax2 - ax1) * (ay2 - ay1);
   return dl_pair_iou(g[0], g[1], g[2], g[3], ga, ax1, ay1, ax2, ay2, aa);
 }
@@ -213,7 +212,8 @@ static void grid_scan_gt(const ectx *c, const egrid *eg, const float *g, float g
     size_t K = lv->k, fw = eg->fw[l];
     {
       size_t px = nearest_cell(gcx - 0.5 * ((double)b[0] + (double)b[2]), lv->stride_w, off, fw);
-      size_t py = nearest_cell(gcy - 0.5 * ((double)b[1] + (double)b[3]), lv->stride_h, off, eg->fh[l]);
+      size_t py =
+          nearest_cell(gcy - 0.5 * ((double)b[1] + (double)b[3]), lv->stride_h, off, eg->fh[l]);
       float sx = dl_cell_shift(off, lv->stride_w, px), sy = dl_cell_shift(off, lv->stride_h, py);
       float v = pair_iou(g, ga, sx + b[0], sy + b[1], sx + b[2], sy + b[3]);
       size_t idx = eg->off[l] + (py * fw + px) * K + k;
@@ -276,8 +276,8 @@ static int grid_candidates(const ectx *c, const egrid *eg, const float *g, float
       if (iou_bound(lv->area[k], ga) < t) continue;
       const float *b = lv->base + 4 * k;
       size_t x0, x1, y0, y1;
-      if (!cell_box(g, b, t, lv->stride_h, lv->stride_w, off, eg->fh[l], eg->fw[l], &x0, &x1,
-                    &y0, &y1))
+      if (!cell_box(g, b, t, lv->stride_h, lv->stride_w, off, eg->fh[l], eg->fw[l], &x0, &x1, &y0,
+                    &y1))
         continue;
       for (size_t y = y0; y <= y1; y++) {
         float sy = dl_cell_shift(off, lv->stride_h, y);
@@ -375,9 +375,8 @@ static void resize_params(const detloss_eval_options *o, float H, float W, float
  * level's count stay <= EVAL_MAX_ANCHORS, that the total does, and that the
  * farthest anchor stays within DL_COORD_MAX (err may be NULL: the check was
  * already made). */
-static detloss_status image_grid(const detloss_anchor_config *grid, const size_t *k,
-                                 float max_base, float nh, float nw, size_t i, egrid *eg,
-                                 detloss_error *err) {
+static detloss_status image_grid(const detloss_anchor_config *grid, const size_t *k, float max_base,
+                                 float nh, float nw, size_t i, egrid *eg, detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
   eg->count = 0;
   eg->img_h = nh;
@@ -394,14 +393,14 @@ static detloss_status image_grid(const detloss_anchor_config *grid, const size_t
       return dl_fail(err, DETLOSS_ERR_RANGE, where,
                      "(%g, %g) gives image %zu (%g x %g after resizing) a %g x %g feature map "
                      "of %g anchors, more than 1e15",
-                     (double)lv->stride_h, (double)lv->stride_w, i, (double)nh, (double)nw, fh,
-                     fw, n);
+                     (double)lv->stride_h, (double)lv->stride_w, i, (double)nh, (double)nw, fh, fw,
+                     n);
     }
     if (!(total <= EVAL_MAX_ANCHORS)) {
       snprintf(where, sizeof where, "data.image_hw[%zu]", i);
       return dl_fail(err, DETLOSS_ERR_RANGE, where,
-                     "the image (%g x %g after resizing) needs more than 1e15 anchors",
-                     (double)nh, (double)nw);
+                     "the image (%g x %g after resizing) needs more than 1e15 anchors", (double)nh,
+                     (double)nw);
     }
     double reach = fmax(((double)grid->offset + fw - 1.0) * (double)lv->stride_w,
                         ((double)grid->offset + fh - 1.0) * (double)lv->stride_h) +
@@ -462,8 +461,9 @@ static detloss_status eval_image(ectx *c, size_t i, scratch *s, size_t *level_po
       continue;
     }
     float area = rec->w * rec->h;
-    rec->size = area < 1024.0f ? DETLOSS_EVAL_SMALL
-                : area >= 9216.0f ? DETLOSS_EVAL_LARGE : DETLOSS_EVAL_MEDIUM;
+    rec->size = area < 1024.0f    ? DETLOSS_EVAL_SMALL
+                : area >= 9216.0f ? DETLOSS_EVAL_LARGE
+                                  : DETLOSS_EVAL_MEDIUM;
     s->row[G++] = r;
   }
 
@@ -549,8 +549,7 @@ static detloss_status eval_image(ectx *c, size_t i, scratch *s, size_t *level_po
   }
   if (!c->o.count_positives || G == 0 || eg.count == 0) return DETLOSS_OK;
   const detloss_match_options *m = &c->o.match;
-  int dense = !c->sparse ||
-              (zero_h && m->allow_low_quality && 0.0f >= m->low_quality_min_iou);
+  int dense = !c->sparse || (zero_h && m->allow_low_quality && 0.0f >= m->low_quality_min_iou);
   if (!dense) {
     s->ncand = 0;
     for (size_t j = 0; j < G; j++) {
@@ -666,8 +665,8 @@ static detloss_status check_inputs(const detloss_eval_dataset *d, const detloss_
                      "the data set has no images");
   DL_RETURN_ERROR_IF(!d->image_hw || !d->box_start, err, DETLOSS_ERR_NULL,
                      !d->image_hw ? "data.image_hw" : "data.box_start", "is NULL");
-  DL_RETURN_ERROR_IF(d->num_images > DL_MAX_ELEMS / 4, err, DETLOSS_ERR_SHAPE,
-                     "data.num_images", "too many images");
+  DL_RETURN_ERROR_IF(d->num_images > DL_MAX_ELEMS / 4, err, DETLOSS_ERR_SHAPE, "data.num_images",
+                     "too many images");
   DL_RETURN_ERROR_IF(d->box_start[0] != 0, err, DETLOSS_ERR_SHAPE, "data.box_start[0]",
                      "must be 0");
   for (size_t i = 0; i < d->num_images; i++) {
@@ -684,8 +683,7 @@ static detloss_status check_inputs(const detloss_eval_dataset *d, const detloss_
     }
   }
   size_t total = d->box_start[d->num_images];
-  DL_RETURN_ERROR_IF(total == 0, err, DETLOSS_ERR_SHAPE, "data.boxes",
-                     "the data set has no boxes");
+  DL_RETURN_ERROR_IF(total == 0, err, DETLOSS_ERR_SHAPE, "data.boxes", "the data set has no boxes");
   DL_FORWARD_IF_ERROR(dl_check_ptr(d->boxes, total, "data.boxes", err));
   DL_FORWARD_IF_ERROR(dl_check_boxes(d->boxes, total, "data.boxes", err));
 
@@ -745,8 +743,7 @@ static detloss_status check_inputs(const detloss_eval_dataset *d, const detloss_
 }
 
 /* The shapes (w, h) and their levels for WH_RATIO. */
-static detloss_status build_shapes(ectx *c, const detloss_eval_anchors *src,
-                                   detloss_error *err) {
+static detloss_status build_shapes(ectx *c, const detloss_eval_anchors *src, detloss_error *err) {
   size_t n = 0;
   if (c->src == SRC_GRID)
     for (size_t l = 0; l < c->nl; l++) n += c->lv[l].k;
@@ -783,8 +780,7 @@ static detloss_status build_shapes(ectx *c, const detloss_eval_anchors *src,
   for (q = 0; q < n; q++)
     if (!(c->shapes[2 * q] > 0.0f) || !(c->shapes[2 * q + 1] > 0.0f)) {
       char where[DETLOSS_WHERE_MAX];
-      snprintf(where, sizeof where, "%s[%zu]", c->src == SRC_ANCHORS ? "anchors" : "grid.base",
-               q);
+      snprintf(where, sizeof where, "%s[%zu]", c->src == SRC_ANCHORS ? "anchors" : "grid.base", q);
       return dl_fail(err, DETLOSS_ERR_RANGE, where,
                      "the wh_ratio metric needs anchors of positive width and height");
     }
@@ -846,8 +842,8 @@ static void free_ctx(ectx *c) {
 
 detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
                                    const detloss_eval_anchors *src, detloss_eval_gt *per_gt,
-                                   detloss_eval_report *report,
-                                   const detloss_eval_options *opt, detloss_error *err) {
+                                   detloss_eval_report *report, const detloss_eval_options *opt,
+                                   detloss_error *err) {
   detloss_eval_options o = opt ? *opt : detloss_eval_options_default();
   DL_RETURN_ERROR_IF(!report, err, DETLOSS_ERR_NULL, "report", "is NULL");
   DL_FORWARD_IF_ERROR(check_inputs(data, src, &o, err));

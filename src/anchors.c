@@ -36,7 +36,7 @@ static detloss_status check_positive(const float *v, size_t n, size_t level, con
 
 /* Validates the arrays of level l and returns its number of base anchors in *k. */
 static detloss_status level_k_arrays(const detloss_anchor_config *cfg, size_t l, size_t *k,
-                              detloss_error *err) {
+                                     detloss_error *err) {
   const detloss_anchor_level *lv = &cfg->levels[l];
   char where[DETLOSS_WHERE_MAX];
   if (!(lv->stride_h > 0.0f) || !isfinite(lv->stride_h) || !(lv->stride_w > 0.0f) ||
@@ -63,8 +63,8 @@ static detloss_status level_k_arrays(const detloss_anchor_config *cfg, size_t l,
   if (dl_mul_overflow(lv->num_sizes, lv->num_ratios, &kk) || kk > DL_MAX_ELEMS / 4) {
     snprintf(where, sizeof where, "levels[%zu].sizes", l);
     return dl_fail(err, DETLOSS_ERR_SHAPE, where,
-                   "%zu sizes x %zu ratios is more base anchors than can be indexed",
-                   lv->num_sizes, lv->num_ratios);
+                   "%zu sizes x %zu ratios is more base anchors than can be indexed", lv->num_sizes,
+                   lv->num_ratios);
   }
   *k = kk;
   return DETLOSS_OK;
@@ -86,14 +86,14 @@ static detloss_status level_k(const detloss_anchor_config *cfg, size_t l, size_t
 
 static detloss_status check_config(const detloss_anchor_config *cfg, detloss_error *err) {
   DL_RETURN_ERROR_IF(cfg == NULL, err, DETLOSS_ERR_NULL, "cfg", "is NULL");
-  DL_RETURN_ERROR_IF(cfg->num_levels > 0 && cfg->levels == NULL, err, DETLOSS_ERR_NULL,
-                     "levels", "is NULL");
+  DL_RETURN_ERROR_IF(cfg->num_levels > 0 && cfg->levels == NULL, err, DETLOSS_ERR_NULL, "levels",
+                     "is NULL");
   DL_RETURN_ERROR_IF(cfg->convention != DETLOSS_ANCHORS_TORCHVISION &&
                          cfg->convention != DETLOSS_ANCHORS_DETECTRON2,
                      err, DETLOSS_ERR_RANGE, "convention", "unknown convention %d",
                      (int)cfg->convention);
-  DL_RETURN_ERROR_IF(!(cfg->offset >= 0.0f && cfg->offset < 1.0f), err, DETLOSS_ERR_RANGE,
-                     "offset", "must be in [0, 1), got %g", (double)cfg->offset);
+  DL_RETURN_ERROR_IF(!(cfg->offset >= 0.0f && cfg->offset < 1.0f), err, DETLOSS_ERR_RANGE, "offset",
+                     "must be in [0, 1), got %g", (double)cfg->offset);
   return DETLOSS_OK;
 }
 

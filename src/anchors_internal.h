@@ -12,16 +12,16 @@
 #include "internal.h"
 
 typedef struct dl_grid_level {
-  size_t h, w, k;   /* rows, columns, base anchors per cell */
-  size_t off;       /* index of the level's first anchor */
+  size_t h, w, k; /* rows, columns, base anchors per cell */
+  size_t off;     /* index of the level's first anchor */
   float stride_h, stride_w, offset;
-  float *base;      /* [k][4] */
-  float *sx, *sy;   /* [w], [h]: cell shifts */
+  float *base;    /* [k][4] */
+  float *sx, *sy; /* [w], [h]: cell shifts */
 } dl_grid_level;
 
 typedef struct dl_grid {
   size_t num_levels;
-  size_t count;     /* total anchors */
+  size_t count; /* total anchors */
   dl_grid_level *lv;
 } dl_grid;
 

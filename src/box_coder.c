@@ -25,9 +25,8 @@ detloss_coder_options detloss_coder_options_default(void) {
 static detloss_status check_coder_options(const detloss_coder_options *o, detloss_error *err) {
   static const char *const names[4] = {"weights[0]", "weights[1]", "weights[2]", "weights[3]"};
   for (int k = 0; k < 4; k++)
-    DL_RETURN_ERROR_IF(!(o->weights[k] > 0.0f) || !isfinite(o->weights[k]), err,
-                       DETLOSS_ERR_RANGE, names[k], "must be a finite number > 0, got %g",
-                       (double)o->weights[k]);
+    DL_RETURN_ERROR_IF(!(o->weights[k] > 0.0f) || !isfinite(o->weights[k]), err, DETLOSS_ERR_RANGE,
+                       names[k], "must be a finite number > 0, got %g", (double)o->weights[k]);
   DL_RETURN_ERROR_IF(!(o->clip > 0.0f), err, DETLOSS_ERR_RANGE, "clip",
                      "must be > 0 (it may be infinite), got %g", (double)o->clip);
   return DETLOSS_OK;
@@ -82,7 +81,8 @@ typedef struct coder_ctx {
 static void encode_range(void *vctx, size_t i0, size_t i1, size_t block) {
   const coder_ctx *c = vctx;
   (void)block;
-  for (size_t i = i0; i < i1; i++) encode_one(c->anchors + 4 * i, c->src + 4 * i, c->w, c->dst + 4 * i);
+  for (size_t i = i0; i < i1; i++)
+    encode_one(c->anchors + 4 * i, c->src + 4 * i, c->w, c->dst + 4 * i);
 }
 
 static void decode_range(void *vctx, size_t i0, size_t i1, size_t block) {
@@ -111,15 +111,15 @@ static detloss_status check_coder_overlaps(const float *a, const char *an, const
   return dl_check_overlaps(sp, 3, err);
 }
 
-detloss_status detloss_box_encode(const float *anchors, const float *boxes, size_t n,
-                                  float *deltas, const detloss_coder_options *opt,
-                                  detloss_error *err) {
+detloss_status detloss_box_encode(const float *anchors, const float *boxes, size_t n, float *deltas,
+                                  const detloss_coder_options *opt, detloss_error *err) {
   detloss_coder_options o = opt ? *opt : detloss_coder_options_default();
   DL_FORWARD_IF_ERROR(check_coder_options(&o, err));
   DL_FORWARD_IF_ERROR(dl_check_boxes(anchors, n, "anchors", err));
   DL_FORWARD_IF_ERROR(dl_check_boxes(boxes, n, "boxes", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(deltas, n, "deltas", err));
-  DL_FORWARD_IF_ERROR(check_coder_overlaps(anchors, "anchors", boxes, "boxes", deltas, "deltas", n, err));
+  DL_FORWARD_IF_ERROR(
+      check_coder_overlaps(anchors, "anchors", boxes, "boxes", deltas, "deltas", n, err));
   for (size_t i = 0; i < n; i++) {
     const float *a = anchors + 4 * i, *g = boxes + 4 * i;
     if (!(a[2] - a[0] > 0.0f && a[3] - a[1] > 0.0f))
@@ -136,20 +136,19 @@ detloss_status detloss_box_encode(const float *anchors, const float *boxes, size
   return DETLOSS_OK;
 }
 
-detloss_status detloss_box_decode(const float *anchors, const float *deltas, size_t n,
-                                  float *boxes, const detloss_coder_options *opt,
-                                  detloss_error *err) {
+detloss_status detloss_box_decode(const float *anchors, const float *deltas, size_t n, float *boxes,
+                                  const detloss_coder_options *opt, detloss_error *err) {
   detloss_coder_options o = opt ? *opt : detloss_coder_options_default();
   DL_FORWARD_IF_ERROR(check_coder_options(&o, err));
   DL_FORWARD_IF_ERROR(dl_check_boxes(anchors, n, "anchors", err));
   DL_FORWARD_IF_ERROR(dl_check_boxes(deltas, n, "deltas", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(boxes, n, "boxes", err));
-  DL_FORWARD_IF_ERROR(check_coder_overlaps(anchors, "anchors", deltas, "deltas", boxes, "boxes", n, err));
+  DL_FORWARD_IF_ERROR(
+      check_coder_overlaps(anchors, "anchors", deltas, "deltas", boxes, "boxes", n, err));
   for (size_t i = 0; i < n; i++) {
     float b[4];
     decode_one(anchors + 4 * i, deltas + 4 * i, o.weights, o.clip, b);
-    if (!all_finite4(b))
-      return fail_box(err, "deltas", i, "decodes to a box that overflows float");
+    if (!all_finite4(b)) return fail_box(err, "deltas", i, "decodes to a box that overflows float");
   }
   coder_ctx ctx = {anchors, deltas, boxes, o.weights, o.clip};
   dl_parallel_blocks(n, 8192, o.num_threads, decode_range, &ctx);

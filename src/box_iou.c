@@ -191,8 +191,8 @@ static void matrix_rows(void *vctx, size_t i0, size_t i1, size_t block) {
       case DETLOSS_GIOU:
         for (size_t j = 0; j < m; j++) {
           float uni, cw, ch;
-          float iou = dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j],
-                                        d->x2[j], d->y2[j], d->area[j], &uni);
+          float iou = dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j],
+                                        d->y2[j], d->area[j], &uni);
           enclosing(ax1, ay1, ax2, ay2, d->x1[j], d->y1[j], d->x2[j], d->y2[j], &cw, &ch);
           row[j] = dl_sat_f32(iou - giou_penalty(cw * ch, uni));
         }
@@ -200,8 +200,8 @@ static void matrix_rows(void *vctx, size_t i0, size_t i1, size_t block) {
       case DETLOSS_DIOU:
         for (size_t j = 0; j < m; j++) {
           float uni, cw, ch;
-          float iou = dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j],
-                                        d->x2[j], d->y2[j], d->area[j], &uni);
+          float iou = dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j],
+                                        d->y2[j], d->area[j], &uni);
           enclosing(ax1, ay1, ax2, ay2, d->x1[j], d->y1[j], d->x2[j], d->y2[j], &cw, &ch);
           row[j] = dl_sat_f32(iou - diou_penalty(acx, acy, d->cx[j], d->cy[j], cw, ch, eps));
         }
@@ -210,8 +210,8 @@ static void matrix_rows(void *vctx, size_t i0, size_t i1, size_t block) {
         const float aat = aspect_atan(ax2 - ax1, ay2 - ay1);
         for (size_t j = 0; j < m; j++) {
           float uni, cw, ch;
-          float iou = dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j],
-                                        d->x2[j], d->y2[j], d->area[j], &uni);
+          float iou = dl_pair_iou_union(ax1, ay1, ax2, ay2, aarea, d->x1[j], d->y1[j], d->x2[j],
+                                        d->y2[j], d->area[j], &uni);
           enclosing(ax1, ay1, ax2, ay2, d->x1[j], d->y1[j], d->x2[j], d->y2[j], &cw, &ch);
           float diou = iou - diou_penalty(acx, acy, d->cx[j], d->cy[j], cw, ch, eps);
           row[j] = dl_sat_f32(diou - ciou_term(aat, d->at[j], iou, eps));
@@ -228,8 +228,8 @@ detloss_status detloss_iou_matrix(detloss_iou_kind kind, const float *boxes1, si
   detloss_iou_options o = opt ? *opt : detloss_iou_options_default();
   DL_FORWARD_IF_ERROR(check_iou_options(kind, &o, err));
   size_t nm;
-  DL_RETURN_ERROR_IF(dl_mul_overflow(n, m, &nm) || nm > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE,
-                     "out", "an %zu x %zu matrix is larger than can be addressed", n, m);
+  DL_RETURN_ERROR_IF(dl_mul_overflow(n, m, &nm) || nm > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE, "out",
+                     "an %zu x %zu matrix is larger than can be addressed", n, m);
   DL_FORWARD_IF_ERROR(check_iou_boxes(boxes1, n, "boxes1", err));
   DL_FORWARD_IF_ERROR(check_iou_boxes(boxes2, m, "boxes2", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(out, nm, "out", err));
@@ -287,13 +287,13 @@ static void pairs_range(void *vctx, size_t i0, size_t i1, size_t block) {
       continue;
     }
     c->out[i] = dl_sat_f32(diou - ciou_term(aspect_atan(a[2] - a[0], a[3] - a[1]),
-                                     aspect_atan(b[2] - b[0], b[3] - b[1]), iou, c->eps));
+                                            aspect_atan(b[2] - b[0], b[3] - b[1]), iou, c->eps));
   }
 }
 
-detloss_status detloss_iou_pairs(detloss_iou_kind kind, const float *boxes1,
-                                 const float *boxes2, size_t n, float *out,
-                                 const detloss_iou_options *opt, detloss_error *err) {
+detloss_status detloss_iou_pairs(detloss_iou_kind kind, const float *boxes1, const float *boxes2,
+                                 size_t n, float *out, const detloss_iou_options *opt,
+                                 detloss_error *err) {
   detloss_iou_options o = opt ? *opt : detloss_iou_options_default();
   DL_FORWARD_IF_ERROR(check_iou_options(kind, &o, err));
   DL_FORWARD_IF_ERROR(check_iou_boxes(boxes1, n, "boxes1", err));

@@ -38,8 +38,8 @@ static inline float dl_maxf(float a, float b) { return a > b ? a : b; }
  * *uni_out gets U (GIoU, DIoU). dl_pair_inter() is the shared first step: the
  * raw product iw * ih and whether it counts.
  */
-static inline float dl_pair_inter(float ax1, float ay1, float ax2, float ay2, float bx1,
-                                  float by1, float bx2, float by2, int *hit) {
+static inline float dl_pair_inter(float ax1, float ay1, float ax2, float ay2, float bx1, float by1,
+                                  float bx2, float by2, int *hit) {
   float iw = dl_minf(ax2, bx2) - dl_maxf(ax1, bx1);
   float ih = dl_minf(ay2, by2) - dl_maxf(ay1, by1);
   float inter = iw * ih;
@@ -48,8 +48,8 @@ static inline float dl_pair_inter(float ax1, float ay1, float ax2, float ay2, fl
 }
 
 /* dl_pair_iou() - the IoU of dl_pair_iou_union() alone. */
-static inline float dl_pair_iou(float ax1, float ay1, float ax2, float ay2, float aarea,
-                                float bx1, float by1, float bx2, float by2, float barea) {
+static inline float dl_pair_iou(float ax1, float ay1, float ax2, float ay2, float aarea, float bx1,
+                                float by1, float bx2, float by2, float barea) {
   int hit;
   float inter = dl_pair_inter(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, &hit);
   float iou = inter / ((aarea + barea) - inter);

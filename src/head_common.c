@@ -111,8 +111,7 @@ static void head_span(const void *vctx, size_t k, dl_span *s) {
       *s = dl_span_of(rpn ? im->grad_objectness : NULL, A, sizeof(float), "grad_objectness", 1);
       break;
     case 8:
-      *s = dl_span_of(rpn ? NULL : im->grad_cls_logits, A, C * sizeof(float),
-                      "grad_cls_logits", 1);
+      *s = dl_span_of(rpn ? NULL : im->grad_cls_logits, A, C * sizeof(float), "grad_cls_logits", 1);
       break;
     default: *s = dl_span_of(im->grad_deltas, A, 4 * sizeof(float), "grad_deltas", 1); break;
   }
@@ -124,8 +123,8 @@ detloss_status dl_head_check_overlaps(const detloss_head_image *images, size_t n
                                       const detloss_head_image_stats *per_image,
                                       const void *workspace, size_t workspace_size,
                                       const float *ema_state, detloss_error *err) {
-  head_spans h = {images,    num_images,     num_classes, result, per_image,
-                  workspace, workspace_size, ema_state};
+  head_spans h = {images,    num_images, num_classes,    result,
+                  per_image, workspace,  workspace_size, ema_state};
   size_t n = HEAD_GLOBAL_SPANS + HEAD_IMAGE_SPANS * num_images;
   DL_FORWARD_IF_ERROR(dl_check_overlaps_fn(n, head_span, &h, err));
   for (size_t i = 0; i < num_images; i++) {
@@ -146,8 +145,8 @@ detloss_status dl_head_check_box_options(detloss_head_box_loss kind, float beta,
   DL_RETURN_ERROR_IF(kind < DETLOSS_HEAD_BOX_L1 || kind > DETLOSS_HEAD_BOX_CIOU, err,
                      DETLOSS_ERR_RANGE, "box_loss", "is %d, expected 0 (l1) .. 4 (ciou)",
                      (int)kind);
-  DL_RETURN_ERROR_IF(!(beta >= 0.0f) || !isfinite(beta), err, DETLOSS_ERR_RANGE,
-                     "smooth_l1_beta", "must be a finite number >= 0, got %g", (double)beta);
+  DL_RETURN_ERROR_IF(!(beta >= 0.0f) || !isfinite(beta), err, DETLOSS_ERR_RANGE, "smooth_l1_beta",
+                     "must be a finite number >= 0, got %g", (double)beta);
   static const char *const names[4] = {"box_weights[0]", "box_weights[1]", "box_weights[2]",
                                        "box_weights[3]"};
   for (int k = 0; k < 4; k++)
@@ -170,8 +169,8 @@ DL_VEC_CLONES static void count_matches(const int64_t *m, size_t n, size_t count
 }
 
 detloss_status dl_head_match(const detloss_head_image *im, size_t i,
-                             const detloss_match_options *mo, int num_threads,
-                             int64_t *matches, size_t counts[3], detloss_error *err) {
+                             const detloss_match_options *mo, int num_threads, int64_t *matches,
+                             size_t counts[3], detloss_error *err) {
   detloss_match_options o = *mo;
   o.image_h = im->image_h;
   o.image_w = im->image_w;
@@ -214,8 +213,8 @@ void dl_head_box_free(dl_head_box *b) {
  *   beta = 0 is L1 (torch, and detectron2's smooth_l1_loss with beta < 1e-5).
  * NaN or Inf deltas give a NaN/Inf loss and gradient (propagated, not checked).
  */
-static double elementwise_box(const dl_head_box_params *p, const float *d, const float *t,
-                              size_t n, float *grad) {
+static double elementwise_box(const dl_head_box_params *p, const float *d, const float *t, size_t n,
+                              float *grad) {
   double sum = 0.0;
   const int l1 = p->kind == DETLOSS_HEAD_BOX_L1 || p->beta == 0.0f;
   const float beta = p->beta;
@@ -254,8 +253,7 @@ static void decode_chain(const float *anchor, const float *delta, const float *g
   float dw = delta[2] / c->weights[2], dh = delta[3] / c->weights[3];
   float dwc = dw < c->clip ? dw : c->clip, dhc = dh < c->clip ? dh : c->clip;
   double pw = exp((double)dwc) * wa, ph = exp((double)dhc) * ha;
-  double g0 = (double)gbox[0], g1 = (double)gbox[1], g2 = (double)gbox[2],
-         g3 = (double)gbox[3];
+  double g0 = (double)gbox[0], g1 = (double)gbox[1], g2 = (double)gbox[2], g3 = (double)gbox[3];
   gd[0] = (float)((g0 + g2) * wa / (double)c->weights[0]);
   gd[1] = (float)((g1 + g3) * ha / (double)c->weights[1]);
   gd[2] = dw <= c->clip ? (float)((g2 - g0) * 0.5 * pw / (double)c->weights[2]) : 0.0f;
@@ -333,9 +331,9 @@ done:
   return st;
 }
 
-detloss_status dl_head_box_eval(const dl_head_box_params *p, const detloss_head_image *im,
-                                size_t i, const int64_t *matches, const int8_t *select,
-                                size_t n, dl_head_box *b, detloss_error *err) {
+detloss_status dl_head_box_eval(const dl_head_box_params *p, const detloss_head_image *im, size_t i,
+                                const int64_t *matches, const int8_t *select, size_t n,
+                                dl_head_box *b, detloss_error *err) {
   memset(b, 0, sizeof *b);
   size_t A = im->num_anchors;
   if (n == 0) return DETLOSS_OK;
@@ -385,7 +383,8 @@ detloss_status dl_head_box_eval(const dl_head_box_params *p, const detloss_head_
         snprintf(where, sizeof where, "images[%zu].gt[%lld]", i, (long long)m);
         st = dl_fail(err, DETLOSS_ERR_RANGE, where,
                      "is matched (anchor %zu) but has zero or negative width/height: its "
-                     "regression target would be log(0)", a);
+                     "regression target would be log(0)",
+                     a);
         goto done;
       }
     }

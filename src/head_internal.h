@@ -52,15 +52,15 @@ detloss_status dl_head_check_box_options(detloss_head_box_loss kind, float beta,
 /* Matches one image: detloss_match with mo, the image's size and num_threads;
  * errors are prefixed "images[i].". counts[0..2] = positives, negatives, ignored. */
 detloss_status dl_head_match(const detloss_head_image *im, size_t i,
-                             const detloss_match_options *mo, int num_threads,
-                             int64_t *matches, size_t counts[3], detloss_error *err);
+                             const detloss_match_options *mo, int num_threads, int64_t *matches,
+                             size_t counts[3], detloss_error *err);
 
 /* The box loss of one image over its selected positives. */
 typedef struct dl_head_box {
-  size_t n;      /* selected positives */
-  size_t *idx;   /* [n] anchor indices, ascending */
-  float *grad;   /* [n][4] d(sum of their losses) / d deltas, unscaled */
-  double sum;    /* sum of their losses (NaN when a selected delta is not finite) */
+  size_t n;    /* selected positives */
+  size_t *idx; /* [n] anchor indices, ascending */
+  float *grad; /* [n][4] d(sum of their losses) / d deltas, unscaled */
+  double sum;  /* sum of their losses (NaN when a selected delta is not finite) */
 } dl_head_box;
 
 typedef struct dl_head_box_params {
@@ -75,9 +75,9 @@ typedef struct dl_head_box_params {
  * number (known to the caller: the positive or sampled-positive count). Errors:
  * _RANGE naming "images[i].anchors[a]" / "images[i].gt[g]" when an
  * element-wise kind would encode a degenerate box; _NOMEM. */
-detloss_status dl_head_box_eval(const dl_head_box_params *p, const detloss_head_image *im,
-                                size_t i, const int64_t *matches, const int8_t *select,
-                                size_t n, dl_head_box *b, detloss_error *err);
+detloss_status dl_head_box_eval(const dl_head_box_params *p, const detloss_head_image *im, size_t i,
+                                const int64_t *matches, const int8_t *select, size_t n,
+                                dl_head_box *b, detloss_error *err);
 void dl_head_box_free(dl_head_box *b);
 
 /* grad [A][4] = 0 except the rows of b, which get scale * b->grad. */

@@ -59,8 +59,9 @@ typedef struct focal_params {
  * gives detloss_sigmoid_focal_loss's bits. Finite for every finite x and
  * gamma >= 0; NaN/Inf logits give NaN/Inf values.
  */
-DL_VEC_FN static INLINE_ALWAYS void focal_chunk(const focal_params *p, const float *x, int m, int tc,
-                                         float scale, float *l, float *g, const int square) {
+DL_VEC_FN static INLINE_ALWAYS void focal_chunk(const focal_params *p, const float *x, int m,
+                                                int tc, float scale, float *l, float *g,
+                                                const int square) {
   const float gamma = p->gamma, alpha = p->alpha;
   const int use_alpha = p->use_alpha;
   for (int k = 0; k < m; k++) {
@@ -85,7 +86,7 @@ typedef struct cls_ctx {
 /* Rows [a0, a1): lane sums acc[8] of the losses (lane = column mod 8, a fixed
  * assignment, so the sum does not depend on the vector width). */
 DL_VEC_FN static INLINE_ALWAYS void cls_rows(const cls_ctx *c, size_t a0, size_t a1, double *acc,
-                                      const int square) {
+                                             const int square) {
   const size_t C = c->C;
   float lb[FOCAL_CHUNK], gb[FOCAL_CHUNK];
   for (size_t a = a0; a < a1; a++) {
@@ -111,8 +112,8 @@ DL_VEC_FN static INLINE_ALWAYS void cls_rows(const cls_ctx *c, size_t a0, size_t
 #endif
     for (size_t c0 = 0; c0 < C; c0 += FOCAL_CHUNK) {
       int mm = (int)(C - c0 < FOCAL_CHUNK ? C - c0 : FOCAL_CHUNK);
-      int tc = (target >= (int64_t)c0 && target < (int64_t)c0 + mm) ? (int)(target - (int64_t)c0)
-                                                                     : -1;
+      int tc =
+          (target >= (int64_t)c0 && target < (int64_t)c0 + mm) ? (int)(target - (int64_t)c0) : -1;
       float *gout = grow ? grow + c0 : gb;
       focal_chunk(&c->fp, xrow + c0, mm, tc, c->scale, lb, gout, square);
       int full = mm & ~7;
@@ -148,13 +149,12 @@ static void cls_anchor_block(void *vc, size_t a0, size_t a1, size_t blk) {
 static detloss_status check_options(const detloss_retina_options *o, detloss_error *err) {
   DL_RETURN_ERROR_IF(!isfinite(o->alpha), err, DETLOSS_ERR_RANGE, "alpha",
                      "must be finite (< 0 disables the weighting), got %g", (double)o->alpha);
-  DL_RETURN_ERROR_IF(!(o->gamma >= 0.0f) || !isfinite(o->gamma), err, DETLOSS_ERR_RANGE,
-                     "gamma", "must be a finite number >= 0, got %g", (double)o->gamma);
+  DL_RETURN_ERROR_IF(!(o->gamma >= 0.0f) || !isfinite(o->gamma), err, DETLOSS_ERR_RANGE, "gamma",
+                     "must be a finite number >= 0, got %g", (double)o->gamma);
   DL_FORWARD_IF_ERROR(
       dl_head_check_box_options(o->box_loss, o->smooth_l1_beta, o->box_weights, err));
   switch (o->normalizer) {
-    case DETLOSS_RETINA_NORM_TORCHVISION:
-      break;
+    case DETLOSS_RETINA_NORM_TORCHVISION: break;
     case DETLOSS_RETINA_NORM_DETECTRON2_EMA:
       DL_RETURN_ERROR_IF(o->ema_state == NULL, err, DETLOSS_ERR_NULL, "ema_state",
                          "is NULL: the EMA normalizer needs the caller's state (start at 100)");
@@ -261,12 +261,11 @@ static void phase3(void *vr, size_t i0, size_t i1, size_t blk) {
   }
 }
 
-detloss_status detloss_retina_workspace_size(const detloss_head_image *images,
-                                             size_t num_images, size_t num_classes,
-                                             size_t *bytes, detloss_error *err) {
+detloss_status detloss_retina_workspace_size(const detloss_head_image *images, size_t num_images,
+                                             size_t num_classes, size_t *bytes,
+                                             detloss_error *err) {
   DL_RETURN_ERROR_IF(bytes == NULL, err, DETLOSS_ERR_NULL, "bytes", "is NULL");
-  DL_RETURN_ERROR_IF(images == NULL && num_images > 0, err, DETLOSS_ERR_NULL, "images",
-                     "is NULL");
+  DL_RETURN_ERROR_IF(images == NULL && num_images > 0, err, DETLOSS_ERR_NULL, "images", "is NULL");
   DL_RETURN_ERROR_IF(num_classes == 0, err, DETLOSS_ERR_SHAPE, "num_classes",
                      "is 0, expected at least one class");
   size_t per_block = CLS_BLOCK_ELEMS / num_classes, total = 0;
@@ -325,9 +324,8 @@ detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_
       int64_t lab = im->labels[g];
       if (lab < 0 || (uint64_t)lab >= (uint64_t)num_classes) {
         snprintf(where, sizeof where, "images[%zu].labels[%zu]", i, g);
-        return dl_fail(err, DETLOSS_ERR_RANGE, where,
-                       "is %lld, expected a class index in [0, %zu)", (long long)lab,
-                       num_classes);
+        return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %lld, expected a class index in [0, %zu)",
+                       (long long)lab, num_classes);
       }
     }
   }
@@ -342,8 +340,11 @@ detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_
     DL_RETURN_ERROR_IF(((uintptr_t)o.workspace & 7u) != 0, err, DETLOSS_ERR_RANGE, "workspace",
                        "must be 8-byte aligned");
   }
-  DL_FORWARD_IF_ERROR(dl_head_check_overlaps(images, num_images, num_classes, result, per_image,
-                                             o.workspace, need, o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA ? o.ema_state : NULL, err));
+  DL_FORWARD_IF_ERROR(
+      dl_head_check_overlaps(images, num_images, num_classes, result, per_image, o.workspace, need,
+                             o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA ? o.ema_state
+                                                                                : NULL,
+                             err));
   retina_image *w = calloc(num_images, sizeof *w);
   DL_RETURN_ERROR_IF(w == NULL, err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
   if (o.workspace != NULL) {

@@ -162,8 +162,8 @@ static void phase2(void *vr, size_t i0, size_t i1, size_t blk) {
     if (w->st != DETLOSS_OK) continue;
     detloss_sample_options so = r->so;
     so.num_threads = r->inner_threads;
-    w->st = detloss_sample_balanced(w->matches, A, (uint64_t)i, w->sampled, &w->s_pos,
-                                    &w->s_neg, &so, err);
+    w->st = detloss_sample_balanced(w->matches, A, (uint64_t)i, w->sampled, &w->s_pos, &w->s_neg,
+                                    &so, err);
     if (w->st != DETLOSS_OK) {
       if (strncmp(err->where, "batch_size", 10) == 0 || strncmp(err->where, "positive", 8) == 0) {
         char tmp[DETLOSS_WHERE_MAX];
@@ -203,8 +203,7 @@ static void phase3(void *vr, size_t i0, size_t i1, size_t blk) {
 detloss_status detloss_rpn_workspace_size(const detloss_head_image *images, size_t num_images,
                                           size_t *bytes, detloss_error *err) {
   DL_RETURN_ERROR_IF(bytes == NULL, err, DETLOSS_ERR_NULL, "bytes", "is NULL");
-  DL_RETURN_ERROR_IF(images == NULL && num_images > 0, err, DETLOSS_ERR_NULL, "images",
-                     "is NULL");
+  DL_RETURN_ERROR_IF(images == NULL && num_images > 0, err, DETLOSS_ERR_NULL, "images", "is NULL");
   size_t total = 0;
   for (size_t i = 0; i < num_images; i++) {
     size_t A = images[i].num_anchors;
@@ -253,8 +252,8 @@ detloss_status detloss_rpn_loss(const detloss_head_image *images, size_t num_ima
     DL_RETURN_ERROR_IF(((uintptr_t)o.workspace & 7u) != 0, err, DETLOSS_ERR_RANGE, "workspace",
                        "must be 8-byte aligned");
   }
-  DL_FORWARD_IF_ERROR(dl_head_check_overlaps(images, num_images, 0, result, per_image,
-                                             o.workspace, need, NULL, err));
+  DL_FORWARD_IF_ERROR(dl_head_check_overlaps(images, num_images, 0, result, per_image, o.workspace,
+                                             need, NULL, err));
   rpn_image *w = calloc(num_images, sizeof *w);
   DL_RETURN_ERROR_IF(w == NULL, err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
   if (o.workspace != NULL) {

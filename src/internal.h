@@ -26,16 +26,16 @@ detloss_status dl_vfail(detloss_error *err, detloss_status status, const char *w
                         const char *fmt, va_list ap);
 
 /* The one checking macro (zstd's RETURN_ERROR_IF): if cond, fill err and return. */
-#define DL_RETURN_ERROR_IF(cond, err, status, where, ...)                                      \
-  do {                                                                                         \
-    if (cond) return dl_fail((err), (status), (where), __VA_ARGS__);                           \
+#define DL_RETURN_ERROR_IF(cond, err, status, where, ...)                                          \
+  do {                                                                                             \
+    if (cond) return dl_fail((err), (status), (where), __VA_ARGS__);                               \
   } while (0)
 
 /* The one forwarding macro: return the status of expr if it is an error. */
-#define DL_FORWARD_IF_ERROR(expr)                                                              \
-  do {                                                                                         \
-    detloss_status dl_fwd_st_ = (expr);                                                        \
-    if (dl_fwd_st_ != DETLOSS_OK) return dl_fwd_st_;                                           \
+#define DL_FORWARD_IF_ERROR(expr)                                                                  \
+  do {                                                                                             \
+    detloss_status dl_fwd_st_ = (expr);                                                            \
+    if (dl_fwd_st_ != DETLOSS_OK) return dl_fwd_st_;                                               \
   } while (0)
 
 /* Invariant assertions: compiled in with -DDETLOSS_ASSERTS=ON (CI), never
@@ -43,13 +43,13 @@ detloss_status dl_vfail(detloss_error *err, detloss_status status, const char *w
 #ifdef DETLOSS_ENABLE_ASSERTS
 #  include <stdio.h>
 #  include <stdlib.h>
-#  define DL_ASSERT(x)                                                                         \
-    do {                                                                                       \
-      if (!(x)) {                                                                              \
-        fprintf(stderr, "detloss: internal assertion failed: %s (%s:%d)\n", #x, __FILE__,      \
-                __LINE__);                                                                     \
-        abort();                                                                               \
-      }                                                                                        \
+#  define DL_ASSERT(x)                                                                             \
+    do {                                                                                           \
+      if (!(x)) {                                                                                  \
+        fprintf(stderr, "detloss: internal assertion failed: %s (%s:%d)\n", #x, __FILE__,          \
+                __LINE__);                                                                         \
+        abort();                                                                                   \
+      }                                                                                            \
     } while (0)
 #else
 #  define DL_ASSERT(x) ((void)0)
@@ -74,17 +74,14 @@ static inline int dl_add_overflow(size_t a, size_t b, size_t *out) {
 
 /* Checks that ptr is non-NULL when count > 0 (a NULL pointer with count 0 is
  * allowed everywhere). */
-detloss_status dl_check_ptr(const void *ptr, size_t count, const char *name,
-                            detloss_error *err);
+detloss_status dl_check_ptr(const void *ptr, size_t count, const char *name, detloss_error *err);
 
 /* Checks that the n boxes (4 floats each) are finite; names the first bad
  * one as "name[i]". Also rejects n > DL_MAX_ELEMS / 4. */
-detloss_status dl_check_boxes(const float *boxes, size_t n, const char *name,
-                              detloss_error *err);
+detloss_status dl_check_boxes(const float *boxes, size_t n, const char *name, detloss_error *err);
 
 /* Checks that n floats are finite; names the first bad one as "name[i]". */
-detloss_status dl_check_finite(const float *x, size_t n, const char *name,
-                               detloss_error *err);
+detloss_status dl_check_finite(const float *x, size_t n, const char *name, detloss_error *err);
 
 /* Largest coordinate magnitude of a box that goes into an IoU (the IoU family,
  * the matcher, anchor evaluation, generated anchors): |c| <= 1e18 gives
@@ -94,8 +91,7 @@ detloss_status dl_check_finite(const float *x, size_t n, const char *name,
 
 /* dl_check_boxes plus the bound |c| <= DL_COORD_MAX: DETLOSS_ERR_RANGE naming
  * "name[i]" for a larger coordinate. */
-detloss_status dl_check_coords(const float *boxes, size_t n, const char *name,
-                               detloss_error *err);
+detloss_status dl_check_coords(const float *boxes, size_t n, const char *name, detloss_error *err);
 
 /*
  * Aliasing. A dl_span is one buffer argument of a call: its bytes, its name
@@ -112,9 +108,9 @@ typedef struct dl_span {
   const void *p;
   size_t bytes;
   const char *name;
-  size_t image;  /* DL_NO_IMAGE, or the image index for "images[i].name" */
-  int out;       /* 1: written by the call */
-  int inplace;   /* input only: an output may equal it exactly */
+  size_t image; /* DL_NO_IMAGE, or the image index for "images[i].name" */
+  int out;      /* 1: written by the call */
+  int inplace;  /* input only: an output may equal it exactly */
 } dl_span;
 
 /* Span of count elements of elem bytes (count * elem saturates at SIZE_MAX:
@@ -136,8 +132,7 @@ detloss_status dl_check_overlaps(const dl_span *spans, size_t n, detloss_error *
 /* The same over n spans produced on demand by get(ctx, k, &span), for calls
  * whose number of buffers is not fixed (the detector heads: several per image). */
 typedef void (*dl_span_fn)(const void *ctx, size_t k, dl_span *span);
-detloss_status dl_check_overlaps_fn(size_t n, dl_span_fn get, const void *ctx,
-                                    detloss_error *err);
+detloss_status dl_check_overlaps_fn(size_t n, dl_span_fn get, const void *ctx, detloss_error *err);
 
 /* Spans of a grid config's own memory (the struct, its levels array and
  * every level's sizes, ratios, shapes and base arrays) checked against the

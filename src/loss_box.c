@@ -71,7 +71,7 @@ static void aspect_atan_grad(double w, double h, double *dw, double *dh) {
 typedef struct box_ctx {
   detloss_loss_kind kind;
   const float *pred, *target, *weight;
-  float *loss;  /* NONE: per box; else NULL */
+  float *loss; /* NONE: per box; else NULL */
   float *gp, *gt;
   double eps;
   double gscale; /* 1 for NONE/SUM, 1/n for MEAN */
@@ -86,8 +86,8 @@ typedef struct box_ctx {
  *   diou: + rho^2 / (cw^2 + ch^2 + eps)                               [B7]
  *   ciou: + alpha v, alpha constant                                   [B10]
  */
-static double box_pair(detloss_loss_kind kind, const float *p, const float *g, double eps,
-                       double s, float *gp, float *gt) {
+static double box_pair(detloss_loss_kind kind, const float *p, const float *g, double eps, double s,
+                       float *gp, float *gt) {
   const double x1 = p[0], y1 = p[1], x2 = p[2], y2 = p[3];
   const double u1 = g[0], v1 = g[1], u2 = g[2], v2 = g[3];
   const double w = x2 - x1, h = y2 - y1, wg = u2 - u1, hg = v2 - v1;
@@ -107,7 +107,7 @@ static double box_pair(detloss_loss_kind kind, const float *p, const float *g, d
 
   double l = 1.0 - iou;
   /* Partial derivatives of l w.r.t. the intermediate quantities. */
-  double d_inter = 0.0, d_area = 0.0, d_area_g = 0.0; /* I, w h, wg hg */
+  double d_inter = 0.0, d_area = 0.0, d_area_g = 0.0;  /* I, w h, wg hg */
   double d_w = 0.0, d_h = 0.0, d_wg = 0.0, d_hg = 0.0; /* direct (CIoU) */
   double d_cw = 0.0, d_ch = 0.0;                       /* enclosing sides */
   double d_rho = 0.0;                                  /* rho^2 */
@@ -232,15 +232,14 @@ static double box_block(void *vctx, size_t i0, size_t i1) {
   return sum;
 }
 
-detloss_status detloss_loss_boxes(detloss_loss_kind kind, const float *pred,
-                                  const float *target, const float *weight, size_t n,
-                                  float *loss, float *grad_pred, float *grad_target,
-                                  const detloss_loss_options *opt, detloss_error *err) {
+detloss_status detloss_loss_boxes(detloss_loss_kind kind, const float *pred, const float *target,
+                                  const float *weight, size_t n, float *loss, float *grad_pred,
+                                  float *grad_target, const detloss_loss_options *opt,
+                                  detloss_error *err) {
   DL_RETURN_ERROR_IF(kind != DETLOSS_LOSS_IOU && kind != DETLOSS_LOSS_GIOU &&
                          kind != DETLOSS_LOSS_DIOU && kind != DETLOSS_LOSS_CIOU,
                      err, DETLOSS_ERR_RANGE, "kind",
-                     "%d is not a box loss (iou_loss, giou_loss, diou_loss, ciou_loss)",
-                     (int)kind);
+                     "%d is not a box loss (iou_loss, giou_loss, diou_loss, ciou_loss)", (int)kind);
   const detloss_loss_options o = dl_loss_resolve(kind, opt);
   DL_FORWARD_IF_ERROR(dl_check_reduction(o.reduction, err));
   DL_RETURN_ERROR_IF(!(isfinite(o.eps) && o.eps > 0.0f), err, DETLOSS_ERR_RANGE, "eps",
@@ -274,8 +273,7 @@ detloss_status detloss_loss_boxes(detloss_loss_kind kind, const float *pred,
      is written. */
   DL_FORWARD_IF_ERROR(dl_parallel_sum(n, BOX_BLOCK, o.num_threads, box_block, &c, &total, err));
   if (o.reduction != DETLOSS_REDUCTION_NONE)
-    loss[0] = dl_sat_float(o.reduction == DETLOSS_REDUCTION_MEAN
-                               ? (n > 0 ? total / (double)n : 0.0)
-                               : total);
+    loss[0] = dl_sat_float(o.reduction == DETLOSS_REDUCTION_MEAN ? (n > 0 ? total / (double)n : 0.0)
+                                                                 : total);
   return DETLOSS_OK;
 }

@@ -56,7 +56,7 @@ static void kern_bce_logits(const void *vp, const float *x, const float *y, size
  * finite at x = 0 and x = 1 (+-1e12 there when the target disagrees).
  */
 DL_VEC_FN static void kern_bce(const void *vp, const float *x, const float *y, size_t i0, size_t m,
-                     float *l, float *g) {
+                               float *l, float *g) {
   (void)vp;
   (void)i0;
   for (size_t k = 0; k < m; k++) {
@@ -85,13 +85,11 @@ DL_VEC_FN static inline void focal_loop(const cls_params *p, const float *x, con
 }
 
 DL_VEC_FN DL_VEC_CLONES static void focal_binary_sq(const cls_params *p, const float *x,
-                                                    const float *y, size_t m, float *l,
-                                                    float *g) {
+                                                    const float *y, size_t m, float *l, float *g) {
   focal_loop(p, x, y, m, l, g, 0, 1);
 }
 DL_VEC_FN DL_VEC_CLONES static void focal_binary_exp(const cls_params *p, const float *x,
-                                                     const float *y, size_t m, float *l,
-                                                     float *g) {
+                                                     const float *y, size_t m, float *l, float *g) {
   focal_loop(p, x, y, m, l, g, 0, 0);
 }
 DL_VEC_FN DL_VEC_CLONES static void focal_soft_sq(const cls_params *p, const float *x,
@@ -99,8 +97,7 @@ DL_VEC_FN DL_VEC_CLONES static void focal_soft_sq(const cls_params *p, const flo
   focal_loop(p, x, y, m, l, g, 1, 1);
 }
 DL_VEC_FN DL_VEC_CLONES static void focal_soft_exp(const cls_params *p, const float *x,
-                                                   const float *y, size_t m, float *l,
-                                                   float *g) {
+                                                   const float *y, size_t m, float *l, float *g) {
   focal_loop(p, x, y, m, l, g, 1, 0);
 }
 
@@ -126,8 +123,8 @@ static void kern_focal(const void *vp, const float *x, const float *y, size_t i0
  * Hinge: l = max(0, margin - y x), dl/dx = -y where margin - y x > 0, else 0
  * (0 at the kink, as torch's sign(0) = 0).
  */
-DL_VEC_FN static void kern_hinge(const void *vp, const float *x, const float *y, size_t i0, size_t m,
-                       float *l, float *g) {
+DL_VEC_FN static void kern_hinge(const void *vp, const float *x, const float *y, size_t i0,
+                                 size_t m, float *l, float *g) {
   (void)i0;
   const float margin = ((const cls_params *)vp)->margin;
   for (size_t k = 0; k < m; k++) {
@@ -236,8 +233,7 @@ detloss_status dl_loss_cls_elementwise(detloss_loss_kind kind, const float *inpu
                            "has %zu values, which does not divide the %zu elements (it is "
                            "broadcast over the last dimension)",
                            o->pos_weight_len, n);
-        DL_FORWARD_IF_ERROR(
-            dl_check_finite(o->pos_weight, o->pos_weight_len, "pos_weight", err));
+        DL_FORWARD_IF_ERROR(dl_check_finite(o->pos_weight, o->pos_weight_len, "pos_weight", err));
         for (size_t j = 0; j < o->pos_weight_len; j++) {
           if (o->pos_weight[j] < 0.0f) {
             char where[DETLOSS_WHERE_MAX];
@@ -275,12 +271,10 @@ detloss_status dl_loss_cls_elementwise(detloss_loss_kind kind, const float *inpu
       DL_FORWARD_IF_ERROR(check_domain(target, n, "target", 1, nt, err));
       kern = kern_hinge;
       break;
-    default:
-      return dl_fail(err, DETLOSS_ERR_RANGE, "kind", "is not a classification loss");
+    default: return dl_fail(err, DETLOSS_ERR_RANGE, "kind", "is not a classification loss");
   }
   if (weight) DL_FORWARD_IF_ERROR(dl_check_finite_par(weight, n, "weight", nt, err));
-  return dl_elementwise_run(kern, &p, input, target, weight, n, loss, grad, o->reduction, nt,
-                            err);
+  return dl_elementwise_run(kern, &p, input, target, weight, n, loss, grad, o->reduction, nt, err);
 }
 
 /* Class-indexed: softmax cross-entropy and softmax focal. */
@@ -404,12 +398,12 @@ static double class_block(void *vctx, size_t i0, size_t i1) {
 }
 
 detloss_status detloss_loss_classes(detloss_loss_kind kind, const float *logits,
-                                    const int64_t *target, const float *weight, size_t n,
-                                    size_t c, float *loss, float *grad,
-                                    const detloss_loss_options *opt, detloss_error *err) {
+                                    const int64_t *target, const float *weight, size_t n, size_t c,
+                                    float *loss, float *grad, const detloss_loss_options *opt,
+                                    detloss_error *err) {
   detloss_loss_options o = dl_loss_resolve(kind, opt);
-  DL_RETURN_ERROR_IF(kind != DETLOSS_LOSS_CROSS_ENTROPY && kind != DETLOSS_LOSS_SOFTMAX_FOCAL,
-                     err, DETLOSS_ERR_RANGE, "kind",
+  DL_RETURN_ERROR_IF(kind != DETLOSS_LOSS_CROSS_ENTROPY && kind != DETLOSS_LOSS_SOFTMAX_FOCAL, err,
+                     DETLOSS_ERR_RANGE, "kind",
                      "is %d, expected a class-indexed loss (cross_entropy, softmax_focal)",
                      (int)kind);
   DL_FORWARD_IF_ERROR(dl_check_reduction(o.reduction, err));

@@ -50,8 +50,8 @@ static void sum_block(void *vctx, size_t i0, size_t i1, size_t block) {
  * failure path); larger ones allocate one double per block. */
 #define STACK_BLOCKS 64
 
-detloss_status dl_parallel_sum(size_t n, size_t block, int num_threads, dl_sum_fn fn,
-                               void *ctx, double *total, detloss_error *err) {
+detloss_status dl_parallel_sum(size_t n, size_t block, int num_threads, dl_sum_fn fn, void *ctx,
+                               double *total, detloss_error *err) {
   if (block == 0) block = n ? n : 1;
   size_t nb = dl_num_blocks(n, block);
   double stack[STACK_BLOCKS];
@@ -79,8 +79,8 @@ static void find_block(void *vctx, size_t i0, size_t i1, size_t block) {
   f->first[block] = f->fn(f->ctx, i0, i1);
 }
 
-detloss_status dl_parallel_find(size_t n, size_t block, int num_threads, dl_find_fn fn,
-                                void *ctx, size_t *first, detloss_error *err) {
+detloss_status dl_parallel_find(size_t n, size_t block, int num_threads, dl_find_fn fn, void *ctx,
+                                size_t *first, detloss_error *err) {
   if (block == 0) block = n ? n : 1;
   size_t nb = dl_num_blocks(n, block);
   size_t stack[STACK_BLOCKS];
@@ -122,8 +122,8 @@ DL_VEC_FN DL_VEC_CLONES static size_t find_nonfinite(void *ctx, size_t i0, size_
   return i1;
 }
 
-detloss_status dl_check_finite_par(const float *x, size_t n, const char *name,
-                                   int num_threads, detloss_error *err) {
+detloss_status dl_check_finite_par(const float *x, size_t n, const char *name, int num_threads,
+                                   detloss_error *err) {
   DL_FORWARD_IF_ERROR(dl_check_ptr(x, n, name, err));
   DL_RETURN_ERROR_IF(n > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE, name,
                      "%zu elements is more than can be addressed", n);
@@ -216,8 +216,7 @@ detloss_status dl_elementwise_run(dl_elem_kernel kern, const void *params, const
                                   detloss_error *err) {
   elem_ctx e = {kern, params, x, y, w, loss, grad, r, (float)dl_loss_grad_scale(r, n)};
   double total = 0.0;
-  DL_FORWARD_IF_ERROR(
-      dl_parallel_sum(n, DL_LOSS_BLOCK, num_threads, elem_block, &e, &total, err));
+  DL_FORWARD_IF_ERROR(dl_parallel_sum(n, DL_LOSS_BLOCK, num_threads, elem_block, &e, &total, err));
   if (r != DETLOSS_REDUCTION_NONE) loss[0] = dl_loss_reduce(r, total, n);
   return DETLOSS_OK;
 }

@@ -11,8 +11,8 @@
 
 detloss_status detloss_loss_elementwise(detloss_loss_kind kind, const float *input,
                                         const float *target, const float *weight, size_t n,
-                                        float *loss, float *grad,
-                                        const detloss_loss_options *opt, detloss_error *err) {
+                                        float *loss, float *grad, const detloss_loss_options *opt,
+                                        detloss_error *err) {
   detloss_loss_options o = dl_loss_resolve(kind, opt);
   DL_FORWARD_IF_ERROR(dl_check_reduction(o.reduction, err));
   DL_RETURN_ERROR_IF(n > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE, "n",
@@ -21,8 +21,8 @@ detloss_status detloss_loss_elementwise(detloss_loss_kind kind, const float *inp
   DL_FORWARD_IF_ERROR(dl_check_ptr(target, n, "target", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(loss, dl_loss_out_len(o.reduction, n), "loss", err));
   {
-    const int pw = kind == DETLOSS_LOSS_BCE_WITH_LOGITS && o.pos_weight != NULL &&
-                   o.pos_weight_len <= n;
+    const int pw =
+        kind == DETLOSS_LOSS_BCE_WITH_LOGITS && o.pos_weight != NULL && o.pos_weight_len <= n;
     dl_span sp[6] = {dl_span_of(input, n, sizeof(float), "input", 0),
                      dl_span_of(target, n, sizeof(float), "target", 0),
                      dl_span_of(weight, n, sizeof(float), "weight", 0),
@@ -53,14 +53,14 @@ detloss_status detloss_loss_elementwise(detloss_loss_kind kind, const float *inp
 }
 
 detloss_status detloss_sigmoid_focal_loss(const float *logits, const float *targets, size_t n,
-                                          float alpha, float gamma,
-                                          detloss_reduction reduction, float *loss, float *grad,
-                                          int num_threads, detloss_error *err) {
+                                          float alpha, float gamma, detloss_reduction reduction,
+                                          float *loss, float *grad, int num_threads,
+                                          detloss_error *err) {
   detloss_loss_options o = detloss_loss_options_default(DETLOSS_LOSS_SIGMOID_FOCAL);
   o.alpha = alpha;
   o.gamma = gamma;
   o.reduction = reduction;
   o.num_threads = num_threads;
-  return detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, logits, targets, NULL, n, loss,
-                                  grad, &o, err);
+  return detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, logits, targets, NULL, n, loss, grad,
+                                  &o, err);
 }

@@ -304,11 +304,11 @@ detloss_status detloss_loss_embedding(detloss_loss_kind kind, const float *x1, c
   DL_FORWARD_IF_ERROR(dl_check_reduction(o.reduction, err));
   if (kind == DETLOSS_LOSS_COSINE_EMBEDDING) {
     /* torch documents margins from -1 to 1 (cos is in [-1, 1]). */
-    DL_RETURN_ERROR_IF(!(o.margin >= -1.0f && o.margin <= 1.0f), err, DETLOSS_ERR_RANGE,
-                       "margin", "is %g, expected a number in [-1, 1]", (double)o.margin);
+    DL_RETURN_ERROR_IF(!(o.margin >= -1.0f && o.margin <= 1.0f), err, DETLOSS_ERR_RANGE, "margin",
+                       "is %g, expected a number in [-1, 1]", (double)o.margin);
   } else {
-    DL_RETURN_ERROR_IF(!(isfinite(o.margin) && o.margin >= 0.0f), err, DETLOSS_ERR_RANGE,
-                       "margin", "is %g, expected a finite number >= 0", (double)o.margin);
+    DL_RETURN_ERROR_IF(!(isfinite(o.margin) && o.margin >= 0.0f), err, DETLOSS_ERR_RANGE, "margin",
+                       "is %g, expected a finite number >= 0", (double)o.margin);
   }
   if (triplet) {
     DL_RETURN_ERROR_IF(!(isfinite(o.p) && o.p > 0.0f), err, DETLOSS_ERR_RANGE, "p",
@@ -317,9 +317,11 @@ detloss_status detloss_loss_embedding(detloss_loss_kind kind, const float *x1, c
                        "is %g, expected a finite number >= 0", (double)o.eps);
   }
   size_t count;
-  DL_RETURN_ERROR_IF(dl_mul_overflow(n, d, &count) || count > DL_MAX_ELEMS, err,
-                     DETLOSS_ERR_SHAPE, "n", "%zu pairs of dimension %zu is more than can be "
-                     "addressed", n, d);
+  DL_RETURN_ERROR_IF(dl_mul_overflow(n, d, &count) || count > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE,
+                     "n",
+                     "%zu pairs of dimension %zu is more than can be "
+                     "addressed",
+                     n, d);
   const size_t nloss = o.reduction == DETLOSS_REDUCTION_NONE ? n : 1;
   DL_FORWARD_IF_ERROR(dl_check_ptr(loss, nloss, "loss", err));
   DL_FORWARD_IF_ERROR(check_rows(x1, n, d, "x1", err));
@@ -376,8 +378,7 @@ detloss_status detloss_loss_embedding(detloss_loss_kind kind, const float *x1, c
      is written. */
   DL_FORWARD_IF_ERROR(dl_parallel_sum(n, per, o.num_threads, embed_block, &c, &total, err));
   if (o.reduction != DETLOSS_REDUCTION_NONE)
-    loss[0] = dl_sat_float(o.reduction == DETLOSS_REDUCTION_MEAN
-                               ? (n > 0 ? total / (double)n : 0.0)
-                               : total);
+    loss[0] = dl_sat_float(o.reduction == DETLOSS_REDUCTION_MEAN ? (n > 0 ? total / (double)n : 0.0)
+                                                                 : total);
   return DETLOSS_OK;
 }

@@ -50,22 +50,22 @@ float dl_loss_reduce(detloss_reduction r, double total, size_t count);
  * Returns DETLOSS_OK, or DETLOSS_ERR_NOMEM (where "workspace") before any
  * fn call when the block partials cannot be allocated. */
 typedef double (*dl_sum_fn)(void *ctx, size_t i0, size_t i1);
-detloss_status dl_parallel_sum(size_t n, size_t block, int num_threads, dl_sum_fn fn,
-                               void *ctx, double *total, detloss_error *err);
+detloss_status dl_parallel_sum(size_t n, size_t block, int num_threads, dl_sum_fn fn, void *ctx,
+                               double *total, detloss_error *err);
 
 /* Block-parallel search. fn(ctx, i0, i1) returns the first bad item in
  * [i0, i1), or i1 when there is none. *first = the smallest bad index over
  * [0, n), or n when every item is good. Returns DETLOSS_OK or
  * DETLOSS_ERR_NOMEM (where "workspace"). */
 typedef size_t (*dl_find_fn)(void *ctx, size_t i0, size_t i1);
-detloss_status dl_parallel_find(size_t n, size_t block, int num_threads, dl_find_fn fn,
-                                void *ctx, size_t *first, detloss_error *err);
+detloss_status dl_parallel_find(size_t n, size_t block, int num_threads, dl_find_fn fn, void *ctx,
+                                size_t *first, detloss_error *err);
 
 /* Parallel dl_check_finite: DETLOSS_ERR_NULL (x NULL with n > 0),
  * DETLOSS_ERR_SHAPE (n > DL_MAX_ELEMS) or DETLOSS_ERR_NONFINITE naming the
  * first bad element "name[i]". */
-detloss_status dl_check_finite_par(const float *x, size_t n, const char *name,
-                                   int num_threads, detloss_error *err);
+detloss_status dl_check_finite_par(const float *x, size_t n, const char *name, int num_threads,
+                                   detloss_error *err);
 
 /* Elements per chunk: a kernel call fills a chunk's losses and gradients into
  * stack buffers, the driver then weights, scales, stores and sums them. */

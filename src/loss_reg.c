@@ -19,8 +19,8 @@ typedef struct reg_params {
 DL_VEC_FN static inline float sign0(float d) { return (float)(d > 0.0f) - (float)(d < 0.0f); }
 
 /* L1 (torch l1_loss): l = |d|, dl/dx = sign(d). */
-DL_VEC_FN DL_VEC_CLONES static void kern_l1(const void *vp, const float *x, const float *y, size_t i0, size_t m,
-                    float *l, float *g) {
+DL_VEC_FN DL_VEC_CLONES static void kern_l1(const void *vp, const float *x, const float *y,
+                                            size_t i0, size_t m, float *l, float *g) {
   (void)vp;
   (void)i0;
   for (size_t k = 0; k < m; k++) {
@@ -31,8 +31,8 @@ DL_VEC_FN DL_VEC_CLONES static void kern_l1(const void *vp, const float *x, cons
 }
 
 /* MSE (torch mse_loss): l = d^2, dl/dx = 2 d. */
-DL_VEC_FN DL_VEC_CLONES static void kern_mse(const void *vp, const float *x, const float *y, size_t i0, size_t m,
-                     float *l, float *g) {
+DL_VEC_FN DL_VEC_CLONES static void kern_mse(const void *vp, const float *x, const float *y,
+                                             size_t i0, size_t m, float *l, float *g) {
   (void)vp;
   (void)i0;
   for (size_t k = 0; k < m; k++) {
@@ -48,8 +48,8 @@ DL_VEC_FN DL_VEC_CLONES static void kern_mse(const void *vp, const float *x, con
  *   dl/dx = d / beta inside, sign(d) outside (both equal +-1 at |d| = beta).
  * beta = 0 dispatches to L1 (as torch does), so there is no 0/0.
  */
-DL_VEC_FN DL_VEC_CLONES static void kern_smooth_l1(const void *vp, const float *x, const float *y, size_t i0, size_t m,
-                           float *l, float *g) {
+DL_VEC_FN DL_VEC_CLONES static void kern_smooth_l1(const void *vp, const float *x, const float *y,
+                                                   size_t i0, size_t m, float *l, float *g) {
   (void)i0;
   const float beta = ((const reg_params *)vp)->beta;
   const float half_beta = 0.5f * beta;
@@ -66,8 +66,8 @@ DL_VEC_FN DL_VEC_CLONES static void kern_smooth_l1(const void *vp, const float *
  * Huber (torch huber_loss): l = 0.5 d^2 if |d| < delta, else delta (|d| - 0.5 delta);
  *   dl/dx = d inside, delta sign(d) outside.
  */
-DL_VEC_FN DL_VEC_CLONES static void kern_huber(const void *vp, const float *x, const float *y, size_t i0, size_t m,
-                       float *l, float *g) {
+DL_VEC_FN DL_VEC_CLONES static void kern_huber(const void *vp, const float *x, const float *y,
+                                               size_t i0, size_t m, float *l, float *g) {
   (void)i0;
   const float delta = ((const reg_params *)vp)->delta;
   const float half_delta = 0.5f * delta;
@@ -91,15 +91,14 @@ detloss_status dl_loss_reg_elementwise(detloss_loss_kind kind, const float *inpu
     case DETLOSS_LOSS_L1: kern = kern_l1; break;
     case DETLOSS_LOSS_MSE: kern = kern_mse; break;
     case DETLOSS_LOSS_SMOOTH_L1:
-      DL_RETURN_ERROR_IF(!(isfinite(o->beta) && o->beta >= 0.0f), err, DETLOSS_ERR_RANGE,
-                         "beta", "is %g, expected a finite value >= 0 (0 means L1)",
-                         (double)o->beta);
+      DL_RETURN_ERROR_IF(!(isfinite(o->beta) && o->beta >= 0.0f), err, DETLOSS_ERR_RANGE, "beta",
+                         "is %g, expected a finite value >= 0 (0 means L1)", (double)o->beta);
       p.beta = o->beta;
       kern = o->beta == 0.0f ? kern_l1 : kern_smooth_l1;
       break;
     case DETLOSS_LOSS_HUBER:
-      DL_RETURN_ERROR_IF(!(isfinite(o->delta) && o->delta > 0.0f), err, DETLOSS_ERR_RANGE,
-                         "delta", "is %g, expected a finite value > 0", (double)o->delta);
+      DL_RETURN_ERROR_IF(!(isfinite(o->delta) && o->delta > 0.0f), err, DETLOSS_ERR_RANGE, "delta",
+                         "is %g, expected a finite value > 0", (double)o->delta);
       p.delta = o->delta;
       kern = kern_huber;
       break;
@@ -109,6 +108,5 @@ detloss_status dl_loss_reg_elementwise(detloss_loss_kind kind, const float *inpu
   DL_FORWARD_IF_ERROR(dl_check_finite_par(input, n, "input", nt, err));
   DL_FORWARD_IF_ERROR(dl_check_finite_par(target, n, "target", nt, err));
   if (weight) DL_FORWARD_IF_ERROR(dl_check_finite_par(weight, n, "weight", nt, err));
-  return dl_elementwise_run(kern, &p, input, target, weight, n, loss, grad, o->reduction, nt,
-                            err);
+  return dl_elementwise_run(kern, &p, input, target, weight, n, loss, grad, o->reduction, nt, err);
 }

@@ -25,44 +25,41 @@
 static const detloss_loss_param P_POS_WEIGHT[] = {
     {"pos_weight", DETLOSS_PARAM_FLOATS, OFF(pos_weight), 0, 0, INF_, 0, 1,
      "weight of the positive term: a number, or one per column (torch broadcast)"}};
-static const detloss_loss_param P_CE[] = {
-    {"label_smoothing", DETLOSS_PARAM_FLOAT, OFF(label_smoothing), 0, 0, 1, 0, 0,
-     "mass spread uniformly over the classes"},
-    {"ignore_index", DETLOSS_PARAM_INT, OFF(ignore_index), -100, -INF_, INF_, 1, 1,
-     "rows with this target give loss 0 and are not counted by mean"}};
-static const detloss_loss_param P_SIGMOID_FOCAL[] = {
-    {"alpha", DETLOSS_PARAM_FLOAT, OFF(alpha), 0.25, -INF_, INF_, 1, 1,
-     "weight of the positives (< 0 disables the weighting)"},
-    {"gamma", DETLOSS_PARAM_FLOAT, OFF(gamma), 2, 0, INF_, 0, 1, "focusing exponent"}};
-static const detloss_loss_param P_SOFTMAX_FOCAL[] = {
-    {"alpha", DETLOSS_PARAM_FLOAT, OFF(alpha), 1, -INF_, INF_, 1, 1, "weight of every row"},
-    {"gamma", DETLOSS_PARAM_FLOAT, OFF(gamma), 2, 0, INF_, 0, 1, "focusing exponent"},
-    {"ignore_index", DETLOSS_PARAM_INT, OFF(ignore_index), -100, -INF_, INF_, 1, 1,
-     "rows with this target give loss 0 and are not counted by mean"}};
+static const detloss_loss_param P_CE[] =
+    {{"label_smoothing", DETLOSS_PARAM_FLOAT, OFF(label_smoothing), 0, 0, 1, 0, 0,
+      "mass spread uniformly over the classes"},
+     {"ignore_index", DETLOSS_PARAM_INT, OFF(ignore_index), -100, -INF_, INF_, 1, 1,
+      "rows with this target give loss 0 and are not counted by mean"}};
+static const detloss_loss_param P_SIGMOID_FOCAL[] =
+    {{"alpha", DETLOSS_PARAM_FLOAT, OFF(alpha), 0.25, -INF_, INF_, 1, 1,
+      "weight of the positives (< 0 disables the weighting)"},
+     {"gamma", DETLOSS_PARAM_FLOAT, OFF(gamma), 2, 0, INF_, 0, 1, "focusing exponent"}};
+static const detloss_loss_param P_SOFTMAX_FOCAL[] =
+    {{"alpha", DETLOSS_PARAM_FLOAT, OFF(alpha), 1, -INF_, INF_, 1, 1, "weight of every row"},
+     {"gamma", DETLOSS_PARAM_FLOAT, OFF(gamma), 2, 0, INF_, 0, 1, "focusing exponent"},
+     {"ignore_index", DETLOSS_PARAM_INT, OFF(ignore_index), -100, -INF_, INF_, 1, 1,
+      "rows with this target give loss 0 and are not counted by mean"}};
 static const detloss_loss_param P_HINGE[] = {
     {"margin", DETLOSS_PARAM_FLOAT, OFF(margin), 1, 0, INF_, 0, 1, "l = max(0, margin - y x)"}};
-static const detloss_loss_param P_SMOOTH_L1[] = {
-    {"beta", DETLOSS_PARAM_FLOAT, OFF(beta), 1, 0, INF_, 0, 1,
-     "quadratic below |d| < beta (0 means L1)"}};
+static const detloss_loss_param P_SMOOTH_L1[] = {{"beta", DETLOSS_PARAM_FLOAT, OFF(beta), 1, 0,
+                                                  INF_, 0, 1,
+                                                  "quadratic below |d| < beta (0 means L1)"}};
 static const detloss_loss_param P_HUBER[] = {
-    {"delta", DETLOSS_PARAM_FLOAT, OFF(delta), 1, 0, INF_, 1, 1,
-     "quadratic below |d| < delta"}};
-static const detloss_loss_param P_BOX[] = {
-    {"eps", DETLOSS_PARAM_FLOAT, OFF(eps), 1e-7f, 0, INF_, 1, 1,
-     "added to every denominator (torchvision 1e-7)"}};
+    {"delta", DETLOSS_PARAM_FLOAT, OFF(delta), 1, 0, INF_, 1, 1, "quadratic below |d| < delta"}};
+static const detloss_loss_param P_BOX[] = {{"eps", DETLOSS_PARAM_FLOAT, OFF(eps), 1e-7f, 0, INF_, 1,
+                                            1, "added to every denominator (torchvision 1e-7)"}};
 static const detloss_loss_param P_CONTRASTIVE[] = {
     {"margin", DETLOSS_PARAM_FLOAT, OFF(margin), 1, 0, INF_, 0, 1,
      "dissimilar pairs are pushed to at least this distance"}};
-static const detloss_loss_param P_COSINE[] = {
-    {"margin", DETLOSS_PARAM_FLOAT, OFF(margin), 0, -1, 1, 0, 0,
-     "dissimilar pairs: l = max(0, cos - margin)"}};
-static const detloss_loss_param P_TRIPLET[] = {
-    {"margin", DETLOSS_PARAM_FLOAT, OFF(margin), 1, 0, INF_, 0, 1, "l = max(0, margin + dp - dn)"},
-    {"p", DETLOSS_PARAM_FLOAT, OFF(p), 2, 0, INF_, 1, 1, "norm degree of the distances"},
-    {"eps", DETLOSS_PARAM_FLOAT, OFF(eps), 1e-6f, 0, INF_, 0, 1,
-     "added to the differences before the norm (torch pairwise_distance)"},
-    {"swap", DETLOSS_PARAM_BOOL, OFF(swap), 0, 0, 1, 0, 0,
-     "distance swap: dn = min(dn, d(positive, negative)) (Balntas et al. 2016)"}};
+static const detloss_loss_param P_COSINE[] = {{"margin", DETLOSS_PARAM_FLOAT, OFF(margin), 0, -1, 1,
+                                               0, 0, "dissimilar pairs: l = max(0, cos - margin)"}};
+static const detloss_loss_param P_TRIPLET[] =
+    {{"margin", DETLOSS_PARAM_FLOAT, OFF(margin), 1, 0, INF_, 0, 1, "l = max(0, margin + dp - dn)"},
+     {"p", DETLOSS_PARAM_FLOAT, OFF(p), 2, 0, INF_, 1, 1, "norm degree of the distances"},
+     {"eps", DETLOSS_PARAM_FLOAT, OFF(eps), 1e-6f, 0, INF_, 0, 1,
+      "added to the differences before the norm (torch pairwise_distance)"},
+     {"swap", DETLOSS_PARAM_BOOL, OFF(swap), 0, 0, 1, 0, 0,
+      "distance swap: dn = min(dn, d(positive, negative)) (Balntas et al. 2016)"}};
 
 #define PARAMS(a) a, sizeof a / sizeof a[0]
 #define NO_PARAMS NULL, 0
@@ -149,8 +146,8 @@ detloss_status detloss_loss_from_name(const char *name, detloss_loss_kind *kind,
   for (size_t k = 0; k < NUM_LOSS_KINDS; k++) names[k] = LOSSES[k].name;
   const char *hint = dl_suggest(name, names, NUM_LOSS_KINDS);
   if (hint)
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, "loss", "unknown loss '%s' (did you mean '%s'?)",
-                   name, hint);
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, "loss", "unknown loss '%s' (did you mean '%s'?)", name,
+                   hint);
   char list[DETLOSS_MSG_MAX];
   dl_loss_list_names(list, sizeof list, -1, ", ");
   return dl_fail(err, DETLOSS_ERR_UNKNOWN, "loss", "unknown loss '%s' (expected one of %s)", name,

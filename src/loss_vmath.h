@@ -88,7 +88,7 @@ DL_VEC_FN static inline float dl_log_core(float f, float e) {
 /* ln(1 + t) for t in [0, 1], to full relative accuracy for small t; inv is
  * 1 / (1 + t) as the caller computed it (the kernels need it anyway). */
 DL_VEC_FN static inline float dl_log1pf_01(float t, float inv) {
-  float u = 1.0f + t; /* in [1, 2]: u - 1 is exact (Sterbenz) */
+  float u = 1.0f + t;               /* in [1, 2]: u - 1 is exact (Sterbenz) */
   float c = (t - (u - 1.0f)) * inv; /* first-order correction for the rounding of 1 + t */
   int big = u > 1.41421356f;
   float m = big ? u * 0.5f : u;
@@ -105,7 +105,7 @@ DL_VEC_FN static inline float dl_log1pf_01(float t, float inv) {
 DL_VEC_FN static inline float dl_log1pf_01_atanh(float t, float inv2) {
   float s = t * inv2;
   float z = s * s;
-  float p = 7.69230769e-2f; /* 1/13 */
+  float p = 7.69230769e-2f;   /* 1/13 */
   p = p * z + 9.09090909e-2f; /* 1/11 */
   p = p * z + 1.11111111e-1f; /* 1/9 */
   p = p * z + 1.42857143e-1f; /* 1/7 */

@@ -47,15 +47,14 @@ detloss_match_options detloss_match_options_default(void) {
 
 /* Pair IoU (dl_pair_iou, box_kernels.h; see the file comment). g: gt box, ga its area;
  * a*: anchor, aa its area. */
-static inline float pair_iou(const float *g, float ga, float ax1, float ay1, float ax2,
-                             float ay2, float aa) {
+static inline float pair_iou(const float *g, float ga, float ax1, float ay1, float ax2, float ay2,
+                             float aa) {
   return dl_pair_iou(g[0], g[1], g[2], g[3], ga, ax1, ay1, ax2, ay2, aa);
 }
 
 /* Intersection over the anchor's area (mmdet bbox_overlaps mode 'iof' with the prior
  * first; Detectron's crowd IoA). 0 where there is no intersection or no area. */
-static inline float pair_ioa(const float *g, float ax1, float ay1, float ax2, float ay2,
-                             float aa) {
+static inline float pair_ioa(const float *g, float ax1, float ay1, float ax2, float ay2, float aa) {
   float iw = dl_minf(g[2], ax2) - dl_maxf(g[0], ax1);
   float ih = dl_minf(g[3], ay2) - dl_maxf(g[1], ay1);
   if (!(iw > 0.0f) || !(ih > 0.0f) || !(aa > 0.0f)) return 0.0f;
@@ -82,7 +81,7 @@ typedef struct mctx {
   const float *anchors; /* plain path */
   const dl_grid *grid;  /* grid path */
   int64_t *matches;
-  float *mi;            /* max_iou, or mi_own when the caller passes NULL */
+  float *mi; /* max_iou, or mi_own when the caller passes NULL */
   /* set_rule(): the options as the passes read them */
   float high, low, lq_min;
   int lq, sem, assign_all;
@@ -90,33 +89,33 @@ typedef struct mctx {
   int border_on, border_exclude;
   float bx1, by1, bx2, by2; /* inside: x1 >= bx1, y1 >= by1, x2 < bx2, y2 < by2 */
   /* sort_gts(): the gts by role */
-  float *garea;         /* owned, [G] */
-  size_t *act;          /* owned: non-crowd proper gts, ascending */
+  float *garea; /* owned, [G] */
+  size_t *act;  /* owned: non-crowd proper gts, ascending */
   size_t nact;
   float *cx1, *cy1, *cx2, *cy2, *carea; /* owned (one block at cx1): act's boxes as columns */
-  size_t *crw;          /* owned: crowd proper gts (only when crowd_thr >= 0) */
+  size_t *crw;                          /* owned: crowd proper gts (only when crowd_thr >= 0) */
   size_t ncrw;
-  int64_t g0;           /* first non-crowd gt (initial argmax), -1 if none */
-  size_t nnc;           /* number of non-crowd gts (proper or not) */
-  float *mi_own;        /* owned */
+  int64_t g0;    /* first non-crowd gt (initial argmax), -1 if none */
+  size_t nnc;    /* number of non-crowd gts (proper or not) */
+  float *mi_own; /* owned */
   /* plan_blocks(): the parallel blocks of both passes */
   size_t nblocks;
-  gridblk *blks;        /* owned, grid: a level's rows [y0, y1) */
-  long long *rects;     /* owned, grid: [G][ktot][4] x0, x1, y0, y1 (x0 > x1: empty) */
-  size_t *kbase;        /* owned, grid: first global base-anchor index of each level */
+  gridblk *blks;    /* owned, grid: a level's rows [y0, y1) */
+  long long *rects; /* owned, grid: [G][ktot][4] x0, x1, y0, y1 (x0 > x1: empty) */
+  size_t *kbase;    /* owned, grid: first global base-anchor index of each level */
   size_t ktot;
   /* pass 1 (per_anchor_best) per block, then per_gt_best() */
-  float *bmax;          /* owned, [nblocks][G]: per block and act position, best IoU */
-  size_t *barg;         /* owned, [nblocks][G]: its lowest anchor index */
-  float *h;             /* owned, [G]: each gt's best IoU */
-  size_t *fa;           /* owned, [G]: its first argmax anchor */
+  float *bmax;  /* owned, [nblocks][G]: per block and act position, best IoU */
+  size_t *barg; /* owned, [nblocks][G]: its lowest anchor index */
+  float *h;     /* owned, [G]: each gt's best IoU */
+  size_t *fa;   /* owned, [G]: its first argmax anchor */
   /* promote_gts(): the low-quality rule */
-  promo *pro;           /* owned: promotable gts with h > 0: by h ascending (torchvision) or by
-                           index descending (mmdet) */
+  promo *pro; /* owned: promotable gts with h > 0: by h ascending (torchvision) or by
+                 index descending (mmdet) */
   size_t npro;
-  float hmin;           /* min h over pro */
-  int zero_promoted;    /* torchvision: a promoted gt has h == 0 */
-  int64_t zmax;         /* mmdet: largest promoted gt with h == 0, or -1 */
+  float hmin;        /* min h over pro */
+  int zero_promoted; /* torchvision: a promoted gt has h == 0 */
+  int64_t zmax;      /* mmdet: largest promoted gt with h == 0, or -1 */
 } mctx;
 
 static inline int outside(const mctx *c, float x1, float y1, float x2, float y2) {
@@ -129,8 +128,8 @@ static inline int outside(const mctx *c, float x1, float y1, float x2, float y2)
  * kernel as pair_iou(), which is branch-free, so the compiler vectorizes this loop
  * (the division is IEEE in every lane; lanes without overlap divide by 1). */
 static void iou_row(const float *gx1, const float *gy1, const float *gx2, const float *gy2,
-                    const float *ga, size_t n, float ax1, float ay1, float ax2, float ay2,
-                    float aa, float *out) {
+                    const float *ga, size_t n, float ax1, float ay1, float ax2, float ay2, float aa,
+                    float *out) {
   for (size_t j = 0; j < n; j++)
     out[j] = dl_pair_iou(gx1[j], gy1[j], gx2[j], gy2[j], ga[j], ax1, ay1, ax2, ay2, aa);
 }
@@ -160,8 +159,8 @@ static void pass1_plain(void *vc, size_t i0, size_t i1, size_t b) {
     int64_t arg = c->g0;
     for (size_t j0 = 0; j0 < c->nact; j0 += GT_CHUNK) {
       size_t n = c->nact - j0 < GT_CHUNK ? c->nact - j0 : GT_CHUNK;
-      iou_row(c->cx1 + j0, c->cy1 + j0, c->cx2 + j0, c->cy2 + j0, c->carea + j0, n, ax1, ay1,
-              ax2, ay2, aa, v);
+      iou_row(c->cx1 + j0, c->cy1 + j0, c->cx2 + j0, c->cy2 + j0, c->carea + j0, n, ax1, ay1, ax2,
+              ay2, aa, v);
       for (size_t j = 0; j < n; j++) {
         if (v[j] > best) { /* act ascends: ties keep the lowest gt index */
           best = v[j];
@@ -198,10 +197,10 @@ static void pass1_grid(void *vc, size_t i0, size_t i1, size_t b) {
       for (size_t x = 0; x < W; x++)
         for (size_t k = 0; k < K; k++, a++) {
           const float *bs = lv->base + 4 * k;
-          c->mi[a] = outside(c, lv->sx[x] + bs[0], lv->sy[y] + bs[1], lv->sx[x] + bs[2],
-                             lv->sy[y] + bs[3])
-                         ? -1.0f
-                         : 0.0f;
+          c->mi[a] =
+              outside(c, lv->sx[x] + bs[0], lv->sy[y] + bs[1], lv->sx[x] + bs[2], lv->sy[y] + bs[3])
+                  ? -1.0f
+                  : 0.0f;
         }
   } else {
     for (size_t a = a0; a < a1; a++) c->mi[a] = 0.0f;
@@ -345,8 +344,8 @@ static detloss_status check_options(const detloss_match_options *o, detloss_erro
                      "must be in [0, 1], got %g", (double)o->high);
   DL_RETURN_ERROR_IF(!(o->low >= 0.0f && o->low <= 1.0f), err, DETLOSS_ERR_RANGE, "low",
                      "must be in [0, 1], got %g", (double)o->low);
-  DL_RETURN_ERROR_IF(o->low > o->high, err, DETLOSS_ERR_RANGE, "low",
-                     "is %g, above high (%g)", (double)o->low, (double)o->high);
+  DL_RETURN_ERROR_IF(o->low > o->high, err, DETLOSS_ERR_RANGE, "low", "is %g, above high (%g)",
+                     (double)o->low, (double)o->high);
   DL_RETURN_ERROR_IF(!(o->low_quality_min_iou >= 0.0f && o->low_quality_min_iou <= 1.0f), err,
                      DETLOSS_ERR_RANGE, "low_quality_min_iou", "must be in [0, 1], got %g",
                      (double)o->low_quality_min_iou);
@@ -357,8 +356,8 @@ static detloss_status check_options(const detloss_match_options *o, detloss_erro
                      (int)o->semantics);
   DL_RETURN_ERROR_IF(!(o->crowd_ioa_thresh <= 1.0f), err, DETLOSS_ERR_RANGE, "crowd_ioa_thresh",
                      "must be <= 1 (< 0 disables), got %g", (double)o->crowd_ioa_thresh);
-  DL_RETURN_ERROR_IF(isnan(o->allowed_border) || isinf(o->allowed_border), err,
-                     DETLOSS_ERR_RANGE, "allowed_border", "must be finite (< 0 disables)");
+  DL_RETURN_ERROR_IF(isnan(o->allowed_border) || isinf(o->allowed_border), err, DETLOSS_ERR_RANGE,
+                     "allowed_border", "must be finite (< 0 disables)");
   if (o->allowed_border >= 0.0f) {
     DL_RETURN_ERROR_IF(!(o->image_h > 0.0f) || !isfinite(o->image_h), err, DETLOSS_ERR_RANGE,
                        "image_h", "must be finite and > 0 when allowed_border >= 0, got %g",
@@ -383,8 +382,8 @@ static int cmp_g_desc(const void *pa, const void *pb) {
 /* Exact cell range of one axis: the x in [0, n) with fl(s[x] + b_hi) > g_lo and
  * fl(s[x] + b_lo) < g_hi. s is non-decreasing, so each predicate holds on an interval;
  * a double estimate is corrected by stepping. */
-static void axis_range(const float *s, size_t n, float stride, float offset, float b_lo,
-                       float b_hi, float g_lo, float g_hi, long long *lo, long long *hi) {
+static void axis_range(const float *s, size_t n, float stride, float offset, float b_lo, float b_hi,
+                       float g_lo, float g_hi, long long *lo, long long *hi) {
   long long N = (long long)n;
   *lo = 0;
   *hi = -1;
@@ -423,9 +422,7 @@ static void set_rule(mctx *c, const detloss_match_options *o) {
   }
 }
 
-static inline int is_crowd(const mctx *c, size_t g) {
-  return c->crowd != NULL && c->crowd[g] != 0;
-}
+static inline int is_crowd(const mctx *c, size_t g) { return c->crowd != NULL && c->crowd[g] != 0; }
 
 /* Sorts the gts by role: non-crowd proper gts (act, also as columns for the plain
  * path), crowd regions (crw), the first non-crowd gt g0 (every anchor's initial
@@ -520,10 +517,8 @@ static void find_cell_rects(mctx *c) {
       for (size_t k = 0; k < lv->k; k++) {
         long long *r = c->rects + 4 * (g * c->ktot + c->kbase[l] + k);
         const float *bs = lv->base + 4 * k;
-        axis_range(lv->sx, lv->w, lv->stride_w, lv->offset, bs[0], bs[2], b[0], b[2], &r[0],
-                   &r[1]);
-        axis_range(lv->sy, lv->h, lv->stride_h, lv->offset, bs[1], bs[3], b[1], b[3], &r[2],
-                   &r[3]);
+        axis_range(lv->sx, lv->w, lv->stride_w, lv->offset, bs[0], bs[2], b[0], b[2], &r[0], &r[1]);
+        axis_range(lv->sy, lv->h, lv->stride_h, lv->offset, bs[1], bs[3], b[1], b[3], &r[2], &r[3]);
       }
     }
   }
@@ -702,8 +697,7 @@ static detloss_status check_match_overlaps(const float *anchors, size_t A, const
 
 detloss_status detloss_match(const float *anchors, size_t num_anchors, const float *gt,
                              size_t num_gt, const uint8_t *gt_is_crowd, int64_t *matches,
-                             float *max_iou, const detloss_match_options *opt,
-                             detloss_error *err) {
+                             float *max_iou, const detloss_match_options *opt, detloss_error *err) {
   detloss_match_options o = opt ? *opt : detloss_match_options_default();
   DL_FORWARD_IF_ERROR(check_options(&o, err));
   DL_FORWARD_IF_ERROR(dl_check_coords(anchors, num_anchors, "anchors", err));
@@ -711,8 +705,8 @@ detloss_status detloss_match(const float *anchors, size_t num_anchors, const flo
   DL_RETURN_ERROR_IF(num_gt > (size_t)INT32_MAX, err, DETLOSS_ERR_SHAPE, "gt",
                      "%zu boxes is more than 2^31 - 1", num_gt);
   DL_FORWARD_IF_ERROR(dl_check_ptr(matches, num_anchors, "matches", err));
-  DL_FORWARD_IF_ERROR(check_match_overlaps(anchors, num_anchors, gt, num_gt, gt_is_crowd,
-                                           matches, max_iou, NULL, err));
+  DL_FORWARD_IF_ERROR(check_match_overlaps(anchors, num_anchors, gt, num_gt, gt_is_crowd, matches,
+                                           max_iou, NULL, err));
   mctx c;
   memset(&c, 0, sizeof c);
   c.G = num_gt;
@@ -727,10 +721,10 @@ detloss_status detloss_match(const float *anchors, size_t num_anchors, const flo
   return run_match(&c, &o, o.num_threads, err);
 }
 
-detloss_status detloss_match_grid(const detloss_anchor_config *cfg, const float *gt,
-                                  size_t num_gt, const uint8_t *gt_is_crowd, int64_t *matches,
-                                  float *max_iou, size_t num_anchors,
-                                  const detloss_match_options *opt, detloss_error *err) {
+detloss_status detloss_match_grid(const detloss_anchor_config *cfg, const float *gt, size_t num_gt,
+                                  const uint8_t *gt_is_crowd, int64_t *matches, float *max_iou,
+                                  size_t num_anchors, const detloss_match_options *opt,
+                                  detloss_error *err) {
   detloss_match_options o = opt ? *opt : detloss_match_options_default();
   DL_FORWARD_IF_ERROR(check_options(&o, err));
   size_t count;

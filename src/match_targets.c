@@ -49,7 +49,8 @@ detloss_status detloss_match_targets(const float *anchors, size_t num_anchors, c
       snprintf(where, sizeof where, "gt[%lld]", (long long)m);
       return dl_fail(err, DETLOSS_ERR_RANGE, where,
                      "is matched (anchor %zu) but has zero or negative width/height: its "
-                     "regression target would be log(0)", a);
+                     "regression target would be log(0)",
+                     a);
     }
   }
   float *pd = NULL;

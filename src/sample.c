@@ -49,9 +49,7 @@ typedef struct kv {
   size_t idx;
 } kv;
 
-static inline int kv_less(kv a, kv b) {
-  return a.key < b.key || (a.key == b.key && a.idx < b.idx);
-}
+static inline int kv_less(kv a, kv b) { return a.key < b.key || (a.key == b.key && a.idx < b.idx); }
 
 /* k-th smallest (0-based) of v[0..n) by (key, idx); reorders v. Deterministic
  * quickselect with a median-of-three pivot and a three-way partition. */
@@ -95,10 +93,10 @@ typedef struct sctx {
   const int64_t *m;
   int8_t *out;
   uint64_t state;
-  size_t *cnt;        /* per block: [2] pos, neg counts, or candidate counts */
-  uint64_t thr[2];    /* candidate: key <= thr[cls] */
+  size_t *cnt;     /* per block: [2] pos, neg counts, or candidate counts */
+  uint64_t thr[2]; /* candidate: key <= thr[cls] */
   kv *cand[2];
-  size_t *offs;       /* per block and class: write offsets */
+  size_t *offs; /* per block and class: write offsets */
   int mode[2];
   kv kth[2];
 } sctx;
@@ -166,9 +164,8 @@ detloss_status detloss_sample_balanced(const int64_t *matches, size_t num_anchor
                                        size_t *num_neg, const detloss_sample_options *opt,
                                        detloss_error *err) {
   detloss_sample_options o = opt ? *opt : detloss_sample_options_default();
-  DL_RETURN_ERROR_IF(o.batch_size_per_image < 0, err, DETLOSS_ERR_RANGE,
-                     "batch_size_per_image", "must be >= 0, got %lld",
-                     (long long)o.batch_size_per_image);
+  DL_RETURN_ERROR_IF(o.batch_size_per_image < 0, err, DETLOSS_ERR_RANGE, "batch_size_per_image",
+                     "must be >= 0, got %lld", (long long)o.batch_size_per_image);
   DL_RETURN_ERROR_IF(!(o.positive_fraction >= 0.0 && o.positive_fraction <= 1.0), err,
                      DETLOSS_ERR_RANGE, "positive_fraction", "must be in [0, 1], got %g",
                      o.positive_fraction);

@@ -71,15 +71,13 @@ detloss_status dl_fail(detloss_error *err, detloss_status status, const char *wh
   return status;
 }
 
-detloss_status dl_check_ptr(const void *ptr, size_t count, const char *name,
-                            detloss_error *err) {
+detloss_status dl_check_ptr(const void *ptr, size_t count, const char *name, detloss_error *err) {
   DL_RETURN_ERROR_IF(count > 0 && ptr == NULL, err, DETLOSS_ERR_NULL, name,
                      "is NULL but %zu elements were requested", count);
   return DETLOSS_OK;
 }
 
-detloss_status dl_check_finite(const float *x, size_t n, const char *name,
-                               detloss_error *err) {
+detloss_status dl_check_finite(const float *x, size_t n, const char *name, detloss_error *err) {
   DL_FORWARD_IF_ERROR(dl_check_ptr(x, n, name, err));
   DL_RETURN_ERROR_IF(n > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE, name,
                      "%zu elements is more than can be addressed", n);
@@ -94,8 +92,7 @@ detloss_status dl_check_finite(const float *x, size_t n, const char *name,
   return DETLOSS_OK;
 }
 
-detloss_status dl_check_boxes(const float *boxes, size_t n, const char *name,
-                              detloss_error *err) {
+detloss_status dl_check_boxes(const float *boxes, size_t n, const char *name, detloss_error *err) {
   DL_FORWARD_IF_ERROR(dl_check_ptr(boxes, n, name, err));
   DL_RETURN_ERROR_IF(n > DL_MAX_ELEMS / 4, err, DETLOSS_ERR_SHAPE, name,
                      "%zu boxes is more than can be addressed", n);
@@ -105,8 +102,8 @@ detloss_status dl_check_boxes(const float *boxes, size_t n, const char *name,
       char where[DETLOSS_WHERE_MAX];
       snprintf(where, sizeof where, "%s[%zu]", name, i);
       return dl_fail(err, DETLOSS_ERR_NONFINITE, where,
-                     "has a non-finite coordinate (%g, %g, %g, %g)", (double)b[0],
-                     (double)b[1], (double)b[2], (double)b[3]);
+                     "has a non-finite coordinate (%g, %g, %g, %g)", (double)b[0], (double)b[1],
+                     (double)b[2], (double)b[3]);
     }
   }
   return DETLOSS_OK;
@@ -149,8 +146,7 @@ const char *dl_suggest(const char *name, const char *const *candidates, size_t c
   return best;
 }
 
-detloss_status dl_check_coords(const float *boxes, size_t n, const char *name,
-                               detloss_error *err) {
+detloss_status dl_check_coords(const float *boxes, size_t n, const char *name, detloss_error *err) {
   DL_FORWARD_IF_ERROR(dl_check_boxes(boxes, n, name, err));
   for (size_t i = 0; i < 4 * n; i++) {
     if (fabsf(boxes[i]) > DL_COORD_MAX) {
@@ -189,8 +185,7 @@ static detloss_status fail_overlap(const dl_span *out, const dl_span *other, det
                  what);
 }
 
-detloss_status dl_check_overlaps_fn(size_t n, dl_span_fn get, const void *ctx,
-                                    detloss_error *err) {
+detloss_status dl_check_overlaps_fn(size_t n, dl_span_fn get, const void *ctx, detloss_error *err) {
   for (size_t i = 0; i < n; i++) {
     dl_span si;
     get(ctx, i, &si);

@@ -26,7 +26,7 @@
  * operations in the same order (no FMA: -ffp-contract=off), so they give the
  * same bits; they only run 4, 8 or 16 lanes at once. Define DETLOSS_NO_CLONES
  * to build the baseline only. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
     !defined(DETLOSS_NO_CLONES)
 #  define DL_VEC_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else

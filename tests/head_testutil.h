@@ -18,8 +18,8 @@
 typedef struct ht_batch {
   size_t n, C;
   detloss_head_image im[HT_MAX_IMAGES];
-  float *anchors[HT_MAX_IMAGES], *gt[HT_MAX_IMAGES], *pred[HT_MAX_IMAGES],
-      *deltas[HT_MAX_IMAGES], *gpred[HT_MAX_IMAGES], *gdeltas[HT_MAX_IMAGES];
+  float *anchors[HT_MAX_IMAGES], *gt[HT_MAX_IMAGES], *pred[HT_MAX_IMAGES], *deltas[HT_MAX_IMAGES],
+      *gpred[HT_MAX_IMAGES], *gdeltas[HT_MAX_IMAGES];
   int64_t *labels[HT_MAX_IMAGES];
 } ht_batch;
 
@@ -191,9 +191,8 @@ static inline void ht_random_anchors(dl_rng *r, float *a, size_t n_random, const
     for (size_t q = 0; q < k; q++, j++) {
       double w = (double)(gt[4 * g + 2] - gt[4 * g]), h = (double)(gt[4 * g + 3] - gt[4 * g + 1]);
       for (int c = 0; c < 4; c++)
-        a[4 * j + (size_t)c] =
-            (float)((double)gt[4 * g + (size_t)c] +
-                    dl_rng_uniform(r, -0.5, 0.5) * amount * ((c % 2) ? h : w));
+        a[4 * j + (size_t)c] = (float)((double)gt[4 * g + (size_t)c] +
+                                       dl_rng_uniform(r, -0.5, 0.5) * amount * ((c % 2) ? h : w));
     }
 }
 

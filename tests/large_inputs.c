@@ -94,8 +94,9 @@ int main(void) {
              memcmp(v_plain, v_grid, A * sizeof(float)) == 0;
     size_t pos = 0;
     for (size_t a = 0; a < A; a++) pos += m_grid[a] >= 0;
-    printf("large: %zu anchors x %zu gt, %d thread(s): plain %.2f s, grid %.3f s, %zu matched: %s\n",
-           A, G, threads, t1 - t0, t2 - t1, pos, ok ? "identical" : "DIFFERENT");
+    printf(
+        "large: %zu anchors x %zu gt, %d thread(s): plain %.2f s, grid %.3f s, %zu matched: %s\n",
+        A, G, threads, t1 - t0, t2 - t1, pos, ok ? "identical" : "DIFFERENT");
     ok ? pass++ : fail++;
   }
   /* O(A) memory: the inputs and outputs above are ~26 bytes per anchor; the
@@ -103,8 +104,10 @@ int main(void) {
   double peak = rss_peak_mib(), extra = peak - base;
   double per_anchor = extra * 1048576.0 / (double)A;
   int mem_ok = per_anchor < 64.0;
-  printf("large: peak RSS %.0f MiB, %.1f MiB above the inputs, outputs included (%.1f bytes per anchor, bound 64): %s\n",
-         peak, extra, per_anchor, mem_ok ? "O(A)" : "TOO MUCH");
+  printf(
+      "large: peak RSS %.0f MiB, %.1f MiB above the inputs, outputs included (%.1f bytes per "
+      "anchor, bound 64): %s\n",
+      peak, extra, per_anchor, mem_ok ? "O(A)" : "TOO MUCH");
   mem_ok ? pass++ : fail++;
   printf("large: %d passed, %d failed\n", pass, fail);
   free(anchors);

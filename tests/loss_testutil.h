@@ -79,13 +79,20 @@ static inline void lt_run_case(const cJSON *c, int num_threads) {
   float *pw = NULL;
   for (const cJSON *p = params ? params->child : NULL; p; p = p->next) {
     float v = (float)p->valuedouble;
-    if (strcmp(p->string, "alpha") == 0) o.alpha = v;
-    else if (strcmp(p->string, "gamma") == 0) o.gamma = v;
-    else if (strcmp(p->string, "beta") == 0) o.beta = v;
-    else if (strcmp(p->string, "delta") == 0) o.delta = v;
-    else if (strcmp(p->string, "margin") == 0) o.margin = v;
-    else if (strcmp(p->string, "label_smoothing") == 0) o.label_smoothing = v;
-    else if (strcmp(p->string, "ignore_index") == 0) o.ignore_index = (int64_t)p->valuedouble;
+    if (strcmp(p->string, "alpha") == 0)
+      o.alpha = v;
+    else if (strcmp(p->string, "gamma") == 0)
+      o.gamma = v;
+    else if (strcmp(p->string, "beta") == 0)
+      o.beta = v;
+    else if (strcmp(p->string, "delta") == 0)
+      o.delta = v;
+    else if (strcmp(p->string, "margin") == 0)
+      o.margin = v;
+    else if (strcmp(p->string, "label_smoothing") == 0)
+      o.label_smoothing = v;
+    else if (strcmp(p->string, "ignore_index") == 0)
+      o.ignore_index = (int64_t)p->valuedouble;
     else if (strcmp(p->string, "pos_weight") == 0) {
       lt_vec pv = lt_flatten(p);
       pw = lt_to_float(&pv);

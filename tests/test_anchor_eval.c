@@ -64,8 +64,10 @@ static rdata random_data(uint64_t seed, size_t n, size_t gmax) {
       b[2] = (float)(x + w);
       b[3] = (float)(y + h);
       double u = dl_rng_uniform(&r, 0.0, 1.0);
-      if (u < 0.03) b[2] = b[0];          /* zero width */
-      else if (u < 0.06) d.crowd[t] = 1;  /* crowd */
+      if (u < 0.03)
+        b[2] = b[0]; /* zero width */
+      else if (u < 0.06)
+        d.crowd[t] = 1; /* crowd */
     }
     d.start[i + 1] = t;
   }
@@ -168,8 +170,7 @@ static void brute_force(const detloss_eval_dataset *d, const detloss_anchor_conf
   }
 }
 
-static void assert_per_gt_equal(const detloss_eval_gt *got, const detloss_eval_gt *want,
-                                size_t n) {
+static void assert_per_gt_equal(const detloss_eval_gt *got, const detloss_eval_gt *want, size_t n) {
   for (size_t r = 0; r < n; r++) {
     if (got[r].status != DETLOSS_EVAL_GT_OK) continue;
     if (memcmp(&got[r].best, &want[r].best, sizeof(float)) != 0 ||
@@ -529,8 +530,7 @@ static void progress_reaches_the_image_count_monotonically(void **state) {
 }
 
 static void expect_error(const detloss_eval_dataset *d, const detloss_eval_anchors *src,
-                         const detloss_eval_options *o, detloss_status want,
-                         const char *where) {
+                         const detloss_eval_options *o, detloss_status want, const char *where) {
   detloss_eval_report r;
   memset(&r, 0xAB, sizeof r);
   detloss_eval_report before = r;
@@ -687,8 +687,7 @@ static void check_stats(const detloss_eval_stats *s, const cJSON *e, int with_po
   dl_assert_close1(s->positives_per_gt, field(e, "positives_per_gt")->valuedouble, 1e-12, 0);
   const cJSON *h = field(e, "positives_hist");
   static const char *const K[4] = {"0", "1", "2-4", "5+"};
-  for (int k = 0; k < 4; k++)
-    assert_int_equal(s->pos_hist[k], (size_t)field(h, K[k])->valuedouble);
+  for (int k = 0; k < 4; k++) assert_int_equal(s->pos_hist[k], (size_t)field(h, K[k])->valuedouble);
 }
 
 static void run_config(const char *cfg_path, detloss_config **cfg, detloss_dataset **ds,
@@ -746,8 +745,8 @@ static void bundled_coco_subset_rpn_matches_torchvision(void **state) {
     if (g[i].best != (float)pb->valuedouble || g[i].num_fit != (uint32_t)pf->valuedouble ||
         g[i].num_pos != (uint32_t)pp->valuedouble || g[i].level != (int)pl->valuedouble) {
       print_error("gt row %zu: best %.9g / %.9g fit %u / %g pos %u / %g level %d / %g\n", i,
-                  (double)g[i].best, pb->valuedouble, g[i].num_fit, pf->valuedouble,
-                  g[i].num_pos, pp->valuedouble, g[i].level, pl->valuedouble);
+                  (double)g[i].best, pb->valuedouble, g[i].num_fit, pf->valuedouble, g[i].num_pos,
+                  pp->valuedouble, g[i].level, pl->valuedouble);
       fail();
     }
     pb = pb->next;

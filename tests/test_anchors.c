@@ -37,7 +37,8 @@ static void config_of(const cJSON *c, cfg_store *s) {
   size_t L = (size_t)cJSON_GetArraySize(fm);
   for (size_t l = 0; l < L; l++) {
     const cJSON *f = cJSON_GetArrayItem(fm, (int)l);
-    long h = (long)cJSON_GetArrayItem(f, 0)->valuedouble, w = (long)cJSON_GetArrayItem(f, 1)->valuedouble;
+    long h = (long)cJSON_GetArrayItem(f, 0)->valuedouble,
+         w = (long)cJSON_GetArrayItem(f, 1)->valuedouble;
     s->lv[l].feat_h = (size_t)h;
     s->lv[l].feat_w = (size_t)w;
     if (is) {
@@ -67,7 +68,8 @@ static void generated_anchors_equal_the_reference_generators_bit_for_bit(void **
   cJSON *root = cJSON_Parse(text);
   assert_non_null(root);
   int n = 0;
-  for (const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "cases")->child; c; c = c->next, n++) {
+  for (const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "cases")->child; c;
+       c = c->next, n++) {
     cfg_store s;
     config_of(c, &s);
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(c, "anchors");
@@ -122,10 +124,22 @@ static void detectron2_base_anchors_are_unrounded_and_size_major(void **state) {
   float base[16];
   size_t k = 0;
   assert_int_equal(detloss_anchors_level_base(&cfg, 0, base, 4, &k, NULL), DETLOSS_OK);
-  const double want[16] = {-22.627416997969522, -11.313708498984761, 22.627416997969522,
-                           11.313708498984761, -16, -16, 16, 16, -45.254833995939045,
-                           -22.627416997969522, 45.254833995939045, 22.627416997969522,
-                           -32, -32, 32, 32};
+  const double want[16] = {-22.627416997969522,
+                           -11.313708498984761,
+                           22.627416997969522,
+                           11.313708498984761,
+                           -16,
+                           -16,
+                           16,
+                           16,
+                           -45.254833995939045,
+                           -22.627416997969522,
+                           45.254833995939045,
+                           22.627416997969522,
+                           -32,
+                           -32,
+                           32,
+                           32};
   dl_assert_close(base, want, 16, 1e-7, 0.0); /* float32 rounding of the double values */
 }
 
@@ -166,11 +180,12 @@ static void the_classic_faster_rcnn_set_reproduces_py_faster_rcnn(void **state) 
   const cJSON *l0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "levels"), 0);
   float base[36], plus1[36];
   assert_int_equal(floats_into(cJSON_GetObjectItemCaseSensitive(l0, "base"), base, 36), 36);
-  assert_int_equal(floats_into(cJSON_GetObjectItemCaseSensitive(l0, "base_plus_one"), plus1, 36), 36);
+  assert_int_equal(floats_into(cJSON_GetObjectItemCaseSensitive(l0, "base_plus_one"), plus1, 36),
+                   36);
   /* py-faster-rcnn generate_anchors() (docs/math/anchors.md s1, ratio-major) */
-  const double pub[36] = {-84, -40, 99, 55, -176, -88, 191, 103, -360, -184, 375, 199,
+  const double pub[36] = {-84, -40, 99, 55, -176, -88,  191, 103, -360, -184, 375, 199,
                           -56, -56, 71, 71, -120, -120, 135, 135, -248, -248, 263, 263,
-                          -36, -80, 51, 95, -80, -168, 95, 183, -168, -344, 183, 359};
+                          -36, -80, 51, 95, -80,  -168, 95,  183, -168, -344, 183, 359};
   dl_assert_close(plus1, pub, 36, 0.0, 0.0);
   /* continuous convention: x2 + 1, y2 + 1 (same widths: 99 - -84 + 1 = 184 = 100 - -84) */
   double cont[36];
@@ -192,9 +207,18 @@ static void yolo_shape_sets_centre_on_cell_centres(void **state) {
   cJSON *j = load_set(ANCHOR_SET("yolov3.json"));
   const cJSON *l0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "levels"), 0);
   float shapes[6];
-  assert_int_equal(floats_into(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(l0, "shapes"), 0), shapes, 2), 2);
-  assert_int_equal(floats_into(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(l0, "shapes"), 1), shapes + 2, 2), 2);
-  assert_int_equal(floats_into(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(l0, "shapes"), 2), shapes + 4, 2), 2);
+  assert_int_equal(floats_into(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(l0, "shapes"),
+                                                  0),
+                               shapes, 2),
+                   2);
+  assert_int_equal(floats_into(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(l0, "shapes"),
+                                                  1),
+                               shapes + 2, 2),
+                   2);
+  assert_int_equal(floats_into(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(l0, "shapes"),
+                                                  2),
+                               shapes + 4, 2),
+                   2);
   /* (10,13) at stride 8, cell (0,0), offset 0.5: centre (4,4): [-1,-2.5,9,10.5] */
   detloss_anchor_level lv = {1, 2, 8, 8, NULL, 0, NULL, 0, shapes, 3, NULL, 0};
   detloss_anchor_config cfg = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION,
@@ -212,7 +236,8 @@ static void retinanet_set_has_three_truncated_scales_per_octave(void **state) {
   (void)state;
   cJSON *j = load_set(ANCHOR_SET("torchvision_retinanet.json"));
   int l = 0;
-  for (const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "levels")->child; lv; lv = lv->next, l++) {
+  for (const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "levels")->child; lv;
+       lv = lv->next, l++) {
     float s[3];
     assert_int_equal(floats_into(cJSON_GetObjectItemCaseSensitive(lv, "sizes"), s, 3), 3);
     double x = 32.0 * (1 << l);
@@ -223,8 +248,8 @@ static void retinanet_set_has_three_truncated_scales_per_octave(void **state) {
   cJSON_Delete(j);
   /* every published set loads and names its source */
   const char *sets[] = {ANCHOR_SET("torchvision_fpn.json"), ANCHOR_SET("yolov2_voc.json"),
-                        ANCHOR_SET("yolov2_coco.json"), ANCHOR_SET("yolov5.json"),
-                        ANCHOR_SET("yolov4.json"), ANCHOR_SET("ssd300.json")};
+                        ANCHOR_SET("yolov2_coco.json"),     ANCHOR_SET("yolov5.json"),
+                        ANCHOR_SET("yolov4.json"),          ANCHOR_SET("ssd300.json")};
   for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) cJSON_Delete(load_set(sets[i]));
 }
 

@@ -46,7 +46,8 @@ static void reset_outputs(void) {
 
 static void assert_outputs_untouched(const char *what) {
   int ok = 1;
-  for (size_t i = 0; i < sizeof OUT_F / sizeof OUT_F[0]; i++) ok &= OUT_F[i] == SENT && OUT_G[i] == SENT;
+  for (size_t i = 0; i < sizeof OUT_F / sizeof OUT_F[0]; i++)
+    ok &= OUT_F[i] == SENT && OUT_G[i] == SENT;
   for (size_t i = 0; i < sizeof OUT_I / sizeof OUT_I[0]; i++) ok &= OUT_I[i] == -777;
   for (size_t i = 0; i < sizeof OUT_B; i++) ok &= OUT_B[i] == 0x77;
   for (int i = 0; i < 4; i++) ok &= OUT_Z[i] == 777;
@@ -78,31 +79,32 @@ static int class_of_status(detloss_status s) {
 
 /* Runs the call with E = &err, then checks status, where and untouched outputs;
  * the row counts in the class of its status. */
-#define BAD(call, want_status, want_where)                                                     \
+#define BAD(call, want_status, want_where)                                                         \
   BAD_IN(class_of_status(want_status), call, want_status, want_where)
 /* A row of an explicit class (overflow, alias). */
-#define BAD_IN(cls, call, want_status, want_where)                                             \
-  do {                                                                                         \
-    ROWS[(cls)]++;                                                                             \
-    detloss_error e_;                                                                          \
-    memset(&e_, 0, sizeof e_);                                                                 \
-    reset_outputs();                                                                           \
-    detloss_error *E = &e_;                                                                    \
-    detloss_status s_ = (call);                                                                \
-    if (s_ != (want_status) || strcmp(e_.where, (want_where)) != 0 || !e_.msg[0] ||            \
-        e_.status != s_) {                                                                     \
-      print_error("%s\n  -> status %d (%s), where '%s', msg '%s'\n  expected status %d, "     \
-                  "where '%s'\n",                                                              \
-                  #call, (int)s_, detloss_status_str(s_), e_.where, e_.msg, (int)(want_status),  \
-                  (want_where));                                                               \
-      fail();                                                                                  \
-    }                                                                                          \
-    assert_outputs_untouched(#call);                                                           \
-    (void)E;                                                                                   \
+#define BAD_IN(cls, call, want_status, want_where)                                                 \
+  do {                                                                                             \
+    ROWS[(cls)]++;                                                                                 \
+    detloss_error e_;                                                                              \
+    memset(&e_, 0, sizeof e_);                                                                     \
+    reset_outputs();                                                                               \
+    detloss_error *E = &e_;                                                                        \
+    detloss_status s_ = (call);                                                                    \
+    if (s_ != (want_status) || strcmp(e_.where, (want_where)) != 0 || !e_.msg[0] ||                \
+        e_.status != s_) {                                                                         \
+      print_error(                                                                                 \
+          "%s\n  -> status %d (%s), where '%s', msg '%s'\n  expected status %d, "                  \
+          "where '%s'\n",                                                                          \
+          #call, (int)s_, detloss_status_str(s_), e_.where, e_.msg, (int)(want_status),            \
+          (want_where));                                                                           \
+      fail();                                                                                      \
+    }                                                                                              \
+    assert_outputs_untouched(#call);                                                               \
+    (void)E;                                                                                       \
   } while (0)
 
 static const float BOX[4 * N] = {0, 0, 10, 10, 5, 5, 15, 15, 1, 2, 3, 4, 0, 0, 4, 2,
-                                 2, 2, 9, 9, 3, 1, 8, 6, 0, 5, 5, 9, 4, 4, 6, 6};
+                                 2, 2, 9,  9,  3, 1, 8,  6,  0, 5, 5, 9, 4, 4, 6, 6};
 static float NANBOX[4 * N];
 static const size_t HUGE_N = (size_t)1 << 62;
 
@@ -120,22 +122,27 @@ static void box_geometry_and_coding(void **state) {
   /* NULL */
   BAD(detloss_box_area(NULL, 2, OUT_F, E), DETLOSS_ERR_NULL, "boxes");
   BAD(detloss_box_area(BOX, 2, NULL, E), DETLOSS_ERR_NULL, "out");
-  BAD(detloss_iou_matrix(DETLOSS_GIOU, BOX, 2, NULL, 2, OUT_F, NULL, E), DETLOSS_ERR_NULL, "boxes2");
+  BAD(detloss_iou_matrix(DETLOSS_GIOU, BOX, 2, NULL, 2, OUT_F, NULL, E), DETLOSS_ERR_NULL,
+      "boxes2");
   BAD(detloss_iou_pairs(DETLOSS_IOU, NULL, BOX, 2, OUT_F, NULL, E), DETLOSS_ERR_NULL, "boxes1");
   BAD(detloss_box_encode(BOX, NULL, 2, OUT_F, NULL, E), DETLOSS_ERR_NULL, "boxes");
   BAD(detloss_box_decode(BOX, BOX, 2, NULL, NULL, E), DETLOSS_ERR_NULL, "boxes");
   /* sizes that overflow */
-  BAD(detloss_iou_matrix(DETLOSS_IOU, BOX, HUGE_N, BOX, 8, OUT_F, NULL, E), DETLOSS_ERR_SHAPE, "out");
+  BAD(detloss_iou_matrix(DETLOSS_IOU, BOX, HUGE_N, BOX, 8, OUT_F, NULL, E), DETLOSS_ERR_SHAPE,
+      "out");
   BAD(detloss_box_area(BOX, HUGE_N, OUT_F, E), DETLOSS_ERR_SHAPE, "boxes");
   /* non-finite */
-  BAD(detloss_iou_matrix(DETLOSS_DIOU, NANBOX, 4, BOX, 2, OUT_F, NULL, E), DETLOSS_ERR_NONFINITE, "boxes1[2]");
-  BAD(detloss_iou_pairs(DETLOSS_CIOU, BOX, NANBOX, 4, OUT_F, NULL, E), DETLOSS_ERR_NONFINITE, "boxes2[2]");
+  BAD(detloss_iou_matrix(DETLOSS_DIOU, NANBOX, 4, BOX, 2, OUT_F, NULL, E), DETLOSS_ERR_NONFINITE,
+      "boxes1[2]");
+  BAD(detloss_iou_pairs(DETLOSS_CIOU, BOX, NANBOX, 4, OUT_F, NULL, E), DETLOSS_ERR_NONFINITE,
+      "boxes2[2]");
   BAD(detloss_box_encode(BOX, NANBOX, 4, OUT_F, NULL, E), DETLOSS_ERR_NONFINITE, "boxes[2]");
   BAD(detloss_box_decode(BOX, NANBOX, 4, OUT_F, NULL, E), DETLOSS_ERR_NONFINITE, "deltas[2]");
   /* out of range */
   io.eps = -1;
   BAD(detloss_iou_matrix(DETLOSS_CIOU, BOX, 2, BOX, 2, OUT_F, &io, E), DETLOSS_ERR_RANGE, "eps");
-  BAD(detloss_iou_matrix((detloss_iou_kind)7, BOX, 2, BOX, 2, OUT_F, NULL, E), DETLOSS_ERR_RANGE, "kind");
+  BAD(detloss_iou_matrix((detloss_iou_kind)7, BOX, 2, BOX, 2, OUT_F, NULL, E), DETLOSS_ERR_RANGE,
+      "kind");
   co.weights[1] = -10;
   BAD(detloss_box_encode(BOX, BOX, 2, OUT_F, &co, E), DETLOSS_ERR_RANGE, "weights[1]");
   co = detloss_coder_options_default();
@@ -177,13 +184,17 @@ static void anchors_matching_sampling_targets(void **state) {
   BAD(detloss_match(NULL, 4, BOX, 2, NULL, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_NULL, "anchors");
   BAD(detloss_match(BOX, 4, BOX, 2, NULL, NULL, OUT_F, NULL, E), DETLOSS_ERR_NULL, "matches");
   BAD(detloss_sample_balanced(NULL, 4, 0, OUT_B, NULL, NULL, NULL, E), DETLOSS_ERR_NULL, "matches");
-  BAD(detloss_match_targets(BOX, 8, NULL, 2, matches, OUT_B, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_NULL, "gt");
+  BAD(detloss_match_targets(BOX, 8, NULL, 2, matches, OUT_B, OUT_I, OUT_F, NULL, E),
+      DETLOSS_ERR_NULL, "gt");
   /* sizes that disagree */
   BAD(detloss_anchors_generate(&cfg, OUT_F, 17, E), DETLOSS_ERR_SHAPE, "count");
-  BAD(detloss_match_grid(&cfg, BOX, 2, NULL, OUT_I, OUT_F, 5, NULL, E), DETLOSS_ERR_SHAPE, "num_anchors");
+  BAD(detloss_match_grid(&cfg, BOX, 2, NULL, OUT_I, OUT_F, 5, NULL, E), DETLOSS_ERR_SHAPE,
+      "num_anchors");
   /* non-finite */
-  BAD(detloss_match(BOX, 4, NANBOX, 4, NULL, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_NONFINITE, "gt[2]");
-  BAD(detloss_match_grid(&cfg, NANBOX, 4, NULL, OUT_I, OUT_F, 18, NULL, E), DETLOSS_ERR_NONFINITE, "gt[2]");
+  BAD(detloss_match(BOX, 4, NANBOX, 4, NULL, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_NONFINITE,
+      "gt[2]");
+  BAD(detloss_match_grid(&cfg, NANBOX, 4, NULL, OUT_I, OUT_F, 18, NULL, E), DETLOSS_ERR_NONFINITE,
+      "gt[2]");
   /* out of range */
   mo.low = 0.8f; /* low > high */
   BAD(detloss_match(BOX, 4, BOX, 2, NULL, OUT_I, OUT_F, &mo, E), DETLOSS_ERR_RANGE, "low");
@@ -191,12 +202,16 @@ static void anchors_matching_sampling_targets(void **state) {
   mo.high = 1.5f;
   BAD(detloss_match(BOX, 4, BOX, 2, NULL, OUT_I, OUT_F, &mo, E), DETLOSS_ERR_RANGE, "high");
   so.positive_fraction = 1.5;
-  BAD(detloss_sample_balanced(matches, 8, 0, OUT_B, &OUT_Z[0], &OUT_Z[1], &so, E), DETLOSS_ERR_RANGE, "positive_fraction");
+  BAD(detloss_sample_balanced(matches, 8, 0, OUT_B, &OUT_Z[0], &OUT_Z[1], &so, E),
+      DETLOSS_ERR_RANGE, "positive_fraction");
   so = detloss_sample_options_default();
   so.batch_size_per_image = -1;
-  BAD(detloss_sample_balanced(matches, 8, 0, OUT_B, &OUT_Z[0], &OUT_Z[1], &so, E), DETLOSS_ERR_RANGE, "batch_size_per_image");
-  BAD(detloss_sample_balanced(bad_matches, 8, 0, OUT_B, &OUT_Z[0], &OUT_Z[1], NULL, E), DETLOSS_ERR_RANGE, "matches[5]");
-  BAD(detloss_match_targets(BOX, 8, BOX, 1, matches, OUT_B, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_RANGE, "matches[3]");
+  BAD(detloss_sample_balanced(matches, 8, 0, OUT_B, &OUT_Z[0], &OUT_Z[1], &so, E),
+      DETLOSS_ERR_RANGE, "batch_size_per_image");
+  BAD(detloss_sample_balanced(bad_matches, 8, 0, OUT_B, &OUT_Z[0], &OUT_Z[1], NULL, E),
+      DETLOSS_ERR_RANGE, "matches[5]");
+  BAD(detloss_match_targets(BOX, 8, BOX, 1, matches, OUT_B, OUT_I, OUT_F, NULL, E),
+      DETLOSS_ERR_RANGE, "matches[3]");
 }
 
 static void element_and_class_losses(void **state) {
@@ -212,24 +227,39 @@ static void element_and_class_losses(void **state) {
   const int64_t tbad[4] = {0, 9, 1, 3};
   detloss_loss_options o = detloss_loss_options_default(DETLOSS_LOSS_SMOOTH_L1);
   /* NULL */
-  BAD(detloss_loss_elementwise(DETLOSS_LOSS_L1, NULL, y, NULL, 8, OUT_F, OUT_G, NULL, E), DETLOSS_ERR_NULL, "input");
-  BAD(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, NULL, 8, NULL, OUT_G, NULL, E), DETLOSS_ERR_NULL, "loss");
-  BAD(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, x, NULL, NULL, 2, 4, OUT_F, OUT_G, NULL, E), DETLOSS_ERR_NULL, "target");
+  BAD(detloss_loss_elementwise(DETLOSS_LOSS_L1, NULL, y, NULL, 8, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_NULL, "input");
+  BAD(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, NULL, 8, NULL, OUT_G, NULL, E),
+      DETLOSS_ERR_NULL, "loss");
+  BAD(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, x, NULL, NULL, 2, 4, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_NULL, "target");
   /* sizes: class-indexed with c = 0, overflow */
-  BAD(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, x, t, NULL, 2, 0, OUT_F, OUT_G, NULL, E), DETLOSS_ERR_SHAPE, "logits");
-  BAD(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, x, t, NULL, HUGE_N, HUGE_N, OUT_F, OUT_G, NULL, E), DETLOSS_ERR_SHAPE, "logits");
+  BAD(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, x, t, NULL, 2, 0, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_SHAPE, "logits");
+  BAD(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, x, t, NULL, HUGE_N, HUGE_N, OUT_F, OUT_G,
+                           NULL, E),
+      DETLOSS_ERR_SHAPE, "logits");
   /* kind of the wrong family */
-  BAD(detloss_loss_elementwise(DETLOSS_LOSS_CROSS_ENTROPY, x, y, NULL, 8, OUT_F, OUT_G, NULL, E), DETLOSS_ERR_RANGE, "kind");
+  BAD(detloss_loss_elementwise(DETLOSS_LOSS_CROSS_ENTROPY, x, y, NULL, 8, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_RANGE, "kind");
   /* non-finite */
-  BAD(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, ynan, NULL, 8, OUT_F, OUT_G, NULL, E), DETLOSS_ERR_NONFINITE, "target[6]");
+  BAD(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, ynan, NULL, 8, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_NONFINITE, "target[6]");
   /* out of range */
-  BAD(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, ybad, NULL, 8, OUT_F, OUT_G, NULL, E), DETLOSS_ERR_RANGE, "target[3]");
-  BAD(detloss_loss_elementwise(DETLOSS_LOSS_HINGE, x, y, NULL, 8, OUT_F, OUT_G, NULL, E), DETLOSS_ERR_RANGE, "target[1]");
+  BAD(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, ybad, NULL, 8, OUT_F, OUT_G, NULL,
+                               E),
+      DETLOSS_ERR_RANGE, "target[3]");
+  BAD(detloss_loss_elementwise(DETLOSS_LOSS_HINGE, x, y, NULL, 8, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_RANGE, "target[1]");
   o.beta = -1;
-  BAD(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x, y, NULL, 8, OUT_F, OUT_G, &o, E), DETLOSS_ERR_RANGE, "beta");
-  BAD(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, x, tbad, NULL, 2, 4, OUT_F, OUT_G, NULL, E), DETLOSS_ERR_RANGE, "target[1]");
-  BAD(detloss_sigmoid_focal_loss(x, y, 8, 0.25f, -1.0f, DETLOSS_REDUCTION_SUM, OUT_F, OUT_G, 1, E), DETLOSS_ERR_RANGE, "gamma");
-  BAD(detloss_sigmoid_focal_loss(x, y, 8, 0.25f, 2.0f, (detloss_reduction)9, OUT_F, OUT_G, 1, E), DETLOSS_ERR_RANGE, "reduction");
+  BAD(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x, y, NULL, 8, OUT_F, OUT_G, &o, E),
+      DETLOSS_ERR_RANGE, "beta");
+  BAD(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, x, tbad, NULL, 2, 4, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_RANGE, "target[1]");
+  BAD(detloss_sigmoid_focal_loss(x, y, 8, 0.25f, -1.0f, DETLOSS_REDUCTION_SUM, OUT_F, OUT_G, 1, E),
+      DETLOSS_ERR_RANGE, "gamma");
+  BAD(detloss_sigmoid_focal_loss(x, y, 8, 0.25f, 2.0f, (detloss_reduction)9, OUT_F, OUT_G, 1, E),
+      DETLOSS_ERR_RANGE, "reduction");
 }
 
 static void box_and_embedding_losses(void **state) {
@@ -240,15 +270,27 @@ static void box_and_embedding_losses(void **state) {
   enan[9] = INFINITY; /* row 2 of [.][4] */
   const float tgt_bad[N] = {1, 0, 0.5f, 1, 0, 1, 0, 1};
   detloss_loss_options o = detloss_loss_options_default(DETLOSS_LOSS_GIOU);
-  BAD(detloss_loss_boxes(DETLOSS_LOSS_GIOU, BOX, NULL, NULL, 4, OUT_F, OUT_G, NULL, NULL, E), DETLOSS_ERR_NULL, "target");
-  BAD(detloss_loss_boxes(DETLOSS_LOSS_DIOU, NANBOX, BOX, NULL, 4, OUT_F, OUT_G, NULL, NULL, E), DETLOSS_ERR_NONFINITE, "pred[2]");
+  BAD(detloss_loss_boxes(DETLOSS_LOSS_GIOU, BOX, NULL, NULL, 4, OUT_F, OUT_G, NULL, NULL, E),
+      DETLOSS_ERR_NULL, "target");
+  BAD(detloss_loss_boxes(DETLOSS_LOSS_DIOU, NANBOX, BOX, NULL, 4, OUT_F, OUT_G, NULL, NULL, E),
+      DETLOSS_ERR_NONFINITE, "pred[2]");
   o.eps = 0;
-  BAD(detloss_loss_boxes(DETLOSS_LOSS_CIOU, BOX, BOX, NULL, 4, OUT_F, OUT_G, NULL, &o, E), DETLOSS_ERR_RANGE, "eps");
-  BAD(detloss_loss_boxes(DETLOSS_LOSS_L1, BOX, BOX, NULL, 4, OUT_F, OUT_G, NULL, NULL, E), DETLOSS_ERR_RANGE, "kind");
-  BAD(detloss_loss_embedding(DETLOSS_LOSS_CONTRASTIVE, e, NULL, NULL, tgt_bad, NULL, 4, 4, OUT_F, OUT_G, NULL, NULL, NULL, E), DETLOSS_ERR_NULL, "x2");
-  BAD(detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, e, e, enan, NULL, NULL, 4, 4, OUT_F, OUT_G, NULL, NULL, NULL, E), DETLOSS_ERR_NONFINITE, "x3[2][1]");
-  BAD(detloss_loss_embedding(DETLOSS_LOSS_CONTRASTIVE, e, e, NULL, tgt_bad, NULL, 4, 4, OUT_F, OUT_G, NULL, NULL, NULL, E), DETLOSS_ERR_RANGE, "target[2]");
-  BAD(detloss_loss_embedding(DETLOSS_LOSS_COSINE_EMBEDDING, e, e, NULL, tgt_bad, NULL, 4, 4, OUT_F, OUT_G, NULL, NULL, NULL, E), DETLOSS_ERR_RANGE, "target[1]");
+  BAD(detloss_loss_boxes(DETLOSS_LOSS_CIOU, BOX, BOX, NULL, 4, OUT_F, OUT_G, NULL, &o, E),
+      DETLOSS_ERR_RANGE, "eps");
+  BAD(detloss_loss_boxes(DETLOSS_LOSS_L1, BOX, BOX, NULL, 4, OUT_F, OUT_G, NULL, NULL, E),
+      DETLOSS_ERR_RANGE, "kind");
+  BAD(detloss_loss_embedding(DETLOSS_LOSS_CONTRASTIVE, e, NULL, NULL, tgt_bad, NULL, 4, 4, OUT_F,
+                             OUT_G, NULL, NULL, NULL, E),
+      DETLOSS_ERR_NULL, "x2");
+  BAD(detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, e, e, enan, NULL, NULL, 4, 4, OUT_F,
+                             OUT_G, NULL, NULL, NULL, E),
+      DETLOSS_ERR_NONFINITE, "x3[2][1]");
+  BAD(detloss_loss_embedding(DETLOSS_LOSS_CONTRASTIVE, e, e, NULL, tgt_bad, NULL, 4, 4, OUT_F,
+                             OUT_G, NULL, NULL, NULL, E),
+      DETLOSS_ERR_RANGE, "target[2]");
+  BAD(detloss_loss_embedding(DETLOSS_LOSS_COSINE_EMBEDDING, e, e, NULL, tgt_bad, NULL, 4, 4, OUT_F,
+                             OUT_G, NULL, NULL, NULL, E),
+      DETLOSS_ERR_RANGE, "target[1]");
 }
 
 static void detector_losses(void **state) {
@@ -281,14 +323,16 @@ static void detector_losses(void **state) {
   BAD(detloss_rpn_loss(NULL, 1, &OUT_R, NULL, NULL, E), DETLOSS_ERR_NULL, "images");
   BAD(detloss_rpn_loss(im, 0, &OUT_R, NULL, NULL, E), DETLOSS_ERR_SHAPE, "num_images");
   im[1].num_predictions = N - 1;
-  BAD(detloss_rpn_loss(im, 2, &OUT_R, NULL, NULL, E), DETLOSS_ERR_SHAPE, "images[1].num_predictions");
+  BAD(detloss_rpn_loss(im, 2, &OUT_R, NULL, NULL, E), DETLOSS_ERR_SHAPE,
+      "images[1].num_predictions");
   im[1].num_predictions = N;
   im[1].gt = NANBOX;
   im[1].num_gt = 3;
   BAD(detloss_rpn_loss(im, 2, &OUT_R, NULL, NULL, E), DETLOSS_ERR_NONFINITE, "images[1].gt[2]");
   im[1].gt = BOX;
   im[1].num_gt = 2;
-  BAD(detloss_retina_loss(im, 2, 3, &OUT_R, NULL, NULL, E), DETLOSS_ERR_RANGE, "images[0].labels[1]");
+  BAD(detloss_retina_loss(im, 2, 3, &OUT_R, NULL, NULL, E), DETLOSS_ERR_RANGE,
+      "images[0].labels[1]");
   BAD(detloss_retina_loss(&one, 1, 3, &OUT_R, NULL, NULL, E), DETLOSS_ERR_NULL, "images[0].labels");
 }
 
@@ -302,7 +346,8 @@ static void anchor_evaluation(void **state) {
   detloss_eval_anchors two = {NULL, BOX, 8, BOX, 2};
   detloss_eval_options o = detloss_eval_options_default();
   BAD(detloss_anchor_eval(NULL, &src, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_NULL, "data");
-  BAD(detloss_anchor_eval(&dsnan, &src, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_NONFINITE, "data.boxes[2]");
+  BAD(detloss_anchor_eval(&dsnan, &src, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_NONFINITE,
+      "data.boxes[2]");
   BAD(detloss_anchor_eval(&ds, &two, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_SHAPE, "src");
   o.iou_thresh = 0;
   BAD(detloss_anchor_eval(&ds, &src, OUT_GT, &OUT_REP, &o, E), DETLOSS_ERR_RANGE, "iou_thresh");
@@ -315,23 +360,31 @@ static void overflowing_results_and_sizes(void **state) {
   detloss_anchor_level lv = {2, 2, 8, 8, sizes, 1, ratios, 3, NULL, 0, NULL, 0};
   detloss_anchor_config cfg = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
   /* size 3e38 / sqrt(0.5) = 4.2e38: Inf base anchors */
-  BAD_IN(C_OVERFLOW, detloss_anchors_count(&cfg, OUT_Z, E), DETLOSS_ERR_RANGE, "levels[0].sizes[0]");
-  BAD_IN(C_OVERFLOW, detloss_anchors_generate(&cfg, OUT_F, 12, E), DETLOSS_ERR_RANGE, "levels[0].sizes[0]");
-  BAD_IN(C_OVERFLOW, detloss_anchors_level_base(&cfg, 0, OUT_F, 3, OUT_Z, E), DETLOSS_ERR_RANGE, "levels[0].sizes[0]");
+  BAD_IN(C_OVERFLOW, detloss_anchors_count(&cfg, OUT_Z, E), DETLOSS_ERR_RANGE,
+         "levels[0].sizes[0]");
+  BAD_IN(C_OVERFLOW, detloss_anchors_generate(&cfg, OUT_F, 12, E), DETLOSS_ERR_RANGE,
+         "levels[0].sizes[0]");
+  BAD_IN(C_OVERFLOW, detloss_anchors_level_base(&cfg, 0, OUT_F, 3, OUT_Z, E), DETLOSS_ERR_RANGE,
+         "levels[0].sizes[0]");
   /* stride 1e30 on a 2 x 2 map: the second cell at 1e30, beyond 1e18 */
   sizes[0] = 16;
   lv.stride_h = lv.stride_w = 1e30f;
-  BAD_IN(C_OVERFLOW, detloss_anchors_generate(&cfg, OUT_F, 12, E), DETLOSS_ERR_RANGE, "levels[0].stride");
-  BAD_IN(C_OVERFLOW, detloss_match_grid(&cfg, BOX, 2, NULL, OUT_I, OUT_F, 12, NULL, E), DETLOSS_ERR_RANGE, "levels[0].stride");
+  BAD_IN(C_OVERFLOW, detloss_anchors_generate(&cfg, OUT_F, 12, E), DETLOSS_ERR_RANGE,
+         "levels[0].stride");
+  BAD_IN(C_OVERFLOW, detloss_match_grid(&cfg, BOX, 2, NULL, OUT_I, OUT_F, 12, NULL, E),
+         DETLOSS_ERR_RANGE, "levels[0].stride");
   /* 2^40 x 2^40 cells x 3: the count overflows (or is not indexable) */
   lv.stride_h = lv.stride_w = 1e-30f;
   lv.feat_h = lv.feat_w = (size_t)1 << (sizeof(size_t) >= 8 ? 40 : 20);
   BAD_IN(C_OVERFLOW, detloss_anchors_count(&cfg, OUT_Z, E), DETLOSS_ERR_SHAPE, "levels[0].feat_h");
   /* coordinates beyond 1e18: areas and IoUs would be Inf / NaN */
   const float big[8] = {-1e20f, -1e20f, 1e20f, 1e20f, 0, 0, 1, 1};
-  BAD_IN(C_OVERFLOW, detloss_match(big, 2, BOX, 2, NULL, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_RANGE, "anchors[0]");
-  BAD_IN(C_OVERFLOW, detloss_match(BOX, 2, big, 2, NULL, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_RANGE, "gt[0]");
-  BAD_IN(C_OVERFLOW, detloss_iou_matrix(DETLOSS_DIOU, BOX, 2, big, 2, OUT_F, NULL, E), DETLOSS_ERR_RANGE, "boxes2[0]");
+  BAD_IN(C_OVERFLOW, detloss_match(big, 2, BOX, 2, NULL, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_RANGE,
+         "anchors[0]");
+  BAD_IN(C_OVERFLOW, detloss_match(BOX, 2, big, 2, NULL, OUT_I, OUT_F, NULL, E), DETLOSS_ERR_RANGE,
+         "gt[0]");
+  BAD_IN(C_OVERFLOW, detloss_iou_matrix(DETLOSS_DIOU, BOX, 2, big, 2, OUT_F, NULL, E),
+         DETLOSS_ERR_RANGE, "boxes2[0]");
   /* anchor evaluation: a stride of 1e-30 becomes a feature-map size of 1e32 */
   const float hw[2] = {100, 100};
   const size_t start[2] = {0, 4};
@@ -340,16 +393,19 @@ static void overflowing_results_and_sizes(void **state) {
   detloss_anchor_level el = {0, 0, 1e-30f, 1e-30f, &s16, 1, &one, 1, NULL, 0, NULL, 0};
   detloss_anchor_config ecfg = {&el, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
   detloss_eval_anchors grid = {&ecfg, NULL, 0, NULL, 0};
-  BAD_IN(C_OVERFLOW, detloss_anchor_eval(&ds, &grid, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_RANGE, "grid.levels[0].stride");
+  BAD_IN(C_OVERFLOW, detloss_anchor_eval(&ds, &grid, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_RANGE,
+         "grid.levels[0].stride");
   detloss_eval_anchors ex = {NULL, big, 2, NULL, 0};
-  BAD_IN(C_OVERFLOW, detloss_anchor_eval(&ds, &ex, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_RANGE, "anchors[0]");
+  BAD_IN(C_OVERFLOW, detloss_anchor_eval(&ds, &ex, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_RANGE,
+         "anchors[0]");
   /* an image that resizing makes infinite: 1e-40 x 100, short side to 800 */
   const float tiny_hw[2] = {1e-40f, 100};
   detloss_eval_dataset tds = {1, tiny_hw, start, BOX, NULL};
   detloss_eval_options eo = detloss_eval_options_default();
   eo.resize_min_size = 800;
   detloss_eval_anchors src = {NULL, BOX, 8, NULL, 0};
-  BAD_IN(C_OVERFLOW, detloss_anchor_eval(&tds, &src, OUT_GT, &OUT_REP, &eo, E), DETLOSS_ERR_RANGE, "data.image_hw[0]");
+  BAD_IN(C_OVERFLOW, detloss_anchor_eval(&tds, &src, OUT_GT, &OUT_REP, &eo, E), DETLOSS_ERR_RANGE,
+         "data.image_hw[0]");
 }
 
 /* An output that overlaps an input or another output: one row per function
@@ -359,30 +415,48 @@ static void outputs_overlapping_inputs(void **state) {
   (void)state;
   float *F = OUT_F;
   BAD_IN(C_ALIAS, detloss_box_area(F, 2, F + 1, E), DETLOSS_ERR_SHAPE, "out");
-  BAD_IN(C_ALIAS, detloss_iou_matrix(DETLOSS_IOU, BOX, 2, F, 2, F + 4, NULL, E), DETLOSS_ERR_SHAPE, "out");
-  BAD_IN(C_ALIAS, detloss_iou_pairs(DETLOSS_CIOU, F, BOX, 2, F + 7, NULL, E), DETLOSS_ERR_SHAPE, "out");
+  BAD_IN(C_ALIAS, detloss_iou_matrix(DETLOSS_IOU, BOX, 2, F, 2, F + 4, NULL, E), DETLOSS_ERR_SHAPE,
+         "out");
+  BAD_IN(C_ALIAS, detloss_iou_pairs(DETLOSS_CIOU, F, BOX, 2, F + 7, NULL, E), DETLOSS_ERR_SHAPE,
+         "out");
   /* encode/decode work in place (output == input) but not with a shifted output */
   BAD_IN(C_ALIAS, detloss_box_encode(BOX, F, 2, F + 4, NULL, E), DETLOSS_ERR_SHAPE, "deltas");
   BAD_IN(C_ALIAS, detloss_box_decode(F + 2, BOX, 2, F, NULL, E), DETLOSS_ERR_SHAPE, "boxes");
   float sizes[2] = {16, 1};
   detloss_anchor_level lv = {2, 3, 8, 8, sizes, 1, sizes + 1, 1, NULL, 0, NULL, 0};
   detloss_anchor_config cfg = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
-  lv.sizes = F;  /* 777 */
+  lv.sizes = F; /* 777 */
   lv.ratios = F + 1;
   BAD_IN(C_ALIAS, detloss_anchors_generate(&cfg, F, 6, E), DETLOSS_ERR_SHAPE, "anchors");
   BAD_IN(C_ALIAS, detloss_anchors_level_base(&cfg, 0, F, 1, OUT_Z, E), DETLOSS_ERR_SHAPE, "base");
   lv.sizes = sizes;
   lv.ratios = sizes + 1;
   /* the anchors array passed as the max_iou output */
-  BAD_IN(C_ALIAS, detloss_match(F, 4, BOX, 2, NULL, OUT_I, F + 8, NULL, E), DETLOSS_ERR_SHAPE, "max_iou");
-  BAD_IN(C_ALIAS, detloss_match_grid(&cfg, F, 2, NULL, OUT_I, F + 4, 6, NULL, E), DETLOSS_ERR_SHAPE, "max_iou");
-  BAD_IN(C_ALIAS, detloss_sample_balanced(OUT_I, 8, 0, (int8_t *)(void *)(OUT_I + 2), NULL, NULL, NULL, E), DETLOSS_ERR_SHAPE, "sampled");
-  BAD_IN(C_ALIAS, detloss_match_targets(BOX, 4, BOX, 2, OUT_I, OUT_B, OUT_I + 1, NULL, NULL, E), DETLOSS_ERR_SHAPE, "matched_gt");
-  BAD_IN(C_ALIAS, detloss_loss_elementwise(DETLOSS_LOSS_L1, F, BOX, NULL, 8, OUT_G, F + 4, NULL, E), DETLOSS_ERR_SHAPE, "grad");
-  BAD_IN(C_ALIAS, detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, F, OUT_I, NULL, 2, 4, F + 2, OUT_G, NULL, E), DETLOSS_ERR_SHAPE, "loss");
-  BAD_IN(C_ALIAS, detloss_sigmoid_focal_loss(F, BOX, 8, 0.25f, 2, DETLOSS_REDUCTION_SUM, OUT_G, F, 1, E), DETLOSS_ERR_SHAPE, "grad");
-  BAD_IN(C_ALIAS, detloss_loss_boxes(DETLOSS_LOSS_GIOU, F, BOX, NULL, 2, OUT_G, OUT_G + 8, F + 4, NULL, E), DETLOSS_ERR_SHAPE, "grad_target");
-  BAD_IN(C_ALIAS, detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, F, F + 8, F + 16, NULL, NULL, 2, 4, OUT_G, OUT_G + 8, OUT_G + 16, F + 20, NULL, E), DETLOSS_ERR_SHAPE, "grad_x3");
+  BAD_IN(C_ALIAS, detloss_match(F, 4, BOX, 2, NULL, OUT_I, F + 8, NULL, E), DETLOSS_ERR_SHAPE,
+         "max_iou");
+  BAD_IN(C_ALIAS, detloss_match_grid(&cfg, F, 2, NULL, OUT_I, F + 4, 6, NULL, E), DETLOSS_ERR_SHAPE,
+         "max_iou");
+  BAD_IN(C_ALIAS,
+         detloss_sample_balanced(OUT_I, 8, 0, (int8_t *)(void *)(OUT_I + 2), NULL, NULL, NULL, E),
+         DETLOSS_ERR_SHAPE, "sampled");
+  BAD_IN(C_ALIAS, detloss_match_targets(BOX, 4, BOX, 2, OUT_I, OUT_B, OUT_I + 1, NULL, NULL, E),
+         DETLOSS_ERR_SHAPE, "matched_gt");
+  BAD_IN(C_ALIAS, detloss_loss_elementwise(DETLOSS_LOSS_L1, F, BOX, NULL, 8, OUT_G, F + 4, NULL, E),
+         DETLOSS_ERR_SHAPE, "grad");
+  BAD_IN(C_ALIAS,
+         detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, F, OUT_I, NULL, 2, 4, F + 2, OUT_G, NULL,
+                              E),
+         DETLOSS_ERR_SHAPE, "loss");
+  BAD_IN(C_ALIAS,
+         detloss_sigmoid_focal_loss(F, BOX, 8, 0.25f, 2, DETLOSS_REDUCTION_SUM, OUT_G, F, 1, E),
+         DETLOSS_ERR_SHAPE, "grad");
+  BAD_IN(C_ALIAS,
+         detloss_loss_boxes(DETLOSS_LOSS_GIOU, F, BOX, NULL, 2, OUT_G, OUT_G + 8, F + 4, NULL, E),
+         DETLOSS_ERR_SHAPE, "grad_target");
+  BAD_IN(C_ALIAS,
+         detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, F, F + 8, F + 16, NULL, NULL, 2, 4,
+                                OUT_G, OUT_G + 8, OUT_G + 16, F + 20, NULL, E),
+         DETLOSS_ERR_SHAPE, "grad_x3");
   /* detector losses: a gradient over its own predictions, and two images
    * sharing one gradient buffer */
   float obj[N], logits[3 * N];
@@ -406,15 +480,18 @@ static void outputs_overlapping_inputs(void **state) {
     im[b].grad_deltas = F + 256 + 64 * b;
   }
   im[1].grad_deltas = F + 8; /* over the deltas both images read */
-  BAD_IN(C_ALIAS, detloss_rpn_loss(im, 2, &OUT_R, NULL, NULL, E), DETLOSS_ERR_SHAPE, "images[1].grad_deltas");
+  BAD_IN(C_ALIAS, detloss_rpn_loss(im, 2, &OUT_R, NULL, NULL, E), DETLOSS_ERR_SHAPE,
+         "images[1].grad_deltas");
   im[1].grad_deltas = F + 256;
-  BAD_IN(C_ALIAS, detloss_retina_loss(im, 2, 3, &OUT_R, NULL, NULL, E), DETLOSS_ERR_SHAPE, "images[1].grad_deltas");
+  BAD_IN(C_ALIAS, detloss_retina_loss(im, 2, 3, &OUT_R, NULL, NULL, E), DETLOSS_ERR_SHAPE,
+         "images[1].grad_deltas");
   /* anchor evaluation: the report over the boxes it reads */
   const float hw[2] = {100, 100};
   const size_t start[2] = {0, 4};
   detloss_eval_dataset ds = {1, hw, start, (const float *)(const void *)&OUT_REP, NULL};
   detloss_eval_anchors src = {NULL, BOX, 8, NULL, 0};
-  BAD_IN(C_ALIAS, detloss_anchor_eval(&ds, &src, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_SHAPE, "report");
+  BAD_IN(C_ALIAS, detloss_anchor_eval(&ds, &src, OUT_GT, &OUT_REP, NULL, E), DETLOSS_ERR_SHAPE,
+         "report");
 }
 
 static void bad_input_rows_per_class(void **state) {

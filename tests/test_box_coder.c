@@ -179,14 +179,18 @@ static void results_are_bitwise_identical_for_1_2_and_4_threads(void **state) {
     detloss_coder_options o = detloss_coder_options_default();
     detloss_error err;
     o.num_threads = 1;
-    if (decode) assert_int_equal(detloss_box_decode(a, ref, n, got, &o, &err), 0);
-    else assert_int_equal(detloss_box_encode(a, g, n, ref, &o, &err), 0);
+    if (decode)
+      assert_int_equal(detloss_box_decode(a, ref, n, got, &o, &err), 0);
+    else
+      assert_int_equal(detloss_box_encode(a, g, n, ref, &o, &err), 0);
     float *base = malloc(4 * n * sizeof(float));
     memcpy(base, decode ? got : ref, 4 * n * sizeof(float));
     for (int t = 2; t <= 4; t += 2) {
       o.num_threads = t;
-      if (decode) assert_int_equal(detloss_box_decode(a, ref, n, got, &o, &err), 0);
-      else assert_int_equal(detloss_box_encode(a, g, n, got, &o, &err), 0);
+      if (decode)
+        assert_int_equal(detloss_box_decode(a, ref, n, got, &o, &err), 0);
+      else
+        assert_int_equal(detloss_box_encode(a, g, n, got, &o, &err), 0);
       dl_assert_bitwise_equal(got, base, 4 * n);
     }
     free(base);

@@ -159,8 +159,10 @@ static void every_kind_is_symmetric_and_bounded(void **state) {
         assert_true(isfinite(v));
         /* bounds: IoU in [0,1]; GIoU, DIoU, CIoU in [-1,1] (CIoU >= -1.5 in
          * general; here >= -1 - max(alpha v) = -1 - 1) */
-        if (k == DETLOSS_IOU) assert_true(v >= 0.0f && v <= 1.0f);
-        else assert_true(v >= -2.0f && v <= 1.0f);
+        if (k == DETLOSS_IOU)
+          assert_true(v >= 0.0f && v <= 1.0f);
+        else
+          assert_true(v >= -2.0f && v <= 1.0f);
         if (k == DETLOSS_GIOU || k == DETLOSS_DIOU) assert_true(v >= -1.0f);
         /* symmetry: exactly equal up to float rounding order (1 ulp) */
         dl_assert_close1(ba[j * n + i], v, 1e-6, 1e-7);
@@ -264,8 +266,10 @@ static void matrices_agree_with_torchvision(void **state) {
     float *got = iou_matrix(k, b1, n, b2, m);
     /* Same float32 operations in the same order as torchvision: IoU, GIoU
      * and DIoU agree to the bit; CIoU differs only through atanf's last ulp. */
-    if (k == DETLOSS_CIOU) dl_assert_close(got, e32, n * m, 1e-6, 1e-7);
-    else dl_assert_close(got, e32, n * m, 0, 0);
+    if (k == DETLOSS_CIOU)
+      dl_assert_close(got, e32, n * m, 1e-6, 1e-7);
+    else
+      dl_assert_close(got, e32, n * m, 0, 0);
     /* Against float64: float32 rounding only. */
     dl_assert_close(got, e64, n * m, 1e-5, 1e-6);
     free(b1);

@@ -26,8 +26,7 @@ static detloss_config *load_preset(const char *name) {
 /* Parses text as a config named "t.json" in the fixture directory (so relative
  * names resolve against tests/fixtures/anchor_eval and the source tree). */
 static detloss_status parse(const char *text, detloss_config **c, detloss_error *err) {
-  return detloss_config_parse(text, strlen(text), DL_FIXTURE("anchor_eval/t.json"), SEARCH, c,
-                              err);
+  return detloss_config_parse(text, strlen(text), DL_FIXTURE("anchor_eval/t.json"), SEARCH, c, err);
 }
 
 static void expect_config_error(const char *text, detloss_status want, const char *where_suffix,
@@ -143,10 +142,21 @@ static void describe_lists_every_key_with_defaults(void **state) {
   (void)state;
   char *d = detloss_config_describe();
   assert_non_null(d);
-  const char *must[] = {"matcher:", "high", "default 0.7 (rpn), 0.5 (retinanet)",
-                        "sampler:", "batch_size_per_image", "box_coder:", "weights",
-                        "eval:", "iou_thresh", "ratio_thresh", "resize:", "min_size",
-                        "loss (head retinanet):", "gamma", "semantics",
+  const char *must[] = {"matcher:",
+                        "high",
+                        "default 0.7 (rpn), 0.5 (retinanet)",
+                        "sampler:",
+                        "batch_size_per_image",
+                        "box_coder:",
+                        "weights",
+                        "eval:",
+                        "iou_thresh",
+                        "ratio_thresh",
+                        "resize:",
+                        "min_size",
+                        "loss (head retinanet):",
+                        "gamma",
+                        "semantics",
                         "torchvision|detectron2|mmdet"};
   for (size_t i = 0; i < sizeof must / sizeof must[0]; i++) {
     if (!strstr(d, must[i])) {
@@ -182,8 +192,7 @@ static void config_names_are_those_of_the_compute_cases(void **state) {
   assert_int_equal(c->retina.normalizer, DETLOSS_RETINA_NORM_CALLER);
   assert_true(c->retina.caller_normalizer == 64.0);
   detloss_config_free(c);
-  snprintf(t, sizeof t,
-           "{%s, \"head\": \"retinanet\", \"loss\": {\"caller_normalizer\": 0}}", A);
+  snprintf(t, sizeof t, "{%s, \"head\": \"retinanet\", \"loss\": {\"caller_normalizer\": 0}}", A);
   expect_config_error(t, DETLOSS_ERR_RANGE, "loss.caller_normalizer", "got 0");
   char *d = detloss_config_describe();
   assert_non_null(strstr(d, "torchvision|detectron2_ema|caller"));
@@ -225,8 +234,8 @@ static void anchor_set_forms_are_read(void **state) {
   expect_config_error("{\"anchors\": {\"shapes\": [[10, 13]]}}", DETLOSS_ERR_RANGE, "eval.metric",
                       "wh_ratio");
   /* a file of anchors/ by name (found through the source tree) */
-  assert_int_equal(parse("{\"anchors\": \"yolov3.json\", \"eval\": {\"metric\": \"wh_ratio\"}}",
-                         &c, NULL),
+  assert_int_equal(parse("{\"anchors\": \"yolov3.json\", \"eval\": {\"metric\": \"wh_ratio\"}}", &c,
+                         NULL),
                    DETLOSS_OK);
   assert_non_null(strstr(c->anchors_path, "anchors/yolov3.json"));
   assert_non_null(c->anchors_name);
@@ -242,8 +251,7 @@ static void config_errors_name_file_path_and_expectation(void **state) {
   snprintf(t, sizeof t, "{%s, \"matcher\": {\"hihg\": 0.7}}", A);
   expect_config_error(t, DETLOSS_ERR_UNKNOWN, "matcher.hihg", "did you mean 'high'?");
   snprintf(t, sizeof t, "{%s, \"matcher\": {\"semantics\": \"torchvison\"}}", A);
-  expect_config_error(t, DETLOSS_ERR_UNKNOWN, "matcher.semantics",
-                      "did you mean 'torchvision'?");
+  expect_config_error(t, DETLOSS_ERR_UNKNOWN, "matcher.semantics", "did you mean 'torchvision'?");
   snprintf(t, sizeof t, "{%s, \"eval\": {\"iou_thresh\": \"0.5\"}}", A);
   expect_config_error(t, DETLOSS_ERR_TYPE, "eval.iou_thresh", "expected a number in (0, 1]");
   snprintf(t, sizeof t, "{%s, \"eval\": {\"iou_thresh\": 1.5}}", A);
@@ -265,13 +273,14 @@ static void config_errors_name_file_path_and_expectation(void **state) {
   expect_config_error("{\"anchors\": \"missing_anchors.json\"}", DETLOSS_ERR_NOT_FOUND, "anchors",
                       "not found");
   expect_config_error("{}", DETLOSS_ERR_MISSING, "anchors", "missing");
-  expect_config_error("{\"anchors\": {\"levels\": [{\"stride\": 8, \"sizes\": [32], "
-                      "\"aspect_ratios\": [0]}]}}",
-                      DETLOSS_ERR_RANGE, "anchors.levels[0].aspect_ratios[0]", "> 0");
-  expect_config_error("{\"anchors\": {\"levels\": [{\"stride\": 8, \"sizes\": [32], "
-                      "\"aspect_ratio\": [1]}]}}",
-                      DETLOSS_ERR_UNKNOWN, "anchors.levels[0].aspect_ratio",
-                      "did you mean 'aspect_ratios'?");
+  expect_config_error(
+      "{\"anchors\": {\"levels\": [{\"stride\": 8, \"sizes\": [32], "
+      "\"aspect_ratios\": [0]}]}}",
+      DETLOSS_ERR_RANGE, "anchors.levels[0].aspect_ratios[0]", "> 0");
+  expect_config_error(
+      "{\"anchors\": {\"levels\": [{\"stride\": 8, \"sizes\": [32], "
+      "\"aspect_ratio\": [1]}]}}",
+      DETLOSS_ERR_UNKNOWN, "anchors.levels[0].aspect_ratio", "did you mean 'aspect_ratios'?");
   expect_config_error("{\"anchors\": {\"boxes\": [[0, 0, 1, 1]], \"shapes\": [[1, 1]]}}",
                       DETLOSS_ERR_SHAPE, "anchors", "exactly one");
 }
@@ -281,8 +290,9 @@ static void syntax_errors_report_line_and_column(void **state) {
   detloss_config *c = NULL;
   detloss_error err;
   /* line 2: `  "matcher": {"high": 0.7 "low": 0.3}` - the second key starts at column 27 */
-  const char *t = "{\"anchors\": \"torchvision_fpn.json\",\n"
-                  "  \"matcher\": {\"high\": 0.7 \"low\": 0.3}}\n";
+  const char *t =
+      "{\"anchors\": \"torchvision_fpn.json\",\n"
+      "  \"matcher\": {\"high\": 0.7 \"low\": 0.3}}\n";
   assert_int_equal(parse(t, &c, &err), DETLOSS_ERR_PARSE);
   assert_non_null(strstr(err.where, "t.json: line 2, column 27"));
   assert_int_equal(parse("{\"anchors\": [", &c, &err), DETLOSS_ERR_PARSE);
@@ -309,10 +319,11 @@ static detloss_status parse_ds(const char *text, detloss_dataset **d, detloss_er
 static void common_format_is_read_with_crowd_flags(void **state) {
   (void)state;
   detloss_dataset *d = NULL;
-  const char *t = "{\"name\": \"x\", \"format\": \"xyxy_pixels\", \"images\": ["
-                  "{\"id\": 5, \"width\": 640, \"height\": 480, \"boxes\": [[1, 2, 3, 4], [5, 6, "
-                  "7.5, 8.25]], \"iscrowd\": [0, 1]},"
-                  "{\"width\": 10, \"height\": 20, \"boxes\": []}]}";
+  const char *t =
+      "{\"name\": \"x\", \"format\": \"xyxy_pixels\", \"images\": ["
+      "{\"id\": 5, \"width\": 640, \"height\": 480, \"boxes\": [[1, 2, 3, 4], [5, 6, "
+      "7.5, 8.25]], \"iscrowd\": [0, 1]},"
+      "{\"width\": 10, \"height\": 20, \"boxes\": []}]}";
   assert_int_equal(parse_ds(t, &d, NULL), DETLOSS_OK);
   assert_int_equal(d->num_images, 2);
   assert_int_equal(d->num_boxes, 2);
@@ -372,18 +383,22 @@ static void data_set_errors_name_file_and_path(void **state) {
                   "d.json: images[0].height");
   expect_ds_error("{\"images\": [{\"width\": -1, \"height\": 10, \"boxes\": []}]}",
                   DETLOSS_ERR_RANGE, "d.json: images[0].width");
-  expect_ds_error("{\"images\": [{\"width\": 9, \"height\": 10, \"boxes\": [[1, 2, 3, 4]], "
-                  "\"iscrowd\": [0, 0]}]}",
-                  DETLOSS_ERR_SHAPE, "d.json: images[0].iscrowd");
-  expect_ds_error("{\"format\": \"xywh\", \"images\": [{\"width\": 9, \"height\": 10, "
-                  "\"boxes\": []}]}",
-                  DETLOSS_ERR_UNKNOWN, "d.json: format");
-  expect_ds_error("{\"images\": [{\"id\": 1, \"width\": 9, \"height\": 10}], \"annotations\": "
-                  "[{\"image_id\": 2, \"bbox\": [0, 0, 1, 1]}]}",
-                  DETLOSS_ERR_RANGE, "d.json: annotations[0].image_id");
-  expect_ds_error("{\"images\": [{\"id\": 1, \"width\": 9, \"height\": 10}], \"annotations\": "
-                  "[{\"image_id\": 1, \"bbox\": [0, 0, 1]}]}",
-                  DETLOSS_ERR_SHAPE, "d.json: annotations[0].bbox");
+  expect_ds_error(
+      "{\"images\": [{\"width\": 9, \"height\": 10, \"boxes\": [[1, 2, 3, 4]], "
+      "\"iscrowd\": [0, 0]}]}",
+      DETLOSS_ERR_SHAPE, "d.json: images[0].iscrowd");
+  expect_ds_error(
+      "{\"format\": \"xywh\", \"images\": [{\"width\": 9, \"height\": 10, "
+      "\"boxes\": []}]}",
+      DETLOSS_ERR_UNKNOWN, "d.json: format");
+  expect_ds_error(
+      "{\"images\": [{\"id\": 1, \"width\": 9, \"height\": 10}], \"annotations\": "
+      "[{\"image_id\": 2, \"bbox\": [0, 0, 1, 1]}]}",
+      DETLOSS_ERR_RANGE, "d.json: annotations[0].image_id");
+  expect_ds_error(
+      "{\"images\": [{\"id\": 1, \"width\": 9, \"height\": 10}], \"annotations\": "
+      "[{\"image_id\": 1, \"bbox\": [0, 0, 1]}]}",
+      DETLOSS_ERR_SHAPE, "d.json: annotations[0].bbox");
   expect_ds_error("{\"images\": [", DETLOSS_ERR_PARSE, "d.json: line 1, column 13");
   detloss_dataset *d;
   detloss_error err;
@@ -402,9 +417,9 @@ static void unknown_keys_in_every_config_object_are_errors(void **state) {
   expect_config_error(t, U, "nmae", "unknown key (did you mean 'name'?)");
   static const char *const objects[][3] = {
       /* object, bad key, suggestion */
-      {"resize", "max_sise", "max_size"},       {"eval", "metrc", "metric"},
-      {"matcher", "lowe", "low"},               {"sampler", "seeed", "seed"},
-      {"box_coder", "weigths", "weights"},      {"loss", "smooth_l1_bta", "smooth_l1_beta"},
+      {"resize", "max_sise", "max_size"},  {"eval", "metrc", "metric"},
+      {"matcher", "lowe", "low"},          {"sampler", "seeed", "seed"},
+      {"box_coder", "weigths", "weights"}, {"loss", "smooth_l1_bta", "smooth_l1_beta"},
   };
   for (size_t i = 0; i < sizeof objects / sizeof objects[0]; i++) {
     char where[64], msg[96];
@@ -413,24 +428,29 @@ static void unknown_keys_in_every_config_object_are_errors(void **state) {
     snprintf(msg, sizeof msg, "unknown key (did you mean '%s'?)", objects[i][2]);
     expect_config_error(t, U, where, msg);
   }
-  expect_config_error("{\"anchors\": {\"strides\": [8], \"sizes\": [[32]], \"aspect_ratios\": [1],"
-                      " \"offest\": 0.5}}",
-                      U, "anchors.offest", "unknown key (did you mean 'offset'?)");
-  expect_config_error("{\"anchors\": {\"levels\": [{\"stride\": 8, \"base\": [[0, 0, 8, 8]], "
-                      "\"sizes\": [32]}]}}",
-                      U, "anchors.levels[0].sizes", "not used with base");
-  expect_config_error("{\"anchors\": {\"levels\": [{\"stride\": 8, \"shapes\": [[8, 8]], "
-                      "\"aspect_ratios\": [1]}]}}",
-                      U, "anchors.levels[0].aspect_ratios", "not used with shapes");
+  expect_config_error(
+      "{\"anchors\": {\"strides\": [8], \"sizes\": [[32]], \"aspect_ratios\": [1],"
+      " \"offest\": 0.5}}",
+      U, "anchors.offest", "unknown key (did you mean 'offset'?)");
+  expect_config_error(
+      "{\"anchors\": {\"levels\": [{\"stride\": 8, \"base\": [[0, 0, 8, 8]], "
+      "\"sizes\": [32]}]}}",
+      U, "anchors.levels[0].sizes", "not used with base");
+  expect_config_error(
+      "{\"anchors\": {\"levels\": [{\"stride\": 8, \"shapes\": [[8, 8]], "
+      "\"aspect_ratios\": [1]}]}}",
+      U, "anchors.levels[0].aspect_ratios", "not used with shapes");
   expect_config_error("{\"anchors\": {\"boxes\": [[0, 0, 1, 1]], \"sizes\": [[32]]}}", U,
                       "anchors.sizes", "not used without strides");
-  expect_config_error("{\"anchors\": {\"levels\": [{\"stride\": 8, \"sizes\": [32], "
-                      "\"aspect_ratios\": [1]}], \"aspect_ratios\": [[1]]}}",
-                      U, "anchors.aspect_ratios", "not used without strides");
+  expect_config_error(
+      "{\"anchors\": {\"levels\": [{\"stride\": 8, \"sizes\": [32], "
+      "\"aspect_ratios\": [1]}], \"aspect_ratios\": [[1]]}}",
+      U, "anchors.aspect_ratios", "not used without strides");
   /* mixed array: a shared aspect_ratios list that turns into lists */
-  expect_config_error("{\"anchors\": {\"strides\": [8, 16], \"sizes\": [[32], [64]], "
-                      "\"aspect_ratios\": [1, [2]]}}",
-                      DETLOSS_ERR_TYPE, "anchors.aspect_ratios[1]", "expected a number > 0");
+  expect_config_error(
+      "{\"anchors\": {\"strides\": [8, 16], \"sizes\": [[32], [64]], "
+      "\"aspect_ratios\": [1, [2]]}}",
+      DETLOSS_ERR_TYPE, "anchors.aspect_ratios[1]", "expected a number > 0");
   /* duplicate keys name file and path; bad text in a config is a syntax error */
   snprintf(t, sizeof t, "{%s, \"matcher\": {\"high\": 0.7, \"high\": 0.5}}", A);
   expect_config_error(t, DETLOSS_ERR_PARSE, "matcher.high", "duplicate key");
@@ -440,7 +460,8 @@ static void unknown_keys_in_every_config_object_are_errors(void **state) {
   assert_int_equal(parse(t, &c, &err), DETLOSS_ERR_PARSE);
   /* `{"anchors": "torchvision_fpn.json", "name": "` is 45 characters: the escape is column 46 */
   assert_non_null(strstr(err.where, "t.json: line 1, column 46"));
-  assert_string_equal(err.msg, "JSON syntax error: unpaired UTF-16 surrogate (a low surrogate first)");
+  assert_string_equal(err.msg,
+                      "JSON syntax error: unpaired UTF-16 surrogate (a low surrogate first)");
 }
 
 /* The common format is fully strict; COCO files may carry the standard COCO keys that
@@ -473,11 +494,15 @@ static void data_set_keys_are_checked_with_a_coco_allow_list(void **state) {
   char t[512];
   snprintf(t, sizeof t, "{\"images\": [%s], \"annotations\": [%s], \"name\": \"x\"}", img, ann);
   expect_ds_error(t, U, "d.json: name");
-  snprintf(t, sizeof t, "{\"images\": [%s, {\"id\": 2, \"width\": 9, \"height\": 10, "
-           "\"filename\": \"a\"}], \"annotations\": [%s]}", img, ann);
+  snprintf(t, sizeof t,
+           "{\"images\": [%s, {\"id\": 2, \"width\": 9, \"height\": 10, "
+           "\"filename\": \"a\"}], \"annotations\": [%s]}",
+           img, ann);
   expect_ds_error(t, U, "d.json: images[1].filename");
-  snprintf(t, sizeof t, "{\"images\": [%s], \"annotations\": [%s, {\"image_id\": 1, "
-           "\"bbox\": [0, 0, 1, 1], \"is_crowd\": 1}]}", img, ann);
+  snprintf(t, sizeof t,
+           "{\"images\": [%s], \"annotations\": [%s, {\"image_id\": 1, "
+           "\"bbox\": [0, 0, 1, 1], \"is_crowd\": 1}]}",
+           img, ann);
   expect_ds_error(t, U, "d.json: annotations[1].is_crowd");
   detloss_dataset *d2 = (detloss_dataset *)0x1;
   assert_int_equal(parse_ds(t, &d2, &err), U);
@@ -501,8 +526,8 @@ static void bundled_data_set_has_documented_counts(void **state) {
 
 /* One level, stride 8, sizes [16], ratios [0.5, 1, 2], image_size 80 x 80:
  * ceil(80/8) x ceil(80/8) cells x 3 = 300 anchors. */
-#define GRID300                                                                              \
-  "{\"head\":\"none\",\"anchors\":{\"image_size\":[80,80],\"levels\":[{\"stride\":8,"        \
+#define GRID300                                                                                    \
+  "{\"head\":\"none\",\"anchors\":{\"image_size\":[80,80],\"levels\":[{\"stride\":8,"              \
   "\"sizes\":[16],\"aspect_ratios\":[0.5,1,2]}]}}"
 
 static void config_limits_bound_anchors_sides_and_resize(void **state) {
@@ -515,16 +540,18 @@ static void config_limits_bound_anchors_sides_and_resize(void **state) {
                    DETLOSS_ERR_RANGE);
   assert_null(c);
   assert_non_null(strstr(err.where, "t.json: anchors.levels[0].stride"));
-  assert_string_equal(err.msg, "8 gives 300 anchors for the 80 x 80 image_size, more than the "
-                               "limit max_anchors = 299");
+  assert_string_equal(err.msg,
+                      "8 gives 300 anchors for the 80 x 80 image_size, more than the "
+                      "limit max_anchors = 299");
   lim.max_anchors = 300;
   assert_int_equal(detloss_config_parse_ex(GRID300, strlen(GRID300), path, SEARCH, &lim, &c, &err),
                    DETLOSS_OK);
   detloss_config_free(c);
   c = NULL;
   /* the "strides" form names strides[l] */
-  const char *st = "{\"head\":\"none\",\"anchors\":{\"image_size\":[80,80],\"strides\":[8],"
-                   "\"sizes\":[[16]],\"aspect_ratios\":[0.5,1,2]}}";
+  const char *st =
+      "{\"head\":\"none\",\"anchors\":{\"image_size\":[80,80],\"strides\":[8],"
+      "\"sizes\":[[16]],\"aspect_ratios\":[0.5,1,2]}}";
   lim.max_anchors = 299;
   assert_int_equal(detloss_config_parse_ex(st, strlen(st), path, SEARCH, &lim, &c, &err),
                    DETLOSS_ERR_RANGE);
@@ -545,8 +572,9 @@ static void config_limits_bound_anchors_sides_and_resize(void **state) {
 
 static void data_set_image_sides_past_the_limit_are_refused(void **state) {
   (void)state;
-  const char *t = "{\"images\":[{\"width\":640,\"height\":480,\"boxes\":[]},"
-                  "{\"width\":640,\"height\":9.9e6,\"boxes\":[[0,0,1,1]]}]}";
+  const char *t =
+      "{\"images\":[{\"width\":640,\"height\":480,\"boxes\":[]},"
+      "{\"width\":640,\"height\":9.9e6,\"boxes\":[[0,0,1,1]]}]}";
   detloss_dataset *d = NULL;
   detloss_error err;
   assert_int_equal(detloss_dataset_parse(t, strlen(t), "d.json", &d, &err), DETLOSS_ERR_RANGE);
@@ -590,8 +618,9 @@ static void eval_limits_count_anchors_of_each_resized_image(void **state) {
   detloss_error err;
   assert_int_equal(detloss_eval_check_limits(&data, &src, &o, &lim, &err), DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "data.image_hw[0]");
-  assert_string_equal(err.msg, "a 64 x 64 px image needs 64 anchors (level 0, stride 8: 8 x 8 "
-                               "cells), more than the limit max_anchors = 63");
+  assert_string_equal(err.msg,
+                      "a 64 x 64 px image needs 64 anchors (level 0, stride 8: 8 x 8 "
+                      "cells), more than the limit max_anchors = 63");
   lim.max_anchors = 64;
   assert_int_equal(detloss_eval_check_limits(&data, &src, &o, &lim, &err), DETLOSS_OK);
   /* resize_max_size 128: image 0 -> 128 x 128 (256 anchors), image 1 -> 128 x 85.33 */
@@ -606,8 +635,9 @@ static void eval_limits_count_anchors_of_each_resized_image(void **state) {
   lim.max_image_side = 120.0;
   assert_int_equal(detloss_eval_check_limits(&data, &src, &o, &lim, &err), DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "resize_min_size");
-  assert_string_equal(err.msg, "resizes image 1 (48 x 32 px) to 150 x 100 px, above the limit "
-                               "max_image_side = 120");
+  assert_string_equal(err.msg,
+                      "resizes image 1 (48 x 32 px) to 150 x 100 px, above the limit "
+                      "max_image_side = 120");
 }
 
 int main(void) {

@@ -15,8 +15,7 @@ static const int THREADS[] = {1, 2, 3, 8};
 typedef void (*compute_fn)(const void *in, int threads, unsigned char *out);
 
 /* Runs fn for every thread count twice and compares all outputs with the first. */
-static void assert_deterministic(compute_fn fn, const void *in, size_t out_len,
-                                 const char *what) {
+static void assert_deterministic(compute_fn fn, const void *in, size_t out_len, const char *what) {
   unsigned char *ref = malloc(out_len), *got = malloc(out_len);
   memset(ref, 0xA5, out_len);
   fn(in, 1, ref);
@@ -27,8 +26,8 @@ static void assert_deterministic(compute_fn fn, const void *in, size_t out_len,
       if (memcmp(ref, got, out_len) != 0) {
         size_t i = 0;
         while (ref[i] == got[i]) i++;
-        print_error("%s: %d threads (run %d) differs from 1 thread at byte %zu\n", what,
-                    THREADS[t], rep + 1, i);
+        print_error("%s: %d threads (run %d) differs from 1 thread at byte %zu\n", what, THREADS[t],
+                    rep + 1, i);
         fail();
       }
     }
@@ -39,10 +38,10 @@ static void assert_deterministic(compute_fn fn, const void *in, size_t out_len,
 typedef struct inputs {
   size_t na, ng, ne, nrows, ncls, emb_n, emb_d;
   float *anchors, *gt, *boxes_a, *boxes_b;
-  float *x, *y01, *ypm, *w;  /* element-wise */
-  float *logits;             /* [nrows][ncls] */
-  int64_t *cls;              /* [nrows] */
-  float *e1, *e2, *e3, *et;  /* embeddings */
+  float *x, *y01, *ypm, *w; /* element-wise */
+  float *logits;            /* [nrows][ncls] */
+  int64_t *cls;             /* [nrows] */
+  float *e1, *e2, *e3, *et; /* embeddings */
   detloss_anchor_config cfg;
   detloss_anchor_level lv[2];
 } inputs;
@@ -89,8 +88,10 @@ static void make_inputs(inputs *in) {
       in->boxes_b[4 * i + k] = in->anchors[4 * i + k] + (float)dl_rng_uniform(&r, -6, 6);
     }
   for (size_t i = 0; i < in->na; i++) { /* keep b proper */
-    if (in->boxes_b[4 * i + 2] <= in->boxes_b[4 * i]) in->boxes_b[4 * i + 2] = in->boxes_b[4 * i] + 1;
-    if (in->boxes_b[4 * i + 3] <= in->boxes_b[4 * i + 1]) in->boxes_b[4 * i + 3] = in->boxes_b[4 * i + 1] + 1;
+    if (in->boxes_b[4 * i + 2] <= in->boxes_b[4 * i])
+      in->boxes_b[4 * i + 2] = in->boxes_b[4 * i] + 1;
+    if (in->boxes_b[4 * i + 3] <= in->boxes_b[4 * i + 1])
+      in->boxes_b[4 * i + 3] = in->boxes_b[4 * i + 1] + 1;
   }
   in->ne = 300007;
   in->x = malloc(in->ne * sizeof(float));
@@ -164,9 +165,11 @@ static void c_iou(const void *v, int t, unsigned char *out) {
   detloss_error err;
   size_t n = 2000; /* 2000 x 37 matrix and 46k pairs */
   assert_int_equal(detloss_iou_matrix((detloss_iou_kind)g_kind, in->anchors, n, in->gt, in->ng,
-                                      (float *)out, &o, &err), DETLOSS_OK);
+                                      (float *)out, &o, &err),
+                   DETLOSS_OK);
   assert_int_equal(detloss_iou_pairs((detloss_iou_kind)g_kind, in->boxes_a, in->boxes_b, in->na,
-                                     (float *)out + n * in->ng, &o, &err), DETLOSS_OK);
+                                     (float *)out + n * in->ng, &o, &err),
+                   DETLOSS_OK);
 }
 
 static void c_coder(const void *v, int t, unsigned char *out) {
@@ -190,7 +193,8 @@ static void c_match(const void *v, int t, unsigned char *out) {
   assert_int_equal(detloss_match(in->anchors, in->na, in->gt, in->ng, NULL, m, iou, &o, &err),
                    DETLOSS_OK);
   assert_int_equal(detloss_match_grid(&in->cfg, in->gt, in->ng, NULL, m + in->na, iou + in->na,
-                                      in->na, &o, &err), DETLOSS_OK);
+                                      in->na, &o, &err),
+                   DETLOSS_OK);
   /* sampling and targets on those matches */
   detloss_sample_options so = detloss_sample_options_default();
   so.num_threads = t;
@@ -201,12 +205,14 @@ static void c_match(const void *v, int t, unsigned char *out) {
   int8_t *labels = sampled + in->na;
   int64_t *mg = (int64_t *)(labels + in->na);
   float *deltas = (float *)(mg + in->na);
-  assert_int_equal(detloss_match_targets(in->anchors, in->na, in->gt, in->ng, m, labels, mg,
-                                         deltas, NULL, &err), DETLOSS_OK);
+  assert_int_equal(detloss_match_targets(in->anchors, in->na, in->gt, in->ng, m, labels, mg, deltas,
+                                         NULL, &err),
+                   DETLOSS_OK);
 }
 
 static size_t match_out_len(const inputs *in) {
-  return in->na * (2 * sizeof(int64_t) + 2 * sizeof(float) + 2 + sizeof(int64_t) + 4 * sizeof(float));
+  return in->na *
+         (2 * sizeof(int64_t) + 2 * sizeof(float) + 2 + sizeof(int64_t) + 4 * sizeof(float));
 }
 
 static void c_elementwise(const void *v, int t, unsigned char *out) {
@@ -240,7 +246,8 @@ static void c_classes(const void *v, int t, unsigned char *out) {
   detloss_error err;
   float *loss = (float *)out, *grad = loss + in->nrows;
   assert_int_equal(detloss_loss_classes(k, in->logits, in->cls, NULL, in->nrows, in->ncls, loss,
-                                        grad, &o, &err), DETLOSS_OK);
+                                        grad, &o, &err),
+                   DETLOSS_OK);
 }
 
 static void c_boxes(const void *v, int t, unsigned char *out) {
@@ -251,8 +258,9 @@ static void c_boxes(const void *v, int t, unsigned char *out) {
   o.reduction = g_red;
   detloss_error err;
   float *loss = (float *)out, *gp = loss + in->na, *gt = gp + 4 * in->na;
-  assert_int_equal(detloss_loss_boxes(k, in->boxes_b, in->boxes_a, NULL, in->na, loss, gp, gt,
-                                      &o, &err), DETLOSS_OK);
+  assert_int_equal(detloss_loss_boxes(k, in->boxes_b, in->boxes_a, NULL, in->na, loss, gp, gt, &o,
+                                      &err),
+                   DETLOSS_OK);
 }
 
 static void c_embedding(const void *v, int t, unsigned char *out) {
@@ -274,8 +282,9 @@ static void c_embedding(const void *v, int t, unsigned char *out) {
   }
   int trip = k == DETLOSS_LOSS_TRIPLET_MARGIN;
   assert_int_equal(detloss_loss_embedding(k, in->e1, in->e2, trip ? in->e3 : NULL, tgt, NULL,
-                                          in->emb_n, in->emb_d, loss, g1, g2, trip ? g3 : NULL,
-                                          &o, &err), DETLOSS_OK);
+                                          in->emb_n, in->emb_d, loss, g1, g2, trip ? g3 : NULL, &o,
+                                          &err),
+                   DETLOSS_OK);
   free(pm);
 }
 
@@ -301,7 +310,7 @@ static void c_heads(const void *v, int t, unsigned char *out) {
     im[b].anchors = in->anchors;
     im[b].num_anchors = A;
     im[b].anchor_config = b ? &in->cfg : NULL; /* one image on each matching path */
-    im[b].gt = in->gt + 4 * (size_t)b; /* the two images see shifted gt lists */
+    im[b].gt = in->gt + 4 * (size_t)b;         /* the two images see shifted gt lists */
     im[b].num_gt = in->ng - (size_t)b;
     im[b].labels = labels + b;
     im[b].num_predictions = A;
@@ -383,10 +392,10 @@ static void matching_sampling_and_targets_are_thread_invariant(void **state) {
 
 static void elementwise_losses_are_thread_invariant(void **state) {
   (void)state;
-  const detloss_loss_kind kinds[] = {DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_LOSS_BCE,
-                                     DETLOSS_LOSS_SIGMOID_FOCAL,   DETLOSS_LOSS_HINGE,
-                                     DETLOSS_LOSS_L1,              DETLOSS_LOSS_MSE,
-                                     DETLOSS_LOSS_SMOOTH_L1,       DETLOSS_LOSS_HUBER};
+  const detloss_loss_kind kinds[] =
+      {DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_LOSS_BCE,  DETLOSS_LOSS_SIGMOID_FOCAL,
+       DETLOSS_LOSS_HINGE,           DETLOSS_LOSS_L1,   DETLOSS_LOSS_MSE,
+       DETLOSS_LOSS_SMOOTH_L1,       DETLOSS_LOSS_HUBER};
   for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
     for (int r = 0; r < 3; r++) {
       g_kind = (int)kinds[k];
@@ -439,7 +448,8 @@ static void detector_losses_are_thread_invariant(void **state) {
 
 static void anchor_evaluation_is_thread_invariant(void **state) {
   (void)state;
-  assert_deterministic(c_eval, &G_IN, sizeof(detloss_eval_report) + 40 * G_IN.ng * sizeof(detloss_eval_gt),
+  assert_deterministic(c_eval, &G_IN,
+                       sizeof(detloss_eval_report) + 40 * G_IN.ng * sizeof(detloss_eval_gt),
                        "anchor_eval");
 }
 

@@ -13,7 +13,7 @@ static detloss_retina_options opts(int threads) {
  *   a1 = [20,20,30,30]   IoU 0     -> negative
  *   a2 = [0,0,10,22.222] IoU 0.45  -> ignored (0.4 <= IoU < 0.5; not the gt's best)
  * Focal at x = 0 (p = 1/2), alpha 0.25, gamma 2:
- *   y = 1: 0.25 * 0.5^2 * ln 2 = 0.0433216988,  dl/dx = -0.25*0.25*(0.5 + 2*0.5*ln 2)... 
+ *   y = 1: 0.25 * 0.5^2 * ln 2 = 0.0433216988,  dl/dx = -0.25*0.25*(0.5 + 2*0.5*ln 2)...
  *          = -alpha (1-p)^2 (1 - p - gamma p ln p) = -0.0625 * (0.5 + ln 2) = -0.0745716988
  *   y = 0: 0.75 * 0.5^2 * ln 2 = 0.1299650964,  dl/dx = (1-alpha) p^2 (p - gamma (1-p) ln(1-p))
  *          = 0.1875 * (0.5 + ln 2) = 0.2237150964
@@ -163,7 +163,8 @@ static void gradient_check(detloss_head_box_loss kind, float gamma, float alpha)
     size_t A = b.im[i].num_anchors;
     int64_t *m = ht_alloc(A * sizeof(int64_t));
     detloss_match_options mo = o.match;
-    assert_int_equal(detloss_match(b.anchors[i], A, b.gt[i], b.im[i].num_gt, NULL, m, NULL, &mo, &err),
+    assert_int_equal(detloss_match(b.anchors[i], A, b.gt[i], b.im[i].num_gt, NULL, m, NULL, &mo,
+                                   &err),
                      DETLOSS_OK);
     for (size_t k = 0; k < A * b.C; k++) {
       float x0 = b.pred[i][k];
@@ -179,7 +180,8 @@ static void gradient_check(detloss_head_box_loss kind, float gamma, float alpha)
     for (size_t a = 0; a < A; a++) {
       float t[4] = {0, 0, 0, 0};
       if (m[a] >= 0)
-        assert_int_equal(detloss_box_encode(b.anchors[i] + 4 * a, b.gt[i] + 4 * m[a], 1, t, NULL, &err),
+        assert_int_equal(detloss_box_encode(b.anchors[i] + 4 * a, b.gt[i] + 4 * m[a], 1, t, NULL,
+                                            &err),
                          DETLOSS_OK);
       for (size_t c = 0; c < 4; c++) {
         size_t k = 4 * a + c;
@@ -250,7 +252,8 @@ static void focal_terms_equal_the_elementwise_sigmoid_focal_loss(void **s) {
     assert_int_equal(detloss_retina_loss(b.im, 1, b.C, &r, NULL, &o, &err), DETLOSS_OK);
     size_t A = b.im[0].num_anchors, C = b.C, n = A * C;
     int64_t *m = ht_alloc(A * sizeof(int64_t));
-    assert_int_equal(detloss_match(b.anchors[0], A, b.gt[0], b.im[0].num_gt, NULL, m, NULL, &o.match, &err),
+    assert_int_equal(detloss_match(b.anchors[0], A, b.gt[0], b.im[0].num_gt, NULL, m, NULL,
+                                   &o.match, &err),
                      DETLOSS_OK);
     float *y = ht_alloc(n * sizeof(float)), *l = ht_alloc(n * sizeof(float)),
           *g = ht_alloc(n * sizeof(float));
@@ -259,7 +262,8 @@ static void focal_terms_equal_the_elementwise_sigmoid_focal_loss(void **s) {
     detloss_loss_options lo = detloss_loss_options_default(DETLOSS_LOSS_SIGMOID_FOCAL);
     lo.reduction = DETLOSS_REDUCTION_NONE;
     lo.gamma = o.gamma;
-    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, b.pred[0], y, NULL, n, l, g, &lo, &err),
+    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, b.pred[0], y, NULL, n, l,
+                                              g, &lo, &err),
                      DETLOSS_OK);
     size_t fg = r.num_pos > 0 ? r.num_pos : 1;
     double sum = 0.0;
@@ -315,9 +319,9 @@ static void focal_gradients_are_bitwise_those_of_sigmoid_focal_loss(void **s) {
     lo.reduction = DETLOSS_REDUCTION_NONE;
     lo.gamma = o.gamma;
     lo.alpha = o.alpha;
-    assert_int_equal(
-        detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, b.pred[0], y, w, n, l, g, &lo, &err),
-        DETLOSS_OK);
+    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, b.pred[0], y, w, n, l, g,
+                                              &lo, &err),
+                     DETLOSS_OK);
     ht_assert_bitwise(b.gpred[0], g, n, "grad_cls_logits");
     free(m);
     free(y);
@@ -365,9 +369,9 @@ static void focal_losses_are_bitwise_those_of_sigmoid_focal_loss(void **s) {
       lo.reduction = DETLOSS_REDUCTION_NONE;
       lo.gamma = o.gamma;
       lo.alpha = o.alpha;
-      assert_int_equal(
-          detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, N, l, NULL, &lo, &err),
-          DETLOSS_OK);
+      assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, N, l, NULL,
+                                                &lo, &err),
+                       DETLOSS_OK);
       for (size_t i = 0; i < N; i++) {
         head[round * N + i] = ps[i].loss_cls;
         pub[round * N + i] = (float)((double)l[i] / (double)N);

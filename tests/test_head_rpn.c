@@ -27,8 +27,8 @@ static void two_anchor_image(ht_batch *b) {
  *   d/dx = (sigmoid(0) - y) / 2 = (-0.25, +0.25)
  *   box: target of a0 = encode(a0, gt) = 0; smooth-L1 beta 1/9 of (0.05, -0.5, 0, 0.2):
  *     0.5 * 0.05^2 * 9 = 0.01125;  0.5 - 1/18 = 0.4444444;  0;  0.2 - 1/18 = 0.1444444
- *     sum 0.01125 + 0.4444444 + 0.1444444 = 0.6001388889, / D = 0.3000694444;  gradient (0.05 * 9, -1, 0, 1) / 2 = (0.225, -0.5, 0, 0.5);
- *   a1 is a negative: box gradient 0 whatever its deltas.
+ *     sum 0.01125 + 0.4444444 + 0.1444444 = 0.6001388889, / D = 0.3000694444;  gradient (0.05 * 9,
+ * -1, 0, 1) / 2 = (0.225, -0.5, 0, 0.5); a1 is a negative: box gradient 0 whatever its deltas.
  */
 static void hand_worked_two_anchors_torchvision(void **state) {
   (void)state;
@@ -188,7 +188,8 @@ static void gradient_check(detloss_rpn_convention conv, detloss_head_box_loss ki
   for (size_t i = 0; i < b.n; i++) {
     size_t A = b.im[i].num_anchors;
     int64_t *m = ht_alloc(A * sizeof(int64_t));
-    assert_int_equal(detloss_match(b.anchors[i], A, b.gt[i], b.im[i].num_gt, NULL, m, NULL, &o.match, &err),
+    assert_int_equal(detloss_match(b.anchors[i], A, b.gt[i], b.im[i].num_gt, NULL, m, NULL,
+                                   &o.match, &err),
                      DETLOSS_OK);
     for (size_t k = 0; k < A; k++) {
       float x0 = b.pred[i][k];
@@ -197,18 +198,21 @@ static void gradient_check(detloss_rpn_convention conv, detloss_head_box_loss ki
       b.pred[i][k] = (float)((double)x0 - h);
       double fm = total_loss(&b, &o);
       b.pred[i][k] = x0;
-      double e[1] = {(fp - fm) / ((double)(float)((double)x0 + h) - (double)(float)((double)x0 - h))};
+      double e[1] = {(fp - fm) /
+                     ((double)(float)((double)x0 + h) - (double)(float)((double)x0 - h))};
       dl_assert_close(&b.gpred[i][k], e, 1, 1e-3, 5e-5);
     }
     for (size_t a = 0; a < A; a++) {
       float t[4] = {0, 0, 0, 0};
       if (m[a] >= 0)
-        assert_int_equal(detloss_box_encode(b.anchors[i] + 4 * a, b.gt[i] + 4 * m[a], 1, t, NULL, &err),
+        assert_int_equal(detloss_box_encode(b.anchors[i] + 4 * a, b.gt[i] + 4 * m[a], 1, t, NULL,
+                                            &err),
                          DETLOSS_OK);
       for (size_t c = 0; c < 4; c++) {
         size_t k = 4 * a + c;
         float x0 = b.deltas[i][k];
-        int l1 = kind == DETLOSS_HEAD_BOX_L1 || (kind == DETLOSS_HEAD_BOX_SMOOTH_L1 && o.smooth_l1_beta == 0.0f);
+        int l1 = kind == DETLOSS_HEAD_BOX_L1 ||
+                 (kind == DETLOSS_HEAD_BOX_SMOOTH_L1 && o.smooth_l1_beta == 0.0f);
         if (l1 && m[a] >= 0 && fabs((double)x0 - (double)t[c]) < 2 * h) continue; /* kink */
         b.deltas[i][k] = (float)((double)x0 + h);
         double fp = total_loss(&b, &o);
@@ -224,7 +228,8 @@ static void gradient_check(detloss_rpn_convention conv, detloss_head_box_loss ki
             continue;
           }
         }
-        double e[1] = {(fp - fm) / ((double)(float)((double)x0 + h) - (double)(float)((double)x0 - h))};
+        double e[1] = {(fp - fm) /
+                       ((double)(float)((double)x0 + h) - (double)(float)((double)x0 - h))};
         dl_assert_close(&b.gdeltas[i][k], e, 1, 1e-3, 5e-5);
       }
     }
@@ -435,8 +440,8 @@ static void objectness_gradients_are_bitwise_those_of_bce_with_logits(void **s) 
   detloss_error err;
   assert_int_equal(detloss_rpn_loss(b.im, 1, &r, NULL, &o, &err), DETLOSS_OK);
   int64_t *m = ht_alloc(A * sizeof(int64_t));
-  assert_int_equal(detloss_match(b.anchors[0], A, b.gt[0], b.im[0].num_gt, NULL, m, NULL,
-                                 &o.match, &err),
+  assert_int_equal(detloss_match(b.anchors[0], A, b.gt[0], b.im[0].num_gt, NULL, m, NULL, &o.match,
+                                 &err),
                    DETLOSS_OK);
   size_t D = 0;
   for (size_t a = 0; a < A; a++) D += m[a] != -2;
@@ -450,8 +455,8 @@ static void objectness_gradients_are_bitwise_those_of_bce_with_logits(void **s) 
   }
   detloss_loss_options lo = detloss_loss_options_default(DETLOSS_LOSS_BCE_WITH_LOGITS);
   lo.reduction = DETLOSS_REDUCTION_NONE;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, b.pred[0], y, w, A, l,
-                                            g, &lo, &err),
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, b.pred[0], y, w, A, l, g,
+                                            &lo, &err),
                    DETLOSS_OK);
   ht_assert_bitwise(b.gpred[0], g, A, "grad_objectness");
   free(m);
@@ -494,9 +499,9 @@ static void objectness_losses_are_bitwise_those_of_bce_with_logits(void **s) {
     assert_true(r.normalizer == (double)N);
     detloss_loss_options lo = detloss_loss_options_default(DETLOSS_LOSS_BCE_WITH_LOGITS);
     lo.reduction = DETLOSS_REDUCTION_NONE;
-    assert_int_equal(
-        detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, N, l, NULL, &lo, &err),
-        DETLOSS_OK);
+    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, N, l, NULL,
+                                              &lo, &err),
+                     DETLOSS_OK);
     for (size_t i = 0; i < N; i++) {
       head[round * N + i] = ps[i].loss_cls;
       pub[round * N + i] = (float)((double)l[i] / (double)N);

@@ -39,9 +39,10 @@ static void writer_uses_nine_significant_digits_and_no_negative_zero(void **stat
   dlj_arr_end(&b);
   dlj_obj_end(&b);
   assert_false(b.oom);
-  assert_string_equal(b.p, "{\"third\":0.333333343,\"negzero\":0,\"nan\":null,\"big\":1234567890123,"
-                           "\"s\":\"a\\\"b\\\\c\\u000a\",\"empty_rows\":[[],[]],"
-                           "\"arr\":[1,{\"x\":2.5}]}");
+  assert_string_equal(b.p,
+                      "{\"third\":0.333333343,\"negzero\":0,\"nan\":null,\"big\":1234567890123,"
+                      "\"s\":\"a\\\"b\\\\c\\u000a\",\"empty_rows\":[[],[]],"
+                      "\"arr\":[1,{\"x\":2.5}]}");
   /* the written text parses back, and the float round-trips */
   cJSON *j = cJSON_Parse(b.p);
   assert_non_null(j);
@@ -54,8 +55,9 @@ static void writer_uses_nine_significant_digits_and_no_negative_zero(void **stat
 static void reader_reports_the_json_path_of_each_fault(void **state) {
   (void)state;
   detloss_error err;
-  cJSON *c = cJSON_Parse("{\"a\": [[1,2],[3]], \"b\": \"x\", \"n\": 2.5, \"r\": [[1,2,3,4],[1,2,3]],"
-                         "\"i\": [1, 2.5], \"t\": [[[1]]]}");
+  cJSON *c = cJSON_Parse(
+      "{\"a\": [[1,2],[3]], \"b\": \"x\", \"n\": 2.5, \"r\": [[1,2,3,4],[1,2,3]],"
+      "\"i\": [1, 2.5], \"t\": [[[1]]]}");
   dlj_tensor t;
   assert_int_equal(dlj_tensor_get(c, "a", "[3]", 1, &t, &err), DETLOSS_ERR_SHAPE);
   assert_string_equal(err.where, "[3].a[1]");
@@ -95,15 +97,17 @@ static void one_case_gives_one_object_and_an_array_gives_an_array(void **state) 
   (void)state;
   detloss_error err;
   /* [0,0,2,2] vs [1,1,3,3]: I = 1, U = 7: IoU = 1/7 = 0.142857143 */
-  char *out = compute("{\"op\":\"iou\",\"boxes1\":[[0,0,2,2]],\"boxes2\":[[1,1,3,3]]}",
-                      DETLOSS_OK, &err);
+  char *out =
+      compute("{\"op\":\"iou\",\"boxes1\":[[0,0,2,2]],\"boxes2\":[[1,1,3,3]]}", DETLOSS_OK, &err);
   assert_string_equal(out, "{\"op\":\"iou\",\"matrix\":[[0.142857149]]}\n");
   detloss_free(out);
-  out = compute("[{\"op\":\"iou\",\"kind\":\"iou\",\"boxes1\":[],\"boxes2\":[]},"
-                "{\"op\":\"encode\",\"anchors\":[[0,0,16,16]],\"boxes\":[[0,0,16,16]]}]",
-                DETLOSS_OK, &err);
-  assert_string_equal(out, "[{\"op\":\"iou\",\"kind\":\"iou\",\"matrix\":[]},"
-                           "{\"op\":\"encode\",\"deltas\":[[0,0,0,0]]}]\n");
+  out = compute(
+      "[{\"op\":\"iou\",\"kind\":\"iou\",\"boxes1\":[],\"boxes2\":[]},"
+      "{\"op\":\"encode\",\"anchors\":[[0,0,16,16]],\"boxes\":[[0,0,16,16]]}]",
+      DETLOSS_OK, &err);
+  assert_string_equal(out,
+                      "[{\"op\":\"iou\",\"kind\":\"iou\",\"matrix\":[]},"
+                      "{\"op\":\"encode\",\"deltas\":[[0,0,0,0]]}]\n");
   detloss_free(out);
   out = compute("[]", DETLOSS_OK, &err);
   assert_string_equal(out, "[]\n");
@@ -113,9 +117,10 @@ static void one_case_gives_one_object_and_an_array_gives_an_array(void **state) 
 static void a_bad_case_anywhere_fails_the_whole_run(void **state) {
   (void)state;
   detloss_error err;
-  compute("[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]}, {\"op\":\"iou\",\"boxes1\":[[0,0,1]],"
-          "\"boxes2\":[]}]",
-          DETLOSS_ERR_SHAPE, &err);
+  compute(
+      "[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]}, {\"op\":\"iou\",\"boxes1\":[[0,0,1]],"
+      "\"boxes2\":[]}]",
+      DETLOSS_ERR_SHAPE, &err);
   assert_string_equal(err.where, "[1].boxes1[0]");
   compute("[1]", DETLOSS_ERR_TYPE, &err);
   assert_string_equal(err.where, "[0]");
@@ -156,8 +161,8 @@ static void expect_parse_error(const char *text, size_t len, const char *where, 
   memset(&err, 0, sizeof err);
   detloss_status st = detloss_compute_json(text, len, &out, NULL, NULL, &err);
   if (st != DETLOSS_ERR_PARSE || strcmp(err.where, where) != 0 || strcmp(err.msg, msg) != 0) {
-    print_error("input %s: got status %d, '%s: %s'; expected '%s: %s'\n", text, (int)st,
-                err.where, err.msg, where, msg);
+    print_error("input %s: got status %d, '%s: %s'; expected '%s: %s'\n", text, (int)st, err.where,
+                err.msg, where, msg);
     fail();
   }
   assert_string_equal(out, "untouched");
@@ -167,9 +172,11 @@ static void expect_parse_error(const char *text, size_t len, const char *where, 
 static void invalid_json_is_a_syntax_error_never_out_of_memory(void **state) {
   (void)state;
   /* `{"op":"iou","kind":"` is 20 bytes: the string's content starts at column 21. */
-  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\ud800\",\"boxes1\":[],\"boxes2\":[]}", "line 1, column 21",
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\ud800\",\"boxes1\":[],\"boxes2\":[]}",
+               "line 1, column 21",
                "JSON syntax error: unpaired UTF-16 surrogate (a high surrogate without a low one)");
-  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\udc00\",\"boxes1\":[],\"boxes2\":[]}", "line 1, column 21",
+  EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\udc00\",\"boxes1\":[],\"boxes2\":[]}",
+               "line 1, column 21",
                "JSON syntax error: unpaired UTF-16 surrogate (a low surrogate first)");
   EXPECT_PARSE("{\"op\":\"iou\",\"kind\":\"\\ud800\\u0041\"}", "line 1, column 21",
                "JSON syntax error: unpaired UTF-16 surrogate (a high surrogate without a low one)");
@@ -248,9 +255,10 @@ static void nul_bytes_and_invalid_utf8_are_syntax_errors_at_their_column(void **
   /* Well-formed UTF-8 and a leading byte-order mark are accepted: the case fails only on
    * its kind, whose name comes back intact. */
   detloss_error err;
-  compute("\xef\xbb\xbf{\"op\":\"iou\",\"kind\":\"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\","
-          "\"boxes1\":[],\"boxes2\":[]}",
-          DETLOSS_ERR_UNKNOWN, &err);
+  compute(
+      "\xef\xbb\xbf{\"op\":\"iou\",\"kind\":\"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\","
+      "\"boxes1\":[],\"boxes2\":[]}",
+      DETLOSS_ERR_UNKNOWN, &err);
   assert_string_equal(err.msg,
                       "unknown kind 'h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80' (expected iou, giou, "
                       "diou or ciou)");
@@ -259,7 +267,8 @@ static void nul_bytes_and_invalid_utf8_are_syntax_errors_at_their_column(void **
   detloss_free(out);
   compute("{\"op\":\"iou\",\"kind\":\"\\ud83d\\ude00\",\"boxes1\":[],\"boxes2\":[]}",
           DETLOSS_ERR_UNKNOWN, &err);
-  assert_string_equal(err.msg, "unknown kind '\xf0\x9f\x98\x80' (expected iou, giou, diou or ciou)");
+  assert_string_equal(err.msg,
+                      "unknown kind '\xf0\x9f\x98\x80' (expected iou, giou, diou or ciou)");
 }
 
 static void duplicate_keys_are_errors_naming_their_path(void **state) {
@@ -268,9 +277,10 @@ static void duplicate_keys_are_errors_naming_their_path(void **state) {
   compute("{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[],\"op\":\"giou\"}", DETLOSS_ERR_PARSE, &err);
   assert_string_equal(err.where, "op");
   assert_string_equal(err.msg, "duplicate key");
-  compute("[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]},"
-          "{\"op\":\"loss\",\"loss\":\"sigmoid_focal\",\"params\":{\"gamma\":1,\"gamma\":2}}]",
-          DETLOSS_ERR_PARSE, &err);
+  compute(
+      "[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]},"
+      "{\"op\":\"loss\",\"loss\":\"sigmoid_focal\",\"params\":{\"gamma\":1,\"gamma\":2}}]",
+      DETLOSS_ERR_PARSE, &err);
   assert_string_equal(err.where, "[1].params.gamma");
   compute("{\"op\":\"rpn_loss\",\"images\":[{},{\"gt\":[],\"anchors\":[],\"gt\":[]}]}",
           DETLOSS_ERR_PARSE, &err);
@@ -278,14 +288,16 @@ static void duplicate_keys_are_errors_naming_their_path(void **state) {
   /* A large object is checked by sorting: 40 distinct keys, then the 7th again. */
   char text[1024];
   size_t n = (size_t)snprintf(text, sizeof text, "{");
-  for (int k = 0; k < 40; k++) n += (size_t)snprintf(text + n, sizeof text - n, "\"k%d\":%d,", k, k);
+  for (int k = 0; k < 40; k++)
+    n += (size_t)snprintf(text + n, sizeof text - n, "\"k%d\":%d,", k, k);
   snprintf(text + n, sizeof text - n, "\"k6\":0}");
   compute(text, DETLOSS_ERR_PARSE, &err);
   assert_string_equal(err.where, "k6");
   /* Same key text in different objects is fine. */
-  char *out = compute("[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]},{\"op\":\"iou\",\"boxes1\":[],"
-                      "\"boxes2\":[]}]",
-                      DETLOSS_OK, &err);
+  char *out = compute(
+      "[{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[]},{\"op\":\"iou\",\"boxes1\":[],"
+      "\"boxes2\":[]}]",
+      DETLOSS_OK, &err);
   detloss_free(out);
 }
 
@@ -294,8 +306,9 @@ static void error_messages_stay_on_one_line(void **state) {
   detloss_error err;
   /* "\n" and ESC decoded from the JSON strings become '?' in where and msg */
   compute("{\"op\":\"io\\nu\\u001b[31m\"}", DETLOSS_ERR_UNKNOWN, &err);
-  assert_string_equal(err.msg, "unknown op 'io?u?[31m' (expected iou, encode, decode, anchors, "
-                               "match, loss, embedding_loss, rpn_loss, retina_loss, anchor_eval)");
+  assert_string_equal(err.msg,
+                      "unknown op 'io?u?[31m' (expected iou, encode, decode, anchors, "
+                      "match, loss, embedding_loss, rpn_loss, retina_loss, anchor_eval)");
   compute("{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[],\"a\\nb\":1}", DETLOSS_ERR_UNKNOWN, &err);
   assert_string_equal(err.where, "a?b");
 }
@@ -319,8 +332,8 @@ static void unknown_keys_anywhere_in_a_case_are_errors(void **state) {
   (void)state;
   const detloss_status U = DETLOSS_ERR_UNKNOWN;
   /* A typo of "kind" used to compute plain IoU silently. */
-  expect_error("{\"op\":\"iou\",\"kidn\":\"giou\",\"boxes1\":[[0,0,1,1]],\"boxes2\":[[0,0,2,2]]}", U,
-               "kidn", "unknown key (did you mean 'kind'?)");
+  expect_error("{\"op\":\"iou\",\"kidn\":\"giou\",\"boxes1\":[[0,0,1,1]],\"boxes2\":[[0,0,2,2]]}",
+               U, "kidn", "unknown key (did you mean 'kind'?)");
   /* Top level of every op (in an array: the case index leads the path). */
   expect_error("[{\"op\":\"encode\",\"anchors\":[],\"boxes\":[],\"weight\":[1,1,1,1]}]", U,
                "[0].weight", "unknown key (did you mean 'weights'?)");
@@ -328,33 +341,37 @@ static void unknown_keys_anywhere_in_a_case_are_errors(void **state) {
                "unknown key (did you mean 'clip'?)");
   expect_error("{\"op\":\"encode\",\"anchors\":[],\"boxes\":[],\"clip\":1}", U, "clip",
                "unknown key");
-  expect_error("{\"op\":\"anchors\",\"image_size\":[8,8],\"feature_maps\":[[1,1]],\"sizes\":[[8]],"
-               "\"aspect_ratios\":[[1]],\"ofset\":0}",
-               U, "ofset", "unknown key (did you mean 'offset'?)");
+  expect_error(
+      "{\"op\":\"anchors\",\"image_size\":[8,8],\"feature_maps\":[[1,1]],\"sizes\":[[8]],"
+      "\"aspect_ratios\":[[1]],\"ofset\":0}",
+      U, "ofset", "unknown key (did you mean 'offset'?)");
   expect_error("{\"op\":\"match\",\"anchors\":[],\"gt\":[],\"hihg\":0.5}", U, "hihg",
                "unknown key (did you mean 'high'?)");
-  expect_error("{\"op\":\"loss\",\"loss\":\"l1\",\"input\":[1],\"target\":[1],\"reduce\":\"sum\"}", U,
-               "reduce", "unknown key");
+  expect_error("{\"op\":\"loss\",\"loss\":\"l1\",\"input\":[1],\"target\":[1],\"reduce\":\"sum\"}",
+               U, "reduce", "unknown key");
   expect_error("{\"op\":\"loss\",\"loss\":\"giou_loss\",\"input\":[],\"target\":[],\"grads\":true}",
                U, "grads", "unknown key (did you mean 'grad'?)");
-  expect_error("{\"op\":\"embedding_loss\",\"loss\":\"triplet_margin\",\"x1\":[[1]],\"x2\":[[1]],"
-               "\"x3\":[[1]],\"x4\":[[1]]}",
-               U, "x4", "unknown key (did you mean 'x1'?)");
+  expect_error(
+      "{\"op\":\"embedding_loss\",\"loss\":\"triplet_margin\",\"x1\":[[1]],\"x2\":[[1]],"
+      "\"x3\":[[1]],\"x4\":[[1]]}",
+      U, "x4", "unknown key (did you mean 'x1'?)");
   expect_error("{\"op\":\"rpn_loss\",\"images\":[],\"confg\":{}}", U, "confg",
                "unknown key (did you mean 'config'?)");
   expect_error("{\"op\":\"retina_loss\",\"images\":[],\"kind\":\"x\"}", U, "kind", "unknown key");
-  expect_error("{\"op\":\"anchor_eval\",\"dataset\":{},\"anchors\":[],\"metrc\":\"iou\"}", U, "metrc",
-               "unknown key (did you mean 'metric'?)");
+  expect_error("{\"op\":\"anchor_eval\",\"dataset\":{},\"anchors\":[],\"metrc\":\"iou\"}", U,
+               "metrc", "unknown key (did you mean 'metric'?)");
   /* Keys that belong to another kind of the same op. */
-  expect_error("{\"op\":\"embedding_loss\",\"loss\":\"contrastive\",\"x1\":[[1]],\"x2\":[[1]],"
-               "\"target\":[1],\"x3\":[[1]]}",
-               U, "x3", "unknown key for loss 'contrastive' (only triplet_margin takes x3)");
-  expect_error("{\"op\":\"embedding_loss\",\"loss\":\"triplet_margin\",\"x1\":[[1]],\"x2\":[[1]],"
-               "\"x3\":[[1]],\"target\":[1]}",
-               U, "target",
-               "unknown key for loss 'triplet_margin' (triplet_margin takes x3, not target)");
-  expect_error("{\"op\":\"loss\",\"loss\":\"l1\",\"input\":[1],\"target\":[1],\"params\":{\"beta\":1}}",
-               U, "params.beta", "unknown key");
+  expect_error(
+      "{\"op\":\"embedding_loss\",\"loss\":\"contrastive\",\"x1\":[[1]],\"x2\":[[1]],"
+      "\"target\":[1],\"x3\":[[1]]}",
+      U, "x3", "unknown key for loss 'contrastive' (only triplet_margin takes x3)");
+  expect_error(
+      "{\"op\":\"embedding_loss\",\"loss\":\"triplet_margin\",\"x1\":[[1]],\"x2\":[[1]],"
+      "\"x3\":[[1]],\"target\":[1]}",
+      U, "target", "unknown key for loss 'triplet_margin' (triplet_margin takes x3, not target)");
+  expect_error(
+      "{\"op\":\"loss\",\"loss\":\"l1\",\"input\":[1],\"target\":[1],\"params\":{\"beta\":1}}", U,
+      "params.beta", "unknown key");
   /* Nested objects: images[i], config, matcher, dataset (+ its images), anchor_config
    * (+ its levels). */
   const char *img = "{\"anchors\":[],\"gt\":[],\"deltas\":[],\"objectness\":[]";
@@ -363,40 +380,50 @@ static void unknown_keys_anywhere_in_a_case_are_errors(void **state) {
   expect_error(t, U, "images[1].is_crowed", "unknown key (did you mean 'is_crowd'?)");
   snprintf(t, sizeof t, "{\"op\":\"rpn_loss\",\"images\":[%s,\"labels\":[]}]}", img);
   expect_error(t, U, "images[0].labels", "unknown key");
-  expect_error("{\"op\":\"retina_loss\",\"images\":[{\"anchors\":[],\"gt\":[],\"deltas\":[],"
-               "\"cls_logits\":[],\"objectness\":[]}],\"config\":{\"num_classes\":2}}",
-               U, "images[0].objectness", "unknown key");
+  expect_error(
+      "{\"op\":\"retina_loss\",\"images\":[{\"anchors\":[],\"gt\":[],\"deltas\":[],"
+      "\"cls_logits\":[],\"objectness\":[]}],\"config\":{\"num_classes\":2}}",
+      U, "images[0].objectness", "unknown key");
   expect_error("{\"op\":\"rpn_loss\",\"images\":[],\"config\":{\"fg_iou_tresh\":0.5}}", U,
                "config.fg_iou_tresh", "unknown key (did you mean 'fg_iou_thresh'?)");
   const char *ds = "\"dataset\":{\"images\":[{\"width\":8,\"height\":8,\"boxes\":[[0,0,4,4]]}]}";
-  snprintf(t, sizeof t, "{\"op\":\"anchor_eval\",%s,\"anchors\":[[0,0,4,4]],\"matcher\":{\"lo\":0.1}}",
-           ds);
+  snprintf(t, sizeof t,
+           "{\"op\":\"anchor_eval\",%s,\"anchors\":[[0,0,4,4]],\"matcher\":{\"lo\":0.1}}", ds);
   expect_error(t, U, "matcher.lo", "unknown key (did you mean 'low'?)");
-  expect_error("{\"op\":\"anchor_eval\",\"dataset\":{\"images\":[{\"width\":8,\"height\":8,"
-               "\"boxes\":[],\"boxs\":[]}]},\"anchors\":[[0,0,4,4]]}",
-               U, "dataset.images[0].boxs", "unknown key (did you mean 'boxes'?)");
-  expect_error("{\"op\":\"anchor_eval\",\"dataset\":{\"images\":[{\"width\":8,\"height\":8,"
-               "\"boxes\":[]}],\"nmae\":\"x\"},\"anchors\":[[0,0,4,4]]}",
-               U, "dataset.nmae", "unknown key (did you mean 'name'?)");
-  snprintf(t, sizeof t, "{\"op\":\"anchor_eval\",%s,\"anchor_config\":{\"strides\":[8],"
-           "\"sizes\":[[8]],\"aspect_ratio\":[1]}}", ds);
+  expect_error(
+      "{\"op\":\"anchor_eval\",\"dataset\":{\"images\":[{\"width\":8,\"height\":8,"
+      "\"boxes\":[],\"boxs\":[]}]},\"anchors\":[[0,0,4,4]]}",
+      U, "dataset.images[0].boxs", "unknown key (did you mean 'boxes'?)");
+  expect_error(
+      "{\"op\":\"anchor_eval\",\"dataset\":{\"images\":[{\"width\":8,\"height\":8,"
+      "\"boxes\":[]}],\"nmae\":\"x\"},\"anchors\":[[0,0,4,4]]}",
+      U, "dataset.nmae", "unknown key (did you mean 'name'?)");
+  snprintf(t, sizeof t,
+           "{\"op\":\"anchor_eval\",%s,\"anchor_config\":{\"strides\":[8],"
+           "\"sizes\":[[8]],\"aspect_ratio\":[1]}}",
+           ds);
   expect_error(t, U, "anchor_config.aspect_ratio", "unknown key (did you mean 'aspect_ratios'?)");
-  snprintf(t, sizeof t, "{\"op\":\"anchor_eval\",%s,\"anchor_config\":{\"levels\":[{\"stride\":8,"
-           "\"sizes\":[8],\"aspect_ratios\":[1],\"strid\":8}]}}", ds);
+  snprintf(t, sizeof t,
+           "{\"op\":\"anchor_eval\",%s,\"anchor_config\":{\"levels\":[{\"stride\":8,"
+           "\"sizes\":[8],\"aspect_ratios\":[1],\"strid\":8}]}}",
+           ds);
   expect_error(t, U, "anchor_config.levels[0].strid", "unknown key (did you mean 'stride'?)");
   /* The full key set of each op still runs. */
-  snprintf(t, sizeof t, "{\"op\":\"anchor_eval\",%s,\"anchors\":[[0,0,4,4]],\"metric\":\"iou\","
+  snprintf(t, sizeof t,
+           "{\"op\":\"anchor_eval\",%s,\"anchors\":[[0,0,4,4]],\"metric\":\"iou\","
            "\"iou_thresh\":0.5,\"ratio_thresh\":4,\"resize_long_side\":8,\"resize_min_size\":8,"
            "\"worst\":1,\"matcher\":{\"high\":0.7,\"low\":0.3,\"allow_low_quality\":true,"
-           "\"low_quality_min_iou\":0,\"semantics\":\"torchvision\"}}", ds);
+           "\"low_quality_min_iou\":0,\"semantics\":\"torchvision\"}}",
+           ds);
   detloss_error err;
   char *out = compute(t, DETLOSS_OK, &err);
   detloss_free(out);
-  out = compute("{\"op\":\"match\",\"anchors\":[[0,0,1,1]],\"gt\":[[0,0,1,1]],\"high\":0.7,"
-                "\"low\":0.3,\"allow_low_quality\":true,\"low_quality_min_iou\":0,"
-                "\"semantics\":\"mmdet\",\"gt_max_assign_all\":true,\"is_crowd\":[0],"
-                "\"crowd_ioa_thresh\":0.7,\"allowed_border\":0,\"image_size\":[8,8]}",
-                DETLOSS_OK, &err);
+  out = compute(
+      "{\"op\":\"match\",\"anchors\":[[0,0,1,1]],\"gt\":[[0,0,1,1]],\"high\":0.7,"
+      "\"low\":0.3,\"allow_low_quality\":true,\"low_quality_min_iou\":0,"
+      "\"semantics\":\"mmdet\",\"gt_max_assign_all\":true,\"is_crowd\":[0],"
+      "\"crowd_ioa_thresh\":0.7,\"allowed_border\":0,\"image_size\":[8,8]}",
+      DETLOSS_OK, &err);
   detloss_free(out);
 }
 
@@ -421,13 +448,14 @@ static void ragged_and_mixed_arrays_name_the_first_bad_element(void **state) {
                "boxes1[0][3]", "expected a number, got a string");
   expect_error("{\"op\":\"match\",\"anchors\":[],\"gt\":[],\"is_crowd\":[[0]]}", DETLOSS_ERR_TYPE,
                "is_crowd[0]", "expected a number, got an array");
-  expect_error("{\"op\":\"anchors\",\"image_size\":[8,8],\"feature_maps\":[[1,1]],\"sizes\":[[8,[8]]],"
-               "\"aspect_ratios\":[[1]]}",
-               DETLOSS_ERR_TYPE, "sizes[0][1]", "expected a number, got an array");
-  expect_error("{\"op\":\"retina_loss\",\"images\":[{\"anchors\":[[0,0,1,1]],\"gt\":[],\"deltas\":"
-               "[[0,0,0,0]],\"cls_logits\":[[1],5]}]}",
-               DETLOSS_ERR_TYPE, "images[0].cls_logits[1]",
-               "expected an array of 1 elements, got a number");
+  expect_error(
+      "{\"op\":\"anchors\",\"image_size\":[8,8],\"feature_maps\":[[1,1]],\"sizes\":[[8,[8]]],"
+      "\"aspect_ratios\":[[1]]}",
+      DETLOSS_ERR_TYPE, "sizes[0][1]", "expected a number, got an array");
+  expect_error(
+      "{\"op\":\"retina_loss\",\"images\":[{\"anchors\":[[0,0,1,1]],\"gt\":[],\"deltas\":"
+      "[[0,0,0,0]],\"cls_logits\":[[1],5]}]}",
+      DETLOSS_ERR_TYPE, "images[0].cls_logits[1]", "expected an array of 1 elements, got a number");
 }
 
 /* Limits, integer ranges and non-finite results. */
@@ -443,9 +471,9 @@ static detloss_status compute_lim(const char *text, const detloss_json_limits *l
 static void json_limits_have_the_documented_defaults(void **state) {
   (void)state;
   detloss_json_limits d = detloss_json_limits_default(), i = DETLOSS_JSON_LIMITS_INIT;
-  assert_int_equal(d.max_input_bytes, (size_t)1 << 30);         /* 1 GiB, as the README says */
-  assert_int_equal(d.max_output_numbers, (size_t)16777216);     /* 2^24 */
-  assert_int_equal(d.max_anchors, (size_t)134217728);           /* 2^27 */
+  assert_int_equal(d.max_input_bytes, (size_t)1 << 30);     /* 1 GiB, as the README says */
+  assert_int_equal(d.max_output_numbers, (size_t)16777216); /* 2^24 */
+  assert_int_equal(d.max_anchors, (size_t)134217728);       /* 2^27 */
   assert_true(d.max_image_side == 100000.0);
   assert_memory_equal(&d, &i, sizeof d);
   detloss_compute_options o = DETLOSS_COMPUTE_OPTIONS_INIT;
@@ -453,8 +481,8 @@ static void json_limits_have_the_documented_defaults(void **state) {
 }
 
 /* iou_hand: boxes1 2 rows, boxes2 4 rows -> a 2 x 4 matrix = 8 numbers. */
-#define IOU_2X4 \
-  "{\"op\":\"iou\",\"boxes1\":[[0,0,10,10],[0,0,4,2]],\"boxes2\":[[5,5,15,15],[20,0,30,20]," \
+#define IOU_2X4                                                                                    \
+  "{\"op\":\"iou\",\"boxes1\":[[0,0,10,10],[0,0,4,2]],\"boxes2\":[[5,5,15,15],[20,0,30,20],"       \
   "[1,1,3,5],[5,5,5,5]]}"
 
 static void a_result_past_max_output_numbers_is_refused_before_it_runs(void **state) {
@@ -465,8 +493,9 @@ static void a_result_past_max_output_numbers_is_refused_before_it_runs(void **st
   assert_int_equal(compute_lim(IOU_2X4, &lim, &out, &err), DETLOSS_ERR_RANGE);
   assert_string_equal(out, "untouched");
   assert_string_equal(err.where, "boxes2");
-  assert_string_equal(err.msg, "a 2 x 4 matrix would return 8 numbers, more than the limit "
-                               "max_output_numbers = 7");
+  assert_string_equal(err.msg,
+                      "a 2 x 4 matrix would return 8 numbers, more than the limit "
+                      "max_output_numbers = 7");
   lim.max_output_numbers = 8; /* exactly the limit is fine */
   assert_int_equal(compute_lim(IOU_2X4, &lim, &out, &err), DETLOSS_OK);
   detloss_free(out);
@@ -477,8 +506,9 @@ static void a_result_past_max_output_numbers_is_refused_before_it_runs(void **st
                                NULL, &out, &err),
                    DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "feature_maps");
-  assert_non_null(strstr(err.msg, "134217728 numbers, more than the limit max_output_numbers = "
-                                  "16777216"));
+  assert_non_null(strstr(err.msg,
+                         "134217728 numbers, more than the limit max_output_numbers = "
+                         "16777216"));
 }
 
 static void anchors_and_image_sides_past_their_limits_are_refused(void **state) {
@@ -486,8 +516,9 @@ static void anchors_and_image_sides_past_their_limits_are_refused(void **state) 
   detloss_error err;
   char *out;
   /* 3 x 5 cells x (2 sizes x 1 ratio) = 30 anchors */
-  const char *c30 = "[{\"op\":\"anchors\",\"image_size\":[30,50],\"feature_maps\":[[3,5]],"
-                    "\"sizes\":[[8,16]],\"aspect_ratios\":[[1]]}]";
+  const char *c30 =
+      "[{\"op\":\"anchors\",\"image_size\":[30,50],\"feature_maps\":[[3,5]],"
+      "\"sizes\":[[8,16]],\"aspect_ratios\":[[1]]}]";
   detloss_json_limits lim = {0, 0, 29, 0.0};
   assert_int_equal(compute_lim(c30, &lim, &out, &err), DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "[0].feature_maps");
@@ -538,8 +569,9 @@ static void stream_reader_stops_at_max_bytes_plus_one(void **state) {
 
 static void integer_fields_out_of_range_are_errors_not_casts(void **state) {
   (void)state;
-  cJSON *o = cJSON_Parse("{\"p\":9223372036854775808,\"n\":-1e300,\"e\":9007199254740992,"
-                         "\"f\":2.5,\"h\":1e300}");
+  cJSON *o = cJSON_Parse(
+      "{\"p\":9223372036854775808,\"n\":-1e300,\"e\":9007199254740992,"
+      "\"f\":2.5,\"h\":1e300}");
   assert_non_null(o);
   long long v = 7;
   detloss_error err;
@@ -556,9 +588,10 @@ static void integer_fields_out_of_range_are_errors_not_casts(void **state) {
   assert_true(v == 9007199254740992LL);
   cJSON_Delete(o);
   char *out;
-  compute("{\"op\":\"rpn_loss\",\"config\":{\"seed\":9223372036854775808},\"images\":[{\"anchors\":"
-          "[[0,0,10,10]],\"gt\":[[0,0,10,10]],\"objectness\":[0],\"deltas\":[[0,0,0,0]]}]}",
-          DETLOSS_ERR_RANGE, &err);
+  compute(
+      "{\"op\":\"rpn_loss\",\"config\":{\"seed\":9223372036854775808},\"images\":[{\"anchors\":"
+      "[[0,0,10,10]],\"gt\":[[0,0,10,10]],\"objectness\":[0],\"deltas\":[[0,0,0,0]]}]}",
+      DETLOSS_ERR_RANGE, &err);
   assert_string_equal(err.where, "config.seed");
   (void)out;
 }
@@ -570,10 +603,11 @@ static void a_non_finite_result_is_a_range_error_naming_the_element(void **state
    * it was written as null with status 0. The core now refuses the size itself
    * (a base anchor beyond the 1e18 coordinate bound), naming the field; the
    * driver's own null check is covered by the finder test below. */
-  compute("[{\"op\":\"iou\",\"boxes1\":[[0,0,1,1]],\"boxes2\":[[0,0,1,1]]},"
-          "{\"op\":\"anchors\",\"image_size\":[32,32],\"feature_maps\":[[1,1]],"
-          "\"sizes\":[[3e38]],\"aspect_ratios\":[[0.5]]}]",
-          DETLOSS_ERR_RANGE, &err);
+  compute(
+      "[{\"op\":\"iou\",\"boxes1\":[[0,0,1,1]],\"boxes2\":[[0,0,1,1]]},"
+      "{\"op\":\"anchors\",\"image_size\":[32,32],\"feature_maps\":[[1,1]],"
+      "\"sizes\":[[3e38]],\"aspect_ratios\":[[0.5]]}]",
+      DETLOSS_ERR_RANGE, &err);
   assert_string_equal(err.where, "[1].levels[0].sizes[0]");
   assert_non_null(strstr(err.msg, "beyond the coordinate bound 1e18"));
 }
@@ -614,7 +648,8 @@ static void the_path_stack_and_located_library_errors(void **state) {
   assert_int_equal(p.len, strlen(joined));
 
   static const size_t shape[2] = {2, 3};
-  const dlj_arg args[] = {{"logits", "input", shape, 2}, {"gamma", "params.gamma", NULL, 0},
+  const dlj_arg args[] = {{"logits", "input", shape, 2},
+                          {"gamma", "params.gamma", NULL, 0},
                           {"pos_weight", "params.pos_weight", NULL, 0}};
   dlj_path at;
   dlj_path_init(&at, "[2]");

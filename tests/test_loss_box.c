@@ -11,8 +11,8 @@
 #include "testutil.h"
 #include "detloss/detloss.h"
 
-static const detloss_loss_kind KINDS[4] = {DETLOSS_LOSS_IOU, DETLOSS_LOSS_GIOU,
-                                           DETLOSS_LOSS_DIOU, DETLOSS_LOSS_CIOU};
+static const detloss_loss_kind KINDS[4] = {DETLOSS_LOSS_IOU, DETLOSS_LOSS_GIOU, DETLOSS_LOSS_DIOU,
+                                           DETLOSS_LOSS_CIOU};
 
 static detloss_loss_options opts(detloss_loss_kind k, detloss_reduction r) {
   detloss_loss_options o = detloss_loss_options_default(k);
@@ -95,13 +95,19 @@ static void values_and_gradients_match_torchvision_float64(void **state) {
     dl_json_rows(cJSON_GetObjectItem(c, "grad_pred"), 4, NULL, egp);
     dl_json_rows(cJSON_GetObjectItem(c, "grad_target"), 4, NULL, egt);
     detloss_error err;
-    assert_int_equal(detloss_loss_boxes(kind, pred, tgt, w, n, loss, gp, gt, &o, &err),
-                     DETLOSS_OK);
+    assert_int_equal(detloss_loss_boxes(kind, pred, tgt, w, n, loss, gp, gt, &o, &err), DETLOSS_OK);
     dl_assert_close(loss, eloss, nl, 1e-5, 1e-6);
     dl_assert_close(gp, egp, 4 * n, 1e-5, 1e-6);
     dl_assert_close(gt, egt, 4 * n, 1e-5, 1e-6);
-    free(pred); free(tgt); free(w); free(loss); free(gp); free(gt);
-    free(eloss); free(egp); free(egt);
+    free(pred);
+    free(tgt);
+    free(w);
+    free(loss);
+    free(gp);
+    free(gt);
+    free(eloss);
+    free(egp);
+    free(egt);
     count++;
   }
   assert_true(count >= 34); /* as many as the generator writes */
@@ -266,8 +272,8 @@ static void mean_of_no_boxes_is_zero(void **state) {
   }
   /* NONE with n = 0 writes nothing and needs no buffer */
   detloss_loss_options o = opts(DETLOSS_LOSS_GIOU, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_boxes(DETLOSS_LOSS_GIOU, NULL, NULL, NULL, 0, NULL, NULL, NULL,
-                                      &o, NULL),
+  assert_int_equal(detloss_loss_boxes(DETLOSS_LOSS_GIOU, NULL, NULL, NULL, 0, NULL, NULL, NULL, &o,
+                                      NULL),
                    DETLOSS_OK);
 }
 
@@ -347,8 +353,7 @@ static void ciou_of_a_point_box_is_finite(void **state) {
   const float p[4] = {5, 5, 5, 5}, t[4] = {0, 0, 10, 10};
   detloss_loss_options o = opts(DETLOSS_LOSS_CIOU, DETLOSS_REDUCTION_SUM);
   float l, gp[4], gt[4];
-  assert_int_equal(detloss_loss_boxes(DETLOSS_LOSS_CIOU, p, t, NULL, 1, &l, gp, gt, &o, NULL),
-                   0);
+  assert_int_equal(detloss_loss_boxes(DETLOSS_LOSS_CIOU, p, t, NULL, 1, &l, gp, gt, &o, NULL), 0);
   dl_assert_close1(l, 1.0 + 0.25 * 0.25 / (1.25 + 1e-7), 1e-6, 0);
   assert_true(all_finite(gp, 4) && all_finite(gt, 4));
 }
@@ -358,14 +363,14 @@ static void ciou_of_a_point_box_is_finite(void **state) {
  * loss as at scale 1 (eps negligible) and gradients scaled by 1e-30. */
 static void extreme_boxes_stay_finite_and_scale_invariant(void **state) {
   (void)state;
-  const float p[24] = {5, 5, 2, 8,      /* inverted in x */
-                       9, 9, 1, 1,      /* inverted in both */
-                       0, 0, 1, 1,      /* disjoint, far */
-                       0, 0, 5, 5,      /* touching edge */
-                       0, 0, 3e38f, 3e38f, /* huge */
-                       -3e38f, 0, 0, 1e-40f}; /* huge and subnormal */
-  const float t[24] = {0, 0, 10, 10, 0, 0, 3, 4, 1e6f, 1e6f, 1e6f + 1, 1e6f + 2,
-                       5, 0, 9, 5, 1e38f, 1e38f, 2e38f, 3e38f, 0, 0, 1e-40f, 3e38f};
+  const float p[24] = {5,      5, 2,     8,       /* inverted in x */
+                       9,      9, 1,     1,       /* inverted in both */
+                       0,      0, 1,     1,       /* disjoint, far */
+                       0,      0, 5,     5,       /* touching edge */
+                       0,      0, 3e38f, 3e38f,   /* huge */
+                       -3e38f, 0, 0,     1e-40f}; /* huge and subnormal */
+  const float t[24] = {0, 0, 10, 10, 0,     0,     3,     4,     1e6f, 1e6f, 1e6f + 1, 1e6f + 2,
+                       5, 0, 9,  5,  1e38f, 1e38f, 2e38f, 3e38f, 0,    0,    1e-40f,   3e38f};
   for (int kk = 0; kk < 4; kk++) {
     detloss_loss_options o = opts(KINDS[kk], DETLOSS_REDUCTION_NONE);
     float l[6], gp[24], gt[24];
@@ -396,8 +401,8 @@ static void extreme_boxes_stay_finite_and_scale_invariant(void **state) {
 /* A float drawn from a mix: special values (0, +-subnormal, +-FLT_MAX, ...)
  * one time in three, else a random mantissa with exponent in [-125, 125]. */
 static float extreme_float(dl_rng *r) {
-  static const float v[] = {0,      1,       -1,     1e-45f,  -1e-45f, 1e-38f,  3e38f, -3e38f,
-                            FLT_MAX, -FLT_MAX, 0.5f, 2,       1e20f,   -1e20f, 1e-20f};
+  static const float v[] = {0,       1,        -1,   1e-45f, -1e-45f, 1e-38f, 3e38f, -3e38f,
+                            FLT_MAX, -FLT_MAX, 0.5f, 2,      1e20f,   -1e20f, 1e-20f};
   uint64_t u = dl_rng_u64(r);
   if (u % 3 == 0) return v[(u >> 8) % (sizeof v / sizeof v[0])];
   int e = (int)((u >> 8) % 251) - 125;
@@ -426,7 +431,12 @@ static void random_extreme_boxes_never_give_nan_or_inf(void **state) {
     assert_int_equal(detloss_loss_boxes(KINDS[kk], p, t, w, n, l, gp, NULL, &o, NULL), 0);
     assert_true(all_finite(l, 1) && all_finite(gp, 4 * n));
   }
-  free(p); free(t); free(gp); free(gt); free(l); free(w);
+  free(p);
+  free(t);
+  free(gp);
+  free(gt);
+  free(l);
+  free(w);
 }
 
 /* Bad input: status, err.where, and outputs untouched (sentinels survive). */
@@ -437,13 +447,13 @@ static void bad_input_is_rejected_with_outputs_untouched(void **state) {
   for (int k = 0; k < 8; k++) gp[k] = gt[k] = -7;
   detloss_loss_options o = opts(DETLOSS_LOSS_GIOU, DETLOSS_REDUCTION_NONE);
   detloss_error err;
-#define EXPECT_FAIL(call, status, wh)                                                     \
-  do {                                                                                       \
-    memset(&err, 0, sizeof err);                                                             \
-    assert_int_equal((call), (status));                                                      \
-    assert_string_equal(err.where, (wh));                                                    \
-    for (int k_ = 0; k_ < 8; k_++) assert_true(gp[k_] == -7.0f && gt[k_] == -7.0f);         \
-    assert_true(loss[0] == -7.0f && loss[1] == -7.0f);                                       \
+#define EXPECT_FAIL(call, status, wh)                                                              \
+  do {                                                                                             \
+    memset(&err, 0, sizeof err);                                                                   \
+    assert_int_equal((call), (status));                                                            \
+    assert_string_equal(err.where, (wh));                                                          \
+    for (int k_ = 0; k_ < 8; k_++) assert_true(gp[k_] == -7.0f && gt[k_] == -7.0f);                \
+    assert_true(loss[0] == -7.0f && loss[1] == -7.0f);                                             \
   } while (0)
   EXPECT_FAIL(detloss_loss_boxes(DETLOSS_LOSS_GIOU, NULL, t, w, 2, loss, gp, gt, &o, &err),
               DETLOSS_ERR_NULL, "pred");
@@ -476,8 +486,7 @@ static void bad_input_is_rejected_with_outputs_untouched(void **state) {
   o.reduction = DETLOSS_REDUCTION_NONE;
   EXPECT_FAIL(detloss_loss_boxes(DETLOSS_LOSS_L1, p, t, w, 2, loss, gp, gt, &o, &err),
               DETLOSS_ERR_RANGE, "kind");
-  EXPECT_FAIL(detloss_loss_boxes(DETLOSS_LOSS_GIOU, p, t, w, SIZE_MAX / 2, loss, gp, gt, &o,
-                                 &err),
+  EXPECT_FAIL(detloss_loss_boxes(DETLOSS_LOSS_GIOU, p, t, w, SIZE_MAX / 2, loss, gp, gt, &o, &err),
               DETLOSS_ERR_SHAPE, "n");
 #undef EXPECT_FAIL
 }
@@ -509,8 +518,7 @@ static void results_are_bitwise_identical_for_any_thread_count(void **state) {
     for (int r = 0; r < 3; r++) {
       detloss_loss_options o = opts(KINDS[kk], DETLOSS_REDUCTION_SUM);
       o.num_threads = threads[r];
-      assert_int_equal(detloss_loss_boxes(KINDS[kk], p, t, w, n, &s[r], g[r], NULL, &o, NULL),
-                       0);
+      assert_int_equal(detloss_loss_boxes(KINDS[kk], p, t, w, n, &s[r], g[r], NULL, &o, NULL), 0);
       o.reduction = DETLOSS_REDUCTION_NONE;
       assert_int_equal(detloss_loss_boxes(KINDS[kk], p, t, w, n, l[r], NULL, NULL, &o, NULL), 0);
     }

@@ -106,7 +106,9 @@ static void sigmoid_focal_matches_the_reference_table(void **state) {
   const double el[5] = {0.0433216988, 0.0004508907, 0.6915701103, 1.2375586346, 0.0000819625};
   const double eg[5] = {-0.0745716988, -0.0012177350, -0.2816874702, 0.8075352978, 0.0002361539};
   float loss[5], grad[5];
-  assert_int_equal(detloss_sigmoid_focal_loss(x, y, 5, 0.25f, 2.0f, DETLOSS_REDUCTION_NONE, loss, grad, 1, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_sigmoid_focal_loss(x, y, 5, 0.25f, 2.0f, DETLOSS_REDUCTION_NONE, loss,
+                                              grad, 1, NULL),
+                   DETLOSS_OK);
   dl_assert_close(loss, el, 5, 1e-6, 1e-9);
   dl_assert_close(grad, eg, 5, 1e-6, 1e-9);
 }
@@ -119,12 +121,15 @@ static void bce_with_logits_and_bce_at_one_half_are_ln2(void **state) {
   const float z[2] = {0.0f, 0.0f}, p[2] = {0.5f, 0.5f}, y[2] = {1.0f, 0.0f};
   float loss[2], grad[2];
   detloss_loss_options o = opts(DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, z, y, NULL, 2, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, z, y, NULL, 2, loss, grad,
+                                            &o, NULL),
+                   DETLOSS_OK);
   const double ln2[2] = {0.6931471805599453, 0.6931471805599453}, eg[2] = {-0.5, 0.5};
   dl_assert_close(loss, ln2, 2, 1e-7, 0.0);
   dl_assert_close(grad, eg, 2, 1e-7, 0.0);
   o = opts(DETLOSS_LOSS_BCE, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE, p, y, NULL, 2, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE, p, y, NULL, 2, loss, grad, &o, NULL),
+                   DETLOSS_OK);
   const double eg2[2] = {-2.0, 2.0};
   dl_assert_close(loss, ln2, 2, 1e-7, 0.0);
   dl_assert_close(grad, eg2, 2, 1e-7, 0.0);
@@ -132,7 +137,9 @@ static void bce_with_logits_and_bce_at_one_half_are_ln2(void **state) {
   o = opts(DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_REDUCTION_NONE);
   o.pos_weight = &pw;
   o.pos_weight_len = 1;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, z, y, NULL, 2, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, z, y, NULL, 2, loss, grad,
+                                            &o, NULL),
+                   DETLOSS_OK);
   const double el3[2] = {3.0 * 0.6931471805599453, 0.6931471805599453}, eg3[2] = {-1.5, 0.5};
   dl_assert_close(loss, el3, 2, 1e-7, 0.0);
   dl_assert_close(grad, eg3, 2, 1e-7, 0.0);
@@ -145,7 +152,9 @@ static void hinge_is_zero_with_zero_gradient_at_and_beyond_the_margin(void **sta
   const float x[4] = {0.25f, 2.0f, 1.0f, 0.5f}, y[4] = {1.0f, 1.0f, 1.0f, -1.0f};
   float loss[4], grad[4];
   detloss_loss_options o = opts(DETLOSS_LOSS_HINGE, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HINGE, x, y, NULL, 4, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HINGE, x, y, NULL, 4, loss, grad, &o,
+                                            NULL),
+                   DETLOSS_OK);
   const double el[4] = {0.75, 0.0, 0.0, 1.5}, eg[4] = {-1.0, 0.0, 0.0, 1.0};
   dl_assert_close(loss, el, 4, 0.0, 0.0);
   dl_assert_close(grad, eg, 4, 0.0, 0.0);
@@ -162,7 +171,9 @@ static void cross_entropy_with_label_smoothing_on_equal_logits(void **state) {
   float loss, grad[6];
   detloss_loss_options o = opts(DETLOSS_LOSS_CROSS_ENTROPY, DETLOSS_REDUCTION_MEAN);
   o.label_smoothing = 0.3f;
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 3, &loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 3, &loss, grad,
+                                        &o, NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, 1.0986122886681098, 1e-7, 0.0);
   const double eg[6] = {-0.4666666667, 0.2333333333, 0.2333333333, 0, 0, 0};
   dl_assert_close(grad, eg, 6, 1e-6, 1e-9);
@@ -177,12 +188,16 @@ static void softmax_focal_on_two_equal_logits(void **state) {
   const int64_t t[1] = {0};
   float loss, grad[2];
   detloss_loss_options o = opts(DETLOSS_LOSS_SOFTMAX_FOCAL, DETLOSS_REDUCTION_SUM);
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, z, t, NULL, 1, 2, &loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, z, t, NULL, 1, 2, &loss, grad,
+                                        &o, NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, 0.25 * 0.6931471805599453, 1e-7, 0.0);
   const double eg[2] = {-0.29828679513998635, 0.29828679513998635};
   dl_assert_close(grad, eg, 2, 1e-6, 0.0);
   o.gamma = 0.0f;
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, z, t, NULL, 1, 2, &loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, z, t, NULL, 1, 2, &loss, grad,
+                                        &o, NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, 0.6931471805599453, 1e-7, 0.0);
   const double eg0[2] = {-0.5, 0.5};
   dl_assert_close(grad, eg0, 2, 1e-7, 0.0);
@@ -226,10 +241,14 @@ static void elementwise_gradients_match_central_differences(void **state) {
     float gamma;
     float alpha;
     int soft;
-  } runs[] = {{DETLOSS_LOSS_BCE_WITH_LOGITS, 2, 0.25f, 1}, {DETLOSS_LOSS_BCE, 2, 0.25f, 1},
-              {DETLOSS_LOSS_SIGMOID_FOCAL, 2, 0.25f, 0}, {DETLOSS_LOSS_SIGMOID_FOCAL, 0.5f, 0.25f, 0},
-              {DETLOSS_LOSS_SIGMOID_FOCAL, 0.0f, -1.0f, 0}, {DETLOSS_LOSS_SIGMOID_FOCAL, 2, 0.25f, 1},
-              {DETLOSS_LOSS_SIGMOID_FOCAL, 1.5f, 0.6f, 1}, {DETLOSS_LOSS_HINGE, 2, 0.25f, 0}};
+  } runs[] = {{DETLOSS_LOSS_BCE_WITH_LOGITS, 2, 0.25f, 1},
+              {DETLOSS_LOSS_BCE, 2, 0.25f, 1},
+              {DETLOSS_LOSS_SIGMOID_FOCAL, 2, 0.25f, 0},
+              {DETLOSS_LOSS_SIGMOID_FOCAL, 0.5f, 0.25f, 0},
+              {DETLOSS_LOSS_SIGMOID_FOCAL, 0.0f, -1.0f, 0},
+              {DETLOSS_LOSS_SIGMOID_FOCAL, 2, 0.25f, 1},
+              {DETLOSS_LOSS_SIGMOID_FOCAL, 1.5f, 0.6f, 1},
+              {DETLOSS_LOSS_HINGE, 2, 0.25f, 0}};
   for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
     detloss_loss_kind kind = runs[k].kind;
     detloss_loss_options o = opts(kind, DETLOSS_REDUCTION_MEAN);
@@ -265,7 +284,8 @@ static void elementwise_gradients_match_central_differences(void **state) {
       expected[i] = (double)w[i] * (fp - fm) / (2 * h) / N;
       total += (double)w[i] * ref_elem(kind, (double)x[i], (double)y[i], p, &o);
     }
-    print_message("%s gamma %g alpha %g soft %d\n", detloss_loss_name(kind), (double)o.gamma, (double)o.alpha, runs[k].soft);
+    print_message("%s gamma %g alpha %g soft %d\n", detloss_loss_name(kind), (double)o.gamma,
+                  (double)o.alpha, runs[k].soft);
     dl_assert_close(grad, expected, N, 1e-5, 1e-7);
     dl_assert_close1(loss, total / N, 1e-5, 1e-7);
   }
@@ -297,8 +317,10 @@ static void class_gradients_match_central_differences(void **state) {
   struct {
     detloss_loss_kind kind;
     float eps, gamma, alpha;
-  } runs[] = {{DETLOSS_LOSS_CROSS_ENTROPY, 0.0f, 2, 1}, {DETLOSS_LOSS_CROSS_ENTROPY, 0.15f, 2, 1},
-              {DETLOSS_LOSS_SOFTMAX_FOCAL, 0, 2.0f, 0.5f}, {DETLOSS_LOSS_SOFTMAX_FOCAL, 0, 0.3f, 1.0f}};
+  } runs[] = {{DETLOSS_LOSS_CROSS_ENTROPY, 0.0f, 2, 1},
+              {DETLOSS_LOSS_CROSS_ENTROPY, 0.15f, 2, 1},
+              {DETLOSS_LOSS_SOFTMAX_FOCAL, 0, 2.0f, 0.5f},
+              {DETLOSS_LOSS_SOFTMAX_FOCAL, 0, 0.3f, 1.0f}};
   for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
     detloss_loss_options o = opts(runs[k].kind, DETLOSS_REDUCTION_MEAN);
     o.label_smoothing = runs[k].eps;
@@ -315,7 +337,8 @@ static void class_gradients_match_central_differences(void **state) {
     t[2] = 3;
     count = 0;
     for (size_t i = 0; i < N; i++) count += t[i] != 3;
-    assert_int_equal(detloss_loss_classes(runs[k].kind, z, t, w, N, C, &loss, grad, &o, NULL), DETLOSS_OK);
+    assert_int_equal(detloss_loss_classes(runs[k].kind, z, t, w, N, C, &loss, grad, &o, NULL),
+                     DETLOSS_OK);
     double expected[N * C], total = 0;
     for (size_t i = 0; i < N; i++) {
       double row[C];
@@ -352,7 +375,9 @@ static void saturated_logits_give_finite_analytic_limits(void **state) {
   const float y[8] = {1, 1, 0, 0, 1, 1, 0, 0};
   float loss[8], grad[8];
   detloss_loss_options o = opts(DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, 8, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, 8, loss, grad,
+                                            &o, NULL),
+                   DETLOSS_OK);
   const double el[8] = {0, 100, 100, 0, 0, 1e30, 1e30, 0};
   const double eg[8] = {0, -1, 1, 0, 0, -1, 1, 0};
   dl_assert_close(loss, el, 8, 1e-6, 1e-30);
@@ -361,7 +386,9 @@ static void saturated_logits_give_finite_analytic_limits(void **state) {
   for (int k = 0; k < 4; k++) {
     o = opts(DETLOSS_LOSS_SIGMOID_FOCAL, DETLOSS_REDUCTION_NONE);
     o.gamma = gammas[k];
-    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 8, loss, grad, &o, NULL), DETLOSS_OK);
+    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 8, loss, grad,
+                                              &o, NULL),
+                     DETLOSS_OK);
     const double fl[8] = {0, 25, 75, 0, 0, 0.25e30, 0.75e30, 0};
     const double fg[8] = {0, -0.25, 0.75, 0, 0, -0.25, 0.75, 0};
     print_message("gamma %g\n", (double)gammas[k]);
@@ -379,7 +406,9 @@ static void focal_is_finite_where_autograd_gives_nan(void **state) {
   float loss[6], grad[6];
   detloss_loss_options o = opts(DETLOSS_LOSS_SIGMOID_FOCAL, DETLOSS_REDUCTION_NONE);
   o.gamma = 0.5f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 6, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 6, loss, grad,
+                                            &o, NULL),
+                   DETLOSS_OK);
   assert_true(lt_all_finite(loss, 6));
   assert_true(lt_all_finite(grad, 6));
   for (int i = 0; i < 6; i++) {
@@ -397,7 +426,8 @@ static void bce_at_probabilities_zero_and_one_is_clamped_like_torch(void **state
   const float x[4] = {0, 1, 0, 1}, y[4] = {1, 0, 0, 1};
   float loss[4], grad[4];
   detloss_loss_options o = opts(DETLOSS_LOSS_BCE, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE, x, y, NULL, 4, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE, x, y, NULL, 4, loss, grad, &o, NULL),
+                   DETLOSS_OK);
   const double el[4] = {100, 100, 0, 0}, eg[4] = {-1e12, 1e12, 0, 0};
   dl_assert_close(loss, el, 4, 1e-6, 0.0);
   dl_assert_close(grad, eg, 4, 1e-6, 0.0);
@@ -412,13 +442,17 @@ static void cross_entropy_with_saturated_logits_is_exact(void **state) {
   const int64_t t[2] = {1, 0};
   float loss[2], grad[4];
   detloss_loss_options o = opts(DETLOSS_LOSS_CROSS_ENTROPY, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 2, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 2, loss, grad,
+                                        &o, NULL),
+                   DETLOSS_OK);
   const double el[2] = {200, 0}, eg[4] = {1, -1, 0, 0};
   dl_assert_close(loss, el, 2, 1e-7, 0.0);
   dl_assert_close(grad, eg, 4, 1e-7, 0.0);
   o = opts(DETLOSS_LOSS_SOFTMAX_FOCAL, DETLOSS_REDUCTION_NONE);
   o.gamma = 0.5f;
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, z, t, NULL, 2, 2, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, z, t, NULL, 2, 2, loss, grad,
+                                        &o, NULL),
+                   DETLOSS_OK);
   const double fl[2] = {200, 0}, fg[4] = {1, -1, 0, 0};
   dl_assert_close(loss, fl, 2, 1e-7, 0.0);
   dl_assert_close(grad, fg, 4, 1e-7, 0.0);
@@ -432,16 +466,22 @@ static void cross_entropy_mean_with_every_row_ignored_is_zero(void **state) {
   lt_fill(grad, 6);
   detloss_loss_options o = opts(DETLOSS_LOSS_CROSS_ENTROPY, DETLOSS_REDUCTION_MEAN);
   o.label_smoothing = 0.1f;
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 3, &loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 3, &loss, grad,
+                                        &o, NULL),
+                   DETLOSS_OK);
   const double zero[6] = {0, 0, 0, 0, 0, 0};
   dl_assert_close1(loss, 0.0, 0.0, 0.0);
   dl_assert_close(grad, zero, 6, 0.0, 0.0);
   loss = 7.0f;
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, NULL, NULL, NULL, 0, 3, &loss, NULL, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, NULL, NULL, NULL, 0, 3, &loss,
+                                        NULL, &o, NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, 0.0, 0.0, 0.0);
   loss = 7.0f;
   o = opts(DETLOSS_LOSS_SIGMOID_FOCAL, DETLOSS_REDUCTION_MEAN);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, NULL, NULL, NULL, 0, &loss, NULL, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, NULL, NULL, NULL, 0, &loss,
+                                            NULL, &o, NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, 0.0, 0.0, 0.0);
 }
 
@@ -461,8 +501,12 @@ static void a_binary_target_gives_the_same_bits_in_a_soft_chunk(void **state) {
   for (int gi = 0; gi < 2; gi++) {
     detloss_loss_options o = opts(DETLOSS_LOSS_SIGMOID_FOCAL, DETLOSS_REDUCTION_NONE);
     o.gamma = gi ? 2.0f : 1.3f;
-    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, N, l1, g1, &o, NULL), DETLOSS_OK);
-    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y2, NULL, N, l2, g2, &o, NULL), DETLOSS_OK);
+    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, N, l1, g1, &o,
+                                              NULL),
+                     DETLOSS_OK);
+    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y2, NULL, N, l2, g2,
+                                              &o, NULL),
+                     DETLOSS_OK);
     l1[5] = l2[5];
     g1[5] = g2[5];
     dl_assert_bitwise_equal(l1, l2, N);
@@ -478,45 +522,63 @@ static void out_of_domain_targets_and_parameters_are_named(void **state) {
   lt_fill(grad, 5);
   detloss_error err;
   detloss_loss_options o = opts(DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, 5, loss, grad,
+                                            &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "target[3]");
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE, x, y, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE, x, y, NULL, 5, loss, grad, &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "target[3]");
   y[3] = 1.0f;
   x[1] = 1.5f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE, x, y, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE, x, y, NULL, 5, loss, grad, &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "input[1]");
   x[1] = NAN;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_NONFINITE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 5, loss, grad,
+                                            &o, &err),
+                   DETLOSS_ERR_NONFINITE);
   assert_string_equal(err.where, "input[1]");
   x[1] = 0.2f;
   y[4] = NAN;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_NONFINITE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 5, loss, grad,
+                                            &o, &err),
+                   DETLOSS_ERR_NONFINITE);
   assert_string_equal(err.where, "target[4]");
   y[4] = 1.0f;
   /* hinge labels must be exactly -1 or +1 */
   o = opts(DETLOSS_LOSS_HINGE, DETLOSS_REDUCTION_NONE);
   float yh[5] = {1, -1, 0, 1, -1};
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HINGE, x, yh, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HINGE, x, yh, NULL, 5, loss, grad, &o,
+                                            &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "target[2]");
   yh[2] = 1;
   o.margin = -1.0f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HINGE, x, yh, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HINGE, x, yh, NULL, 5, loss, grad, &o,
+                                            &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "margin");
   o = opts(DETLOSS_LOSS_SIGMOID_FOCAL, DETLOSS_REDUCTION_NONE);
   o.gamma = -0.5f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 5, loss, grad,
+                                            &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "gamma");
   /* pos_weight: its length must divide n, values >= 0 */
   const float pw2[2] = {1.0f, 2.0f}, pwneg[1] = {-1.0f};
   o = opts(DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_REDUCTION_NONE);
   o.pos_weight = pw2;
   o.pos_weight_len = 2;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_SHAPE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, 5, loss, grad,
+                                            &o, &err),
+                   DETLOSS_ERR_SHAPE);
   assert_string_equal(err.where, "pos_weight");
   o.pos_weight = pwneg;
   o.pos_weight_len = 1;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, 5, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, y, NULL, 5, loss, grad,
+                                            &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "pos_weight[0]");
   lt_assert_untouched(loss, 5);
   lt_assert_untouched(grad, 5);
@@ -531,21 +593,32 @@ static void class_indices_out_of_range_are_named(void **state) {
   lt_fill(grad, 6);
   detloss_error err;
   detloss_loss_options o = opts(DETLOSS_LOSS_CROSS_ENTROPY, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 3, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 3, loss, grad,
+                                        &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "target[1]");
   t[1] = -1;
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, z, t, NULL, 2, 3, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, z, t, NULL, 2, 3, loss, grad,
+                                        &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "target[1]");
   t[1] = 1;
   o.label_smoothing = 1.5f;
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 3, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 3, loss, grad,
+                                        &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "label_smoothing");
   o = opts(DETLOSS_LOSS_CROSS_ENTROPY, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 0, loss, grad, &o, &err), DETLOSS_ERR_SHAPE);
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_MSE, z, t, NULL, 2, 3, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, z, t, NULL, 2, 0, loss, grad,
+                                        &o, &err),
+                   DETLOSS_ERR_SHAPE);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_MSE, z, t, NULL, 2, 3, loss, grad, &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "kind");
   float zn[6] = {1, 2, 3, 4, INFINITY, 6};
-  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, zn, t, NULL, 2, 3, loss, grad, &o, &err), DETLOSS_ERR_NONFINITE);
+  assert_int_equal(detloss_loss_classes(DETLOSS_LOSS_CROSS_ENTROPY, zn, t, NULL, 2, 3, loss, grad,
+                                        &o, &err),
+                   DETLOSS_ERR_NONFINITE);
   assert_string_equal(err.where, "logits[4]");
   lt_assert_untouched(loss, 2);
   lt_assert_untouched(grad, 6);
@@ -576,8 +649,9 @@ static void results_are_bitwise_identical_for_1_2_and_4_threads(void **state) {
       detloss_loss_options o = opts(kinds[k], DETLOSS_REDUCTION_SUM);
       o.num_threads = threads[ti];
       o.label_smoothing = 0.1f;
-      detloss_status st = k < 2 ? detloss_loss_elementwise(kinds[k], x, y, NULL, n, &l[ti], g[ti], &o, NULL)
-                                : detloss_loss_classes(kinds[k], x, t, NULL, rows, C, &l[ti], g[ti], &o, NULL);
+      detloss_status st =
+          k < 2 ? detloss_loss_elementwise(kinds[k], x, y, NULL, n, &l[ti], g[ti], &o, NULL)
+                : detloss_loss_classes(kinds[k], x, t, NULL, rows, C, &l[ti], g[ti], &o, NULL);
       assert_int_equal(st, DETLOSS_OK);
     }
     dl_assert_bitwise_equal(&l[0], &l[1], 1);

@@ -10,8 +10,7 @@
 #include "testutil.h"
 #include "detloss/detloss.h"
 
-static const detloss_loss_kind KINDS[3] = {DETLOSS_LOSS_CONTRASTIVE,
-                                           DETLOSS_LOSS_COSINE_EMBEDDING,
+static const detloss_loss_kind KINDS[3] = {DETLOSS_LOSS_CONTRASTIVE, DETLOSS_LOSS_COSINE_EMBEDDING,
                                            DETLOSS_LOSS_TRIPLET_MARGIN};
 
 static detloss_loss_options opts(detloss_loss_kind k, detloss_reduction r) {
@@ -112,8 +111,8 @@ static void values_and_gradients_match_torch_float64(void **state) {
       el[0] = jl->valuedouble;
     const int trip = kind == DETLOSS_LOSS_TRIPLET_MARGIN;
     detloss_error err;
-    assert_int_equal(detloss_loss_embedding(kind, x[0], x[1], trip ? x[2] : NULL, y, w, n, d,
-                                            loss, g[0], g[1], trip ? g[2] : NULL, &o, &err),
+    assert_int_equal(detloss_loss_embedding(kind, x[0], x[1], trip ? x[2] : NULL, y, w, n, d, loss,
+                                            g[0], g[1], trip ? g[2] : NULL, &o, &err),
                      DETLOSS_OK);
     dl_assert_close(loss, el, nl, 1e-5, 1e-6);
     dl_assert_close(g[0], eg[0], n * d, 1e-5, 1e-6);
@@ -124,7 +123,10 @@ static void values_and_gradients_match_torch_float64(void **state) {
       free(g[j]);
       free(eg[j]);
     }
-    free(y); free(w); free(loss); free(el);
+    free(y);
+    free(w);
+    free(loss);
+    free(el);
     count++;
   }
   assert_true(count >= 30); /* as many as the generator writes */
@@ -156,8 +158,8 @@ static void hand_worked_values_hold(void **state) {
   const float c1[4] = {1, 0, 1, 0}, c2[4] = {1, 1, 1, 1}, yc[2] = {1, -1};
   o = opts(DETLOSS_LOSS_COSINE_EMBEDDING, DETLOSS_REDUCTION_NONE);
   o.margin = 0.5f;
-  assert_int_equal(detloss_loss_embedding(DETLOSS_LOSS_COSINE_EMBEDDING, c1, c2, NULL, yc, NULL,
-                                          2, 2, l, NULL, NULL, NULL, &o, NULL),
+  assert_int_equal(detloss_loss_embedding(DETLOSS_LOSS_COSINE_EMBEDDING, c1, c2, NULL, yc, NULL, 2,
+                                          2, l, NULL, NULL, NULL, &o, NULL),
                    0);
   const double ecs[2] = {0.29289322, 0.20710678};
   dl_assert_close(l, ecs, 2, 0, 1e-7);
@@ -172,8 +174,8 @@ static void hand_worked_values_hold(void **state) {
     o.margin = margins[i];
     o.swap = swaps[i];
     float lt;
-    assert_int_equal(detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, ta, tp, tn, NULL, NULL,
-                                            1, 2, &lt, NULL, NULL, NULL, &o, NULL),
+    assert_int_equal(detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, ta, tp, tn, NULL, NULL, 1,
+                                            2, &lt, NULL, NULL, NULL, &o, NULL),
                      0);
     dl_assert_close1(lt, et[i], 0, 1e-6);
   }
@@ -273,13 +275,17 @@ static void reductions_and_weights_follow_the_conventions(void **state) {
     on.margin = os.margin = om.margin = kind == DETLOSS_LOSS_COSINE_EMBEDDING ? -0.5f : 3.0f;
     float lu[3], ln[3], ls, lm, gu[6], gn[6], gs[6], gm[6];
     assert_int_equal(detloss_loss_embedding(kind, a, b, c, y, NULL, n, d, lu, gu, NULL, NULL, &on,
-                                            NULL), 0);
+                                            NULL),
+                     0);
     assert_int_equal(detloss_loss_embedding(kind, a, b, c, y, w, n, d, ln, gn, NULL, NULL, &on,
-                                            NULL), 0);
+                                            NULL),
+                     0);
     assert_int_equal(detloss_loss_embedding(kind, a, b, c, y, w, n, d, &ls, gs, NULL, NULL, &os,
-                                            NULL), 0);
+                                            NULL),
+                     0);
     assert_int_equal(detloss_loss_embedding(kind, a, b, c, y, w, n, d, &lm, gm, NULL, NULL, &om,
-                                            NULL), 0);
+                                            NULL),
+                     0);
     double e[3], eg[6], sum = 0;
     for (size_t i = 0; i < n; i++) {
       e[i] = (double)w[i] * (double)lu[i];
@@ -303,8 +309,8 @@ static void empty_mean_is_zero_and_null_options_are_defaults(void **state) {
   (void)state;
   for (int kk = 0; kk < 3; kk++) {
     float l = 5;
-    assert_int_equal(detloss_loss_embedding(KINDS[kk], NULL, NULL, NULL, NULL, NULL, 0, 4, &l,
-                                            NULL, NULL, NULL, NULL, NULL),
+    assert_int_equal(detloss_loss_embedding(KINDS[kk], NULL, NULL, NULL, NULL, NULL, 0, 4, &l, NULL,
+                                            NULL, NULL, NULL, NULL),
                      0);
     assert_true(l == 0.0f);
     const float a[4] = {1, 2, 0, 1}, b[4] = {0.5f, 0, 1, 1}, c[4] = {0, 1, 2, 2};
@@ -312,10 +318,12 @@ static void empty_mean_is_zero_and_null_options_are_defaults(void **state) {
     const float *y = KINDS[kk] == DETLOSS_LOSS_CONTRASTIVE ? y01 : ypm;
     detloss_loss_options o = opts(KINDS[kk], DETLOSS_REDUCTION_MEAN);
     float l1, l2, g1[4], g2[4];
-    assert_int_equal(detloss_loss_embedding(KINDS[kk], a, b, c, y, NULL, 2, 2, &l1, g1, NULL,
-                                            NULL, NULL, NULL), 0);
-    assert_int_equal(detloss_loss_embedding(KINDS[kk], a, b, c, y, NULL, 2, 2, &l2, g2, NULL,
-                                            NULL, &o, NULL), 0);
+    assert_int_equal(detloss_loss_embedding(KINDS[kk], a, b, c, y, NULL, 2, 2, &l1, g1, NULL, NULL,
+                                            NULL, NULL),
+                     0);
+    assert_int_equal(detloss_loss_embedding(KINDS[kk], a, b, c, y, NULL, 2, 2, &l2, g2, NULL, NULL,
+                                            &o, NULL),
+                     0);
     assert_memory_equal(&l1, &l2, sizeof l1);
     dl_assert_bitwise_equal(g1, g2, 4);
   }
@@ -337,8 +345,9 @@ static void extreme_inputs_stay_finite(void **state) {
   const float y01[2] = {1, 0}, ypm[2] = {1, -1};
   float l[2], g1[6], g2[6], g3[6];
   detloss_loss_options o = opts(DETLOSS_LOSS_CONTRASTIVE, DETLOSS_REDUCTION_NONE);
-  assert_int_equal(detloss_loss_embedding(DETLOSS_LOSS_CONTRASTIVE, z, z, NULL, y01, NULL, 2, 3,
-                                          l, g1, g2, NULL, &o, NULL), 0);
+  assert_int_equal(detloss_loss_embedding(DETLOSS_LOSS_CONTRASTIVE, z, z, NULL, y01, NULL, 2, 3, l,
+                                          g1, g2, NULL, &o, NULL),
+                   0);
   double dist = sqrt(3e-12);
   const double ec[2] = {1.5e-12, 0.5 * (1 - dist) * (1 - dist)};
   dl_assert_close(l, ec, 2, 1e-6, 0);
@@ -346,7 +355,8 @@ static void extreme_inputs_stay_finite(void **state) {
 
   o = opts(DETLOSS_LOSS_COSINE_EMBEDDING, DETLOSS_REDUCTION_NONE);
   assert_int_equal(detloss_loss_embedding(DETLOSS_LOSS_COSINE_EMBEDDING, z, z, NULL, ypm, NULL, 2,
-                                          3, l, g1, g2, NULL, &o, NULL), 0);
+                                          3, l, g1, g2, NULL, &o, NULL),
+                   0);
   const double ez[2] = {1.0, 0.0};
   dl_assert_close(l, ez, 2, 0, 0);
   assert_true(all_finite(g1, 6) && all_finite(g2, 6));
@@ -361,24 +371,28 @@ static void extreme_inputs_stay_finite(void **state) {
     for (int ip = 0; ip < 4; ip++) {
       o.p = ps[ip];
       o.swap = ip % 2;
-      assert_int_equal(detloss_loss_embedding(KINDS[kk], big1, big2, big3, y, NULL, 2, 3, l, g1,
-                                              g2, g3, &o, NULL), 0);
+      assert_int_equal(detloss_loss_embedding(KINDS[kk], big1, big2, big3, y, NULL, 2, 3, l, g1, g2,
+                                              g3, &o, NULL),
+                       0);
       assert_true(all_finite(l, 2) && all_finite(g1, 6) && all_finite(g2, 6));
       if (KINDS[kk] == DETLOSS_LOSS_TRIPLET_MARGIN) assert_true(all_finite(g3, 6));
-      assert_int_equal(detloss_loss_embedding(KINDS[kk], z, z, z, y, NULL, 2, 3, l, g1, g2, g3,
-                                              &o, NULL), 0);
+      assert_int_equal(detloss_loss_embedding(KINDS[kk], z, z, z, y, NULL, 2, 3, l, g1, g2, g3, &o,
+                                              NULL),
+                       0);
       assert_true(all_finite(l, 2) && all_finite(g1, 6) && all_finite(g2, 6));
     }
     /* d = 0: distances 0, cos 0; no gradient entries */
     assert_int_equal(detloss_loss_embedding(KINDS[kk], NULL, NULL, NULL, y, NULL, 2, 0, l, NULL,
-                                            NULL, NULL, &o, NULL), 0);
+                                            NULL, NULL, &o, NULL),
+                     0);
     assert_true(all_finite(l, 2));
   }
 }
 
 static float extreme_float(dl_rng *r) {
-  static const float v[] = {0,      1,       -1,     1e-45f,  -1e-45f, 1e-38f,  3e38f, -3e38f,
-                            3.4028235e38f, -3.4028235e38f, 0.5f, 2, 1e20f, -1e20f, 1e-20f};
+  static const float v[] = {0,      1,     -1,     1e-45f,        -1e-45f,
+                            1e-38f, 3e38f, -3e38f, 3.4028235e38f, -3.4028235e38f,
+                            0.5f,   2,     1e20f,  -1e20f,        1e-20f};
   uint64_t u = dl_rng_u64(r);
   if (u % 3 == 0) return v[(u >> 8) % (sizeof v / sizeof v[0])];
   int e = (int)((u >> 8) % 251) - 125;
@@ -414,7 +428,8 @@ static void random_extreme_embeddings_never_give_nan_or_inf(void **state) {
       if (KINDS[kk] == DETLOSS_LOSS_CONTRASTIVE) o.margin = ip % 2 ? 1e30f : 1.0f;
       const float *y = KINDS[kk] == DETLOSS_LOSS_CONTRASTIVE ? y01 : ypm;
       assert_int_equal(detloss_loss_embedding(KINDS[kk], x[0], x[1], x[2], y, w, n, d, l, g[0],
-                                              g[1], g[2], &o, NULL), 0);
+                                              g[1], g[2], &o, NULL),
+                       0);
       assert_true(all_finite(l, n) && all_finite(g[0], n * d) && all_finite(g[1], n * d));
       if (KINDS[kk] == DETLOSS_LOSS_TRIPLET_MARGIN) assert_true(all_finite(g[2], n * d));
     }
@@ -422,7 +437,10 @@ static void random_extreme_embeddings_never_give_nan_or_inf(void **state) {
     free(x[j]);
     free(g[j]);
   }
-  free(y01); free(ypm); free(w); free(l);
+  free(y01);
+  free(ypm);
+  free(w);
+  free(l);
 }
 
 /* Bad input: status, err.where, outputs untouched. */
@@ -432,15 +450,15 @@ static void bad_input_is_rejected_with_outputs_untouched(void **state) {
   float w[2] = {1, 1}, l[2] = {-7, -7}, g[4] = {-7, -7, -7, -7};
   detloss_error err;
   detloss_loss_options o = opts(DETLOSS_LOSS_CONTRASTIVE, DETLOSS_REDUCTION_NONE);
-#define EXPECT_FAIL(call, status, wh)                                                        \
-  do {                                                                                       \
-    memset(&err, 0, sizeof err);                                                             \
-    assert_int_equal((call), (status));                                                      \
-    assert_string_equal(err.where, (wh));                                                    \
-    for (int k_ = 0; k_ < 4; k_++) assert_true(g[k_] == -7.0f);                              \
-    assert_true(l[0] == -7.0f && l[1] == -7.0f);                                             \
+#define EXPECT_FAIL(call, status, wh)                                                              \
+  do {                                                                                             \
+    memset(&err, 0, sizeof err);                                                                   \
+    assert_int_equal((call), (status));                                                            \
+    assert_string_equal(err.where, (wh));                                                          \
+    for (int k_ = 0; k_ < 4; k_++) assert_true(g[k_] == -7.0f);                                    \
+    assert_true(l[0] == -7.0f && l[1] == -7.0f);                                                   \
   } while (0)
-#define CALL(kind, x1, x2, x3, t) \
+#define CALL(kind, x1, x2, x3, t)                                                                  \
   detloss_loss_embedding((kind), (x1), (x2), (x3), (t), w, 2, 2, l, g, NULL, NULL, &o, &err)
   EXPECT_FAIL(CALL(DETLOSS_LOSS_CONTRASTIVE, NULL, b, NULL, y), DETLOSS_ERR_NULL, "x1");
   EXPECT_FAIL(CALL(DETLOSS_LOSS_CONTRASTIVE, a, b, NULL, NULL), DETLOSS_ERR_NULL, "target");
@@ -482,8 +500,8 @@ static void bad_input_is_rejected_with_outputs_untouched(void **state) {
   EXPECT_FAIL(CALL(DETLOSS_LOSS_TRIPLET_MARGIN, a, b, c, NULL), DETLOSS_ERR_RANGE, "reduction");
   o.reduction = DETLOSS_REDUCTION_NONE;
   EXPECT_FAIL(CALL(DETLOSS_LOSS_GIOU, a, b, c, NULL), DETLOSS_ERR_RANGE, "kind");
-  EXPECT_FAIL(detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, a, b, c, NULL, w, SIZE_MAX / 2,
-                                     4, l, g, NULL, NULL, &o, &err),
+  EXPECT_FAIL(detloss_loss_embedding(DETLOSS_LOSS_TRIPLET_MARGIN, a, b, c, NULL, w, SIZE_MAX / 2, 4,
+                                     l, g, NULL, NULL, &o, &err),
               DETLOSS_ERR_SHAPE, "n");
 #undef CALL
 #undef EXPECT_FAIL
@@ -518,17 +536,20 @@ static void results_are_bitwise_identical_for_any_thread_count(void **state) {
       o.swap = 1;
       o.num_threads = threads[r];
       assert_int_equal(detloss_loss_embedding(KINDS[kk], x[0], x[1], x[2], y, w, n, d, &s[r],
-                                              g[r][0], g[r][1], g[r][2], &o, NULL), 0);
+                                              g[r][0], g[r][1], g[r][2], &o, NULL),
+                       0);
       o.reduction = DETLOSS_REDUCTION_NONE;
       assert_int_equal(detloss_loss_embedding(KINDS[kk], x[0], x[1], x[2], y, w, n, d, l[r], NULL,
-                                              NULL, NULL, &o, NULL), 0);
+                                              NULL, NULL, &o, NULL),
+                       0);
     }
     for (int r = 1; r < 3; r++) {
       dl_assert_bitwise_equal(&s[0], &s[r], 1);
       dl_assert_bitwise_equal(l[0], l[r], n);
       dl_assert_bitwise_equal(g[0][0], g[r][0], n * d);
       dl_assert_bitwise_equal(g[0][1], g[r][1], n * d);
-      if (KINDS[kk] == DETLOSS_LOSS_TRIPLET_MARGIN) dl_assert_bitwise_equal(g[0][2], g[r][2], n * d);
+      if (KINDS[kk] == DETLOSS_LOSS_TRIPLET_MARGIN)
+        dl_assert_bitwise_equal(g[0][2], g[r][2], n * d);
     }
   }
   for (int r = 0; r < 3; r++) {

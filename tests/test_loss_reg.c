@@ -36,13 +36,17 @@ static void smooth_l1_matches_the_hand_worked_table(void **state) {
   float loss[2], grad[2];
   detloss_loss_options o = opts(DETLOSS_LOSS_SMOOTH_L1, DETLOSS_REDUCTION_NONE);
   o.beta = 1.0f / 9.0f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x, y, NULL, 2, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x, y, NULL, 2, loss, grad, &o,
+                                            NULL),
+                   DETLOSS_OK);
   const double el[2] = {0.01125, 0.44444444444}, eg[2] = {0.45, 1.0};
   dl_assert_close(loss, el, 2, 1e-6, 1e-8);
   dl_assert_close(grad, eg, 2, 1e-6, 1e-8);
   const float x2[2] = {0.05f, 0.3f};
   o.beta = 0.1f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x2, y, NULL, 2, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x2, y, NULL, 2, loss, grad, &o,
+                                            NULL),
+                   DETLOSS_OK);
   const double el2[2] = {0.0125, 0.25}, eg2[2] = {0.5, 1.0};
   dl_assert_close(loss, el2, 2, 1e-6, 1e-8);
   dl_assert_close(grad, eg2, 2, 1e-6, 1e-8);
@@ -58,8 +62,11 @@ static void huber_is_delta_times_smooth_l1_with_beta_delta(void **state) {
   oh.delta = 2.0f;
   detloss_loss_options os = opts(DETLOSS_LOSS_SMOOTH_L1, DETLOSS_REDUCTION_NONE);
   os.beta = 2.0f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HUBER, x, y, NULL, 2, lh, gh, &oh, NULL), DETLOSS_OK);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x, y, NULL, 2, ls, gs, &os, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HUBER, x, y, NULL, 2, lh, gh, &oh, NULL),
+                   DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x, y, NULL, 2, ls, gs, &os,
+                                            NULL),
+                   DETLOSS_OK);
   const double el[2] = {4.0, 0.5}, eg[2] = {2.0, -1.0};
   dl_assert_close(lh, el, 2, 1e-7, 0.0);
   dl_assert_close(gh, eg, 2, 1e-7, 0.0);
@@ -76,12 +83,14 @@ static void l1_and_mse_means_divide_by_the_element_count_not_the_weights(void **
   const float x[3] = {1.0f, -2.0f, 3.0f}, y[3] = {0.0f, 0.0f, 0.0f}, w[3] = {1.0f, 2.0f, 0.5f};
   float loss, grad[3];
   detloss_loss_options o = opts(DETLOSS_LOSS_L1, DETLOSS_REDUCTION_MEAN);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_L1, x, y, w, 3, &loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_L1, x, y, w, 3, &loss, grad, &o, NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, 6.5 / 3.0, 1e-7, 0.0);
   const double eg[3] = {1.0 / 3.0, -2.0 / 3.0, 1.0 / 6.0};
   dl_assert_close(grad, eg, 3, 1e-7, 0.0);
   o = opts(DETLOSS_LOSS_MSE, DETLOSS_REDUCTION_MEAN);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, w, 3, &loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, w, 3, &loss, grad, &o, NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, 4.5, 1e-7, 0.0);
   const double eg2[3] = {2.0 / 3.0, -8.0 / 3.0, 1.0};
   dl_assert_close(grad, eg2, 3, 1e-7, 0.0);
@@ -99,14 +108,17 @@ static void kinks_have_zero_gradient_and_beta_zero_is_l1(void **state) {
   for (int k = 0; k < 3; k++) {
     detloss_loss_options o = opts(kinds[k], DETLOSS_REDUCTION_NONE);
     o.beta = 0.0f;
-    assert_int_equal(detloss_loss_elementwise(kinds[k], x, y, NULL, 3, loss, grad, &o, NULL), DETLOSS_OK);
+    assert_int_equal(detloss_loss_elementwise(kinds[k], x, y, NULL, 3, loss, grad, &o, NULL),
+                     DETLOSS_OK);
     dl_assert_close(loss, zero, 3, 0.0, 0.0);
     dl_assert_close(grad, zero, 3, 0.0, 0.0);
   }
   const float x2[2] = {0.5f, -2.0f}, y2[2] = {0.0f, 0.0f};
   detloss_loss_options o = opts(DETLOSS_LOSS_SMOOTH_L1, DETLOSS_REDUCTION_NONE);
   o.beta = 0.0f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x2, y2, NULL, 2, loss, grad, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x2, y2, NULL, 2, loss, grad, &o,
+                                            NULL),
+                   DETLOSS_OK);
   const double el[2] = {0.5, 2.0}, eg[2] = {1.0, -1.0};
   dl_assert_close(loss, el, 2, 0.0, 0.0);
   dl_assert_close(grad, eg, 2, 0.0, 0.0);
@@ -116,11 +128,15 @@ static void mean_over_zero_elements_is_zero(void **state) {
   (void)state;
   float loss = 7.0f;
   detloss_loss_options o = opts(DETLOSS_LOSS_SMOOTH_L1, DETLOSS_REDUCTION_MEAN);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, NULL, NULL, NULL, 0, &loss, NULL, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, NULL, NULL, NULL, 0, &loss,
+                                            NULL, &o, NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, 0.0, 0.0, 0.0);
   o.reduction = DETLOSS_REDUCTION_SUM;
   loss = 7.0f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, NULL, NULL, NULL, 0, &loss, NULL, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, NULL, NULL, NULL, 0, &loss, NULL, &o,
+                                            NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, 0.0, 0.0, 0.0);
 }
 
@@ -146,7 +162,8 @@ static void gradients_match_central_differences_in_double(void **state) {
       y[i] = (float)dl_rng_normal(&r) * 2.0f;
       w[i] = (float)dl_rng_uniform(&r, 0.1, 2.0);
     }
-    assert_int_equal(detloss_loss_elementwise(kinds[k], x, y, w, N, &loss, grad, &o, NULL), DETLOSS_OK);
+    assert_int_equal(detloss_loss_elementwise(kinds[k], x, y, w, N, &loss, grad, &o, NULL),
+                     DETLOSS_OK);
     double expected[N];
     double total = 0.0;
     for (size_t i = 0; i < N; i++) {
@@ -173,31 +190,42 @@ static void bad_parameters_and_non_finite_data_are_named_and_outputs_untouched(v
   o.beta = -0.5f;
   lt_fill(loss, 4);
   lt_fill(grad, 4);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x, y, NULL, 4, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SMOOTH_L1, x, y, NULL, 4, loss, grad, &o,
+                                            &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "beta");
   o = opts(DETLOSS_LOSS_HUBER, DETLOSS_REDUCTION_NONE);
   o.delta = 0.0f;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HUBER, x, y, NULL, 4, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_HUBER, x, y, NULL, 4, loss, grad, &o,
+                                            &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "delta");
   o = opts(DETLOSS_LOSS_L1, DETLOSS_REDUCTION_NONE);
   y[2] = NAN;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_L1, x, y, NULL, 4, loss, grad, &o, &err), DETLOSS_ERR_NONFINITE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_L1, x, y, NULL, 4, loss, grad, &o, &err),
+                   DETLOSS_ERR_NONFINITE);
   assert_string_equal(err.where, "target[2]");
   y[2] = 0.0f;
   x[3] = INFINITY;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, NULL, 4, loss, grad, &o, &err), DETLOSS_ERR_NONFINITE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, NULL, 4, loss, grad, &o, &err),
+                   DETLOSS_ERR_NONFINITE);
   assert_string_equal(err.where, "input[3]");
   x[3] = 4.0f;
   w[1] = NAN;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, w, 4, loss, grad, &o, &err), DETLOSS_ERR_NONFINITE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, w, 4, loss, grad, &o, &err),
+                   DETLOSS_ERR_NONFINITE);
   assert_string_equal(err.where, "weight[1]");
   o.reduction = (detloss_reduction)7;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, NULL, 4, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, x, y, NULL, 4, loss, grad, &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "reduction");
   o.reduction = DETLOSS_REDUCTION_NONE;
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_GIOU, x, y, NULL, 4, loss, grad, &o, &err), DETLOSS_ERR_RANGE);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_GIOU, x, y, NULL, 4, loss, grad, &o, &err),
+                   DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "kind");
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, NULL, y, NULL, 4, loss, grad, &o, &err), DETLOSS_ERR_NULL);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_MSE, NULL, y, NULL, 4, loss, grad, &o,
+                                            &err),
+                   DETLOSS_ERR_NULL);
   assert_string_equal(err.where, "input");
   lt_assert_untouched(loss, 4);
   lt_assert_untouched(grad, 4);
@@ -223,7 +251,8 @@ static void results_are_bitwise_identical_for_1_2_and_4_threads(void **state) {
       assert_non_null(g[t]);
       detloss_loss_options o = opts(kinds[k], DETLOSS_REDUCTION_MEAN);
       o.num_threads = threads[t];
-      assert_int_equal(detloss_loss_elementwise(kinds[k], x, y, NULL, n, &l[t], g[t], &o, NULL), DETLOSS_OK);
+      assert_int_equal(detloss_loss_elementwise(kinds[k], x, y, NULL, n, &l[t], g[t], &o, NULL),
+                       DETLOSS_OK);
     }
     dl_assert_bitwise_equal(&l[0], &l[1], 1);
     dl_assert_bitwise_equal(&l[0], &l[2], 1);
@@ -246,7 +275,8 @@ static void sum_of_a_million_elements_is_accurate(void **state) {
   for (size_t i = 0; i < n; i++) x[i] = 0.1f;
   float loss;
   detloss_loss_options o = opts(DETLOSS_LOSS_L1, DETLOSS_REDUCTION_SUM);
-  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_L1, x, y, NULL, n, &loss, NULL, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_L1, x, y, NULL, n, &loss, NULL, &o, NULL),
+                   DETLOSS_OK);
   dl_assert_close1(loss, (double)n * (double)0.1f, 1e-7, 0.0);
   free(x);
   free(y);

@@ -80,8 +80,8 @@ static detloss_status run_one(const detloss_loss_info *r, const detloss_loss_opt
     case DETLOSS_LOSS_FORM_BOXES:
       return detloss_loss_boxes(r->kind, b1, b2, NULL, 1, &loss, g, g + 4, o, err);
     case DETLOSS_LOSS_FORM_EMBEDDING:
-      return detloss_loss_embedding(r->kind, e1, e2, e3, y, NULL, 1, 2, &loss, g, g + 2, g + 4,
-                                    o, err);
+      return detloss_loss_embedding(r->kind, e1, e2, e3, y, NULL, 1, 2, &loss, g, g + 2, g + 4, o,
+                                    err);
   }
   return DETLOSS_ERR_RANGE;
 }

@@ -68,10 +68,12 @@ static void config_of(const cJSON *c, cfg_store *s) {
   const cJSON *ar = cJSON_GetObjectItemCaseSensitive(c, "aspect_ratios");
   size_t L = (size_t)cJSON_GetArraySize(fm);
   assert_true(L <= 8);
-  long H = (long)cJSON_GetArrayItem(is, 0)->valuedouble, W = (long)cJSON_GetArrayItem(is, 1)->valuedouble;
+  long H = (long)cJSON_GetArrayItem(is, 0)->valuedouble,
+       W = (long)cJSON_GetArrayItem(is, 1)->valuedouble;
   for (size_t l = 0; l < L; l++) {
     const cJSON *f = cJSON_GetArrayItem(fm, (int)l);
-    long h = (long)cJSON_GetArrayItem(f, 0)->valuedouble, w = (long)cJSON_GetArrayItem(f, 1)->valuedouble;
+    long h = (long)cJSON_GetArrayItem(f, 0)->valuedouble,
+         w = (long)cJSON_GetArrayItem(f, 1)->valuedouble;
     s->lv[l].feat_h = (size_t)h;
     s->lv[l].feat_w = (size_t)w;
     s->lv[l].stride_h = (float)(H / h);
@@ -329,7 +331,8 @@ static void random_config(dl_rng *r, rand_cfg *rc) {
       /* explicit base boxes, integer corners (many exact ties), one degenerate */
       for (size_t i = 0; i < 2; i++) {
         float w = (float)(2 + dl_rng_u64(r) % 40), h = (float)(2 + dl_rng_u64(r) % 40);
-        float x0 = (float)(int)dl_rng_uniform(r, -30.0, 5.0), y0 = (float)(int)dl_rng_uniform(r, -30.0, 5.0);
+        float x0 = (float)(int)dl_rng_uniform(r, -30.0, 5.0),
+              y0 = (float)(int)dl_rng_uniform(r, -30.0, 5.0);
         float *b = rc->base[l] + 4 * i;
         b[0] = x0;
         b[1] = y0;
@@ -413,8 +416,9 @@ static void grid_path_equals_plain_path_on_random_configs(void **state) {
 
 /* The matcher takes its IoUs from the IoU module's kernel (dl_pair_iou, box_kernels.h):
  * with no crowd and no border rule, max_iou[a] is bitwise the largest entry of column a
- * of the IoU matrix detloss_iou_matrix(DETLOSS_IOU, gt, anchors), on both paths. Tiny boxes whose intersection
- * underflows to 0 (1e-23 x 1e-23: area 1e-46 < the smallest float) have IoU 0 there. */
+ * of the IoU matrix detloss_iou_matrix(DETLOSS_IOU, gt, anchors), on both paths. Tiny boxes whose
+ * intersection underflows to 0 (1e-23 x 1e-23: area 1e-46 < the smallest float) have IoU 0 there.
+ */
 static void max_iou_is_bitwise_the_column_maximum_of_box_iou(void **state) {
   (void)state;
   dl_rng r = {20261205};
@@ -530,15 +534,15 @@ static void bad_options_are_rejected_with_the_field_named_and_outputs_untouched(
   int64_t m[1] = {42};
   float mi[1] = {42.0f};
   detloss_error err;
-#define BAD(stmt, status, where_)                                                              \
-  do {                                                                                         \
-    o = detloss_match_options_default();                                                       \
-    stmt;                                                                                      \
-    memset(&err, 0, sizeof err);                                                               \
-    assert_int_equal(detloss_match(anchors, 1, gt, 1, NULL, m, mi, &o, &err), status);          \
-    assert_string_equal(err.where, where_);                                                    \
-    assert_int_equal(m[0], 42);                                                                \
-    dl_assert_close1(mi[0], 42.0, 0.0, 0.0);                                                   \
+#define BAD(stmt, status, where_)                                                                  \
+  do {                                                                                             \
+    o = detloss_match_options_default();                                                           \
+    stmt;                                                                                          \
+    memset(&err, 0, sizeof err);                                                                   \
+    assert_int_equal(detloss_match(anchors, 1, gt, 1, NULL, m, mi, &o, &err), status);             \
+    assert_string_equal(err.where, where_);                                                        \
+    assert_int_equal(m[0], 42);                                                                    \
+    dl_assert_close1(mi[0], 42.0, 0.0, 0.0);                                                       \
   } while (0)
   BAD(o.high = 1.5f, DETLOSS_ERR_RANGE, "high");
   BAD(o.high = NAN, DETLOSS_ERR_RANGE, "high");
@@ -603,7 +607,8 @@ static void targets_give_labels_matched_gt_and_deltas_for_positives(void **state
   assert_int_equal(mg[0], 1);
   assert_int_equal(mg[1], 0);
   assert_int_equal(mg[2], 0);
-  const double want[12] = {0.25, 0.75, 0.22314355131420976, 0.6931471805599453, 0, 0, 0, 0, 0, 0, 0, 0};
+  const double want[12] = {0.25, 0.75, 0.22314355131420976, 0.6931471805599453, 0, 0, 0, 0, 0, 0,
+                           0,    0};
   dl_assert_close(d, want, 12, 1e-6, 1e-7);
 }
 
@@ -620,12 +625,14 @@ static void targets_reject_a_matched_zero_area_gt_and_bad_indices(void **state) 
   assert_string_equal(err.where, "gt[0]");
   assert_int_equal(labels[0], 42);
   /* without deltas the same matches are fine (labels only) */
-  assert_int_equal(detloss_match_targets(anchors, 1, gt, 1, matches, labels, NULL, NULL, NULL, &err),
+  assert_int_equal(detloss_match_targets(anchors, 1, gt, 1, matches, labels, NULL, NULL, NULL,
+                                         &err),
                    DETLOSS_OK);
   assert_int_equal(labels[0], 1);
   matches[0] = 1; /* only one gt */
   labels[0] = 42;
-  assert_int_equal(detloss_match_targets(anchors, 1, gt, 1, matches, labels, NULL, NULL, NULL, &err),
+  assert_int_equal(detloss_match_targets(anchors, 1, gt, 1, matches, labels, NULL, NULL, NULL,
+                                         &err),
                    DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "matches[0]");
   assert_int_equal(labels[0], 42);

@@ -238,7 +238,8 @@ static detloss_status c_json(void *ctx, unsigned char *out, detloss_error *err) 
 static detloss_status c_config(void *ctx, unsigned char *out, detloss_error *err) {
   (void)ctx;
   static const char text[] =
-      "{\"anchors\": {\"levels\": [{\"stride\": 16, \"sizes\": [32, 64], \"aspect_ratios\": [0.5, 1, 2]}]},"
+      "{\"anchors\": {\"levels\": [{\"stride\": 16, \"sizes\": [32, 64], \"aspect_ratios\": [0.5, "
+      "1, 2]}]},"
       " \"matcher\": {\"high\": 0.6, \"low\": 0.4}}";
   detloss_config *cfg = NULL;
   detloss_status st = detloss_config_parse(text, sizeof text - 1, "mem.json", NULL, &cfg, err);
@@ -256,7 +257,8 @@ static detloss_status c_dataset(void *ctx, unsigned char *out, detloss_error *er
   (void)ctx;
   static const char text[] =
       "{\"images\": [{\"id\": 1, \"width\": 100, \"height\": 80, \"boxes\": [[1, 2, 30, 40], "
-      "[5, 5, 9, 9]], \"labels\": [0, 1]}, {\"id\": 2, \"width\": 50, \"height\": 50, \"boxes\": []}]}";
+      "[5, 5, 9, 9]], \"labels\": [0, 1]}, {\"id\": 2, \"width\": 50, \"height\": 50, \"boxes\": "
+      "[]}]}";
   detloss_dataset *ds = NULL;
   detloss_status st = detloss_dataset_parse(text, sizeof text - 1, "mem.json", &ds, err);
   if (st == DETLOSS_OK) {
@@ -294,9 +296,11 @@ static void detector_losses_and_eval_report_allocation_failure(void **state) {
 static void json_layer_reports_allocation_failure(void **state) {
   (void)state;
   static const char cases[] =
-      "[{\"op\": \"iou\", \"kind\": \"giou\", \"boxes1\": [[0,0,2,2],[1,1,3,3]], \"boxes2\": [[0,0,1,1]]},"
+      "[{\"op\": \"iou\", \"kind\": \"giou\", \"boxes1\": [[0,0,2,2],[1,1,3,3]], \"boxes2\": "
+      "[[0,0,1,1]]},"
       " {\"op\": \"match\", \"anchors\": [[0,0,2,2],[1,1,3,3]], \"gt\": [[0,0,2,2]]},"
-      " {\"op\": \"loss\", \"loss\": \"sigmoid_focal\", \"input\": [0.5, -1], \"target\": [1, 0], \"grad\": true}]";
+      " {\"op\": \"loss\", \"loss\": \"sigmoid_focal\", \"input\": [0.5, -1], \"target\": [1, 0], "
+      "\"grad\": true}]";
   long n = sweep("compute_json", c_json, (void *)cases, 512);
   assert_true(n > 10); /* cJSON's tree, the tensors, the output text */
   sweep("config_parse", c_config, NULL, sizeof(size_t));

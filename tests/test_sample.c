@@ -48,12 +48,14 @@ static void counts_equal_torchvision_balanced_sampler(void **state) {
   cJSON *root = cJSON_Parse(text);
   assert_non_null(root);
   int n = 0;
-  for (const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "cases")->child; c; c = c->next, n++) {
+  for (const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "cases")->child; c;
+       c = c->next, n++) {
     size_t P = (size_t)cJSON_GetObjectItemCaseSensitive(c, "num_pos_in")->valuedouble;
     size_t N = (size_t)cJSON_GetObjectItemCaseSensitive(c, "num_neg_in")->valuedouble;
     size_t I = (size_t)cJSON_GetObjectItemCaseSensitive(c, "num_ignored_in")->valuedouble;
     detloss_sample_options o = detloss_sample_options_default();
-    o.batch_size_per_image = (int64_t)cJSON_GetObjectItemCaseSensitive(c, "batch_size_per_image")->valuedouble;
+    o.batch_size_per_image =
+        (int64_t)cJSON_GetObjectItemCaseSensitive(c, "batch_size_per_image")->valuedouble;
     o.positive_fraction = cJSON_GetObjectItemCaseSensitive(c, "positive_fraction")->valuedouble;
     o.seed = (uint64_t)n;
     size_t want_p = (size_t)cJSON_GetObjectItemCaseSensitive(c, "num_pos")->valuedouble;

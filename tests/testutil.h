@@ -35,7 +35,7 @@ static inline int dl_close_one(double a, double e, double rtol, double atol) {
   return fabs(a - e) <= atol + rtol * fabs(e);
 }
 
-#define dl_assert_close(actual, expected, n, rtol, atol)                                        \
+#define dl_assert_close(actual, expected, n, rtol, atol)                                           \
   dl_assert_close_impl((actual), (expected), (n), (rtol), (atol), #actual, __FILE__, __LINE__)
 
 static inline void dl_assert_close_impl(const float *actual, const double *expected, size_t n,
@@ -43,36 +43,36 @@ static inline void dl_assert_close_impl(const float *actual, const double *expec
                                         const char *file, int line) {
   for (size_t i = 0; i < n; i++) {
     if (!dl_close_one((double)actual[i], expected[i], rtol, atol)) {
-      print_error("%s[%zu] = %.9g, expected %.9g (rtol %g, atol %g)\n", what, i,
-                  (double)actual[i], expected[i], rtol, atol);
+      print_error("%s[%zu] = %.9g, expected %.9g (rtol %g, atol %g)\n", what, i, (double)actual[i],
+                  expected[i], rtol, atol);
       _fail(file, line);
     }
   }
 }
 
 /* Scalar version. */
-#define dl_assert_close1(actual, expected, rtol, atol)                                          \
-  do {                                                                                         \
-    double dl_a_ = (double)(actual), dl_e_ = (double)(expected);                               \
-    if (!dl_close_one(dl_a_, dl_e_, (rtol), (atol))) {                                         \
-      print_error("%s = %.9g, expected %.9g (rtol %g, atol %g)\n", #actual, dl_a_, dl_e_,     \
-                  (double)(rtol), (double)(atol));                                             \
-      fail();                                                                                  \
-    }                                                                                          \
+#define dl_assert_close1(actual, expected, rtol, atol)                                             \
+  do {                                                                                             \
+    double dl_a_ = (double)(actual), dl_e_ = (double)(expected);                                   \
+    if (!dl_close_one(dl_a_, dl_e_, (rtol), (atol))) {                                             \
+      print_error("%s = %.9g, expected %.9g (rtol %g, atol %g)\n", #actual, dl_a_, dl_e_,          \
+                  (double)(rtol), (double)(atol));                                                 \
+      fail();                                                                                      \
+    }                                                                                              \
   } while (0)
 
 /* Bitwise equality of two float arrays. */
-#define dl_assert_bitwise_equal(a, b, n)                                                       \
-  do {                                                                                         \
-    if (memcmp((a), (b), (n) * sizeof(float)) != 0) {                                          \
-      for (size_t dl_i_ = 0; dl_i_ < (size_t)(n); dl_i_++)                                     \
-        if (memcmp(&(a)[dl_i_], &(b)[dl_i_], sizeof(float)) != 0) {                            \
-          print_error("%s[%zu] = %.9g differs bitwise from %s[%zu] = %.9g\n", #a, dl_i_,       \
-                      (double)(a)[dl_i_], #b, dl_i_, (double)(b)[dl_i_]);                      \
-          break;                                                                               \
-        }                                                                                      \
-      fail();                                                                                  \
-    }                                                                                          \
+#define dl_assert_bitwise_equal(a, b, n)                                                           \
+  do {                                                                                             \
+    if (memcmp((a), (b), (n) * sizeof(float)) != 0) {                                              \
+      for (size_t dl_i_ = 0; dl_i_ < (size_t)(n); dl_i_++)                                         \
+        if (memcmp(&(a)[dl_i_], &(b)[dl_i_], sizeof(float)) != 0) {                                \
+          print_error("%s[%zu] = %.9g differs bitwise from %s[%zu] = %.9g\n", #a, dl_i_,           \
+                      (double)(a)[dl_i_], #b, dl_i_, (double)(b)[dl_i_]);                          \
+          break;                                                                                   \
+        }                                                                                          \
+      fail();                                                                                      \
+    }                                                                                              \
   } while (0)
 
 static inline char *dl_read_file(const char *path) {

@@ -64,20 +64,20 @@ extern "C" {
 /* Stable numbers: append only. */
 typedef enum detloss_status {
   DETLOSS_OK = 0,
-  DETLOSS_ERR_NULL = 1,        /* a required pointer is NULL */
-  DETLOSS_ERR_SHAPE = 2,       /* sizes disagree, size arithmetic would overflow, or an
-                                  output overlaps an input (aliasing) */
-  DETLOSS_ERR_NONFINITE = 3,   /* NaN or Inf where a finite number is required */
-  DETLOSS_ERR_RANGE = 4,       /* a parameter or value outside its domain */
-  DETLOSS_ERR_NOMEM = 5,       /* allocation failed */
-  DETLOSS_ERR_PARSE = 6,       /* JSON syntax error */
-  DETLOSS_ERR_TYPE = 7,        /* JSON value of the wrong type */
-  DETLOSS_ERR_MISSING = 8,     /* a required field is missing */
-  DETLOSS_ERR_UNKNOWN = 9,     /* unknown op, key or name */
-  DETLOSS_ERR_IO = 10,         /* a file that exists could not be read, or an output
-                                  could not be written */
+  DETLOSS_ERR_NULL = 1,         /* a required pointer is NULL */
+  DETLOSS_ERR_SHAPE = 2,        /* sizes disagree, size arithmetic would overflow, or an
+                                   output overlaps an input (aliasing) */
+  DETLOSS_ERR_NONFINITE = 3,    /* NaN or Inf where a finite number is required */
+  DETLOSS_ERR_RANGE = 4,        /* a parameter or value outside its domain */
+  DETLOSS_ERR_NOMEM = 5,        /* allocation failed */
+  DETLOSS_ERR_PARSE = 6,        /* JSON syntax error */
+  DETLOSS_ERR_TYPE = 7,         /* JSON value of the wrong type */
+  DETLOSS_ERR_MISSING = 8,      /* a required field is missing */
+  DETLOSS_ERR_UNKNOWN = 9,      /* unknown op, key or name */
+  DETLOSS_ERR_IO = 10,          /* a file that exists could not be read, or an output
+                                   could not be written */
   DETLOSS_ERR_UNSUPPORTED = 11, /* valid request that this build cannot do */
-  DETLOSS_ERR_NOT_FOUND = 12   /* a named file or preset does not exist (bad input) */
+  DETLOSS_ERR_NOT_FOUND = 12    /* a named file or preset does not exist (bad input) */
 } detloss_status;
 
 #define DETLOSS_WHERE_MAX 160
@@ -114,7 +114,8 @@ typedef struct detloss_iou_options {
   int num_threads; /* 0 = OpenMP default. */
 } detloss_iou_options;
 
-#define DETLOSS_IOU_OPTIONS_INIT {1e-7f, 0}
+#define DETLOSS_IOU_OPTIONS_INIT                                                                   \
+  { 1e-7f, 0 }
 DETLOSS_API detloss_iou_options detloss_iou_options_default(void);
 
 /*
@@ -155,10 +156,9 @@ DETLOSS_API detloss_status detloss_box_area(const float *boxes, size_t n, float 
  * complete_box_iou (float32, same operation order).
  * Ref: Rezatofighi et al., arXiv:1902.09630; Zheng et al., arXiv:1911.08287.
  */
-DETLOSS_API detloss_status detloss_iou_matrix(detloss_iou_kind kind, const float *boxes1,
-                                              size_t n, const float *boxes2, size_t m,
-                                              float *out, const detloss_iou_options *opt,
-                                              detloss_error *err);
+DETLOSS_API detloss_status detloss_iou_matrix(detloss_iou_kind kind, const float *boxes1, size_t n,
+                                              const float *boxes2, size_t m, float *out,
+                                              const detloss_iou_options *opt, detloss_error *err);
 
 /*
  * detloss_iou_pairs() - element-wise IoU-family value of matched pairs.
@@ -169,8 +169,7 @@ DETLOSS_API detloss_status detloss_iou_matrix(detloss_iou_kind kind, const float
  */
 DETLOSS_API detloss_status detloss_iou_pairs(detloss_iou_kind kind, const float *boxes1,
                                              const float *boxes2, size_t n, float *out,
-                                             const detloss_iou_options *opt,
-                                             detloss_error *err);
+                                             const detloss_iou_options *opt, detloss_error *err);
 
 /* Box coding: (dx, dy, dw, dh) deltas. */
 
@@ -180,14 +179,15 @@ DETLOSS_API detloss_status detloss_iou_pairs(detloss_iou_kind kind, const float 
 #define DETLOSS_BBOX_XFORM_CLIP 4.135166556742356f
 
 typedef struct detloss_coder_options {
-  float weights[4];  /* (wx, wy, ww, wh). Default (1,1,1,1): RPN and RetinaNet.
-                        ROI heads use (10,10,5,5). Must be finite and > 0. */
-  float clip;        /* decode: dw, dh are clamped to at most clip (upper bound only, as
-                        torchvision). Default ln(1000/16). Must be > 0 (may be +Inf). */
-  int num_threads;   /* 0 = OpenMP default. */
+  float weights[4]; /* (wx, wy, ww, wh). Default (1,1,1,1): RPN and RetinaNet.
+                       ROI heads use (10,10,5,5). Must be finite and > 0. */
+  float clip;       /* decode: dw, dh are clamped to at most clip (upper bound only, as
+                       torchvision). Default ln(1000/16). Must be > 0 (may be +Inf). */
+  int num_threads;  /* 0 = OpenMP default. */
 } detloss_coder_options;
 
-#define DETLOSS_CODER_OPTIONS_INIT {{1.0f, 1.0f, 1.0f, 1.0f}, DETLOSS_BBOX_XFORM_CLIP, 0}
+#define DETLOSS_CODER_OPTIONS_INIT                                                                 \
+  { {1.0f, 1.0f, 1.0f, 1.0f}, DETLOSS_BBOX_XFORM_CLIP, 0 }
 DETLOSS_API detloss_coder_options detloss_coder_options_default(void);
 
 /*
@@ -205,9 +205,8 @@ DETLOSS_API detloss_coder_options detloss_coder_options_default(void);
  * Matches torchvision.models.detection._utils.BoxCoder.encode_single
  * (float32, same operation order). Ref: Girshick et al., R-CNN, CVPR 2014, App. C.
  */
-DETLOSS_API detloss_status detloss_box_encode(const float *anchors, const float *boxes,
-                                              size_t n, float *deltas,
-                                              const detloss_coder_options *opt,
+DETLOSS_API detloss_status detloss_box_encode(const float *anchors, const float *boxes, size_t n,
+                                              float *deltas, const detloss_coder_options *opt,
                                               detloss_error *err);
 
 /*
@@ -221,9 +220,8 @@ DETLOSS_API detloss_status detloss_box_encode(const float *anchors, const float 
  * DETLOSS_OK or an error with boxes untouched. Thread-safe. Matches
  * torchvision BoxCoder.decode_single.
  */
-DETLOSS_API detloss_status detloss_box_decode(const float *anchors, const float *deltas,
-                                              size_t n, float *boxes,
-                                              const detloss_coder_options *opt,
+DETLOSS_API detloss_status detloss_box_decode(const float *anchors, const float *deltas, size_t n,
+                                              float *boxes, const detloss_coder_options *opt,
                                               detloss_error *err);
 
 /*
@@ -265,15 +263,15 @@ typedef enum detloss_anchor_convention {
  *   shapes [num_shapes][2]: YOLO-style (w, h): base = (-w/2, -h/2, w/2, h/2);
  *   sizes [num_sizes] x ratios [num_ratios] (ratio = h / w) by the convention. */
 typedef struct detloss_anchor_level {
-  size_t feat_h, feat_w;      /* feature map rows, columns */
-  float stride_h, stride_w;   /* pixels per cell, > 0 */
-  const float *sizes;         /* anchor side sqrt(w*h), > 0 */
+  size_t feat_h, feat_w;    /* feature map rows, columns */
+  float stride_h, stride_w; /* pixels per cell, > 0 */
+  const float *sizes;       /* anchor side sqrt(w*h), > 0 */
   size_t num_sizes;
-  const float *ratios;        /* h / w, > 0 */
+  const float *ratios; /* h / w, > 0 */
   size_t num_ratios;
-  const float *shapes;        /* [num_shapes][2] (w, h), or NULL */
+  const float *shapes; /* [num_shapes][2] (w, h), or NULL */
   size_t num_shapes;
-  const float *base;          /* [num_base][4], or NULL */
+  const float *base; /* [num_base][4], or NULL */
   size_t num_base;
 } detloss_anchor_level;
 
@@ -299,9 +297,8 @@ typedef struct detloss_anchor_config {
  * overlapping the config's arrays: "base"). Thread-safe.
  */
 DETLOSS_API detloss_status detloss_anchors_level_base(const detloss_anchor_config *cfg,
-                                                      size_t level, float *base,
-                                                      size_t capacity, size_t *count,
-                                                      detloss_error *err);
+                                                      size_t level, float *base, size_t capacity,
+                                                      size_t *count, detloss_error *err);
 
 /*
  * detloss_anchors_count() - number of anchors of a grid config:
@@ -311,8 +308,8 @@ DETLOSS_API detloss_status detloss_anchors_level_base(const detloss_anchor_confi
  * anchors): where = "levels[l].feat_h" of the level where it does. The
  * checked multiplication runs before anything is allocated or written.
  */
-DETLOSS_API detloss_status detloss_anchors_count(const detloss_anchor_config *cfg,
-                                                 size_t *count, detloss_error *err);
+DETLOSS_API detloss_status detloss_anchors_count(const detloss_anchor_config *cfg, size_t *count,
+                                                 detloss_error *err);
 
 /*
  * detloss_anchors_generate() - the anchors of a grid config.
@@ -359,31 +356,31 @@ typedef enum detloss_match_semantics {
 } detloss_match_semantics;
 
 typedef struct detloss_match_options {
-  float high;              /* >= high: positive. Default 0.7 (RPN). In [0, 1]. */
-  float low;               /* < low: negative. Default 0.3. In [0, 1], <= high. */
-  int allow_low_quality;   /* 1 (torchvision allow_low_quality_matches, mmdet match_low_quality) */
-  float low_quality_min_iou; /* a gt's best anchors are promoted only if h_g >= this
-                              (mmdet min_pos_iou). Default 0 = torchvision: also
-                              promotes h_g = 0 (the quirk). > 0 makes a gt that
-                              overlaps nothing (or a zero-area gt) match nothing. In [0, 1]. */
+  float high;            /* >= high: positive. Default 0.7 (RPN). In [0, 1]. */
+  float low;             /* < low: negative. Default 0.3. In [0, 1], <= high. */
+  int allow_low_quality; /* 1 (torchvision allow_low_quality_matches, mmdet match_low_quality) */
+  float low_quality_min_iou;         /* a gt's best anchors are promoted only if h_g >= this
+                                      (mmdet min_pos_iou). Default 0 = torchvision: also
+                                      promotes h_g = 0 (the quirk). > 0 makes a gt that
+                                      overlaps nothing (or a zero-area gt) match nothing. In [0, 1]. */
   detloss_match_semantics semantics; /* default TORCHVISION */
-  int gt_max_assign_all;   /* MMDET only: 1 (default) all ties, 0 first argmax only */
-  float crowd_ioa_thresh;  /* with gt_is_crowd: anchors whose intersection over
-                              anchor area with a crowd gt is > this are ignored
-                              (-2) and removed from the matching (mmdet
-                              ignore_iof_thr, Detectron CROWD_FILTER_THRESH 0.7).
-                              Default 0.7; < 0: no anchor is ignored (crowd gts
-                              are still never matched). <= 1. */
-  float allowed_border;    /* anchors not inside x1 >= -b, y1 >= -b, x2 < W + b,
-                              y2 < H + b are ignored (-2) (py-faster-rcnn
-                              allowed_border, detectron2 BOUNDARY_THRESH).
-                              -1 (default, any value < 0) disables. */
-  float image_h, image_w;  /* image size for allowed_border (> 0 when it is enabled) */
-  int num_threads;         /* 0 = OpenMP default */
+  int gt_max_assign_all;             /* MMDET only: 1 (default) all ties, 0 first argmax only */
+  float crowd_ioa_thresh;            /* with gt_is_crowd: anchors whose intersection over
+                                        anchor area with a crowd gt is > this are ignored
+                                        (-2) and removed from the matching (mmdet
+                                        ignore_iof_thr, Detectron CROWD_FILTER_THRESH 0.7).
+                                        Default 0.7; < 0: no anchor is ignored (crowd gts
+                                        are still never matched). <= 1. */
+  float allowed_border;              /* anchors not inside x1 >= -b, y1 >= -b, x2 < W + b,
+                                        y2 < H + b are ignored (-2) (py-faster-rcnn
+                                        allowed_border, detectron2 BOUNDARY_THRESH).
+                                        -1 (default, any value < 0) disables. */
+  float image_h, image_w;            /* image size for allowed_border (> 0 when it is enabled) */
+  int num_threads;                   /* 0 = OpenMP default */
 } detloss_match_options;
 
-#define DETLOSS_MATCH_OPTIONS_INIT                                                              \
-  {0.7f, 0.3f, 1, 0.0f, DETLOSS_MATCH_TORCHVISION, 1, 0.7f, -1.0f, 0.0f, 0.0f, 0}
+#define DETLOSS_MATCH_OPTIONS_INIT                                                                 \
+  { 0.7f, 0.3f, 1, 0.0f, DETLOSS_MATCH_TORCHVISION, 1, 0.7f, -1.0f, 0.0f, 0.0f, 0 }
 DETLOSS_API detloss_match_options detloss_match_options_default(void);
 
 /*
@@ -413,11 +410,10 @@ DETLOSS_API detloss_match_options detloss_match_options_default(void);
  * Matches torchvision Matcher(high, low, allow_low_quality) applied to
  * box_iou(gt, anchors), bit for bit (tests/fixtures/match).
  */
-DETLOSS_API detloss_status detloss_match(const float *anchors, size_t num_anchors,
-                                         const float *gt, size_t num_gt,
-                                         const uint8_t *gt_is_crowd, int64_t *matches,
-                                         float *max_iou, const detloss_match_options *opt,
-                                         detloss_error *err);
+DETLOSS_API detloss_status detloss_match(const float *anchors, size_t num_anchors, const float *gt,
+                                         size_t num_gt, const uint8_t *gt_is_crowd,
+                                         int64_t *matches, float *max_iou,
+                                         const detloss_match_options *opt, detloss_error *err);
 
 /*
  * detloss_match_grid() - detloss_match() on the anchors of a grid config,
@@ -433,12 +429,10 @@ DETLOSS_API detloss_status detloss_match(const float *anchors, size_t num_anchor
  * 34 KB for G = 20 on the 268,569 FPN anchors of an 800x1344 image).
  * Algorithm and proofs of equality: docs/math/match.md.
  */
-DETLOSS_API detloss_status detloss_match_grid(const detloss_anchor_config *cfg,
-                                              const float *gt, size_t num_gt,
-                                              const uint8_t *gt_is_crowd, int64_t *matches,
-                                              float *max_iou, size_t num_anchors,
-                                              const detloss_match_options *opt,
-                                              detloss_error *err);
+DETLOSS_API detloss_status detloss_match_grid(const detloss_anchor_config *cfg, const float *gt,
+                                              size_t num_gt, const uint8_t *gt_is_crowd,
+                                              int64_t *matches, float *max_iou, size_t num_anchors,
+                                              const detloss_match_options *opt, detloss_error *err);
 
 typedef struct detloss_sample_options {
   int64_t batch_size_per_image; /* B: 256 (RPN); 512 for ROI heads. >= 0. */
@@ -447,7 +441,8 @@ typedef struct detloss_sample_options {
   int num_threads;              /* 0 = OpenMP default */
 } detloss_sample_options;
 
-#define DETLOSS_SAMPLE_OPTIONS_INIT {256, 0.5, 0, 0}
+#define DETLOSS_SAMPLE_OPTIONS_INIT                                                                \
+  { 256, 0.5, 0, 0 }
 DETLOSS_API detloss_sample_options detloss_sample_options_default(void);
 
 /*
@@ -552,20 +547,20 @@ typedef enum detloss_loss_kind {
  * use are ignored. */
 typedef struct detloss_loss_options {
   detloss_reduction reduction; /* default MEAN */
-  float alpha;           /* sigmoid_focal 0.25 (< 0 disables the weighting); softmax_focal 1.0 */
-  float gamma;           /* focal losses: 2. Must be >= 0. */
-  float beta;            /* smooth_l1: 1.0 (0 means L1). Must be >= 0. */
-  float delta;           /* huber: 1.0. Must be > 0. */
-  float margin;          /* hinge 1, contrastive 1, cosine_embedding 0, triplet_margin 1 */
-  float label_smoothing; /* cross_entropy: 0, in [0, 1] */
-  float eps;             /* box losses 1e-7 (> 0); triplet_margin 1e-6 */
-  float p;               /* triplet_margin: norm degree, 2 (> 0) */
-  int swap;              /* triplet_margin: distance swap (Balntas et al. 2016), 0 */
-  int64_t ignore_index;  /* cross_entropy (and softmax_focal): -100 */
+  float alpha;             /* sigmoid_focal 0.25 (< 0 disables the weighting); softmax_focal 1.0 */
+  float gamma;             /* focal losses: 2. Must be >= 0. */
+  float beta;              /* smooth_l1: 1.0 (0 means L1). Must be >= 0. */
+  float delta;             /* huber: 1.0. Must be > 0. */
+  float margin;            /* hinge 1, contrastive 1, cosine_embedding 0, triplet_margin 1 */
+  float label_smoothing;   /* cross_entropy: 0, in [0, 1] */
+  float eps;               /* box losses 1e-7 (> 0); triplet_margin 1e-6 */
+  float p;                 /* triplet_margin: norm degree, 2 (> 0) */
+  int swap;                /* triplet_margin: distance swap (Balntas et al. 2016), 0 */
+  int64_t ignore_index;    /* cross_entropy (and softmax_focal): -100 */
   const float *pos_weight; /* bce_with_logits: NULL = none; else pos_weight_len values broadcast
                               over the last dimension (n must be a multiple of the length) */
   size_t pos_weight_len;
-  int num_threads;       /* 0 = OpenMP default */
+  int num_threads; /* 0 = OpenMP default */
 } detloss_loss_options;
 
 DETLOSS_API detloss_loss_options detloss_loss_options_default(detloss_loss_kind kind);
@@ -586,32 +581,32 @@ typedef enum detloss_loss_form {
 } detloss_loss_form;
 
 typedef enum detloss_param_type {
-  DETLOSS_PARAM_FLOAT = 0,  /* float field */
-  DETLOSS_PARAM_INT = 1,    /* int64_t field */
-  DETLOSS_PARAM_BOOL = 2,   /* int field, 0 or 1 */
-  DETLOSS_PARAM_FLOATS = 3  /* const float * + size_t length (pos_weight) */
+  DETLOSS_PARAM_FLOAT = 0, /* float field */
+  DETLOSS_PARAM_INT = 1,   /* int64_t field */
+  DETLOSS_PARAM_BOOL = 2,  /* int field, 0 or 1 */
+  DETLOSS_PARAM_FLOATS = 3 /* const float * + size_t length (pos_weight) */
 } detloss_param_type;
 
 /* One parameter of a loss: a field of detloss_loss_options. The domain
  * [lo, hi] (open ends flagged) is the one the loss function checks. */
 typedef struct detloss_loss_param {
-  const char *key;         /* JSON key in `params` and the options field name */
+  const char *key; /* JSON key in `params` and the options field name */
   detloss_param_type type;
-  size_t offset;           /* offsetof(detloss_loss_options, field) */
-  double default_value;    /* default (FLOATS: none) */
-  double lo, hi;           /* domain (+-HUGE_VAL: unbounded) */
-  int lo_open, hi_open;    /* 1: that end is excluded */
-  const char *doc;         /* one line */
+  size_t offset;        /* offsetof(detloss_loss_options, field) */
+  double default_value; /* default (FLOATS: none) */
+  double lo, hi;        /* domain (+-HUGE_VAL: unbounded) */
+  int lo_open, hi_open; /* 1: that end is excluded */
+  const char *doc;      /* one line */
 } detloss_loss_param;
 
 typedef struct detloss_loss_info {
-  const char *name;                 /* contract name ("giou_loss") */
+  const char *name; /* contract name ("giou_loss") */
   detloss_loss_kind kind;
   detloss_loss_form form;
   const detloss_loss_param *params; /* num_params rows, in the order they are read */
   size_t num_params;
-  const char *grad_inputs;          /* inputs with gradients, comma-separated ("input,target") */
-  const char *reference;            /* the implementation it matches, and the paper */
+  const char *grad_inputs; /* inputs with gradients, comma-separated ("input,target") */
+  const char *reference;   /* the implementation it matches, and the paper */
 } detloss_loss_info;
 
 /* Number of loss kinds: every kind in [0, count) has a row. */
@@ -740,11 +735,9 @@ DETLOSS_API detloss_status detloss_sigmoid_focal_loss(const float *logits, const
  *   docs/math/box_losses.md.
  */
 DETLOSS_API detloss_status detloss_loss_boxes(detloss_loss_kind kind, const float *pred,
-                                              const float *target, const float *weight,
-                                              size_t n, float *loss, float *grad_pred,
-                                              float *grad_target,
-                                              const detloss_loss_options *opt,
-                                              detloss_error *err);
+                                              const float *target, const float *weight, size_t n,
+                                              float *loss, float *grad_pred, float *grad_target,
+                                              const detloss_loss_options *opt, detloss_error *err);
 
 /*
  * detloss_loss_embedding() - verification (Re-ID) losses on embeddings, with gradients.
@@ -782,10 +775,9 @@ DETLOSS_API detloss_status detloss_loss_boxes(detloss_loss_kind kind, const floa
  *   pairwise_distance (torch 1.13). Derivation: docs/math/embedding_losses.md.
  */
 DETLOSS_API detloss_status detloss_loss_embedding(
-    detloss_loss_kind kind, const float *x1, const float *x2, const float *x3,
-    const float *target, const float *weight, size_t n, size_t d, float *loss,
-    float *grad_x1, float *grad_x2, float *grad_x3, const detloss_loss_options *opt,
-    detloss_error *err);
+    detloss_loss_kind kind, const float *x1, const float *x2, const float *x3, const float *target,
+    const float *weight, size_t n, size_t d, float *loss, float *grad_x1, float *grad_x2,
+    float *grad_x3, const detloss_loss_options *opt, detloss_error *err);
 
 /* Detector losses over anchors: RPN and RetinaNet. */
 /*
@@ -827,7 +819,7 @@ typedef enum detloss_head_box_loss {
 
 /* One image of a batch. Pointers may be NULL when their count is 0. */
 typedef struct detloss_head_image {
-  const float *anchors;       /* [num_anchors][4], finite */
+  const float *anchors; /* [num_anchors][4], finite */
   size_t num_anchors;
   const detloss_anchor_config *anchor_config; /* optional (NULL = none): the grid config
                                  the anchors were generated from (they must equal
@@ -835,7 +827,7 @@ typedef struct detloss_head_image {
                                  uses detloss_match_grid, which gives the same matches
                                  but visits only the cells near each gt (much faster
                                  for FPN-sized anchor sets) */
-  const float *gt;            /* [num_gt][4], finite; num_gt = 0 is normal (all negative) */
+  const float *gt; /* [num_gt][4], finite; num_gt = 0 is normal (all negative) */
   size_t num_gt;
   const int64_t *labels;      /* [num_gt] class indices in [0, num_classes) (RetinaNet only) */
   const uint8_t *gt_is_crowd; /* [num_gt] or NULL; crowd gt are never matched and make
@@ -866,16 +858,16 @@ typedef struct detloss_head_image_stats {
 
 /* Result of a head loss. */
 typedef struct detloss_head_result {
-  float loss_cls;          /* RPN: loss_objectness; RetinaNet: loss_cls */
-  float loss_box_reg;      /* RPN: loss_rpn_box_reg; RetinaNet: loss_box_reg */
-  double normalizer;       /* the batch divisor used (RPN: sampled anchors of the batch or
-                              B x images; RetinaNet EMA / CALLER: the normalizer; RetinaNet
-                              TORCHVISION: the number of images, each image being divided
-                              by max(1, its positives) first) */
-  size_t num_pos, num_neg, num_ignored;      /* whole batch, as per image */
-  size_t num_sampled_pos, num_sampled_neg;   /* whole batch */
-  int nonfinite;           /* 1 when loss_cls or loss_box_reg is NaN/Inf (non-finite
-                              predictions of anchors in the loss propagate; never an error) */
+  float loss_cls;     /* RPN: loss_objectness; RetinaNet: loss_cls */
+  float loss_box_reg; /* RPN: loss_rpn_box_reg; RetinaNet: loss_box_reg */
+  double normalizer;  /* the batch divisor used (RPN: sampled anchors of the batch or
+                         B x images; RetinaNet EMA / CALLER: the normalizer; RetinaNet
+                         TORCHVISION: the number of images, each image being divided
+                         by max(1, its positives) first) */
+  size_t num_pos, num_neg, num_ignored;    /* whole batch, as per image */
+  size_t num_sampled_pos, num_sampled_neg; /* whole batch */
+  int nonfinite;                           /* 1 when loss_cls or loss_box_reg is NaN/Inf (non-finite
+                                              predictions of anchors in the loss propagate; never an error) */
 } detloss_head_result;
 
 /* Normalizer conventions of the RPN loss. The preset function fills the
@@ -900,22 +892,24 @@ typedef enum detloss_rpn_convention {
 } detloss_rpn_convention;
 
 typedef struct detloss_rpn_options {
-  detloss_match_options match;   /* 0.7 / 0.3, low-quality matches on */
-  detloss_sample_options sample; /* 256 per image, 0.5 positive, seed 0 (image i of the
-                                    batch uses image_index i) */
+  detloss_match_options match;       /* 0.7 / 0.3, low-quality matches on */
+  detloss_sample_options sample;     /* 256 per image, 0.5 positive, seed 0 (image i of the
+                                        batch uses image_index i) */
   detloss_rpn_convention convention; /* the divisor, default TORCHVISION */
   detloss_head_box_loss box_loss;    /* default SMOOTH_L1 */
-  float smooth_l1_beta;          /* 1/9 (torchvision, py-faster-rcnn sigma 3); >= 0 */
-  float box_weights[4];          /* coder weights (1,1,1,1); finite > 0 */
-  int num_threads;               /* 0 = OpenMP default; overrides match/sample num_threads */
-  void *workspace;               /* optional caller scratch (NULL = allocate per call) of */
-  size_t workspace_size;         /* >= detloss_rpn_workspace_size() bytes: a training loop
-                                    that keeps one avoids fresh pages on every call */
+  float smooth_l1_beta;              /* 1/9 (torchvision, py-faster-rcnn sigma 3); >= 0 */
+  float box_weights[4];              /* coder weights (1,1,1,1); finite > 0 */
+  int num_threads;                   /* 0 = OpenMP default; overrides match/sample num_threads */
+  void *workspace;                   /* optional caller scratch (NULL = allocate per call) of */
+  size_t workspace_size;             /* >= detloss_rpn_workspace_size() bytes: a training loop
+                                        that keeps one avoids fresh pages on every call */
 } detloss_rpn_options;
 
-#define DETLOSS_RPN_OPTIONS_INIT                                                                \
-  {DETLOSS_MATCH_OPTIONS_INIT, DETLOSS_SAMPLE_OPTIONS_INIT, DETLOSS_RPN_TORCHVISION,          \
-   DETLOSS_HEAD_BOX_SMOOTH_L1, 1.0f / 9.0f, {1.0f, 1.0f, 1.0f, 1.0f}, 0, NULL, 0}
+#define DETLOSS_RPN_OPTIONS_INIT                                                                   \
+  {                                                                                                \
+    DETLOSS_MATCH_OPTIONS_INIT, DETLOSS_SAMPLE_OPTIONS_INIT, DETLOSS_RPN_TORCHVISION,              \
+        DETLOSS_HEAD_BOX_SMOOTH_L1, 1.0f / 9.0f, {1.0f, 1.0f, 1.0f, 1.0f}, 0, NULL, 0              \
+  }
 DETLOSS_API detloss_rpn_options detloss_rpn_options_default(void);
 /* The options of a published convention: TORCHVISION = the default;
  * DETECTRON2 = default with convention DETECTRON2 and box_loss SMOOTH_L1 with
@@ -964,8 +958,7 @@ DETLOSS_API detloss_status detloss_rpn_workspace_size(const detloss_head_image *
 DETLOSS_API detloss_status detloss_rpn_loss(const detloss_head_image *images, size_t num_images,
                                             detloss_head_result *result,
                                             detloss_head_image_stats *per_image,
-                                            const detloss_rpn_options *opt,
-                                            detloss_error *err);
+                                            const detloss_rpn_options *opt, detloss_error *err);
 
 /* Normalizer of the RetinaNet loss. */
 typedef enum detloss_retina_normalizer {
@@ -984,26 +977,28 @@ typedef enum detloss_retina_normalizer {
 } detloss_retina_normalizer;
 
 typedef struct detloss_retina_options {
-  detloss_match_options match;   /* 0.5 / 0.4, low-quality matches on */
-  float alpha;                   /* focal alpha 0.25; < 0 disables the weighting */
-  float gamma;                   /* focal gamma 2; >= 0 */
-  detloss_head_box_loss box_loss; /* default L1 (torchvision) */
-  float smooth_l1_beta;          /* for SMOOTH_L1: 1.0 (torchvision _box_loss); >= 0 */
-  float box_weights[4];          /* coder weights (1,1,1,1); finite > 0 */
+  detloss_match_options match;          /* 0.5 / 0.4, low-quality matches on */
+  float alpha;                          /* focal alpha 0.25; < 0 disables the weighting */
+  float gamma;                          /* focal gamma 2; >= 0 */
+  detloss_head_box_loss box_loss;       /* default L1 (torchvision) */
+  float smooth_l1_beta;                 /* for SMOOTH_L1: 1.0 (torchvision _box_loss); >= 0 */
+  float box_weights[4];                 /* coder weights (1,1,1,1); finite > 0 */
   detloss_retina_normalizer normalizer; /* default TORCHVISION */
-  float *ema_state;              /* DETECTRON2_EMA: in/out, caller-owned (start at 100) */
-  float ema_momentum;            /* DETECTRON2_EMA: 0.9, in [0, 1] */
-  double caller_normalizer;      /* CALLER: finite > 0 */
-  int num_threads;               /* 0 = OpenMP default; overrides match.num_threads */
-  void *workspace;               /* optional caller scratch (NULL = allocate per call) of */
-  size_t workspace_size;         /* >= detloss_retina_workspace_size() bytes */
+  float *ema_state;                     /* DETECTRON2_EMA: in/out, caller-owned (start at 100) */
+  float ema_momentum;                   /* DETECTRON2_EMA: 0.9, in [0, 1] */
+  double caller_normalizer;             /* CALLER: finite > 0 */
+  int num_threads;                      /* 0 = OpenMP default; overrides match.num_threads */
+  void *workspace;                      /* optional caller scratch (NULL = allocate per call) of */
+  size_t workspace_size;                /* >= detloss_retina_workspace_size() bytes */
 } detloss_retina_options;
 
 #define DETLOSS_RETINA_EMA_INIT 100.0f
-#define DETLOSS_RETINA_OPTIONS_INIT                                                             \
-  {{0.5f, 0.4f, 1, 0.0f, DETLOSS_MATCH_TORCHVISION, 1, 0.7f, -1.0f, 0.0f, 0.0f, 0}, 0.25f, 2.0f, \
-   DETLOSS_HEAD_BOX_L1, 1.0f, {1.0f, 1.0f, 1.0f, 1.0f}, DETLOSS_RETINA_NORM_TORCHVISION, NULL,    \
-   0.9f, 1.0, 0, NULL, 0}
+#define DETLOSS_RETINA_OPTIONS_INIT                                                                \
+  {                                                                                                \
+    {0.5f, 0.4f, 1, 0.0f, DETLOSS_MATCH_TORCHVISION, 1, 0.7f, -1.0f, 0.0f, 0.0f, 0}, 0.25f, 2.0f,  \
+        DETLOSS_HEAD_BOX_L1, 1.0f, {1.0f, 1.0f, 1.0f, 1.0f}, DETLOSS_RETINA_NORM_TORCHVISION,      \
+        NULL, 0.9f, 1.0, 0, NULL, 0                                                                \
+  }
 DETLOSS_API detloss_retina_options detloss_retina_options_default(void);
 
 /* Bytes of the per-image scratch of detloss_retina_loss (about 8 bytes per
@@ -1045,9 +1040,8 @@ DETLOSS_API detloss_status detloss_retina_workspace_size(const detloss_head_imag
  * (tests/fixtures/heads) and detectron2 RetinaNet.losses (EMA normalizer).
  * Ref: Lin et al., Focal Loss for Dense Object Detection, arXiv:1708.02002.
  */
-DETLOSS_API detloss_status detloss_retina_loss(const detloss_head_image *images,
-                                               size_t num_images, size_t num_classes,
-                                               detloss_head_result *result,
+DETLOSS_API detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_images,
+                                               size_t num_classes, detloss_head_result *result,
                                                detloss_head_image_stats *per_image,
                                                const detloss_retina_options *opt,
                                                detloss_error *err);
@@ -1055,10 +1049,10 @@ DETLOSS_API detloss_status detloss_retina_loss(const detloss_head_image *images,
 /*
  * Anchor-set evaluation: how well an anchor set covers the ground-truth boxes
  * of a data set, before any training (the question behind YOLOv5's autoanchor
- * check and the "small objects get no anchor" reports, docs/math/anchor_eval.md). Per gt box: the best IoU (or best shape ratio r) over the anchors,
- * the number of fitting anchors, the number of positives the config's matcher
- * gives it, and the pyramid level of its best anchor; aggregated over the
- * data set and split by COCO size class.
+ * check and the "small objects get no anchor" reports, docs/math/anchor_eval.md). Per gt box: the
+ * best IoU (or best shape ratio r) over the anchors, the number of fitting anchors, the number of
+ * positives the config's matcher gives it, and the pyramid level of its best anchor; aggregated
+ * over the data set and split by COCO size class.
  */
 
 #define DETLOSS_EVAL_MAX_LEVELS 16 /* pyramid levels of a grid source */
@@ -1086,11 +1080,11 @@ typedef enum detloss_eval_size {
  * pixels of the original image (x1, y1, x2, y2). */
 typedef struct detloss_eval_dataset {
   size_t num_images;
-  const float *image_hw;    /* [num_images][2]: height, width; finite, > 0 */
-  const size_t *box_start;  /* [num_images + 1] */
-  const float *boxes;       /* [box_start[num_images]][4], finite */
-  const uint8_t *is_crowd;  /* [box_start[num_images]] or NULL; crowd boxes are left out
-                               (and counted), as torchvision's COCO loader drops them */
+  const float *image_hw;   /* [num_images][2]: height, width; finite, > 0 */
+  const size_t *box_start; /* [num_images + 1] */
+  const float *boxes;      /* [box_start[num_images]][4], finite */
+  const uint8_t *is_crowd; /* [box_start[num_images]] or NULL; crowd boxes are left out
+                              (and counted), as torchvision's COCO loader drops them */
 } detloss_eval_dataset;
 
 /* The anchors to evaluate: exactly one of grid, anchors, shapes.
@@ -1123,30 +1117,30 @@ typedef struct detloss_eval_options {
    * the short side. */
   float resize_min_size;
   float resize_max_size;
-  int count_positives;        /* 1: run the matcher for the positives of each gt (IOU only) */
-  detloss_match_options match;/* the matcher (default torchvision RPN 0.7 / 0.3) */
-  size_t num_worst;           /* worst-covered gts to report: 20, <= DETLOSS_EVAL_MAX_WORST */
-  int num_threads;            /* 0 = OpenMP default */
+  int count_positives;         /* 1: run the matcher for the positives of each gt (IOU only) */
+  detloss_match_options match; /* the matcher (default torchvision RPN 0.7 / 0.3) */
+  size_t num_worst;            /* worst-covered gts to report: 20, <= DETLOSS_EVAL_MAX_WORST */
+  int num_threads;             /* 0 = OpenMP default */
   /* Optional progress report: called on the calling thread after each chunk of
    * images (and once at the end) with the number of images done. NULL = none. */
   void (*progress)(void *user, size_t images_done, size_t num_images);
   void *progress_user;
 } detloss_eval_options;
 
-#define DETLOSS_EVAL_OPTIONS_INIT                                                              \
-  {DETLOSS_EVAL_IOU, 0.5f, 4.0f, 0.0f, 0.0f, 1, DETLOSS_MATCH_OPTIONS_INIT, 20, 0, NULL, NULL}
+#define DETLOSS_EVAL_OPTIONS_INIT                                                                  \
+  { DETLOSS_EVAL_IOU, 0.5f, 4.0f, 0.0f, 0.0f, 1, DETLOSS_MATCH_OPTIONS_INIT, 20, 0, NULL, NULL }
 DETLOSS_API detloss_eval_options detloss_eval_options_default(void);
 
 /* Per gt box (one per input row, in input order). */
 typedef struct detloss_eval_gt {
-  float w, h;         /* after clipping and resizing */
-  float best;         /* best IoU (or best r) over the anchors; 0 if none overlaps */
-  uint32_t num_fit;   /* anchors with IoU >= iou_thresh (shapes with r > 1/ratio_thresh) */
-  uint32_t num_pos;   /* positives under the matcher (WH_RATIO: = num_fit) */
-  int16_t level;      /* level of the best anchor (first in anchor order on ties), -1: none */
-  uint8_t size;       /* detloss_eval_size */
-  uint8_t status;     /* DETLOSS_EVAL_GT_* */
-  uint8_t clipped;    /* 1 if the box poked out of its image and was clipped to it */
+  float w, h;       /* after clipping and resizing */
+  float best;       /* best IoU (or best r) over the anchors; 0 if none overlaps */
+  uint32_t num_fit; /* anchors with IoU >= iou_thresh (shapes with r > 1/ratio_thresh) */
+  uint32_t num_pos; /* positives under the matcher (WH_RATIO: = num_fit) */
+  int16_t level;    /* level of the best anchor (first in anchor order on ties), -1: none */
+  uint8_t size;     /* detloss_eval_size */
+  uint8_t status;   /* DETLOSS_EVAL_GT_* */
+  uint8_t clipped;  /* 1 if the box poked out of its image and was clipped to it */
 } detloss_eval_gt;
 
 #define DETLOSS_EVAL_GT_OK 0         /* evaluated */
@@ -1156,31 +1150,31 @@ typedef struct detloss_eval_gt {
 /* Aggregates over one set of gts (all, or one size class). */
 typedef struct detloss_eval_stats {
   size_t num_gt;
-  size_t num_recalled;    /* gts whose best anchor fits */
-  double recall;          /* num_recalled / num_gt (0 when num_gt = 0) */
-  double mean_best;       /* mean best IoU (or best r) */
-  double anchors_per_gt;  /* mean num_fit */
-  double positives_per_gt;/* mean num_pos */
-  size_t pos_hist[4];     /* gts with 0, 1, 2-4, >= 5 positives */
+  size_t num_recalled;     /* gts whose best anchor fits */
+  double recall;           /* num_recalled / num_gt (0 when num_gt = 0) */
+  double mean_best;        /* mean best IoU (or best r) */
+  double anchors_per_gt;   /* mean num_fit */
+  double positives_per_gt; /* mean num_pos */
+  size_t pos_hist[4];      /* gts with 0, 1, 2-4, >= 5 positives */
 } detloss_eval_stats;
 
 typedef struct detloss_eval_worst {
-  size_t image;     /* image index */
-  size_t box;       /* row of the box within its image */
-  float w, h;       /* after clipping and resizing */
+  size_t image; /* image index */
+  size_t box;   /* row of the box within its image */
+  float w, h;   /* after clipping and resizing */
   float best;
 } detloss_eval_worst;
 
 typedef struct detloss_eval_report {
   size_t num_images, num_images_empty; /* empty: no evaluated gt */
-  size_t num_boxes;       /* input rows */
-  size_t num_crowd;       /* left out */
-  size_t num_clipped;     /* boxes that poked out of their image, clipped to it */
-  size_t num_degenerate;  /* zero width or height after clipping: left out */
-  size_t num_anchors;     /* anchors summed over images (WH_RATIO: shapes) */
+  size_t num_boxes;                    /* input rows */
+  size_t num_crowd;                    /* left out */
+  size_t num_clipped;                  /* boxes that poked out of their image, clipped to it */
+  size_t num_degenerate;               /* zero width or height after clipping: left out */
+  size_t num_anchors;                  /* anchors summed over images (WH_RATIO: shapes) */
   detloss_eval_stats all;
-  detloss_eval_stats by_size[3]; /* detloss_eval_size */
-  size_t num_levels;      /* grid levels (1 for explicit anchors or shapes) */
+  detloss_eval_stats by_size[3];              /* detloss_eval_size */
+  size_t num_levels;                          /* grid levels (1 for explicit anchors or shapes) */
   size_t level_best[DETLOSS_EVAL_MAX_LEVELS]; /* gts whose best anchor is on the level */
   size_t level_pos[DETLOSS_EVAL_MAX_LEVELS];  /* positive anchors on the level */
   size_t num_worst;
@@ -1227,10 +1221,8 @@ typedef struct detloss_eval_report {
  */
 DETLOSS_API detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
                                                const detloss_eval_anchors *src,
-                                               detloss_eval_gt *per_gt,
-                                               detloss_eval_report *report,
-                                               const detloss_eval_options *opt,
-                                               detloss_error *err);
+                                               detloss_eval_gt *per_gt, detloss_eval_report *report,
+                                               const detloss_eval_options *opt, detloss_error *err);
 
 /* Name of a size class ("small", "medium", "large"), or NULL. */
 DETLOSS_API const char *detloss_eval_size_name(detloss_eval_size size);

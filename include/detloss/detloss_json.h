@@ -57,19 +57,22 @@ typedef struct detloss_json_limits {
 #define DETLOSS_DEFAULT_MAX_ANCHORS ((size_t)1 << 27)
 #define DETLOSS_DEFAULT_MAX_IMAGE_SIDE 100000.0
 
-#define DETLOSS_JSON_LIMITS_INIT                                                             \
-  {DETLOSS_DEFAULT_MAX_INPUT_BYTES, DETLOSS_DEFAULT_MAX_OUTPUT_NUMBERS,                       \
-   DETLOSS_DEFAULT_MAX_ANCHORS, DETLOSS_DEFAULT_MAX_IMAGE_SIDE}
+#define DETLOSS_JSON_LIMITS_INIT                                                                   \
+  {                                                                                                \
+    DETLOSS_DEFAULT_MAX_INPUT_BYTES, DETLOSS_DEFAULT_MAX_OUTPUT_NUMBERS,                           \
+        DETLOSS_DEFAULT_MAX_ANCHORS, DETLOSS_DEFAULT_MAX_IMAGE_SIDE                                \
+  }
 
 /* The defaults above (the same as DETLOSS_JSON_LIMITS_INIT). Thread-safe. */
 DETLOSS_API detloss_json_limits detloss_json_limits_default(void);
 
 typedef struct detloss_compute_options {
-  int num_threads; /* passed to every library call; 0 = OpenMP default */
+  int num_threads;                   /* passed to every library call; 0 = OpenMP default */
   const detloss_json_limits *limits; /* NULL = detloss_json_limits_default() */
 } detloss_compute_options;
 
-#define DETLOSS_COMPUTE_OPTIONS_INIT {0, NULL}
+#define DETLOSS_COMPUTE_OPTIONS_INIT                                                               \
+  { 0, NULL }
 
 /*
  * detloss_compute_json() - run `detloss compute` cases (docs/compute-cases.md).
@@ -99,8 +102,7 @@ typedef struct detloss_compute_options {
  * output never holds null. Thread-safe.
  */
 DETLOSS_API detloss_status detloss_compute_json(const char *text, size_t len, char **out,
-                                                size_t *out_len,
-                                                const detloss_compute_options *opt,
+                                                size_t *out_len, const detloss_compute_options *opt,
                                                 detloss_error *err);
 
 /* Frees memory returned by the JSON layer. */
@@ -150,32 +152,32 @@ DETLOSS_API void detloss_free(void *p);
  */
 
 typedef enum detloss_config_head {
-  DETLOSS_CONFIG_HEAD_NONE = 0,      /* anchors only (e.g. a YOLO shape check) */
-  DETLOSS_CONFIG_HEAD_RPN = 1,       /* detloss_rpn_options defaults */
-  DETLOSS_CONFIG_HEAD_RETINANET = 2  /* detloss_retina_options defaults */
+  DETLOSS_CONFIG_HEAD_NONE = 0,     /* anchors only (e.g. a YOLO shape check) */
+  DETLOSS_CONFIG_HEAD_RPN = 1,      /* detloss_rpn_options defaults */
+  DETLOSS_CONFIG_HEAD_RETINANET = 2 /* detloss_retina_options defaults */
 } detloss_config_head;
 
 /* A parsed config. All memory is owned by it; free with detloss_config_free(). */
 typedef struct detloss_config {
-  char *path;            /* the config file as given ("-" or "(text)" for text) */
-  char *name, *source, *notes;           /* NULL when absent */
-  char *anchors_path;    /* resolved anchors file, NULL when inline */
-  char *anchors_name, *anchors_source;   /* from the anchor set, NULL when absent */
-  char *dataset_path;    /* resolved default data set, NULL when absent */
+  char *path;                          /* the config file as given ("-" or "(text)" for text) */
+  char *name, *source, *notes;         /* NULL when absent */
+  char *anchors_path;                  /* resolved anchors file, NULL when inline */
+  char *anchors_name, *anchors_source; /* from the anchor set, NULL when absent */
+  char *dataset_path;                  /* resolved default data set, NULL when absent */
   detloss_config_head head;
   /* The anchor set: exactly one of grid (num_levels > 0), anchors, shapes. */
   detloss_anchor_config grid; /* levels' feat_h/feat_w are 0 unless image_size is given */
-  float image_size[2];   /* the anchor set's nominal [H, W], 0 when absent */
-  float *anchors;        /* [num_anchors][4] */
+  float image_size[2];        /* the anchor set's nominal [H, W], 0 when absent */
+  float *anchors;             /* [num_anchors][4] */
   size_t num_anchors;
-  float *shapes;         /* [num_shapes][2] */
+  float *shapes; /* [num_shapes][2] */
   size_t num_shapes;
-  detloss_eval_options eval;      /* eval.match is the head's matcher */
+  detloss_eval_options eval; /* eval.match is the head's matcher */
   detloss_coder_options coder;
-  detloss_rpn_options rpn;        /* head rpn: the loss settings (match, sample, coder weights
-                                     copied in) */
-  detloss_retina_options retina;  /* head retinanet: likewise */
-  void *storage;                  /* internal */
+  detloss_rpn_options rpn;       /* head rpn: the loss settings (match, sample, coder weights
+                                    copied in) */
+  detloss_retina_options retina; /* head retinanet: likewise */
+  void *storage;                 /* internal */
 } detloss_config;
 
 /*
@@ -205,8 +207,7 @@ DETLOSS_API detloss_status detloss_config_parse(const char *text, size_t len, co
  * "anchors.strides[l]" of the level with the most anchors). Each is
  * DETLOSS_ERR_RANGE naming the limit.
  */
-DETLOSS_API detloss_status detloss_config_load_ex(const char *path,
-                                                  const char *const *search_dirs,
+DETLOSS_API detloss_status detloss_config_load_ex(const char *path, const char *const *search_dirs,
                                                   const detloss_json_limits *limits,
                                                   detloss_config **out, detloss_error *err);
 DETLOSS_API detloss_status detloss_config_parse_ex(const char *text, size_t len, const char *path,
@@ -242,14 +243,14 @@ DETLOSS_API char *detloss_config_describe(void);
  */
 typedef struct detloss_dataset {
   char *path;
-  char *name, *source, *license;  /* NULL when absent */
-  int is_coco;                    /* read from a COCO instances file */
+  char *name, *source, *license; /* NULL when absent */
+  int is_coco;                   /* read from a COCO instances file */
   size_t num_images, num_boxes;
-  float *image_hw;                /* [num_images][2] height, width */
-  size_t *box_start;              /* [num_images + 1] */
-  float *boxes;                   /* [num_boxes][4] xyxy pixels */
-  uint8_t *is_crowd;              /* [num_boxes] */
-  int64_t *image_id;              /* [num_images] ("id", else the index) */
+  float *image_hw;   /* [num_images][2] height, width */
+  size_t *box_start; /* [num_images + 1] */
+  float *boxes;      /* [num_boxes][4] xyxy pixels */
+  uint8_t *is_crowd; /* [num_boxes] */
+  int64_t *image_id; /* [num_images] ("id", else the index) */
 } detloss_dataset;
 
 /* Errors as detloss_config_load (where = "<file>: images[3].boxes[2]"). */
@@ -263,8 +264,7 @@ DETLOSS_API detloss_status detloss_dataset_parse(const char *text, size_t len, c
 DETLOSS_API detloss_status detloss_dataset_load_ex(const char *path,
                                                    const detloss_json_limits *limits,
                                                    detloss_dataset **out, detloss_error *err);
-DETLOSS_API detloss_status detloss_dataset_parse_ex(const char *text, size_t len,
-                                                    const char *path,
+DETLOSS_API detloss_status detloss_dataset_parse_ex(const char *text, size_t len, const char *path,
                                                     const detloss_json_limits *limits,
                                                     detloss_dataset **out, detloss_error *err);
 DETLOSS_API void detloss_dataset_free(detloss_dataset *ds);

@@ -13,11 +13,11 @@
 #define DL_EXIT_INPUT 2   /* bad input or usage (a missing input file, any JSON fault) */
 
 /* The exit-status paragraph every --help ends with. */
-#define DL_EXIT_HELP                                                                       \
-  "exit status: 0 success; 1 I/O or system failure (out of memory, an input that\n"       \
-  "             exists but cannot be read, a failed write of standard output or\n"   \
-  "             of any output file); 2 bad input or usage (a missing or malformed\n"  \
-  "             input, a value out of range, a bad option). Errors are one line on\n"  \
+#define DL_EXIT_HELP                                                                               \
+  "exit status: 0 success; 1 I/O or system failure (out of memory, an input that\n"                \
+  "             exists but cannot be read, a failed write of standard output or\n"                 \
+  "             of any output file); 2 bad input or usage (a missing or malformed\n"               \
+  "             input, a value out of range, a bad option). Errors are one line on\n"              \
   "             standard error, \"detloss: <where>: <message>\"; stdout stays empty.\n"
 
 int dl_cmd_compute(int argc, char **argv);
@@ -80,13 +80,13 @@ const char *dl_cli_limit_hint(const char *msg);
 int dl_cli_parse_threads(const char *s);
 
 /* The search order, for --help texts and the README. */
-#define DL_CLI_DATA_DIRS_HELP                                                     \
-  "CONFIG is a file (a name with a '/' or ending in .json, relative to the\n"     \
-  "current directory) or a preset name: NAME is configs/NAME.json in the first\n" \
-  "data directory that has it: $DETLOSS_DATA_DIR, then the installed one next\n"  \
-  "to this program (<prefix>/bin/../share/detloss), then the current directory.\n" \
-  "Relative file names in a config (\"anchors\", \"dataset\") are looked up next\n" \
-  "to it (anchors: ../anchors/ first), then in each data directory (anchors/ and\n" \
+#define DL_CLI_DATA_DIRS_HELP                                                                      \
+  "CONFIG is a file (a name with a '/' or ending in .json, relative to the\n"                      \
+  "current directory) or a preset name: NAME is configs/NAME.json in the first\n"                  \
+  "data directory that has it: $DETLOSS_DATA_DIR, then the installed one next\n"                   \
+  "to this program (<prefix>/bin/../share/detloss), then the current directory.\n"                 \
+  "Relative file names in a config (\"anchors\", \"dataset\") are looked up next\n"                \
+  "to it (anchors: ../anchors/ first), then in each data directory (anchors/ and\n"                \
   "data/ first), then in the current directory.\n"
 
 #define DL_PATH_CAP 4096

@@ -36,16 +36,14 @@ static const char HELP[] =
     "                    a FIFO or device such as /dev/stdout is written directly).\n"
     "                    The table goes to standard output only once FILE is written.\n"
     "  -h, --help        show this help\n"
-    "\n"
-    DL_CLI_DATA_DIRS_HELP
+    "\n" DL_CLI_DATA_DIRS_HELP
     "\n"
     "limits (environment; docs/limits.md): DETLOSS_MAX_INPUT_BYTES (1 GiB per\n"
     "file), DETLOSS_MAX_ANCHORS (134217728 per image), DETLOSS_MAX_IMAGE_SIDE\n"
     "(100000 px, also after resizing),\n"
     "DETLOSS_MAX_OUTPUT_NUMBERS (16777216: -o writes 4 per anchor). Past one: exit 2\n"
     "before any work.\n"
-    "\n"
-    DL_EXIT_HELP;
+    "\n" DL_EXIT_HELP;
 
 static int parse_size(const char *s, double *out) {
   char *end;
@@ -98,8 +96,10 @@ int dl_cmd_anchors(int argc, char **argv) {
   int lrc = dl_cli_limits(&lim);
   if (lrc != DL_EXIT_OK) return lrc;
   if (fmax(ih, iw) > lim.max_image_side) {
-    fprintf(stderr, "detloss: anchors: --image-size: %g px is above the limit max_image_side = "
-            "%.0f (set DETLOSS_MAX_IMAGE_SIDE to raise it)\n", fmax(ih, iw), lim.max_image_side);
+    fprintf(stderr,
+            "detloss: anchors: --image-size: %g px is above the limit max_image_side = "
+            "%.0f (set DETLOSS_MAX_IMAGE_SIDE to raise it)\n",
+            fmax(ih, iw), lim.max_image_side);
     return DL_EXIT_INPUT;
   }
   dl_data_dirs dirs;
@@ -151,10 +151,11 @@ int dl_cmd_anchors(int argc, char **argv) {
    * any failure leaves standard output empty. */
   dlj_buf t;
   dlj_buf_init(&t);
-  dlj_printf(&t, "config      %s%s%s\n", cfg->path, cfg->name ? ": " : "", cfg->name ? cfg->name : "");
+  dlj_printf(&t, "config      %s%s%s\n", cfg->path, cfg->name ? ": " : "",
+             cfg->name ? cfg->name : "");
   if (cfg->source) dlj_printf(&t, "source      %s\n", cfg->source);
   dlj_printf(&t, "anchors     %s%s%s\n", cfg->anchors_path ? cfg->anchors_path : "(inline)",
-         cfg->anchors_name ? ": " : "", cfg->anchors_name ? cfg->anchors_name : "");
+             cfg->anchors_name ? ": " : "", cfg->anchors_name ? cfg->anchors_name : "");
   if (cfg->anchors_source) dlj_printf(&t, "            %s\n", cfg->anchors_source);
 
   int rc = DL_EXIT_OK;
@@ -164,11 +165,12 @@ int dl_cmd_anchors(int argc, char **argv) {
   detloss_anchor_config grid = cfg->grid;
   if (cfg->grid.num_levels > 0) {
     dlj_printf(&t, "convention  %s, cell offset %g\n",
-           cfg->grid.convention == DETLOSS_ANCHORS_DETECTRON2 ? "detectron2" : "torchvision",
-           (double)cfg->grid.offset);
-    if (ih > 0.0) dlj_printf(&t, "image       %g x %g (H x W); feature map = ceil(size / stride)\n", ih, iw);
+               cfg->grid.convention == DETLOSS_ANCHORS_DETECTRON2 ? "detectron2" : "torchvision",
+               (double)cfg->grid.offset);
+    if (ih > 0.0)
+      dlj_printf(&t, "image       %g x %g (H x W); feature map = ceil(size / stride)\n", ih, iw);
     dlj_printf(&t, "\nlevel  stride    per cell  %-30s%s\n", "sizes / aspect ratios (h/w)",
-           ih > 0.0 ? "  feature map     anchors" : "");
+               ih > 0.0 ? "  feature map     anchors" : "");
     for (size_t l = 0; l < grid.num_levels; l++) {
       lv[l] = cfg->grid.levels[l];
       size_t k = 0;
@@ -178,11 +180,15 @@ int dl_cmd_anchors(int argc, char **argv) {
         lv[l].feat_w = (size_t)ceil(iw / (double)lv[l].stride_w);
       }
       char stride[40]; /* two %g are at most 2 x 13 characters */
-      if (lv[l].stride_h == lv[l].stride_w) snprintf(stride, sizeof stride, "%g", (double)lv[l].stride_h);
-      else snprintf(stride, sizeof stride, "%gx%g", (double)lv[l].stride_h, (double)lv[l].stride_w);
+      if (lv[l].stride_h == lv[l].stride_w)
+        snprintf(stride, sizeof stride, "%g", (double)lv[l].stride_h);
+      else
+        snprintf(stride, sizeof stride, "%gx%g", (double)lv[l].stride_h, (double)lv[l].stride_w);
       dlj_printf(&t, "%-6zu %-9s %-9zu ", l, stride, k);
-      if (lv[l].base) dlj_printf(&t, "%-30s", "explicit base anchors");
-      else if (lv[l].shapes) dlj_printf(&t, "%-30s", "shapes (w, h), see below");
+      if (lv[l].base)
+        dlj_printf(&t, "%-30s", "explicit base anchors");
+      else if (lv[l].shapes)
+        dlj_printf(&t, "%-30s", "shapes (w, h), see below");
       else {
         /* every size and ratio, however many: a level's list may be long */
         size_t col0 = t.len;
@@ -200,7 +206,8 @@ int dl_cmd_anchors(int argc, char **argv) {
       }
       dlj_printf(&t, "\n");
     }
-    if (ih > 0.0) dlj_printf(&t, "%-6s %-9s %-9s %-30s  %-15s %zu\n", "total", "", "", "", "", total);
+    if (ih > 0.0)
+      dlj_printf(&t, "%-6s %-9s %-9s %-30s  %-15s %zu\n", "total", "", "", "", "", total);
     dlj_printf(&t, "\nbase anchors (x1, y1, x2, y2) around the cell point:\n");
     for (size_t l = 0; l < grid.num_levels; l++) {
       size_t k = 0;
@@ -215,8 +222,8 @@ int dl_cmd_anchors(int argc, char **argv) {
       detloss_anchors_level_base(&cfg->grid, l, b, k, &k, NULL);
       dlj_printf(&t, "  level %zu:", l);
       for (size_t q = 0; q < k; q++)
-        dlj_printf(&t, " [%g, %g, %g, %g]", (double)b[4 * q], (double)b[4 * q + 1], (double)b[4 * q + 2],
-               (double)b[4 * q + 3]);
+        dlj_printf(&t, " [%g, %g, %g, %g]", (double)b[4 * q], (double)b[4 * q + 1],
+                   (double)b[4 * q + 2], (double)b[4 * q + 3]);
       dlj_printf(&t, "\n");
       free(b);
     }
@@ -229,7 +236,8 @@ int dl_cmd_anchors(int argc, char **argv) {
       dlj_printf(&t, "]\n");
     }
   } else {
-    dlj_printf(&t, "shapes      %zu (w, h), positions ignored (metric wh_ratio)\n", cfg->num_shapes);
+    dlj_printf(&t, "shapes      %zu (w, h), positions ignored (metric wh_ratio)\n",
+               cfg->num_shapes);
     for (size_t a = 0; a < cfg->num_shapes; a++)
       dlj_printf(&t, "  %g x %g\n", (double)cfg->shapes[2 * a], (double)cfg->shapes[2 * a + 1]);
   }
@@ -245,11 +253,13 @@ int dl_cmd_anchors(int argc, char **argv) {
     if (cfg->anchors_name) dlj_kv_str(&b, "name", cfg->anchors_name);
     if (cfg->grid.num_levels > 0) {
       anchors = malloc((total ? total : 1) * 4 * sizeof(float));
-      detloss_status gs = anchors ? detloss_anchors_generate(&grid, anchors, total, &err)
-                                  : DETLOSS_ERR_NOMEM;
+      detloss_status gs =
+          anchors ? detloss_anchors_generate(&grid, anchors, total, &err) : DETLOSS_ERR_NOMEM;
       if (gs != DETLOSS_OK) {
-        if (gs == DETLOSS_ERR_NOMEM) fprintf(stderr, "detloss: anchors: out of memory\n");
-        else dl_cli_report(&err, gs);
+        if (gs == DETLOSS_ERR_NOMEM)
+          fprintf(stderr, "detloss: anchors: out of memory\n");
+        else
+          dl_cli_report(&err, gs);
         free(anchors);
         dlj_buf_free(&b);
         dlj_buf_free(&t);
@@ -294,8 +304,10 @@ int dl_cmd_anchors(int argc, char **argv) {
       rc = DL_EXIT_RUNTIME;
     } else if (dlj_find_nonfinite(b.p, b.len, elem, sizeof elem)) {
       /* A float32 overflow (sizes of 3e38): never written as null. */
-      fprintf(stderr, "detloss: anchors: -o: %s: result is not finite (the anchor set "
-              "overflows float32)\n", elem[0] ? elem : "(output)");
+      fprintf(stderr,
+              "detloss: anchors: -o: %s: result is not finite (the anchor set "
+              "overflows float32)\n",
+              elem[0] ? elem : "(output)");
       rc = DL_EXIT_INPUT;
     } else {
       rc = dl_cli_write_atomic(out_path, b.p, b.len);

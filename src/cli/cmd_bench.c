@@ -91,8 +91,10 @@ static int selected(const char *only, const char *name) {
 
 /* v with fmt, or null when it is not finite (JSON has no NaN). */
 static void json_number(dlj_buf *b, const char *fmt, double v) {
-  if (isfinite(v)) dlj_printf(b, fmt, v);
-  else dlj_raw(b, "null");
+  if (isfinite(v))
+    dlj_printf(b, fmt, v);
+  else
+    dlj_raw(b, "null");
 }
 
 /* A whole number in [lo, hi]; anything else (not a number, trailing text,
@@ -128,8 +130,8 @@ int dl_cmd_bench(int argc, char **argv) {
   double image_scale = 0;
   const char *only = NULL;
   const int_opt ints[] = {
-      {"--threads", 0, 4096, &threads}, {"--repeats", 1, BENCH_MAX_REPEATS, &repeats},
-      {"--warmup", 0, 100, &warmup},    {"--gt", 1, 100000, &gt},
+      {"--threads", 0, 4096, &threads},   {"--repeats", 1, BENCH_MAX_REPEATS, &repeats},
+      {"--warmup", 0, 100, &warmup},      {"--gt", 1, 100000, &gt},
       {"--classes", 1, 100000, &classes},
   };
   for (int i = 1; i < argc; i++) {
@@ -151,8 +153,8 @@ int dl_cmd_bench(int argc, char **argv) {
       small = 1;
     } else if (io) {
       if (!v || !parse_int(v, io->lo, io->hi, io->dst)) {
-        fprintf(stderr, "detloss: bench: %s: expected a whole number from %d to %d, %s%s%s\n",
-                a, io->lo, io->hi, v ? "got '" : "got nothing", v ? v : "", v ? "'" : "");
+        fprintf(stderr, "detloss: bench: %s: expected a whole number from %d to %d, %s%s%s\n", a,
+                io->lo, io->hi, v ? "got '" : "got nothing", v ? v : "", v ? "'" : "");
         return DL_EXIT_INPUT;
       }
       i++;
@@ -184,9 +186,11 @@ int dl_cmd_bench(int argc, char **argv) {
       size_t l = strcspn(p, ",");
       int found = 0;
       for (size_t k = 0; k < bench_num_workloads; k++)
-        found |= strlen(bench_workloads[k].name) == l && strncmp(bench_workloads[k].name, p, l) == 0;
+        found |=
+            strlen(bench_workloads[k].name) == l && strncmp(bench_workloads[k].name, p, l) == 0;
       if (!found) {
-        fprintf(stderr, "detloss: bench: --only: unknown workload '%.*s' (see --list)\n", (int)l, p);
+        fprintf(stderr, "detloss: bench: --only: unknown workload '%.*s' (see --list)\n", (int)l,
+                p);
         return DL_EXIT_INPUT;
       }
       if (!p[l]) break;
@@ -203,7 +207,8 @@ int dl_cmd_bench(int argc, char **argv) {
    * written at the end; the table is printed workload by workload. */
   dlj_buf jb;
   dlj_buf_init(&jb);
-  if (json) dlj_raw(&jb, "{");
+  if (json)
+    dlj_raw(&jb, "{");
   else
     printf("detloss bench: %s, %d thread%s, %d runs (+%d warm-up)%s\n%-16s %-12s %10s %10s %10s\n",
            cpu, threads, threads == 1 ? "" : "s", repeats, warmup, small ? ", small" : "",
@@ -261,8 +266,8 @@ int dl_cmd_bench(int argc, char **argv) {
         printf("%-16s %-12s %10.3f %10.3f %10.3f\n", s == 0 ? w->name : "", run->stages[s].name,
                med, mn, mx);
       }
-      printf("%-16s %-12s peak RSS %.1f MiB (%.1f before); %s; %s = %.9g%s\n", "", "", peak,
-             rss0, run->note, run->check_name ? run->check_name : "check", run->check,
+      printf("%-16s %-12s peak RSS %.1f MiB (%.1f before); %s; %s = %.9g%s\n", "", "", peak, rss0,
+             run->note, run->check_name ? run->check_name : "check", run->check,
              run->failed ? "  FAILED" : "");
     }
     first = 0;
@@ -279,8 +284,8 @@ int dl_cmd_bench(int argc, char **argv) {
     dlj_quoted(&jb, cpu);
     dlj_printf(&jb, ",\"threads\":%d,\"commit\":", threads);
     dlj_quoted(&jb, DETLOSS_GIT_COMMIT);
-    dlj_printf(&jb, ",\"date\":\"%s\",\"repeats\":%d,\"warmup\":%d,\"small\":%s}}\n", date,
-               repeats, warmup, small ? "true" : "false");
+    dlj_printf(&jb, ",\"date\":\"%s\",\"repeats\":%d,\"warmup\":%d,\"small\":%s}}\n", date, repeats,
+               warmup, small ? "true" : "false");
     if (jb.oom) {
       fprintf(stderr, "detloss: bench: out of memory\n");
       rc = DL_EXIT_RUNTIME;

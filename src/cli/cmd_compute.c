@@ -35,8 +35,7 @@ static const char HELP_TAIL[] =
     "out of range, JSON syntax error) prints nothing on standard output and one\n"
     "line on standard error naming the JSON path of the fault, e.g.\n"
     "  detloss: [1].boxes1[3]: expected 4 numbers, got 3\n"
-    "\n"
-    DL_EXIT_HELP;
+    "\n" DL_EXIT_HELP;
 
 /* The losses of ops loss and embedding_loss with their params and defaults,
  * from the library's registry (detloss_loss_info_get). */
@@ -49,9 +48,12 @@ static void print_losses(void) {
     for (size_t i = 0; i < r->num_params; i++) {
       const detloss_loss_param *p = &r->params[i];
       printf("%s%s ", i ? ", " : "", p->key);
-      if (p->type == DETLOSS_PARAM_FLOATS) fputs("none", stdout);
-      else if (p->type == DETLOSS_PARAM_BOOL) fputs(p->default_value != 0.0 ? "true" : "false", stdout);
-      else printf("%g", (double)(float)p->default_value);
+      if (p->type == DETLOSS_PARAM_FLOATS)
+        fputs("none", stdout);
+      else if (p->type == DETLOSS_PARAM_BOOL)
+        fputs(p->default_value != 0.0 ? "true" : "false", stdout);
+      else
+        printf("%g", (double)(float)p->default_value);
     }
     fputs(r->num_params ? "\n" : "-\n", stdout);
   }

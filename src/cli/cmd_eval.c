@@ -62,8 +62,7 @@ static const char HELP[] =
     "an existing file keeps its permissions, and a FIFO or device (/dev/stdout) is\n"
     "written directly. A progress bar is drawn on stderr when it is a terminal and\n"
     "the run takes more than a second.\n"
-    "\n"
-    DL_CLI_DATA_DIRS_HELP
+    "\n" DL_CLI_DATA_DIRS_HELP
     "\n"
     "limits (environment; docs/limits.md): DETLOSS_MAX_INPUT_BYTES (1 GiB per\n"
     "file), DETLOSS_MAX_ANCHORS (134217728 per image), DETLOSS_MAX_IMAGE_SIDE\n"
@@ -71,8 +70,7 @@ static const char HELP[] =
     "\n"
     "example:\n"
     "  detloss eval torchvision_fasterrcnn_fpn_rpn --plot coverage.svg\n"
-    "\n"
-    DL_EXIT_HELP;
+    "\n" DL_EXIT_HELP;
 
 typedef struct progress {
   struct timespec t0;
@@ -104,32 +102,30 @@ static void on_progress(void *user, size_t done, size_t total) {
 
 static void stats_row(dlj_buf *b, const char *name, const detloss_eval_stats *s, int pos) {
   if (pos)
-    dlj_printf(b, "%-8s %7zu  %6.3f  %9.3f  %10.2f  %12.2f  %6zu %6zu %6zu %6zu\n",
-             name, s->num_gt, s->recall, s->mean_best, s->anchors_per_gt, s->positives_per_gt,
-             s->pos_hist[0], s->pos_hist[1], s->pos_hist[2], s->pos_hist[3]);
+    dlj_printf(b, "%-8s %7zu  %6.3f  %9.3f  %10.2f  %12.2f  %6zu %6zu %6zu %6zu\n", name, s->num_gt,
+               s->recall, s->mean_best, s->anchors_per_gt, s->positives_per_gt, s->pos_hist[0],
+               s->pos_hist[1], s->pos_hist[2], s->pos_hist[3]);
   else
-    dlj_printf(b, "%-8s %7zu  %6.3f  %9.3f  %10.2f\n", name, s->num_gt, s->recall,
-             s->mean_best, s->anchors_per_gt);
+    dlj_printf(b, "%-8s %7zu  %6.3f  %9.3f  %10.2f\n", name, s->num_gt, s->recall, s->mean_best,
+               s->anchors_per_gt);
 }
 
 static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dataset *ds,
                         const detloss_eval_report *r, const detloss_eval_options *o) {
   int iou = o->metric == DETLOSS_EVAL_IOU, pos = iou && o->count_positives;
-  dlj_printf(b, "config   %s%s%s\n", cfg->path, cfg->name ? ": " : "",
-           cfg->name ? cfg->name : "");
-  dlj_printf(b, "anchors  %s%s%s\n",
-           cfg->anchors_path ? cfg->anchors_path : "(inline)", cfg->anchors_name ? ": " : "",
-           cfg->anchors_name ? cfg->anchors_name : "");
-  dlj_printf(b, "data     %s%s%s\n", ds->path, ds->name ? ": " : "",
-           ds->name ? ds->name : "");
+  dlj_printf(b, "config   %s%s%s\n", cfg->path, cfg->name ? ": " : "", cfg->name ? cfg->name : "");
+  dlj_printf(b, "anchors  %s%s%s\n", cfg->anchors_path ? cfg->anchors_path : "(inline)",
+             cfg->anchors_name ? ": " : "", cfg->anchors_name ? cfg->anchors_name : "");
+  dlj_printf(b, "data     %s%s%s\n", ds->path, ds->name ? ": " : "", ds->name ? ds->name : "");
   dlj_printf(b,
-           "         %zu images (%zu without gt), %zu boxes: %zu crowd and %zu zero-area left out, "
-           "%zu clipped to their image\n",
-           r->num_images, r->num_images_empty, r->num_boxes, r->num_crowd, r->num_degenerate,
-           r->num_clipped);
+             "         %zu images (%zu without gt), %zu boxes: %zu crowd and %zu zero-area left "
+             "out, "
+             "%zu clipped to their image\n",
+             r->num_images, r->num_images_empty, r->num_boxes, r->num_crowd, r->num_degenerate,
+             r->num_clipped);
   if (o->resize_min_size > 0.0f && o->resize_max_size > 0.0f)
     dlj_printf(b, "resize   short side %g, long side at most %g (torchvision)\n",
-             (double)o->resize_min_size, (double)o->resize_max_size);
+               (double)o->resize_min_size, (double)o->resize_max_size);
   else if (o->resize_max_size > 0.0f)
     dlj_printf(b, "resize   long side %g\n", (double)o->resize_max_size);
   else if (o->resize_min_size > 0.0f)
@@ -140,20 +136,21 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
     const detloss_match_options *m = &o->match;
     static const char *const SEM[] = {"torchvision", "detectron2", "mmdet"};
     dlj_printf(b,
-             "metric   IoU, an anchor fits when IoU >= %g; %zu anchors in all images\n"
-             "matcher  %s, positive >= %g, negative < %g, low-quality matches %s\n",
-             (double)o->iou_thresh, r->num_anchors, SEM[m->semantics], (double)m->high,
-             (double)m->low, m->allow_low_quality ? "on" : "off");
+               "metric   IoU, an anchor fits when IoU >= %g; %zu anchors in all images\n"
+               "matcher  %s, positive >= %g, negative < %g, low-quality matches %s\n",
+               (double)o->iou_thresh, r->num_anchors, SEM[m->semantics], (double)m->high,
+               (double)m->low, m->allow_low_quality ? "on" : "off");
   } else {
     dlj_printf(b,
-             "metric   shape ratio r = min(w/aw, aw/w, h/ah, ah/h), fits when r > 1/%g "
-             "(YOLOv5 autoanchor); %zu shapes\n",
-             (double)o->ratio_thresh, r->num_anchors);
+               "metric   shape ratio r = min(w/aw, aw/w, h/ah, ah/h), fits when r > 1/%g "
+               "(YOLOv5 autoanchor); %zu shapes\n",
+               (double)o->ratio_thresh, r->num_anchors);
   }
   dlj_raw(b, "\n");
   if (pos)
-    dlj_raw(b, "size         gts  recall  mean best  anchors/gt  positives/gt   0 pos  1 pos  2-4 "
-               "pos  5+ pos\n");
+    dlj_raw(b,
+            "size         gts  recall  mean best  anchors/gt  positives/gt   0 pos  1 pos  2-4 "
+            "pos  5+ pos\n");
   else
     dlj_raw(b, "size         gts  recall  mean best  anchors/gt\n");
   stats_row(b, "all", &r->all, pos);
@@ -168,24 +165,23 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
       double share = r->all.num_gt ? (double)r->level_best[l] / (double)r->all.num_gt : 0.0;
       if (pos)
         dlj_printf(b, "%-6zu %-7g %12zu  %5.3f  %9zu  %5.3f\n", l,
-                 (double)cfg->grid.levels[l].stride_w, r->level_best[l], share, r->level_pos[l],
-                 tp ? (double)r->level_pos[l] / (double)tp : 0.0);
+                   (double)cfg->grid.levels[l].stride_w, r->level_best[l], share, r->level_pos[l],
+                   tp ? (double)r->level_pos[l] / (double)tp : 0.0);
       else
-        dlj_printf(b, "%-6zu %-7g %12zu  %5.3f\n", l,
-                 (double)cfg->grid.levels[l].stride_w, r->level_best[l], share);
+        dlj_printf(b, "%-6zu %-7g %12zu  %5.3f\n", l, (double)cfg->grid.levels[l].stride_w,
+                   r->level_best[l], share);
     }
   }
   if (r->num_worst > 0) {
-    dlj_printf(b, "\nworst-covered gts (best %s; w x h after resizing):\n",
-             iou ? "IoU" : "r");
+    dlj_printf(b, "\nworst-covered gts (best %s; w x h after resizing):\n", iou ? "IoU" : "r");
     dlj_raw(b, "   best        w x h       h/w   image id  box\n");
     for (size_t i = 0; i < r->num_worst; i++) {
       const detloss_eval_worst *w = &r->worst[i];
       char wh[64];
       snprintf(wh, sizeof wh, "%.1f x %.1f", (double)w->w, (double)w->h);
       dlj_printf(b, "  %5.3f  %14s  %6.2f  %9lld  %3zu\n", (double)w->best, wh,
-               w->w > 0.0f ? (double)w->h / (double)w->w : 0.0, (long long)ds->image_id[w->image],
-               w->box);
+                 w->w > 0.0f ? (double)w->h / (double)w->w : 0.0, (long long)ds->image_id[w->image],
+                 w->box);
     }
   }
 }
@@ -218,10 +214,14 @@ static void svg_escape(dlj_buf *b, const char *s, size_t max) {
       dlj_raw(b, "...");
       break;
     }
-    if (*s == '<') dlj_raw(b, "&lt;");
-    else if (*s == '>') dlj_raw(b, "&gt;");
-    else if (*s == '&') dlj_raw(b, "&amp;");
-    else dlj_rawn(b, s, 1);
+    if (*s == '<')
+      dlj_raw(b, "&lt;");
+    else if (*s == '>')
+      dlj_raw(b, "&gt;");
+    else if (*s == '&')
+      dlj_raw(b, "&amp;");
+    else
+      dlj_rawn(b, s, 1);
   }
 }
 
@@ -304,39 +304,42 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
   dlj_buf b;
   dlj_buf_init(&b);
   dlj_printf(&b,
-           "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g "
-           "%g\" font-family=\"sans-serif\" font-size=\"12\">\n"
-           "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-           W, H, W, H);
+             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 "
+             "%g "
+             "%g\" font-family=\"sans-serif\" font-size=\"12\">\n"
+             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+             W, H, W, H);
   dlj_raw(&b, "<text x=\"80\" y=\"24\" font-size=\"15\" font-weight=\"bold\">");
   svg_escape(&b, cfg->name ? cfg->name : cfg->path, 90);
   dlj_raw(&b, "</text>\n<text x=\"80\" y=\"42\">");
   svg_escape(&b, ds->name ? ds->name : ds->path, 40);
   dlj_printf(&b,
-           ": %zu gts, recall %.3f at %s %s %g, mean best %.3f</text>\n<text x=\"80\" y=\"58\" "
-           "fill=\"#555\">gt size after resizing (log scale), colour = best %s; "
-           "crosses: anchors</text>\n",
-           r->all.num_gt, r->all.recall, iou ? "IoU" : "r", iou ? "&gt;=" : "&gt;", thr,
-           r->all.mean_best, iou ? "IoU over the anchors" : "shape ratio r");
+             ": %zu gts, recall %.3f at %s %s %g, mean best %.3f</text>\n<text x=\"80\" y=\"58\" "
+             "fill=\"#555\">gt size after resizing (log scale), colour = best %s; "
+             "crosses: anchors</text>\n",
+             r->all.num_gt, r->all.recall, iou ? "IoU" : "r", iou ? "&gt;=" : "&gt;", thr,
+             r->all.mean_best, iou ? "IoU over the anchors" : "shape ratio r");
   /* frame, grid, ticks */
   dlj_printf(&b,
-           "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#333\"/>\n",
-           X0, Y0, X1 - X0, Y1 - Y0);
+             "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#333\"/>\n",
+             X0, Y0, X1 - X0, Y1 - Y0);
   for (double e = l2lo; e <= l2hi + 1e-9; e += 1.0) {
     double v = exp2(e);
     dlj_printf(&b,
-             "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#eee\"/>"
-             "<line x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#eee\"/>"
-             "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%g</text>"
-             "<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
-             PX(v), Y0, PX(v), Y1, X0, PY(v), X1, PY(v), PX(v), Y1 + 16, v, X0 - 6, PY(v) + 4, v);
+               "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#eee\"/>"
+               "<line x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#eee\"/>"
+               "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%g</text>"
+               "<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+               PX(v), Y0, PX(v), Y1, X0, PY(v), X1, PY(v), PX(v), Y1 + 16, v, X0 - 6, PY(v) + 4, v);
   }
   dlj_printf(&b,
-           "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>\n"
-           "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">gt width (px)</text>\n"
-           "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\" transform=\"rotate(-90 %g %g)\">gt "
-           "height (px)</text>\n",
-           X0, Y1, X1, Y0, (X0 + X1) / 2, Y1 + 36, X0 - 48, (Y0 + Y1) / 2, X0 - 48, (Y0 + Y1) / 2);
+             "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#bbb\" stroke-dasharray=\"4 "
+             "4\"/>\n"
+             "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">gt width (px)</text>\n"
+             "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\" transform=\"rotate(-90 %g %g)\">gt "
+             "height (px)</text>\n",
+             X0, Y1, X1, Y0, (X0 + X1) / 2, Y1 + 36, X0 - 48, (Y0 + Y1) / 2, X0 - 48,
+             (Y0 + Y1) / 2);
   /* points: fitting ones first, misses on top; at most ~40000 drawn (every k-th) */
   size_t n_ok = r->all.num_gt, step = n_ok > 40000 ? (n_ok + 39999) / 40000 : 1;
   for (int pass = 0; pass < 2; pass++) {
@@ -351,7 +354,7 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
       char col[16];
       colour((double)g->best, thr, col, sizeof col);
       dlj_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\"/>\n",
-               PX(fmax((double)g->w, exp2(l2lo))), PY(fmax((double)g->h, exp2(l2lo))), col);
+                 PX(fmax((double)g->w, exp2(l2lo))), PY(fmax((double)g->h, exp2(l2lo))), col);
     }
     dlj_raw(&b, "</g>\n");
   }
@@ -359,26 +362,25 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
   for (size_t q = 0; q < ns; q++) {
     double x = PX((double)sh[2 * q]), y = PY((double)sh[2 * q + 1]);
     dlj_printf(&b,
-             "<path d=\"M%.1f %.1fl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
-             "<title>anchor %g x %g (level %d)</title>\n",
-             x - 5, y - 5, (double)sh[2 * q], (double)sh[2 * q + 1], (int)sl[q]);
+               "<path d=\"M%.1f %.1fl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
+               "<title>anchor %g x %g (level %d)</title>\n",
+               x - 5, y - 5, (double)sh[2 * q], (double)sh[2 * q + 1], (int)sl[q]);
   }
   /* colour bar */
   for (int k = 0; k < 50; k++) {
     double v = 1.0 - (double)k / 50.0;
     char col[16];
     colour(v, thr, col, sizeof col);
-    dlj_printf(&b,
-             "<rect x=\"680\" y=\"%.1f\" width=\"18\" height=\"%.1f\" fill=\"%s\"/>\n",
-             Y0 + (Y1 - Y0) * 0.5 * k / 50.0, (Y1 - Y0) * 0.5 / 50.0 + 0.5, col);
+    dlj_printf(&b, "<rect x=\"680\" y=\"%.1f\" width=\"18\" height=\"%.1f\" fill=\"%s\"/>\n",
+               Y0 + (Y1 - Y0) * 0.5 * k / 50.0, (Y1 - Y0) * 0.5 / 50.0 + 0.5, col);
   }
   dlj_printf(&b,
-           "<text x=\"704\" y=\"%g\">1</text><text x=\"704\" y=\"%.1f\">%g (fits)</text>"
-           "<text x=\"704\" y=\"%g\">0</text><text x=\"680\" y=\"%g\">best %s</text>\n"
-           "<path d=\"M680 %gl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
-           "<text x=\"696\" y=\"%g\">anchor shape</text>\n</svg>\n",
-           Y0 + 4, Y0 + (Y1 - Y0) * 0.5 * (1.0 - thr) + 4, thr, Y0 + (Y1 - Y0) * 0.5 + 4, Y0 - 8,
-           iou ? "IoU" : "r", Y0 + (Y1 - Y0) * 0.5 + 30, Y0 + (Y1 - Y0) * 0.5 + 39);
+             "<text x=\"704\" y=\"%g\">1</text><text x=\"704\" y=\"%.1f\">%g (fits)</text>"
+             "<text x=\"704\" y=\"%g\">0</text><text x=\"680\" y=\"%g\">best %s</text>\n"
+             "<path d=\"M680 %gl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
+             "<text x=\"696\" y=\"%g\">anchor shape</text>\n</svg>\n",
+             Y0 + 4, Y0 + (Y1 - Y0) * 0.5 * (1.0 - thr) + 4, thr, Y0 + (Y1 - Y0) * 0.5 + 4, Y0 - 8,
+             iou ? "IoU" : "r", Y0 + (Y1 - Y0) * 0.5 + 30, Y0 + (Y1 - Y0) * 0.5 + 39);
 #undef PX
 #undef PY
   free(sh);
@@ -422,9 +424,12 @@ int dl_cmd_eval(int argc, char **argv) {
         return DL_EXIT_INPUT;
       }
       const char *v = argv[++i];
-      if (strcmp(a, "--dataset") == 0) ds_path = v;
-      else if (strcmp(a, "--plot") == 0) plot = v;
-      else if (strcmp(a, "-o") == 0) out = v;
+      if (strcmp(a, "--dataset") == 0)
+        ds_path = v;
+      else if (strcmp(a, "--plot") == 0)
+        plot = v;
+      else if (strcmp(a, "-o") == 0)
+        out = v;
       else if (strcmp(a, "--threads") == 0) {
         if ((threads = dl_cli_parse_threads(v)) < 0) {
           fprintf(stderr, "detloss: eval: --threads needs a whole number from 0 to 4096\n");

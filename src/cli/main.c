@@ -26,22 +26,24 @@ static const dl_command COMMANDS[] = {
 #define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
 static void usage(FILE *f) {
-  fputs("usage: detloss <command> [options] [arguments]\n"
-        "\n"
-        "Anchor matching, sampling, box coding and detection losses with gradients.\n"
-        "\n"
-        "commands:\n",
-        f);
+  fputs(
+      "usage: detloss <command> [options] [arguments]\n"
+      "\n"
+      "Anchor matching, sampling, box coding and detection losses with gradients.\n"
+      "\n"
+      "commands:\n",
+      f);
   for (size_t k = 0; k < NUM_COMMANDS; k++)
     fprintf(f, "  %-10s %s\n", COMMANDS[k].name, COMMANDS[k].summary);
-  fputs("  help [COMMAND]  this text, or a command's help (same as COMMAND --help)\n"
-        "\n"
-        "options:\n"
-        "  -h, --help     show this help and exit\n"
-        "  -V, --version  print the version and exit\n"
-        "\n"
-        "\n" DL_EXIT_HELP,
-        f);
+  fputs(
+      "  help [COMMAND]  this text, or a command's help (same as COMMAND --help)\n"
+      "\n"
+      "options:\n"
+      "  -h, --help     show this help and exit\n"
+      "  -V, --version  print the version and exit\n"
+      "\n"
+      "\n" DL_EXIT_HELP,
+      f);
 }
 
 static const dl_command *find_command(const char *name) {
@@ -74,8 +76,10 @@ char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *st
 
 int dl_cli_report(const detloss_error *err, detloss_status st) {
   const char *hint = dl_cli_limit_hint(err->msg);
-  if (err->where[0]) fprintf(stderr, "detloss: %s: %s%s\n", err->where, err->msg, hint);
-  else fprintf(stderr, "detloss: %s%s\n", err->msg, hint);
+  if (err->where[0])
+    fprintf(stderr, "detloss: %s: %s%s\n", err->where, err->msg, hint);
+  else
+    fprintf(stderr, "detloss: %s%s\n", err->msg, hint);
   return (st == DETLOSS_ERR_NOMEM || st == DETLOSS_ERR_IO) ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
 }
 

@@ -149,8 +149,10 @@ static void unknown_preset(const char *name, const dl_data_dirs *d) {
   fprintf(stderr, "detloss: CONFIG: unknown preset '%s'", name);
   if (hint) fprintf(stderr, " (did you mean '%s'?)", hint);
   if (n == 0) {
-    fputs("; no presets found: set DETLOSS_DATA_DIR to a directory with configs/, "
-          "or give a file name\n", stderr);
+    fputs(
+        "; no presets found: set DETLOSS_DATA_DIR to a directory with configs/, "
+        "or give a file name\n",
+        stderr);
   } else {
     fputs("; presets: ", stderr);
     for (size_t i = 0; i < n; i++) fprintf(stderr, "%s%s", i ? ", " : "", v[i]);

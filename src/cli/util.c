@@ -16,8 +16,10 @@
  * and running out of memory are runtime failures (exit 1). */
 int dl_cli_load_error(const detloss_error *err, detloss_status st) {
   const char *hint = dl_cli_limit_hint(err->msg);
-  if (err->where[0]) fprintf(stderr, "detloss: %s: %s%s\n", err->where, err->msg, hint);
-  else fprintf(stderr, "detloss: %s%s\n", err->msg, hint);
+  if (err->where[0])
+    fprintf(stderr, "detloss: %s: %s%s\n", err->where, err->msg, hint);
+  else
+    fprintf(stderr, "detloss: %s%s\n", err->msg, hint);
   return st == DETLOSS_ERR_NOMEM || st == DETLOSS_ERR_IO ? DL_EXIT_RUNTIME : DL_EXIT_INPUT;
 }
 
@@ -37,7 +39,7 @@ typedef struct out_plan {
   char *tmp;        /* the temporary file, while it exists */
   int direct;       /* not a regular file: written in place */
   int exists;
-  struct stat st;   /* of the target, when it exists */
+  struct stat st; /* of the target, when it exists */
 } out_plan;
 
 static char *dup_n(const char *s, size_t n) {
@@ -161,8 +163,10 @@ static int write_temp(out_plan *o, const char *buf, size_t len, int *create) {
   size_t dl = dir_len(o->target);
   o->tmp = malloc(dl + 2 + sizeof NAME); /* dir (or "."), '/', NAME, NUL */
   if (!o->tmp) return ENOMEM;
-  if (dl) memcpy(o->tmp, o->target, dl);
-  else o->tmp[0] = '.';
+  if (dl)
+    memcpy(o->tmp, o->target, dl);
+  else
+    o->tmp[0] = '.';
   size_t at = dl ? dl : 1;
   if (!(dl == 1 && o->target[0] == '/')) o->tmp[at++] = '/';
   memcpy(o->tmp + at, NAME, sizeof NAME);
@@ -178,7 +182,8 @@ static int write_temp(out_plan *o, const char *buf, size_t len, int *create) {
   if (o->exists) {
     mode = o->st.st_mode & 07777;
     /* keep the owner too where we may (root writing another user's file) */
-    if (fchown(fd, o->st.st_uid, o->st.st_gid) != 0) { /* not permitted: ours it is */ }
+    if (fchown(fd, o->st.st_uid, o->st.st_gid) != 0) { /* not permitted: ours it is */
+    }
   } else {
     mode_t mask = umask(0);
     umask(mask);

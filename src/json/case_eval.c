@@ -41,8 +41,10 @@ static void stats_json(dlj_buf *b, const detloss_eval_stats *s) {
 void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r, const detloss_eval_options *o,
                          const detloss_anchor_config *grid, const int64_t *image_id) {
   dlj_kv_str(b, "metric", o->metric == DETLOSS_EVAL_IOU ? "iou" : "wh_ratio");
-  if (o->metric == DETLOSS_EVAL_IOU) dlj_kv_num(b, "iou_thresh", (double)o->iou_thresh);
-  else dlj_kv_num(b, "ratio_thresh", (double)o->ratio_thresh);
+  if (o->metric == DETLOSS_EVAL_IOU)
+    dlj_kv_num(b, "iou_thresh", (double)o->iou_thresh);
+  else
+    dlj_kv_num(b, "ratio_thresh", (double)o->ratio_thresh);
   stats_json(b, &r->all);
   dlj_key(b, "by_size");
   dlj_obj_begin(b);
@@ -100,11 +102,11 @@ static detloss_status read_matcher(const cJSON *c, const char *path, detloss_mat
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, "matcher");
   DL_RETURN_ERROR_IF(!cJSON_IsObject(mo), err, DETLOSS_ERR_TYPE, where, "expected an object");
-  static const char *const keys[] = {"high", "low", "allow_low_quality", "low_quality_min_iou",
+  static const char *const keys[] = {"high",      "low", "allow_low_quality", "low_quality_min_iou",
                                      "semantics", NULL};
   DL_FORWARD_IF_ERROR(dlj_check_keys(mo, where, keys, err));
-  static const dlj_match_keys mkeys = {"high", "low", "allow_low_quality", "low_quality_min_iou",
-                                       "semantics", NULL, NULL, NULL};
+  static const dlj_match_keys mkeys =
+      {"high", "low", "allow_low_quality", "low_quality_min_iou", "semantics", NULL, NULL, NULL};
   return dlj_match_options(mo, where, &mkeys, m, err);
 }
 
@@ -112,11 +114,16 @@ static detloss_status read_matcher(const cJSON *c, const char *path, detloss_mat
 static void where_of_lib_error(detloss_error *err, const char *path) {
   if (!err) return;
   static const char *const MAP[][2] = {
-      {"high", "matcher.high"}, {"low", "matcher.low"},
+      {"high", "matcher.high"},
+      {"low", "matcher.low"},
       {"low_quality_min_iou", "matcher.low_quality_min_iou"},
-      {"resize_max_size", "resize_long_side"}, {"resize_min_size", "resize_min_size"},
-      {"num_worst", "worst"}, {"data.num_images", "dataset.images"},
-      {"data.boxes", "dataset.images"}, {"src.shapes", "anchor_shapes"}, {"src", "anchor_config"},
+      {"resize_max_size", "resize_long_side"},
+      {"resize_min_size", "resize_min_size"},
+      {"num_worst", "worst"},
+      {"data.num_images", "dataset.images"},
+      {"data.boxes", "dataset.images"},
+      {"src.shapes", "anchor_shapes"},
+      {"src", "anchor_config"},
       {"grid.levels", "anchor_config.strides"},
   };
   for (size_t i = 0; i < sizeof MAP / sizeof MAP[0]; i++)

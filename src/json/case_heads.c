@@ -107,25 +107,23 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
   for (const cJSON *e = arr->child; e; e = e->next, i++) {
     dlj_index(ipath, sizeof ipath, where, i);
     DL_RETURN_ERROR_IF(!cJSON_IsObject(e), err, DETLOSS_ERR_TYPE, ipath, "expected an object");
-    static const char *const rpn_image_keys[] = {"anchors",  "gt",         "deltas",
-                                                 "objectness", "is_crowd", "image_size", NULL};
-    static const char *const retina_image_keys[] = {"anchors", "gt", "deltas", "labels",
-                                                    "cls_logits", "is_crowd", "image_size",
-                                                    NULL};
-    DL_FORWARD_IF_ERROR(
-        dlj_check_keys(e, ipath, retina ? retina_image_keys : rpn_image_keys, err));
+    static const char *const rpn_image_keys[] = {"anchors",  "gt",         "deltas", "objectness",
+                                                 "is_crowd", "image_size", NULL};
+    static const char *const retina_image_keys[] = {"anchors",    "gt",         "deltas",
+                                                    "labels",     "cls_logits", "is_crowd",
+                                                    "image_size", NULL};
+    DL_FORWARD_IF_ERROR(dlj_check_keys(e, ipath, retina ? retina_image_keys : rpn_image_keys, err));
     detloss_head_image *im = &h->im[i];
     size_t A = 0, G = 0, nd = 0;
     DL_FORWARD_IF_ERROR(dlj_boxes(e, "anchors", ipath, 1, &h->anchors[i], &A, err));
     DL_FORWARD_IF_ERROR(dlj_boxes(e, "gt", ipath, 1, &h->gt[i], &G, err));
     DL_FORWARD_IF_ERROR(dlj_rows(e, "deltas", ipath, 1, 4, &h->deltas[i], &nd, err));
-    if (nd != A)
-      return fail_shape(err, ipath, "deltas", "has %zu rows but anchors has %zu", nd, A);
+    if (nd != A) return fail_shape(err, ipath, "deltas", "has %zu rows but anchors has %zu", nd, A);
     dlj_tensor t;
     if (retina) {
       size_t nl = 0;
-      DL_FORWARD_IF_ERROR(dlj_int_array(e, "labels", ipath, G > 0, 0, INT64_MAX,
-                                        &h->labels[i], &nl, err));
+      DL_FORWARD_IF_ERROR(
+          dlj_int_array(e, "labels", ipath, G > 0, 0, INT64_MAX, &h->labels[i], &nl, err));
       if (h->labels[i] != NULL && nl != G)
         return fail_shape(err, ipath, "labels", "has %zu labels but gt has %zu boxes", nl, G);
       DL_FORWARD_IF_ERROR(dlj_tensor_get(e, "cls_logits", ipath, 1, &t, err));
@@ -141,8 +139,8 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
       } else if (h->C == 0) {
         h->C = cols;
       } else if (cols != h->C) {
-        return fail_shape(err, ipath, "cls_logits",
-                          "has %zu classes but an earlier image has %zu", cols, h->C);
+        return fail_shape(err, ipath, "cls_logits", "has %zu classes but an earlier image has %zu",
+                          cols, h->C);
       }
     } else {
       DL_FORWARD_IF_ERROR(dlj_tensor_get(e, "objectness", ipath, 1, &t, err));
@@ -153,8 +151,8 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
         return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected [A] logits");
       }
       if (t.count != A)
-        return fail_shape(err, ipath, "objectness", "has %zu logits but anchors has %zu",
-                          t.count, A);
+        return fail_shape(err, ipath, "objectness", "has %zu logits but anchors has %zu", t.count,
+                          A);
     }
     int64_t *crowd64 = NULL;
     size_t nc = 0;
@@ -164,7 +162,8 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
       for (size_t k = 0; h->crowd[i] && k < nc; k++) h->crowd[i][k] = (uint8_t)crowd64[k];
       free(crowd64);
       DL_RETURN_ERROR_IF(h->crowd[i] == NULL, err, DETLOSS_ERR_NOMEM, ipath, "out of memory");
-      if (nc != G) return fail_shape(err, ipath, "is_crowd", "has %zu flags for %zu gt boxes", nc, G);
+      if (nc != G)
+        return fail_shape(err, ipath, "is_crowd", "has %zu flags for %zu gt boxes", nc, G);
     }
     const cJSON *sz = dlj_field(e, "image_size");
     if (sz != NULL) {
@@ -183,8 +182,8 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
       im->image_w = hw[1];
       free(hw);
       dlj_join(where, sizeof where, ipath, "image_size");
-      DL_FORWARD_IF_ERROR(dl_check_side(lim, fmax((double)im->image_h, (double)im->image_w),
-                                        where, err));
+      DL_FORWARD_IF_ERROR(
+          dl_check_side(lim, fmax((double)im->image_h, (double)im->image_w), where, err));
     }
     im->anchors = h->anchors[i];
     im->num_anchors = A;
@@ -219,8 +218,8 @@ static detloss_status alloc_grads(head_inputs *h, int retina, detloss_error *err
 }
 
 /* box_loss name -> enum */
-static detloss_status read_box_loss(const cJSON *cfg, const char *cpath,
-                                    detloss_head_box_loss *out, detloss_error *err) {
+static detloss_status read_box_loss(const cJSON *cfg, const char *cpath, detloss_head_box_loss *out,
+                                    detloss_error *err) {
   const char *s = NULL;
   DL_FORWARD_IF_ERROR(dlj_string(cfg, "box_loss", cpath, 0, &s, err));
   if (s == NULL) return DETLOSS_OK;
@@ -244,8 +243,9 @@ static detloss_status read_box_loss(const cJSON *cfg, const char *cpath,
 static detloss_status read_match(const cJSON *cfg, const char *cpath, detloss_match_options *m,
                                  detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
-  static const dlj_match_keys keys = {"fg_iou_thresh", "bg_iou_thresh", "allow_low_quality",
-                                      NULL, NULL, NULL, NULL, "allowed_border"};
+  static const dlj_match_keys keys =
+      {"fg_iou_thresh", "bg_iou_thresh", "allow_low_quality", NULL, NULL, NULL, NULL,
+       "allowed_border"};
   DL_FORWARD_IF_ERROR(dlj_match_options(cfg, cpath, &keys, m, err));
   if (!(m->high >= 0.0f && m->high <= 1.0f)) {
     dlj_join(where, sizeof where, cpath, "fg_iou_thresh");
@@ -318,10 +318,12 @@ static void write_grads(dlj_buf *out, const head_inputs *h, int retina) {
   dlj_arr_end(out);
 }
 
-static const char *const rpn_keys[] = {"fg_iou_thresh", "bg_iou_thresh", "allow_low_quality",
-                                       "batch_size_per_image", "positive_fraction",
-                                       "smooth_l1_beta", "box_weights", "seed", "convention",
-                                       "box_loss", "allowed_border", NULL};
+static const char *const rpn_keys[] = {"fg_iou_thresh",     "bg_iou_thresh",
+                                       "allow_low_quality", "batch_size_per_image",
+                                       "positive_fraction", "smooth_l1_beta",
+                                       "box_weights",       "seed",
+                                       "convention",        "box_loss",
+                                       "allowed_border",    NULL};
 
 detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
                                 const dl_case_ctx *ctx, detloss_error *err) {
@@ -362,8 +364,7 @@ detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
     DL_FORWARD_IF_ERROR(read_weights(cfg, cpath, o.box_weights, err));
     DL_FORWARD_IF_ERROR(read_box_loss(cfg, cpath, &o.box_loss, err));
     detloss_error e2;
-    if (dl_head_check_box_options(o.box_loss, o.smooth_l1_beta, o.box_weights, &e2) !=
-        DETLOSS_OK) {
+    if (dl_head_check_box_options(o.box_loss, o.smooth_l1_beta, o.box_weights, &e2) != DETLOSS_OK) {
       dlj_join(where, sizeof where, cpath, e2.where);
       return dl_fail(err, e2.status, where, "%s", e2.msg);
     }
@@ -398,10 +399,11 @@ detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
   return st;
 }
 
-static const char *const retina_keys[] = {
-    "fg_iou_thresh", "bg_iou_thresh", "allow_low_quality", "alpha", "gamma", "box_loss",
-    "smooth_l1_beta", "box_weights", "normalizer", "ema_state", "ema_momentum",
-    "caller_normalizer", "allowed_border", "num_classes", NULL};
+static const char *const retina_keys[] = {"fg_iou_thresh",  "bg_iou_thresh", "allow_low_quality",
+                                          "alpha",          "gamma",         "box_loss",
+                                          "smooth_l1_beta", "box_weights",   "normalizer",
+                                          "ema_state",      "ema_momentum",  "caller_normalizer",
+                                          "allowed_border", "num_classes",   NULL};
 
 detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err) {
@@ -425,8 +427,7 @@ detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *ou
     DL_FORWARD_IF_ERROR(dlj_float(cfg, "smooth_l1_beta", cpath, 0, &o.smooth_l1_beta, err));
     DL_FORWARD_IF_ERROR(read_weights(cfg, cpath, o.box_weights, err));
     detloss_error e2;
-    if (dl_head_check_box_options(o.box_loss, o.smooth_l1_beta, o.box_weights, &e2) !=
-        DETLOSS_OK) {
+    if (dl_head_check_box_options(o.box_loss, o.smooth_l1_beta, o.box_weights, &e2) != DETLOSS_OK) {
       dlj_join(where, sizeof where, cpath, e2.where);
       return dl_fail(err, e2.status, where, "%s", e2.msg);
     }
@@ -445,13 +446,15 @@ detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *ou
     }
     DL_FORWARD_IF_ERROR(dlj_float(cfg, "ema_state", cpath, 0, &ema, err));
     DL_FORWARD_IF_ERROR(dlj_float(cfg, "ema_momentum", cpath, 0, &o.ema_momentum, err));
-    DL_FORWARD_IF_ERROR(
-        dlj_number(cfg, "caller_normalizer", cpath, o.normalizer == DETLOSS_RETINA_NORM_CALLER,
-                   &o.caller_normalizer, err));
+    DL_FORWARD_IF_ERROR(dlj_number(cfg, "caller_normalizer", cpath,
+                                   o.normalizer == DETLOSS_RETINA_NORM_CALLER, &o.caller_normalizer,
+                                   err));
     DL_FORWARD_IF_ERROR(dlj_int(cfg, "num_classes", cpath, 0, 1, INT32_MAX, &ncls, err));
     const char *bad = NULL;
-    if (!(ema >= 0.0f)) bad = "ema_state";
-    else if (!(o.ema_momentum >= 0.0f && o.ema_momentum <= 1.0f)) bad = "ema_momentum";
+    if (!(ema >= 0.0f))
+      bad = "ema_state";
+    else if (!(o.ema_momentum >= 0.0f && o.ema_momentum <= 1.0f))
+      bad = "ema_momentum";
     else if (o.normalizer == DETLOSS_RETINA_NORM_CALLER && !(o.caller_normalizer > 0.0))
       bad = "caller_normalizer";
     if (bad) {
@@ -469,8 +472,8 @@ detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *ou
   if (st == DETLOSS_OK && ncls > 0) {
     if (h.C != 0 && h.C != (size_t)ncls) {
       dlj_join(where, sizeof where, cpath, "num_classes");
-      st = dl_fail(err, DETLOSS_ERR_SHAPE, where, "is %lld but cls_logits have %zu columns",
-                   ncls, h.C);
+      st = dl_fail(err, DETLOSS_ERR_SHAPE, where, "is %lld but cls_logits have %zu columns", ncls,
+                   h.C);
     }
     h.C = (size_t)ncls;
   }
@@ -496,7 +499,8 @@ detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *ou
     dlj_kv_int(out, "num_pos", (long long)r.num_pos);
     dlj_kv_int(out, "num_neg", (long long)r.num_neg);
     write_common(out, &r, ps, h.n);
-    if (o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA) dlj_kv_num(out, "ema_state", (double)ema);
+    if (o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA)
+      dlj_kv_num(out, "ema_state", (double)ema);
     if (grad) write_grads(out, &h, 1);
   }
   free(ps);

@@ -25,9 +25,12 @@ detloss_status dl_case_reduction(const cJSON *c, const char *path, detloss_reduc
                                  detloss_error *err) {
   const char *s = "mean";
   DL_FORWARD_IF_ERROR(dlj_string(c, "reduction", path, 0, &s, err));
-  if (strcmp(s, "none") == 0) *r = DETLOSS_REDUCTION_NONE;
-  else if (strcmp(s, "sum") == 0) *r = DETLOSS_REDUCTION_SUM;
-  else if (strcmp(s, "mean") == 0) *r = DETLOSS_REDUCTION_MEAN;
+  if (strcmp(s, "none") == 0)
+    *r = DETLOSS_REDUCTION_NONE;
+  else if (strcmp(s, "sum") == 0)
+    *r = DETLOSS_REDUCTION_SUM;
+  else if (strcmp(s, "mean") == 0)
+    *r = DETLOSS_REDUCTION_MEAN;
   else {
     char where[DETLOSS_WHERE_MAX];
     dlj_join(where, sizeof where, path, "reduction");
@@ -129,9 +132,8 @@ static void shape_str(char *buf, size_t cap, const size_t *shape, int ndim) {
   if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
-static detloss_status shape_error(const char *path, const char *key, const size_t *want,
-                                  int wnd, const dlj_tensor *got, const char *what,
-                                  detloss_error *err) {
+static detloss_status shape_error(const char *path, const char *key, const size_t *want, int wnd,
+                                  const dlj_tensor *got, const char *what, detloss_error *err) {
   char where[DETLOSS_WHERE_MAX], ws[96], gs[96];
   dlj_join(where, sizeof where, path, key);
   shape_str(ws, sizeof ws, want, wnd);
@@ -189,8 +191,8 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, cons
       char where[DETLOSS_WHERE_MAX];
       dlj_join(where, sizeof where, ppath, "pos_weight");
       st = dl_fail(err, DETLOSS_ERR_SHAPE, where,
-                   "expected a number or %zu numbers (the input's last dimension), got %zu",
-                   last, pw.count);
+                   "expected a number or %zu numbers (the input's last dimension), got %zu", last,
+                   pw.count);
     } else {
       o.pos_weight = pw.data;
       o.pos_weight_len = pw.count;
@@ -205,8 +207,7 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, cons
     } else if (x.ndim != 2) {
       char where[DETLOSS_WHERE_MAX];
       dlj_join(where, sizeof where, path, "input");
-      st = dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected logits [N][C] (2-D), got %d-D",
-                   x.ndim);
+      st = dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected logits [N][C] (2-D), got %d-D", x.ndim);
     } else {
       nrows = x.shape[0];
       ncls = x.shape[1];

@@ -20,9 +20,8 @@
 
 /* Optional 1-D array of n numbers (weight, target); *out NULL when absent and
  * not required. */
-static detloss_status read_vector(const cJSON *c, const char *key, const char *path,
-                                  int required, size_t n, const char *what, float **out,
-                                  detloss_error *err) {
+static detloss_status read_vector(const cJSON *c, const char *key, const char *path, int required,
+                                  size_t n, const char *what, float **out, detloss_error *err) {
   dlj_tensor t;
   *out = NULL;
   DL_FORWARD_IF_ERROR(dlj_tensor_get(c, key, path, required, &t, err));
@@ -134,8 +133,8 @@ static detloss_status read_embeddings(const cJSON *c, const char *key, const cha
   }
   if (have_shape && (tn != *n || (tn > 0 && td != *d))) {
     dlj_tensor_free(&t);
-    return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected shape [%zu][%zu] (as x1), got [%zu][%zu]",
-                   *n, *d, tn, td);
+    return dl_fail(err, DETLOSS_ERR_SHAPE, where,
+                   "expected shape [%zu][%zu] (as x1), got [%zu][%zu]", *n, *d, tn, td);
   }
   *n = tn;
   *d = td;
@@ -195,8 +194,8 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
     if (!ok) st = dl_fail(err, DETLOSS_ERR_NOMEM, path[0] ? path : "x1", "cannot allocate outputs");
   }
   if (st == DETLOSS_OK) {
-    st = detloss_loss_embedding(kind, x[0], x[1], x[2], y, w, n, d, loss, g[0], g[1], g[2], &o,
-                                err);
+    st =
+        detloss_loss_embedding(kind, x[0], x[1], x[2], y, w, n, d, loss, g[0], g[1], g[2], &o, err);
     if (st != DETLOSS_OK) locate(err, path, info);
   }
   if (st == DETLOSS_OK) {

@@ -23,8 +23,8 @@
 
 /* Reads a per-level list of positive numbers: key [[...], ...] with nlev rows of any
  * length. vals/lens/starts are malloc'ed by the caller's free of *flat and *len. */
-static detloss_status read_ragged(const cJSON *c, const char *key, const char *path,
-                                  size_t nlev, float **flat, size_t **len, detloss_error *err) {
+static detloss_status read_ragged(const cJSON *c, const char *key, const char *path, size_t nlev,
+                                  float **flat, size_t **len, detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, key);
   const cJSON *v = dlj_field(c, key);

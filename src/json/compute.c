@@ -25,23 +25,40 @@ typedef struct op_entry {
 static const char *const IOU_KEYS[] = {"op", "kind", "boxes1", "boxes2", "eps", NULL};
 static const char *const ENCODE_KEYS[] = {"op", "anchors", "boxes", "weights", NULL};
 static const char *const DECODE_KEYS[] = {"op", "anchors", "deltas", "weights", "clip", NULL};
-static const char *const ANCHORS_KEYS[] = {"op",     "image_size", "feature_maps",
-                                           "sizes",  "aspect_ratios", "convention",
-                                           "offset", NULL};
-static const char *const MATCH_KEYS[] = {"op",  "anchors", "gt", "high", "low",
-                                         "allow_low_quality", "low_quality_min_iou",
-                                         "semantics", "gt_max_assign_all", "is_crowd",
-                                         "crowd_ioa_thresh", "allowed_border", "image_size",
+static const char *const ANCHORS_KEYS[] =
+    {"op", "image_size", "feature_maps", "sizes", "aspect_ratios", "convention", "offset", NULL};
+static const char *const MATCH_KEYS[] = {"op",
+                                         "anchors",
+                                         "gt",
+                                         "high",
+                                         "low",
+                                         "allow_low_quality",
+                                         "low_quality_min_iou",
+                                         "semantics",
+                                         "gt_max_assign_all",
+                                         "is_crowd",
+                                         "crowd_ioa_thresh",
+                                         "allowed_border",
+                                         "image_size",
                                          NULL};
-static const char *const LOSS_KEYS[] = {"op",     "loss",      "input",  "target",
-                                        "weight", "reduction", "params", "grad", NULL};
-static const char *const EMBED_KEYS[] = {"op",     "loss",   "x1",        "x2",     "x3",
-                                         "target", "weight", "reduction", "params", "grad",
-                                         NULL};
+static const char *const LOSS_KEYS[] = {"op",        "loss",   "input", "target", "weight",
+                                        "reduction", "params", "grad",  NULL};
+static const char *const EMBED_KEYS[] = {"op",     "loss",      "x1",     "x2",   "x3", "target",
+                                         "weight", "reduction", "params", "grad", NULL};
 static const char *const HEAD_KEYS[] = {"op", "config", "images", "grad", NULL};
-static const char *const EVAL_KEYS[] = {"op", "dataset", "resize_long_side", "resize_min_size",
-                                        "anchor_config", "anchors", "anchor_shapes", "metric",
-                                        "iou_thresh", "ratio_thresh", "matcher", "worst", NULL};
+static const char *const EVAL_KEYS[] = {"op",
+                                        "dataset",
+                                        "resize_long_side",
+                                        "resize_min_size",
+                                        "anchor_config",
+                                        "anchors",
+                                        "anchor_shapes",
+                                        "metric",
+                                        "iou_thresh",
+                                        "ratio_thresh",
+                                        "matcher",
+                                        "worst",
+                                        NULL};
 
 static const op_entry OPS[] = {
     {"iou", dl_case_iou, IOU_KEYS},
@@ -75,8 +92,10 @@ static detloss_status check_finite(const dlj_buf *out, size_t start, const char 
   char elem[DETLOSS_WHERE_MAX];
   if (!dlj_find_nonfinite(seg, n, elem, sizeof elem)) return DETLOSS_OK;
   char where[DETLOSS_WHERE_MAX];
-  if (elem[0]) dlj_join(where, sizeof where, path, elem);
-  else snprintf(where, sizeof where, "%s", path[0] ? path : "(output)");
+  if (elem[0])
+    dlj_join(where, sizeof where, path, elem);
+  else
+    snprintf(where, sizeof where, "%s", path[0] ? path : "(output)");
   return dl_fail(err, DETLOSS_ERR_RANGE, where,
                  "result is not finite (op %s: the finite input overflows float32)", op);
 }
@@ -97,8 +116,8 @@ static detloss_status run_case(const cJSON *c, const char *path, dlj_buf *out,
     dlj_join(where, sizeof where, path, "op");
     const char *hint = dl_suggest(op, names, NUM_OPS);
     if (hint)
-      return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown op '%s' (did you mean '%s'?)",
-                     op, hint);
+      return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown op '%s' (did you mean '%s'?)", op,
+                     hint);
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
                    "unknown op '%s' (expected iou, encode, decode, anchors, match, loss, "
                    "embedding_loss, rpn_loss, retina_loss, anchor_eval)",
@@ -148,7 +167,8 @@ detloss_status detloss_compute_json(const char *text, size_t len, char **out, si
     st = dl_fail(err, DETLOSS_ERR_NOMEM, "(output)", "cannot allocate the result text");
   if (st == DETLOSS_OK) {
     dlj_raw(&buf, "\n");
-    if (buf.oom) st = dl_fail(err, DETLOSS_ERR_NOMEM, "(output)", "cannot allocate the result text");
+    if (buf.oom)
+      st = dl_fail(err, DETLOSS_ERR_NOMEM, "(output)", "cannot allocate the result text");
   }
   if (st != DETLOSS_OK) {
     dlj_buf_free(&buf);

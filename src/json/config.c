@@ -24,8 +24,10 @@
 void dl_where_file(detloss_error *err, const char *file) {
   if (!err || !file || !file[0]) return;
   char tmp[DETLOSS_WHERE_MAX];
-  if (err->where[0]) snprintf(tmp, sizeof tmp, "%s: %s", file, err->where);
-  else snprintf(tmp, sizeof tmp, "%s", file);
+  if (err->where[0])
+    snprintf(tmp, sizeof tmp, "%s: %s", file, err->where);
+  else
+    snprintf(tmp, sizeof tmp, "%s", file);
   memcpy(err->where, tmp, sizeof tmp);
 }
 
@@ -33,7 +35,8 @@ detloss_status dl_read_file(const char *path, size_t max_bytes, char **text, siz
                             detloss_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f)
-    return dl_fail(err, errno == ENOENT || errno == ENOTDIR ? DETLOSS_ERR_NOT_FOUND : DETLOSS_ERR_IO,
+    return dl_fail(err,
+                   errno == ENOENT || errno == ENOTDIR ? DETLOSS_ERR_NOT_FOUND : DETLOSS_ERR_IO,
                    path, "cannot open: %s", strerror(errno));
   detloss_status st = dlj_read_stream(f, path, max_bytes, text, len, err);
   fclose(f);
@@ -137,11 +140,13 @@ static detloss_status read_stride(const cJSON *lv, const char *path, detloss_anc
   return DETLOSS_OK;
 }
 
-static const char *const LEVEL_KEYS[] = {"stride", "sizes", "aspect_ratios", "shapes", "base",
-                                         "base_plus_one", "shapes_grid", "feature_map", NULL};
-static const char *const SET_KEYS[] = {"name", "source", "notes", "convention", "offset",
-                                       "image_size", "levels", "strides", "sizes",
-                                       "aspect_ratios", "boxes", "shapes", NULL};
+static const char *const LEVEL_KEYS[] = {"stride",      "sizes",       "aspect_ratios",
+                                         "shapes",      "base",        "base_plus_one",
+                                         "shapes_grid", "feature_map", NULL};
+static const char *const SET_KEYS[] = {"name",   "source",        "notes",  "convention",
+                                       "offset", "image_size",    "levels", "strides",
+                                       "sizes",  "aspect_ratios", "boxes",  "shapes",
+                                       NULL};
 
 /* A key that the form of the object does not use: an error rather than a
  * silently ignored value ("sizes" next to "base", "sizes" next to "levels"). */
@@ -205,14 +210,13 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_
   memset(s, 0, sizeof *s);
   detloss_status st = DETLOSS_OK;
   char where[DETLOSS_WHERE_MAX];
-#define TRY(x)                                                                                 \
-  do {                                                                                         \
-    st = (x);                                                                                  \
-    if (st != DETLOSS_OK) goto fail;                                                           \
+#define TRY(x)                                                                                     \
+  do {                                                                                             \
+    st = (x);                                                                                      \
+    if (st != DETLOSS_OK) goto fail;                                                               \
   } while (0)
   if (!cJSON_IsObject(obj)) {
-    st = dl_fail(err, DETLOSS_ERR_TYPE, path[0] ? path : "(root)",
-                 "expected an anchor set object");
+    st = dl_fail(err, DETLOSS_ERR_TYPE, path[0] ? path : "(root)", "expected an anchor set object");
     goto fail;
   }
   TRY(dlj_check_keys(obj, path, SET_KEYS, err));
@@ -254,11 +258,13 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_
     s->image_size[0] = hw[0];
     s->image_size[1] = hw[1];
   }
-  int has_levels = dlj_field(obj, "levels") != NULL, has_strides = dlj_field(obj, "strides") != NULL;
+  int has_levels = dlj_field(obj, "levels") != NULL,
+      has_strides = dlj_field(obj, "strides") != NULL;
   int has_boxes = dlj_field(obj, "boxes") != NULL, has_shapes = dlj_field(obj, "shapes") != NULL;
   if (has_levels + has_strides + has_boxes + has_shapes != 1) {
-    st = dl_fail(err, has_levels + has_strides + has_boxes + has_shapes ? DETLOSS_ERR_SHAPE
-                                                                        : DETLOSS_ERR_MISSING,
+    st = dl_fail(err,
+                 has_levels + has_strides + has_boxes + has_shapes ? DETLOSS_ERR_SHAPE
+                                                                   : DETLOSS_ERR_MISSING,
                  path[0] ? path : "anchors",
                  "expected exactly one of levels, strides (with sizes and aspect_ratios), boxes, "
                  "shapes");
@@ -377,21 +383,21 @@ fail:
 }
 
 typedef enum dtype {
-  DT_F32,   /* float */
-  DT_F64,   /* double */
-  DT_BOOL,  /* int, 0 or 1 */
-  DT_I64,   /* int64_t */
-  DT_U64,   /* uint64_t */
-  DT_SIZE,  /* size_t */
-  DT_ENUM,  /* an enum (int-sized), by name */
-  DT_F32X4  /* float[4] */
+  DT_F32,  /* float */
+  DT_F64,  /* double */
+  DT_BOOL, /* int, 0 or 1 */
+  DT_I64,  /* int64_t */
+  DT_U64,  /* uint64_t */
+  DT_SIZE, /* size_t */
+  DT_ENUM, /* an enum (int-sized), by name */
+  DT_F32X4 /* float[4] */
 } dtype;
 
 typedef struct desc {
   const char *key;
   dtype type;
   size_t offset;
-  double lo, hi;      /* range (inclusive unless the open flags say otherwise) */
+  double lo, hi; /* range (inclusive unless the open flags say otherwise) */
   int lo_open, hi_open;
   const char *const *names; /* DT_ENUM: names in enum order, NULL-terminated */
   const char *doc;
@@ -406,28 +412,27 @@ static const char *const METRICS[] = {"iou", "wh_ratio", NULL};
 
 #define OFF(T, f) offsetof(T, f)
 static const desc MATCH_DESC[] = {
-    {"high", DT_F32, OFF(detloss_match_options, high), 0, 1, 0, 0, NULL,
-     "IoU >= high: positive"},
+    {"high", DT_F32, OFF(detloss_match_options, high), 0, 1, 0, 0, NULL, "IoU >= high: positive"},
     {"low", DT_F32, OFF(detloss_match_options, low), 0, 1, 0, 0, NULL,
      "IoU < low: negative; between low and high: ignored (<= high)"},
-    {"allow_low_quality", DT_BOOL, OFF(detloss_match_options, allow_low_quality), 0, 1, 0, 0,
-     NULL, "each gt's best anchors become positives (torchvision allow_low_quality_matches)"},
+    {"allow_low_quality", DT_BOOL, OFF(detloss_match_options, allow_low_quality), 0, 1, 0, 0, NULL,
+     "each gt's best anchors become positives (torchvision allow_low_quality_matches)"},
     {"low_quality_min_iou", DT_F32, OFF(detloss_match_options, low_quality_min_iou), 0, 1, 0, 0,
      NULL, "promote a gt's best anchors only if their IoU >= this (mmdet min_pos_iou)"},
     {"semantics", DT_ENUM, OFF(detloss_match_options, semantics), 0, 0, 0, 0, SEMANTICS,
      "matcher semantics: torchvision, detectron2 or mmdet"},
-    {"gt_max_assign_all", DT_BOOL, OFF(detloss_match_options, gt_max_assign_all), 0, 1, 0, 0,
-     NULL, "mmdet: promote all tied best anchors (else the first)"},
-    {"crowd_ioa_thresh", DT_F32, OFF(detloss_match_options, crowd_ioa_thresh), -INF_, 1, 1, 0,
-     NULL, "anchors covered by a crowd box more than this are ignored (< 0: never)"},
-    {"allowed_border", DT_F32, OFF(detloss_match_options, allowed_border), -INF_, INF_, 1, 1,
-     NULL, "ignore anchors more than this outside the image (py-faster-rcnn; < 0: off)"},
+    {"gt_max_assign_all", DT_BOOL, OFF(detloss_match_options, gt_max_assign_all), 0, 1, 0, 0, NULL,
+     "mmdet: promote all tied best anchors (else the first)"},
+    {"crowd_ioa_thresh", DT_F32, OFF(detloss_match_options, crowd_ioa_thresh), -INF_, 1, 1, 0, NULL,
+     "anchors covered by a crowd box more than this are ignored (< 0: never)"},
+    {"allowed_border", DT_F32, OFF(detloss_match_options, allowed_border), -INF_, INF_, 1, 1, NULL,
+     "ignore anchors more than this outside the image (py-faster-rcnn; < 0: off)"},
 };
 static const desc SAMPLE_DESC[] = {
-    {"batch_size_per_image", DT_I64, OFF(detloss_sample_options, batch_size_per_image), 0, 1e9,
-     0, 0, NULL, "anchors sampled per image"},
-    {"positive_fraction", DT_F64, OFF(detloss_sample_options, positive_fraction), 0, 1, 0, 0,
-     NULL, "at most this fraction of the sample is positive"},
+    {"batch_size_per_image", DT_I64, OFF(detloss_sample_options, batch_size_per_image), 0, 1e9, 0,
+     0, NULL, "anchors sampled per image"},
+    {"positive_fraction", DT_F64, OFF(detloss_sample_options, positive_fraction), 0, 1, 0, 0, NULL,
+     "at most this fraction of the sample is positive"},
     {"seed", DT_U64, OFF(detloss_sample_options, seed), 0, 1.8e19, 0, 0, NULL,
      "seed of the counter-based sampler"},
 };
@@ -469,8 +474,8 @@ static const desc EVAL_DESC[] = {
      "wh_ratio: fits when r > 1/ratio_thresh (YOLOv5 anchor_t)"},
     {"positives", DT_BOOL, OFF(detloss_eval_options, count_positives), 0, 1, 0, 0, NULL,
      "count each gt's positives under the matcher"},
-    {"worst", DT_SIZE, OFF(detloss_eval_options, num_worst), 0, DETLOSS_EVAL_MAX_WORST, 0, 0,
-     NULL, "worst-covered gts to list"},
+    {"worst", DT_SIZE, OFF(detloss_eval_options, num_worst), 0, DETLOSS_EVAL_MAX_WORST, 0, 0, NULL,
+     "worst-covered gts to list"},
 };
 static const desc RESIZE_DESC[] = {
     {"min_size", DT_F32, OFF(detloss_eval_options, resize_min_size), 0, 1e6, 0, 0, NULL,
@@ -492,10 +497,13 @@ static const char *type_doc(const desc *d, char *buf, size_t cap) {
       }
       return buf;
     }
-    case DT_F32X4: snprintf(buf, cap, "[4 numbers in %s%g, %g%s]", d->lo_open ? "(" : "[", d->lo, d->hi, d->hi_open ? ")" : "]"); return buf;
-    case DT_I64: case DT_U64: case DT_SIZE:
-      snprintf(buf, cap, "integer in [%g, %g]", d->lo, d->hi);
+    case DT_F32X4:
+      snprintf(buf, cap, "[4 numbers in %s%g, %g%s]", d->lo_open ? "(" : "[", d->lo, d->hi,
+               d->hi_open ? ")" : "]");
       return buf;
+    case DT_I64:
+    case DT_U64:
+    case DT_SIZE: snprintf(buf, cap, "integer in [%g, %g]", d->lo, d->hi); return buf;
     default:
       snprintf(buf, cap, "number in %s%g, %g%s", d->lo_open ? "(" : "[", d->lo, d->hi,
                d->hi_open ? ")" : "]");
@@ -506,17 +514,53 @@ static const char *type_doc(const desc *d, char *buf, size_t cap) {
 static void value_doc(const desc *d, const void *base, char *buf, size_t cap) {
   const char *p = (const char *)base + d->offset;
   switch (d->type) {
-    case DT_F32: { float v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%g", (double)v); break; }
-    case DT_F64: { double v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%.9g", v); break; }
-    case DT_BOOL: { int v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%s", v ? "true" : "false"); break; }
-    case DT_I64: { int64_t v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%lld", (long long)v); break; }
-    case DT_U64: { uint64_t v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%llu", (unsigned long long)v); break; }
-    case DT_SIZE: { size_t v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "%zu", v); break; }
-    case DT_ENUM: { int v; memcpy(&v, p, sizeof v); snprintf(buf, cap, "\"%s\"", d->names[v]); break; }
+    case DT_F32: {
+      float v;
+      memcpy(&v, p, sizeof v);
+      snprintf(buf, cap, "%g", (double)v);
+      break;
+    }
+    case DT_F64: {
+      double v;
+      memcpy(&v, p, sizeof v);
+      snprintf(buf, cap, "%.9g", v);
+      break;
+    }
+    case DT_BOOL: {
+      int v;
+      memcpy(&v, p, sizeof v);
+      snprintf(buf, cap, "%s", v ? "true" : "false");
+      break;
+    }
+    case DT_I64: {
+      int64_t v;
+      memcpy(&v, p, sizeof v);
+      snprintf(buf, cap, "%lld", (long long)v);
+      break;
+    }
+    case DT_U64: {
+      uint64_t v;
+      memcpy(&v, p, sizeof v);
+      snprintf(buf, cap, "%llu", (unsigned long long)v);
+      break;
+    }
+    case DT_SIZE: {
+      size_t v;
+      memcpy(&v, p, sizeof v);
+      snprintf(buf, cap, "%zu", v);
+      break;
+    }
+    case DT_ENUM: {
+      int v;
+      memcpy(&v, p, sizeof v);
+      snprintf(buf, cap, "\"%s\"", d->names[v]);
+      break;
+    }
     case DT_F32X4: {
       float v[4];
       memcpy(v, p, sizeof v);
-      snprintf(buf, cap, "[%g, %g, %g, %g]", (double)v[0], (double)v[1], (double)v[2], (double)v[3]);
+      snprintf(buf, cap, "[%g, %g, %g, %g]", (double)v[0], (double)v[1], (double)v[2],
+               (double)v[3]);
       break;
     }
   }
@@ -557,7 +601,8 @@ static detloss_status read_table(const cJSON *obj, const char *path, const desc 
     double x = 0.0;
     switch (d->type) {
       case DT_BOOL: {
-        DL_RETURN_ERROR_IF(!cJSON_IsBool(v), err, DETLOSS_ERR_TYPE, where, "expected true or false");
+        DL_RETURN_ERROR_IF(!cJSON_IsBool(v), err, DETLOSS_ERR_TYPE, where,
+                           "expected true or false");
         int b = cJSON_IsTrue(v) ? 1 : 0;
         memcpy(p, &b, sizeof b);
         break;
@@ -570,8 +615,8 @@ static detloss_status read_table(const cJSON *obj, const char *path, const desc 
         if (found < 0) {
           const char *hint = dl_suggest(v->valuestring, d->names, (size_t)cnt);
           if (hint)
-            return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown name '%s' (did you mean '%s'?)",
-                           v->valuestring, hint);
+            return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
+                           "unknown name '%s' (did you mean '%s'?)", v->valuestring, hint);
           return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown name '%s' (expected %s)",
                          v->valuestring, type_doc(d, tdoc, sizeof tdoc));
         }
@@ -732,8 +777,8 @@ static int fits(int n, size_t cap) { return n >= 0 && (size_t)n < cap; }
 /* Resolves a relative file name: (anchors: config dir/../anchors,) config dir,
  * then each search dir (anchors: dir/anchors first). NULL if not found (*tried gets
  * the first candidate for the message). */
-static char *resolve(const char *name, const char *cfg_path, const char *const *search,
-                     int anchors, char *tried, size_t tried_cap) {
+static char *resolve(const char *name, const char *cfg_path, const char *const *search, int anchors,
+                     char *tried, size_t tried_cap) {
   char buf[4096];
   if (name[0] == '/') {
     snprintf(tried, tried_cap, "%s", name);
@@ -742,8 +787,10 @@ static char *resolve(const char *name, const char *cfg_path, const char *const *
   char dir[4096];
   if (!fits(snprintf(dir, sizeof dir, "%s", cfg_path ? cfg_path : "."), sizeof dir)) return NULL;
   char *slash = strrchr(dir, '/');
-  if (slash) *slash = '\0';
-  else snprintf(dir, sizeof dir, ".");
+  if (slash)
+    *slash = '\0';
+  else
+    snprintf(dir, sizeof dir, ".");
   /* anchors/ first for anchor files: a config may share its anchor file's name. */
   if (anchors) {
     if (fits(snprintf(buf, sizeof buf, "%s/../anchors/%s", dir, name), sizeof buf) &&
@@ -765,9 +812,9 @@ static char *resolve(const char *name, const char *cfg_path, const char *const *
   return NULL;
 }
 
-static const char *const CONFIG_KEYS[] = {"name", "source", "notes", "head", "anchors", "dataset",
-                                          "resize", "eval", "matcher", "sampler", "box_coder",
-                                          "loss", NULL};
+static const char *const CONFIG_KEYS[] = {"name",      "source", "notes", "head",    "anchors",
+                                          "dataset",   "resize", "eval",  "matcher", "sampler",
+                                          "box_coder", "loss",   NULL};
 
 /* The limits an anchor set of a config must keep (detloss_config_load_ex):
  * image_size at most max_image_side, and at most max_anchors anchors for it.
@@ -783,17 +830,19 @@ static detloss_status check_set_limits(const dl_anchor_set *set, const char *pre
   size_t big;
   double n = dl_grid_anchor_count(&set->grid, h, w, &big);
   if (n <= (double)lim->max_anchors) return DETLOSS_OK;
-  if (set->from_strides) snprintf(where, sizeof where, "%sstrides[%zu]", prefix, big);
-  else snprintf(where, sizeof where, "%slevels[%zu].stride", prefix, big);
+  if (set->from_strides)
+    snprintf(where, sizeof where, "%sstrides[%zu]", prefix, big);
+  else
+    snprintf(where, sizeof where, "%slevels[%zu].stride", prefix, big);
   return dl_fail(err, DETLOSS_ERR_RANGE, where,
                  "%g gives %.15g anchors for the %g x %g image_size, more than the limit "
                  "max_anchors = %zu",
                  (double)set->grid.levels[big].stride_h, n, h, w, lim->max_anchors);
 }
 
-static detloss_status parse_config(const cJSON *root, const char *file,
-                                   const char *const *search, const detloss_json_limits *lim,
-                                   detloss_config *c, cfg_storage *s, detloss_error *err) {
+static detloss_status parse_config(const cJSON *root, const char *file, const char *const *search,
+                                   const detloss_json_limits *lim, detloss_config *c,
+                                   cfg_storage *s, detloss_error *err) {
   DL_RETURN_ERROR_IF(!cJSON_IsObject(root), err, DETLOSS_ERR_TYPE, "(root)",
                      "expected a config object");
   DL_FORWARD_IF_ERROR(dlj_check_keys(root, "", CONFIG_KEYS, err));
@@ -819,8 +868,8 @@ static detloss_status parse_config(const cJSON *root, const char *file,
     if (found < 0) {
       const char *hint = dl_suggest(str, HEADS, 3);
       return dl_fail(err, DETLOSS_ERR_UNKNOWN, "head", "unknown head '%s' (%s%s%s)", str,
-                     hint ? "did you mean '" : "expected rpn, retinanet or none",
-                     hint ? hint : "", hint ? "'?" : "");
+                     hint ? "did you mean '" : "expected rpn, retinanet or none", hint ? hint : "",
+                     hint ? "'?" : "");
     }
     c->head = (detloss_config_head)found;
   }
@@ -911,7 +960,7 @@ static detloss_status parse_config(const cJSON *root, const char *file,
           read_table(loss, "loss", RETINA_DESC, NDESC(RETINA_DESC), &c->retina, err));
     }
   }
-  detloss_match_options *m = c->head == DETLOSS_CONFIG_HEAD_RPN       ? &c->rpn.match
+  detloss_match_options *m = c->head == DETLOSS_CONFIG_HEAD_RPN         ? &c->rpn.match
                              : c->head == DETLOSS_CONFIG_HEAD_RETINANET ? &c->retina.match
                                                                         : &c->eval.match;
   const cJSON *v;
@@ -923,11 +972,12 @@ static detloss_status parse_config(const cJSON *root, const char *file,
   if ((v = dlj_field(root, "sampler"))) {
     DL_RETURN_ERROR_IF(c->head != DETLOSS_CONFIG_HEAD_RPN, err, DETLOSS_ERR_UNKNOWN, "sampler",
                        "only a config with head \"rpn\" samples anchors");
-    DL_FORWARD_IF_ERROR(read_table(v, "sampler", SAMPLE_DESC, NDESC(SAMPLE_DESC), &c->rpn.sample,
-                                   err));
+    DL_FORWARD_IF_ERROR(
+        read_table(v, "sampler", SAMPLE_DESC, NDESC(SAMPLE_DESC), &c->rpn.sample, err));
   }
   if ((v = dlj_field(root, "box_coder"))) {
-    if (c->head == DETLOSS_CONFIG_HEAD_RPN) memcpy(c->coder.weights, c->rpn.box_weights, sizeof c->coder.weights);
+    if (c->head == DETLOSS_CONFIG_HEAD_RPN)
+      memcpy(c->coder.weights, c->rpn.box_weights, sizeof c->coder.weights);
     if (c->head == DETLOSS_CONFIG_HEAD_RETINANET)
       memcpy(c->coder.weights, c->retina.box_weights, sizeof c->coder.weights);
     DL_FORWARD_IF_ERROR(read_table(v, "box_coder", CODER_DESC, NDESC(CODER_DESC), &c->coder, err));
@@ -1013,7 +1063,8 @@ detloss_eval_anchors detloss_config_eval_anchors(const detloss_config *c) {
   detloss_eval_anchors a;
   memset(&a, 0, sizeof a);
   if (!c) return a;
-  if (c->grid.num_levels > 0) a.grid = &c->grid;
+  if (c->grid.num_levels > 0)
+    a.grid = &c->grid;
   else if (c->num_anchors > 0) {
     a.anchors = c->anchors;
     a.num_anchors = c->num_anchors;

@@ -65,7 +65,8 @@ static detloss_status image_side(const cJSON *img, const char *key, const char *
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, key);
   const cJSON *v = dlj_field(img, key);
-  DL_RETURN_ERROR_IF(!v, err, DETLOSS_ERR_MISSING, where, "missing (expected the image %s in pixels)", key);
+  DL_RETURN_ERROR_IF(!v, err, DETLOSS_ERR_MISSING, where,
+                     "missing (expected the image %s in pixels)", key);
   double d = 0.0;
   DL_FORWARD_IF_ERROR(num_at(v, where, &d, err));
   DL_RETURN_ERROR_IF(!(d > 0.0 && d < 1e7), err, DETLOSS_ERR_RANGE, where,
@@ -93,18 +94,18 @@ static detloss_status alloc_all(detloss_dataset *ds, size_t ni, size_t nb, detlo
  * of it but not read here. */
 static const char *const TOP_KEYS[] = {"name",  "source",     "license", "format",
                                        "notes", "categories", "images",  NULL};
-static const char *const IMAGE_KEYS[] = {"id", "file", "width", "height", "boxes", "labels",
-                                         "iscrowd", "split", NULL};
+static const char *const IMAGE_KEYS[] = {"id",     "file",    "width", "height", "boxes",
+                                         "labels", "iscrowd", "split", NULL};
 /* COCO instances files: the keys read, then the standard COCO keys that are
  * skipped without being looked at (info, licenses and categories whole). Any
  * other key is an error, as in the common format. */
-static const char *const COCO_TOP_KEYS[] = {"images", "annotations", "info", "licenses",
-                                            "categories", NULL};
-static const char *const COCO_IMAGE_KEYS[] = {"id",      "width",     "height",
-                                              "file_name", "license", "coco_url",
+static const char *const COCO_TOP_KEYS[] = {"images",   "annotations", "info",
+                                            "licenses", "categories",  NULL};
+static const char *const COCO_IMAGE_KEYS[] = {"id",         "width",         "height",
+                                              "file_name",  "license",       "coco_url",
                                               "flickr_url", "date_captured", NULL};
-static const char *const COCO_ANN_KEYS[] = {"image_id", "bbox", "iscrowd", "id", "category_id",
-                                            "area", "segmentation", "keypoints",
+static const char *const COCO_ANN_KEYS[] = {"image_id",      "bbox", "iscrowd",      "id",
+                                            "category_id",   "area", "segmentation", "keypoints",
                                             "num_keypoints", NULL};
 
 static detloss_status read_common(const cJSON *root, detloss_dataset *ds, detloss_error *err) {
@@ -174,7 +175,8 @@ static detloss_status read_common(const cJSON *root, detloss_dataset *ds, detlos
         char sub[DETLOSS_WHERE_MAX];
         dlj_index(sub, sizeof sub, where, q);
         int flag;
-        if (cJSON_IsBool(e)) flag = cJSON_IsTrue(e);
+        if (cJSON_IsBool(e))
+          flag = cJSON_IsTrue(e);
         else if (cJSON_IsNumber(e) && (e->valuedouble == 0.0 || e->valuedouble == 1.0))
           flag = e->valuedouble == 1.0;
         else
@@ -201,8 +203,10 @@ static size_t find_id(const idpair *ids, size_t n, int64_t id) {
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (ids[mid].id < id) lo = mid + 1;
-    else hi = mid;
+    if (ids[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo < n && ids[lo].id == id ? ids[lo].idx : SIZE_MAX;
 }
@@ -245,9 +249,9 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
     for (size_t q = 1; q < ni; q++)
       if (ids[q].id == ids[q - 1].id) {
         char path[DETLOSS_WHERE_MAX];
-        dlj_index(path, sizeof path, "images", ids[q].idx > ids[q - 1].idx ? ids[q].idx : ids[q - 1].idx);
-        st = dl_fail(err, DETLOSS_ERR_RANGE, path, "duplicate image id %lld",
-                     (long long)ids[q].id);
+        dlj_index(path, sizeof path, "images",
+                  ids[q].idx > ids[q - 1].idx ? ids[q].idx : ids[q - 1].idx);
+        st = dl_fail(err, DETLOSS_ERR_RANGE, path, "duplicate image id %lld", (long long)ids[q].id);
         break;
       }
   }
@@ -309,7 +313,8 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
     const cJSON *cr = dlj_field(an, "iscrowd");
     if (cr) {
       dlj_join(where, sizeof where, path, "iscrowd");
-      if (cJSON_IsBool(cr)) ds->is_crowd[r] = (uint8_t)cJSON_IsTrue(cr);
+      if (cJSON_IsBool(cr))
+        ds->is_crowd[r] = (uint8_t)cJSON_IsTrue(cr);
       else if (cJSON_IsNumber(cr) && (cr->valuedouble == 0.0 || cr->valuedouble == 1.0))
         ds->is_crowd[r] = cr->valuedouble == 1.0;
       else
@@ -334,7 +339,8 @@ detloss_status dl_dataset_read(const cJSON *root, const char *path, detloss_data
   }
   const cJSON *imgs = dlj_field(root, "images");
   dlj_join(where, sizeof where, path, "images");
-  if (!imgs) return dl_fail(err, DETLOSS_ERR_MISSING, where, "missing (expected an array of images)");
+  if (!imgs)
+    return dl_fail(err, DETLOSS_ERR_MISSING, where, "missing (expected an array of images)");
   if (!cJSON_IsArray(imgs))
     return dl_fail(err, DETLOSS_ERR_TYPE, where, "expected an array of images");
   if (cJSON_GetArraySize(imgs) == 0)

@@ -11,7 +11,6 @@
 #include "detloss/detloss_json.h"
 #include "json/jwrite.h"
 
-
 /* Reads a whole file (malloc'ed, NUL-terminated). DETLOSS_ERR_IO naming the file;
  * DETLOSS_ERR_RANGE when it is larger than max_bytes (limit max_input_bytes). */
 detloss_status dl_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
@@ -42,9 +41,9 @@ typedef struct dl_anchor_set {
   size_t num_boxes;
   float *shapes;
   size_t num_shapes;
-  int from_strides;           /* the grid came from "strides" (else "levels") */
-  const char *name, *source;  /* into the cJSON tree: copy before deleting it */
-  void *mem[64];              /* allocations */
+  int from_strides;          /* the grid came from "strides" (else "levels") */
+  const char *name, *source; /* into the cJSON tree: copy before deleting it */
+  void *mem[64];             /* allocations */
   size_t nmem;
 } dl_anchor_set;
 
@@ -66,8 +65,7 @@ void dl_dataset_clear(detloss_dataset *ds);
  * num_gt, recall, mean_best, anchors_per_gt, positives_per_gt, positives_hist,
  * by_size, counts, levels (with strides when grid != NULL), worst (with the
  * data set's image ids when image_id != NULL). */
-void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r,
-                         const detloss_eval_options *o, const detloss_anchor_config *grid,
-                         const int64_t *image_id);
+void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r, const detloss_eval_options *o,
+                         const detloss_anchor_config *grid, const int64_t *image_id);
 
 #endif /* DETLOSS_EVALCFG_H */

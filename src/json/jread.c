@@ -11,8 +11,10 @@
 #include "internal.h"
 
 void dlj_join(char *buf, size_t cap, const char *path, const char *key) {
-  if (!path || !path[0]) snprintf(buf, cap, "%s", key);
-  else snprintf(buf, cap, "%s.%s", path, key);
+  if (!path || !path[0])
+    snprintf(buf, cap, "%s", key);
+  else
+    snprintf(buf, cap, "%s.%s", path, key);
 }
 
 void dlj_index(char *buf, size_t cap, const char *path, size_t i) {
@@ -104,8 +106,8 @@ static int lookup(const cJSON *obj, const char *key, const char *path, int requi
 
 static detloss_status number_value(const cJSON *v, const char *where, double *out,
                                    detloss_error *err) {
-  DL_RETURN_ERROR_IF(!cJSON_IsNumber(v), err, DETLOSS_ERR_TYPE, where,
-                     "expected a number, got %s", type_name(v));
+  DL_RETURN_ERROR_IF(!cJSON_IsNumber(v), err, DETLOSS_ERR_TYPE, where, "expected a number, got %s",
+                     type_name(v));
   DL_RETURN_ERROR_IF(!isfinite(v->valuedouble), err, DETLOSS_ERR_NONFINITE, where,
                      "expected a finite number");
   *out = v->valuedouble;
@@ -127,8 +129,7 @@ detloss_status dlj_number(const cJSON *obj, const char *key, const char *path, i
   char where[DETLOSS_WHERE_MAX];
   const cJSON *v;
   detloss_status st;
-  if (!lookup(obj, key, path, required, &v, where, sizeof where, &st, err, "a number"))
-    return st;
+  if (!lookup(obj, key, path, required, &v, where, sizeof where, &st, err, "a number")) return st;
   return number_value(v, where, out, err);
 }
 
@@ -137,8 +138,7 @@ detloss_status dlj_float(const cJSON *obj, const char *key, const char *path, in
   char where[DETLOSS_WHERE_MAX];
   const cJSON *v;
   detloss_status st;
-  if (!lookup(obj, key, path, required, &v, where, sizeof where, &st, err, "a number"))
-    return st;
+  if (!lookup(obj, key, path, required, &v, where, sizeof where, &st, err, "a number")) return st;
   return float_value(v, where, out, err);
 }
 
@@ -146,8 +146,7 @@ static detloss_status int_value(const cJSON *v, const char *where, long long lo,
                                 long long *out, detloss_error *err) {
   double d = 0.0;
   DL_FORWARD_IF_ERROR(number_value(v, where, &d, err));
-  DL_RETURN_ERROR_IF(d != floor(d), err, DETLOSS_ERR_TYPE, where, "expected an integer, got %g",
-                     d);
+  DL_RETURN_ERROR_IF(d != floor(d), err, DETLOSS_ERR_TYPE, where, "expected an integer, got %g", d);
   /* A JSON number is a double: integers beyond 2^53 in magnitude were
    * already rounded by the parser (2^63 + 1 reads as 2^63), and a double of
    * 2^63 or more cast to long long is undefined behaviour. So the bounds are
@@ -165,13 +164,12 @@ detloss_status dlj_int(const cJSON *obj, const char *key, const char *path, int 
   char where[DETLOSS_WHERE_MAX];
   const cJSON *v;
   detloss_status st;
-  if (!lookup(obj, key, path, required, &v, where, sizeof where, &st, err, "an integer"))
-    return st;
+  if (!lookup(obj, key, path, required, &v, where, sizeof where, &st, err, "an integer")) return st;
   return int_value(v, where, lo, hi, out, err);
 }
 
-detloss_status dlj_bool(const cJSON *obj, const char *key, const char *path, int required,
-                        int *out, detloss_error *err) {
+detloss_status dlj_bool(const cJSON *obj, const char *key, const char *path, int required, int *out,
+                        detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
   const cJSON *v;
   detloss_status st;
@@ -188,8 +186,7 @@ detloss_status dlj_string(const cJSON *obj, const char *key, const char *path, i
   char where[DETLOSS_WHERE_MAX];
   const cJSON *v;
   detloss_status st;
-  if (!lookup(obj, key, path, required, &v, where, sizeof where, &st, err, "a string"))
-    return st;
+  if (!lookup(obj, key, path, required, &v, where, sizeof where, &st, err, "a string")) return st;
   DL_RETURN_ERROR_IF(!cJSON_IsString(v) || !v->valuestring, err, DETLOSS_ERR_TYPE, where,
                      "expected a string, got %s", type_name(v));
   *out = v->valuestring;
@@ -237,13 +234,12 @@ detloss_status dlj_tensor_from(const cJSON *val, const char *where, dlj_tensor *
   }
   size_t count = 1;
   for (int k = 0; k < t.ndim; k++)
-    DL_RETURN_ERROR_IF(dl_mul_overflow(count, t.shape[k], &count), err, DETLOSS_ERR_SHAPE,
-                       where, "too many elements");
+    DL_RETURN_ERROR_IF(dl_mul_overflow(count, t.shape[k], &count), err, DETLOSS_ERR_SHAPE, where,
+                       "too many elements");
   t.count = count;
   if (count > 0) {
     t.data = malloc(count * sizeof(float));
-    DL_RETURN_ERROR_IF(!t.data, err, DETLOSS_ERR_NOMEM, where, "cannot allocate %zu floats",
-                       count);
+    DL_RETURN_ERROR_IF(!t.data, err, DETLOSS_ERR_NOMEM, where, "cannot allocate %zu floats", count);
   }
   /* Every element is checked against the shape, also when the tensor is empty
    * ([[], 5] and [[], [1]] are errors, not a [2][0] tensor): with a zero
@@ -258,8 +254,8 @@ detloss_status dlj_tensor_from(const cJSON *val, const char *where, dlj_tensor *
   return DETLOSS_OK;
 }
 
-detloss_status dlj_tensor_get(const cJSON *obj, const char *key, const char *path,
-                              int required, dlj_tensor *out, detloss_error *err) {
+detloss_status dlj_tensor_get(const cJSON *obj, const char *key, const char *path, int required,
+                              dlj_tensor *out, detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
   const cJSON *v;
   detloss_status st;
@@ -292,8 +288,8 @@ detloss_status dlj_rows(const cJSON *obj, const char *key, const char *path, int
   float *data = NULL;
   if (rows > 0) {
     size_t bytes;
-    DL_RETURN_ERROR_IF(dl_mul_overflow(rows, width * sizeof(float), &bytes), err,
-                       DETLOSS_ERR_SHAPE, where, "too many rows");
+    DL_RETURN_ERROR_IF(dl_mul_overflow(rows, width * sizeof(float), &bytes), err, DETLOSS_ERR_SHAPE,
+                       where, "too many rows");
     data = malloc(bytes);
     DL_RETURN_ERROR_IF(!data, err, DETLOSS_ERR_NOMEM, where, "cannot allocate %zu rows", rows);
   }
@@ -352,8 +348,7 @@ detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path
   int64_t *data = NULL;
   if (len > 0) {
     data = malloc(len * sizeof *data);
-    DL_RETURN_ERROR_IF(!data, err, DETLOSS_ERR_NOMEM, where, "cannot allocate %zu integers",
-                       len);
+    DL_RETURN_ERROR_IF(!data, err, DETLOSS_ERR_NOMEM, where, "cannot allocate %zu integers", len);
   }
   size_t i = 0;
   for (const cJSON *e = v->child; e; e = e->next, i++) {
@@ -394,8 +389,10 @@ detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *co
 void dlj_prefix_where(detloss_error *err, const char *path) {
   if (!err || !path || !path[0]) return;
   char tmp[DETLOSS_WHERE_MAX];
-  if (err->where[0]) snprintf(tmp, sizeof tmp, "%s.%s", path, err->where);
-  else snprintf(tmp, sizeof tmp, "%s", path);
+  if (err->where[0])
+    snprintf(tmp, sizeof tmp, "%s.%s", path, err->where);
+  else
+    snprintf(tmp, sizeof tmp, "%s", path);
   memcpy(err->where, tmp, sizeof tmp);
 }
 
@@ -495,12 +492,16 @@ static size_t utf8_len(const unsigned char *s, size_t n, size_t i) {
     len = 2;
   } else if (c >= 0xE0 && c <= 0xEF) {
     len = 3;
-    if (c == 0xE0) lo = 0xA0;      /* overlong */
-    else if (c == 0xED) hi = 0x9F; /* U+D800..U+DFFF */
+    if (c == 0xE0)
+      lo = 0xA0; /* overlong */
+    else if (c == 0xED)
+      hi = 0x9F; /* U+D800..U+DFFF */
   } else if (c >= 0xF0 && c <= 0xF4) {
     len = 4;
-    if (c == 0xF0) lo = 0x90;      /* overlong */
-    else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+    if (c == 0xF0)
+      lo = 0x90; /* overlong */
+    else if (c == 0xF4)
+      hi = 0x8F; /* above U+10FFFF */
   } else {
     return 0; /* a continuation byte, 0xC0, 0xC1 or >= 0xF5 */
   }
@@ -588,8 +589,7 @@ static size_t scan_number(scan_state *sc, size_t i) {
     while (j < n && s[j] >= '0' && s[j] <= '9') j++;
     if (j == k) return scan_fail(sc, j, j < n ? "invalid number" : "unexpected end of input"), 0;
   }
-  if (j - i > NUMBER_MAX_CHARS)
-    return scan_fail(sc, i, "number longer than 63 characters"), 0;
+  if (j - i > NUMBER_MAX_CHARS) return scan_fail(sc, i, "number longer than 63 characters"), 0;
   return j;
 }
 
@@ -613,8 +613,8 @@ static int scan_json(scan_state *sc) {
     i = skip_ws(s, n, i);
     if (st == AFTER && depth == 0) {
       if (i == n) return 1;
-      return scan_fail(sc, i, s[i] == '\0' ? "NUL byte in the input"
-                                           : "unexpected text after the value");
+      return scan_fail(sc, i,
+                       s[i] == '\0' ? "NUL byte in the input" : "unexpected text after the value");
     }
     if (i >= n) return scan_fail(sc, n, "unexpected end of input");
     char ch = s[i];
@@ -668,8 +668,9 @@ static int scan_json(scan_state *sc) {
         }
         /* fall through */
       case KEY:
-        if (ch != '"') return scan_fail(sc, i, st == KEY ? "expected a string key" :
-                                                          "expected a string key or '}'");
+        if (ch != '"')
+          return scan_fail(sc, i,
+                           st == KEY ? "expected a string key" : "expected a string key or '}'");
         if (!(i = scan_string(sc, i))) return 0;
         st = COLON;
         break;
@@ -687,8 +688,8 @@ static int scan_json(scan_state *sc) {
           depth--;
           i++;
         } else {
-          return scan_fail(sc, i, stack[depth - 1] == '[' ? "expected ',' or ']'"
-                                                          : "expected ',' or '}'");
+          return scan_fail(sc, i,
+                           stack[depth - 1] == '[' ? "expected ',' or ']'" : "expected ',' or '}'");
         }
         break;
     }
@@ -755,8 +756,10 @@ static int find_duplicate(const cJSON *v, char *path, size_t cap, int *nomem) {
   size_t i = 0;
   for (const cJSON *e = v->child; e; e = e->next, i++) {
     if (!e->child) continue;
-    if (obj) snprintf(path + len, cap - len, "%s%s", len ? "." : "", e->string);
-    else snprintf(path + len, cap - len, "[%zu]", i);
+    if (obj)
+      snprintf(path + len, cap - len, "%s%s", len ? "." : "", e->string);
+    else
+      snprintf(path + len, cap - len, "[%zu]", i);
     if (find_duplicate(e, path, cap, nomem)) return 1;
     if (*nomem) return 0;
     path[len] = '\0';
@@ -784,8 +787,10 @@ detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON *
         return dl_fail(err, DETLOSS_ERR_NOMEM, file ? file : "(input)",
                        "out of memory while checking %zu bytes of JSON", len);
       char where[DETLOSS_WHERE_MAX];
-      if (file) snprintf(where, sizeof where, "%s: %s", file, path);
-      else snprintf(where, sizeof where, "%s", path);
+      if (file)
+        snprintf(where, sizeof where, "%s: %s", file, path);
+      else
+        snprintf(where, sizeof where, "%s", path);
       return dl_fail(err, DETLOSS_ERR_PARSE, where, "duplicate key");
     }
     *root = r;
@@ -801,11 +806,12 @@ detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON *
     }
   }
   char where[DETLOSS_WHERE_MAX];
-  if (file) snprintf(where, sizeof where, "%s: line %zu, column %zu", file, line, col);
-  else snprintf(where, sizeof where, "line %zu, column %zu", line, col);
+  if (file)
+    snprintf(where, sizeof where, "%s: line %zu, column %zu", file, line, col);
+  else
+    snprintf(where, sizeof where, "line %zu, column %zu", line, col);
   return dl_fail(err, DETLOSS_ERR_PARSE, where, "JSON syntax error: %s", sc.msg);
 }
-
 
 /* Appends the path of the first null under v to buf; 1 if found. */
 static int null_path(const cJSON *v, char *buf, size_t cap) {
@@ -814,8 +820,10 @@ static int null_path(const cJSON *v, char *buf, size_t cap) {
   for (const cJSON *e = v ? v->child : NULL; e; e = e->next, i++) {
     if (!cJSON_IsNull(e) && !cJSON_IsArray(e) && !cJSON_IsObject(e)) continue;
     char sub[DETLOSS_WHERE_MAX];
-    if (cJSON_IsObject(v)) dlj_join(sub, sizeof sub, buf, e->string ? e->string : "");
-    else dlj_index(sub, sizeof sub, buf, i);
+    if (cJSON_IsObject(v))
+      dlj_join(sub, sizeof sub, buf, e->string ? e->string : "");
+    else
+      dlj_index(sub, sizeof sub, buf, i);
     if (null_path(e, sub, sizeof sub)) {
       snprintf(buf, cap, "%s", sub);
       return 1;
@@ -829,8 +837,10 @@ int dlj_find_nonfinite(const char *text, size_t len, char *where, size_t cap) {
   for (size_t i = 0; i < len && !found; i++) {
     char ch = text[i];
     if (in_str) {
-      if (ch == '\\') i++;
-      else if (ch == '"') in_str = 0;
+      if (ch == '\\')
+        i++;
+      else if (ch == '"')
+        in_str = 0;
     } else if (ch == '"') {
       in_str = 1;
     } else if (ch == 'n' && len - i >= 4 && strncmp(text + i, "null", 4) == 0) {

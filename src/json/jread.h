@@ -21,9 +21,9 @@
 
 /* A dense float tensor read from nested JSON arrays. */
 typedef struct dlj_tensor {
-  float *data;               /* malloc'ed, count floats (NULL when count = 0) */
-  size_t count;              /* product of shape */
-  int ndim;                  /* 0 for a scalar number */
+  float *data;  /* malloc'ed, count floats (NULL when count = 0) */
+  size_t count; /* product of shape */
+  int ndim;     /* 0 for a scalar number */
   size_t shape[DLJ_MAX_DIMS];
 } dlj_tensor;
 
@@ -84,8 +84,8 @@ detloss_status dlj_float(const cJSON *obj, const char *key, const char *path, in
  * DETLOSS_ERR_RANGE (or _TYPE for a fraction), never a wrapped value. */
 detloss_status dlj_int(const cJSON *obj, const char *key, const char *path, int required,
                        long long lo, long long hi, long long *out, detloss_error *err);
-detloss_status dlj_bool(const cJSON *obj, const char *key, const char *path, int required,
-                        int *out, detloss_error *err);
+detloss_status dlj_bool(const cJSON *obj, const char *key, const char *path, int required, int *out,
+                        detloss_error *err);
 /* A string; *out points into the cJSON tree (do not free). */
 detloss_status dlj_string(const cJSON *obj, const char *key, const char *path, int required,
                           const char **out, detloss_error *err);
@@ -93,8 +93,8 @@ detloss_status dlj_string(const cJSON *obj, const char *key, const char *path, i
 /* A tensor of finite numbers of any rank up to DLJ_MAX_DIMS (a bare number
  * gives ndim 0). Ragged arrays are an error naming the first bad element.
  * A missing optional key gives count 0, ndim -1. */
-detloss_status dlj_tensor_get(const cJSON *obj, const char *key, const char *path,
-                              int required, dlj_tensor *out, detloss_error *err);
+detloss_status dlj_tensor_get(const cJSON *obj, const char *key, const char *path, int required,
+                              dlj_tensor *out, detloss_error *err);
 /* Same, from a value (not a key). */
 detloss_status dlj_tensor_from(const cJSON *val, const char *where, dlj_tensor *out,
                                detloss_error *err);

@@ -89,7 +89,6 @@ static void close_level(dlj_buf *b, const char *s) {
   put(b, s, 1);
 }
 
-
 static void put_string(dlj_buf *b, const char *s) {
   put(b, "\"", 1);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -181,11 +180,13 @@ void dlj_obj_end(dlj_buf *b) { close_level(b, "}"); }
 void dlj_arr_begin(dlj_buf *b) { open_after_key(b, "["); }
 void dlj_arr_end(dlj_buf *b) { close_level(b, "]"); }
 
-static void tensor_rec(dlj_buf *b, const float *f, const int64_t *q, const size_t *shape,
-                       int ndim, size_t *pos) {
+static void tensor_rec(dlj_buf *b, const float *f, const int64_t *q, const size_t *shape, int ndim,
+                       size_t *pos) {
   if (ndim == 0) {
-    if (f) dlj_num(b, (double)f[*pos]);
-    else dlj_intval(b, (long long)q[*pos]);
+    if (f)
+      dlj_num(b, (double)f[*pos]);
+    else
+      dlj_intval(b, (long long)q[*pos]);
     (*pos)++;
     return;
   }

@@ -27,7 +27,7 @@ typedef struct dlj_buf {
 
 void dlj_buf_init(dlj_buf *b);
 void dlj_buf_free(dlj_buf *b);
-void dlj_raw(dlj_buf *b, const char *s); /* verbatim, no comma logic */
+void dlj_raw(dlj_buf *b, const char *s);            /* verbatim, no comma logic */
 void dlj_rawn(dlj_buf *b, const char *s, size_t n); /* n bytes verbatim */
 
 /* printf-style append, verbatim (no comma logic): the buffer grows to hold the

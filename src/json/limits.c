@@ -57,8 +57,8 @@ detloss_status dl_check_output(const detloss_json_limits *lim, double numbers, c
 detloss_status dl_check_side(const detloss_json_limits *lim, double side, const char *where,
                              detloss_error *err) {
   if (side <= lim->max_image_side) return DETLOSS_OK;
-  return dl_fail(err, DETLOSS_ERR_RANGE, where,
-                 "%g px is above the limit max_image_side = %.0f", side, lim->max_image_side);
+  return dl_fail(err, DETLOSS_ERR_RANGE, where, "%g px is above the limit max_image_side = %.0f",
+                 side, lim->max_image_side);
 }
 
 /* The resized size of an H x W image (anchor_eval.c resize_params, in double:

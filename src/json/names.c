@@ -37,7 +37,10 @@ void dlj_name_list(char *buf, size_t cap, const char *const *names) {
   size_t n = dlj_name_count(names), len = 0;
   if (cap) buf[0] = '\0';
   for (size_t k = 0; k < n && len < cap; k++)
-    len += (size_t)snprintf(buf + len, cap - len, "%s%s", k == 0 ? "" : k + 1 == n ? " or " : ", ",
+    len += (size_t)snprintf(buf + len, cap - len, "%s%s",
+                            k == 0       ? ""
+                            : k + 1 == n ? " or "
+                                         : ", ",
                             names[k]);
 }
 

@@ -29,8 +29,8 @@ size_t dlj_name_count(const char *const *names);
 
 /* The JSON keys of the matcher options a caller reads (NULL: not read). */
 typedef struct dlj_match_keys {
-  const char *high, *low, *allow_low_quality, *low_quality_min_iou, *semantics,
-      *gt_max_assign_all, *crowd_ioa_thresh, *allowed_border;
+  const char *high, *low, *allow_low_quality, *low_quality_min_iou, *semantics, *gt_max_assign_all,
+      *crowd_ioa_thresh, *allowed_border;
 } dlj_match_keys;
 
 /* Reads the matcher options named by keys from obj (path = obj's JSON path)

@@ -8,7 +8,8 @@
 int main(void) {
   /* [0,0,10,10] vs [5,5,15,15]: IoU = 25 / (100 + 100 - 25) = 1/7 = 0.142857143. */
   static const char CASE[] =
-      "{\"op\": \"iou\", \"kind\": \"iou\", \"boxes1\": [[0, 0, 10, 10]], \"boxes2\": [[5, 5, 15, 15]]}";
+      "{\"op\": \"iou\", \"kind\": \"iou\", \"boxes1\": [[0, 0, 10, 10]], \"boxes2\": [[5, 5, 15, "
+      "15]]}";
   char *out = NULL;
   size_t len = 0;
   detloss_error err;
@@ -18,8 +19,10 @@ int main(void) {
     return 1;
   }
   int ok = strstr(out, "0.142857") != NULL;
-  if (!ok) fprintf(stderr, "consumer_json: expected IoU 0.142857 in %s", out);
-  else printf("consumer_json: detloss %s JSON layer linked, IoU = 1/7\n", detloss_version());
+  if (!ok)
+    fprintf(stderr, "consumer_json: expected IoU 0.142857 in %s", out);
+  else
+    printf("consumer_json: detloss %s JSON layer linked, IoU = 1/7\n", detloss_version());
   detloss_free(out);
   return ok ? 0 : 1;
 }

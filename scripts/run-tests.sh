@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run-tests.sh [SUITE...] - builds detloss and runs the named test suites
 # (default: all of them, in this order):
+#   format    every tracked C source and header is formatted as .clang-format says
+#             (clang-format 14, Debian's clang-format; --dry-run --Werror, nothing rewritten)
 #   default   Release build, warnings as errors, the whole ctest suite
 #   sanitize  Debug build with AddressSanitizer + UndefinedBehaviorSanitizer and
 #             internal assertions, the whole ctest suite
@@ -45,13 +47,14 @@ root=$PWD
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 mkdir -p _build
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(default sanitize tsan nomp install symbols memcheck large fuzz python)
+[ ${#suites[@]} -eq 0 ] && suites=(format default sanitize tsan nomp install symbols memcheck large fuzz python)
 
 extra=()
 for s in "${suites[@]}"; do
   [ "$s" = fuzz ] && extra+=(clang libclang-rt-14-dev)
   [ "$s" = tsan ] && extra+=(clang libclang-rt-14-dev libomp-14-dev)
   [ "$s" = memcheck ] && extra+=(valgrind)
+  [ "$s" = format ] && extra+=(clang-format)
 done
 bash scripts/install-deps.sh "${extra[@]}" || exit 1
 
@@ -295,6 +298,18 @@ suite_fuzz() {
     echo "fuzz $t: $n executions in $((SECONDS - start))s, status classes ok, no crash, leak or sanitizer report"
   done
   return $rc
+}
+
+suite_format() {
+  local files bad
+  mapfile -t files < <(git ls-files '*.c' '*.h' '*.h.in')
+  [ ${#files[@]} -gt 0 ] || { echo "format: no C sources found (not a git checkout?)"; return 1; }
+  if ! bad=$(clang-format --dry-run --Werror "${files[@]}" 2>&1); then
+    echo "$bad" | grep -E "error:" | head -20
+    echo "format: the files above differ from .clang-format; run: clang-format -i \$(git ls-files '*.c' '*.h' '*.h.in')"
+    return 1
+  fi
+  echo "format: ${#files[@]} files formatted as .clang-format says"
 }
 
 suite_python() {

@@ -116,7 +116,7 @@ DETLOSS_API void detloss_free(void *p);
  * suggestion), and every error names the file, the JSON path and what was
  * expected ("configs/x.json: matcher.hihg: unknown key (did you mean 'high'?)").
  * The keys, types, ranges, defaults and one-line docs of every options
- * object come from one descriptor table per options struct (config.c);
+ * object come from one descriptor table per options struct (config_schema.c);
  * detloss_config_describe() prints them (`detloss eval --help-config`).
  *
  *   {"name": str, "source": str, "notes": str,

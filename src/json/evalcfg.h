@@ -1,6 +1,6 @@
 /*
  * evalcfg.h - internals shared by the config, data-set and anchor_eval code
- * of the JSON layer (config.c, dataset.c, case_eval.c) and the CLI commands
+ * of the JSON layer (config*.c, dataset.c, case_eval.c) and the CLI commands
  * that print their results (cmd_anchors.c, cmd_eval.c). Not installed.
  */
 #ifndef DETLOSS_EVALCFG_H

@@ -1,7 +1,7 @@
 /*
  * names.h - the JSON names of the core's enums, one table per enum (in enum
  * order, NULL-terminated), and the one reader of matcher options. The config
- * reader (config.c: its descriptor tables and --help-config), the compute
+ * reader (config_schema.c: its descriptor tables and --help-config), the compute
  * ops (case_match.c, case_heads.c, case_eval.c) and their messages all take
  * the names from here.
  */

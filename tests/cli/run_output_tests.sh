@@ -62,7 +62,7 @@ if expect long_config_path 0 - -- "$bin" eval "$long/config.json"; then
 fi
 
 # A file name cut short to fit a 4096-byte buffer was looked up anyway
-# (src/json/config.c resolve()): "./././…/tiny_dataset.jsonX", 4096 bytes
+# (src/json/config_resolve.c dlj_resolve()): "./././…/tiny_dataset.jsonX", 4096 bytes
 # and more, was cut right after ".json" and loaded tiny_dataset.json.
 mkdir -p "$tmp/trunc"
 cp "$fix/tiny_dataset.json" "$tmp/trunc/"

@@ -1,6 +1,6 @@
 /*
  * head_common.c - shared parts of the detector heads (head_internal.h):
- * per-image checks, matching, and the box regression loss over positives.
+ * per-image checks and the box regression loss over positives.
  */
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "head_internal.h"
-#include "vec.h"
 
 void dl_head_where(char *buf, size_t cap, size_t image, const char *suffix) {
   snprintf(buf, cap, "images[%zu]%s", image, suffix);
@@ -21,8 +20,8 @@ void dl_head_prefix(detloss_error *err, size_t image) {
   memcpy(err->where, tmp, sizeof tmp);
 }
 
-detloss_status dl_head_check_image(const detloss_head_image *im, size_t i,
-                                   const detloss_match_options *mo, detloss_error *err) {
+detloss_status dl_head_check_image(const detloss_head_image *im, size_t i, int needs_image_size,
+                                   detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
   size_t A = im->num_anchors;
   if (im->num_predictions != A) {
@@ -47,7 +46,7 @@ detloss_status dl_head_check_image(const detloss_head_image *im, size_t i,
     dl_head_where(where, sizeof where, i, ".deltas");
     return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but there are %zu predictions", A);
   }
-  if (mo->allowed_border >= 0.0f) {
+  if (needs_image_size) {
     if (!(im->image_h > 0.0f) || !isfinite(im->image_h)) {
       dl_head_where(where, sizeof where, i, ".image_h");
       return dl_fail(err, DETLOSS_ERR_RANGE, where,
@@ -152,49 +151,6 @@ detloss_status dl_head_check_box_options(detloss_head_box_loss kind, float beta,
   for (int k = 0; k < 4; k++)
     DL_RETURN_ERROR_IF(!(weights[k] > 0.0f) || !isfinite(weights[k]), err, DETLOSS_ERR_RANGE,
                        names[k], "must be a finite number > 0, got %g", (double)weights[k]);
-  return DETLOSS_OK;
-}
-
-/* counts[0..2] = number of matches >= 0, == -1, and the rest (-2). Compiled
- * for AVX2/AVX-512 too (64-bit compares do not vectorize on baseline SSE2). */
-DL_VEC_CLONES static void count_matches(const int64_t *m, size_t n, size_t counts[3]) {
-  size_t np = 0, nn = 0;
-  for (size_t a = 0; a < n; a++) {
-    np += m[a] >= 0;
-    nn += m[a] == -1;
-  }
-  counts[0] = np;
-  counts[1] = nn;
-  counts[2] = n - np - nn;
-}
-
-detloss_status dl_head_match(const detloss_head_image *im, size_t i,
-                             const detloss_match_options *mo, int num_threads, int64_t *matches,
-                             size_t counts[3], detloss_error *err) {
-  detloss_match_options o = *mo;
-  o.image_h = im->image_h;
-  o.image_w = im->image_w;
-  o.num_threads = num_threads;
-  detloss_status st =
-      im->anchor_config != NULL
-          ? detloss_match_grid(im->anchor_config, im->gt, im->num_gt, im->gt_is_crowd, matches,
-                               NULL, im->num_anchors, &o, err)
-          : detloss_match(im->anchors, im->num_anchors, im->gt, im->num_gt, im->gt_is_crowd,
-                          matches, NULL, &o, err);
-  if (st != DETLOSS_OK) {
-    /* option errors name the option ("high"): say it is a match option */
-    if (err != NULL && strncmp(err->where, "anchors", 7) != 0 &&
-        strncmp(err->where, "gt", 2) != 0 && strncmp(err->where, "levels", 6) != 0 &&
-        strncmp(err->where, "num_anchors", 11) != 0 && strncmp(err->where, "count", 5) != 0) {
-      char tmp[DETLOSS_WHERE_MAX];
-      snprintf(tmp, sizeof tmp, "match.%s", err->where);
-      memcpy(err->where, tmp, sizeof tmp);
-    } else {
-      dl_head_prefix(err, i);
-    }
-    return st;
-  }
-  count_matches(matches, im->num_anchors, counts);
   return DETLOSS_OK;
 }
 

@@ -178,87 +178,54 @@ static detloss_status check_options(const detloss_retina_options *o, detloss_err
   return DETLOSS_OK;
 }
 
-typedef struct retina_image {
-  int borrowed; /* scratch in options.workspace: not freed here */
-  int64_t *matches;
-  double *partials;
-  size_t counts[3];
-  dl_head_box box;
-  double scale;   /* d loss / d (this image's sums) */
-  double cls_sum; /* focal sum over the anchors not ignored */
-  detloss_status st;
-  detloss_error err;
-} retina_image;
-
-typedef struct retina_run {
-  const detloss_head_image *images;
-  retina_image *w;
-  const detloss_retina_options *o;
-  dl_head_box_params bp;
-  size_t C, per_block;
-  int inner_threads;
-} retina_run;
-
-static void free_work(retina_image *w, size_t n) {
-  if (w == NULL) return;
-  for (size_t i = 0; i < n; i++) {
-    if (!w[i].borrowed) {
-      free(w[i].matches);
-      free(w[i].partials);
-    }
-    dl_head_box_free(&w[i].box);
-  }
-  free(w);
+/* The driver's classification pass (head_internal.h): sigmoid focal loss over
+ * the anchors not ignored; s->cls is the focal_params. */
+static double focal_pass(const dl_head_spec *s, const detloss_head_image *im, const dl_head_work *w,
+                         float scale, int num_threads) {
+  cls_ctx c;
+  c.logits = im->cls_logits;
+  c.grad = im->grad_cls_logits;
+  c.matches = w->matches;
+  c.labels = im->labels;
+  c.C = s->num_classes;
+  c.per_block = s->per_block;
+  c.fp = *(const focal_params *)s->cls;
+  c.scale = scale;
+  c.partials = w->partials;
+  dl_parallel_blocks(im->num_anchors, s->per_block, num_threads, cls_anchor_block, &c);
+  return dl_sum_blocks(w->partials, dl_num_blocks(im->num_anchors, s->per_block));
 }
 
-/* Phase 2 of image i: match, box loss of the positives (scratch only). */
-static void phase2(void *vr, size_t i0, size_t i1, size_t blk) {
-  const retina_run *r = (const retina_run *)vr;
-  (void)blk;
-  for (size_t i = i0; i < i1; i++) {
-    const detloss_head_image *im = &r->images[i];
-    retina_image *w = &r->w[i];
-    size_t A = im->num_anchors;
-    if (!w->borrowed) {
-      w->matches = malloc((A ? A : 1) * sizeof(int64_t));
-      w->partials = malloc((dl_num_blocks(A, r->per_block) + 1) * sizeof(double));
-    }
-    if (!w->matches || !w->partials) {
-      w->st = dl_fail(&w->err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
-      continue;
-    }
-    w->st = dl_head_match(im, i, &r->o->match, r->inner_threads, w->matches, w->counts, &w->err);
-    if (w->st != DETLOSS_OK) continue;
-    dl_head_box_params bp = r->bp;
-    bp.num_threads = r->inner_threads;
-    bp.coder.num_threads = r->inner_threads;
-    w->st = dl_head_box_eval(&bp, im, i, w->matches, NULL, w->counts[0], &w->box, &w->err);
+/* RetinaNet's own phase 1 checks of image i: logits addressable and present,
+ * labels present and in [0, C). */
+static detloss_status check_image(const dl_head_spec *s, const detloss_head_image *im, size_t i,
+                                  detloss_error *err) {
+  char where[DETLOSS_WHERE_MAX];
+  size_t num_classes = s->num_classes, n_logits;
+  if (dl_mul_overflow(im->num_anchors, num_classes, &n_logits) || n_logits > DL_MAX_ELEMS) {
+    dl_head_where(where, sizeof where, i, ".num_anchors");
+    return dl_fail(err, DETLOSS_ERR_SHAPE, where,
+                   "%zu anchors x %zu classes is more than can be addressed", im->num_anchors,
+                   num_classes);
   }
-}
-
-/* Phase 3 of image i: the classification pass and the gradients. */
-static void phase3(void *vr, size_t i0, size_t i1, size_t blk) {
-  const retina_run *r = (const retina_run *)vr;
-  (void)blk;
-  for (size_t i = i0; i < i1; i++) {
-    const detloss_head_image *im = &r->images[i];
-    retina_image *w = &r->w[i];
-    cls_ctx c;
-    c.logits = im->cls_logits;
-    c.grad = im->grad_cls_logits;
-    c.matches = w->matches;
-    c.labels = im->labels;
-    c.C = r->C;
-    c.per_block = r->per_block;
-    c.fp.alpha = r->o->alpha;
-    c.fp.gamma = r->o->gamma;
-    c.fp.use_alpha = r->o->alpha >= 0.0f;
-    c.scale = (float)w->scale;
-    c.partials = w->partials;
-    dl_parallel_blocks(im->num_anchors, r->per_block, r->inner_threads, cls_anchor_block, &c);
-    w->cls_sum = dl_sum_blocks(w->partials, dl_num_blocks(im->num_anchors, r->per_block));
-    dl_head_box_scatter(&w->box, w->scale, im->grad_deltas, im->num_anchors);
+  if (im->num_anchors > 0 && im->cls_logits == NULL) {
+    dl_head_where(where, sizeof where, i, ".cls_logits");
+    return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but there are %zu predictions",
+                   im->num_anchors);
   }
+  if (im->num_gt > 0 && im->labels == NULL) {
+    dl_head_where(where, sizeof where, i, ".labels");
+    return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but num_gt is %zu", im->num_gt);
+  }
+  for (size_t g = 0; g < im->num_gt; g++) {
+    int64_t lab = im->labels[g];
+    if (lab < 0 || (uint64_t)lab >= (uint64_t)num_classes) {
+      snprintf(where, sizeof where, "images[%zu].labels[%zu]", i, g);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %lld, expected a class index in [0, %zu)",
+                     (long long)lab, num_classes);
+    }
+  }
+  return DETLOSS_OK;
 }
 
 detloss_status detloss_retina_workspace_size(const detloss_head_image *images, size_t num_images,
@@ -268,22 +235,10 @@ detloss_status detloss_retina_workspace_size(const detloss_head_image *images, s
   DL_RETURN_ERROR_IF(images == NULL && num_images > 0, err, DETLOSS_ERR_NULL, "images", "is NULL");
   DL_RETURN_ERROR_IF(num_classes == 0, err, DETLOSS_ERR_SHAPE, "num_classes",
                      "is 0, expected at least one class");
-  size_t per_block = CLS_BLOCK_ELEMS / num_classes, total = 0;
+  size_t per_block = CLS_BLOCK_ELEMS / num_classes;
   if (per_block == 0) per_block = 1;
-  for (size_t i = 0; i < num_images; i++) {
-    size_t A = images[i].num_anchors;
-    if (A > DL_MAX_ELEMS / 4) {
-      char where[DETLOSS_WHERE_MAX];
-      dl_head_where(where, sizeof where, i, ".num_anchors");
-      return dl_fail(err, DETLOSS_ERR_SHAPE, where, "%zu anchors is more than can be addressed", A);
-    }
-    /* matches int64 [A], partials double [blocks + 1] */
-    size_t b = 8 * A + 8 * (dl_num_blocks(A, per_block) + 1);
-    DL_RETURN_ERROR_IF(dl_add_overflow(total, b, &total), err, DETLOSS_ERR_SHAPE, "images",
-                       "the batch is too large to address");
-  }
-  *bytes = total;
-  return DETLOSS_OK;
+  /* matches int64 [A], partials double [blocks + 1] */
+  return dl_head_workspace_size(images, num_images, per_block, 0, bytes, err);
 }
 
 detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_images,
@@ -298,148 +253,38 @@ detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_
   DL_RETURN_ERROR_IF(num_classes == 0, err, DETLOSS_ERR_SHAPE, "num_classes",
                      "is 0, expected at least one class");
   DL_FORWARD_IF_ERROR(check_options(&o, err));
-  char where[DETLOSS_WHERE_MAX];
-
-  /* Phase 1: the batch. */
-  for (size_t i = 0; i < num_images; i++) {
-    const detloss_head_image *im = &images[i];
-    DL_FORWARD_IF_ERROR(dl_head_check_image(im, i, &o.match, err));
-    size_t n_logits;
-    if (dl_mul_overflow(im->num_anchors, num_classes, &n_logits) || n_logits > DL_MAX_ELEMS) {
-      dl_head_where(where, sizeof where, i, ".num_anchors");
-      return dl_fail(err, DETLOSS_ERR_SHAPE, where,
-                     "%zu anchors x %zu classes is more than can be addressed", im->num_anchors,
-                     num_classes);
-    }
-    if (im->num_anchors > 0 && im->cls_logits == NULL) {
-      dl_head_where(where, sizeof where, i, ".cls_logits");
-      return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but there are %zu predictions",
-                     im->num_anchors);
-    }
-    if (im->num_gt > 0 && im->labels == NULL) {
-      dl_head_where(where, sizeof where, i, ".labels");
-      return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but num_gt is %zu", im->num_gt);
-    }
-    for (size_t g = 0; g < im->num_gt; g++) {
-      int64_t lab = im->labels[g];
-      if (lab < 0 || (uint64_t)lab >= (uint64_t)num_classes) {
-        snprintf(where, sizeof where, "images[%zu].labels[%zu]", i, g);
-        return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %lld, expected a class index in [0, %zu)",
-                       (long long)lab, num_classes);
-      }
-    }
-  }
-
-  size_t need = 0, per_block = CLS_BLOCK_ELEMS / num_classes;
+  size_t per_block = CLS_BLOCK_ELEMS / num_classes;
   if (per_block == 0) per_block = 1;
-  DL_FORWARD_IF_ERROR(detloss_retina_workspace_size(images, num_images, num_classes, &need, err));
-  if (o.workspace != NULL) {
-    DL_RETURN_ERROR_IF(o.workspace_size < need, err, DETLOSS_ERR_SHAPE, "workspace_size",
-                       "is %zu bytes, this batch needs %zu (detloss_retina_workspace_size)",
-                       o.workspace_size, need);
-    DL_RETURN_ERROR_IF(((uintptr_t)o.workspace & 7u) != 0, err, DETLOSS_ERR_RANGE, "workspace",
-                       "must be 8-byte aligned");
-  }
-  DL_FORWARD_IF_ERROR(
-      dl_head_check_overlaps(images, num_images, num_classes, result, per_image, o.workspace, need,
-                             o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA ? o.ema_state
-                                                                                : NULL,
-                             err));
-  retina_image *w = calloc(num_images, sizeof *w);
-  DL_RETURN_ERROR_IF(w == NULL, err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
-  if (o.workspace != NULL) {
-    char *p = (char *)o.workspace;
-    for (size_t i = 0; i < num_images; i++) {
-      size_t A = images[i].num_anchors;
-      w[i].borrowed = 1;
-      w[i].matches = (int64_t *)(void *)p;
-      p += 8 * A;
-      w[i].partials = (double *)(void *)p;
-      p += 8 * (dl_num_blocks(A, per_block) + 1);
-    }
-  }
-  retina_run run;
-  run.images = images;
-  run.w = w;
-  run.o = &o;
-  run.bp.kind = o.box_loss;
-  run.bp.beta = o.smooth_l1_beta;
-  run.bp.coder = detloss_coder_options_default();
-  memcpy(run.bp.coder.weights, o.box_weights, sizeof run.bp.coder.weights);
-  run.C = num_classes;
-  run.per_block = per_block;
-  /* Images in parallel when there are at least as many as threads, else the
-   * threads inside each image: the same bits either way (see head_rpn.c). */
-  int nt = dl_thread_count(o.num_threads);
-  int outer = nt > 1 && num_images >= (size_t)nt;
-  int outer_threads = outer ? o.num_threads : 1;
-  run.inner_threads = outer ? 1 : o.num_threads;
-
-  /* Phase 2: match and box loss of the positives (scratch only). */
-  dl_parallel_blocks(num_images, 1, outer_threads, phase2, &run);
-  for (size_t i = 0; i < num_images; i++) {
-    if (w[i].st != DETLOSS_OK) {
-      detloss_status st = w[i].st;
-      if (err) *err = w[i].err;
-      free_work(w, num_images);
-      return st;
-    }
-  }
-
-  /* Normalizers. */
-  size_t P = 0;
-  for (size_t i = 0; i < num_images; i++) P += w[i].counts[0];
-  double Z = 0.0; /* the batch divisor (EMA, CALLER) */
-  float ema_new = 0.0f;
-  if (o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA) {
-    /* detectron2 DenseDetector._ema_update: n = m n + (1 - m) max(P, 1), in
-     * Python floats (double); the state is kept as float here. */
-    double m = (double)o.ema_momentum;
-    double n = m * (double)*o.ema_state + (1.0 - m) * (double)(P > 0 ? P : 1);
-    ema_new = (float)n;
-    Z = n;
-  } else if (o.normalizer == DETLOSS_RETINA_NORM_CALLER) {
-    Z = o.caller_normalizer;
-  }
-  for (size_t i = 0; i < num_images; i++) {
-    size_t fg = w[i].counts[0];
-    /* torchvision: sum_i (S_i / max(1, fg_i)) / n; else S / Z */
-    w[i].scale = o.normalizer == DETLOSS_RETINA_NORM_TORCHVISION
-                     ? 1.0 / ((double)num_images * (double)(fg > 0 ? fg : 1))
-                     : (Z > 0.0 ? 1.0 / Z : 0.0);
-  }
-
-  /* Phase 3: the classification pass and the gradients. */
-  dl_parallel_blocks(num_images, 1, outer_threads, phase3, &run);
-  detloss_head_result r;
-  memset(&r, 0, sizeof r);
-  double cls_total = 0.0, box_total = 0.0;
-  for (size_t i = 0; i < num_images; i++) {
-    double cls_i = w[i].cls_sum * w[i].scale, box_i = w[i].box.sum * w[i].scale;
-    cls_total += cls_i;
-    box_total += box_i;
-    r.num_pos += w[i].counts[0];
-    r.num_neg += w[i].counts[1];
-    r.num_ignored += w[i].counts[2];
-    if (per_image) {
-      detloss_head_image_stats *s = &per_image[i];
-      s->num_pos = w[i].counts[0];
-      s->num_neg = w[i].counts[1];
-      s->num_ignored = w[i].counts[2];
-      s->num_sampled_pos = w[i].counts[0];
-      s->num_sampled_neg = w[i].counts[1];
-      s->loss_cls = (float)cls_i;
-      s->loss_box_reg = (float)box_i;
-    }
-  }
-  r.num_sampled_pos = r.num_pos;
-  r.num_sampled_neg = r.num_neg;
-  r.loss_cls = (float)cls_total;
-  r.loss_box_reg = (float)box_total;
-  r.normalizer = o.normalizer == DETLOSS_RETINA_NORM_TORCHVISION ? (double)num_images : Z;
-  r.nonfinite = !isfinite(r.loss_cls) || !isfinite(r.loss_box_reg);
-  *result = r;
-  if (o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA) *o.ema_state = ema_new;
-  free_work(w, num_images);
-  return DETLOSS_OK;
+  focal_params fp;
+  fp.alpha = o.alpha;
+  fp.gamma = o.gamma;
+  fp.use_alpha = o.alpha >= 0.0f;
+  dl_head_spec spec;
+  memset(&spec, 0, sizeof spec);
+  spec.num_classes = num_classes;
+  spec.needs_image_size = o.match.allowed_border >= 0.0f;
+  spec.check_image = check_image;
+  spec.workspace = o.workspace;
+  spec.workspace_size = o.workspace_size;
+  spec.workspace_fn = "detloss_retina_workspace_size";
+  spec.assigner = dl_assigner_find("max_iou");
+  spec.assign_options = &o.match;
+  spec.assign_options_prefix = "match.";
+  spec.sample = NULL;
+  spec.box.kind = o.box_loss;
+  spec.box.beta = o.smooth_l1_beta;
+  spec.box.coder = detloss_coder_options_default();
+  memcpy(spec.box.coder.weights, o.box_weights, sizeof spec.box.coder.weights);
+  spec.per_block = per_block;
+  spec.cls_pass = focal_pass;
+  spec.cls = &fp;
+  spec.norm = o.normalizer == DETLOSS_RETINA_NORM_DETECTRON2_EMA ? DL_HEAD_NORM_EMA
+              : o.normalizer == DETLOSS_RETINA_NORM_CALLER       ? DL_HEAD_NORM_CALLER
+                                                                 : DL_HEAD_NORM_PER_IMAGE_FG;
+  spec.normalizer = o.caller_normalizer;
+  spec.ema_state = o.ema_state;
+  spec.ema_momentum = o.ema_momentum;
+  spec.sum_then_scale = 0;
+  spec.num_threads = o.num_threads;
+  return dl_head_run(&spec, images, num_images, result, per_image, err);
 }

@@ -104,121 +104,39 @@ static detloss_status check_options(const detloss_rpn_options *o, detloss_error 
   return DETLOSS_OK;
 }
 
-typedef struct rpn_image {
-  int borrowed; /* scratch in options.workspace: not freed here */
-  int64_t *matches;
-  int8_t *sampled;
-  double *partials;
-  size_t counts[3];
-  size_t s_pos, s_neg;
-  dl_head_box box;
-  double cls_sum; /* BCE sum over the sampled anchors */
-  detloss_status st;
-  detloss_error err;
-} rpn_image;
-
-typedef struct rpn_run {
-  const detloss_head_image *images;
-  rpn_image *w;
-  const detloss_rpn_options *o;
-  dl_head_box_params bp;
-  detloss_sample_options so;
-  int inner_threads; /* threads of the calls inside one image */
-  double inv;        /* 1 / D */
-} rpn_run;
-
-static void free_work(rpn_image *w, size_t n) {
-  if (w == NULL) return;
-  for (size_t i = 0; i < n; i++) {
-    if (!w[i].borrowed) {
-      free(w[i].matches);
-      free(w[i].sampled);
-      free(w[i].partials);
-    }
-    dl_head_box_free(&w[i].box);
-  }
-  free(w);
+/* The driver's classification pass (head_internal.h): BCE over the sampled anchors. */
+static double objectness_pass(const dl_head_spec *s, const detloss_head_image *im,
+                              const dl_head_work *w, float scale, int num_threads) {
+  (void)s;
+  obj_ctx c;
+  c.x = im->objectness;
+  c.sampled = w->sampled;
+  c.grad = im->grad_objectness;
+  c.scale = scale;
+  c.partials = w->partials;
+  dl_parallel_blocks(im->num_anchors, RPN_BLOCK, num_threads, obj_block, &c);
+  return dl_sum_blocks(w->partials, dl_num_blocks(im->num_anchors, RPN_BLOCK));
 }
 
-/* Phase 2 of image i: match, sample, box loss of the sampled positives. */
-static void phase2(void *vr, size_t i0, size_t i1, size_t blk) {
-  const rpn_run *r = (const rpn_run *)vr;
-  (void)blk;
-  for (size_t i = i0; i < i1; i++) {
-    const detloss_head_image *im = &r->images[i];
-    rpn_image *w = &r->w[i];
-    size_t A = im->num_anchors;
-    detloss_error *err = &w->err;
-    if (!w->borrowed) {
-      w->matches = malloc((A ? A : 1) * sizeof(int64_t));
-      w->sampled = malloc(A ? A : 1);
-      w->partials = malloc((dl_num_blocks(A, RPN_BLOCK) + 1) * sizeof(double));
-    }
-    if (!w->matches || !w->sampled || !w->partials) {
-      w->st = dl_fail(err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
-      continue;
-    }
-    w->st = dl_head_match(im, i, &r->o->match, r->inner_threads, w->matches, w->counts, err);
-    if (w->st != DETLOSS_OK) continue;
-    detloss_sample_options so = r->so;
-    so.num_threads = r->inner_threads;
-    w->st = detloss_sample_balanced(w->matches, A, (uint64_t)i, w->sampled, &w->s_pos, &w->s_neg,
-                                    &so, err);
-    if (w->st != DETLOSS_OK) {
-      if (strncmp(err->where, "batch_size", 10) == 0 || strncmp(err->where, "positive", 8) == 0) {
-        char tmp[DETLOSS_WHERE_MAX];
-        snprintf(tmp, sizeof tmp, "sample.%s", err->where);
-        memcpy(err->where, tmp, sizeof tmp);
-      } else {
-        dl_head_prefix(err, i);
-      }
-      continue;
-    }
-    dl_head_box_params bp = r->bp;
-    bp.num_threads = r->inner_threads;
-    bp.coder.num_threads = r->inner_threads;
-    w->st = dl_head_box_eval(&bp, im, i, w->matches, w->sampled, w->s_pos, &w->box, err);
+/* The RPN's own phase 1 check of image i: objectness present. */
+static detloss_status check_image(const dl_head_spec *s, const detloss_head_image *im, size_t i,
+                                  detloss_error *err) {
+  (void)s;
+  if (im->num_anchors > 0 && im->objectness == NULL) {
+    char where[DETLOSS_WHERE_MAX];
+    dl_head_where(where, sizeof where, i, ".objectness");
+    return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but there are %zu predictions",
+                   im->num_anchors);
   }
-}
-
-/* Phase 3 of image i: objectness pass and gradients. */
-static void phase3(void *vr, size_t i0, size_t i1, size_t blk) {
-  const rpn_run *r = (const rpn_run *)vr;
-  (void)blk;
-  for (size_t i = i0; i < i1; i++) {
-    const detloss_head_image *im = &r->images[i];
-    rpn_image *w = &r->w[i];
-    obj_ctx c;
-    c.x = im->objectness;
-    c.sampled = w->sampled;
-    c.grad = im->grad_objectness;
-    c.scale = (float)r->inv;
-    c.partials = w->partials;
-    dl_parallel_blocks(im->num_anchors, RPN_BLOCK, r->inner_threads, obj_block, &c);
-    w->cls_sum = dl_sum_blocks(w->partials, dl_num_blocks(im->num_anchors, RPN_BLOCK));
-    dl_head_box_scatter(&w->box, r->inv, im->grad_deltas, im->num_anchors);
-  }
+  return DETLOSS_OK;
 }
 
 detloss_status detloss_rpn_workspace_size(const detloss_head_image *images, size_t num_images,
                                           size_t *bytes, detloss_error *err) {
   DL_RETURN_ERROR_IF(bytes == NULL, err, DETLOSS_ERR_NULL, "bytes", "is NULL");
   DL_RETURN_ERROR_IF(images == NULL && num_images > 0, err, DETLOSS_ERR_NULL, "images", "is NULL");
-  size_t total = 0;
-  for (size_t i = 0; i < num_images; i++) {
-    size_t A = images[i].num_anchors;
-    if (A > DL_MAX_ELEMS / 4) {
-      char where[DETLOSS_WHERE_MAX];
-      dl_head_where(where, sizeof where, i, ".num_anchors");
-      return dl_fail(err, DETLOSS_ERR_SHAPE, where, "%zu anchors is more than can be addressed", A);
-    }
-    /* matches int64 [A], partials double [blocks + 1], sampled int8 [A] (8-aligned) */
-    size_t b = 8 * A + 8 * (dl_num_blocks(A, RPN_BLOCK) + 1) + ((A + 7) & ~(size_t)7);
-    DL_RETURN_ERROR_IF(dl_add_overflow(total, b, &total), err, DETLOSS_ERR_SHAPE, "images",
-                       "the batch is too large to address");
-  }
-  *bytes = total;
-  return DETLOSS_OK;
+  /* matches int64 [A], partials double [blocks + 1], sampled int8 [A] (8-aligned) */
+  return dl_head_workspace_size(images, num_images, RPN_BLOCK, 1, bytes, err);
 }
 
 detloss_status detloss_rpn_loss(const detloss_head_image *images, size_t num_images,
@@ -230,115 +148,30 @@ detloss_status detloss_rpn_loss(const detloss_head_image *images, size_t num_ima
                      "is 0: an empty batch has no loss");
   DL_RETURN_ERROR_IF(images == NULL, err, DETLOSS_ERR_NULL, "images", "is NULL");
   DL_FORWARD_IF_ERROR(check_options(&o, err));
-  char where[DETLOSS_WHERE_MAX];
-
-  /* Phase 1: the batch. */
-  for (size_t i = 0; i < num_images; i++) {
-    const detloss_head_image *im = &images[i];
-    DL_FORWARD_IF_ERROR(dl_head_check_image(im, i, &o.match, err));
-    if (im->num_anchors > 0 && im->objectness == NULL) {
-      dl_head_where(where, sizeof where, i, ".objectness");
-      return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but there are %zu predictions",
-                     im->num_anchors);
-    }
-  }
-
-  size_t need = 0;
-  DL_FORWARD_IF_ERROR(detloss_rpn_workspace_size(images, num_images, &need, err));
-  if (o.workspace != NULL) {
-    DL_RETURN_ERROR_IF(o.workspace_size < need, err, DETLOSS_ERR_SHAPE, "workspace_size",
-                       "is %zu bytes, this batch needs %zu (detloss_rpn_workspace_size)",
-                       o.workspace_size, need);
-    DL_RETURN_ERROR_IF(((uintptr_t)o.workspace & 7u) != 0, err, DETLOSS_ERR_RANGE, "workspace",
-                       "must be 8-byte aligned");
-  }
-  DL_FORWARD_IF_ERROR(dl_head_check_overlaps(images, num_images, 0, result, per_image, o.workspace,
-                                             need, NULL, err));
-  rpn_image *w = calloc(num_images, sizeof *w);
-  DL_RETURN_ERROR_IF(w == NULL, err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
-  if (o.workspace != NULL) {
-    char *p = (char *)o.workspace;
-    for (size_t i = 0; i < num_images; i++) {
-      size_t A = images[i].num_anchors;
-      w[i].borrowed = 1;
-      w[i].matches = (int64_t *)(void *)p;
-      p += 8 * A;
-      w[i].partials = (double *)(void *)p;
-      p += 8 * (dl_num_blocks(A, RPN_BLOCK) + 1);
-      w[i].sampled = (int8_t *)p;
-      p += (A + 7) & ~(size_t)7;
-    }
-  }
-  rpn_run run;
-  run.images = images;
-  run.w = w;
-  run.o = &o;
-  run.bp.kind = o.box_loss;
-  run.bp.beta = o.smooth_l1_beta;
-  run.bp.coder = detloss_coder_options_default();
-  memcpy(run.bp.coder.weights, o.box_weights, sizeof run.bp.coder.weights);
-  run.so = o.sample;
-  /* Images in parallel (one image per block, every call inside it serial)
-   * when there are at least as many images as threads, else one image after
-   * the other with the threads inside. Every call is bitwise invariant to its
-   * thread count, so both schedules give the same bits. */
-  int nt = dl_thread_count(o.num_threads);
-  int outer = nt > 1 && num_images >= (size_t)nt;
-  int outer_threads = outer ? o.num_threads : 1;
-  run.inner_threads = outer ? 1 : o.num_threads;
-  run.inv = 0.0;
-
-  /* Phase 2: match, sample, box loss of the sampled positives (scratch only). */
-  dl_parallel_blocks(num_images, 1, outer_threads, phase2, &run);
-  for (size_t i = 0; i < num_images; i++) {
-    if (w[i].st != DETLOSS_OK) {
-      detloss_status st = w[i].st;
-      if (err) *err = w[i].err;
-      free_work(w, num_images);
-      return st;
-    }
-  }
-
+  dl_head_spec spec;
+  memset(&spec, 0, sizeof spec);
+  spec.num_classes = 0;
+  spec.needs_image_size = o.match.allowed_border >= 0.0f;
+  spec.check_image = check_image;
+  spec.workspace = o.workspace;
+  spec.workspace_size = o.workspace_size;
+  spec.workspace_fn = "detloss_rpn_workspace_size";
+  spec.assigner = dl_assigner_find("max_iou");
+  spec.assign_options = &o.match;
+  spec.assign_options_prefix = "match.";
+  spec.sample = &o.sample;
+  spec.box.kind = o.box_loss;
+  spec.box.beta = o.smooth_l1_beta;
+  spec.box.coder = detloss_coder_options_default();
+  memcpy(spec.box.coder.weights, o.box_weights, sizeof spec.box.coder.weights);
+  spec.per_block = RPN_BLOCK;
+  spec.cls_pass = objectness_pass;
   /* The divisor. torchvision: sampled_inds.numel() of the whole batch;
-   * detectron2: batch_size_per_image * num_images (fixed). */
-  size_t sampled_total = 0;
-  for (size_t i = 0; i < num_images; i++) sampled_total += w[i].s_pos + w[i].s_neg;
-  double D = o.convention == DETLOSS_RPN_DETECTRON2
-                 ? (double)o.sample.batch_size_per_image * (double)num_images
-                 : (double)sampled_total;
-  /* D = 0 (nothing sampled anywhere, or B = 0): losses 0, gradients 0
-   * (torchvision would divide 0 by 0). */
-  run.inv = D > 0.0 ? 1.0 / D : 0.0;
-
-  /* Phase 3: objectness pass and gradients. */
-  dl_parallel_blocks(num_images, 1, outer_threads, phase3, &run);
-  detloss_head_result r;
-  memset(&r, 0, sizeof r);
-  double cls_total = 0.0, box_total = 0.0;
-  for (size_t i = 0; i < num_images; i++) {
-    cls_total += w[i].cls_sum;
-    box_total += w[i].box.sum;
-    r.num_pos += w[i].counts[0];
-    r.num_neg += w[i].counts[1];
-    r.num_ignored += w[i].counts[2];
-    r.num_sampled_pos += w[i].s_pos;
-    r.num_sampled_neg += w[i].s_neg;
-    if (per_image) {
-      detloss_head_image_stats *s = &per_image[i];
-      s->num_pos = w[i].counts[0];
-      s->num_neg = w[i].counts[1];
-      s->num_ignored = w[i].counts[2];
-      s->num_sampled_pos = w[i].s_pos;
-      s->num_sampled_neg = w[i].s_neg;
-      s->loss_cls = (float)(w[i].cls_sum * run.inv);
-      s->loss_box_reg = (float)(w[i].box.sum * run.inv);
-    }
-  }
-  r.loss_cls = (float)(cls_total * run.inv);
-  r.loss_box_reg = (float)(box_total * run.inv);
-  r.normalizer = D;
-  r.nonfinite = !isfinite(r.loss_cls) || !isfinite(r.loss_box_reg);
-  *result = r;
-  free_work(w, num_images);
-  return DETLOSS_OK;
+   * detectron2: batch_size_per_image * num_images (fixed). Both sums are
+   * divided once, after the batch sum. */
+  spec.norm = o.convention == DETLOSS_RPN_DETECTRON2 ? DL_HEAD_NORM_FIXED : DL_HEAD_NORM_SAMPLED;
+  spec.normalizer = (double)o.sample.batch_size_per_image * (double)num_images;
+  spec.sum_then_scale = 1;
+  spec.num_threads = o.num_threads;
+  return dl_head_run(&spec, images, num_images, result, per_image, err);
 }

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "anchors_internal.h"
+#include "assign.h"
 #include "box_kernels.h"
 #include "parallel.h"
 
@@ -678,79 +679,119 @@ static detloss_status run_match(mctx *c, const detloss_match_options *o, int num
   return DETLOSS_OK;
 }
 
-/* matches [A] and max_iou [A] may not overlap each other or any input (the
- * anchors, gt, crowd flags, or the grid config). */
-static detloss_status check_match_overlaps(const float *anchors, size_t A, const float *gt,
-                                           size_t G, const uint8_t *crowd, int64_t *matches,
-                                           float *max_iou, const detloss_anchor_config *cfg,
+/* The outputs (matches = gt_index [A], max_iou = quality [A], labels [A]) may not
+ * overlap each other or any input (the anchors, gt, gt labels, crowd flags, or the
+ * grid config). */
+static detloss_status check_match_overlaps(const dl_assign_input *in, const dl_assign_result *out,
                                            detloss_error *err) {
-  dl_span s[5] = {
-      dl_span_of(anchors, A, 4 * sizeof(float), "anchors", 0),
-      dl_span_of(gt, G, 4 * sizeof(float), "gt", 0),
-      dl_span_of(crowd, G, sizeof(uint8_t), "gt_is_crowd", 0),
-      dl_span_of(matches, A, sizeof(int64_t), "matches", 1),
-      dl_span_of(max_iou, A, sizeof(float), "max_iou", 1),
+  size_t A = in->num_anchors, G = in->num_gt;
+  dl_span s[7] = {
+      dl_span_of(in->anchors, A, 4 * sizeof(float), "anchors", 0),
+      dl_span_of(in->gt, G, 4 * sizeof(float), "gt", 0),
+      dl_span_of(in->gt_is_crowd, G, sizeof(uint8_t), "gt_is_crowd", 0),
+      dl_span_of(out->gt_index, A, sizeof(int64_t), "matches", 1),
+      dl_span_of(out->quality, A, sizeof(float), "max_iou", 1),
+      dl_span_of(out->labels, A, sizeof(int64_t), "labels", 1),
+      dl_span_of(in->gt_labels, G, sizeof(int64_t), "gt_labels", 0),
   };
-  DL_FORWARD_IF_ERROR(dl_check_overlaps(s, 5, err));
-  return dl_check_grid_overlaps(cfg, "", s + 3, 2, DL_NO_IMAGE, err);
+  DL_FORWARD_IF_ERROR(dl_check_overlaps(s, 7, err));
+  return dl_check_grid_overlaps(in->anchor_config, "", s + 3, 3, DL_NO_IMAGE, err);
+}
+
+/* The per-anchor labels of the assign result: gt_labels[m] where m >= 0, else -1. */
+static void write_labels(const dl_assign_input *in, const dl_assign_result *out) {
+  for (size_t a = 0; a < in->num_anchors; a++) {
+    int64_t m = out->gt_index[a];
+    out->labels[a] = m >= 0 ? in->gt_labels[m] : -1;
+  }
+}
+
+detloss_status dl_assign_max_iou(const dl_assign_input *in, const void *options,
+                                 dl_assign_result *out, detloss_error *err) {
+  detloss_match_options o =
+      options ? *(const detloss_match_options *)options : detloss_match_options_default();
+  o.image_h = in->image_h;
+  o.image_w = in->image_w;
+  o.num_threads = in->num_threads;
+  DL_FORWARD_IF_ERROR(check_options(&o, err));
+  size_t A = in->num_anchors, G = in->num_gt;
+  if (in->anchor_config != NULL) {
+    size_t count;
+    DL_FORWARD_IF_ERROR(detloss_anchors_count(in->anchor_config, &count, err));
+    DL_RETURN_ERROR_IF(count != A, err, DETLOSS_ERR_SHAPE, "num_anchors",
+                       "is %zu but the config generates %zu anchors", A, count);
+  } else {
+    DL_FORWARD_IF_ERROR(dl_check_coords(in->anchors, A, "anchors", err));
+  }
+  DL_FORWARD_IF_ERROR(dl_check_coords(in->gt, G, "gt", err));
+  DL_RETURN_ERROR_IF(G > (size_t)INT32_MAX, err, DETLOSS_ERR_SHAPE, "gt",
+                     "%zu boxes is more than 2^31 - 1", G);
+  DL_FORWARD_IF_ERROR(dl_check_ptr(out->gt_index, A, "matches", err));
+  DL_RETURN_ERROR_IF(out->labels != NULL && G > 0 && in->gt_labels == NULL, err, DETLOSS_ERR_NULL,
+                     "gt_labels", "is NULL but per-anchor labels are asked for");
+  DL_FORWARD_IF_ERROR(check_match_overlaps(in, out, err));
+  mctx c;
+  memset(&c, 0, sizeof c);
+  c.G = G;
+  c.gt = in->gt;
+  c.A = A;
+  c.matches = out->gt_index;
+  c.mi = out->quality;
+  c.crowd = in->gt_is_crowd;
+  /* run_match allocates all its scratch before the first write, so even NOMEM leaves
+   * the outputs untouched. */
+  detloss_status st;
+  if (in->anchor_config != NULL) {
+    /* detloss_anchors_count has checked that every generated anchor is finite
+     * and within DL_COORD_MAX, as the plain path requires of its anchors. */
+    dl_grid g;
+    DL_FORWARD_IF_ERROR(dl_grid_build(in->anchor_config, &g, err));
+    c.grid = &g;
+    st = run_match(&c, &o, o.num_threads, err);
+    dl_grid_free(&g);
+  } else {
+    c.anchors = in->anchors;
+    st = run_match(&c, &o, o.num_threads, err);
+  }
+  if (st == DETLOSS_OK && out->labels != NULL) write_labels(in, out);
+  return st;
+}
+
+/* The public matchers: the Max-IoU assigner with the image size and thread count
+ * taken from the options. */
+static detloss_status match_public(dl_assign_input *in, const uint8_t *gt_is_crowd,
+                                   int64_t *matches, float *max_iou,
+                                   const detloss_match_options *opt, detloss_error *err) {
+  detloss_match_options o = opt ? *opt : detloss_match_options_default();
+  in->gt_is_crowd = gt_is_crowd;
+  in->image_h = o.image_h;
+  in->image_w = o.image_w;
+  in->num_threads = o.num_threads;
+  dl_assign_result out = {matches, NULL, max_iou};
+  return dl_assign_max_iou(in, &o, &out, err);
 }
 
 detloss_status detloss_match(const float *anchors, size_t num_anchors, const float *gt,
                              size_t num_gt, const uint8_t *gt_is_crowd, int64_t *matches,
                              float *max_iou, const detloss_match_options *opt, detloss_error *err) {
-  detloss_match_options o = opt ? *opt : detloss_match_options_default();
-  DL_FORWARD_IF_ERROR(check_options(&o, err));
-  DL_FORWARD_IF_ERROR(dl_check_coords(anchors, num_anchors, "anchors", err));
-  DL_FORWARD_IF_ERROR(dl_check_coords(gt, num_gt, "gt", err));
-  DL_RETURN_ERROR_IF(num_gt > (size_t)INT32_MAX, err, DETLOSS_ERR_SHAPE, "gt",
-                     "%zu boxes is more than 2^31 - 1", num_gt);
-  DL_FORWARD_IF_ERROR(dl_check_ptr(matches, num_anchors, "matches", err));
-  DL_FORWARD_IF_ERROR(check_match_overlaps(anchors, num_anchors, gt, num_gt, gt_is_crowd, matches,
-                                           max_iou, NULL, err));
-  mctx c;
-  memset(&c, 0, sizeof c);
-  c.G = num_gt;
-  c.gt = gt;
-  c.A = num_anchors;
-  c.anchors = anchors;
-  c.matches = matches;
-  c.mi = max_iou;
-  /* run_match allocates all its scratch before the first write, so even NOMEM leaves
-   * the outputs untouched. */
-  c.crowd = gt_is_crowd;
-  return run_match(&c, &o, o.num_threads, err);
+  dl_assign_input in;
+  memset(&in, 0, sizeof in);
+  in.anchors = anchors;
+  in.num_anchors = num_anchors;
+  in.gt = gt;
+  in.num_gt = num_gt;
+  return match_public(&in, gt_is_crowd, matches, max_iou, opt, err);
 }
 
 detloss_status detloss_match_grid(const detloss_anchor_config *cfg, const float *gt, size_t num_gt,
                                   const uint8_t *gt_is_crowd, int64_t *matches, float *max_iou,
                                   size_t num_anchors, const detloss_match_options *opt,
                                   detloss_error *err) {
-  detloss_match_options o = opt ? *opt : detloss_match_options_default();
-  DL_FORWARD_IF_ERROR(check_options(&o, err));
-  size_t count;
-  DL_FORWARD_IF_ERROR(detloss_anchors_count(cfg, &count, err));
-  DL_RETURN_ERROR_IF(count != num_anchors, err, DETLOSS_ERR_SHAPE, "num_anchors",
-                     "is %zu but the config generates %zu anchors", num_anchors, count);
-  DL_FORWARD_IF_ERROR(dl_check_coords(gt, num_gt, "gt", err));
-  DL_RETURN_ERROR_IF(num_gt > (size_t)INT32_MAX, err, DETLOSS_ERR_SHAPE, "gt",
-                     "%zu boxes is more than 2^31 - 1", num_gt);
-  DL_FORWARD_IF_ERROR(dl_check_ptr(matches, num_anchors, "matches", err));
-  DL_FORWARD_IF_ERROR(
-      check_match_overlaps(NULL, num_anchors, gt, num_gt, gt_is_crowd, matches, max_iou, cfg, err));
-  /* detloss_anchors_count has checked that every generated anchor is finite
-   * and within DL_COORD_MAX, as the plain path requires of its anchors. */
-  dl_grid g;
-  DL_FORWARD_IF_ERROR(dl_grid_build(cfg, &g, err));
-  mctx c;
-  memset(&c, 0, sizeof c);
-  c.G = num_gt;
-  c.gt = gt;
-  c.A = num_anchors;
-  c.grid = &g;
-  c.matches = matches;
-  c.mi = max_iou;
-  c.crowd = gt_is_crowd;
-  detloss_status st = run_match(&c, &o, o.num_threads, err);
-  dl_grid_free(&g);
-  return st;
+  dl_assign_input in;
+  memset(&in, 0, sizeof in);
+  in.anchor_config = cfg;
+  in.num_anchors = num_anchors;
+  in.gt = gt;
+  in.num_gt = num_gt;
+  return match_public(&in, gt_is_crowd, matches, max_iou, opt, err);
 }

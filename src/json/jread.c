@@ -773,7 +773,13 @@ detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON *
   scan_state sc = {text ? text : "", text ? len : 0, 0, NULL};
   cJSON *r = NULL;
   if (scan_json(&sc)) {
-    r = cJSON_ParseWithLengthOpts(text, len, NULL, 0);
+    /* The scanner accepts a leading UTF-8 byte-order mark; cJSON skips one
+     * only when at least two more bytes follow it, so it is skipped here. */
+    size_t bom = len >= 3 && (unsigned char)text[0] == 0xEF && (unsigned char)text[1] == 0xBB &&
+                         (unsigned char)text[2] == 0xBF
+                     ? 3
+                     : 0;
+    r = cJSON_ParseWithLengthOpts(text + bom, len - bom, NULL, 0);
     /* The scan accepted the text, so a NULL tree is cJSON's allocation failing. */
     if (!r)
       return dl_fail(err, DETLOSS_ERR_NOMEM, file ? file : "(input)",

@@ -14,8 +14,6 @@
 
 /* config_resolve.c */
 
-/* A malloc'ed copy of s (NULL for NULL, or when out of memory). */
-char *dlj_dupstr(const char *s);
 /* Resolves a relative file name: (anchors: config dir/../anchors,) config dir,
  * then each search dir (anchors: dir/anchors first). A malloc'ed path, or NULL
  * if not found (*tried gets the first candidate for the message). */

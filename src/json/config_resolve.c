@@ -35,14 +35,6 @@ detloss_status dl_read_file(const char *path, size_t max_bytes, char **text, siz
   return st;
 }
 
-char *dlj_dupstr(const char *s) {
-  if (!s) return NULL;
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-  if (p) memcpy(p, s, n);
-  return p;
-}
-
 static int file_exists(const char *p) {
   FILE *f = fopen(p, "rb");
   if (!f) return 0;

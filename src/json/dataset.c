@@ -12,14 +12,6 @@
 #include "json/evalcfg.h"
 #include "json/jread.h"
 
-static char *dupstr(const char *s) {
-  if (!s) return NULL;
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-  if (p) memcpy(p, s, n);
-  return p;
-}
-
 void dl_dataset_clear(detloss_dataset *ds) {
   free(ds->path);
   free(ds->name);
@@ -350,13 +342,13 @@ detloss_status dl_dataset_read(const cJSON *root, const char *path, detloss_data
   } else {
     const char *s = NULL;
     if (st == DETLOSS_OK) st = dlj_string(root, "name", "", 0, &s, err);
-    if (st == DETLOSS_OK) ds->name = dupstr(s);
+    if (st == DETLOSS_OK) ds->name = dlj_dupstr(s);
     s = NULL;
     if (st == DETLOSS_OK) st = dlj_string(root, "source", "", 0, &s, err);
-    if (st == DETLOSS_OK) ds->source = dupstr(s);
+    if (st == DETLOSS_OK) ds->source = dlj_dupstr(s);
     s = NULL;
     if (st == DETLOSS_OK) st = dlj_string(root, "license", "", 0, &s, err);
-    if (st == DETLOSS_OK) ds->license = dupstr(s);
+    if (st == DETLOSS_OK) ds->license = dlj_dupstr(s);
     if (st == DETLOSS_OK) st = read_common(root, ds, err);
   }
   if (st != DETLOSS_OK) {
@@ -410,7 +402,7 @@ detloss_status detloss_dataset_parse_ex(const char *text, size_t len, const char
     free(ds);
     return st;
   }
-  ds->path = dupstr(file);
+  ds->path = dlj_dupstr(file);
   *out = ds;
   return DETLOSS_OK;
 }

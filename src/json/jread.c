@@ -75,6 +75,14 @@ void dlj_locate(detloss_error *err, const dlj_path *at, const dlj_arg *args, siz
   dlj_prefix_where(err, at->buf);
 }
 
+char *dlj_dupstr(const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s) + 1;
+  char *p = malloc(n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
 const cJSON *dlj_field(const cJSON *obj, const char *key) {
   if (!obj || !cJSON_IsObject(obj)) return NULL;
   return cJSON_GetObjectItemCaseSensitive(obj, key);

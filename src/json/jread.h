@@ -67,6 +67,9 @@ typedef struct dlj_arg {
  * where becomes at itself). err may be NULL. */
 void dlj_locate(detloss_error *err, const dlj_path *at, const dlj_arg *args, size_t n);
 
+/* A malloc'ed copy of s (NULL for NULL, or when out of memory). */
+char *dlj_dupstr(const char *s);
+
 /* Object field lookup (case-sensitive). NULL if absent. */
 const cJSON *dlj_field(const cJSON *obj, const char *key);
 

@@ -394,14 +394,18 @@ detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *co
   return DETLOSS_OK;
 }
 
-void dlj_prefix_where(detloss_error *err, const char *path) {
-  if (!err || !path || !path[0]) return;
+void dlj_prefix_where_sep(detloss_error *err, const char *prefix, const char *sep) {
+  if (!err || !prefix || !prefix[0]) return;
   char tmp[DETLOSS_WHERE_MAX];
   if (err->where[0])
-    snprintf(tmp, sizeof tmp, "%s.%s", path, err->where);
+    snprintf(tmp, sizeof tmp, "%s%s%s", prefix, sep, err->where);
   else
-    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(tmp, sizeof tmp, "%s", prefix);
   memcpy(err->where, tmp, sizeof tmp);
+}
+
+void dlj_prefix_where(detloss_error *err, const char *path) {
+  dlj_prefix_where_sep(err, path, ".");
 }
 
 detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char **text,

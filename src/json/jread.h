@@ -155,5 +155,7 @@ detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON *
 /* Prefixes err->where with the case path ("[2]" + "boxes1[0]" -> "[2].boxes1[0]"),
  * for errors returned by library calls, which name only their argument. */
 void dlj_prefix_where(detloss_error *err, const char *path);
+/* The same with another separator ("file.json" + ": " + "images[1]"). */
+void dlj_prefix_where_sep(detloss_error *err, const char *prefix, const char *sep);
 
 #endif /* DETLOSS_JREAD_H */

@@ -223,19 +223,14 @@ static detloss_status read_box_loss(const cJSON *cfg, const char *cpath, detloss
   const char *s = NULL;
   DL_FORWARD_IF_ERROR(dlj_string(cfg, "box_loss", cpath, 0, &s, err));
   if (s == NULL) return DETLOSS_OK;
-  int k = dlj_name_index(dlj_box_loss_names, s);
+  int k = dlj_name_index(DETLOSS_NAMES_HEAD_BOX_LOSS, s);
   if (k >= 0) {
     *out = (detloss_head_box_loss)k;
     return DETLOSS_OK;
   }
-  char where[DETLOSS_WHERE_MAX], list[96];
+  char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, cpath, "box_loss");
-  const char *hint = dl_suggest(s, dlj_box_loss_names, dlj_name_count(dlj_box_loss_names));
-  if (hint)
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown box loss '%s' (did you mean '%s'?)", s,
-                   hint);
-  dlj_name_list(list, sizeof list, dlj_box_loss_names);
-  return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown box loss '%s' (expected %s)", s, list);
+  return dlj_unknown_name(err, where, DETLOSS_NAMES_HEAD_BOX_LOSS, s, 1);
 }
 
 /* The matching keys shared by both ops, checked here so that errors name the
@@ -337,13 +332,10 @@ detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
     const char *conv = NULL;
     DL_FORWARD_IF_ERROR(dlj_string(cfg, "convention", cpath, 0, &conv, err));
     if (conv != NULL) {
-      int k = dlj_name_index(dlj_rpn_convention_names, conv);
+      int k = dlj_name_index(DETLOSS_NAMES_RPN_CONVENTION, conv);
       if (k < 0) {
-        char list[96];
         dlj_join(where, sizeof where, cpath, "convention");
-        dlj_name_list(list, sizeof list, dlj_rpn_convention_names);
-        return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown convention '%s' (expected %s)",
-                       conv, list);
+        return dlj_unknown_name(err, where, DETLOSS_NAMES_RPN_CONVENTION, conv, 0);
       }
       o = detloss_rpn_options_preset((detloss_rpn_convention)k);
     }
@@ -434,13 +426,10 @@ detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *ou
     const char *norm = NULL;
     DL_FORWARD_IF_ERROR(dlj_string(cfg, "normalizer", cpath, 0, &norm, err));
     if (norm != NULL) {
-      int k = dlj_name_index(dlj_normalizer_names, norm);
+      int k = dlj_name_index(DETLOSS_NAMES_RETINA_NORMALIZER, norm);
       if (k < 0) {
-        char list[96];
         dlj_join(where, sizeof where, cpath, "normalizer");
-        dlj_name_list(list, sizeof list, dlj_normalizer_names);
-        return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown normalizer '%s' (expected %s)",
-                       norm, list);
+        return dlj_unknown_name(err, where, DETLOSS_NAMES_RETINA_NORMALIZER, norm, 0);
       }
       o.normalizer = (detloss_retina_normalizer)k;
     }

@@ -49,6 +49,48 @@ detloss_status dlj_unknown_name(detloss_error *err, const char *where, detloss_n
   return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown %s '%s' (expected %s)", label, s, list);
 }
 
+/* Reads obj[key] into dst's field of row f by the row's type; an ENUM's name
+ * is left in *name for the caller to resolve. */
+static detloss_status read_row(const cJSON *obj, const char *path, const char *key,
+                               const detloss_option_field *f, int required, void *dst,
+                               const char **name, detloss_error *err) {
+  char *p = (char *)dst + f->offset;
+  switch (f->type) {
+    case DETLOSS_OPTION_F32: return dlj_float(obj, key, path, required, (float *)p, err);
+    case DETLOSS_OPTION_F64: return dlj_number(obj, key, path, required, (double *)p, err);
+    case DETLOSS_OPTION_BOOL: return dlj_bool(obj, key, path, required, (int *)p, err);
+    case DETLOSS_OPTION_ENUM: return dlj_string(obj, key, path, required, name, err);
+    default:
+      return dl_fail(err, DETLOSS_ERR_UNSUPPORTED, path, "no compute-op reader for %s", f->field);
+  }
+}
+
+static detloss_status resolve_name(const char *path, const char *key, const detloss_option_field *f,
+                                   const char *name, int hint, void *dst, detloss_error *err) {
+  int k = dlj_name_index((detloss_name_set)f->names, name);
+  if (k < 0) {
+    char where[DETLOSS_WHERE_MAX];
+    dlj_join(where, sizeof where, path, key);
+    return dlj_unknown_name(err, where, (detloss_name_set)f->names, name, hint);
+  }
+  memcpy((char *)dst + f->offset, &k, sizeof k);
+  return DETLOSS_OK;
+}
+
+detloss_status dlj_option(const cJSON *obj, const char *path, const char *key,
+                          detloss_options_kind kind, const char *field, int required, int hint,
+                          void *dst, detloss_error *err) {
+  const detloss_options_info *info = detloss_options_info_get(kind);
+  for (size_t i = 0; info && i < info->num_fields; i++) {
+    const detloss_option_field *f = &info->fields[i];
+    if (strcmp(f->field, field) != 0) continue;
+    const char *name = NULL;
+    DL_FORWARD_IF_ERROR(read_row(obj, path, key, f, required, dst, &name, err));
+    return name ? resolve_name(path, key, f, name, hint, dst, err) : DETLOSS_OK;
+  }
+  return dl_fail(err, DETLOSS_ERR_UNSUPPORTED, path, "no options field %s", field);
+}
+
 detloss_status dlj_match_options(const cJSON *obj, const char *path, const dlj_match_keys *keys,
                                  detloss_match_options *m, detloss_error *err) {
   const detloss_options_info *info = detloss_options_info_get(DETLOSS_OPTIONS_MATCH);
@@ -64,37 +106,12 @@ detloss_status dlj_match_options(const cJSON *obj, const char *path, const dlj_m
   const size_t n =
       info->num_fields < sizeof key / sizeof key[0] ? info->num_fields : sizeof key / sizeof key[0];
   const char *name[sizeof key / sizeof key[0]] = {NULL};
-  for (size_t i = 0; i < n; i++) {
-    if (!key[i]) continue;
-    const detloss_option_field *f = &info->fields[i];
-    char *p = (char *)m + f->offset;
-    switch (f->type) {
-      case DETLOSS_OPTION_F32:
-        DL_FORWARD_IF_ERROR(dlj_float(obj, key[i], path, 0, (float *)p, err));
-        break;
-      case DETLOSS_OPTION_BOOL:
-        DL_FORWARD_IF_ERROR(dlj_bool(obj, key[i], path, 0, (int *)p, err));
-        break;
-      case DETLOSS_OPTION_ENUM:
-        DL_FORWARD_IF_ERROR(dlj_string(obj, key[i], path, 0, &name[i], err));
-        break;
-      case DETLOSS_OPTION_F64:
-        DL_FORWARD_IF_ERROR(dlj_number(obj, key[i], path, 0, (double *)p, err));
-        break;
-      default: break; /* no such matcher field */
-    }
-  }
+  for (size_t i = 0; i < n; i++)
+    if (key[i])
+      DL_FORWARD_IF_ERROR(read_row(obj, path, key[i], &info->fields[i], 0, m, &name[i], err));
   /* Names are resolved after every key was read. */
-  for (size_t i = 0; i < n; i++) {
-    if (!name[i]) continue;
-    const detloss_option_field *f = &info->fields[i];
-    int k = dlj_name_index((detloss_name_set)f->names, name[i]);
-    if (k < 0) {
-      char where[DETLOSS_WHERE_MAX];
-      dlj_join(where, sizeof where, path, key[i]);
-      return dlj_unknown_name(err, where, (detloss_name_set)f->names, name[i], 0);
-    }
-    memcpy((char *)m + f->offset, &k, sizeof k);
-  }
+  for (size_t i = 0; i < n; i++)
+    if (name[i])
+      DL_FORWARD_IF_ERROR(resolve_name(path, key[i], &info->fields[i], name[i], 0, m, err));
   return DETLOSS_OK;
 }

@@ -30,6 +30,15 @@ void dlj_name_list(char *buf, size_t cap, detloss_name_set set);
 detloss_status dlj_unknown_name(detloss_error *err, const char *where, detloss_name_set set,
                                 const char *s, int hint);
 
+/* Reads obj[key] (path = obj's JSON path) into the field named `field` (its
+ * C name) of the options struct at dst, of kind `kind`, by the type the
+ * core's descriptor row gives (dlj_float, dlj_number, dlj_bool; an ENUM by
+ * name from the row's name set, hint as in dlj_unknown_name). Absent and not
+ * required: dst untouched. Range checks are the caller's (or the library's). */
+detloss_status dlj_option(const cJSON *obj, const char *path, const char *key,
+                          detloss_options_kind kind, const char *field, int required, int hint,
+                          void *dst, detloss_error *err);
+
 /* The JSON keys of the matcher options a caller reads (NULL: not read), one
  * per row of detloss_options_info_get(DETLOSS_OPTIONS_MATCH), in its order. */
 typedef struct dlj_match_keys {

@@ -1277,7 +1277,7 @@ typedef enum detloss_option_type {
 
 /* One settable field of an options struct. */
 typedef struct detloss_option_field {
-  const char *key;   /* JSON key in a run config section (docs/configs.md) */
+  const char *key;   /* JSON key in a run config section (detloss eval --help-config) */
   const char *field; /* the C field name */
   detloss_option_type type;
   size_t offset;        /* offsetof(struct, field) */

@@ -1227,6 +1227,88 @@ DETLOSS_API detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
 /* Name of a size class ("small", "medium", "large"), or NULL. */
 DETLOSS_API const char *detloss_eval_size_name(detloss_eval_size size);
 
+/*
+ * The registry of enumerated names and option structs (src/registry.c):
+ * one row per name of an enum (the spelling the JSON layer, the CLI and the
+ * Python binding accept), and one descriptor row per settable field of an
+ * options struct. The JSON readers, their error messages, --help-config and
+ * the Python binding (through ctypes) all read these tables. Static,
+ * read-only; thread-safe.
+ */
+typedef enum detloss_name_set {
+  DETLOSS_NAMES_MATCH_SEMANTICS = 0,   /* detloss_match_semantics ("semantics") */
+  DETLOSS_NAMES_RPN_CONVENTION = 1,    /* detloss_rpn_convention ("convention") */
+  DETLOSS_NAMES_HEAD_BOX_LOSS = 2,     /* detloss_head_box_loss ("box loss") */
+  DETLOSS_NAMES_RETINA_NORMALIZER = 3, /* detloss_retina_normalizer ("normalizer") */
+  DETLOSS_NAMES_IOU_KIND = 4,          /* detloss_iou_kind ("kind") */
+  DETLOSS_NAMES_ANCHOR_CONVENTION = 5, /* detloss_anchor_convention ("convention") */
+  DETLOSS_NAMES_EVAL_METRIC = 6        /* detloss_eval_metric ("metric") */
+} detloss_name_set;
+#define DETLOSS_NAME_SET_COUNT 7
+
+typedef struct detloss_name_info {
+  const char *name;      /* the contract name ("py_faster_rcnn") */
+  int value;             /* its enum value; row i of a set has value i */
+  const char *alias;     /* one more accepted spelling ("py-faster-rcnn"), or NULL */
+  const char *doc;       /* one line */
+  const char *reference; /* the implementation it follows */
+} detloss_name_info;
+
+/* Number of names of a set (0 for an unknown set). */
+DETLOSS_API size_t detloss_names_count(detloss_name_set set);
+/* Row i of a set (i = the enum value), or NULL. */
+DETLOSS_API const detloss_name_info *detloss_names_get(detloss_name_set set, size_t i);
+/* The row whose name or alias is name, or NULL (name NULL or unknown). */
+DETLOSS_API const detloss_name_info *detloss_names_find(detloss_name_set set, const char *name);
+/* What the set names, for messages ("semantics", "box loss"), or NULL. */
+DETLOSS_API const char *detloss_names_label(detloss_name_set set);
+
+/* Type of an options field. */
+typedef enum detloss_option_type {
+  DETLOSS_OPTION_F32 = 0,  /* float */
+  DETLOSS_OPTION_F64 = 1,  /* double */
+  DETLOSS_OPTION_BOOL = 2, /* int, 0 or 1 */
+  DETLOSS_OPTION_I64 = 3,  /* int64_t */
+  DETLOSS_OPTION_U64 = 4,  /* uint64_t */
+  DETLOSS_OPTION_SIZE = 5, /* size_t */
+  DETLOSS_OPTION_ENUM = 6, /* an enum (int-sized), by name from a detloss_name_set */
+  DETLOSS_OPTION_F32X4 = 7 /* float[4] */
+} detloss_option_type;
+
+/* One settable field of an options struct. */
+typedef struct detloss_option_field {
+  const char *key;   /* JSON key in a run config section (detloss eval --help-config) */
+  const char *field; /* the C field name */
+  detloss_option_type type;
+  size_t offset;        /* offsetof(struct, field) */
+  double lo, hi;        /* valid range (+-HUGE_VAL: unbounded; ENUM: unused) */
+  int lo_open, hi_open; /* 1: that end is excluded */
+  int names;            /* ENUM: the detloss_name_set; else -1 */
+  double default_value; /* the value in the struct's _default() (F32X4: each element) */
+  const char *doc;      /* one line */
+} detloss_option_field;
+
+typedef enum detloss_options_kind {
+  DETLOSS_OPTIONS_MATCH = 0,  /* detloss_match_options */
+  DETLOSS_OPTIONS_SAMPLE = 1, /* detloss_sample_options */
+  DETLOSS_OPTIONS_CODER = 2,  /* detloss_coder_options */
+  DETLOSS_OPTIONS_RPN = 3,    /* detloss_rpn_options (its own fields; match and sample above) */
+  DETLOSS_OPTIONS_RETINA = 4, /* detloss_retina_options (its own fields; match above) */
+  DETLOSS_OPTIONS_EVAL = 5,   /* detloss_eval_options: metric, thresholds, counts */
+  DETLOSS_OPTIONS_RESIZE = 6  /* detloss_eval_options: its resize fields */
+} detloss_options_kind;
+#define DETLOSS_OPTIONS_KIND_COUNT 7
+
+typedef struct detloss_options_info {
+  const char *name;                   /* the struct's name ("detloss_match_options") */
+  size_t size;                        /* sizeof the struct */
+  const detloss_option_field *fields; /* num_fields rows, in the order they are read */
+  size_t num_fields;
+} detloss_options_info;
+
+/* The descriptor table of an options struct, or NULL for an unknown kind. */
+DETLOSS_API const detloss_options_info *detloss_options_info_get(detloss_options_kind kind);
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,6 +32,7 @@ integral values, range-checked before the cast. None for a required array is
 a DetlossTypeError with status "null".
 """
 import operator
+import collections
 import ctypes
 import ctypes.util
 import glob
@@ -179,6 +180,30 @@ class RetinaOptions(ctypes.Structure):
                 ("ema_state", ctypes.c_void_p), ("ema_momentum", ctypes.c_float),
                 ("caller_normalizer", ctypes.c_double), ("num_threads", ctypes.c_int),
                 ("workspace", ctypes.c_void_p), ("workspace_size", ctypes.c_size_t)]
+
+
+class NameInfo(ctypes.Structure):  # detloss_name_info
+    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_int), ("alias", ctypes.c_char_p),
+                ("doc", ctypes.c_char_p), ("reference", ctypes.c_char_p)]
+
+
+class OptionField(ctypes.Structure):  # detloss_option_field
+    _fields_ = [("key", ctypes.c_char_p), ("field", ctypes.c_char_p), ("type", ctypes.c_int),
+                ("offset", ctypes.c_size_t), ("lo", ctypes.c_double), ("hi", ctypes.c_double),
+                ("lo_open", ctypes.c_int), ("hi_open", ctypes.c_int), ("names", ctypes.c_int),
+                ("default_value", ctypes.c_double), ("doc", ctypes.c_char_p)]
+
+
+class OptionsInfo(ctypes.Structure):  # detloss_options_info
+    _fields_ = [("name", ctypes.c_char_p), ("size", ctypes.c_size_t),
+                ("fields", ctypes.POINTER(OptionField)), ("num_fields", ctypes.c_size_t)]
+
+
+# detloss_name_set and detloss_options_kind (the indices of the registry's tables)
+NAME_SETS = ("semantics", "rpn_convention", "box_loss", "retina_normalizer", "iou_kind",
+             "anchor_convention", "eval_metric")
+OPTIONS_KINDS = ("match", "sample", "coder", "rpn", "retina", "eval", "resize")
+OPTION_TYPES = ("f32", "f64", "bool", "i64", "u64", "size", "enum", "f32x4")
 
 
 EVAL_MAX_LEVELS = 16
@@ -375,6 +400,11 @@ _SIGS = {
     "detloss_loss_count": (_sz, []),
     "detloss_loss_info_get": (ctypes.POINTER(LossInfo), [_i]),
     "detloss_loss_info_by_name": (ctypes.POINTER(LossInfo), [ctypes.c_char_p]),
+    "detloss_names_count": (_sz, [_i]),
+    "detloss_names_get": (ctypes.POINTER(NameInfo), [_i, _sz]),
+    "detloss_names_find": (ctypes.POINTER(NameInfo), [_i, ctypes.c_char_p]),
+    "detloss_names_label": (ctypes.c_char_p, [_i]),
+    "detloss_options_info_get": (ctypes.POINTER(OptionsInfo), [_i]),
     "detloss_rpn_options_default": (RpnOptions, []),
     "detloss_rpn_options_preset": (RpnOptions, [_i]),
     "detloss_retina_options_default": (RetinaOptions, []),
@@ -496,6 +526,34 @@ def call(name, *args):
     err = Error()
     st = fn(name)(*args, ctypes.byref(err))
     check(st, err)
+
+
+def names(set_name):
+    """{name: enum value} of a detloss_name_set (NAME_SETS), in enum order, read from the
+    library's name registry (src/registry.c); aliases are not listed."""
+    k = NAME_SETS.index(set_name) if isinstance(set_name, str) else set_name
+    rows = (fn("detloss_names_get")(k, i).contents for i in range(fn("detloss_names_count")(k)))
+    return {r.name.decode(): r.value for r in rows}
+
+
+OptionRow = collections.namedtuple(
+    "OptionRow", "key field type offset lo hi lo_open hi_open names default doc")
+OptionsTable = collections.namedtuple("OptionsTable", "name size fields")
+
+
+def options_table(kind):
+    """The library's descriptor table of an options struct (OPTIONS_KINDS): its C name,
+    size and one OptionRow per settable field (JSON key, C field, type, offset, range,
+    name set of an enum, default, doc)."""
+    t = fn("detloss_options_info_get")(OPTIONS_KINDS.index(kind)).contents
+    rows = []
+    for i in range(t.num_fields):
+        f = t.fields[i]
+        rows.append(OptionRow(f.key.decode(), f.field.decode(), OPTION_TYPES[f.type], f.offset,
+                              f.lo, f.hi, bool(f.lo_open), bool(f.hi_open),
+                              NAME_SETS[f.names] if f.names >= 0 else None, f.default_value,
+                              f.doc.decode()))
+    return OptionsTable(t.name.decode(), t.size, tuple(rows))
 
 
 def _bad(name, msg, status=ERR_SHAPE):

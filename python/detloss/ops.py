@@ -43,11 +43,18 @@ __all__ = [
     "distance_box_iou_loss", "complete_box_iou_loss", "contrastive_loss",
     "cosine_embedding_loss", "triplet_margin_loss",
     "rpn_loss", "retina_loss", "rpn_options", "retina_options", "anchor_eval", "compute",
+    "NAMES", "OPTIONS",
 ]
+
+# The library's registry (src/registry.c), read at import: NAMES[set] = {name: enum value}
+# for every detloss_name_set; OPTIONS[kind] = the descriptor table of an options struct
+# (_lib.OptionsTable: fields with JSON key, C field, type, range, default, doc).
+NAMES = {s: _lib.names(s) for s in _lib.NAME_SETS}
+OPTIONS = {k: _lib.options_table(k) for k in _lib.OPTIONS_KINDS}
 
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 
-_IOU_KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3}
+_IOU_KINDS = NAMES["iou_kind"]
 
 
 def _iou_options(eps, num_threads):
@@ -422,24 +429,38 @@ def grid_anchors(image_size, feature_maps, sizes, aspect_ratios):
     return anchors_generate({"levels": levels}, image_size, feature_maps)
 
 
-_SEMANTICS = {"torchvision": 0, "detectron2": 1, "mmdet": 2}
+_SEMANTICS = NAMES["semantics"]
 
 
-def _match_options(high=0.7, low=0.3, allow_low_quality=True, semantics="torchvision",
-                   low_quality_min_iou=0.0, gt_max_assign_all=True, crowd_ioa_thresh=0.7,
-                   allowed_border=-1.0, image_size=None, num_threads=0):
+def _set_fields(o, kind, values):
+    """Sets the fields of options struct o named in values (None: keep o's value, the
+    library's default) through the library's descriptor table of `kind`."""
+    for f in OPTIONS[kind].fields:
+        v = values.get(f.field)
+        if v is None:
+            continue
+        if f.type == "bool":
+            v = 1 if v else 0
+        elif f.type == "enum":
+            table = NAMES[f.names]
+            if v not in table:
+                raise DetlossError(_lib.ERR_RANGE, f.field, "must be one of %s, got %r"
+                                   % (sorted(table), v))
+            v = table[v]
+        else:
+            v = _lib.scalar(f.field, v)
+        setattr(o, f.field, v)
+
+
+def _match_options(high=None, low=None, allow_low_quality=None, semantics=None,
+                   low_quality_min_iou=None, gt_max_assign_all=None, crowd_ioa_thresh=None,
+                   allowed_border=None, image_size=None, num_threads=0):
     o = _lib.fn("detloss_match_options_default")()
-    o.high = _lib.scalar("high", high)
-    o.low = _lib.scalar("low", low)
-    o.allow_low_quality = 1 if allow_low_quality else 0
-    if semantics not in _SEMANTICS:
-        raise DetlossError(_lib.ERR_RANGE, "semantics", "must be one of %s, got %r"
-                           % (sorted(_SEMANTICS), semantics))
-    o.semantics = _SEMANTICS[semantics]
-    o.low_quality_min_iou = _lib.scalar("low_quality_min_iou", low_quality_min_iou)
-    o.gt_max_assign_all = 1 if gt_max_assign_all else 0
-    o.crowd_ioa_thresh = _lib.scalar("crowd_ioa_thresh", crowd_ioa_thresh)
-    o.allowed_border = _lib.scalar("allowed_border", allowed_border)
+    _set_fields(o, "match", dict(high=high, low=low, allow_low_quality=allow_low_quality,
+                                 semantics=semantics, low_quality_min_iou=low_quality_min_iou,
+                                 gt_max_assign_all=gt_max_assign_all,
+                                 crowd_ioa_thresh=crowd_ioa_thresh,
+                                 allowed_border=allowed_border))
     if image_size is not None:
         h, w = _seq("image_size", image_size, 2)
         o.image_h, o.image_w = _lib.scalar("image_size", h), _lib.scalar("image_size", w)
@@ -447,12 +468,14 @@ def _match_options(high=0.7, low=0.3, allow_low_quality=True, semantics="torchvi
     return o
 
 
-def match(anchors, gt, high=0.7, low=0.3, allow_low_quality=True, *, gt_is_crowd=None,
-          semantics="torchvision", low_quality_min_iou=0.0, gt_max_assign_all=True,
-          crowd_ioa_thresh=0.7, allowed_border=-1.0, image_size=None, return_max_iou=False,
+def match(anchors, gt, high=None, low=None, allow_low_quality=None, *, gt_is_crowd=None,
+          semantics=None, low_quality_min_iou=None, gt_max_assign_all=None,
+          crowd_ioa_thresh=None, allowed_border=None, image_size=None, return_max_iou=False,
           num_threads=0):
     """Assign anchors [A, 4] to gt boxes [G, 4]: matches [A] int64 (gt index, -1 negative,
-    -2 ignored); with return_max_iou also max_iou [A].
+    -2 ignored); with return_max_iou also max_iou [A]. An option left None takes the
+    library's default (detloss.OPTIONS["match"]: high 0.7, low 0.3, low-quality matches
+    on, semantics "torchvision", crowd_ioa_thresh 0.7, allowed_border -1 = off).
 
     Equals torchvision Matcher(high, low, allow_low_quality)(box_iou(gt, anchors)) bit for
     bit (semantics "torchvision"); "detectron2" and "mmdet" follow those libraries.
@@ -474,10 +497,10 @@ def match(anchors, gt, high=0.7, low=0.3, allow_low_quality=True, *, gt_is_crowd
     return (m, v) if return_max_iou else m
 
 
-def match_grid(config, gt, high=0.7, low=0.3, allow_low_quality=True, *, image_size=None,
-               feature_maps=None, gt_is_crowd=None, semantics="torchvision",
-               low_quality_min_iou=0.0, gt_max_assign_all=True, crowd_ioa_thresh=0.7,
-               allowed_border=-1.0, return_max_iou=False, num_threads=0):
+def match_grid(config, gt, high=None, low=None, allow_low_quality=None, *, image_size=None,
+               feature_maps=None, gt_is_crowd=None, semantics=None,
+               low_quality_min_iou=None, gt_max_assign_all=None, crowd_ioa_thresh=None,
+               allowed_border=None, return_max_iou=False, num_threads=0):
     """match() on the anchors of a grid config without forming them (identical results,
     O(A + gt footprint) work). image_size (H, W) sizes the feature maps (as
     anchors_generate) and is the image for allowed_border."""
@@ -787,9 +810,10 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
                       eps=eps, swap=swap)
 
 
-BOX_LOSSES = {"l1": 0, "smooth_l1": 1, "giou": 2, "diou": 3, "ciou": 4}
-RPN_CONVENTIONS = {"torchvision": 0, "detectron2": 1, "py_faster_rcnn": 2}
-RETINA_NORMALIZERS = {"torchvision": 0, "detectron2_ema": 1, "caller": 2}
+# {name: enum value}, read from the library's name registry (src/registry.c)
+BOX_LOSSES = NAMES["box_loss"]
+RPN_CONVENTIONS = NAMES["rpn_convention"]
+RETINA_NORMALIZERS = NAMES["retina_normalizer"]
 
 
 def _choice(name, v, table):

@@ -165,7 +165,7 @@ int dl_cmd_anchors(int argc, char **argv) {
   detloss_anchor_config grid = cfg->grid;
   if (cfg->grid.num_levels > 0) {
     dlj_printf(&t, "convention  %s, cell offset %g\n",
-               cfg->grid.convention == DETLOSS_ANCHORS_DETECTRON2 ? "detectron2" : "torchvision",
+               detloss_names_get(DETLOSS_NAMES_ANCHOR_CONVENTION, cfg->grid.convention)->name,
                (double)cfg->grid.offset);
     if (ih > 0.0)
       dlj_printf(&t, "image       %g x %g (H x W); feature map = ceil(size / stride)\n", ih, iw);

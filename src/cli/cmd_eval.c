@@ -134,12 +134,12 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
     dlj_printf(b, "resize   none (original pixels)\n");
   if (iou) {
     const detloss_match_options *m = &o->match;
-    static const char *const SEM[] = {"torchvision", "detectron2", "mmdet"};
     dlj_printf(b,
                "metric   IoU, an anchor fits when IoU >= %g; %zu anchors in all images\n"
                "matcher  %s, positive >= %g, negative < %g, low-quality matches %s\n",
-               (double)o->iou_thresh, r->num_anchors, SEM[m->semantics], (double)m->high,
-               (double)m->low, m->allow_low_quality ? "on" : "off");
+               (double)o->iou_thresh, r->num_anchors,
+               detloss_names_get(DETLOSS_NAMES_MATCH_SEMANTICS, m->semantics)->name,
+               (double)m->high, (double)m->low, m->allow_low_quality ? "on" : "off");
   } else {
     dlj_printf(b,
                "metric   shape ratio r = min(w/aw, aw/w, h/ah, ah/h), fits when r > 1/%g "

@@ -6,20 +6,17 @@
 #include "internal.h"
 #include "json/cases.h"
 #include "json/evalcfg.h"
+#include "json/names.h"
 
 detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
                            detloss_error *err) {
-  static const char *const kinds[] = {"iou", "giou", "diou", "ciou"};
-  const char *kind_name = "iou";
+  const char *kind_name = detloss_names_get(DETLOSS_NAMES_IOU_KIND, DETLOSS_IOU)->name;
   DL_FORWARD_IF_ERROR(dlj_string(c, "kind", path, 0, &kind_name, err));
-  int kind = -1;
-  for (int k = 0; k < 4; k++)
-    if (strcmp(kinds[k], kind_name) == 0) kind = k;
+  int kind = dlj_name_index(DETLOSS_NAMES_IOU_KIND, kind_name);
   if (kind < 0) {
     char where[DETLOSS_WHERE_MAX];
     dlj_join(where, sizeof where, path, "kind");
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown kind '%s' (expected iou, giou, diou or ciou)", kind_name);
+    return dlj_unknown_name(err, where, DETLOSS_NAMES_IOU_KIND, kind_name, 0);
   }
   detloss_iou_options opt = detloss_iou_options_default();
   opt.num_threads = ctx->num_threads;

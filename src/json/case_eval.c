@@ -40,7 +40,7 @@ static void stats_json(dlj_buf *b, const detloss_eval_stats *s) {
 
 void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r, const detloss_eval_options *o,
                          const detloss_anchor_config *grid, const int64_t *image_id) {
-  dlj_kv_str(b, "metric", o->metric == DETLOSS_EVAL_IOU ? "iou" : "wh_ratio");
+  dlj_kv_str(b, "metric", detloss_names_get(DETLOSS_NAMES_EVAL_METRIC, o->metric)->name);
   if (o->metric == DETLOSS_EVAL_IOU)
     dlj_kv_num(b, "iou_thresh", (double)o->iou_thresh);
   else
@@ -148,14 +148,15 @@ detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *ou
   detloss_eval_options o = detloss_eval_options_default();
   o.num_threads = ctx->num_threads;
   char where[DETLOSS_WHERE_MAX];
-  const char *metric = "iou";
+  const char *metric = NULL;
   DL_FORWARD_IF_ERROR(dlj_string(c, "metric", path, 0, &metric, err));
-  if (strcmp(metric, "wh_ratio") == 0) {
-    o.metric = DETLOSS_EVAL_WH_RATIO;
-  } else if (strcmp(metric, "iou") != 0) {
-    dlj_join(where, sizeof where, path, "metric");
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown metric '%s' (expected iou or wh_ratio)", metric);
+  if (metric) {
+    int k = dlj_name_index(DETLOSS_NAMES_EVAL_METRIC, metric);
+    if (k < 0) {
+      dlj_join(where, sizeof where, path, "metric");
+      return dlj_unknown_name(err, where, DETLOSS_NAMES_EVAL_METRIC, metric, 0);
+    }
+    o.metric = (detloss_eval_metric)k;
   }
   DL_FORWARD_IF_ERROR(dlj_float(c, "iou_thresh", path, 0, &o.iou_thresh, err));
   DL_FORWARD_IF_ERROR(dlj_float(c, "ratio_thresh", path, 0, &o.ratio_thresh, err));

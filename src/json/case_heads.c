@@ -217,27 +217,6 @@ static detloss_status alloc_grads(head_inputs *h, int retina, detloss_error *err
   return DETLOSS_OK;
 }
 
-/* box_loss name -> enum */
-static detloss_status read_box_loss(const cJSON *cfg, const char *cpath, detloss_head_box_loss *out,
-                                    detloss_error *err) {
-  const char *s = NULL;
-  DL_FORWARD_IF_ERROR(dlj_string(cfg, "box_loss", cpath, 0, &s, err));
-  if (s == NULL) return DETLOSS_OK;
-  int k = dlj_name_index(dlj_box_loss_names, s);
-  if (k >= 0) {
-    *out = (detloss_head_box_loss)k;
-    return DETLOSS_OK;
-  }
-  char where[DETLOSS_WHERE_MAX], list[96];
-  dlj_join(where, sizeof where, cpath, "box_loss");
-  const char *hint = dl_suggest(s, dlj_box_loss_names, dlj_name_count(dlj_box_loss_names));
-  if (hint)
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown box loss '%s' (did you mean '%s'?)", s,
-                   hint);
-  dlj_name_list(list, sizeof list, dlj_box_loss_names);
-  return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown box loss '%s' (expected %s)", s, list);
-}
-
 /* The matching keys shared by both ops, checked here so that errors name the
  * JSON key. */
 static detloss_status read_match(const cJSON *cfg, const char *cpath, detloss_match_options *m,
@@ -334,35 +313,28 @@ detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
   if (cfg != NULL) {
     DL_RETURN_ERROR_IF(!cJSON_IsObject(cfg), err, DETLOSS_ERR_TYPE, cpath, "expected an object");
     DL_FORWARD_IF_ERROR(dlj_check_keys(cfg, cpath, rpn_keys, err));
-    const char *conv = NULL;
-    DL_FORWARD_IF_ERROR(dlj_string(cfg, "convention", cpath, 0, &conv, err));
-    if (conv != NULL) {
-      int k = dlj_name_index(dlj_rpn_convention_names, conv);
-      if (k < 0) {
-        char list[96];
-        dlj_join(where, sizeof where, cpath, "convention");
-        dlj_name_list(list, sizeof list, dlj_rpn_convention_names);
-        return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown convention '%s' (expected %s)",
-                       conv, list);
-      }
-      o = detloss_rpn_options_preset((detloss_rpn_convention)k);
-    }
+    /* A convention selects its preset; the other keys then override it. */
+    DL_FORWARD_IF_ERROR(
+        dlj_option(cfg, cpath, "convention", DETLOSS_OPTIONS_RPN, "convention", 0, 0, &o, err));
+    if (dlj_field(cfg, "convention")) o = detloss_rpn_options_preset(o.convention);
     DL_FORWARD_IF_ERROR(read_match(cfg, cpath, &o.match, err));
     long long b = o.sample.batch_size_per_image, seed = 0;
-    double f = o.sample.positive_fraction;
     DL_FORWARD_IF_ERROR(dlj_int(cfg, "batch_size_per_image", cpath, 0, 0, INT32_MAX, &b, err));
-    DL_FORWARD_IF_ERROR(dlj_number(cfg, "positive_fraction", cpath, 0, &f, err));
+    DL_FORWARD_IF_ERROR(dlj_option(cfg, cpath, "positive_fraction", DETLOSS_OPTIONS_SAMPLE,
+                                   "positive_fraction", 0, 0, &o.sample, err));
     DL_FORWARD_IF_ERROR(dlj_int(cfg, "seed", cpath, 0, 0, INT64_MAX, &seed, err));
+    const double f = o.sample.positive_fraction;
     if (!(f >= 0.0 && f <= 1.0)) {
       dlj_join(where, sizeof where, cpath, "positive_fraction");
       return dl_fail(err, DETLOSS_ERR_RANGE, where, "must be in [0, 1], got %g", f);
     }
     o.sample.batch_size_per_image = b;
-    o.sample.positive_fraction = f;
     o.sample.seed = (uint64_t)seed;
-    DL_FORWARD_IF_ERROR(dlj_float(cfg, "smooth_l1_beta", cpath, 0, &o.smooth_l1_beta, err));
+    DL_FORWARD_IF_ERROR(dlj_option(cfg, cpath, "smooth_l1_beta", DETLOSS_OPTIONS_RPN,
+                                   "smooth_l1_beta", 0, 0, &o, err));
     DL_FORWARD_IF_ERROR(read_weights(cfg, cpath, o.box_weights, err));
-    DL_FORWARD_IF_ERROR(read_box_loss(cfg, cpath, &o.box_loss, err));
+    DL_FORWARD_IF_ERROR(
+        dlj_option(cfg, cpath, "box_loss", DETLOSS_OPTIONS_RPN, "box_loss", 0, 1, &o, err));
     detloss_error e2;
     if (dl_head_check_box_options(o.box_loss, o.smooth_l1_beta, o.box_weights, &e2) != DETLOSS_OK) {
       dlj_join(where, sizeof where, cpath, e2.where);
@@ -417,38 +389,32 @@ detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *ou
     DL_RETURN_ERROR_IF(!cJSON_IsObject(cfg), err, DETLOSS_ERR_TYPE, cpath, "expected an object");
     DL_FORWARD_IF_ERROR(dlj_check_keys(cfg, cpath, retina_keys, err));
     DL_FORWARD_IF_ERROR(read_match(cfg, cpath, &o.match, err));
-    DL_FORWARD_IF_ERROR(dlj_float(cfg, "alpha", cpath, 0, &o.alpha, err));
-    DL_FORWARD_IF_ERROR(dlj_float(cfg, "gamma", cpath, 0, &o.gamma, err));
+    DL_FORWARD_IF_ERROR(
+        dlj_option(cfg, cpath, "alpha", DETLOSS_OPTIONS_RETINA, "alpha", 0, 0, &o, err));
+    DL_FORWARD_IF_ERROR(
+        dlj_option(cfg, cpath, "gamma", DETLOSS_OPTIONS_RETINA, "gamma", 0, 0, &o, err));
     if (!(o.gamma >= 0.0f)) {
       dlj_join(where, sizeof where, cpath, "gamma");
       return dl_fail(err, DETLOSS_ERR_RANGE, where, "must be >= 0, got %g", (double)o.gamma);
     }
-    DL_FORWARD_IF_ERROR(read_box_loss(cfg, cpath, &o.box_loss, err));
-    DL_FORWARD_IF_ERROR(dlj_float(cfg, "smooth_l1_beta", cpath, 0, &o.smooth_l1_beta, err));
+    DL_FORWARD_IF_ERROR(
+        dlj_option(cfg, cpath, "box_loss", DETLOSS_OPTIONS_RETINA, "box_loss", 0, 1, &o, err));
+    DL_FORWARD_IF_ERROR(dlj_option(cfg, cpath, "smooth_l1_beta", DETLOSS_OPTIONS_RETINA,
+                                   "smooth_l1_beta", 0, 0, &o, err));
     DL_FORWARD_IF_ERROR(read_weights(cfg, cpath, o.box_weights, err));
     detloss_error e2;
     if (dl_head_check_box_options(o.box_loss, o.smooth_l1_beta, o.box_weights, &e2) != DETLOSS_OK) {
       dlj_join(where, sizeof where, cpath, e2.where);
       return dl_fail(err, e2.status, where, "%s", e2.msg);
     }
-    const char *norm = NULL;
-    DL_FORWARD_IF_ERROR(dlj_string(cfg, "normalizer", cpath, 0, &norm, err));
-    if (norm != NULL) {
-      int k = dlj_name_index(dlj_normalizer_names, norm);
-      if (k < 0) {
-        char list[96];
-        dlj_join(where, sizeof where, cpath, "normalizer");
-        dlj_name_list(list, sizeof list, dlj_normalizer_names);
-        return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown normalizer '%s' (expected %s)",
-                       norm, list);
-      }
-      o.normalizer = (detloss_retina_normalizer)k;
-    }
+    DL_FORWARD_IF_ERROR(
+        dlj_option(cfg, cpath, "normalizer", DETLOSS_OPTIONS_RETINA, "normalizer", 0, 0, &o, err));
     DL_FORWARD_IF_ERROR(dlj_float(cfg, "ema_state", cpath, 0, &ema, err));
-    DL_FORWARD_IF_ERROR(dlj_float(cfg, "ema_momentum", cpath, 0, &o.ema_momentum, err));
-    DL_FORWARD_IF_ERROR(dlj_number(cfg, "caller_normalizer", cpath,
-                                   o.normalizer == DETLOSS_RETINA_NORM_CALLER, &o.caller_normalizer,
-                                   err));
+    DL_FORWARD_IF_ERROR(dlj_option(cfg, cpath, "ema_momentum", DETLOSS_OPTIONS_RETINA,
+                                   "ema_momentum", 0, 0, &o, err));
+    DL_FORWARD_IF_ERROR(dlj_option(cfg, cpath, "caller_normalizer", DETLOSS_OPTIONS_RETINA,
+                                   "caller_normalizer", o.normalizer == DETLOSS_RETINA_NORM_CALLER,
+                                   0, &o, err));
     DL_FORWARD_IF_ERROR(dlj_int(cfg, "num_classes", cpath, 0, 1, INT32_MAX, &ncls, err));
     const char *bad = NULL;
     if (!(ema >= 0.0f))

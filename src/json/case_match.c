@@ -103,15 +103,15 @@ detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out,
   detloss_anchor_level *lv = NULL;
   detloss_anchor_config cfg = {NULL, 0, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
   char where[DETLOSS_WHERE_MAX];
-  const char *conv = "torchvision";
+  const char *conv = NULL;
   detloss_status st = dlj_string(c, "convention", path, 0, &conv, err);
-  if (st == DETLOSS_OK) {
-    if (strcmp(conv, "detectron2") == 0) {
-      cfg.convention = DETLOSS_ANCHORS_DETECTRON2;
-    } else if (strcmp(conv, "torchvision") != 0) {
+  if (st == DETLOSS_OK && conv) {
+    int k = dlj_name_index(DETLOSS_NAMES_ANCHOR_CONVENTION, conv);
+    if (k < 0) {
       dlj_join(where, sizeof where, path, "convention");
-      st = dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown convention '%s' (expected torchvision or detectron2)", conv);
+      st = dlj_unknown_name(err, where, DETLOSS_NAMES_ANCHOR_CONVENTION, conv, 0);
+    } else {
+      cfg.convention = (detloss_anchor_convention)k;
     }
   }
   if (st == DETLOSS_OK) st = dlj_float(c, "offset", path, 0, &cfg.offset, err);

@@ -13,6 +13,7 @@
 #include "json/config_internal.h"
 #include "json/evalcfg.h"
 #include "json/jread.h"
+#include "json/names.h"
 
 static void *set_alloc(dl_anchor_set *s, size_t bytes) {
   if (s->nmem >= sizeof s->mem / sizeof s->mem[0]) return NULL;
@@ -201,14 +202,13 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_
   {
     const char *conv = NULL;
     TRY(dlj_string(obj, "convention", path, 0, &conv, err));
-    if (conv && strcmp(conv, "detectron2") == 0) {
-      s->grid.convention = DETLOSS_ANCHORS_DETECTRON2;
-    } else if (conv && strcmp(conv, "torchvision") != 0) {
+    int k = conv ? dlj_name_index(DETLOSS_NAMES_ANCHOR_CONVENTION, conv) : 0;
+    if (k < 0) {
       dlj_join(where, sizeof where, path, "convention");
-      st = dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown convention '%s' (expected torchvision or detectron2)", conv);
+      st = dlj_unknown_name(err, where, DETLOSS_NAMES_ANCHOR_CONVENTION, conv, 0);
       goto fail;
     }
+    s->grid.convention = (detloss_anchor_convention)k;
   }
   TRY(dlj_float(obj, "offset", path, 0, &s->grid.offset, err));
   if (!(s->grid.offset >= 0.0f && s->grid.offset < 1.0f)) {

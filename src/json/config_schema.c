@@ -1,13 +1,14 @@
 /*
- * config_schema.c - the descriptor tables of a run config's option sections
- * (matcher, sampler, box_coder, loss, eval, resize), the reader that fills an
- * options struct through a table, and detloss_config_describe().
+ * config_schema.c - the reader that fills a run config's option sections
+ * (matcher, sampler, box_coder, loss, eval, resize) through the core's
+ * descriptor tables (src/registry.c, detloss_options_info_get), and
+ * detloss_config_describe().
  *
  * House style (STYLE.md "Options, buffers, threads"): one descriptor table
- * per options struct (JSON key, type, offset, range, doc); the default is
- * read from the struct's own _default() value, so it is written once. The
- * reader, the range checks and detloss_config_describe() (--help-config and
- * docs) all read the tables.
+ * per options struct (JSON key, type, offset, range, doc), in the core; the
+ * default shown is read from the struct's own _default() value. The reader,
+ * the range checks and detloss_config_describe() (--help-config and docs)
+ * all read the tables.
  */
 #include <math.h>
 #include <stddef.h>
@@ -22,120 +23,27 @@
 #include "json/jread.h"
 #include "json/names.h"
 
-typedef enum dtype {
-  DT_F32,  /* float */
-  DT_F64,  /* double */
-  DT_BOOL, /* int, 0 or 1 */
-  DT_I64,  /* int64_t */
-  DT_U64,  /* uint64_t */
-  DT_SIZE, /* size_t */
-  DT_ENUM, /* an enum (int-sized), by name */
-  DT_F32X4 /* float[4] */
-} dtype;
-
-typedef struct desc {
-  const char *key;
-  dtype type;
-  size_t offset;
-  double lo, hi; /* range (inclusive unless the open flags say otherwise) */
-  int lo_open, hi_open;
-  const char *const *names; /* DT_ENUM: names in enum order, NULL-terminated */
-  const char *doc;
-} desc;
-
-#define INF_ HUGE_VAL
-#define SEMANTICS dlj_semantics_names
-static const char *const METRICS[] = {"iou", "wh_ratio", NULL};
-#define RPN_CONV dlj_rpn_convention_names
-#define BOX_LOSS dlj_box_loss_names
-#define RETINA_NORM dlj_normalizer_names
-
-#define OFF(T, f) offsetof(T, f)
-static const desc MATCH_DESC[] = {
-    {"high", DT_F32, OFF(detloss_match_options, high), 0, 1, 0, 0, NULL, "IoU >= high: positive"},
-    {"low", DT_F32, OFF(detloss_match_options, low), 0, 1, 0, 0, NULL,
-     "IoU < low: negative; between low and high: ignored (<= high)"},
-    {"allow_low_quality", DT_BOOL, OFF(detloss_match_options, allow_low_quality), 0, 1, 0, 0, NULL,
-     "each gt's best anchors become positives (torchvision allow_low_quality_matches)"},
-    {"low_quality_min_iou", DT_F32, OFF(detloss_match_options, low_quality_min_iou), 0, 1, 0, 0,
-     NULL, "promote a gt's best anchors only if their IoU >= this (mmdet min_pos_iou)"},
-    {"semantics", DT_ENUM, OFF(detloss_match_options, semantics), 0, 0, 0, 0, SEMANTICS,
-     "matcher semantics: torchvision, detectron2 or mmdet"},
-    {"gt_max_assign_all", DT_BOOL, OFF(detloss_match_options, gt_max_assign_all), 0, 1, 0, 0, NULL,
-     "mmdet: promote all tied best anchors (else the first)"},
-    {"crowd_ioa_thresh", DT_F32, OFF(detloss_match_options, crowd_ioa_thresh), -INF_, 1, 1, 0, NULL,
-     "anchors covered by a crowd box more than this are ignored (< 0: never)"},
-    {"allowed_border", DT_F32, OFF(detloss_match_options, allowed_border), -INF_, INF_, 1, 1, NULL,
-     "ignore anchors more than this outside the image (py-faster-rcnn; < 0: off)"},
-};
-static const desc SAMPLE_DESC[] = {
-    {"batch_size_per_image", DT_I64, OFF(detloss_sample_options, batch_size_per_image), 0, 1e9, 0,
-     0, NULL, "anchors sampled per image"},
-    {"positive_fraction", DT_F64, OFF(detloss_sample_options, positive_fraction), 0, 1, 0, 0, NULL,
-     "at most this fraction of the sample is positive"},
-    {"seed", DT_U64, OFF(detloss_sample_options, seed), 0, 1.8e19, 0, 0, NULL,
-     "seed of the counter-based sampler"},
-};
-static const desc CODER_DESC[] = {
-    {"weights", DT_F32X4, OFF(detloss_coder_options, weights), 0, INF_, 1, 1, NULL,
-     "(wx, wy, ww, wh) delta weights"},
-    {"clip", DT_F32, OFF(detloss_coder_options, clip), 0, INF_, 1, 1, NULL,
-     "decode: dw, dh clamped to at most this (ln(1000/16))"},
-};
-static const desc RPN_DESC[] = {
-    {"convention", DT_ENUM, OFF(detloss_rpn_options, convention), 0, 0, 0, 0, RPN_CONV,
-     "normalizer convention; also selects that library's defaults (detloss_rpn_options_preset)"},
-    {"box_loss", DT_ENUM, OFF(detloss_rpn_options, box_loss), 0, 0, 0, 0, BOX_LOSS,
-     "box regression loss"},
-    {"smooth_l1_beta", DT_F32, OFF(detloss_rpn_options, smooth_l1_beta), 0, INF_, 0, 1, NULL,
-     "smooth-L1 beta (0 = L1)"},
-};
-static const desc RETINA_DESC[] = {
-    {"alpha", DT_F32, OFF(detloss_retina_options, alpha), -INF_, 1, 1, 0, NULL,
-     "focal alpha (< 0 disables the weighting)"},
-    {"gamma", DT_F32, OFF(detloss_retina_options, gamma), 0, INF_, 0, 1, NULL, "focal gamma"},
-    {"box_loss", DT_ENUM, OFF(detloss_retina_options, box_loss), 0, 0, 0, 0, BOX_LOSS,
-     "box regression loss"},
-    {"smooth_l1_beta", DT_F32, OFF(detloss_retina_options, smooth_l1_beta), 0, INF_, 0, 1, NULL,
-     "smooth-L1 beta (0 = L1)"},
-    {"normalizer", DT_ENUM, OFF(detloss_retina_options, normalizer), 0, 0, 0, 0, RETINA_NORM,
-     "per-image max(1, positives) (torchvision), detectron2's EMA, or the caller's number"},
-    {"ema_momentum", DT_F32, OFF(detloss_retina_options, ema_momentum), 0, 1, 0, 0, NULL,
-     "detectron2_ema momentum"},
-    {"caller_normalizer", DT_F64, OFF(detloss_retina_options, caller_normalizer), 0, INF_, 1, 1,
-     NULL, "caller: the batch sums are divided by this (e.g. the positives of all workers)"},
-};
-static const desc EVAL_DESC[] = {
-    {"metric", DT_ENUM, OFF(detloss_eval_options, metric), 0, 0, 0, 0, METRICS,
-     "iou, or wh_ratio (YOLOv5 autoanchor shape ratio)"},
-    {"iou_thresh", DT_F32, OFF(detloss_eval_options, iou_thresh), 0, 1, 1, 0, NULL,
-     "an anchor fits a gt when IoU >= this"},
-    {"ratio_thresh", DT_F32, OFF(detloss_eval_options, ratio_thresh), 1, INF_, 0, 1, NULL,
-     "wh_ratio: fits when r > 1/ratio_thresh (YOLOv5 anchor_t)"},
-    {"positives", DT_BOOL, OFF(detloss_eval_options, count_positives), 0, 1, 0, 0, NULL,
-     "count each gt's positives under the matcher"},
-    {"worst", DT_SIZE, OFF(detloss_eval_options, num_worst), 0, DETLOSS_EVAL_MAX_WORST, 0, 0, NULL,
-     "worst-covered gts to list"},
-};
-static const desc RESIZE_DESC[] = {
-    {"min_size", DT_F32, OFF(detloss_eval_options, resize_min_size), 0, 1e6, 0, 0, NULL,
-     "short side target (with max_size: torchvision min(min/short, max/long)); 0 = off"},
-    {"max_size", DT_F32, OFF(detloss_eval_options, resize_max_size), 0, 1e6, 0, 0, NULL,
-     "long side target (alone: the long side becomes exactly this, YOLO imgsz); 0 = off"},
-};
-#define NDESC(t) (sizeof t / sizeof t[0])
+/* The rows are the core's (src/registry.c, detloss_options_info_get). */
+typedef detloss_option_field desc;
+#define DT_F32 DETLOSS_OPTION_F32
+#define DT_F64 DETLOSS_OPTION_F64
+#define DT_BOOL DETLOSS_OPTION_BOOL
+#define DT_I64 DETLOSS_OPTION_I64
+#define DT_U64 DETLOSS_OPTION_U64
+#define DT_SIZE DETLOSS_OPTION_SIZE
+#define DT_ENUM DETLOSS_OPTION_ENUM
+#define DT_F32X4 DETLOSS_OPTION_F32X4
 
 struct dlj_table {
-  const desc *t;
-  size_t n;
+  detloss_options_kind kind;
 };
-const dlj_table dlj_match_table = {MATCH_DESC, NDESC(MATCH_DESC)};
-const dlj_table dlj_sample_table = {SAMPLE_DESC, NDESC(SAMPLE_DESC)};
-const dlj_table dlj_coder_table = {CODER_DESC, NDESC(CODER_DESC)};
-const dlj_table dlj_rpn_table = {RPN_DESC, NDESC(RPN_DESC)};
-const dlj_table dlj_retina_table = {RETINA_DESC, NDESC(RETINA_DESC)};
-const dlj_table dlj_eval_table = {EVAL_DESC, NDESC(EVAL_DESC)};
-const dlj_table dlj_resize_table = {RESIZE_DESC, NDESC(RESIZE_DESC)};
+const dlj_table dlj_match_table = {DETLOSS_OPTIONS_MATCH};
+const dlj_table dlj_sample_table = {DETLOSS_OPTIONS_SAMPLE};
+const dlj_table dlj_coder_table = {DETLOSS_OPTIONS_CODER};
+const dlj_table dlj_rpn_table = {DETLOSS_OPTIONS_RPN};
+const dlj_table dlj_retina_table = {DETLOSS_OPTIONS_RETINA};
+const dlj_table dlj_eval_table = {DETLOSS_OPTIONS_EVAL};
+const dlj_table dlj_resize_table = {DETLOSS_OPTIONS_RESIZE};
 
 static const char *type_doc(const desc *d, char *buf, size_t cap) {
   switch (d->type) {
@@ -143,8 +51,9 @@ static const char *type_doc(const desc *d, char *buf, size_t cap) {
     case DT_ENUM: {
       size_t n = 0;
       buf[0] = '\0';
-      for (size_t i = 0; d->names[i]; i++) {
-        n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", i ? "|" : "", d->names[i]);
+      for (size_t i = 0; i < detloss_names_count((detloss_name_set)d->names); i++) {
+        n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", i ? "|" : "",
+                              detloss_names_get((detloss_name_set)d->names, i)->name);
         if (n >= cap) break;
       }
       return buf;
@@ -205,7 +114,7 @@ static void value_doc(const desc *d, const void *base, char *buf, size_t cap) {
     case DT_ENUM: {
       int v;
       memcpy(&v, p, sizeof v);
-      snprintf(buf, cap, "\"%s\"", d->names[v]);
+      snprintf(buf, cap, "\"%s\"", detloss_names_get((detloss_name_set)d->names, (size_t)v)->name);
       break;
     }
     case DT_F32X4: {
@@ -262,10 +171,11 @@ static detloss_status read_table(const cJSON *obj, const char *path, const desc 
       case DT_ENUM: {
         DL_RETURN_ERROR_IF(!cJSON_IsString(v), err, DETLOSS_ERR_TYPE, where, "expected one of %s",
                            type_doc(d, tdoc, sizeof tdoc));
-        int found = dlj_name_index(d->names, v->valuestring);
-        int cnt = (int)dlj_name_count(d->names);
+        int found = dlj_name_index((detloss_name_set)d->names, v->valuestring);
         if (found < 0) {
-          const char *hint = dl_suggest(v->valuestring, d->names, (size_t)cnt);
+          const char *names[DLJ_NAMES_MAX];
+          size_t cnt = dlj_names((detloss_name_set)d->names, names);
+          const char *hint = dl_suggest(v->valuestring, names, cnt);
           if (hint)
             return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
                            "unknown name '%s' (did you mean '%s'?)", v->valuestring, hint);
@@ -321,13 +231,13 @@ static detloss_status read_table(const cJSON *obj, const char *path, const desc 
 
 detloss_status dlj_read_table(const cJSON *obj, const char *path, const dlj_table *t, void *dst,
                               detloss_error *err) {
-  return read_table(obj, path, t->t, t->n, dst, err);
+  const detloss_options_info *info = detloss_options_info_get(t->kind);
+  return read_table(obj, path, info->fields, info->num_fields, dst, err);
 }
 
 typedef struct table_ref {
   const char *path;
-  const desc *t;
-  size_t n;
+  detloss_options_kind kind;
   const void *def_a; /* default value (first head) */
   const void *def_b; /* a second default where heads differ, or NULL */
   const char *name_a, *name_b;
@@ -342,13 +252,13 @@ char *detloss_config_describe(void) {
   detloss_eval_options ev = detloss_eval_options_default();
   (void)none_match;
   const table_ref refs[] = {
-      {"eval", EVAL_DESC, NDESC(EVAL_DESC), &ev, NULL, NULL, NULL},
-      {"resize", RESIZE_DESC, NDESC(RESIZE_DESC), &ev, NULL, NULL, NULL},
-      {"matcher", MATCH_DESC, NDESC(MATCH_DESC), &rpn.match, &ret.match, "rpn", "retinanet"},
-      {"sampler", SAMPLE_DESC, NDESC(SAMPLE_DESC), &smp, NULL, NULL, NULL},
-      {"box_coder", CODER_DESC, NDESC(CODER_DESC), &cod, NULL, NULL, NULL},
-      {"loss (head rpn)", RPN_DESC, NDESC(RPN_DESC), &rpn, NULL, NULL, NULL},
-      {"loss (head retinanet)", RETINA_DESC, NDESC(RETINA_DESC), &ret, NULL, NULL, NULL},
+      {"eval", DETLOSS_OPTIONS_EVAL, &ev, NULL, NULL, NULL},
+      {"resize", DETLOSS_OPTIONS_RESIZE, &ev, NULL, NULL, NULL},
+      {"matcher", DETLOSS_OPTIONS_MATCH, &rpn.match, &ret.match, "rpn", "retinanet"},
+      {"sampler", DETLOSS_OPTIONS_SAMPLE, &smp, NULL, NULL, NULL},
+      {"box_coder", DETLOSS_OPTIONS_CODER, &cod, NULL, NULL, NULL},
+      {"loss (head rpn)", DETLOSS_OPTIONS_RPN, &rpn, NULL, NULL, NULL},
+      {"loss (head retinanet)", DETLOSS_OPTIONS_RETINA, &ret, NULL, NULL, NULL},
   };
   dlj_buf b;
   dlj_buf_init(&b);
@@ -363,8 +273,9 @@ char *detloss_config_describe(void) {
     char line[512];
     snprintf(line, sizeof line, "%s:\n", refs[r].path);
     dlj_raw(&b, line);
-    for (size_t i = 0; i < refs[r].n; i++) {
-      const desc *d = &refs[r].t[i];
+    const detloss_options_info *info = detloss_options_info_get(refs[r].kind);
+    for (size_t i = 0; i < info->num_fields; i++) {
+      const desc *d = &info->fields[i];
       char t[160], da[64], db[64], dflt[160];
       value_doc(d, refs[r].def_a, da, sizeof da);
       if (refs[r].def_b) {

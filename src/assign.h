@@ -10,8 +10,8 @@
  * its own inputs and options and leaves the outputs untouched on error.
  *
  * Adding an assigner: its kernel file (one dl_assign_<name> function of type
- * dl_assign_fn and its options struct), one row in dl_assigners[] (assign.c), its
- * tests and its docs page.
+ * dl_assign_fn, its options struct and their check), one row in dl_assigners[]
+ * (assign.c), its tests and its docs page.
  */
 #ifndef DETLOSS_ASSIGN_H
 #define DETLOSS_ASSIGN_H

@@ -1,12 +1,15 @@
 /*
  * cases.h - the op handlers of `detloss compute` (docs/compute-cases.md).
  *
- * A handler reads its fields from the case object `c` (whose JSON path is
- * `path`), runs the library, and writes its result fields into `out`, which
- * is inside the result object after "op" (and "kind" where given) were
- * written: call dlj_key()/dlj_kv_*() for each field. On error it fills err
- * (where = JSON path of the fault) and returns the status; partial output is
- * discarded by the caller. num_threads is passed to every library call.
+ * A handler reads its fields from the case object `c`, whose JSON path is
+ * the path stack `at` ("" or "[2]"; at->buf is the string the getters take),
+ * runs the library, and writes its result fields into `out`, which is inside
+ * the result object after "op" (and "kind" where given) were written: call
+ * dlj_key()/dlj_kv_*() for each field. On error it fills err (where = JSON
+ * path of the fault; a library error is put in place by dlj_locate on `at`,
+ * with the case keys of the library's argument names) and returns the
+ * status; partial output is discarded by the caller. num_threads is passed
+ * to every library call.
  * Handlers free everything they allocate on every path.
  */
 #ifndef DETLOSS_CASES_H

@@ -10,8 +10,8 @@
  * its own inputs and options and leaves the outputs untouched on error.
  *
  * Adding an assigner: its kernel file (one dl_assign_<name> function of type
- * dl_assign_fn and its options struct), one row in dl_assigners[] (assign.c), its
- * tests and its docs page.
+ * dl_assign_fn, its options struct and their check), one row in dl_assigners[]
+ * (assign.c), its tests and its docs page.
  */
 #ifndef DETLOSS_ASSIGN_H
 #define DETLOSS_ASSIGN_H
@@ -67,6 +67,10 @@ typedef struct dl_assigner {
   const char *options_type; /* the options struct's name, e.g. "detloss_match_options" */
   size_t options_size;      /* sizeof that struct */
   void (*options_default)(void *options); /* writes its defaults */
+  /* Checks the options that do not depend on the image (NULL = the defaults,
+   * always valid); a fault is named where it is found: at + "." + the
+   * option ("match.high"), or the option alone when at is "". */
+  detloss_status (*check_options)(const void *options, const char *at, detloss_error *err);
 } dl_assigner;
 
 /* The registered assigners, by name; NULL when name is unknown. */
@@ -81,5 +85,7 @@ const dl_assigner *dl_assigner_at(size_t i);
  * the outputs "matches" and "max_iou" (gt_index, quality), as detloss_match does. */
 detloss_status dl_assign_max_iou(const dl_assign_input *in, const void *options,
                                  dl_assign_result *out, detloss_error *err);
+/* Its options check (the check_options of its registry row). */
+detloss_status dl_match_check_options(const void *options, const char *at, detloss_error *err);
 
 #endif /* DETLOSS_ASSIGN_H */

@@ -52,8 +52,8 @@ DL_VEC_CLONES static void count_matches(const int64_t *m, size_t n, size_t count
 }
 
 /* Assigns image i with the spec's assigner into w->matches and counts the result.
- * Errors naming an option get the spec's options prefix ("match.high"), the
- * others the image's ("images[i].gt[3]"). */
+ * The options were checked before the images (dl_head_run), so an error here is
+ * the image's ("images[i].gt[3]"). */
 static detloss_status assign_image(const dl_head_spec *s, const detloss_head_image *im, size_t i,
                                    int num_threads, dl_head_work *w, detloss_error *err) {
   dl_assign_input in;
@@ -70,37 +70,23 @@ static detloss_status assign_image(const dl_head_spec *s, const detloss_head_ima
   dl_assign_result out = {w->matches, NULL, NULL};
   detloss_status st = s->assigner->fn(&in, s->assign_options, &out, err);
   if (st != DETLOSS_OK) {
-    if (err != NULL && strncmp(err->where, "anchors", 7) != 0 &&
-        strncmp(err->where, "gt", 2) != 0 && strncmp(err->where, "levels", 6) != 0 &&
-        strncmp(err->where, "num_anchors", 11) != 0 && strncmp(err->where, "count", 5) != 0) {
-      char tmp[DETLOSS_WHERE_MAX];
-      snprintf(tmp, sizeof tmp, "%s%s", s->assign_options_prefix, err->where);
-      memcpy(err->where, tmp, sizeof tmp);
-    } else {
-      dl_head_prefix(err, i);
-    }
+    dl_head_prefix(err, i);
     return st;
   }
   count_matches(w->matches, im->num_anchors, w->counts);
   return DETLOSS_OK;
 }
 
-/* Samples image i (s->sample) into w->sampled, w->s_pos, w->s_neg. */
+/* Samples image i (s->sample) into w->sampled, w->s_pos, w->s_neg. The sample
+ * options were checked by the head's entry point ("sample.positive_fraction"),
+ * so an error here is the image's. */
 static detloss_status sample_image(const dl_head_spec *s, size_t i, size_t A, int num_threads,
                                    dl_head_work *w, detloss_error *err) {
   detloss_sample_options so = *s->sample;
   so.num_threads = num_threads;
   detloss_status st = detloss_sample_balanced(w->matches, A, (uint64_t)i, w->sampled, &w->s_pos,
                                               &w->s_neg, &so, err);
-  if (st != DETLOSS_OK) {
-    if (strncmp(err->where, "batch_size", 10) == 0 || strncmp(err->where, "positive", 8) == 0) {
-      char tmp[DETLOSS_WHERE_MAX];
-      snprintf(tmp, sizeof tmp, "sample.%s", err->where);
-      memcpy(err->where, tmp, sizeof tmp);
-    } else {
-      dl_head_prefix(err, i);
-    }
-  }
+  if (st != DETLOSS_OK) dl_head_prefix(err, i);
   return st;
 }
 
@@ -260,7 +246,15 @@ detloss_status dl_head_run(const dl_head_spec *s, const detloss_head_image *imag
   int outer_threads = outer ? s->num_threads : 1;
   run.inner_threads = outer ? 1 : s->num_threads;
 
-  /* Phase 2: assign, sample, box loss (scratch only). */
+  /* Phase 2: assign, sample, box loss (scratch only). The assigner's options
+   * first, where they are: every image would fail on them alike. */
+  if (num_images > 0 && s->assigner->check_options != NULL) {
+    detloss_status st = s->assigner->check_options(s->assign_options, s->assign_options_at, err);
+    if (st != DETLOSS_OK) {
+      free_work(w, num_images);
+      return st;
+    }
+  }
   dl_parallel_blocks(num_images, 1, outer_threads, phase2, &run);
   for (size_t i = 0; i < num_images; i++) {
     if (w[i].st != DETLOSS_OK) {

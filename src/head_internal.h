@@ -122,7 +122,7 @@ typedef struct dl_head_spec {
   /* phase 2 */
   const dl_assigner *assigner;
   const void *assign_options;           /* e.g. detloss_match_options for "max_iou" */
-  const char *assign_options_prefix;    /* "match." for errors naming an option */
+  const char *assign_options_at;        /* "match": where errors naming an option are */
   const detloss_sample_options *sample; /* NULL: no sampling */
   dl_head_box_params box;
   /* phase 3 */

@@ -269,7 +269,7 @@ detloss_status detloss_retina_loss(const detloss_head_image *images, size_t num_
   spec.workspace_fn = "detloss_retina_workspace_size";
   spec.assigner = dl_assigner_find("max_iou");
   spec.assign_options = &o.match;
-  spec.assign_options_prefix = "match.";
+  spec.assign_options_at = "match";
   spec.sample = NULL;
   spec.box.kind = o.box_loss;
   spec.box.beta = o.smooth_l1_beta;

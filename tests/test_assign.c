@@ -1,6 +1,7 @@
 /* test_assign.c - the assign interface (src/assign.h): the registry of assigners
  * by name, and its first implementation, "max_iou", giving the bits of
  * detloss_match / detloss_match_grid through the interface, plain and grid. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,11 +171,36 @@ static void errors_name_the_fault_and_leave_the_outputs_untouched(void **state) 
   assert_int_equal(la[1], -1);
 }
 
+/* The options check of a registry row names a fault where it is: under the
+ * caller's path ("match.low" for a head's match options), or the bare option
+ * for a top-level call; NULL options are the defaults, always valid. */
+static void options_checks_name_the_option_under_the_callers_path(void **state) {
+  (void)state;
+  for (size_t i = 0; i < dl_assigner_count(); i++)
+    assert_non_null(dl_assigner_at(i)->check_options);
+  const dl_assigner *a = dl_assigner_find("max_iou");
+  detloss_error err;
+  assert_int_equal(a->check_options(NULL, "match", &err), DETLOSS_OK);
+  detloss_match_options o = detloss_match_options_default();
+  assert_int_equal(a->check_options(&o, "match", &err), DETLOSS_OK);
+  o.low = 0.9f; /* above high = 0.7 */
+  assert_int_equal(a->check_options(&o, "match", &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "match.low");
+  assert_string_equal(err.msg, "is 0.9, above high (0.7)");
+  assert_int_equal(a->check_options(&o, "", &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "low");
+  o = detloss_match_options_default();
+  o.allowed_border = NAN;
+  assert_int_equal(a->check_options(&o, "cfg.matcher", &err), DETLOSS_ERR_RANGE);
+  assert_string_equal(err.where, "cfg.matcher.allowed_border");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(the_registry_finds_max_iou_by_name_and_nothing_else),
       cmocka_unit_test(max_iou_through_the_interface_is_bitwise_detloss_match),
       cmocka_unit_test(errors_name_the_fault_and_leave_the_outputs_untouched),
+      cmocka_unit_test(options_checks_name_the_option_under_the_callers_path),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

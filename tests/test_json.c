@@ -659,9 +659,9 @@ static void the_path_stack_and_located_library_errors(void **state) {
   assert_int_equal(p.len, strlen(joined));
 
   static const size_t shape[2] = {2, 3};
-  const dlj_arg args[] = {{"logits", "input", shape, 2},
-                          {"gamma", "params.gamma", NULL, 0},
-                          {"pos_weight", "params.pos_weight", NULL, 0}};
+  const dlj_arg args[] = {{"logits", "input", shape, 2, 0},
+                          {"gamma", "params.gamma", NULL, 0, 0},
+                          {"pos_weight", "params.pos_weight", NULL, 0, 0}};
   dlj_path at;
   dlj_path_init(&at, "[2]");
   detloss_error e;
@@ -679,11 +679,112 @@ static void the_path_stack_and_located_library_errors(void **state) {
   assert_string_equal(e.where, "[2]");
 }
 
+/* Marks restore the exact path they were taken at, in any nesting of keys and
+ * indices; a key right at the root takes no dot; popping to a mark at or past
+ * the end changes nothing. */
+static void path_stack_push_pop_keys_and_indices(void **state) {
+  (void)state;
+  dlj_path p;
+  dlj_path_init(&p, NULL);
+  assert_string_equal(p.buf, "");
+  size_t m0 = dlj_path_index(&p, 0);
+  assert_string_equal(p.buf, "[0]");
+  size_t m1 = dlj_path_key(&p, "images");
+  size_t m2 = dlj_path_index(&p, 12);
+  size_t m3 = dlj_path_index(&p, 3);
+  dlj_path_key(&p, "boxes");
+  assert_string_equal(p.buf, "[0].images[12][3].boxes");
+  assert_int_equal(p.len, strlen(p.buf));
+  dlj_path_pop(&p, m3);
+  assert_string_equal(p.buf, "[0].images[12]");
+  dlj_path_pop(&p, 1000); /* past the end: unchanged */
+  assert_string_equal(p.buf, "[0].images[12]");
+  dlj_path_pop(&p, m2);
+  dlj_path_key(&p, "gt");
+  assert_string_equal(p.buf, "[0].images.gt");
+  dlj_path_pop(&p, m1);
+  assert_string_equal(p.buf, "[0]");
+  dlj_path_pop(&p, m0);
+  assert_string_equal(p.buf, "");
+  dlj_path_key(&p, "match");
+  dlj_path_key(&p, "high");
+  assert_string_equal(p.buf, "match.high"); /* no leading dot at the root */
+}
+
+/* A path deeper than DETLOSS_WHERE_MAX - 1 characters is cut, never written
+ * past the buffer: it stays NUL-terminated, len = strlen, and it is the head
+ * of the whole path (as snprintf cuts it). Popping back below the cut gives
+ * the exact path of that depth again. */
+static void path_stack_overflow_of_a_deep_path_is_cut_safely(void **state) {
+  (void)state;
+  char whole[64 * DETLOSS_WHERE_MAX] = "";
+  size_t wl = 0, marks[400];
+  dlj_path p;
+  dlj_path_init(&p, "");
+  for (size_t d = 0; d < 400; d++) {
+    if (d % 3 == 2) {
+      marks[d] = dlj_path_key(&p, "level");
+      wl += (size_t)snprintf(whole + wl, sizeof whole - wl, ".level");
+    } else {
+      marks[d] = dlj_path_index(&p, 100000 + d);
+      wl += (size_t)snprintf(whole + wl, sizeof whole - wl, "[%zu]", 100000 + d);
+    }
+    assert_true(p.len <= DETLOSS_WHERE_MAX - 1);
+    assert_int_equal(p.len, strlen(p.buf));
+    assert_memory_equal(p.buf, whole, p.len); /* the head of the whole path */
+  }
+  assert_int_equal(p.len, DETLOSS_WHERE_MAX - 1); /* 400 segments of >= 6 characters: cut */
+  /* "[100000]" and "[100001]" are 8 characters, ".level" 6: 22 per 3 segments,
+   * so the 9 segments before marks[9] are 66 characters */
+  dlj_path_pop(&p, marks[9]);
+  assert_int_equal(p.len, 66);
+  assert_memory_equal(p.buf, whole, 66);
+  assert_int_equal(p.buf[66], '\0');
+  dlj_path_pop(&p, marks[0]);
+  assert_string_equal(p.buf, "");
+}
+
+/* dlj_locate writes the path of the case, then the argument's key and index,
+ * in the one format of every JSON error ("[4].dataset.images[3]"); an exact
+ * argument matches only its whole name. */
+static void located_errors_have_the_path_format(void **state) {
+  (void)state;
+  static const dlj_arg args[] = {{"grid.levels", "anchor_config.strides", NULL, 0, 1},
+                                 {"data.image_hw", "dataset.images", NULL, 0, 0}};
+  dlj_path at;
+  dlj_path_init(&at, "");
+  detloss_error e;
+  snprintf(e.where, sizeof e.where, "grid.levels");
+  dlj_locate(&e, &at, args, 2);
+  assert_string_equal(e.where, "anchor_config.strides");
+  snprintf(e.where, sizeof e.where, "grid.levels[1].stride"); /* exact: not this one */
+  dlj_locate(&e, &at, args, 2);
+  assert_string_equal(e.where, "grid.levels[1].stride");
+  dlj_path_index(&at, 4);
+  snprintf(e.where, sizeof e.where, "data.image_hw[3]");
+  dlj_locate(&e, &at, args, 2);
+  assert_string_equal(e.where, "[4].dataset.images[3]");
+  snprintf(e.where, sizeof e.where, "boxes1[0]");
+  dlj_locate(&e, &at, NULL, 0);
+  assert_string_equal(e.where, "[4].boxes1[0]");
+  dlj_locate(NULL, &at, args, 2); /* no error to fill: nothing happens */
+  /* a library error (a coordinate past 1e18) of the second case, under "[1]" */
+  detloss_error err;
+  compute(
+      "[{\"op\":\"iou\",\"boxes1\":[[0,0,1,1]],\"boxes2\":[[0,0,1,1]]},"
+      "{\"op\":\"iou\",\"boxes1\":[[0,0,1,1],[0,0,1e19,1]],\"boxes2\":[[0,0,1,1]]}]",
+      DETLOSS_ERR_RANGE, &err);
+  assert_string_equal(err.where, "[1].boxes1[1]");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(writer_uses_nine_significant_digits_and_no_negative_zero),
       cmocka_unit_test(reader_reports_the_json_path_of_each_fault),
       cmocka_unit_test(the_path_stack_and_located_library_errors),
+      cmocka_unit_test(path_stack_push_pop_keys_and_indices),
+      cmocka_unit_test(path_stack_overflow_of_a_deep_path_is_cut_safely),
+      cmocka_unit_test(located_errors_have_the_path_format),
       cmocka_unit_test(one_case_gives_one_object_and_an_array_gives_an_array),
       cmocka_unit_test(a_bad_case_anywhere_fails_the_whole_run),
       cmocka_unit_test(deep_nesting_is_rejected_without_recursion_blowup),

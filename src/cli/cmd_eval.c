@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "detloss/detloss_json.h"
 #include "json/evalcfg.h"
+#include "json/jread.h"
 #include "json/jwrite.h"
 
 static const char HELP[] =
@@ -518,24 +519,19 @@ int dl_cmd_eval(int argc, char **argv) {
     st = detloss_eval_check_limits(&view, &src, &o, &lim, &err);
     if (st == DETLOSS_OK) st = detloss_anchor_eval(&view, &src, gt, rep, &o, &err);
     if (st != DETLOSS_OK) {
-      /* Library names -> the names in the files. */
-      if (strncmp(err.where, "data.image_hw[", 14) == 0) {
-        char tmp[DETLOSS_WHERE_MAX];
-        snprintf(tmp, sizeof tmp, "images[%s", err.where + 14);
-        memcpy(err.where, tmp, sizeof tmp);
-        dl_where_file(&err, ds->path);
-      } else if (strcmp(err.where, "resize_max_size") == 0 ||
-                 strcmp(err.where, "resize_min_size") == 0) {
-        const char *key =
-            strcmp(err.where, "resize_max_size") == 0 ? "resize.max_size" : "resize.min_size";
-        snprintf(err.where, sizeof err.where, "%s", key);
-        dl_where_file(&err, cfg->path);
-      } else if (strncmp(err.where, "data", 4) == 0) {
-        /* Name the data set file for data errors, the config otherwise. */
-        dl_where_file(&err, ds->path);
-      } else {
-        dl_where_file(&err, cfg->path);
-      }
+      /* Library names -> the names in the files: the data set file for data
+       * errors, the config otherwise. */
+      static const dlj_arg data_args[] = {{"data.image_hw", "images", NULL, 0, 0}};
+      static const dlj_arg cfg_args[] = {{"resize_max_size", "resize.max_size", NULL, 0, 1},
+                                         {"resize_min_size", "resize.min_size", NULL, 0, 1}};
+      dlj_path at;
+      dlj_path_init(&at, "");
+      int data = strncmp(err.where, "data", 4) == 0;
+      if (data)
+        dlj_locate(&err, &at, data_args, 1);
+      else
+        dlj_locate(&err, &at, cfg_args, 2);
+      dl_where_file(&err, data ? ds->path : cfg->path);
       rc = dl_cli_report(&err, st);
     }
   }

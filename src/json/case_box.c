@@ -8,8 +8,9 @@
 #include "json/evalcfg.h"
 #include "json/names.h"
 
-detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
+detloss_status dl_case_iou(const cJSON *c, const dlj_path *at, dlj_buf *out, const dl_case_ctx *ctx,
                            detloss_error *err) {
+  const char *path = at->buf;
   const char *kind_name = detloss_names_get(DETLOSS_NAMES_IOU_KIND, DETLOSS_IOU)->name;
   DL_FORWARD_IF_ERROR(dlj_string(c, "kind", path, 0, &kind_name, err));
   int kind = dlj_name_index(DETLOSS_NAMES_IOU_KIND, kind_name);
@@ -43,7 +44,7 @@ detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, const
   }
   if (st == DETLOSS_OK) {
     st = detloss_iou_matrix((detloss_iou_kind)kind, b1, n, b2, k, m, &opt, err);
-    if (st != DETLOSS_OK) dlj_prefix_where(err, path);
+    if (st != DETLOSS_OK) dlj_locate(err, at, NULL, 0);
   }
   if (st == DETLOSS_OK) {
     size_t shape[2] = {n, k};
@@ -83,8 +84,9 @@ static detloss_status read_weights(const cJSON *c, const char *path, detloss_cod
 }
 
 /* Shared by encode and decode: anchors [A][4], `second` [A][4] -> result [A][4]. */
-static detloss_status code_case(const cJSON *c, const char *path, dlj_buf *out,
+static detloss_status code_case(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                 const dl_case_ctx *ctx, int decode, detloss_error *err) {
+  const char *path = at->buf;
   const char *second = decode ? "deltas" : "boxes";
   const char *result = decode ? "boxes" : "deltas";
   detloss_coder_options opt = detloss_coder_options_default();
@@ -115,7 +117,7 @@ static detloss_status code_case(const cJSON *c, const char *path, dlj_buf *out,
   if (st == DETLOSS_OK) {
     st = decode ? detloss_box_decode(a, b, na, r, &opt, err)
                 : detloss_box_encode(a, b, na, r, &opt, err);
-    if (st != DETLOSS_OK) dlj_prefix_where(err, path);
+    if (st != DETLOSS_OK) dlj_locate(err, at, NULL, 0);
   }
   if (st == DETLOSS_OK) dlj_kv_rows(out, result, r, na, 4);
   free(a);
@@ -124,12 +126,12 @@ static detloss_status code_case(const cJSON *c, const char *path, dlj_buf *out,
   return st;
 }
 
-detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_encode(const cJSON *c, const dlj_path *at, dlj_buf *out,
                               const dl_case_ctx *ctx, detloss_error *err) {
-  return code_case(c, path, out, ctx, 0, err);
+  return code_case(c, at, out, ctx, 0, err);
 }
 
-detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_decode(const cJSON *c, const dlj_path *at, dlj_buf *out,
                               const dl_case_ctx *ctx, detloss_error *err) {
-  return code_case(c, path, out, ctx, 1, err);
+  return code_case(c, at, out, ctx, 1, err);
 }

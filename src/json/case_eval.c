@@ -110,41 +110,26 @@ static detloss_status read_matcher(const cJSON *c, const char *path, detloss_mat
   return dlj_match_options(mo, where, &mkeys, m, err);
 }
 
-/* Library errors name their own argument: map the option names onto the case's fields. */
-static void where_of_lib_error(detloss_error *err, const char *path) {
-  if (!err) return;
-  static const char *const MAP[][2] = {
-      {"high", "matcher.high"},
-      {"low", "matcher.low"},
-      {"low_quality_min_iou", "matcher.low_quality_min_iou"},
-      {"resize_max_size", "resize_long_side"},
-      {"resize_min_size", "resize_min_size"},
-      {"num_worst", "worst"},
-      {"data.num_images", "dataset.images"},
-      {"data.boxes", "dataset.images"},
-      {"src.shapes", "anchor_shapes"},
-      {"src", "anchor_config"},
-      {"grid.levels", "anchor_config.strides"},
-  };
-  for (size_t i = 0; i < sizeof MAP / sizeof MAP[0]; i++)
-    if (strcmp(err->where, MAP[i][0]) == 0) {
-      snprintf(err->where, sizeof err->where, "%s", MAP[i][1]);
-      break;
-    }
-  if (strncmp(err->where, "data.image_hw", 13) == 0) {
-    char tmp[DETLOSS_WHERE_MAX];
-    snprintf(tmp, sizeof tmp, "dataset.images%s", err->where + 13);
-    memcpy(err->where, tmp, sizeof tmp);
-  } else if (strncmp(err->where, "levels[", 7) == 0) {
-    char tmp[DETLOSS_WHERE_MAX];
-    snprintf(tmp, sizeof tmp, "anchor_config.%s", err->where);
-    memcpy(err->where, tmp, sizeof tmp);
-  }
-  dlj_prefix_where(err, path);
-}
+/* Library errors name their own argument: the case's fields they came from. */
+static const dlj_arg LIB_ARGS[] = {
+    {"high", "matcher.high", NULL, 0, 1},
+    {"low", "matcher.low", NULL, 0, 1},
+    {"low_quality_min_iou", "matcher.low_quality_min_iou", NULL, 0, 1},
+    {"resize_max_size", "resize_long_side", NULL, 0, 1},
+    {"resize_min_size", "resize_min_size", NULL, 0, 1},
+    {"num_worst", "worst", NULL, 0, 1},
+    {"data.num_images", "dataset.images", NULL, 0, 1},
+    {"data.boxes", "dataset.images", NULL, 0, 1},
+    {"src.shapes", "anchor_shapes", NULL, 0, 1},
+    {"src", "anchor_config", NULL, 0, 1},
+    {"grid.levels", "anchor_config.strides", NULL, 0, 1},
+    {"data.image_hw", "dataset.images", NULL, 0, 0},
+    {"levels", "anchor_config.levels", NULL, 0, 0},
+};
 
-detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_anchor_eval(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
   detloss_eval_options o = detloss_eval_options_default();
   o.num_threads = ctx->num_threads;
   char where[DETLOSS_WHERE_MAX];
@@ -237,11 +222,14 @@ detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *ou
         /* "data.boxes[r]" -> "dataset.images[i].boxes[j]" */
         size_t r = (size_t)strtoull(err->where + 11, NULL, 10), i = 0;
         while (i + 1 < ds.num_images && ds.box_start[i + 1] <= r) i++;
-        snprintf(err->where, sizeof err->where, "dataset.images[%zu].boxes[%zu]", i,
-                 r - ds.box_start[i]);
-        dlj_prefix_where(err, path);
+        dlj_path p = *at;
+        dlj_path_key(&p, "dataset.images");
+        dlj_path_index(&p, i);
+        dlj_path_key(&p, "boxes");
+        dlj_path_index(&p, r - ds.box_start[i]);
+        memcpy(err->where, p.buf, sizeof p.buf);
       } else {
-        where_of_lib_error(err, path);
+        dlj_locate(err, at, LIB_ARGS, sizeof LIB_ARGS / sizeof LIB_ARGS[0]);
       }
     }
   }

@@ -304,8 +304,9 @@ static const char *const rpn_keys[] = {"fg_iou_thresh",     "bg_iou_thresh",
                                        "convention",        "box_loss",
                                        "allowed_border",    NULL};
 
-detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_rpn_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                 const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
   char cpath[DETLOSS_WHERE_MAX], where[DETLOSS_WHERE_MAX];
   dlj_join(cpath, sizeof cpath, path, "config");
   const cJSON *cfg = dlj_field(c, "config");
@@ -356,7 +357,7 @@ detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
   }
   if (st == DETLOSS_OK) {
     st = detloss_rpn_loss(h.im, h.n, &r, ps, &o, err);
-    if (st != DETLOSS_OK) dlj_prefix_where(err, path);
+    if (st != DETLOSS_OK) dlj_locate(err, at, NULL, 0);
   }
   if (st == DETLOSS_OK) {
     dlj_kv_num(out, "loss_objectness", (double)r.loss_cls);
@@ -377,8 +378,9 @@ static const char *const retina_keys[] = {"fg_iou_thresh",  "bg_iou_thresh", "al
                                           "ema_state",      "ema_momentum",  "caller_normalizer",
                                           "allowed_border", "num_classes",   NULL};
 
-detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_retina_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
   char cpath[DETLOSS_WHERE_MAX], where[DETLOSS_WHERE_MAX];
   dlj_join(cpath, sizeof cpath, path, "config");
   const cJSON *cfg = dlj_field(c, "config");
@@ -457,7 +459,7 @@ detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *ou
   }
   if (st == DETLOSS_OK) {
     st = detloss_retina_loss(h.im, h.n, h.C, &r, ps, &o, err);
-    if (st != DETLOSS_OK) dlj_prefix_where(err, path);
+    if (st != DETLOSS_OK) dlj_locate(err, at, NULL, 0);
   }
   if (st == DETLOSS_OK) {
     dlj_kv_num(out, "loss_cls", (double)r.loss_cls);

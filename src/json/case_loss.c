@@ -99,23 +99,22 @@ size_t dl_case_loss_param_args(const detloss_loss_info *info, dlj_arg *args,
     args[i].key = keys[i];
     args[i].shape = NULL;
     args[i].ndim = 0;
+    args[i].exact = 0;
   }
   return n;
 }
 
 /* Library errors name the argument ("input[7]", "gamma", "pos_weight[1]"):
  * locate them in the case ("[2].input[1][3]", "[2].params.gamma"). */
-static void locate(detloss_error *err, const char *path, const detloss_loss_info *info,
+static void locate(detloss_error *err, const dlj_path *at, const detloss_loss_info *info,
                    const size_t *xshape, int xndim, const size_t *lshape, int lndim) {
-  dlj_arg args[4 + DL_LOSS_MAX_PARAMS] = {{"input", "input", xshape, xndim},
-                                          {"logits", "input", xshape, xndim},
-                                          {"target", "target", lshape, lndim},
-                                          {"weight", "weight", lshape, lndim}};
+  dlj_arg args[4 + DL_LOSS_MAX_PARAMS] = {{"input", "input", xshape, xndim, 0},
+                                          {"logits", "input", xshape, xndim, 0},
+                                          {"target", "target", lshape, lndim, 0},
+                                          {"weight", "weight", lshape, lndim, 0}};
   char keys[DL_LOSS_MAX_PARAMS][DL_PARAM_KEY_MAX];
   size_t n = 4 + dl_case_loss_param_args(info, args + 4, keys);
-  dlj_path at;
-  dlj_path_init(&at, path);
-  dlj_locate(err, &at, args, n);
+  dlj_locate(err, at, args, n);
 }
 
 static int same_shape(const dlj_tensor *a, const dlj_tensor *b) {
@@ -141,8 +140,9 @@ static detloss_status shape_error(const char *path, const char *key, const size_
   return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected shape %s (%s), got %s", ws, what, gs);
 }
 
-detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                            detloss_error *err) {
+detloss_status dl_case_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
+                            const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
   const char *name;
   DL_FORWARD_IF_ERROR(dlj_string(c, "loss", path, 1, &name, err));
   detloss_loss_kind kind;
@@ -155,7 +155,7 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, cons
     return DETLOSS_ERR_UNKNOWN;
   }
   const detloss_loss_info *info = detloss_loss_info_get(kind);
-  if (info->form == DETLOSS_LOSS_FORM_BOXES) return dl_case_box_loss(c, path, kind, out, ctx, err);
+  if (info->form == DETLOSS_LOSS_FORM_BOXES) return dl_case_box_loss(c, at, kind, out, ctx, err);
   if (info->form == DETLOSS_LOSS_FORM_EMBEDDING) {
     char where[DETLOSS_WHERE_MAX];
     dlj_join(where, sizeof where, path, "loss");
@@ -253,7 +253,7 @@ detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, cons
       st = detloss_loss_classes(kind, x.data, cls, wp, nrows, ncls, loss, grad, &o, err);
     else
       st = detloss_loss_elementwise(kind, x.data, y.data, wp, x.count, loss, grad, &o, err);
-    if (st != DETLOSS_OK) locate(err, path, info, x.shape, x.ndim, lshape, lndim);
+    if (st != DETLOSS_OK) locate(err, at, info, x.shape, x.ndim, lshape, lndim);
   }
   if (st == DETLOSS_OK) {
     dlj_key(out, "loss");

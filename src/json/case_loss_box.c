@@ -44,17 +44,16 @@ static detloss_status read_vector(const cJSON *c, const char *key, const char *p
 
 /* Library errors name their argument ("pred[3]", "eps"): locate them in the
  * case ("[2].input[3]", "[2].params.eps"; the params from the registry row). */
-static void locate(detloss_error *err, const char *path, const detloss_loss_info *info) {
-  dlj_arg args[1 + DL_LOSS_MAX_PARAMS] = {{"pred", "input", NULL, 0}};
+static void locate(detloss_error *err, const dlj_path *at, const detloss_loss_info *info) {
+  dlj_arg args[1 + DL_LOSS_MAX_PARAMS] = {{"pred", "input", NULL, 0, 0}};
   char keys[DL_LOSS_MAX_PARAMS][DL_PARAM_KEY_MAX];
   size_t n = 1 + dl_case_loss_param_args(info, args + 1, keys);
-  dlj_path at;
-  dlj_path_init(&at, path);
-  dlj_locate(err, &at, args, n);
+  dlj_locate(err, at, args, n);
 }
 
-detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_kind kind,
+detloss_status dl_case_box_loss(const cJSON *c, const dlj_path *at, detloss_loss_kind kind,
                                 dlj_buf *out, const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
   detloss_loss_options o = detloss_loss_options_default(kind);
   o.num_threads = ctx->num_threads;
   const detloss_loss_info *info = detloss_loss_info_get(kind);
@@ -85,7 +84,7 @@ detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_k
   }
   if (st == DETLOSS_OK) {
     st = detloss_loss_boxes(kind, pred, tgt, w, n, loss, gp, gt, &o, err);
-    if (st != DETLOSS_OK) locate(err, path, info);
+    if (st != DETLOSS_OK) locate(err, at, info);
   }
   if (st == DETLOSS_OK) {
     if (o.reduction == DETLOSS_REDUCTION_NONE) {
@@ -142,8 +141,9 @@ static detloss_status read_embeddings(const cJSON *c, const char *key, const cha
   return DETLOSS_OK;
 }
 
-detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_embedding_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                       const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
   const char *name;
   DL_FORWARD_IF_ERROR(dlj_string(c, "loss", path, 1, &name, err));
   const detloss_loss_info *info = detloss_loss_info_by_name(name);
@@ -196,7 +196,7 @@ detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf 
   if (st == DETLOSS_OK) {
     st =
         detloss_loss_embedding(kind, x[0], x[1], x[2], y, w, n, d, loss, g[0], g[1], g[2], &o, err);
-    if (st != DETLOSS_OK) locate(err, path, info);
+    if (st != DETLOSS_OK) locate(err, at, info);
   }
   if (st == DETLOSS_OK) {
     if (o.reduction == DETLOSS_REDUCTION_NONE) {

@@ -93,8 +93,9 @@ static detloss_status read_image_size(const cJSON *c, const char *path, int requ
   return DETLOSS_OK;
 }
 
-detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_anchors(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
   long long hw[2];
   int present = 0;
   DL_FORWARD_IF_ERROR(read_image_size(c, path, 1, &ctx->limits, hw, &present, err));
@@ -174,7 +175,7 @@ detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out,
       if (!anchors) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
     }
     if (st == DETLOSS_OK) st = detloss_anchors_generate(&cfg, anchors, count, err);
-    if (st != DETLOSS_OK) dlj_prefix_where(err, path);
+    if (st != DETLOSS_OK) dlj_locate(err, at, NULL, 0);
   }
   if (st == DETLOSS_OK) dlj_kv_rows(out, "anchors", anchors, count, 4);
   free(fm);
@@ -187,8 +188,9 @@ detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out,
   return st;
 }
 
-detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                             detloss_error *err) {
+detloss_status dl_case_match(const cJSON *c, const dlj_path *at, dlj_buf *out,
+                             const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
   detloss_match_options o = detloss_match_options_default();
   o.num_threads = ctx->num_threads;
   char where[DETLOSS_WHERE_MAX];
@@ -235,7 +237,7 @@ detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, con
   }
   if (st == DETLOSS_OK) {
     st = detloss_match(anchors, A, gt, G, crowd, m, mi, &o, err);
-    if (st != DETLOSS_OK) dlj_prefix_where(err, path);
+    if (st != DETLOSS_OK) dlj_locate(err, at, NULL, 0);
   }
   if (st == DETLOSS_OK) {
     dlj_key(out, "matches");

@@ -1,12 +1,15 @@
 /*
  * cases.h - the op handlers of `detloss compute` (docs/compute-cases.md).
  *
- * A handler reads its fields from the case object `c` (whose JSON path is
- * `path`), runs the library, and writes its result fields into `out`, which
- * is inside the result object after "op" (and "kind" where given) were
- * written: call dlj_key()/dlj_kv_*() for each field. On error it fills err
- * (where = JSON path of the fault) and returns the status; partial output is
- * discarded by the caller. num_threads is passed to every library call.
+ * A handler reads its fields from the case object `c`, whose JSON path is
+ * the path stack `at` ("" or "[2]"; at->buf is the string the getters take),
+ * runs the library, and writes its result fields into `out`, which is inside
+ * the result object after "op" (and "kind" where given) were written: call
+ * dlj_key()/dlj_kv_*() for each field. On error it fills err (where = JSON
+ * path of the fault; a library error is put in place by dlj_locate on `at`,
+ * with the case keys of the library's argument names) and returns the
+ * status; partial output is discarded by the caller. num_threads is passed
+ * to every library call.
  * Handlers free everything they allocate on every path.
  */
 #ifndef DETLOSS_CASES_H
@@ -31,25 +34,25 @@ typedef struct dl_case_ctx {
   detloss_json_limits limits;
 } dl_case_ctx;
 
-typedef detloss_status (*dl_case_fn)(const cJSON *c, const char *path, dlj_buf *out,
+typedef detloss_status (*dl_case_fn)(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                      const dl_case_ctx *ctx, detloss_error *err);
 
 /* case_box.c */
-detloss_status dl_case_iou(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
+detloss_status dl_case_iou(const cJSON *c, const dlj_path *at, dlj_buf *out, const dl_case_ctx *ctx,
                            detloss_error *err);
-detloss_status dl_case_encode(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_encode(const cJSON *c, const dlj_path *at, dlj_buf *out,
                               const dl_case_ctx *ctx, detloss_error *err);
-detloss_status dl_case_decode(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_decode(const cJSON *c, const dlj_path *at, dlj_buf *out,
                               const dl_case_ctx *ctx, detloss_error *err);
 /* case_match.c */
-detloss_status dl_case_anchors(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_anchors(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                const dl_case_ctx *ctx, detloss_error *err);
-detloss_status dl_case_match(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                             detloss_error *err);
+detloss_status dl_case_match(const cJSON *c, const dlj_path *at, dlj_buf *out,
+                             const dl_case_ctx *ctx, detloss_error *err);
 /* case_loss.c: op `loss`; it hands the box losses (iou_loss, giou_loss,
  * diou_loss, ciou_loss) to dl_case_box_loss with the parsed kind. */
-detloss_status dl_case_loss(const cJSON *c, const char *path, dlj_buf *out, const dl_case_ctx *ctx,
-                            detloss_error *err);
+detloss_status dl_case_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
+                            const dl_case_ctx *ctx, detloss_error *err);
 /* Shared by the loss ops (case_loss.c). `reduction`: "none" | "sum" | "mean"
  * (default mean). */
 detloss_status dl_case_reduction(const cJSON *c, const char *path, detloss_reduction *r,
@@ -70,18 +73,18 @@ detloss_status dl_case_loss_params(const cJSON *c, const char *path, const detlo
 size_t dl_case_loss_param_args(const detloss_loss_info *info, dlj_arg *args,
                                char (*keys)[DL_PARAM_KEY_MAX]);
 /* case_loss_box.c: the box losses of op `loss`, and op `embedding_loss`. */
-detloss_status dl_case_box_loss(const cJSON *c, const char *path, detloss_loss_kind kind,
+detloss_status dl_case_box_loss(const cJSON *c, const dlj_path *at, detloss_loss_kind kind,
                                 dlj_buf *out, const dl_case_ctx *ctx, detloss_error *err);
-detloss_status dl_case_embedding_loss(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_embedding_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                       const dl_case_ctx *ctx, detloss_error *err);
 
 /* case_heads.c: ops `rpn_loss` and `retina_loss`. */
-detloss_status dl_case_rpn_loss(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_rpn_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                 const dl_case_ctx *ctx, detloss_error *err);
-detloss_status dl_case_retina_loss(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_retina_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err);
 /* case_eval.c: op `anchor_eval`. */
-detloss_status dl_case_anchor_eval(const cJSON *c, const char *path, dlj_buf *out,
+detloss_status dl_case_anchor_eval(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err);
 
 #endif /* DETLOSS_CASES_H */

@@ -100,8 +100,9 @@ static detloss_status check_finite(const dlj_buf *out, size_t start, const char 
                  "result is not finite (op %s: the finite input overflows float32)", op);
 }
 
-static detloss_status run_case(const cJSON *c, const char *path, dlj_buf *out,
+static detloss_status run_case(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
   DL_RETURN_ERROR_IF(!cJSON_IsObject(c), err, DETLOSS_ERR_TYPE, path[0] ? path : "(root)",
                      "expected a case object");
   const char *op;
@@ -129,7 +130,7 @@ static detloss_status run_case(const cJSON *c, const char *path, dlj_buf *out,
   dlj_kv_str(out, "op", op);
   const cJSON *kind = dlj_field(c, "kind");
   if (cJSON_IsString(kind)) dlj_kv_str(out, "kind", kind->valuestring);
-  DL_FORWARD_IF_ERROR(e->fn(c, path, out, ctx, err));
+  DL_FORWARD_IF_ERROR(e->fn(c, at, out, ctx, err));
   dlj_obj_end(out);
   return check_finite(out, start, path, op, err);
 }
@@ -150,17 +151,19 @@ detloss_status detloss_compute_json(const char *text, size_t len, char **out, si
   dlj_buf buf;
   dlj_buf_init(&buf);
   detloss_status st = DETLOSS_OK;
+  dlj_path at;
+  dlj_path_init(&at, "");
   if (cJSON_IsArray(root)) {
     dlj_arr_begin(&buf);
     size_t i = 0;
     for (const cJSON *c = root->child; c && st == DETLOSS_OK; c = c->next, i++) {
-      char path[DETLOSS_WHERE_MAX];
-      dlj_index(path, sizeof path, "", i);
-      st = run_case(c, path, &buf, &ctx, err);
+      size_t mark = dlj_path_index(&at, i);
+      st = run_case(c, &at, &buf, &ctx, err);
+      dlj_path_pop(&at, mark);
     }
     dlj_arr_end(&buf);
   } else {
-    st = run_case(root, "", &buf, &ctx, err);
+    st = run_case(root, &at, &buf, &ctx, err);
   }
   cJSON_Delete(root);
   if (st == DETLOSS_OK && buf.oom)

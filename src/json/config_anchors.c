@@ -335,7 +335,9 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_
     for (size_t l = 0; l < s->grid.num_levels; l++) {
       st = detloss_anchors_level_base(&s->grid, l, NULL, 0, &k, err);
       if (st != DETLOSS_OK) {
-        dlj_prefix_where(err, path);
+        dlj_path at;
+        dlj_path_init(&at, path);
+        dlj_locate(err, &at, NULL, 0);
         goto fail;
       }
     }

@@ -13,7 +13,15 @@
 #include "json/evalcfg.h"
 #include "json/jread.h"
 
-void dl_where_file(detloss_error *err, const char *file) { dlj_prefix_where_sep(err, file, ": "); }
+void dl_where_file(detloss_error *err, const char *file) {
+  if (!err || !file || !file[0]) return;
+  char tmp[DETLOSS_WHERE_MAX];
+  if (err->where[0])
+    snprintf(tmp, sizeof tmp, "%s: %s", file, err->where);
+  else
+    snprintf(tmp, sizeof tmp, "%s", file);
+  memcpy(err->where, tmp, sizeof tmp);
+}
 
 detloss_status dl_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
                             detloss_error *err) {

@@ -352,7 +352,9 @@ detloss_status dl_dataset_read(const cJSON *root, const char *path, detloss_data
     if (st == DETLOSS_OK) st = read_common(root, ds, err);
   }
   if (st != DETLOSS_OK) {
-    dlj_prefix_where(err, path);
+    dlj_path at;
+    dlj_path_init(&at, path);
+    dlj_locate(err, &at, NULL, 0);
     dl_dataset_clear(ds);
   }
   return st;

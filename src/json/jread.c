@@ -51,11 +51,13 @@ void dlj_path_pop(dlj_path *p, size_t mark) {
 void dlj_locate(detloss_error *err, const dlj_path *at, const dlj_arg *args, size_t n) {
   if (!err) return;
   const char *w = err->where;
-  for (size_t k = 0; k < n; k++) {
+  dlj_path p = *at;
+  size_t k = 0;
+  for (; k < n; k++) {
     size_t len = strlen(args[k].name);
     if (strncmp(w, args[k].name, len) != 0 || (w[len] != '\0' && w[len] != '[')) continue;
-    dlj_path local;
-    dlj_path_init(&local, args[k].key);
+    if (args[k].exact && w[len] != '\0') continue;
+    dlj_path_key(&p, args[k].key);
     if (w[len] == '[' && args[k].shape) {
       /* the library's flat index -> the tensor's index, last dimension fastest */
       size_t flat = (size_t)strtoull(w + len + 1, NULL, 10), idx[DLJ_MAX_DIMS] = {0};
@@ -65,14 +67,14 @@ void dlj_locate(detloss_error *err, const dlj_path *at, const dlj_arg *args, siz
         idx[d] = flat % s;
         flat /= s;
       }
-      for (int d = 0; d < nd; d++) dlj_path_index(&local, idx[d]);
+      for (int d = 0; d < nd; d++) dlj_path_index(&p, idx[d]);
     } else {
-      path_push(&local, w + len, "", 0, 0);
+      path_push(&p, w + len, "", 0, 0);
     }
-    memcpy(err->where, local.buf, sizeof local.buf);
     break;
   }
-  dlj_prefix_where(err, at->buf);
+  if (k == n && w[0]) dlj_path_key(&p, w);
+  memcpy(err->where, p.buf, sizeof p.buf);
 }
 
 char *dlj_dupstr(const char *s) {
@@ -392,20 +394,6 @@ detloss_status dlj_check_keys(const cJSON *obj, const char *path, const char *co
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown key");
   }
   return DETLOSS_OK;
-}
-
-void dlj_prefix_where_sep(detloss_error *err, const char *prefix, const char *sep) {
-  if (!err || !prefix || !prefix[0]) return;
-  char tmp[DETLOSS_WHERE_MAX];
-  if (err->where[0])
-    snprintf(tmp, sizeof tmp, "%s%s%s", prefix, sep, err->where);
-  else
-    snprintf(tmp, sizeof tmp, "%s", prefix);
-  memcpy(err->where, tmp, sizeof tmp);
-}
-
-void dlj_prefix_where(detloss_error *err, const char *path) {
-  dlj_prefix_where_sep(err, path, ".");
 }
 
 detloss_status dlj_read_stream(FILE *f, const char *name, size_t max_bytes, char **text,

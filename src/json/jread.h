@@ -53,18 +53,21 @@ void dlj_path_pop(dlj_path *p, size_t mark);
  * element index ("logits[7]"); key is the JSON key it was read from, relative
  * to the case ("input", "params.gamma"). With a shape (non-NULL, ndim >= 0) a
  * flat index becomes the tensor's index ("input[1][3]"; none for a scalar);
- * with shape NULL the suffix is kept. */
+ * with shape NULL the suffix is kept. exact = 1 matches only a where equal
+ * to name (a library name that also heads unrelated names). */
 typedef struct dlj_arg {
   const char *name;
   const char *key;
   const size_t *shape;
   int ndim;
+  int exact;
 } dlj_arg;
 
-/* Locates a library error in the case: the first of args[0..n) whose name
- * heads err->where (followed by nothing or "[") is replaced by its key; then
- * the result is put under at ("[2]" + "input[1]" -> "[2].input[1]"; an empty
- * where becomes at itself). err may be NULL. */
+/* Locates a library error in the case: the path at, then the key of the
+ * first of args[0..n) whose name heads err->where (followed by nothing or
+ * "["), with its index; a where that names no argument is pushed as it is
+ * ("[2]" + "input[1]" -> "[2].input[1]"; an empty where gives at itself).
+ * args may be NULL when n = 0; err may be NULL. */
 void dlj_locate(detloss_error *err, const dlj_path *at, const dlj_arg *args, size_t n);
 
 /* A malloc'ed copy of s (NULL for NULL, or when out of memory). */
@@ -151,11 +154,5 @@ int dlj_find_nonfinite(const char *text, size_t len, char *where, size_t cap);
  * check) cannot allocate: a NULL tree after a valid scan. */
 detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON **root,
                          detloss_error *err);
-
-/* Prefixes err->where with the case path ("[2]" + "boxes1[0]" -> "[2].boxes1[0]"),
- * for errors returned by library calls, which name only their argument. */
-void dlj_prefix_where(detloss_error *err, const char *path);
-/* The same with another separator ("file.json" + ": " + "images[1]"). */
-void dlj_prefix_where_sep(detloss_error *err, const char *prefix, const char *sep);
 
 #endif /* DETLOSS_JREAD_H */

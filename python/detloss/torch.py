@@ -643,16 +643,17 @@ def complete_box_iou(boxes1, boxes2, eps=1e-7, *, num_threads=None):
 
 
 def box_area(boxes):
-    """torchvision.ops.box_area: (x2 - x1) (y2 - y1), not clamped. Float boxes are computed
-    by detloss in float32 (float64 results are float32 values widened; float16 / bfloat16
-    give float32, as torchvision's); integer boxes give integer areas computed exactly in
-    torchvision's dtype (int64 stays int64, other integers give int32, as its _upcast),
-    with its wrap-around on overflow."""
+    """torchvision.ops.box_area: (x2 - x1) (y2 - y1), not clamped. float32 boxes are
+    computed by detloss, float16 / bfloat16 boxes too after widening to float32 (and give
+    float32, as torchvision's). Integer and float64 boxes are computed in torchvision's
+    dtype (int64 and float64 kept, other integers int32, as its _upcast), exactly as it
+    does, by torch: one subtraction pair and a product per box, which the float32 library
+    could only round (an integer area with its wrap-around on overflow)."""
     b = _tensor("boxes", boxes, last=4, ndim=2, ints=True)
     _no_grad_wanted("boxes", boxes, _NOT_DIFFERENTIABLE)
-    if _is_int(boxes):
+    if _is_int(boxes) or boxes.dtype == torch.float64:
         bi = boxes.detach()
-        bi = bi if bi.dtype in (torch.int32, torch.int64) else bi.int()
+        bi = bi if bi.dtype in (torch.int32, torch.int64, torch.float64) else bi.int()
         return (bi[:, 2] - bi[:, 0]) * (bi[:, 3] - bi[:, 1])
     out = torch.empty(b.shape[0], dtype=_F32)
     _lib.call("detloss_box_area", _p(b), b.shape[0], _p(out))

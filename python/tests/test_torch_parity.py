@@ -37,6 +37,15 @@ def test_integer_boxes_give_torchvision_dtypes_and_values(dtype):
         torch.testing.assert_close(ours, ref, **VAL, msg=name)
 
 
+def test_float64_box_area_is_torchvisions_exactly():
+    # torchvision test_ops.py's FLOAT_BOXES areas (about 6e5 px^2) need float64: float32
+    # rounds them by up to 0.03 px^2
+    b = torch.tensor([[285.3538, 185.5758, 1193.5110, 851.4551],
+                      [279.2440, 197.9812, 1189.4746, 849.2019]], dtype=torch.float64)
+    ours = dt.box_area(b)
+    assert ours.dtype == torch.float64 and torch.equal(ours, tvo.box_area(b))
+
+
 def test_integer_box_area_is_exact_beyond_float32():
     # 100000^2 = 1e10 is not a float32 integer neighbourhood of 1: int64 keeps it exactly
     b = torch.tensor([[0, 0, 100001, 100003]], dtype=torch.int64)

@@ -419,6 +419,30 @@ static void focal_is_finite_where_autograd_gives_nan(void **state) {
   dl_assert_close1(loss[0], 0.25 * exp(-25.5), 1e-4, 0.0);
 }
 
+static void vector_exp_of_a_non_positive_float_is_at_most_one(void **state) {
+  (void)state;
+  /* The focal <= BCE guarantee (loss_kernels.h) needs q^gamma = e^(gamma (ln w - L)) <= 1:
+   * dl_expf_neg(x) <= 1 for x <= 0 and dl_logf(w) <= 0 for w in (0, 1]. Checked on every
+   * float once (a scratch loop, 78 s); here every 61st bit pattern of [-inf, -0] and
+   * (0, 1], plus the end points (e^0 = e^-0 = 1 exactly, ln 1 = 0). */
+  size_t bad = 0;
+  for (uint64_t u = 0x80000000u; u <= 0xff800000u; u += 61) {
+    uint32_t b = (uint32_t)u;
+    float x;
+    memcpy(&x, &b, sizeof x);
+    bad += !(dl_expf_neg(x) <= 1.0f);
+  }
+  for (uint32_t b = 1; b <= 0x3f800000u; b += 61) {
+    float w;
+    memcpy(&w, &b, sizeof w);
+    bad += !(dl_logf(w) <= 0.0f);
+  }
+  assert_int_equal(bad, 0);
+  dl_assert_close1(dl_expf_neg(0.0f), 1.0, 0.0, 0.0);
+  dl_assert_close1(dl_expf_neg(-0.0f), 1.0, 0.0, 0.0);
+  dl_assert_close1(dl_logf(1.0f), 0.0, 0.0, 0.0);
+}
+
 static void focal_never_exceeds_bce_and_equals_it_at_gamma_0_without_alpha(void **state) {
   (void)state;
   /* torchvision orders the value as (ce * (1-p_t)^gamma) * alpha_t, with ce the BCE with
@@ -745,6 +769,7 @@ int main(void) {
       cmocka_unit_test(class_gradients_match_central_differences),
       cmocka_unit_test(saturated_logits_give_finite_analytic_limits),
       cmocka_unit_test(focal_is_finite_where_autograd_gives_nan),
+      cmocka_unit_test(vector_exp_of_a_non_positive_float_is_at_most_one),
       cmocka_unit_test(focal_never_exceeds_bce_and_equals_it_at_gamma_0_without_alpha),
       cmocka_unit_test(bce_at_probabilities_zero_and_one_is_clamped_like_torch),
       cmocka_unit_test(cross_entropy_with_saturated_logits_is_exact),

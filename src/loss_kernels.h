@@ -65,17 +65,26 @@ DL_KERNEL void dl_bce_logits_elem(float x, float y, float pw, float *l, float *g
  * (torchvision sigmoid_focal_loss; Lin et al., Focal Loss for Dense Object
  * Detection, arXiv:1708.02002, eq. (5); docs/math/losses.md eq. (3)-(8)).
  * With a = |x|, t = e^-a, L = ln(1+t), u = y if x >= 0 else 1-y, s = sign(x):
- *   CE        = a (1-u) + L                          (BCE with logits)
+ *   CE        = (1-y) a + L (x >= 0),  y a + L (x < 0)   (BCE with logits)
  *   q = 1-p_t = w / (1+t),  w = (1-u) + u t,  ln q = ln w - L   (ln w = -a when u = 1)
  *   q^gamma   = q q when square (gamma = 2, the default), else exp(gamma ln q)
  *   a_t       = alpha y + (1-alpha)(1-y), or 1 when use_alpha is 0 (alpha < 0)
- *   l         = a_t q^gamma CE
+ *   l         = (CE q^gamma) a_t
  *   dl/dx     = s a_t q^gamma [ gamma r (1-2u) CE + ((1-u) - u t)/(1+t) ],
  *               r = p(1-p)/q = t / ((1+t) w)  (= 1/(1+t) when u = 1)
  * The (1-p_t)^(gamma-1) of the textbook derivative is folded into r (bounded
  * by 1), so the value and derivative are finite for every gamma >= 0 and
  * every finite x, also where 1-p_t underflows. For y in {0,1} it is the
  * Detectron kernel's formula.
+ * The value is rounded as torchvision orders it (loss = ce * (1-p_t)^gamma,
+ * then alpha_t * loss), with CE evaluated by exactly the operations of
+ * dl_bce_logits_elem at pw = 1 (same bits: c = 1 + 0 y = 1, 1 y = y). As
+ * q^gamma <= 1 (q = w/(1+t) with w <= 1; dl_expf_neg of an argument <= 0 is
+ * <= 1) and a_t <= 1 for alpha in [0, 1], each rounded product is at most
+ * its left factor: focal <= BCE element by element (bitwise, against
+ * detloss's BCE with logits), and gamma = 0 (q^0 = e^0 = 1 exactly),
+ * alpha < 0 gives BCE's bits. Writing CE as a (1-u) + L instead rounds
+ * 1 - (1 - y) for soft targets at x < 0 and broke both properties.
  * soft = 0 requires y in {0, 1} and skips ln w and t / w: then w = 1 or t,
  * ln 1 = 0 and t / 1 = t exactly, and the remaining terms are the soft
  * path's operations with u in {0, 1} spelt out where that is exact
@@ -94,7 +103,7 @@ DL_KERNEL void dl_sigmoid_focal_elem(float x, float y, float alpha, float gamma,
   int pos = x >= 0.0f;
   float u = pos ? y : 1.0f - y;
   int one = u == 1.0f;
-  float ce = a * (1.0f - u) + L;
+  float ce = (pos ? 1.0f - y : y) * a + L; /* dl_bce_logits_elem's lin + c L, pw = 1 */
   float w = soft ? (1.0f - u) + u * t : (one ? t : 1.0f); /* > 0 unless u = 1 */
   float q_g;
   if (square) {
@@ -111,7 +120,7 @@ DL_KERNEL void dl_sigmoid_focal_elem(float x, float y, float alpha, float gamma,
   float atq = at * q_g;
   float grc = gamma * r * ce;
   float br = soft ? gamma * r * (1.0f - 2.0f * u) * ce + d : (one ? d - grc : d + grc);
-  *l = atq * ce;
+  *l = (ce * q_g) * at; /* torchvision's order: (ce * modulating factor) * alpha_t */
   *g = pos ? atq * br : -(atq * br);
 }
 

@@ -419,6 +419,95 @@ static void focal_is_finite_where_autograd_gives_nan(void **state) {
   dl_assert_close1(loss[0], 0.25 * exp(-25.5), 1e-4, 0.0);
 }
 
+static void vector_exp_of_a_non_positive_float_is_at_most_one(void **state) {
+  (void)state;
+  /* The focal <= BCE guarantee (loss_kernels.h) needs q^gamma = e^(gamma (ln w - L)) <= 1:
+   * dl_expf_neg(x) <= 1 for x <= 0 and dl_logf(w) <= 0 for w in (0, 1]. Checked on every
+   * float once (a scratch loop, 78 s); here every 61st bit pattern of [-inf, -0] and
+   * (0, 1], plus the end points (e^0 = e^-0 = 1 exactly, ln 1 = 0). */
+  size_t bad = 0;
+  for (uint64_t u = 0x80000000u; u <= 0xff800000u; u += 61) {
+    uint32_t b = (uint32_t)u;
+    float x;
+    memcpy(&x, &b, sizeof x);
+    bad += !(dl_expf_neg(x) <= 1.0f);
+  }
+  for (uint32_t b = 1; b <= 0x3f800000u; b += 61) {
+    float w;
+    memcpy(&w, &b, sizeof w);
+    bad += !(dl_logf(w) <= 0.0f);
+  }
+  assert_int_equal(bad, 0);
+  dl_assert_close1(dl_expf_neg(0.0f), 1.0, 0.0, 0.0);
+  dl_assert_close1(dl_expf_neg(-0.0f), 1.0, 0.0, 0.0);
+  dl_assert_close1(dl_logf(1.0f), 0.0, 0.0, 0.0);
+}
+
+static void focal_never_exceeds_bce_and_equals_it_at_gamma_0_without_alpha(void **state) {
+  (void)state;
+  /* torchvision orders the value as (ce * (1-p_t)^gamma) * alpha_t, with ce the BCE with
+   * logits: each factor after ce is <= 1 (for alpha in [0, 1] and y in [0, 1]), so the
+   * focal loss is <= the BCE element by element, and gamma = 0, alpha = -1 is the BCE.
+   * Checked bitwise against detloss's BCE with logits (same ce operations) on 2^18 elements
+   * per run: logits N(0, 6^2) with 1/16 of them at +-100 (saturated), targets half soft
+   * U(0, 1), half 0/1; sum reductions equal bitwise where the elements are. */
+  enum { N = 1 << 18 };
+  float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *yb = malloc(N * sizeof *yb);
+  float *lf = malloc(N * sizeof *lf), *lb = malloc(N * sizeof *lb), *g = malloc(N * sizeof *g);
+  assert_true(x && y && yb && lf && lb && g);
+  dl_rng r = {19};
+  for (size_t i = 0; i < N; i++) {
+    x[i] = (float)(dl_rng_normal(&r) * 6.0);
+    if (i % 16 == 3) x[i] = i % 32 == 3 ? 100.0f : -100.0f;
+    y[i] = (float)dl_rng_uniform(&r, 0, 1);
+    yb[i] = y[i] < 0.5f ? 0.0f : 1.0f;
+  }
+  const float gammas[3] = {0.0f, 0.5f, 2.0f}, alphas[3] = {-1.0f, 0.25f, 1.0f};
+  for (int soft = 0; soft < 2; soft++) {
+    const float *t = soft ? y : yb;
+    detloss_loss_options ob = opts(DETLOSS_LOSS_BCE_WITH_LOGITS, DETLOSS_REDUCTION_NONE);
+    assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, t, NULL, N, lb, NULL,
+                                              &ob, NULL),
+                     DETLOSS_OK);
+    for (int gi = 0; gi < 3; gi++) {
+      for (int ai = 0; ai < 3; ai++) {
+        detloss_loss_options o = opts(DETLOSS_LOSS_SIGMOID_FOCAL, DETLOSS_REDUCTION_NONE);
+        o.gamma = gammas[gi];
+        o.alpha = alphas[ai];
+        assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, t, NULL, N, lf, g,
+                                                  &o, NULL),
+                         DETLOSS_OK);
+        assert_true(lt_all_finite(lf, N));
+        assert_true(lt_all_finite(g, N));
+        size_t above = 0;
+        for (size_t i = 0; i < N; i++) above += !(lf[i] >= 0.0f && lf[i] <= lb[i]);
+        print_message("soft %d gamma %g alpha %g: %zu elements above the BCE\n", soft,
+                      (double)gammas[gi], (double)alphas[ai], above);
+        assert_int_equal(above, 0);
+        if (gi == 0 && ai == 0) {
+          dl_assert_bitwise_equal(lf, lb, N);
+          float sf, sb;
+          o.reduction = ob.reduction = DETLOSS_REDUCTION_SUM;
+          assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, t, NULL, N, &sf,
+                                                    NULL, &o, NULL),
+                           DETLOSS_OK);
+          assert_int_equal(detloss_loss_elementwise(DETLOSS_LOSS_BCE_WITH_LOGITS, x, t, NULL, N,
+                                                    &sb, NULL, &ob, NULL),
+                           DETLOSS_OK);
+          dl_assert_bitwise_equal(&sf, &sb, 1);
+          ob.reduction = DETLOSS_REDUCTION_NONE;
+        }
+      }
+    }
+  }
+  free(x);
+  free(y);
+  free(yb);
+  free(lf);
+  free(lb);
+  free(g);
+}
+
 static void bce_at_probabilities_zero_and_one_is_clamped_like_torch(void **state) {
   (void)state;
   /* torch: log clamped at -100, gradient (x - y)/max(x(1-x), 1e-12):
@@ -680,6 +769,8 @@ int main(void) {
       cmocka_unit_test(class_gradients_match_central_differences),
       cmocka_unit_test(saturated_logits_give_finite_analytic_limits),
       cmocka_unit_test(focal_is_finite_where_autograd_gives_nan),
+      cmocka_unit_test(vector_exp_of_a_non_positive_float_is_at_most_one),
+      cmocka_unit_test(focal_never_exceeds_bce_and_equals_it_at_gamma_0_without_alpha),
       cmocka_unit_test(bce_at_probabilities_zero_and_one_is_clamped_like_torch),
       cmocka_unit_test(cross_entropy_with_saturated_logits_is_exact),
       cmocka_unit_test(cross_entropy_mean_with_every_row_ignored_is_zero),

@@ -623,7 +623,10 @@ DETLOSS_API const detloss_loss_info *detloss_loss_info_by_name(const char *name)
  *                    x, y in [0,1]; gradient (x-y) / max(x(1-x), 1e-12) (torch's)
  *   sigmoid_focal    l = a_t (1-p_t)^gamma CE,  p = sigmoid(x), CE = bce_with_logits,
  *                    p_t = p y + (1-p)(1-y), a_t = alpha y + (1-alpha)(1-y)
- *                    (a_t = 1 when alpha < 0); y in [0,1] (soft targets allowed)
+ *                    (a_t = 1 when alpha < 0); y in [0,1] (soft targets allowed);
+ *                    rounded as (CE (1-p_t)^gamma) a_t with CE the bits of
+ *                    bce_with_logits (pw 1): l <= that BCE for alpha in [0,1]
+ *                    or < 0, and gamma 0, alpha < 0 gives it exactly
  *   hinge            l = max(0, margin - y x),  y in {-1, +1}
  *   l1  |d|     mse  d^2     smooth_l1  0.5 d^2/beta if |d| < beta else |d| - 0.5 beta
  *   huber            0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta)

@@ -780,6 +780,17 @@ def reduction(r):
         raise DetlossError(ERR_RANGE, "reduction", "must be 'none', 'sum' or 'mean', got %r" % (r,))
 
 
+def flag(name, v):
+    """A yes/no option: a bool (or numpy bool, or the integers 0 / 1); anything else, a
+    tensor or array among them, is a DetlossTypeError naming it (bool() of a tensor of
+    several values would raise an unnamed RuntimeError, and of a string would be True)."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)) and int(v) in (0, 1):
+        return bool(v)
+    raise DetlossTypeError(ERR_TYPE, name, "must be True or False, got %r" % (v,))
+
+
 def scalar(name, v, lo=None, lo_open=False, allow_inf=False):
     """A float parameter; must be finite (or +Inf when allow_inf)."""
     if v is None:

@@ -440,10 +440,10 @@ def _set_fields(o, kind, values):
         if v is None:
             continue
         if f.type == "bool":
-            v = 1 if v else 0
+            v = 1 if _lib.flag(f.field, v) else 0
         elif f.type == "enum":
             table = NAMES[f.names]
-            if v not in table:
+            if not isinstance(v, str) or v not in table:
                 raise DetlossError(_lib.ERR_RANGE, f.field, "must be one of %s, got %r"
                                    % (sorted(table), v))
             v = table[v]
@@ -610,7 +610,7 @@ def loss_options(kind, reduction="mean", num_threads=0, **params):
                        shape=(None,))
             o.pos_weight, o.pos_weight_len, keep = ptr(pw), pw.shape[0], pw
         elif k == "swap":
-            o.swap = 1 if v else 0
+            o.swap = 1 if _lib.flag("swap", v) else 0
         elif k == "ignore_index":
             o.ignore_index = _lib.integer("ignore_index", v, "int64")
         else:
@@ -817,6 +817,9 @@ RETINA_NORMALIZERS = NAMES["retina_normalizer"]
 
 
 def _choice(name, v, table):
+    if not isinstance(v, str):
+        raise _lib.DetlossTypeError(_lib.ERR_TYPE, name, "must be one of %s (a str), got %r"
+                                    % (", ".join(table), v))
     if v not in table:
         raise DetlossError(_lib.ERR_RANGE, name, "must be one of %s, got %r"
                            % (", ".join(table), v))
@@ -917,13 +920,30 @@ def _copy(struct_type, value):
 
 def _set_match(m, fg_iou_thresh, bg_iou_thresh, allow_low_quality, allowed_border):
     if fg_iou_thresh is not None:
-        m.high = _lib.scalar("fg_iou_thresh", fg_iou_thresh)
+        m.high = _unit("fg_iou_thresh", fg_iou_thresh)
     if bg_iou_thresh is not None:
-        m.low = _lib.scalar("bg_iou_thresh", bg_iou_thresh)
+        m.low = _unit("bg_iou_thresh", bg_iou_thresh)
     if allow_low_quality is not None:
-        m.allow_low_quality = 1 if allow_low_quality else 0
+        m.allow_low_quality = 1 if _lib.flag("allow_low_quality", allow_low_quality) else 0
     if allowed_border is not None:
         m.allowed_border = _lib.scalar("allowed_border", allowed_border)
+
+
+def _unit(name, v):
+    """An IoU threshold: a number in [0, 1] (the library checks it too, but names its
+    options field, match.high / match.low, not the argument)."""
+    f = _lib.scalar(name, v)
+    if not 0.0 <= f <= 1.0:
+        raise DetlossError(_lib.ERR_RANGE, name, "must be in [0, 1], got %r" % (v,))
+    return f
+
+
+def _config(config):
+    """config: a detloss.Config (duck-typed: its C struct is config.c)."""
+    if not hasattr(config, "c") or not hasattr(config.c, "rpn"):
+        raise _lib.DetlossTypeError(_lib.ERR_TYPE, "config", "must be a detloss.Config "
+                                    "(detloss.load_config(...)), got %s" % type(config).__name__)
+    return config
 
 
 def _set_box(o, box_loss, smooth_l1_beta, box_weights):
@@ -946,10 +966,11 @@ def rpn_options(config=None, convention=None, fg_iou_thresh=None, bg_iou_thresh=
     if config is not None:
         if convention is not None:
             raise DetlossError(_lib.ERR_RANGE, "convention", "give a config or a convention")
-        o = _copy(_lib.RpnOptions, config.c.rpn)
+        o = _copy(_lib.RpnOptions, _config(config).c.rpn)
     else:
         o = _lib.fn("detloss_rpn_options_preset")(
-            _choice("convention", convention or "torchvision", RPN_CONVENTIONS))
+            _choice("convention", "torchvision" if convention is None else convention,
+                    RPN_CONVENTIONS))
     _set_match(o.match, fg_iou_thresh, bg_iou_thresh, allow_low_quality, allowed_border)
     if batch_size_per_image is not None:
         o.sample.batch_size_per_image = _lib.integer("batch_size_per_image",
@@ -971,7 +992,7 @@ def retina_options(config=None, fg_iou_thresh=None, bg_iou_thresh=None, allow_lo
     torchvision defaults (0.5 / 0.4, alpha 0.25, gamma 2, L1 box loss, per-image
     normalizer); then every argument that is not None overrides its field. The EMA
     state pointer is left NULL (the loss functions set it)."""
-    o = _copy(_lib.RetinaOptions, config.c.retina) if config is not None else \
+    o = _copy(_lib.RetinaOptions, _config(config).c.retina) if config is not None else \
         _lib.fn("detloss_retina_options_default")()
     o.ema_state = None
     _set_match(o.match, fg_iou_thresh, bg_iou_thresh, allow_low_quality, allowed_border)

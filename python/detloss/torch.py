@@ -47,12 +47,18 @@ Which inputs are differentiated: every input torch / torchvision differentiates.
 Tensors must be on the CPU (DetlossError naming the argument otherwise); None
 or a non-tensor for a tensor argument raises DetlossTypeError (a TypeError)
 naming it. The arithmetic is float32: float64 inputs are rounded to float32,
-float16 / bfloat16 inputs widened to it (a copy), and results and gradients
-cast back to the input's dtype. Integer-valued arguments (labels, class
+float16 / bfloat16 inputs widened to it (a copy). Results follow torchvision's dtypes
+(docs/torch.md): the box ops and IoU losses return float64 for float64 boxes and
+float32 for all others (half and integer boxes too, as torchvision's _upcast; integer
+boxes give box_area integer areas); the other losses return the input's dtype;
+gradients come back in each input's dtype. Integer-valued arguments (labels, class
 indices, iscrowd flags, seeds, counts) follow detloss.ops's rules: checked for
 type and range first. Non-contiguous inputs are made contiguous (a copy).
 num_threads=None (the default) uses torch.get_num_threads(); the results are
 bitwise the same for any count.
+
+TorchScript: these are eager-mode functions; torch.jit.script of one (or of code
+calling one) raises a RuntimeError saying so and what to use instead (docs/torch.md).
 """
 import ctypes
 import functools
@@ -105,8 +111,10 @@ def _no_grad_wanted(name, t, why):
                            "%s.detach() (or compute under torch.no_grad())" % (why, name))
 
 
-def _tensor(name, t, last=None, ndim=None):
-    """t as a contiguous float32 CPU tensor (no copy when it already is one)."""
+def _tensor(name, t, last=None, ndim=None, ints=False):
+    """t as a contiguous float32 CPU tensor (no copy when it already is one). ints: integer
+    tensors (not bool) are accepted too, converted to float32 (boxes, as torchvision's
+    _upcast accepts them)."""
     if t is None:
         raise DetlossTypeError(_lib.ERR_NULL, name, "is required (a torch.Tensor), got None")
     if not isinstance(t, torch.Tensor):
@@ -118,9 +126,10 @@ def _tensor(name, t, last=None, ndim=None):
     if t.layout != torch.strided:
         raise DetlossTypeError(_lib.ERR_TYPE, name, "must be a dense (strided) tensor, got %s"
                                % t.layout)
-    if not t.dtype.is_floating_point:
-        raise DetlossTypeError(_lib.ERR_TYPE, name, "must be a floating-point tensor, got %s"
-                               % t.dtype)
+    if not t.dtype.is_floating_point and not (ints and _is_int(t)):
+        raise DetlossTypeError(_lib.ERR_TYPE, name, "must be a %s tensor, got %s"
+                               % ("floating-point or integer" if ints else "floating-point",
+                                  t.dtype))
     if ndim is not None and t.dim() != ndim:
         raise DetlossError(_lib.ERR_SHAPE, name, "expected %d dimensions, got shape %s"
                            % (ndim, tuple(t.shape)))
@@ -131,6 +140,17 @@ def _tensor(name, t, last=None, ndim=None):
     if t.dtype != _F32:
         t = t.to(_F32)
     return t.contiguous()
+
+
+def _is_int(t):
+    return not t.dtype.is_floating_point and not t.is_complex() and t.dtype != torch.bool
+
+
+def _box_dtype(*ts):
+    """The dtype of torchvision's box ops and IoU losses for these inputs: float64 stays
+    float64, everything else (float32, float16, bfloat16, integers) gives float32, as
+    torchvision's _upcast / _upcast_non_float compute half and integer boxes in float32."""
+    return torch.float64 if ts[0].dtype == torch.float64 else _F32
 
 
 def _int_tensor(name, t, n, lo=None, hi=None):
@@ -264,8 +284,8 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none",
 class BoxLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, boxes1, boxes2, kind, reduction, eps, num_threads):
-        b1 = _tensor("boxes1", boxes1, last=4)
-        b2 = _tensor("boxes2", boxes2, last=4)
+        b1 = _tensor("boxes1", boxes1, last=4, ints=True)
+        b2 = _tensor("boxes2", boxes2, last=4, ints=True)
         if b2.shape != b1.shape:
             raise DetlossError(_lib.ERR_SHAPE, "boxes2", "shape %s differs from boxes1 %s"
                                % (tuple(b2.shape), tuple(b1.shape)))
@@ -278,7 +298,8 @@ class BoxLossFunction(torch.autograd.Function):
         _lib.call("detloss_loss_boxes", ops.LOSS_KINDS[kind], _p(b1), _p(b2), None, n, _p(loss),
                   _p(g1), _p(g2), ctypes.byref(opt))
         ctx.g1, ctx.g2, ctx.dt1, ctx.dt2 = g1, g2, boxes1.dtype, boxes2.dtype
-        return loss if boxes1.dtype == _F32 else loss.to(boxes1.dtype)
+        out = _box_dtype(boxes1, boxes2)
+        return loss if out == _F32 else loss.to(out)
 
     @staticmethod
     @_first_order
@@ -591,15 +612,16 @@ _NOT_DIFFERENTIABLE = "detloss's IoU matrices and box_area have no gradient (tor
 
 
 def _matrix(kind, boxes1, boxes2, eps, num_threads):
-    b1 = _tensor("boxes1", boxes1, last=4, ndim=2)
-    b2 = _tensor("boxes2", boxes2, last=4, ndim=2)
+    b1 = _tensor("boxes1", boxes1, last=4, ndim=2, ints=True)
+    b2 = _tensor("boxes2", boxes2, last=4, ndim=2, ints=True)
     _no_grad_wanted("boxes1", boxes1, _NOT_DIFFERENTIABLE)
     _no_grad_wanted("boxes2", boxes2, _NOT_DIFFERENTIABLE)
     out = torch.empty((b1.shape[0], b2.shape[0]), dtype=_F32)
     opt = _lib.IouOptions(_lib.scalar("eps", eps), _nthreads(num_threads))
     _lib.call("detloss_iou_matrix", ops._IOU_KINDS[kind], _p(b1), b1.shape[0], _p(b2),
               b2.shape[0], _p(out), ctypes.byref(opt))
-    return out if boxes1.dtype == _F32 else out.to(boxes1.dtype)
+    dt = _box_dtype(boxes1, boxes2)
+    return out if dt == _F32 else out.to(dt)
 
 
 def box_iou(boxes1, boxes2, *, num_threads=None):
@@ -621,11 +643,22 @@ def complete_box_iou(boxes1, boxes2, eps=1e-7, *, num_threads=None):
 
 
 def box_area(boxes):
-    b = _tensor("boxes", boxes, last=4, ndim=2)
+    """torchvision.ops.box_area: (x2 - x1) (y2 - y1), not clamped. float32 boxes are
+    computed by detloss, float16 / bfloat16 boxes too after widening to float32 (and give
+    float32, as torchvision's). Integer and float64 boxes are computed in torchvision's
+    dtype (int64 and float64 kept, other integers int32, as its _upcast), exactly as it
+    does, by torch: one subtraction pair and a product per box, which the float32 library
+    could only round (an integer area with its wrap-around on overflow)."""
+    b = _tensor("boxes", boxes, last=4, ndim=2, ints=True)
     _no_grad_wanted("boxes", boxes, _NOT_DIFFERENTIABLE)
+    if _is_int(boxes) or boxes.dtype == torch.float64:
+        bi = boxes.detach()
+        bi = bi if bi.dtype in (torch.int32, torch.int64, torch.float64) else bi.int()
+        return (bi[:, 2] - bi[:, 0]) * (bi[:, 3] - bi[:, 1])
     out = torch.empty(b.shape[0], dtype=_F32)
     _lib.call("detloss_box_area", _p(b), b.shape[0], _p(out))
-    return out if boxes.dtype == _F32 else out.to(boxes.dtype)
+    dt = _box_dtype(boxes)
+    return out if dt == _F32 else out.to(dt)
 
 
 def _per_image_views(name, pred, num_images, width):
@@ -826,7 +859,16 @@ def _apply_head(kind, cls_pred, box_pred, anchors, targets, opt, num_classes, im
                                % type(anchors).__name__)
     if len(anchors) == 0:
         raise DetlossError(_lib.ERR_SHAPE, "anchors", "empty batch")
+    for i, a in enumerate(anchors):
+        if not isinstance(a, torch.Tensor):
+            raise DetlossTypeError(_lib.ERR_NULL if a is None else _lib.ERR_TYPE,
+                                   "anchors[%d]" % i, "must be a tensor [A, 4], got %s"
+                                   % type(a).__name__)
     _check_targets(targets)
+    image_sizes = _image_sizes(image_sizes, len(anchors))
+    if image_sizes is None and opt.match.allowed_border >= 0:
+        raise DetlossError(_lib.ERR_MISSING, "image_sizes", "is required with allowed_border "
+                           ">= 0 (anchors crossing the image border are ignored)")
     for i, a in enumerate(anchors):
         _no_grad_wanted("anchors[%d]" % i, a, _HEAD_CONSTANTS)
     for i, t in enumerate(targets):
@@ -853,6 +895,27 @@ def _apply_head(kind, cls_pred, box_pred, anchors, targets, opt, num_classes, im
         return lc, lb, spec.result
     lc, lb = _HeadLossFunction.apply(spec, cls_pred, box_pred)
     return lc, lb, spec.result
+
+
+def _image_sizes(sizes, n):
+    """image_sizes: None, or n pairs (H, W) of finite numbers > 0 (torchvision's
+    ImageList.image_sizes: a list of (H, W) tuples)."""
+    if sizes is None:
+        return None
+    if isinstance(sizes, (str, bytes, torch.Tensor)) or not hasattr(sizes, "__len__"):
+        raise DetlossTypeError(_lib.ERR_TYPE, "image_sizes", "must be a list of (H, W) pairs, "
+                               "one per image, got %s" % type(sizes).__name__)
+    if len(sizes) != n:
+        raise DetlossError(_lib.ERR_SHAPE, "image_sizes", "has %d entries for %d images"
+                           % (len(sizes), n))
+    out = []
+    for i, s in enumerate(sizes):
+        name = "image_sizes[%d]" % i
+        if isinstance(s, (str, bytes)) or not hasattr(s, "__len__") or len(s) != 2:
+            raise DetlossTypeError(_lib.ERR_TYPE, name, "must be a pair (H, W), got %r" % (s,))
+        out.append((_lib.scalar(name, s[0], lo=0, lo_open=True),
+                    _lib.scalar(name, s[1], lo=0, lo_open=True)))
+    return out
 
 
 class _ListHead(torch.autograd.Function):
@@ -920,7 +983,7 @@ def retina_loss(cls_logits, bbox_regression, anchors, targets, *, config=None,
                                "tensors, got %s" % type(cls_logits).__name__)
     lc, lb, stats = _apply_head("retina", cls_logits, bbox_regression, anchors, targets, o,
                                 int(num_classes), image_sizes, anchor_grid)
-    return (lc, lb, stats) if return_stats else (lc, lb)
+    return (lc, lb, stats) if _lib.flag("return_stats", return_stats) else (lc, lb)
 
 
 def rpn_loss(objectness, pred_bbox_deltas, anchors, targets, *, config=None, convention=None,
@@ -948,7 +1011,7 @@ def rpn_loss(objectness, pred_bbox_deltas, anchors, targets, *, config=None, con
                         box_weights, allowed_border, _nthreads(num_threads))
     lc, lb, stats = _apply_head("rpn", objectness, pred_bbox_deltas, anchors, targets, o, None,
                                 image_sizes, anchor_grid)
-    return (lc, lb, stats) if return_stats else (lc, lb)
+    return (lc, lb, stats) if _lib.flag("return_stats", return_stats) else (lc, lb)
 
 
 def _loss_type(model):
@@ -1090,3 +1153,26 @@ def unpatch(model):
             if name in vars(m):
                 delattr(m, name)
     return model
+
+
+# TorchScript: these functions are eager-mode only (docs/torch.md, "TorchScript").
+# torch.jit.script refuses a function that carries __script_unsupported with
+# "TorchScript error: <message>", also when it meets one inside a scripted function or
+# module; without the marker it would fail inside its compiler with an internal message.
+_EAGER_ONLY = (
+    "detloss.torch.%s is an eager-mode function: it calls the detloss C library through "
+    "ctypes, which TorchScript can neither compile nor save. In scripted code use "
+    "torchvision's / torch's function of the same name, or keep the detloss call in eager "
+    "mode: compute the loss outside the scripted module, or mark the Python function that "
+    "calls it @torch.jit.ignore (it then runs in Python, and the scripted module cannot be "
+    "saved with it)")
+
+
+def _mark_eager_only(namespace):
+    for name in namespace.get("__all__", ()):
+        fn = namespace.get(name)
+        if callable(fn) and not isinstance(fn, type):
+            setattr(fn, "__script_unsupported", _EAGER_ONLY % name)
+
+
+_mark_eager_only(globals())

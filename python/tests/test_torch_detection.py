@@ -275,13 +275,15 @@ def tiny_backbone(channels=16):
 def tiny_faster_rcnn(seed=0):
     from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
     torch.manual_seed(seed)
-    return FasterRCNN(tiny_backbone(), num_classes=3,
+    return FasterRCNN(tiny_backbone(), num_classes=None,
                       rpn_anchor_generator=AnchorGenerator(((16, 32, 64),), ((0.5, 1.0, 2.0),)),
-                      box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2), min_size=96, max_size=96,
-                      rpn_batch_size_per_image=64, box_batch_size_per_image=64,
-                      representation_size=64)
+                      box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2),
+                      box_head=TwoMLPHead(16 * 7 * 7, 32), box_predictor=FastRCNNPredictor(32, 3),
+                      min_size=96, max_size=96, rpn_batch_size_per_image=64,
+                      box_batch_size_per_image=64)
 
 
 def tiny_retinanet(seed=0):

@@ -515,17 +515,24 @@ class AnchorGenerator(nn.Module):
                 grids[key] = None  # e.g. a feature map larger than the image (stride 0)
         return grids[key]
 
+    def _integral(self, image_size):
+        """True when float64 anchors equal the float32 grid's, cast: integer-valued cell
+        anchors (the rounded defaults) plus integer shifts, all below 2^22, add exactly in
+        float32 as in float64."""
+        lim = 2.0 ** 22 - max(image_size)
+        return all(bool(torch.all(c == c.round())) and float(c.abs().max()) < lim
+                   for c in self.cell_anchors if c.numel())
+
     def forward(self, image_list, feature_maps):
         grid_sizes = tuple(tuple(int(v) for v in f.shape[-2:]) for f in feature_maps)
         image_size = tuple(int(v) for v in image_list.tensors.shape[-2:])
         dtype, device = feature_maps[0].dtype, feature_maps[0].device
         self._check_levels(len(grid_sizes), len(grid_sizes))
         grid = None
-        if device.type == "cpu" and dtype in (torch.float32, torch.float64) and \
-                all(g[0] > 0 and g[1] > 0 for g in grid_sizes):
+        if device.type == "cpu" and all(g[0] > 0 and g[1] > 0 for g in grid_sizes) and (
+                dtype == torch.float32 or (dtype == torch.float64 and self._integral(image_size))):
             grid = self._grid(image_size, grid_sizes)
         if grid is not None:
-            # float32 grid anchors are integers plus rounded cell anchors: exact in float64
             self.set_cell_anchors(dtype, device)
             a = torch.from_numpy(grid.anchors()).to(dtype)
         else:

@@ -257,6 +257,10 @@ def test_anchor_generator_equals_torchvisions(sizes, ratios, dtype):
     for m in (ref, got):
         m.cell_anchors = [c * 2 + 1 for c in m.cell_anchors]
     assert all(torch.equal(x, y) for x, y in zip(got(il, fms), ref(il, fms)))
+    # non-integral cell anchors in float64: still torchvision's float64 sums
+    for m in (ref, got):
+        m.cell_anchors = [c + 0.1 for c in m.cell_anchors]
+    assert all(torch.equal(x, y) for x, y in zip(got(il, fms), ref(il, fms)))
     with pytest.raises(AssertionError) as e_ref:
         ref(il, fms[:-1] + fms[:1] + fms[:1])
     with pytest.raises(AssertionError) as e_got:
@@ -371,6 +375,31 @@ def test_patched_model_deep_copies_pickles_and_unpatches(name):
     assert [type(o) for o in patched_parts(model)] == stock_types
     assert not any(k.startswith("_detloss_") for o in patched_parts(model) for k in vars(o))
     assert losses_of(model) == stock
+
+
+def test_patched_rpn_on_images_without_gt_gives_torchvisions_losses():
+    model = tiny_faster_rcnn()
+    images, _ = batch(0)
+    empty = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+             for _ in images]
+    torch.manual_seed(0)
+    ref = {k: v.item() for k, v in model.train()(images, empty).items()}
+    dt.patch_rpn(model)
+    torch.manual_seed(0)
+    got = {k: v.item() for k, v in model(images, empty).items()}
+    assert got["loss_rpn_box_reg"] == ref["loss_rpn_box_reg"] == 0.0
+    for k in ref:
+        assert got[k] == pytest.approx(ref[k], rel=1e-6), k
+
+
+def test_a_standalone_anchor_generator_pickles_without_its_grid_cache():
+    gen = dt.AnchorGenerator(((16,),), ((1.0,),))
+    il = ImageList(torch.zeros(1, 3, 32, 32), [(32, 32)])
+    a = gen(il, [torch.zeros(1, 1, 8, 8)])
+    assert gen.grid_for(a) is not None
+    back = pickle.loads(pickle.dumps(gen))
+    assert "_detloss_cache" not in vars(back) and back.grid_for(a) is None
+    assert torch.equal(back(il, [torch.zeros(1, 1, 8, 8)])[0], a[0])
 
 
 def test_patched_classes_are_rebuilt_by_name_in_a_fresh_lookup():

@@ -360,9 +360,9 @@ class BalancedPositiveNegativeSampler:
         return getattr(self, "_detloss_seed", None)
 
     def __call__(self, matched_idxs):
-        n_pos_max = int(self.batch_size_per_image * self.positive_fraction)
         if self.generator == "detloss":
-            return self._detloss_call(matched_idxs, n_pos_max)
+            return self._detloss_call(matched_idxs)
+        n_pos_max = int(self.batch_size_per_image * self.positive_fraction)
         pos_masks, neg_masks = [], []
         for m in matched_idxs:
             pos = torch.where(m >= 1)[0]
@@ -380,7 +380,8 @@ class BalancedPositiveNegativeSampler:
             neg_masks.append(nm)
         return pos_masks, neg_masks
 
-    def _detloss_call(self, matched_idxs, n_pos_max):
+    def _detloss_call(self, matched_idxs):
+        """detloss_sample_balanced per image (the same counts as above, computed in C)."""
         seed = self.seed
         if seed is None:
             seed = int(torch.randint(0, 2 ** 62, (1,)).item())
@@ -397,7 +398,6 @@ class BalancedPositiveNegativeSampler:
             s = torch.from_numpy(s).to(m.device)
             pos_masks.append((s == 1).to(torch.uint8))
             neg_masks.append((s == 0).to(torch.uint8))
-        del n_pos_max  # the C library applies the same counts
         return pos_masks, neg_masks
 
 

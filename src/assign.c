@@ -13,6 +13,8 @@ static void max_iou_defaults(void *o) {
 static const dl_assigner assigners[] = {
     {"max_iou", dl_assign_max_iou, "detloss_match_options", sizeof(detloss_match_options),
      max_iou_defaults},
+    {"task_aligned", dl_assign_task_aligned, "detloss_task_aligned_options",
+     sizeof(detloss_task_aligned_options), dl_task_aligned_options_default},
 };
 
 #define NUM_ASSIGNERS (sizeof assigners / sizeof assigners[0])

@@ -530,7 +530,8 @@ static detloss_status check_args(const tal_args *x, detloss_error *err) {
   DL_FORWARD_IF_ERROR(dl_check_coords(x->gt, G, "gt", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(x->labels, G, "gt_labels", err));
   for (size_t g = 0; g < G; g++) {
-    if (x->labels[g] >= 0 && (uint64_t)x->labels[g] < (uint64_t)C) continue;
+    /* with A = 0 there are no scores to index: only the sign is checked */
+    if (x->labels[g] >= 0 && (A == 0 || (uint64_t)x->labels[g] < (uint64_t)C)) continue;
     char where[DETLOSS_WHERE_MAX];
     snprintf(where, sizeof where, "gt_labels[%zu]", g);
     return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %lld, expected a class in [0, %zu)",

@@ -89,6 +89,11 @@ typedef struct tal_img {
 
 /* ---- kernels ---- */
 
+/* min / max of finite doubles (inputs are validated finite; fmin / fmax are
+ * library calls that handle NaN, which cannot occur here). */
+static inline double dmin(double a, double b) { return a < b ? a : b; }
+static inline double dmax(double a, double b) { return a > b ? a : b; }
+
 /* ultralytics bbox_iou(box1 = gt, box2 = pred, xywh=False, CIoU=True, eps=1e-7)
  * clamped at 0 (tal.py iou_calculation(...).clamp_(0)); atan_g = atan(w1/h1) of
  * the gt, computed once per gt. */
@@ -98,11 +103,11 @@ static double ciou_clamped(const float *g, double atan_g, const float *p) {
   double px1 = p[0], py1 = p[1], px2 = p[2], py2 = p[3];
   double w1 = gx2 - gx1, h1 = gy2 - gy1 + eps;
   double w2 = px2 - px1, h2 = py2 - py1 + eps;
-  double iw = fmin(gx2, px2) - fmax(gx1, px1), ih = fmin(gy2, py2) - fmax(gy1, py1);
+  double iw = dmin(gx2, px2) - dmax(gx1, px1), ih = dmin(gy2, py2) - dmax(gy1, py1);
   double inter = (iw > 0 ? iw : 0) * (ih > 0 ? ih : 0);
   double uni = w1 * h1 + w2 * h2 - inter + eps;
   double iou = inter / uni;
-  double cw = fmax(gx2, px2) - fmin(gx1, px1), ch = fmax(gy2, py2) - fmin(gy1, py1);
+  double cw = dmax(gx2, px2) - dmin(gx1, px1), ch = dmax(gy2, py2) - dmin(gy1, py1);
   double c2 = cw * cw + ch * ch + eps;
   double dx = px1 + px2 - gx1 - gx2, dy = py1 + py2 - gy1 - gy2;
   double rho2 = (dx * dx + dy * dy) / 4.0;
@@ -115,8 +120,8 @@ static double ciou_clamped(const float *g, double atan_g, const float *p) {
 
 /* mmdet bbox_overlaps(pred, gt, mode='iou', eps=1e-6): union clamped >= eps. */
 static double iou_tood(const float *p, const float *g) {
-  double iw = fmin((double)p[2], g[2]) - fmax((double)p[0], g[0]);
-  double ih = fmin((double)p[3], g[3]) - fmax((double)p[1], g[1]);
+  double iw = dmin((double)p[2], g[2]) - dmax((double)p[0], g[0]);
+  double ih = dmin((double)p[3], g[3]) - dmax((double)p[1], g[1]);
   double inter = (iw > 0 ? iw : 0) * (ih > 0 ? ih : 0);
   double ap = ((double)p[2] - (double)p[0]) * ((double)p[3] - (double)p[1]);
   double ag = ((double)g[2] - (double)g[0]) * ((double)g[3] - (double)g[1]);
@@ -129,7 +134,7 @@ static double iou_tood(const float *p, const float *g) {
 static int inside(const float *pt, const float *g, double margin) {
   double x = pt[0], y = pt[1];
   double l = x - (double)g[0], t = y - (double)g[1], r = (double)g[2] - x, b = (double)g[3] - y;
-  double m = fmin(fmin(l, t), fmin(r, b));
+  double m = dmin(dmin(l, t), dmin(r, b));
   return m > margin;
 }
 

@@ -11,7 +11,7 @@ float32 as ultralytics runs it).
 yolov8: 16 images x 8,400 anchors (640 x 640 at strides 8/16/32) x 80 classes x 30 gts
 (log-uniform sides 16..400 px), ultralytics semantics (topk 10, alpha 0.5, beta 6).
 Times both (interleaved, median and minimum of --reps, torch.set_num_threads and
-num_threads = --threads), checks that the foreground masks and gt indices agree, prints
+num_threads = --threads; wall time and the process's CPU time), checks that the foreground masks and gt indices agree, prints
 one JSON line.
 dense: 8 images x 8,400 anchors x 60 classes, 5,000 / 4,500 / ... gts per image (xView-
 like: log-uniform sides 4..40 px). Runs one implementation once after a warm-up;
@@ -41,6 +41,12 @@ _spec.loader.exec_module(ref)
 
 def arg(name, default, cast=int):
     return cast(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+def cpu_s():
+    """CPU seconds of this process (all threads): a load-robust cost on a shared machine."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def make_anchors(h=640, w=640, strides=(8, 16, 32)):
@@ -95,16 +101,18 @@ def yolov8():
     torch.set_num_threads(threads)
     C, bs = 80, 16
     data = scene(bs, C, [30] * bs, 16, 400, 1)
-    tt, td = [], []
+    tt, td, ct, cd = [], [], [], []
     run_detloss(*data, threads), run_torch(*data, C)  # warm-up
     for _ in range(reps):
-        t0 = time.perf_counter()
+        c0, t0 = cpu_s(), time.perf_counter()
         r = run_detloss(*data, threads)
-        t1 = time.perf_counter()
+        c1, t1 = cpu_s(), time.perf_counter()
         e = run_torch(*data, C)
-        t2 = time.perf_counter()
+        c2, t2 = cpu_s(), time.perf_counter()
         td.append(t1 - t0)
         tt.append(t2 - t1)
+        cd.append(c1 - c0)
+        ct.append(c2 - c1)
     fg_t, tgi_t = e[3].numpy(), e[4].numpy()
     fg_d = r.assigned_gt >= 0
     same_fg = float((fg_d == fg_t).mean())
@@ -114,6 +122,9 @@ def yolov8():
                detloss_ms_median=1e3 * float(np.median(td)), detloss_ms_min=1e3 * min(td),
                torch_ms_median=1e3 * float(np.median(tt)), torch_ms_min=1e3 * min(tt),
                ratio_median=float(np.median(tt) / np.median(td)), ratio_min=min(tt) / min(td),
+               detloss_cpu_ms_median=1e3 * float(np.median(cd)),
+               torch_cpu_ms_median=1e3 * float(np.median(ct)),
+               cpu_ratio_median=float(np.median(ct) / np.median(cd)),
                positives=int(fg_d.sum()), fg_agreement=same_fg, gt_index_identical=same_gt,
                loadavg=os.getloadavg())
     print(json.dumps(out))

@@ -13,6 +13,9 @@ static void max_iou_defaults(void *o) {
 static const dl_assigner assigners[] = {
     {"max_iou", dl_assign_max_iou, "detloss_match_options", sizeof(detloss_match_options),
      max_iou_defaults, dl_match_check_options},
+    {"task_aligned", dl_assign_task_aligned, "detloss_task_aligned_options",
+     sizeof(detloss_task_aligned_options), dl_task_aligned_options_default,
+     dl_task_aligned_check_options},
 };
 
 #define NUM_ASSIGNERS (sizeof assigners / sizeof assigners[0])

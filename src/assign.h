@@ -44,14 +44,23 @@ typedef struct dl_assign_input {
   const float *pred_scores;   /* optional [A][num_classes]: predicted scores (dynamic) */
   const float *pred_boxes;    /* optional [A][4]: predicted boxes, decoded (dynamic) */
   int num_threads;            /* 0 = OpenMP default; results never depend on it */
+  const float *points;        /* optional [A][2]: anchor points (x, y) (point-based
+                                 assigners; used instead of the anchors' centres) */
+  const size_t *level_counts; /* optional [num_levels]: anchors per level, level-major
+                                 (sum = A) */
 } dl_assign_input;
 
 /* One image's outputs, caller-owned, [A] each; only gt_index is required. */
 typedef struct dl_assign_result {
-  int64_t *gt_index; /* assigned gt in [0, G), DL_ASSIGN_BACKGROUND or DL_ASSIGN_IGNORE */
-  int64_t *labels;   /* optional: gt_labels[gt_index] for assigned anchors, else -1 */
-  float *quality;    /* optional: the assigner's per-anchor quality (max_iou: the best IoU
-                        over the gts, -1 where a crowd or border rule removed the anchor) */
+  int64_t *gt_index;    /* assigned gt in [0, G), DL_ASSIGN_BACKGROUND or DL_ASSIGN_IGNORE */
+  int64_t *labels;      /* optional: gt_labels[gt_index] for assigned anchors, else -1 */
+  float *quality;       /* optional: the assigner's per-anchor quality (max_iou: the best IoU
+                           over the gts, -1 where a crowd or border rule removed the anchor;
+                           task_aligned: the overlap u with the assigned gt, 0 at background) */
+  float *target_scores; /* optional, task_aligned: the normalised alignment score (0 at
+                           background) */
+  float *align_metrics; /* optional, task_aligned: the alignment metric t with the
+                           assigned gt (0 at background) */
 } dl_assign_result;
 
 /* An assigner: validates in, options (NULL = its defaults) and out, then fills
@@ -87,5 +96,19 @@ detloss_status dl_assign_max_iou(const dl_assign_input *in, const void *options,
                                  dl_assign_result *out, detloss_error *err);
 /* Its options check (the check_options of its registry row). */
 detloss_status dl_match_check_options(const void *options, const char *at, detloss_error *err);
+
+/* The task-aligned assigner (assign_task_aligned.c), options
+ * detloss_task_aligned_options: detloss_assign_task_aligned() on in->points (or
+ * the centres of in->anchors; a grid config is DETLOSS_ERR_UNSUPPORTED),
+ * in->level_counts, in->pred_scores [A][num_classes], in->pred_boxes, in->gt and
+ * in->gt_labels; fills gt_index, labels, quality (overlap), target_scores and
+ * align_metrics. Errors name the arguments as detloss_assign_task_aligned does
+ * ("anchors" for anchor boxes). */
+detloss_status dl_assign_task_aligned(const dl_assign_input *in, const void *options,
+                                      dl_assign_result *out, detloss_error *err);
+void dl_task_aligned_options_default(void *options);
+/* Its options check (the check_options of its registry row). */
+detloss_status dl_task_aligned_check_options(const void *options, const char *at,
+                                             detloss_error *err);
 
 #endif /* DETLOSS_ASSIGN_H */

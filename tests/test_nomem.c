@@ -269,6 +269,33 @@ static detloss_status c_dataset(void *ctx, unsigned char *out, detloss_error *er
   return st;
 }
 
+/* The task-aligned assigner on scattered points (the x-sorted path, which
+ * allocates its index), per image (ctx: 0 ultralytics, 1 tood) and batched (2). */
+static float TA_PTS[NA * 2];
+static int64_t TA_LAB[NG];
+static detloss_status c_task_aligned(void *ctx, unsigned char *out, detloss_error *err) {
+  int mode = *(int *)ctx;
+  for (size_t i = 0; i < NA; i++) {
+    TA_PTS[2 * i] = (A[4 * i] + A[4 * i + 2]) / 2;
+    TA_PTS[2 * i + 1] = (A[4 * i + 1] + A[4 * i + 3]) / 2;
+  }
+  for (size_t g = 0; g < NG; g++) TA_LAB[g] = (int64_t)(g % 4);
+  int64_t *ag = (int64_t *)(void *)out;
+  float *ts = (float *)(void *)(out + NA * sizeof(int64_t));
+  detloss_task_aligned_options o =
+      mode == 1 ? detloss_task_aligned_options_tood() : detloss_task_aligned_options_default();
+  o.num_threads = 2;
+  if (mode < 2)
+    return detloss_assign_task_aligned(TA_PTS, NA, NULL, 0, Y, 4, A, GT, TA_LAB, NG, ag, NULL, ts,
+                                       NULL, &o, err);
+  detloss_task_aligned_image im[2] = {
+      {NA / 2, TA_PTS, NULL, 0, Y, A, NG, GT, TA_LAB, ag, NULL, ts, NULL},
+      {NA / 2, TA_PTS + NA, NULL, 0, Y + 2 * NA, A + 2 * NA, NG, GT, TA_LAB, ag + NA / 2, NULL,
+       ts + NA / 2, NULL},
+  };
+  return detloss_assign_task_aligned_batch(im, 2, 4, &o, err);
+}
+
 static void geometry_and_matching_report_allocation_failure(void **state) {
   (void)state;
   long n = sweep("iou_matrix", c_iou, NULL, NG * NA * sizeof(float));
@@ -277,6 +304,9 @@ static void geometry_and_matching_report_allocation_failure(void **state) {
     sweep(grid == 1 ? "match_grid" : "match", c_match, &grid,
           (grid == 1 ? NGRID : NA) * (sizeof(int64_t) + sizeof(float)));
   sweep("sample_balanced", c_sample, NULL, 2 * sizeof(size_t) + NA);
+  for (int mode = 0; mode < 3; mode++)
+    assert_true(sweep("assign_task_aligned", c_task_aligned, &mode,
+                      NA * (sizeof(int64_t) + sizeof(float))) >= 1);
 }
 
 static void losses_report_allocation_failure(void **state) {

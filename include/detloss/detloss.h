@@ -434,6 +434,116 @@ DETLOSS_API detloss_status detloss_match_grid(const detloss_anchor_config *cfg, 
                                               int64_t *matches, float *max_iou, size_t num_anchors,
                                               const detloss_match_options *opt, detloss_error *err);
 
+/*
+ * Task-aligned assigner (TOOD, YOLOv8): per gt, the anchors with the largest
+ * alignment metric t = s^alpha * u^beta (s the predicted probability of the
+ * gt's class, u the overlap of the predicted box with the gt) become positive,
+ * with a normalised soft target score. docs/math/task_aligned.md.
+ */
+typedef enum detloss_task_aligned_semantics {
+  /* ultralytics TaskAlignedAssigner (YOLOv8 tal.py, without the later STAL and
+   * topk2 options): u = CIoU(gt, pred) clamped >= 0 (ultralytics bbox_iou, eps
+   * 1e-7), u = t = 0 unless the point is inside the gt by more than 1e-9 (in
+   * double); each gt takes its topk anchors by t over all A anchors (no t > 0
+   * filter); positives are those inside the gt; an anchor positive for several
+   * gts goes to the argmax of u over ALL gts (first on ties; the reference's
+   * quirk, kept). target score = t * max_{pos of g} u / (max_{pos of g} t + 1e-9). */
+  DETLOSS_TASK_ALIGNED_ULTRALYTICS = 0,
+  /* TOOD / mmdetection 3.x TaskAlignedAssigner + TOODHead normalisation:
+   * u = IoU(pred, gt) (union >= 1e-6), for every pair; each gt takes its topk
+   * anchors by t over all A; positive when t > 0 and the point is inside the gt
+   * by more than 0.01 px; conflicts go to the highest u among the gts the anchor
+   * is positive for (first on ties). target score = t / (max_{pos of g} t + 1e-7)
+   * * max_{pos of g} u. */
+  DETLOSS_TASK_ALIGNED_TOOD = 1
+} detloss_task_aligned_semantics;
+
+typedef struct detloss_task_aligned_options {
+  detloss_task_aligned_semantics semantics; /* default ULTRALYTICS */
+  int64_t topk;    /* anchors per gt: 10 (YOLOv8's loss, tal_topk=10); 13 for TOOD. >= 1;
+                      min(topk, A) is used. */
+  float alpha;     /* score exponent: 0.5 (YOLOv8); 1.0 (TOOD). Finite, >= 0. */
+  float beta;      /* overlap exponent: 6.0 (both). Finite, >= 0. */
+  int num_threads; /* 0 = OpenMP default; results never depend on it */
+} detloss_task_aligned_options;
+
+#define DETLOSS_TASK_ALIGNED_OPTIONS_INIT                                                          \
+  { DETLOSS_TASK_ALIGNED_ULTRALYTICS, 10, 0.5f, 6.0f, 0 }
+/* The ultralytics defaults (YOLOv8 v8DetectionLoss: topk 10, alpha 0.5, beta 6). */
+DETLOSS_API detloss_task_aligned_options detloss_task_aligned_options_default(void);
+/* The TOOD / mmdet defaults (semantics TOOD, topk 13, alpha 1, beta 6). */
+DETLOSS_API detloss_task_aligned_options detloss_task_aligned_options_tood(void);
+
+/*
+ * detloss_assign_task_aligned() - task-aligned assignment of one image.
+ *   t(a, g) = scores[a][label_g]^alpha * u(a, g)^beta, computed in double.
+ * points [A][2] (x, y) anchor points in pixels (for anchor boxes, their centres
+ * (x1+x2)/2, (y1+y2)/2), level-major; level_counts [L] the points per level
+ * (sum = A; NULL with L = 0: one level). A level whose points form a row-major
+ * tensor-product grid (ultralytics make_anchors, mmdet prior generators) is
+ * searched by index ranges (binary search on its x and y coordinates); any
+ * other level by one x-sorted index (O(A log A) once): either way a gt visits
+ * only the points whose x (and, on a grid, y) lies inside it. TOOD also ranks
+ * points outside the gt (their IoU is not 0): it scans all A points per gt,
+ * with a 4-compare rejection of non-overlapping predicted boxes (O(A·G) time,
+ * as the reference, but O(A + G) memory).
+ * scores [A][C] probabilities in [0, 1]; pred_boxes [A][4] decoded (x1,y1,x2,y2)
+ * pixels; gt [G][4], gt_labels [G] in [0, C).
+ * Outputs (caller-owned, [A] each; only assigned_gt is required):
+ * assigned_gt (gt index or -1), assigned_labels (its label or -1), target_scores
+ * (the normalised alignment score, 0 at background), align_metrics (t with the
+ * assigned gt, 0 at background).
+ * Ties: a top-k tie at the k-th place goes to the lowest anchor index (torch.topk
+ * leaves it undefined); argmax ties to the lowest gt index (as torch).
+ * G = 0 or A = 0: all background, nothing else is an error.
+ * Memory O(A + G·topk); never A x G. Bitwise identical for any num_threads.
+ * Errors (outputs untouched): DETLOSS_ERR_NULL; _NONFINITE ("points[i]",
+ * "scores[i]", "pred_boxes[i]", "gt[j]"); _RANGE ("scores[i]" outside [0, 1],
+ * "gt_labels[j]" outside [0, C), "topk" < 1, "alpha"/"beta" < 0 or not
+ * finite, "semantics", a coordinate beyond 1e18); _SHAPE ("level_counts" not
+ * summing to A, "num_classes" = 0 with G > 0, an output overlapping another
+ * argument); _NOMEM. Thread-safe.
+ * Matches ultralytics TaskAlignedAssigner (v8.1 tal.py) / mmdet 3.x
+ * TaskAlignedAssigner + TOODHead (tests/fixtures/task_aligned).
+ * Ref: Feng et al., TOOD, arXiv:2108.07755.
+ */
+DETLOSS_API detloss_status detloss_assign_task_aligned(
+    const float *points, size_t num_points, const size_t *level_counts, size_t num_levels,
+    const float *scores, size_t num_classes, const float *pred_boxes, const float *gt,
+    const int64_t *gt_labels, size_t num_gt, int64_t *assigned_gt, int64_t *assigned_labels,
+    float *target_scores, float *align_metrics, const detloss_task_aligned_options *opt,
+    detloss_error *err);
+
+/* One image of detloss_assign_task_aligned_batch(): the arguments of
+ * detloss_assign_task_aligned() (num_classes and options are shared). */
+typedef struct detloss_task_aligned_image {
+  size_t num_points;
+  const float *points;        /* [A][2] */
+  const size_t *level_counts; /* [L] or NULL */
+  size_t num_levels;
+  const float *scores;     /* [A][C] */
+  const float *pred_boxes; /* [A][4] */
+  size_t num_gt;
+  const float *gt;          /* [G][4] */
+  const int64_t *gt_labels; /* [G] */
+  int64_t *assigned_gt;     /* out [A] */
+  int64_t *assigned_labels; /* out [A] or NULL */
+  float *target_scores;     /* out [A] or NULL */
+  float *align_metrics;     /* out [A] or NULL */
+} detloss_task_aligned_image;
+
+/*
+ * detloss_assign_task_aligned_batch() - detloss_assign_task_aligned() on each
+ * of num_images images (no padding to the densest image: each image costs what
+ * its own anchors and gts cost). Every image is validated before any output is
+ * written; errors name "images[i].<argument>". Images run in parallel (and a
+ * single image's gts when the batch has one image); bitwise identical to the
+ * per-image calls for any num_threads. Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_assign_task_aligned_batch(
+    const detloss_task_aligned_image *images, size_t num_images, size_t num_classes,
+    const detloss_task_aligned_options *opt, detloss_error *err);
+
 typedef struct detloss_sample_options {
   int64_t batch_size_per_image; /* B: 256 (RPN); 512 for ROI heads. >= 0. */
   double positive_fraction;     /* f: 0.5 (RPN); 0.25 for ROI heads. In [0, 1]. */

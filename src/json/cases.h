@@ -87,4 +87,29 @@ detloss_status dl_case_retina_loss(const cJSON *c, const dlj_path *at, dlj_buf *
 detloss_status dl_case_anchor_eval(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err);
 
+/* case_assign.c: op `assign`, dispatched by `method` to the handlers below. */
+detloss_status dl_case_assign(const cJSON *c, const char *path, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err);
+/* What the dispatcher reads for every method: the semantics (index into the
+ * method's list, 0 = its default, and its name), gt [G][4] and gt_labels [G]
+ * (>= 0; the handler checks them against its class count). */
+typedef struct dl_assign_common {
+  int semantics;
+  const char *semantics_name;
+  float *gt;
+  size_t num_gt;
+  int64_t *gt_labels;
+} dl_assign_common;
+typedef detloss_status (*dl_assign_case_fn)(const cJSON *c, const char *path,
+                                            const dl_assign_common *common, dlj_buf *out,
+                                            const dl_case_ctx *ctx, detloss_error *err);
+/* The common outputs: assigned_gt [A], assigned_labels [A] (gt_labels of the
+ * assigned gt, -1 otherwise), num_pos (assigned_gt >= 0). */
+void dl_assign_write_common(dlj_buf *out, const int64_t *assigned_gt, const int64_t *gt_labels,
+                            size_t A);
+/* case_assign_task_aligned.c: method "task_aligned". */
+detloss_status dl_case_assign_task_aligned(const cJSON *c, const char *path,
+                                           const dl_assign_common *common, dlj_buf *out,
+                                           const dl_case_ctx *ctx, detloss_error *err);
+
 #endif /* DETLOSS_CASES_H */

@@ -71,6 +71,8 @@ static const op_entry OPS[] = {
     {"rpn_loss", dl_case_rpn_loss, HEAD_KEYS},
     {"retina_loss", dl_case_retina_loss, HEAD_KEYS},
     {"anchor_eval", dl_case_anchor_eval, EVAL_KEYS},
+    /* assign: the keys depend on the method; case_assign.c checks them */
+    {"assign", dl_case_assign, NULL},
 };
 #define NUM_OPS (sizeof OPS / sizeof OPS[0])
 
@@ -121,10 +123,10 @@ static detloss_status run_case(const cJSON *c, const dlj_path *at, dlj_buf *out,
                      hint);
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
                    "unknown op '%s' (expected iou, encode, decode, anchors, match, loss, "
-                   "embedding_loss, rpn_loss, retina_loss, anchor_eval)",
+                   "embedding_loss, rpn_loss, retina_loss, anchor_eval, assign)",
                    op);
   }
-  DL_FORWARD_IF_ERROR(dlj_check_keys(c, path, e->keys, err));
+  if (e->keys != NULL) DL_FORWARD_IF_ERROR(dlj_check_keys(c, path, e->keys, err));
   size_t start = out->len;
   dlj_obj_begin(out);
   dlj_kv_str(out, "op", op);

@@ -10,9 +10,15 @@ static void max_iou_defaults(void *o) {
   *(detloss_match_options *)o = detloss_match_options_default();
 }
 
+static void hungarian_defaults(void *o) {
+  *(detloss_hungarian_options *)o = detloss_hungarian_options_default();
+}
+
 static const dl_assigner assigners[] = {
     {"max_iou", dl_assign_max_iou, "detloss_match_options", sizeof(detloss_match_options),
      max_iou_defaults},
+    {"hungarian", dl_assign_hungarian, "detloss_hungarian_options",
+     sizeof(detloss_hungarian_options), hungarian_defaults},
 };
 
 #define NUM_ASSIGNERS (sizeof assigners / sizeof assigners[0])

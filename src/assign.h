@@ -82,4 +82,15 @@ const dl_assigner *dl_assigner_at(size_t i);
 detloss_status dl_assign_max_iou(const dl_assign_input *in, const void *options,
                                  dl_assign_result *out, detloss_error *err);
 
+/* DETR's Hungarian matcher (hungarian.c), options detloss_hungarian_options:
+ * the anchors are the queries. pred_scores [A][num_classes] are the logits
+ * (num_classes = K + 1 for DETR, K for the focal variant), pred_boxes [A][4]
+ * and gt [G][4] are (cx, cy, w, h), gt_labels is required; anchors, levels and
+ * the image size are not used (anchor_config is DETLOSS_ERR_UNSUPPORTED).
+ * gt_index[q]: the gt matched to query q or DL_ASSIGN_BACKGROUND; labels[q]:
+ * its label or -1; quality[q]: the pair's cost (0 for unmatched queries).
+ * Errors name "logits", "pred_boxes", "gt", "gt_labels", "gt_index". */
+detloss_status dl_assign_hungarian(const dl_assign_input *in, const void *options,
+                                   dl_assign_result *out, detloss_error *err);
+
 #endif /* DETLOSS_ASSIGN_H */

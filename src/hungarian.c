@@ -273,7 +273,7 @@ detloss_status detloss_hungarian_cost(const float *logits, size_t num_queries, s
                                       const int64_t *gt_labels, size_t num_gt, double *cost,
                                       const detloss_hungarian_options *opt, detloss_error *err) {
   detloss_hungarian_options o = opt ? *opt : detloss_hungarian_options_default();
-  size_t Q = num_queries, G = num_gt, nl = num_logits, qg;
+  size_t Q = num_queries, G = num_gt, nl = num_logits, qg = 0;
   DL_FORWARD_IF_ERROR(check_single(logits, Q, nl, pred_boxes, gt, gt_labels, G, &o, &qg, err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(cost, qg, "cost", err));
   dl_span sp[5] = {dl_span_of(logits, Q * nl, sizeof(float), "logits", 0),
@@ -292,7 +292,7 @@ detloss_status detloss_hungarian_match(const float *logits, size_t num_queries, 
                                        int64_t *gt_index, double *total_cost, double *cost_matrix,
                                        const detloss_hungarian_options *opt, detloss_error *err) {
   detloss_hungarian_options o = opt ? *opt : detloss_hungarian_options_default();
-  size_t Q = num_queries, G = num_gt, nl = num_logits, qg, k = Q < G ? Q : G;
+  size_t Q = num_queries, G = num_gt, nl = num_logits, qg = 0, k = Q < G ? Q : G;
   DL_FORWARD_IF_ERROR(check_single(logits, Q, nl, pred_boxes, gt, gt_labels, G, &o, &qg, err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(pred_index, k, "pred_index", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(gt_index, k, "gt_index", err));
@@ -357,7 +357,7 @@ static detloss_status batch_offsets(size_t B, size_t Q, const size_t *counts, si
     gt_off[b] = g;
     pair_off[b] = p;
     ws_off[b] = w;
-    size_t G = counts[b], qg, bytes, lw = dl_lsa_workspace_bytes(Q, G);
+    size_t G = counts[b], qg = 0, bytes = 0, lw = dl_lsa_workspace_bytes(Q, G);
     int bad = dl_add_overflow(g, G, &g) || g > DL_MAX_ELEMS / 4 || lw == SIZE_MAX ||
               dl_mul_overflow(Q, G, &qg) || dl_mul_overflow(qg, sizeof(double), &bytes) ||
               dl_add_overflow(bytes, lw, &bytes) || dl_add_overflow(w, bytes, &w);
@@ -444,7 +444,7 @@ detloss_status dl_assign_hungarian(const dl_assign_input *in, const void *option
                                    dl_assign_result *out, detloss_error *err) {
   detloss_hungarian_options o =
       options ? *(const detloss_hungarian_options *)options : detloss_hungarian_options_default();
-  size_t Q = in->num_anchors, G = in->num_gt, qg, k = Q < G ? Q : G;
+  size_t Q = in->num_anchors, G = in->num_gt, qg = 0, k = Q < G ? Q : G;
   DL_RETURN_ERROR_IF(in->anchor_config != NULL, err, DETLOSS_ERR_UNSUPPORTED, "anchor_config",
                      "the hungarian assigner matches queries, not a grid of anchors");
   DL_FORWARD_IF_ERROR(check_single(in->pred_scores, Q, in->num_classes, in->pred_boxes, in->gt,

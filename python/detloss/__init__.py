@@ -13,6 +13,7 @@ from ._lib import DetlossError, DetlossTypeError, has_openmp, library_path
 from ._lib import version as library_version
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
+from .assign import *  # noqa: F401,F403  (set matching: linear_sum_assignment, hungarian_*)
 from .config import Config, Dataset, config_describe, config_presets, load_config, load_dataset
 
 _config_all = ["Config", "Dataset", "config_describe", "config_presets", "load_config",
@@ -23,4 +24,6 @@ _config_all = ["Config", "Dataset", "config_describe", "config_presets", "load_c
 __version__ = library_version()
 
 __all__ = ["DetlossError", "DetlossTypeError", "has_openmp", "library_path", "library_version",
-           "__version__"] + list(_ops_all) + _config_all
+           "__version__"] + list(_ops_all) + _config_all + [
+               "linear_sum_assignment", "hungarian_cost", "hungarian_match",
+               "hungarian_match_batch"]

@@ -1090,3 +1090,4 @@ def unpatch(model):
             if name in vars(m):
                 delattr(m, name)
     return model
+from .torch_assign import HungarianMatcher  # noqa: E402,F401  (DETR matcher drop-in)

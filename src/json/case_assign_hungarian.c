@@ -163,14 +163,16 @@ detloss_status dl_case_assign_hungarian(const cJSON *c, const char *path, const 
     st = read_predictions(c, path, in, &logits, &boxes, &Q, &nl, err);
   }
   size_t k = Q < G ? Q : G, qg = Q * G;
-  if (st == DETLOSS_OK && !cost_form) {
+  if (st == DETLOSS_OK) {
+    /* cost_matrix is Q x G numbers (echoed in the cost form too): it also
+     * bounds the solver's O(min(Q,G)^2 max(Q,G)) work */
     char where[DETLOSS_WHERE_MAX];
     dlj_join(where, sizeof where, path, "cost_matrix");
-    st = dl_check_output(&ctx->limits, (double)Q * (double)G, where, "numbers", err);
-    if (st == DETLOSS_OK) {
-      cost = malloc((qg ? qg : 1) * sizeof(double));
-      if (!cost) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
-    }
+    st = dl_check_output(&ctx->limits, (double)Q * (double)G, where, "the cost matrix", err);
+  }
+  if (st == DETLOSS_OK && !cost_form) {
+    cost = malloc((qg ? qg : 1) * sizeof(double));
+    if (!cost) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
   }
   if (st == DETLOSS_OK) {
     pi = malloc((k ? k : 1) * sizeof *pi);

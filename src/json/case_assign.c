@@ -53,8 +53,7 @@ static detloss_status find_method(const cJSON *c, const char *path, const method
   dlj_join(where, sizeof where, path, "method");
   for (size_t k = 0; k < sizeof ALL_METHODS / sizeof ALL_METHODS[0]; k++)
     if (strcmp(ALL_METHODS[k], name) == 0)
-      return dl_fail(err, DETLOSS_ERR_UNSUPPORTED, where, "method '%s' is not implemented yet",
-                     name);
+      return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "method '%s' is not implemented yet", name);
   char list[128] = "";
   for (size_t k = 0; k < NUM_METHODS; k++) {
     strncat(list, k ? ", " : "", sizeof list - strlen(list) - 1);

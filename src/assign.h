@@ -82,6 +82,10 @@ typedef struct dl_assigner {
   detloss_status (*check_options)(const void *options, const char *at, detloss_error *err);
 } dl_assigner;
 
+/* at + "." + name into buf (DETLOSS_WHERE_MAX bytes), or name alone when at is "":
+ * where an options check names a faulty option under the caller's path. */
+const char *dl_assign_option_where(char *buf, const char *at, const char *name);
+
 /* The registered assigners, by name; NULL when name is unknown. */
 const dl_assigner *dl_assigner_find(const char *name);
 /* Number of registered assigners and the i-th (NULL when i >= count). */
@@ -110,5 +114,18 @@ void dl_task_aligned_options_default(void *options);
 /* Its options check (the check_options of its registry row). */
 detloss_status dl_task_aligned_check_options(const void *options, const char *at,
                                              detloss_error *err);
+
+/* DETR's Hungarian matcher (hungarian.c), options detloss_hungarian_options:
+ * the anchors are the queries. pred_scores [A][num_classes] are the logits
+ * (num_classes = K + 1 for DETR, K for the focal variant), pred_boxes [A][4]
+ * and gt [G][4] are (cx, cy, w, h), gt_labels is required; anchors, levels and
+ * the image size are not used (anchor_config is DETLOSS_ERR_UNSUPPORTED).
+ * gt_index[q]: the gt matched to query q or DL_ASSIGN_BACKGROUND; labels[q]:
+ * its label or -1; quality[q]: the pair's cost (0 for unmatched queries).
+ * Errors name "logits", "pred_boxes", "gt", "gt_labels", "gt_index". */
+detloss_status dl_assign_hungarian(const dl_assign_input *in, const void *options,
+                                   dl_assign_result *out, detloss_error *err);
+/* Its options check (the check_options of its registry row). */
+detloss_status dl_hungarian_check_options(const void *options, const char *at, detloss_error *err);
 
 #endif /* DETLOSS_ASSIGN_H */

@@ -87,7 +87,7 @@ typedef struct tal_img {
   double *pa, *po; /* [G] */
 } tal_img;
 
-/* ---- kernels ---- */
+/* Kernels. */
 
 /* min / max of finite doubles (inputs are validated finite; fmin / fmax are
  * library calls that handle NaN, which cannot occur here). */
@@ -175,7 +175,7 @@ static void topk_push(size_t *idx, double *tv, double *uv, size_t *n, size_t k, 
   *n = m + 1;
 }
 
-/* ---- finding the points inside a gt ---- */
+/* Finding the points inside a gt. */
 
 /* First j in [0, n) with v(j) > x (strict) for an increasing sequence. */
 typedef double (*coord_fn)(const tal_img *im, const tal_level *l, size_t j);
@@ -231,7 +231,7 @@ static void for_points_in(tal_img *im, const float *g, visit_fn visit, void *ctx
   }
 }
 
-/* ---- pass 1: each gt's top-k ---- */
+/* Pass 1: each gt's top-k. */
 
 typedef struct gt_scan {
   size_t g;
@@ -345,7 +345,7 @@ static void scan_block(void *ctx, size_t g0, size_t g1, size_t block) {
   free(zb);
 }
 
-/* ---- pass 3 (ultralytics): conflicts go to argmax_g u over all gts ---- */
+/* Pass 3 (ultralytics): conflicts go to argmax_g u over all gts. */
 
 typedef struct conflict_scan {
   size_t g;
@@ -446,7 +446,7 @@ static int run_image(tal_img *im, int num_threads) {
   return 0;
 }
 
-/* ---- validation and set-up ---- */
+/* Validation and set-up. */
 
 typedef struct tal_args {
   const float *points;
@@ -464,13 +464,6 @@ typedef struct tal_args {
   const char *points_name; /* "points" or "anchors" */
 } tal_args;
 
-/* at + "." + name into buf (name alone when at is ""). */
-static const char *option_where(char *buf, const char *at, const char *name) {
-  if (!at[0]) return name;
-  snprintf(buf, DETLOSS_WHERE_MAX, "%s.%s", at, name);
-  return buf;
-}
-
 /* The options check of the registry row: faults named under at (e.g. "assign.topk"). */
 detloss_status dl_task_aligned_check_options(const void *options, const char *at,
                                              detloss_error *err) {
@@ -479,15 +472,15 @@ detloss_status dl_task_aligned_check_options(const void *options, const char *at
   char w[DETLOSS_WHERE_MAX];
   DL_RETURN_ERROR_IF(o->semantics != DETLOSS_TASK_ALIGNED_ULTRALYTICS &&
                          o->semantics != DETLOSS_TASK_ALIGNED_TOOD,
-                     err, DETLOSS_ERR_RANGE, option_where(w, at, "semantics"),
+                     err, DETLOSS_ERR_RANGE, dl_assign_option_where(w, at, "semantics"),
                      "unknown semantics %d", (int)o->semantics);
-  DL_RETURN_ERROR_IF(o->topk < 1, err, DETLOSS_ERR_RANGE, option_where(w, at, "topk"),
+  DL_RETURN_ERROR_IF(o->topk < 1, err, DETLOSS_ERR_RANGE, dl_assign_option_where(w, at, "topk"),
                      "must be >= 1, got %lld", (long long)o->topk);
   DL_RETURN_ERROR_IF(!(isfinite(o->alpha) && o->alpha >= 0.0f), err, DETLOSS_ERR_RANGE,
-                     option_where(w, at, "alpha"), "must be finite and >= 0, got %g",
+                     dl_assign_option_where(w, at, "alpha"), "must be finite and >= 0, got %g",
                      (double)o->alpha);
   DL_RETURN_ERROR_IF(!(isfinite(o->beta) && o->beta > 0.0f), err, DETLOSS_ERR_RANGE,
-                     option_where(w, at, "beta"), "must be finite and > 0, got %g",
+                     dl_assign_option_where(w, at, "beta"), "must be finite and > 0, got %g",
                      (double)o->beta);
   return DETLOSS_OK;
 }
@@ -739,7 +732,7 @@ detloss_status detloss_assign_task_aligned(
   return assign_one(&x, opt, err);
 }
 
-/* ---- batch ---- */
+/* Batch. */
 
 typedef struct batch_ctx {
   tal_img *ims;
@@ -831,7 +824,7 @@ detloss_status detloss_assign_task_aligned_batch(const detloss_task_aligned_imag
   return DETLOSS_OK;
 }
 
-/* ---- the assign interface ---- */
+/* The assign interface. */
 
 void dl_task_aligned_options_default(void *o) {
   *(detloss_task_aligned_options *)o = detloss_task_aligned_options_default();

@@ -340,36 +340,32 @@ static void pass2_grid(void *vc, size_t i0, size_t i1, size_t b) {
       }
 }
 
-/* at + "." + name into buf (name alone when at is ""). */
-static const char *option_where(char *buf, const char *at, const char *name) {
-  if (!at[0]) return name;
-  snprintf(buf, DETLOSS_WHERE_MAX, "%s.%s", at, name);
-  return buf;
-}
-
 detloss_status dl_match_check_options(const void *options, const char *at, detloss_error *err) {
   if (options == NULL) return DETLOSS_OK;
   const detloss_match_options *o = (const detloss_match_options *)options;
   char w[DETLOSS_WHERE_MAX];
   DL_RETURN_ERROR_IF(!(o->high >= 0.0f && o->high <= 1.0f), err, DETLOSS_ERR_RANGE,
-                     option_where(w, at, "high"), "must be in [0, 1], got %g", (double)o->high);
+                     dl_assign_option_where(w, at, "high"), "must be in [0, 1], got %g",
+                     (double)o->high);
   DL_RETURN_ERROR_IF(!(o->low >= 0.0f && o->low <= 1.0f), err, DETLOSS_ERR_RANGE,
-                     option_where(w, at, "low"), "must be in [0, 1], got %g", (double)o->low);
-  DL_RETURN_ERROR_IF(o->low > o->high, err, DETLOSS_ERR_RANGE, option_where(w, at, "low"),
+                     dl_assign_option_where(w, at, "low"), "must be in [0, 1], got %g",
+                     (double)o->low);
+  DL_RETURN_ERROR_IF(o->low > o->high, err, DETLOSS_ERR_RANGE, dl_assign_option_where(w, at, "low"),
                      "is %g, above high (%g)", (double)o->low, (double)o->high);
   DL_RETURN_ERROR_IF(!(o->low_quality_min_iou >= 0.0f && o->low_quality_min_iou <= 1.0f), err,
-                     DETLOSS_ERR_RANGE, option_where(w, at, "low_quality_min_iou"),
+                     DETLOSS_ERR_RANGE, dl_assign_option_where(w, at, "low_quality_min_iou"),
                      "must be in [0, 1], got %g", (double)o->low_quality_min_iou);
   DL_RETURN_ERROR_IF(o->semantics != DETLOSS_MATCH_TORCHVISION &&
                          o->semantics != DETLOSS_MATCH_DETECTRON2 &&
                          o->semantics != DETLOSS_MATCH_MMDET,
-                     err, DETLOSS_ERR_RANGE, option_where(w, at, "semantics"),
+                     err, DETLOSS_ERR_RANGE, dl_assign_option_where(w, at, "semantics"),
                      "unknown semantics %d", (int)o->semantics);
   DL_RETURN_ERROR_IF(!(o->crowd_ioa_thresh <= 1.0f), err, DETLOSS_ERR_RANGE,
-                     option_where(w, at, "crowd_ioa_thresh"), "must be <= 1 (< 0 disables), got %g",
-                     (double)o->crowd_ioa_thresh);
+                     dl_assign_option_where(w, at, "crowd_ioa_thresh"),
+                     "must be <= 1 (< 0 disables), got %g", (double)o->crowd_ioa_thresh);
   DL_RETURN_ERROR_IF(isnan(o->allowed_border) || isinf(o->allowed_border), err, DETLOSS_ERR_RANGE,
-                     option_where(w, at, "allowed_border"), "must be finite (< 0 disables)");
+                     dl_assign_option_where(w, at, "allowed_border"),
+                     "must be finite (< 0 disables)");
   return DETLOSS_OK;
 }
 

@@ -337,8 +337,56 @@ static void json_layer_reports_allocation_failure(void **state) {
   sweep("dataset_parse", c_dataset, NULL, 8 + 8 * sizeof(float));
 }
 
+/* Hungarian matching: 2 images x 6 queries x 4 logits, 3 and 0 gts (Q > G:
+ * the transposed copy is allocated too). */
+static const float HL[2 * 6 * 4] = {0, 1, 2, 3, 1, 0, 2, 1, 3, 2, 1, 0, 0, 0, 1, 1,
+                                    2, 2, 0, 1, 1, 3, 0, 2, 1, 1, 1, 1, 0, 2, 0, 2,
+                                    3, 0, 0, 1, 2, 1, 0, 0, 1, 2, 3, 0, 0, 0, 2, 2};
+static float HB[2 * 6 * 4];
+static const float HG[3 * 4] = {0.3f, 0.3f, 0.2f, 0.2f, 0.6f, 0.5f,
+                                0.3f, 0.1f, 0.5f, 0.5f, 0.4f, 0.4f};
+static const int64_t HLAB[3] = {0, 2, 1};
+
+static detloss_status c_lsa(void *ctx, unsigned char *out, detloss_error *err) {
+  (void)ctx;
+  static const double cost[12] = {1, 1, 2, 1, 1, 2, 0, 5, 5, 3, 0, 0};
+  int64_t *o = (int64_t *)(void *)out;
+  return detloss_linear_sum_assignment(cost, 4, 3, o, o + 3, err);
+}
+static detloss_status c_hungarian(void *ctx, unsigned char *out, detloss_error *err) {
+  int64_t *o = (int64_t *)(void *)out;
+  if (ctx) {
+    const size_t counts[2] = {3, 0};
+    return detloss_hungarian_match_batch(2, 6, 4, HL, HB, HG, HLAB, counts, o, o + 3, NULL, err);
+  }
+  return detloss_hungarian_match(HL, 6, 4, HB, HG, HLAB, 3, o, o + 3, (double *)(void *)(o + 6),
+                                 (double *)(void *)(o + 7), NULL, err);
+}
+
+static void hungarian_matching_reports_allocation_failure(void **state) {
+  (void)state;
+  for (int i = 0; i < 12; i++) {
+    HB[4 * i] = 0.1f + 0.07f * (float)i;
+    HB[4 * i + 1] = 0.8f - 0.05f * (float)i;
+    HB[4 * i + 2] = 0.1f + 0.02f * (float)i;
+    HB[4 * i + 3] = 0.3f - 0.01f * (float)i;
+  }
+  assert_true(sweep("linear_sum_assignment", c_lsa, NULL, 6 * sizeof(int64_t)) >= 1);
+  assert_true(sweep("hungarian_match", c_hungarian, NULL, 7 * 8 + 18 * sizeof(double)) >= 1);
+  int batch = 1;
+  assert_true(sweep("hungarian_match_batch", c_hungarian, &batch, 6 * sizeof(int64_t)) >= 1);
+  static const char cases[] =
+      "[{\"op\": \"assign\", \"method\": \"hungarian\", \"logits\": [[0, 1], [1, 0], [2, 2]], "
+      "\"pred_boxes\": [[0.5, 0.5, 0.2, 0.2], [0.4, 0.4, 0.1, 0.3], [0.3, 0.6, 0.2, 0.1]], "
+      "\"gt\": [[0.5, 0.5, 0.2, 0.2]], \"gt_labels\": [0]},"
+      " {\"op\": \"assign\", \"method\": \"hungarian\", \"cost\": [[1, 2], [0, 3]], "
+      "\"gt_labels\": [0, 1]}]";
+  assert_true(sweep("compute_json_assign", c_json, (void *)cases, 1024) > 10);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(hungarian_matching_reports_allocation_failure),
       cmocka_unit_test(geometry_and_matching_report_allocation_failure),
       cmocka_unit_test(losses_report_allocation_failure),
       cmocka_unit_test(detector_losses_and_eval_report_allocation_failure),

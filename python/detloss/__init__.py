@@ -13,7 +13,7 @@ from ._lib import DetlossError, DetlossTypeError, has_openmp, library_path
 from ._lib import version as library_version
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
-from .assign import *  # noqa: F401,F403  (task_aligned_assign, ...)
+from .assign import *  # noqa: F401,F403  (task_aligned_assign, linear_sum_assignment, ...)
 from .assign import __all__ as _assign_all
 from .config import Config, Dataset, config_describe, config_presets, load_config, load_dataset
 

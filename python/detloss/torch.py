@@ -1041,4 +1041,7 @@ def _mark_eager_only(namespace):
             setattr(fn, "__script_unsupported", _EAGER_ONLY % name)
 
 
+# The assigners' torch drop-ins (DETR HungarianMatcher, ultralytics TaskAlignedAssigner).
+from .torch_assign import HungarianMatcher, TaskAlignedAssigner  # noqa: E402,F401
+
 _mark_eager_only(globals())

@@ -15,8 +15,10 @@ static const char HELP[] =
     "9 significant digits (%.9g), so float32 values round-trip.\n"
     "\n"
     "ops: iou, encode, decode, anchors, match, loss, embedding_loss, rpn_loss,\n"
-    "     retina_loss, anchor_eval, assign (method: task_aligned)\n"
+    "     retina_loss, anchor_eval, assign\n"
     "     (fields and semantics: docs/compute-cases.md, the contract)\n"
+    "assign methods: task_aligned (semantics ultralytics | tood), hungarian (semantics detr |\n"
+    "     focal)\n"
     "\n";
 
 static const char HELP_TAIL[] =

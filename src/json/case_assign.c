@@ -1,130 +1,139 @@
 /*
  * case_assign.c - compute op `assign` (docs/compute-cases.md, "assign"): the
- * dispatcher from `method` to its handler, and the fields every method shares.
+ * dispatcher from `method` to its handler, the fields common to every method
+ * and the outputs common to every method.
  *
- * Input common to every method: method, optional semantics (checked against the
- * method's list; the first is its default), gt [G][4], gt_labels [G] (integers
- * >= 0; each handler checks them against its class count). Output common to
- * every method: method (echo), semantics (echo of the one used), assigned_gt [A],
- * assigned_labels [A], num_pos; the handler adds its own targets.
- * Adding a method: its handler file (case_assign_<method>.c), one row in
- * METHODS below, and its keys.
+ * Common input: method, semantics (read by the handler: each method has its
+ * own names and default), gt [G][4] (the method decides the box format and
+ * whether it is required), gt_labels [G] (class indices >= 0; the handler
+ * checks them against its class count). Common output, after the method's
+ * own fields: assigned_gt [A] (gt index, -1 background, -2 ignored),
+ * assigned_labels [A] (gt_labels[assigned_gt], -1 elsewhere), num_pos.
+ *
+ * Adding a method: its handler (dl_assign_method_fn, cases.h) in
+ * case_assign_<method>.c, and one row in METHODS below with its own keys.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "json/cases.h"
-#include "json/names.h"
+
+typedef struct method_entry {
+  const char *name;
+  dl_assign_method_fn fn;
+  const char *const *keys; /* the method's own keys, NULL-terminated */
+} method_entry;
 
 static const char *const COMMON_KEYS[] = {"op", "method", "semantics", "gt", "gt_labels"};
 #define NUM_COMMON (sizeof COMMON_KEYS / sizeof COMMON_KEYS[0])
 
-static const char *const TAL_SEMANTICS[] = {"ultralytics", "tood", NULL};
-static const char *const TAL_KEYS[] = {"points", "anchors", "level_counts", "scores", "pred_boxes",
-                                       "topk",   "alpha",   "beta",         NULL};
+static const char *const HUNGARIAN_KEYS[] = {"logits",      "pred_boxes", "cost_class",
+                                             "cost_bbox",   "cost_giou",  "focal_alpha",
+                                             "focal_gamma", "cost",       NULL};
 
-typedef struct assign_method {
-  const char *name;
-  const char *const *semantics; /* NULL-terminated; [0] is the default */
-  const char *const *keys;      /* the method's own keys, NULL-terminated */
-  dl_assign_case_fn fn;
-} assign_method;
+static const char *const TASK_ALIGNED_KEYS[] = {"points", "anchors",    "level_counts",
+                                                "scores", "pred_boxes", "topk",
+                                                "alpha",  "beta",       NULL};
 
-static const assign_method METHODS[] = {
-    {"task_aligned", TAL_SEMANTICS, TAL_KEYS, dl_case_assign_task_aligned},
+static const method_entry METHODS[] = {
+    {"task_aligned", dl_case_assign_task_aligned, TASK_ALIGNED_KEYS},
+    {"hungarian", dl_case_assign_hungarian, HUNGARIAN_KEYS},
 };
 #define NUM_METHODS (sizeof METHODS / sizeof METHODS[0])
 
-/* Every method the contract names, for the message of an unknown one. */
-static const char *const CONTRACT_METHODS = "atss, fcos, simota, task_aligned, hungarian";
+/* The contract's method names, including those not implemented here. */
+static const char *const ALL_METHODS[] = {"atss", "fcos", "simota", "task_aligned", "hungarian"};
 
-void dl_assign_write_common(dlj_buf *out, const int64_t *assigned_gt, const int64_t *gt_labels,
-                            size_t A) {
-  int64_t *labels = malloc((A ? A : 1) * sizeof *labels);
-  size_t npos = 0;
-  for (size_t a = 0; a < A; a++) {
-    int64_t g = assigned_gt[a];
-    npos += g >= 0;
-    if (labels) labels[a] = g >= 0 ? gt_labels[g] : -1;
+static detloss_status find_method(const cJSON *c, const char *path, const method_entry **m,
+                                  detloss_error *err) {
+  const char *name;
+  DL_FORWARD_IF_ERROR(dlj_string(c, "method", path, 1, &name, err));
+  for (size_t k = 0; k < NUM_METHODS; k++)
+    if (strcmp(METHODS[k].name, name) == 0) {
+      *m = &METHODS[k];
+      return DETLOSS_OK;
+    }
+  char where[DETLOSS_WHERE_MAX];
+  dlj_join(where, sizeof where, path, "method");
+  for (size_t k = 0; k < sizeof ALL_METHODS / sizeof ALL_METHODS[0]; k++)
+    if (strcmp(ALL_METHODS[k], name) == 0)
+      return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "method '%s' is not implemented yet", name);
+  char list[128] = "";
+  for (size_t k = 0; k < NUM_METHODS; k++) {
+    strncat(list, k ? ", " : "", sizeof list - strlen(list) - 1);
+    strncat(list, METHODS[k].name, sizeof list - strlen(list) - 1);
   }
-  dlj_key(out, "assigned_gt");
-  dlj_int64_tensor(out, assigned_gt, &A, 1);
-  dlj_key(out, "assigned_labels");
-  if (labels) {
-    dlj_int64_tensor(out, labels, &A, 1);
-  } else { /* out of memory for the copy: write them one by one */
-    dlj_arr_begin(out);
-    for (size_t a = 0; a < A; a++)
-      dlj_intval(out, assigned_gt[a] >= 0 ? (long long)gt_labels[assigned_gt[a]] : -1);
-    dlj_arr_end(out);
-  }
-  dlj_kv_int(out, "num_pos", (long long)npos);
-  free(labels);
+  const char *names[NUM_METHODS];
+  for (size_t k = 0; k < NUM_METHODS; k++) names[k] = METHODS[k].name;
+  const char *hint = dl_suggest(name, names, NUM_METHODS);
+  if (hint)
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown method '%s' (did you mean '%s'?)",
+                   name, hint);
+  return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown method '%s' (expected %s)", name, list);
 }
 
-detloss_status dl_case_assign(const cJSON *c, const char *path, dlj_buf *out,
-                              const dl_case_ctx *ctx, detloss_error *err) {
-  char where[DETLOSS_WHERE_MAX];
-  const char *method;
-  DL_FORWARD_IF_ERROR(dlj_string(c, "method", path, 1, &method, err));
-  const assign_method *m = NULL;
-  for (size_t k = 0; k < NUM_METHODS; k++)
-    if (strcmp(METHODS[k].name, method) == 0) m = &METHODS[k];
-  if (m == NULL) {
-    dlj_join(where, sizeof where, path, "method");
-    const char *names[NUM_METHODS];
-    for (size_t k = 0; k < NUM_METHODS; k++) names[k] = METHODS[k].name;
-    const char *hint = dl_suggest(method, names, NUM_METHODS);
-    if (hint)
-      return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "unknown method '%s' (did you mean '%s'?)",
-                     method, hint);
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown or unsupported method '%s' (the contract's methods: %s; this build: "
-                   "task_aligned)",
-                   method, CONTRACT_METHODS);
-  }
-  /* the keys: the common ones and the method's */
-  const char *allowed[NUM_COMMON + 24];
+/* COMMON_KEYS + the method's keys, for dlj_check_keys. */
+static detloss_status check_keys(const cJSON *c, const char *path, const method_entry *m,
+                                 detloss_error *err) {
+  const char *keys[NUM_COMMON + 32];
   size_t n = 0;
-  for (size_t k = 0; k < NUM_COMMON; k++) allowed[n++] = COMMON_KEYS[k];
-  for (size_t k = 0; m->keys[k] != NULL && n + 1 < sizeof allowed / sizeof allowed[0]; k++)
-    allowed[n++] = m->keys[k];
-  allowed[n] = NULL;
-  DL_FORWARD_IF_ERROR(dlj_check_keys(c, path, allowed, err));
-  const char *sem = m->semantics[0];
-  DL_FORWARD_IF_ERROR(dlj_string(c, "semantics", path, 0, &sem, err));
-  size_t si = 0;
-  while (m->semantics[si] != NULL && strcmp(m->semantics[si], sem) != 0) si++;
-  if (m->semantics[si] == NULL) {
-    dlj_join(where, sizeof where, path, "semantics");
-    char list[160] = "";
-    for (size_t k = 0; m->semantics[k] != NULL; k++) {
-      if (k > 0) strncat(list, " or ", sizeof list - strlen(list) - 1);
-      strncat(list, m->semantics[k], sizeof list - strlen(list) - 1);
-    }
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown semantics '%s' for method %s (expected %s)", sem, m->name, list);
-  }
-  dl_assign_common common;
-  memset(&common, 0, sizeof common);
-  common.semantics = (int)si;
-  common.semantics_name = m->semantics[si];
-  detloss_status st = dlj_boxes(c, "gt", path, 1, &common.gt, &common.num_gt, err);
+  for (size_t k = 0; k < NUM_COMMON; k++) keys[n++] = COMMON_KEYS[k];
+  for (size_t k = 0; m->keys[k] && n + 1 < sizeof keys / sizeof keys[0]; k++)
+    keys[n++] = m->keys[k];
+  keys[n] = NULL;
+  return dlj_check_keys(c, path, keys, err);
+}
+
+detloss_status dl_case_assign(const cJSON *c, const dlj_path *at, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err) {
+  const char *path = at->buf;
+  const method_entry *m = NULL;
+  DL_FORWARD_IF_ERROR(find_method(c, path, &m, err));
+  DL_FORWARD_IF_ERROR(check_keys(c, path, m, err));
+  dl_assign_case in;
+  memset(&in, 0, sizeof in);
+  dl_assign_case_result res;
+  memset(&res, 0, sizeof res);
   size_t nl = 0;
-  if (st == DETLOSS_OK)
-    st = dlj_int_array(c, "gt_labels", path, 1, 0, INT64_MAX, &common.gt_labels, &nl, err);
-  if (st == DETLOSS_OK && nl != common.num_gt) {
-    dlj_join(where, sizeof where, path, "gt_labels");
-    st = dl_fail(err, DETLOSS_ERR_SHAPE, where, "has %zu labels for %zu gt boxes", nl,
-                 common.num_gt);
+  detloss_status st = dlj_int_array(c, "gt_labels", path, 1, 0, DLJ_MAX_EXACT_INT,
+                                    (int64_t **)&in.gt_labels, &nl, err);
+  in.num_gt = nl;
+  if (st == DETLOSS_OK && dlj_field(c, "gt") != NULL) {
+    size_t G = 0;
+    st = dlj_boxes(c, "gt", path, 1, (float **)&in.gt, &G, err);
+    in.has_gt = 1;
+    if (st == DETLOSS_OK && G != nl) {
+      char where[DETLOSS_WHERE_MAX];
+      dlj_join(where, sizeof where, path, "gt_labels");
+      st = dl_fail(err, DETLOSS_ERR_SHAPE, where, "has %zu labels for %zu gt boxes", nl, G);
+    }
   }
   if (st == DETLOSS_OK) {
     dlj_kv_str(out, "method", m->name);
-    dlj_kv_str(out, "semantics", common.semantics_name);
-    st = m->fn(c, path, &common, out, ctx, err);
+    st = m->fn(c, path, &in, out, &res, ctx, err);
   }
-  free(common.gt);
-  free(common.gt_labels);
+  if (st == DETLOSS_OK) {
+    size_t A = res.num_anchors, pos = 0;
+    int64_t *lab = malloc((A ? A : 1) * sizeof *lab);
+    if (!lab) {
+      st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
+    } else {
+      for (size_t a = 0; a < A; a++) {
+        int64_t g = res.assigned_gt[a];
+        lab[a] = g >= 0 ? in.gt_labels[g] : -1;
+        pos += g >= 0;
+      }
+      dlj_key(out, "assigned_gt");
+      dlj_int64_tensor(out, res.assigned_gt, &A, 1);
+      dlj_key(out, "assigned_labels");
+      dlj_int64_tensor(out, lab, &A, 1);
+      dlj_kv_int(out, "num_pos", (long long)pos);
+      free(lab);
+    }
+  }
+  free(res.assigned_gt);
+  free((void *)in.gt_labels);
+  free((void *)in.gt);
   return st;
 }

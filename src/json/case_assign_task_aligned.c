@@ -13,11 +13,26 @@
 #include "json/cases.h"
 
 detloss_status dl_case_assign_task_aligned(const cJSON *c, const char *path,
-                                           const dl_assign_common *cm, dlj_buf *out,
-                                           const dl_case_ctx *ctx, detloss_error *err) {
+                                           const dl_assign_case *cm, dlj_buf *out,
+                                           dl_assign_case_result *res, const dl_case_ctx *ctx,
+                                           detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
-  detloss_task_aligned_options o = cm->semantics == 1 ? detloss_task_aligned_options_tood()
-                                                      : detloss_task_aligned_options_default();
+  const char *sem = "ultralytics";
+  DL_FORWARD_IF_ERROR(dlj_string(c, "semantics", path, 0, &sem, err));
+  int tood = strcmp(sem, "tood") == 0;
+  if (!tood && strcmp(sem, "ultralytics") != 0) {
+    dlj_join(where, sizeof where, path, "semantics");
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
+                   "unknown semantics '%s' for method task_aligned (expected ultralytics or tood)",
+                   sem);
+  }
+  if (!cm->has_gt) {
+    dlj_join(where, sizeof where, path, "gt");
+    return dl_fail(err, DETLOSS_ERR_MISSING, where, "is missing");
+  }
+  dlj_kv_str(out, "semantics", sem);
+  detloss_task_aligned_options o =
+      tood ? detloss_task_aligned_options_tood() : detloss_task_aligned_options_default();
   o.num_threads = ctx->num_threads;
   long long topk = o.topk;
   DL_FORWARD_IF_ERROR(
@@ -85,23 +100,22 @@ detloss_status dl_case_assign_task_aligned(const cJSON *c, const char *path,
                                      cm->gt_labels, cm->num_gt, ag, NULL, ts, am, &o, err);
     if (st != DETLOSS_OK) {
       size_t sshape[2] = {A, C};
-      dlj_arg args[] = {{"points", pkey, NULL, -1},
-                        {"scores", "scores", sshape, 2},
-                        {"num_classes", "scores", NULL, -1},
-                        {"pred_boxes", "pred_boxes", NULL, -1},
-                        {"gt_labels", "gt_labels", NULL, -1},
-                        {"gt", "gt", NULL, -1},
-                        {"level_counts", "level_counts", NULL, -1},
-                        {"topk", "topk", NULL, -1},
-                        {"alpha", "alpha", NULL, -1},
-                        {"beta", "beta", NULL, -1}};
+      dlj_arg args[] = {{"points", pkey, NULL, -1, 0},
+                        {"scores", "scores", sshape, 2, 0},
+                        {"num_classes", "scores", NULL, -1, 0},
+                        {"pred_boxes", "pred_boxes", NULL, -1, 0},
+                        {"gt_labels", "gt_labels", NULL, -1, 0},
+                        {"gt", "gt", NULL, -1, 0},
+                        {"level_counts", "level_counts", NULL, -1, 0},
+                        {"topk", "topk", NULL, -1, 0},
+                        {"alpha", "alpha", NULL, -1, 0},
+                        {"beta", "beta", NULL, -1, 0}};
       dlj_path at;
       dlj_path_init(&at, path);
       dlj_locate(err, &at, args, sizeof args / sizeof args[0]);
     }
   }
   if (st == DETLOSS_OK) {
-    dl_assign_write_common(out, ag, cm->gt_labels, A);
     dlj_key(out, "target_scores");
     dlj_float_tensor(out, ts, &A, 1);
     dlj_key(out, "align_metrics");
@@ -112,7 +126,15 @@ detloss_status dl_case_assign_task_aligned(const cJSON *c, const char *path,
   free(pred);
   free(ts);
   free(am);
-  free(ag);
+  if (st == DETLOSS_OK) {
+    /* A = 0: ag is NULL; the dispatcher then writes empty arrays */
+    if (ag == NULL) ag = malloc(sizeof *ag);
+    if (ag == NULL) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
+    res->assigned_gt = ag;
+    res->num_anchors = A;
+  } else {
+    free(ag);
+  }
   free(lc64);
   free(lc);
   dlj_tensor_free(&sc);

@@ -87,29 +87,36 @@ detloss_status dl_case_retina_loss(const cJSON *c, const dlj_path *at, dlj_buf *
 detloss_status dl_case_anchor_eval(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err);
 
-/* case_assign.c: op `assign`, dispatched by `method` to the handlers below. */
-detloss_status dl_case_assign(const cJSON *c, const char *path, dlj_buf *out,
+/* case_assign.c: op `assign`, dispatching on `method` to a handler below
+ * (compute-assign.md). The dispatcher reads the common fields into a
+ * dl_assign_case, writes "method", calls the handler (which reads its own
+ * fields and semantics, runs the library and writes its own outputs), then
+ * writes the common outputs from the handler's dl_assign_case_result. The
+ * method handlers get the case's path as a string (the op's root). */
+typedef struct dl_assign_case {
+  const float *gt;          /* [G][4] as read (the method knows the format), or NULL */
+  int has_gt;               /* `gt` was given */
+  const int64_t *gt_labels; /* [G], each >= 0 (the handler checks the class count) */
+  size_t num_gt;            /* G = length of gt_labels (= rows of gt when given) */
+} dl_assign_case;
+typedef struct dl_assign_case_result {
+  size_t num_anchors;   /* A */
+  int64_t *assigned_gt; /* [A], malloc'ed by the handler, freed by the dispatcher */
+} dl_assign_case_result;
+typedef detloss_status (*dl_assign_method_fn)(const cJSON *c, const char *path,
+                                              const dl_assign_case *in, dlj_buf *out,
+                                              dl_assign_case_result *res, const dl_case_ctx *ctx,
+                                              detloss_error *err);
+detloss_status dl_case_assign(const cJSON *c, const dlj_path *at, dlj_buf *out,
                               const dl_case_ctx *ctx, detloss_error *err);
-/* What the dispatcher reads for every method: the semantics (index into the
- * method's list, 0 = its default, and its name), gt [G][4] and gt_labels [G]
- * (>= 0; the handler checks them against its class count). */
-typedef struct dl_assign_common {
-  int semantics;
-  const char *semantics_name;
-  float *gt;
-  size_t num_gt;
-  int64_t *gt_labels;
-} dl_assign_common;
-typedef detloss_status (*dl_assign_case_fn)(const cJSON *c, const char *path,
-                                            const dl_assign_common *common, dlj_buf *out,
-                                            const dl_case_ctx *ctx, detloss_error *err);
-/* The common outputs: assigned_gt [A], assigned_labels [A] (gt_labels of the
- * assigned gt, -1 otherwise), num_pos (assigned_gt >= 0). */
-void dl_assign_write_common(dlj_buf *out, const int64_t *assigned_gt, const int64_t *gt_labels,
-                            size_t A);
+/* case_assign_hungarian.c: method "hungarian". */
+detloss_status dl_case_assign_hungarian(const cJSON *c, const char *path, const dl_assign_case *in,
+                                        dlj_buf *out, dl_assign_case_result *res,
+                                        const dl_case_ctx *ctx, detloss_error *err);
 /* case_assign_task_aligned.c: method "task_aligned". */
 detloss_status dl_case_assign_task_aligned(const cJSON *c, const char *path,
-                                           const dl_assign_common *common, dlj_buf *out,
-                                           const dl_case_ctx *ctx, detloss_error *err);
+                                           const dl_assign_case *in, dlj_buf *out,
+                                           dl_assign_case_result *res, const dl_case_ctx *ctx,
+                                           detloss_error *err);
 
 #endif /* DETLOSS_CASES_H */

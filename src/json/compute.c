@@ -60,6 +60,7 @@ static const char *const EVAL_KEYS[] = {"op",
                                         "worst",
                                         NULL};
 
+/* `assign` checks its keys per method (case_assign.c): NULL here. */
 static const op_entry OPS[] = {
     {"iou", dl_case_iou, IOU_KEYS},
     {"encode", dl_case_encode, ENCODE_KEYS},

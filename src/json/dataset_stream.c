@@ -50,11 +50,22 @@ static void note(slot *s, int phase, size_t index, int step, detloss_status st,
   s->e = *e;
 }
 
+/* Whether a fault of this rank would be kept (messages are built only then). */
+static int wants(const slot *s, int phase, size_t index, int step) {
+  return !s->set || s->phase > phase || (s->phase == phase && s->index > index) ||
+         (s->phase == phase && s->index == index && s->step > step);
+}
+
 /* A scalar seen in the stream, enough to rebuild the tree reader's message. */
 typedef struct sval {
   int type; /* cJSON_Number, ...; 0 when absent */
   double num;
 } sval;
+
+/* An integer in [-2^53, 2^53] (jread's dlj_int accepts it). */
+static int int_ok(const sval *v) {
+  return v->type == cJSON_Number && v->num == floor(v->num) && fabs(v->num) <= 9007199254740992.0;
+}
 
 static int cjson_type(dljs_kind k) {
   switch (k) {
@@ -117,6 +128,10 @@ static detloss_status num_at(const sval *v, const char *where, double *out, detl
 /* dataset.c's image_side. */
 static detloss_status image_side(const sval *v, const char *key, const char *path, float *out,
                                  detloss_error *e) {
+  if (v->type == cJSON_Number && v->num > 0.0 && v->num < 1e7) {
+    *out = (float)v->num;
+    return DETLOSS_OK;
+  }
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, key);
   DL_RETURN_ERROR_IF(!v->type, e, DETLOSS_ERR_MISSING, where,
@@ -251,12 +266,13 @@ static int read_row(rd *r, size_t i, const char *bpath, size_t row) {
     sval v;
     if (!take(j, &v)) return 0;
     double d = 0.0;
-    if (!bad) {
+    if (!bad && v.type == cJSON_Number && isfinite(v.num) && fabs(v.num) <= 3.0e38) {
+      if (len < 4) out[len] = (float)v.num;
+    } else if (!bad) {
       char s2[DETLOSS_WHERE_MAX];
       dlj_index(s2, sizeof s2, sub, (size_t)len);
       fst = num_at(&v, s2, &d, &first);
       bad = fst != DETLOSS_OK;
-      if (!bad && len < 4) out[len] = (float)d;
     }
     if (len < INT32_MAX) len++;
   }
@@ -300,8 +316,10 @@ static int read_image(rd *r) {
     }
     if (k == DLJS_END_OBJECT) break;
     const char *key = j->key;
-    note(&r->common, C_IMAGE, i, 1, check_key(key, path, IMAGE_KEYS, &e), &e);
-    note(&r->coco, K_IMAGE, i, 1, check_key(key, path, COCO_IMAGE_KEYS, &e), &e);
+    if (wants(&r->common, C_IMAGE, i, 1))
+      note(&r->common, C_IMAGE, i, 1, check_key(key, path, IMAGE_KEYS, &e), &e);
+    if (wants(&r->coco, K_IMAGE, i, 1))
+      note(&r->coco, K_IMAGE, i, 1, check_key(key, path, COCO_IMAGE_KEYS, &e), &e);
     int which = strcmp(key, "id") == 0        ? 1
                 : strcmp(key, "width") == 0   ? 2
                 : strcmp(key, "height") == 0  ? 3
@@ -393,13 +411,16 @@ static int read_image(rd *r) {
     note(&r->common, C_BOXES, i, 2, st, &e);
     note(&r->coco, K_IMAGE, i, 4, st, &e);
     /* id: optional (default: the index) in the common format, required in COCO */
-    stub s;
-    long long v = (long long)i;
-    st = dlj_int(mkstub(&s, "id", &id), "id", path, 0, -(1LL << 53), 1LL << 53, &v, &e);
-    note(&r->common, C_BOXES, i, 3, st, &e);
-    r->id[i] = (int64_t)v; /* a valid id is the same in both readings */
-    st = dlj_int(mkstub(&s, "id", &id), "id", path, 1, -(1LL << 53), 1LL << 53, &v, &e);
-    note(&r->coco, K_IMAGE, i, 2, st, &e);
+    if (int_ok(&id)) {
+      r->id[i] = (int64_t)id.num; /* a valid id is the same in both readings */
+    } else {
+      stub s;
+      long long v = (long long)i;
+      st = dlj_int(mkstub(&s, "id", &id), "id", path, 0, -(1LL << 53), 1LL << 53, &v, &e);
+      note(&r->common, C_BOXES, i, 3, st, &e);
+      st = dlj_int(mkstub(&s, "id", &id), "id", path, 1, -(1LL << 53), 1LL << 53, &v, &e);
+      note(&r->coco, K_IMAGE, i, 2, st, &e);
+    }
     /* iscrowd of the common format: one flag per box */
     if (have_crowd) {
       dlj_join(where, sizeof where, path, "iscrowd");
@@ -454,7 +475,8 @@ static int read_ann(rd *r) {
     if (k == DLJS_ERROR) return 0;
     if (k == DLJS_END_OBJECT) break;
     const char *key = j->key;
-    note(&r->coco, K_ANN, a, 1, check_key(key, path, COCO_ANN_KEYS, &e), &e);
+    if (wants(&r->coco, K_ANN, a, 1))
+      note(&r->coco, K_ANN, a, 1, check_key(key, path, COCO_ANN_KEYS, &e), &e);
     int which = strcmp(key, "image_id") == 0  ? 1
                 : strcmp(key, "bbox") == 0    ? 2
                 : strcmp(key, "iscrowd") == 0 ? 3
@@ -474,7 +496,6 @@ static int read_ann(rd *r) {
       }
       size_t n = 0;
       bst = DETLOSS_OK;
-      dlj_join(where, sizeof where, path, "bbox");
       for (;;) {
         k = dljs_next(j);
         if (k == DLJS_ERROR) return 0;
@@ -482,9 +503,14 @@ static int read_ann(rd *r) {
         sval x;
         if (!take(j, &x)) return 0;
         if (n < 4 && bst == DETLOSS_OK) {
-          char sub[DETLOSS_WHERE_MAX];
-          dlj_index(sub, sizeof sub, where, n);
-          bst = num_at(&x, sub, &v[n], &be);
+          if (x.type == cJSON_Number && isfinite(x.num) && fabs(x.num) <= 3.0e38) {
+            v[n] = x.num;
+          } else {
+            char sub[DETLOSS_WHERE_MAX];
+            dlj_join(where, sizeof where, path, "bbox");
+            dlj_index(sub, sizeof sub, where, n);
+            bst = num_at(&x, sub, &v[n], &be);
+          }
         }
         n++;
       }
@@ -493,14 +519,19 @@ static int read_ann(rd *r) {
       return 0; /* segmentation, area, ...: skipped token by token */
     }
   }
-  stub s;
-  long long id = 0;
-  detloss_status st =
-      dlj_int(mkstub(&s, "image_id", &img), "image_id", path, 1, -(1LL << 53), 1LL << 53, &id, &e);
-  note(&r->coco, K_ANN, a, 2, st, &e);
-  if (st == DETLOSS_OK) r->aimg[a] = (int64_t)id;
-  dlj_join(where, sizeof where, path, "bbox");
-  if (!have_bbox)
+  if (int_ok(&img)) {
+    r->aimg[a] = (int64_t)img.num;
+  } else {
+    stub s;
+    long long id = 0;
+    note(&r->coco, K_ANN, a, 2,
+         dlj_int(mkstub(&s, "image_id", &img), "image_id", path, 1, -(1LL << 53), 1LL << 53, &id,
+                 &e),
+         &e);
+  }
+  if (have_bbox && bbox_shape == 1 && bst == DETLOSS_OK) {
+    /* the common case: nothing to report */
+  } else if (dlj_join(where, sizeof where, path, "bbox"), !have_bbox)
     note(&r->coco, K_BBOX, a, 1,
          dl_fail(&e, DETLOSS_ERR_MISSING, where, "missing (expected [x, y, w, h])"), &e);
   else if (bbox_shape != 1)

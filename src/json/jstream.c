@@ -118,16 +118,17 @@ static dljs_kind fatal(dljs *j, detloss_status st) {
  * to buffer index rel. */
 static void count_to(dljs *j, size_t rel) {
   size_t from = j->counted - j->base;
-  for (size_t i = from; i < rel; i++) {
-    char c = j->buf[i];
-    if (c == '\n') {
-      j->line++;
-      j->col = 1;
-    } else if (((unsigned char)c & 0xC0) != 0x80) {
-      j->col++;
-    }
+  if (rel <= from) return;
+  /* lines with memchr; the column from the last newline on */
+  const char *p = j->buf + from, *e = j->buf + rel, *nl;
+  while ((nl = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+    j->line++;
+    j->col = 1;
+    p = nl + 1;
   }
-  if (rel > from) j->counted = j->base + rel;
+  for (; p < e; p++)
+    if (((unsigned char)*p & 0xC0) != 0x80) j->col++;
+  j->counted = j->base + rel;
 }
 
 static dljs_kind syntax(dljs *j, size_t rel, const char *msg) {
@@ -287,22 +288,23 @@ static size_t lex_string(const dljs *j, size_t i, lexfail *lf) {
   return lex_fail(lf, n, "unexpected end of input");
 }
 
-/* The byte at s[k], -1 at the input's end, -2 when the window must grow. */
-static int peek(const dljs *j, size_t k) {
-  if (k < j->end) return (unsigned char)j->buf[k];
-  return j->eof ? -1 : -2;
-}
-
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
 
 /* jread.c's scan_number over the window. */
 static size_t lex_number(const dljs *j, size_t i, lexfail *lf) {
+  const unsigned char *s = (const unsigned char *)j->buf;
   size_t k = i, n = j->end;
-  int c = peek(j, k);
+  int more = !j->eof, c;
+/* c = the byte at k, -1 at the input's end; NEED when the window must grow */
 #define PEEK(at)                                                                                   \
   do {                                                                                             \
-    c = peek(j, (at));                                                                             \
-    if (c == -2) return NEED;                                                                      \
+    size_t at_ = (at);                                                                             \
+    if (at_ < n)                                                                                   \
+      c = s[at_];                                                                                  \
+    else if (more)                                                                                 \
+      return NEED;                                                                                 \
+    else                                                                                           \
+      c = -1;                                                                                      \
   } while (0)
   PEEK(k);
   if (c == '-') PEEK(++k);

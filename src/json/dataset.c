@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 #include "json/dataset_stream.h"
@@ -431,6 +432,9 @@ detloss_status detloss_dataset_load_ex(const char *path, const detloss_json_limi
                                        detloss_dataset **out, detloss_error *err) {
   DL_RETURN_ERROR_IF(!path || !out, err, DETLOSS_ERR_NULL, !path ? "path" : "out", "is NULL");
   detloss_json_limits lim = dl_json_limits(limits);
+  struct stat sb;
+  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+    return detloss_dataset_load_yolo(path, NULL, &lim, out, err);
   FILE *f = fopen(path, "rb");
   if (!f)
     return dl_fail(err,

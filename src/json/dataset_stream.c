@@ -281,6 +281,14 @@ static int read_row(rd *r, size_t i, const char *bpath, size_t row) {
          dl_fail(&e, DETLOSS_ERR_SHAPE, sub, "expected 4 numbers, got %d", len), &e);
   else if (bad)
     note(&r->common, C_BOXES, i, 4, fst, &first);
+  else if (out[2] < out[0] || out[3] < out[1])
+    /* an inverted box is a fault of the file, not a box to leave out (issue 18) */
+    note(&r->common, C_BOXES, i, 4,
+         dl_fail(&e, DETLOSS_ERR_RANGE, sub,
+                 "%s: a box is [x1, y1, x2, y2] with x1 <= x2 and y1 <= y2, got [%g, %g, %g, %g]",
+                 out[2] < out[0] ? "x2 < x1" : "y2 < y1", (double)out[0], (double)out[1],
+                 (double)out[2], (double)out[3]),
+         &e);
   return 1;
 }
 
@@ -529,7 +537,7 @@ static int read_ann(rd *r) {
                  &e),
          &e);
   }
-  if (have_bbox && bbox_shape == 1 && bst == DETLOSS_OK) {
+  if (have_bbox && bbox_shape == 1 && bst == DETLOSS_OK && v[2] >= 0.0 && v[3] >= 0.0) {
     /* the common case: nothing to report */
   } else if (dlj_join(where, sizeof where, path, "bbox"), !have_bbox)
     note(&r->coco, K_BBOX, a, 1,
@@ -541,6 +549,12 @@ static int read_ann(rd *r) {
          &e);
   else if (bst != DETLOSS_OK)
     note(&r->coco, K_BBOX, a, 3, bst, &be);
+  else if (v[2] < 0.0 || v[3] < 0.0)
+    note(&r->coco, K_BBOX, a, 3,
+         dl_fail(&e, DETLOSS_ERR_RANGE, where,
+                 "negative %s: a bbox is [x, y, w, h] with w, h >= 0, got [%g, %g, %g, %g]",
+                 v[2] < 0.0 ? "width" : "height", v[0], v[1], v[2], v[3]),
+         &e);
   float *b = r->abox + 4 * a;
   /* COCO bbox [x, y, w, h] -> [x, y, x + w, y + h] (sums in double, one rounding). */
   b[0] = (float)v[0];

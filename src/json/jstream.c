@@ -39,7 +39,23 @@ struct dljs_level {
   size_t kcap;
   uint32_t *tab; /* open-addressing table of key numbers + 1, for > 16 keys */
   size_t tcap;
+  /* duplicate keys, to report the one dlj_parse's depth-first search finds:
+   * in an object of up to 16 members the earliest second occurrence, in a
+   * larger one the smallest key (it sorts them); an object's own before any
+   * below it; children in order */
+  size_t members;
+  char *first, *min_path, *min_key; /* this object's own candidates (paths) */
+  char *below;                      /* the first found below this value's members */
 };
+
+static void level_clear(dljs_level *lv) {
+  free(lv->first);
+  free(lv->min_path);
+  free(lv->min_key);
+  free(lv->below);
+  lv->first = lv->min_path = lv->min_key = lv->below = NULL;
+  lv->members = 0;
+}
 
 /* The arena of the keys of the open objects (stack discipline). */
 typedef struct key_arena {
@@ -98,6 +114,7 @@ void dljs_close(dljs *j) {
     for (size_t d = 0; d < DLJS_NESTING_LIMIT; d++) {
       free(j->levels[d].koff);
       free(j->levels[d].tab);
+      level_clear(&j->levels[d]);
     }
     free(priv(j)->arena.mem);
     free(j->levels);
@@ -454,6 +471,33 @@ static int decode(dljs *j) {
   return 1;
 }
 
+/* A container at level d ends: its duplicate (its own, else the first from
+ * below) goes up to the enclosing level, or is the text's at the top. */
+static void end_level(dljs *j, int d, int object) {
+  dljs_level *lv = &j->levels[d];
+  char **own = object ? (lv->members <= 16 ? &lv->first : &lv->min_path) : NULL;
+  char **pick = own && *own ? own : &lv->below;
+  if (*pick) {
+    if (d == 0) {
+      if (!j->dup) {
+        j->dup = 1;
+        snprintf(j->dup_where, sizeof j->dup_where, "%s: %s", j->file, *pick);
+      }
+    } else if (!j->levels[d - 1].below) {
+      j->levels[d - 1].below = *pick;
+      *pick = NULL;
+    }
+  }
+  level_clear(lv);
+}
+
+static char *dup_str(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = malloc(n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
 /* A value starts: it is the next element of an enclosing array. */
 static void begin_value(dljs *j) {
   if (j->depth > 0 && j->stack[j->depth - 1] == '[') j->levels[j->depth - 1].index++;
@@ -510,6 +554,7 @@ dljs_kind dljs_next(dljs *j) {
       case VALUE_OR_END:
         if (ch == ']') {
           j->depth--;
+          end_level(j, j->depth, 0);
           j->pos = i + 1;
           j->state = AFTER;
           return j->kind = DLJS_END_ARRAY;
@@ -525,6 +570,7 @@ dljs_kind dljs_next(dljs *j) {
           lv->index = 0;
           lv->nkeys = 0;
           lv->cur = 0;
+          level_clear(lv);
           lv->arena0 = pv->arena.len;
           j->pos = i + 1;
           j->state = ch == '{' ? KEY_OR_END : VALUE_OR_END;
@@ -576,6 +622,7 @@ dljs_kind dljs_next(dljs *j) {
       case KEY_OR_END:
         if (ch == '}') {
           j->depth--;
+          end_level(j, j->depth, 1);
           pv->arena.len = j->levels[j->depth].arena0;
           j->pos = i + 1;
           j->state = AFTER;
@@ -598,12 +645,23 @@ dljs_kind dljs_next(dljs *j) {
         j->state = COLON;
         if (!decode(j))
           return fatal(j, dl_fail(&j->err, DETLOSS_ERR_NOMEM, j->file, "out of memory"));
-        int d = add_key(j, &j->levels[j->depth - 1], j->key, j->key_len);
+        dljs_level *lv = &j->levels[j->depth - 1];
+        int d = add_key(j, lv, j->key, j->key_len);
         if (d < 0) return fatal(j, dl_fail(&j->err, DETLOSS_ERR_NOMEM, j->file, "out of memory"));
+        lv->members++;
         j->kind = DLJS_KEY;
-        if (d > 0 && !j->dup) {
-          j->dup = 1;
-          snprintf(j->dup_where, sizeof j->dup_where, "%s: %s", j->file, dljs_path(j));
+        if (d > 0) {
+          const char *path = dljs_path(j);
+          int oom = 0;
+          if (!lv->first) oom |= !(lv->first = dup_str(path));
+          if (!lv->min_key || strcmp(j->key, lv->min_key) < 0) {
+            free(lv->min_key);
+            free(lv->min_path);
+            lv->min_key = dup_str(j->key);
+            lv->min_path = dup_str(path);
+            oom |= !lv->min_key || !lv->min_path;
+          }
+          if (oom) return fatal(j, dl_fail(&j->err, DETLOSS_ERR_NOMEM, j->file, "out of memory"));
         }
         return DLJS_KEY;
       }
@@ -621,6 +679,7 @@ dljs_kind dljs_next(dljs *j) {
         if ((ch == ']' && j->stack[j->depth - 1] == '[') ||
             (ch == '}' && j->stack[j->depth - 1] == '{')) {
           j->depth--;
+          end_level(j, j->depth, ch == '}');
           if (ch == '}') pv->arena.len = j->levels[j->depth].arena0;
           j->pos = i + 1;
           return j->kind = ch == '}' ? DLJS_END_OBJECT : DLJS_END_ARRAY;

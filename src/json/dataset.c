@@ -418,9 +418,9 @@ detloss_status detloss_dataset_parse_ex(const char *text, size_t len, const char
                      "the input is larger than the limit max_input_bytes = %zu",
                      lim.max_input_bytes);
   dljs j;
-  DL_FORWARD_IF_ERROR(dljs_open_mem(&j, text, len, file, err));
+  DL_FORWARD_IF_ERROR(dlj_stream_open_mem(&j, text, len, file, err));
   detloss_status st = read_stream(&j, file, &lim, out, err);
-  dljs_close(&j);
+  dlj_stream_close(&j);
   return st;
 }
 
@@ -441,10 +441,10 @@ detloss_status detloss_dataset_load_ex(const char *path, const detloss_json_limi
                    errno == ENOENT || errno == ENOTDIR ? DETLOSS_ERR_NOT_FOUND : DETLOSS_ERR_IO,
                    path, "cannot open: %s", strerror(errno));
   dljs j;
-  detloss_status st = dljs_open_file(&j, f, path, lim.max_input_bytes, err);
+  detloss_status st = dlj_stream_open_file(&j, f, path, lim.max_input_bytes, err);
   if (st == DETLOSS_OK) {
     st = read_stream(&j, path, &lim, out, err);
-    dljs_close(&j);
+    dlj_stream_close(&j);
   }
   fclose(f);
   return st;

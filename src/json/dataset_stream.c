@@ -83,8 +83,8 @@ static int cjson_type(dljs_kind k) {
 /* The current value as an sval; containers are skipped. 0 on a stream fault. */
 static int take(dljs *j, sval *v) {
   v->type = cjson_type(j->kind);
-  v->num = j->kind == DLJS_NUMBER ? dljs_number(j) : 0.0;
-  return dljs_skip(j) != DLJS_ERROR;
+  v->num = j->kind == DLJS_NUMBER ? dlj_stream_number(j) : 0.0;
+  return dlj_stream_skip(j) != DLJS_ERROR;
 }
 
 /* A one-key cJSON object on the stack holding v, for jread's getters. */
@@ -100,8 +100,7 @@ static const cJSON *mkstub(stub *s, const char *key, const sval *v) {
     s->item.type = v->type;
     s->item.valuedouble = v->num;
     s->item.string = (char *)(uintptr_t)key;
-    static char empty[1];
-    if (v->type == cJSON_String) s->item.valuestring = empty;
+    if (v->type == cJSON_String) s->item.valuestring = (char *)(uintptr_t) ""; /* never written */
   }
   return &s->obj;
 }
@@ -253,14 +252,14 @@ static int read_row(rd *r, size_t i, const char *bpath, size_t row) {
   if (j->kind != DLJS_BEGIN_ARRAY) {
     note(&r->common, C_BOXES, i, 4,
          dl_fail(&e, DETLOSS_ERR_TYPE, sub, "expected 4 numbers [x1, y1, x2, y2]"), &e);
-    return dljs_skip(j) != DLJS_ERROR;
+    return dlj_stream_skip(j) != DLJS_ERROR;
   }
   int len = 0, bad = 0;
   detloss_error first;
   memset(&first, 0, sizeof first);
   detloss_status fst = DETLOSS_OK;
   for (;;) {
-    dljs_kind k = dljs_next(j);
+    dljs_kind k = dlj_stream_next(j);
     if (k == DLJS_ERROR) return 0;
     if (k == DLJS_END_ARRAY) break;
     sval v;
@@ -309,7 +308,7 @@ static int read_image(rd *r) {
     note(&r->common, C_IMAGE, i, 0, e.status, &e);
     note(&r->coco, K_IMAGE, i, 0, e.status, &e);
     r->box_end[i] = r->nb;
-    return dljs_skip(j) != DLJS_ERROR;
+    return dlj_stream_skip(j) != DLJS_ERROR;
   }
   sval id = {0, 0.0}, w = {0, 0.0}, h = {0, 0.0};
   int have_boxes = 0, boxes_array = 0, have_crowd = 0, crowd_array = 0;
@@ -317,7 +316,7 @@ static int read_image(rd *r) {
   size_t nflags = 0, cap_flags = 0, bad_flag = SIZE_MAX;
   int ok = 1;
   for (;;) {
-    dljs_kind k = dljs_next(j);
+    dljs_kind k = dlj_stream_next(j);
     if (k == DLJS_ERROR) {
       ok = 0;
       break;
@@ -334,7 +333,7 @@ static int read_image(rd *r) {
                 : strcmp(key, "boxes") == 0   ? 4
                 : strcmp(key, "iscrowd") == 0 ? 5
                                               : 0;
-    k = dljs_next(j);
+    k = dlj_stream_next(j);
     if (k == DLJS_ERROR) {
       ok = 0;
       break;
@@ -350,7 +349,7 @@ static int read_image(rd *r) {
       dlj_join(bpath, sizeof bpath, path, "boxes");
       size_t row = 0;
       for (;;) {
-        k = dljs_next(j);
+        k = dlj_stream_next(j);
         if (k == DLJS_ERROR || k == DLJS_END_ARRAY) break;
         if (!read_row(r, i, bpath, row++)) {
           k = DLJS_ERROR;
@@ -364,7 +363,7 @@ static int read_image(rd *r) {
     } else if (which == 5 && k == DLJS_BEGIN_ARRAY) {
       have_crowd = crowd_array = 1;
       for (;;) {
-        k = dljs_next(j);
+        k = dlj_stream_next(j);
         if (k == DLJS_ERROR || k == DLJS_END_ARRAY) break;
         sval v;
         if (!take(j, &v)) {
@@ -392,7 +391,7 @@ static int read_image(rd *r) {
     } else {
       if (which == 4) have_boxes = 1;
       if (which == 5) have_crowd = 1;
-      if (dljs_skip(j) == DLJS_ERROR) {
+      if (dlj_stream_skip(j) == DLJS_ERROR) {
         ok = 0;
         break;
       }
@@ -470,7 +469,7 @@ static int read_ann(rd *r) {
   if (j->kind != DLJS_BEGIN_OBJECT) {
     note(&r->coco, K_ANN, a, 0,
          dl_fail(&e, DETLOSS_ERR_TYPE, path, "expected an annotation object"), &e);
-    return dljs_skip(j) != DLJS_ERROR;
+    return dlj_stream_skip(j) != DLJS_ERROR;
   }
   sval img = {0, 0.0}, crowd = {0, 0.0};
   int have_bbox = 0, bbox_shape = 0; /* bbox_shape: 1 = 4 numbers, -1 = array of other size */
@@ -479,7 +478,7 @@ static int read_ann(rd *r) {
   detloss_error be;
   memset(&be, 0, sizeof be);
   for (;;) {
-    dljs_kind k = dljs_next(j);
+    dljs_kind k = dlj_stream_next(j);
     if (k == DLJS_ERROR) return 0;
     if (k == DLJS_END_OBJECT) break;
     const char *key = j->key;
@@ -489,7 +488,7 @@ static int read_ann(rd *r) {
                 : strcmp(key, "bbox") == 0    ? 2
                 : strcmp(key, "iscrowd") == 0 ? 3
                                               : 0;
-    k = dljs_next(j);
+    k = dlj_stream_next(j);
     if (k == DLJS_ERROR) return 0;
     if (which == 1) {
       if (!take(j, &img)) return 0;
@@ -499,13 +498,13 @@ static int read_ann(rd *r) {
       have_bbox = 1;
       if (k != DLJS_BEGIN_ARRAY) {
         bbox_shape = 0;
-        if (dljs_skip(j) == DLJS_ERROR) return 0;
+        if (dlj_stream_skip(j) == DLJS_ERROR) return 0;
         continue;
       }
       size_t n = 0;
       bst = DETLOSS_OK;
       for (;;) {
-        k = dljs_next(j);
+        k = dlj_stream_next(j);
         if (k == DLJS_ERROR) return 0;
         if (k == DLJS_END_ARRAY) break;
         sval x;
@@ -523,7 +522,7 @@ static int read_ann(rd *r) {
         n++;
       }
       bbox_shape = n == 4 ? 1 : -1;
-    } else if (dljs_skip(j) == DLJS_ERROR) {
+    } else if (dlj_stream_skip(j) == DLJS_ERROR) {
       return 0; /* segmentation, area, ...: skipped token by token */
     }
   }
@@ -573,7 +572,7 @@ static int read_ann(rd *r) {
 static int read_root_string(rd *r, const char *key, int step, char **out) {
   dljs *j = r->j;
   if (j->kind == DLJS_STRING) {
-    const char *s = dljs_string(j);
+    const char *s = dlj_stream_string(j);
     if (!s) return 0;
     free(*out);
     *out = dlj_dupstr(s);
@@ -594,7 +593,7 @@ static int read_root(rd *r, char **format) {
   dljs *j = r->j;
   detloss_error e;
   for (;;) {
-    dljs_kind k = dljs_next(j);
+    dljs_kind k = dlj_stream_next(j);
     if (k == DLJS_ERROR) return 0;
     if (k == DLJS_END_OBJECT) return 1;
     char key[16];
@@ -603,17 +602,17 @@ static int read_root(rd *r, char **format) {
     note(&r->common, C_ROOT, 0, 4, check_key(j->key, "", TOP_KEYS, &e), &e);
     note(&r->coco, K_ROOT, 0, 1, check_key(j->key, "", COCO_TOP_KEYS, &e), &e);
     if (!known) key[0] = '\0';
-    k = dljs_next(j);
+    k = dlj_stream_next(j);
     if (k == DLJS_ERROR) return 0;
     int ok = 1;
     if (strcmp(key, "images") == 0) {
       r->have_images = 1;
       r->images_array = k == DLJS_BEGIN_ARRAY;
       if (k != DLJS_BEGIN_ARRAY) {
-        ok = dljs_skip(j) != DLJS_ERROR;
+        ok = dlj_stream_skip(j) != DLJS_ERROR;
       } else {
         for (;;) {
-          k = dljs_next(j);
+          k = dlj_stream_next(j);
           if (k == DLJS_ERROR) return 0;
           if (k == DLJS_END_ARRAY) break;
           if (!read_image(r)) return 0;
@@ -626,10 +625,10 @@ static int read_root(rd *r, char **format) {
              dl_fail(&e, DETLOSS_ERR_TYPE, "annotations",
                      "expected an array of annotation objects"),
              &e);
-        ok = dljs_skip(j) != DLJS_ERROR;
+        ok = dlj_stream_skip(j) != DLJS_ERROR;
       } else {
         for (;;) {
-          k = dljs_next(j);
+          k = dlj_stream_next(j);
           if (k == DLJS_ERROR) return 0;
           if (k == DLJS_END_ARRAY) break;
           if (!read_ann(r)) return 0;
@@ -644,7 +643,7 @@ static int read_root(rd *r, char **format) {
     } else if (strcmp(key, "format") == 0) {
       ok = read_root_string(r, "format", 5, format);
     } else {
-      ok = dljs_skip(j) != DLJS_ERROR;
+      ok = dlj_stream_skip(j) != DLJS_ERROR;
     }
     if (!ok) return 0;
   }
@@ -787,7 +786,7 @@ detloss_status dl_dataset_stream(dljs *j, detloss_dataset *ds, detloss_error *er
   r.j = j;
   char *format = NULL;
   detloss_error e;
-  dljs_kind k = dljs_next(j);
+  dljs_kind k = dlj_stream_next(j);
   int streamed = 1;
   if (k == DLJS_BEGIN_OBJECT) {
     streamed = read_root(&r, &format);
@@ -800,7 +799,7 @@ detloss_status dl_dataset_stream(dljs *j, detloss_dataset *ds, detloss_error *er
     st = dl_fail(err, DETLOSS_ERR_NOMEM, j->file, "out of memory");
   } else {
     (void)streamed;
-    st = dljs_finish(j, err); /* syntax, then duplicate keys, come first */
+    st = dlj_stream_finish(j, err); /* syntax, then duplicate keys, come first */
   }
   int located = st != DETLOSS_OK; /* the stream's errors name the file already */
   if (st == DETLOSS_OK && !r.early.set) {

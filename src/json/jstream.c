@@ -82,8 +82,8 @@ static detloss_status setup(dljs *j, const char *file, detloss_error *err) {
   return DETLOSS_OK;
 }
 
-detloss_status dljs_open_file(dljs *j, FILE *f, const char *file, size_t max_bytes,
-                              detloss_error *err) {
+detloss_status dlj_stream_open_file(dljs *j, FILE *f, const char *file, size_t max_bytes,
+                                    detloss_error *err) {
   memset(j, 0, sizeof *j);
   DL_FORWARD_IF_ERROR(setup(j, file, err));
   j->f = f;
@@ -92,14 +92,14 @@ detloss_status dljs_open_file(dljs *j, FILE *f, const char *file, size_t max_byt
   j->buf = malloc(j->cap);
   j->owned = 1;
   if (!j->buf) {
-    dljs_close(j);
+    dlj_stream_close(j);
     return dl_fail(err, DETLOSS_ERR_NOMEM, j->file, "out of memory reading the input");
   }
   return DETLOSS_OK;
 }
 
-detloss_status dljs_open_mem(dljs *j, const char *text, size_t len, const char *file,
-                             detloss_error *err) {
+detloss_status dlj_stream_open_mem(dljs *j, const char *text, size_t len, const char *file,
+                                   detloss_error *err) {
   memset(j, 0, sizeof *j);
   DL_FORWARD_IF_ERROR(setup(j, file, err));
   j->buf = (char *)(uintptr_t)text; /* never written: owned = 0 */
@@ -109,7 +109,7 @@ detloss_status dljs_open_mem(dljs *j, const char *text, size_t len, const char *
   return DETLOSS_OK;
 }
 
-void dljs_close(dljs *j) {
+void dlj_stream_close(dljs *j) {
   if (j->levels) {
     for (size_t d = 0; d < DLJS_NESTING_LIMIT; d++) {
       free(j->levels[d].koff);
@@ -503,7 +503,7 @@ static void begin_value(dljs *j) {
   if (j->depth > 0 && j->stack[j->depth - 1] == '[') j->levels[j->depth - 1].index++;
 }
 
-const char *dljs_path(dljs *j) {
+const char *dlj_stream_path(dljs *j) {
   dlj_path_init(&j->path, "");
   key_arena *a = &priv(j)->arena;
   int top = j->depth - (j->kind == DLJS_BEGIN_OBJECT || j->kind == DLJS_BEGIN_ARRAY);
@@ -518,7 +518,7 @@ const char *dljs_path(dljs *j) {
   return j->path.buf;
 }
 
-dljs_kind dljs_next(dljs *j) {
+dljs_kind dlj_stream_next(dljs *j) {
   if (j->st != DETLOSS_OK) return j->kind = DLJS_ERROR;
   dljs_priv *pv = priv(j);
   if (j->base == 0 && j->pos == 0 && j->counted == 0 && j->state == VALUE && j->depth == 0) {
@@ -651,7 +651,7 @@ dljs_kind dljs_next(dljs *j) {
         lv->members++;
         j->kind = DLJS_KEY;
         if (d > 0) {
-          const char *path = dljs_path(j);
+          const char *path = dlj_stream_path(j);
           int oom = 0;
           if (!lv->first) oom |= !(lv->first = dup_str(path));
           if (!lv->min_key || strcmp(j->key, lv->min_key) < 0) {
@@ -691,17 +691,17 @@ dljs_kind dljs_next(dljs *j) {
   }
 }
 
-dljs_kind dljs_skip(dljs *j) {
+dljs_kind dlj_stream_skip(dljs *j) {
   if (j->kind != DLJS_BEGIN_OBJECT && j->kind != DLJS_BEGIN_ARRAY) return j->kind;
   int d = j->depth;
   for (;;) {
-    dljs_kind k = dljs_next(j);
+    dljs_kind k = dlj_stream_next(j);
     if (k == DLJS_ERROR) return k;
     if ((k == DLJS_END_ARRAY || k == DLJS_END_OBJECT) && j->depth == d - 1) return k;
   }
 }
 
-const char *dljs_string(dljs *j) {
+const char *dlj_stream_string(dljs *j) {
   if (j->kind == DLJS_KEY) return j->key;
   if (j->kind != DLJS_STRING) return NULL;
   if (!decode(j)) {
@@ -711,7 +711,7 @@ const char *dljs_string(dljs *j) {
   return j->key;
 }
 
-double dljs_number(const dljs *j) {
+double dlj_stream_number(const dljs *j) {
   char tmp[NUMBER_MAX_CHARS + 1];
   size_t n = j->tok_end - j->tok;
   if (n > NUMBER_MAX_CHARS) n = NUMBER_MAX_CHARS;
@@ -720,8 +720,8 @@ double dljs_number(const dljs *j) {
   return strtod(tmp, NULL);
 }
 
-detloss_status dljs_finish(dljs *j, detloss_error *err) {
-  while (j->kind != DLJS_EOF && j->kind != DLJS_ERROR) dljs_next(j);
+detloss_status dlj_stream_finish(dljs *j, detloss_error *err) {
+  while (j->kind != DLJS_EOF && j->kind != DLJS_ERROR) dlj_stream_next(j);
   if (j->st == DETLOSS_ERR_PARSE && j->f && !j->eof) {
     /* dlj_parse's callers read the whole file first: an input above the
      * limit is reported as such even when it has a syntax fault. */

@@ -1,7 +1,7 @@
 /*
  * jstream.h - an incremental (pull) JSON reader for large inputs: data sets.
  *
- * dljs_next() returns one token at a time from a file read in 1 MiB chunks
+ * dlj_stream_next() returns one token at a time from a file read in 1 MiB chunks
  * (or from a memory buffer), so memory does not grow with the input: a value
  * the caller does not need (COCO's polygons, RLE strings, "info") is skipped
  * token by token and never built. It accepts exactly what dlj_parse accepts
@@ -12,7 +12,7 @@
  * twice in one object is DETLOSS_ERR_PARSE "duplicate key" with where =
  * "<file>: <JSON path>", reported only once the whole text has been read
  * and found free of syntax faults (as dlj_parse checks the syntax first).
- * dljs_path() gives the JSON path of the current token's value, which the
+ * dlj_stream_path() gives the JSON path of the current token's value, which the
  * caller uses to name semantic faults; it is built only when asked for.
  */
 #ifndef DETLOSS_JSTREAM_H
@@ -58,11 +58,11 @@ typedef struct dljs {
   int state, depth;
   char stack[DLJS_NESTING_LIMIT];
   dljs_level *levels; /* per depth: element index and the keys seen (duplicates) */
-  dlj_path path;      /* dljs_path's buffer */
+  dlj_path path;      /* dlj_stream_path's buffer */
   /* current token */
   dljs_kind kind;
   size_t tok, tok_end; /* the token's bytes: buf[tok, tok_end) */
-  char *key;           /* decoded key or string (dljs_string) */
+  char *key;           /* decoded key or string (dlj_stream_string) */
   size_t key_cap, key_len;
   /* faults */
   detloss_status st; /* first fatal fault (syntax, I/O, limit, memory) */
@@ -72,28 +72,28 @@ typedef struct dljs {
 } dljs;
 
 /* Reads an open file (the caller closes it) of at most max_bytes. */
-detloss_status dljs_open_file(dljs *j, FILE *f, const char *file, size_t max_bytes,
-                              detloss_error *err);
+detloss_status dlj_stream_open_file(dljs *j, FILE *f, const char *file, size_t max_bytes,
+                                    detloss_error *err);
 /* Reads text[len] (not copied; it must outlive the reader). */
-detloss_status dljs_open_mem(dljs *j, const char *text, size_t len, const char *file,
-                             detloss_error *err);
-void dljs_close(dljs *j);
+detloss_status dlj_stream_open_mem(dljs *j, const char *text, size_t len, const char *file,
+                                   detloss_error *err);
+void dlj_stream_close(dljs *j);
 
 /* The next token; DLJS_ERROR once a fault was found (then always). */
-dljs_kind dljs_next(dljs *j);
+dljs_kind dlj_stream_next(dljs *j);
 /* Skips the value whose first token is current (a container to its end). */
-dljs_kind dljs_skip(dljs *j);
+dljs_kind dlj_stream_skip(dljs *j);
 /* The JSON path of the current token's value (of the container itself for
  * BEGIN and END tokens, of the key's value for a KEY): "images[3].bbox".
  * Valid until the next call. */
-const char *dljs_path(dljs *j);
+const char *dlj_stream_path(dljs *j);
 /* The current string token decoded (UTF-8, NUL-terminated), into j->key;
  * NULL when out of memory (then j is in error). */
-const char *dljs_string(dljs *j);
+const char *dlj_stream_string(dljs *j);
 /* The current number token as cJSON reads it (strtod of its text). */
-double dljs_number(const dljs *j);
+double dlj_stream_number(const dljs *j);
 /* Reads to the end of the input, checking it. Returns DETLOSS_OK or the
  * first fault: syntax/I/O first, then a duplicate key (into err). */
-detloss_status dljs_finish(dljs *j, detloss_error *err);
+detloss_status dlj_stream_finish(dljs *j, detloss_error *err);
 
 #endif /* DETLOSS_JSTREAM_H */

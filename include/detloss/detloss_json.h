@@ -259,6 +259,7 @@ DETLOSS_API detloss_status detloss_dataset_load(const char *path, detloss_datase
 DETLOSS_API detloss_status detloss_dataset_parse(const char *text, size_t len, const char *path,
                                                  detloss_dataset **out, detloss_error *err);
 /* The same with limits (NULL = defaults): the file is at most max_input_bytes
+ * (a directory is read as YOLO labels, detloss_dataset_load_yolo)
  * and every image's height and width at most max_image_side (where =
  * "<file>: images[i].width"); DETLOSS_ERR_RANGE naming the limit. */
 DETLOSS_API detloss_status detloss_dataset_load_ex(const char *path,
@@ -267,6 +268,43 @@ DETLOSS_API detloss_status detloss_dataset_load_ex(const char *path,
 DETLOSS_API detloss_status detloss_dataset_parse_ex(const char *text, size_t len, const char *path,
                                                     const detloss_json_limits *limits,
                                                     detloss_dataset **out, detloss_error *err);
+/*
+ * YOLO label directories (YOLOv5 / YOLOv8 layout): one "<stem>.txt" per image
+ * under labels/ (subdirectories such as labels/train2017/ included, files in
+ * byte order of their relative paths), one box per line "class cx cy w h",
+ * centre and size normalized by the image's width and height. Blank lines
+ * are skipped; an image is a label file (an image without one is not seen).
+ * dir is either a data-set root holding labels/ and images/, or a labels
+ * directory, whose images are found by replacing its last "labels" path
+ * component with "images" (datasets/coco/labels/val2017 ->
+ * datasets/coco/images/val2017). Each image's size comes from the header of
+ * images/<stem>.jpg (.jpeg, .png, and the same in capitals; PNG IHDR, JPEG
+ * SOFn; EXIF orientation is not applied), or from options image_w / image_h
+ * for every image (no image file is opened then). Boxes become xyxy pixels:
+ * x1 = (cx - w/2) W, y1 = (cy - h/2) H, x2 = (cx + w/2) W, y2 = (cy + h/2) H
+ * (in double, rounded once to float); image ids are the indices; no crowd flags.
+ * Errors (nothing returned): a line without exactly 5 columns
+ * (DETLOSS_ERR_SHAPE), a column that is not a finite number (_TYPE), a class
+ * that is not a whole number >= 0, a box with w <= 0 or h <= 0, or a box whose
+ * edges leave [0, 1] by more than options tolerance (_RANGE), each with where
+ * = "<label file>: line N"; no image beside a label file (_NOT_FOUND), an
+ * image header that cannot be read (_PARSE or _IO, where = the image file);
+ * no label file at all (_SHAPE); an image side above limits->max_image_side
+ * (_RANGE). Thread-safe.
+ */
+typedef struct detloss_yolo_options {
+  float image_w, image_h; /* > 0: every image has this size; 0 (default): from the image files */
+  double tolerance;       /* box edges may leave [0, 1] by this much; default 0.01 (1 %) */
+} detloss_yolo_options;
+#define DETLOSS_YOLO_OPTIONS_INIT                                                                  \
+  { 0.0f, 0.0f, 0.01 }
+DETLOSS_API detloss_yolo_options detloss_yolo_options_default(void);
+/* opt and limits NULL = defaults. detloss_dataset_load(_ex) on a directory
+ * calls this with default options. */
+DETLOSS_API detloss_status detloss_dataset_load_yolo(const char *dir,
+                                                     const detloss_yolo_options *opt,
+                                                     const detloss_json_limits *limits,
+                                                     detloss_dataset **out, detloss_error *err);
 DETLOSS_API void detloss_dataset_free(detloss_dataset *ds);
 /* The data set as a detloss_anchor_eval() input (pointers into ds). */
 DETLOSS_API detloss_eval_dataset detloss_dataset_view(const detloss_dataset *ds);

@@ -21,7 +21,7 @@
 
 static const char HELP[] =
     "usage: detloss eval CONFIG [--dataset FILE] [--json] [--plot FILE.svg] [-o FILE]\n"
-    "                    [--threads N] [--worst N]\n"
+    "                    [--threads N] [--worst N] [--image-size W,H]\n"
     "       detloss eval --help-config\n"
     "\n"
     "Evaluates the anchor set of CONFIG on a data set of ground-truth boxes, before\n"
@@ -45,7 +45,9 @@ static const char HELP[] =
     "options:\n"
     "  --dataset FILE  the data set: the common format of detloss's data/ files\n"
     "                  ({\"images\": [{\"width\", \"height\", \"boxes\": [[x1,y1,x2,y2]]}]})\n"
-    "                  or a COCO instances_*.json; default: the config's \"dataset\"\n"
+    "                  a COCO instances_*.json or a YOLO labels/ directory (sizes\n"
+    "                  from images/); default: the config's \"dataset\"\n"
+    "  --image-size W,H  every image of a YOLO directory is W x H px\n"
     "  --json          print the report as JSON (for machines) instead of the table\n"
     "  --plot FILE.svg write an SVG of the gt sizes (log w vs log h) coloured by best\n"
     "                  IoU, with the anchor shapes overlaid; the name must end in\n"
@@ -400,6 +402,7 @@ int dl_cmd_eval(int argc, char **argv) {
   memset(&prog, 0, sizeof prog);
   clock_gettime(CLOCK_MONOTONIC, &prog.t0);
   const char *cfg_path = NULL, *ds_path = NULL, *plot = NULL, *out = NULL;
+  float image_w = 0.0f, image_h = 0.0f;
   int json = 0, threads = 0;
   long worst = -1;
   for (int i = 1; i < argc; i++) {
@@ -419,7 +422,8 @@ int dl_cmd_eval(int argc, char **argv) {
     } else if (strcmp(a, "--json") == 0) {
       json = 1;
     } else if (strcmp(a, "--dataset") == 0 || strcmp(a, "--plot") == 0 || strcmp(a, "-o") == 0 ||
-               strcmp(a, "--threads") == 0 || strcmp(a, "--worst") == 0) {
+               strcmp(a, "--threads") == 0 || strcmp(a, "--worst") == 0 ||
+               strcmp(a, "--image-size") == 0) {
       if (i + 1 >= argc) {
         fprintf(stderr, "detloss: eval: %s needs a value (see detloss eval --help)\n", a);
         return DL_EXIT_INPUT;
@@ -431,7 +435,18 @@ int dl_cmd_eval(int argc, char **argv) {
         plot = v;
       else if (strcmp(a, "-o") == 0)
         out = v;
-      else if (strcmp(a, "--threads") == 0) {
+      else if (strcmp(a, "--image-size") == 0) {
+        char *end;
+        double w = strtod(v, &end), h = 0.0;
+        if (*end == ',' || *end == 'x') h = strtod(end + 1, &end);
+        if (*end || !(w >= 1.0 && w <= 1e7 && h >= 1.0 && h <= 1e7)) {
+          fprintf(stderr,
+                  "detloss: eval: --image-size needs W,H: two numbers of pixels in [1, 1e7]\n");
+          return DL_EXIT_INPUT;
+        }
+        image_w = (float)w;
+        image_h = (float)h;
+      } else if (strcmp(a, "--threads") == 0) {
         if ((threads = dl_cli_parse_threads(v)) < 0) {
           fprintf(stderr, "detloss: eval: --threads needs a whole number from 0 to 4096\n");
           return DL_EXIT_INPUT;
@@ -494,7 +509,14 @@ int dl_cmd_eval(int argc, char **argv) {
     detloss_config_free(cfg);
     return DL_EXIT_INPUT;
   }
-  st = detloss_dataset_load_ex(ds_path, &lim, &ds, &err);
+  if (image_w > 0.0f) {
+    detloss_yolo_options yo = detloss_yolo_options_default();
+    yo.image_w = image_w;
+    yo.image_h = image_h;
+    st = detloss_dataset_load_yolo(ds_path, &yo, &lim, &ds, &err);
+  } else {
+    st = detloss_dataset_load_ex(ds_path, &lim, &ds, &err);
+  }
   if (st != DETLOSS_OK) {
     detloss_config_free(cfg);
     return dl_cli_load_error(&err, st);

@@ -3,12 +3,15 @@
  * bundled data (data/README.md: xyxy pixels per image) and COCO instances_*.json files.
  * Boxes are read as they are; detloss_anchor_eval() clips, skips and counts.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
+#include "json/dataset_stream.h"
 #include "json/evalcfg.h"
 #include "json/jread.h"
 
@@ -377,6 +380,36 @@ static detloss_status check_sides(const detloss_dataset *ds, const detloss_json_
   return DETLOSS_OK;
 }
 
+/* The stream's result checked against the limits; errors name the file. */
+static detloss_status read_stream(dljs *j, const char *file, const detloss_json_limits *lim,
+                                  detloss_dataset **out, detloss_error *err) {
+  detloss_dataset *ds = malloc(sizeof *ds);
+  if (!ds) return dl_fail(err, DETLOSS_ERR_NOMEM, file, "out of memory");
+  detloss_status st = dl_dataset_stream(j, ds, err);
+  if (st == DETLOSS_OK) {
+    st = check_sides(ds, lim, err);
+    if (st != DETLOSS_OK) {
+      dl_dataset_clear(ds);
+      dl_where_file(err, file);
+    }
+  }
+  if (st == DETLOSS_OK) {
+    ds->path = dlj_dupstr(file);
+    if (!ds->path) {
+      dl_dataset_clear(ds);
+      st = dl_fail(err, DETLOSS_ERR_NOMEM, file, "out of memory");
+    }
+  }
+  if (st != DETLOSS_OK) {
+    free(ds);
+    return st;
+  }
+  *out = ds;
+  return DETLOSS_OK;
+}
+
+/* Both entry points read the text as a stream of tokens (dataset_stream.c):
+ * no tree is built, so memory grows with the boxes, not with the file. */
 detloss_status detloss_dataset_parse_ex(const char *text, size_t len, const char *path,
                                         const detloss_json_limits *limits, detloss_dataset **out,
                                         detloss_error *err) {
@@ -386,27 +419,11 @@ detloss_status detloss_dataset_parse_ex(const char *text, size_t len, const char
   DL_RETURN_ERROR_IF(len > lim.max_input_bytes, err, DETLOSS_ERR_RANGE, file,
                      "the input is larger than the limit max_input_bytes = %zu",
                      lim.max_input_bytes);
-  cJSON *root = NULL;
-  DL_FORWARD_IF_ERROR(dlj_parse(text, len, file, &root, err));
-  detloss_dataset *ds = malloc(sizeof *ds);
-  if (!ds) {
-    cJSON_Delete(root);
-    return dl_fail(err, DETLOSS_ERR_NOMEM, file, "out of memory");
-  }
-  detloss_status st = dl_dataset_read(root, "", ds, err);
-  cJSON_Delete(root);
-  if (st == DETLOSS_OK) {
-    st = check_sides(ds, &lim, err);
-    if (st != DETLOSS_OK) dl_dataset_clear(ds);
-  }
-  if (st != DETLOSS_OK) {
-    dl_where_file(err, file);
-    free(ds);
-    return st;
-  }
-  ds->path = dlj_dupstr(file);
-  *out = ds;
-  return DETLOSS_OK;
+  dljs j;
+  DL_FORWARD_IF_ERROR(dlj_stream_open_mem(&j, text, len, file, err));
+  detloss_status st = read_stream(&j, file, &lim, out, err);
+  dlj_stream_close(&j);
+  return st;
 }
 
 detloss_status detloss_dataset_load(const char *path, detloss_dataset **out, detloss_error *err) {
@@ -417,10 +434,20 @@ detloss_status detloss_dataset_load_ex(const char *path, const detloss_json_limi
                                        detloss_dataset **out, detloss_error *err) {
   DL_RETURN_ERROR_IF(!path || !out, err, DETLOSS_ERR_NULL, !path ? "path" : "out", "is NULL");
   detloss_json_limits lim = dl_json_limits(limits);
-  char *text;
-  size_t len;
-  DL_FORWARD_IF_ERROR(dl_read_file(path, lim.max_input_bytes, &text, &len, err));
-  detloss_status st = detloss_dataset_parse_ex(text, len, path, &lim, out, err);
-  free(text);
+  struct stat sb;
+  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+    return detloss_dataset_load_yolo(path, NULL, &lim, out, err);
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return dl_fail(err,
+                   errno == ENOENT || errno == ENOTDIR ? DETLOSS_ERR_NOT_FOUND : DETLOSS_ERR_IO,
+                   path, "cannot open: %s", strerror(errno));
+  dljs j;
+  detloss_status st = dlj_stream_open_file(&j, f, path, lim.max_input_bytes, err);
+  if (st == DETLOSS_OK) {
+    st = read_stream(&j, path, &lim, out, err);
+    dlj_stream_close(&j);
+  }
+  fclose(f);
   return st;
 }

@@ -93,9 +93,8 @@ static void metrics_blk(void *vc, size_t i0, size_t i1, size_t b) {
   memcpy(c->part + 4 * b, acc, sizeof acc);
 }
 
-detloss_status dl_fit_metrics(const float *wh, size_t n, const double *shapes, size_t k,
-                              double thr, int num_threads, detloss_fit_metrics *m,
-                              detloss_error *err) {
+detloss_status dl_fit_metrics(const float *wh, size_t n, const double *shapes, size_t k, double thr,
+                              int num_threads, detloss_fit_metrics *m, detloss_error *err) {
   size_t nb = dl_num_blocks(n, DL_FIT_BLOCK);
   double *part = malloc((nb ? nb : 1) * 4 * sizeof(double));
   DL_RETURN_ERROR_IF(!part, err, DETLOSS_ERR_NOMEM, "metrics", "out of memory");
@@ -129,8 +128,8 @@ static detloss_status check_options(const detloss_fit_options *o, detloss_error 
 }
 
 detloss_status detloss_fit_metrics_of(const float *wh, size_t n, const float *shapes, size_t k,
-                                      float ratio_thresh, int num_threads,
-                                      detloss_fit_metrics *out, detloss_error *err) {
+                                      float ratio_thresh, int num_threads, detloss_fit_metrics *out,
+                                      detloss_error *err) {
   DL_RETURN_ERROR_IF(!out, err, DETLOSS_ERR_NULL, "out", "must not be NULL");
   DL_FORWARD_IF_ERROR(dl_fit_check_wh(wh, n, "wh", err));
   DL_FORWARD_IF_ERROR(dl_fit_check_wh(shapes, k, "shapes", err));
@@ -153,7 +152,8 @@ detloss_status detloss_fit_shapes(detloss_fit_method method, const float *wh, si
   detloss_fit_options o = opt ? *opt : detloss_fit_options_default();
   DL_RETURN_ERROR_IF(method != DETLOSS_FIT_KMEANS && method != DETLOSS_FIT_EVOLVE, err,
                      DETLOSS_ERR_RANGE, "method",
-                     "must be DETLOSS_FIT_KMEANS or DETLOSS_FIT_EVOLVE (LEVELS: detloss_fit_levels)");
+                     "must be DETLOSS_FIT_KMEANS or DETLOSS_FIT_EVOLVE (LEVELS: "
+                     "detloss_fit_levels)");
   DL_RETURN_ERROR_IF(!shapes && k > 0, err, DETLOSS_ERR_NULL, "shapes", "must not be NULL");
   DL_FORWARD_IF_ERROR(dl_fit_check_wh(wh, n, "wh", err));
   DL_RETURN_ERROR_IF(n == 0, err, DETLOSS_ERR_SHAPE, "wh",

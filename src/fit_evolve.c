@@ -133,8 +133,7 @@ static void distinct(uint64_t state, size_t m, size_t k, size_t *out) {
 detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_fit_options *o,
                              double *shapes, size_t *used, size_t *accepted, detloss_error *err) {
   size_t m = 0;
-  for (size_t i = 0; i < n; i++)
-    m += wh[2 * i] >= o->min_side || wh[2 * i + 1] >= o->min_side;
+  for (size_t i = 0; i < n; i++) m += wh[2 * i] >= o->min_side || wh[2 * i + 1] >= o->min_side;
   DL_RETURN_ERROR_IF(m == 0, err, DETLOSS_ERR_SHAPE, "wh",
                      "no box has a side of at least %g px: nothing to fit", (double)o->min_side);
   DL_RETURN_ERROR_IF(k > m, err, DETLOSS_ERR_RANGE, "k",
@@ -235,8 +234,7 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
   dl_fit_sort_by_area(shapes, k);
 
   /* evolution */
-  fctx fc = {lw, lh, fw, fh, kf, kf + k, kf + 2 * k, kf + 3 * k,
-             k,  logf(o->ratio_thresh), part};
+  fctx fc = {lw, lh, fw, fh, kf, kf + k, kf + 2 * k, kf + 3 * k, k, logf(o->ratio_thresh), part};
   float *klw = kf, *klh = kf + k, *kw = kf + 2 * k, *kh = kf + 3 * k;
   double f = fitness(&fc, m, nbe, o->num_threads, shapes, klw, klh, kw, kh);
   double *trial = cen + 4 * k;

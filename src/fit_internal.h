@@ -49,10 +49,10 @@ static inline double dl_fit_normal(uint64_t state, uint64_t c) {
 }
 
 /* Streams (disjoint ranges of s). */
-#define DL_FIT_STREAM_KMEANS 0x100000000ull  /* + restart */
-#define DL_FIT_STREAM_WHITE 0x200000000ull   /* + run (EVOLVE's whitened k-means) */
-#define DL_FIT_STREAM_EVOLVE 0x300000000ull  /* + generation */
-#define DL_FIT_STREAM_LEVELS 0x400000000ull  /* + restart of Nelder-Mead */
+#define DL_FIT_STREAM_KMEANS 0x100000000ull /* + restart */
+#define DL_FIT_STREAM_WHITE 0x200000000ull  /* + run (EVOLVE's whitened k-means) */
+#define DL_FIT_STREAM_EVOLVE 0x300000000ull /* + generation */
+#define DL_FIT_STREAM_LEVELS 0x400000000ull /* + restart of Nelder-Mead */
 
 /* Labels per parallel block (a fixed size: the results never depend on threads). */
 #define DL_FIT_BLOCK 2048
@@ -81,8 +81,7 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
                              double *shapes, size_t *used, size_t *accepted, detloss_error *err);
 
 /* Metrics of shapes [k][2] (double) on wh [n][2]. Returns _OK or _NOMEM. */
-detloss_status dl_fit_metrics(const float *wh, size_t n, const double *shapes, size_t k,
-                              double thr, int num_threads, detloss_fit_metrics *m,
-                              detloss_error *err);
+detloss_status dl_fit_metrics(const float *wh, size_t n, const double *shapes, size_t k, double thr,
+                              int num_threads, detloss_fit_metrics *m, detloss_error *err);
 
 #endif /* DETLOSS_FIT_INTERNAL_H */

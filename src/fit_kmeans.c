@@ -81,7 +81,7 @@ static void seed_pp(const float *wh, size_t n, size_t k, uint64_t state, double 
         }
       }
       while (d2[g] == 0.0 && g > 0) g--; /* rounding at the end: last label with weight */
-    } else { /* every label sits on a centre: any label */
+    } else {                             /* every label sits on a centre: any label */
       g = (size_t)(u * (double)n);
       if (g >= n) g = n - 1;
     }

@@ -31,7 +31,7 @@
 
 #include "fit_internal.h"
 
-#define LOG_SIZE_MIN 0.0   /* sizes in [1, 1e5] px */
+#define LOG_SIZE_MIN 0.0 /* sizes in [1, 1e5] px */
 #define LOG_SIZE_MAX 11.512925464970229
 #define LOG_RATIO_MAX 2.772588722239781 /* ratios in [1/16, 16] */
 
@@ -88,11 +88,14 @@ static detloss_status evaluate(lv *c, const float *sizes, const float *ratios,
 detloss_status detloss_fit_levels(const detloss_eval_dataset *data,
                                   const detloss_anchor_config *grid,
                                   const detloss_eval_options *eval, float *sizes, float *ratios,
-                                  detloss_fit_levels_report *report,
-                                  const detloss_fit_options *opt, detloss_error *err) {
+                                  detloss_fit_levels_report *report, const detloss_fit_options *opt,
+                                  detloss_error *err) {
   detloss_fit_options o = opt ? *opt : detloss_fit_options_default();
   DL_RETURN_ERROR_IF(!data || !grid || !sizes || !ratios, err, DETLOSS_ERR_NULL,
-                     !data ? "data" : !grid ? "grid" : !sizes ? "sizes" : "ratios",
+                     !data    ? "data"
+                     : !grid  ? "grid"
+                     : !sizes ? "sizes"
+                              : "ratios",
                      "must not be NULL");
   DL_RETURN_ERROR_IF(grid->num_levels < 1 || !grid->levels, err, DETLOSS_ERR_SHAPE, "grid.levels",
                      "LEVELS needs a grid anchor set with at least one level");
@@ -120,8 +123,8 @@ detloss_status detloss_fit_levels(const detloss_eval_dataset *data,
       DL_RETURN_ERROR_IF(!(v->sizes[i] > 0.0f) || !isfinite(v->sizes[i]), err, DETLOSS_ERR_RANGE,
                          where, "sizes must be finite and > 0");
     for (size_t i = 0; i < R; i++)
-      DL_RETURN_ERROR_IF(!(v->ratios[i] > 0.0f) || !isfinite(v->ratios[i]), err,
-                         DETLOSS_ERR_RANGE, where, "ratios must be finite and > 0");
+      DL_RETURN_ERROR_IF(!(v->ratios[i] > 0.0f) || !isfinite(v->ratios[i]), err, DETLOSS_ERR_RANGE,
+                         where, "ratios must be finite and > 0");
   }
   ev.count_positives = 1;
   ev.num_worst = 0;
@@ -191,8 +194,7 @@ detloss_status detloss_fit_levels(const detloss_eval_dataset *data,
   for (size_t l = 1; l < L; l++)
     for (size_t i = 0; i < R; i++) shared &= grid->levels[l].ratios[i] == grid->levels[0].ratios[i];
   if (shared) {
-    for (size_t l = 0; l < L; l++)
-      memcpy(bs + l * S, grid->levels[l].sizes, S * sizeof(float));
+    for (size_t l = 0; l < L; l++) memcpy(bs + l * S, grid->levels[l].sizes, S * sizeof(float));
     memcpy(br, grid->levels[0].ratios, R * sizeof(float));
     double N = rep.before.num_gt ? (double)rep.before.num_gt : 1.0;
     bestF = (double)rep.before.num_with_pos / N + rep.before.mean_best / (N + 1.0);
@@ -209,8 +211,8 @@ detloss_status detloss_fit_levels(const detloss_eval_dataset *data,
       memcpy(bs, c.sizes, (L * S + R) * sizeof(float));                                            \
       rep.after = oc;                                                                              \
     }                                                                                              \
-    if (o.progress) o.progress(o.progress_user, c.evals < o.max_evals ? c.evals : o.max_evals,     \
-                               o.max_evals);                                                       \
+    if (o.progress)                                                                                \
+      o.progress(o.progress_user, c.evals < o.max_evals ? c.evals : o.max_evals, o.max_evals);     \
   } while (0)
   /* br follows bs in memory: one memcpy copies sizes and ratios */
   size_t restart = 0;

@@ -259,7 +259,9 @@ static void svg_plot(dlj_buf *b, const float *wh, size_t n, const float *olds, s
                      const float *news, size_t nnew, const char *title) {
   double lo = 1e30, hi = 0.0;
   for (size_t i = 0; i < n + nold + nnew; i++) {
-    const float *p = i < n ? wh + 2 * i : i < n + nold ? olds + 2 * (i - n) : news + 2 * (i - n - nold);
+    const float *p = i < n          ? wh + 2 * i
+                     : i < n + nold ? olds + 2 * (i - n)
+                                    : news + 2 * (i - n - nold);
     for (int c = 0; c < 2; c++) {
       double v = (double)p[c];
       if (v > 0.0 && v < lo) lo = v;
@@ -313,7 +315,8 @@ static void svg_plot(dlj_buf *b, const float *wh, size_t n, const float *olds, s
   size_t step = n > 40000 ? (n + 39999) / 40000 : 1;
   for (size_t i = 0; i < n; i += step)
     dlj_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\"/>\n",
-               PX(fmax((double)wh[2 * i], exp2(l2lo))), PY(fmax((double)wh[2 * i + 1], exp2(l2lo))));
+               PX(fmax((double)wh[2 * i], exp2(l2lo))),
+               PY(fmax((double)wh[2 * i + 1], exp2(l2lo))));
   dlj_raw(b, "</g>\n");
   for (size_t q = 0; q < nold; q++)
     dlj_printf(b,
@@ -364,9 +367,9 @@ int dl_cmd_fit(int argc, char **argv) {
     } else if (strcmp(a, "--json") == 0) {
       json = 1;
     } else if (strcmp(a, "--dataset") == 0 || strcmp(a, "--plot") == 0 || strcmp(a, "-o") == 0 ||
-               strcmp(a, "--threads") == 0 || strcmp(a, "--method") == 0 ||
-               strcmp(a, "-n") == 0 || strcmp(a, "--seed") == 0 ||
-               strcmp(a, "--generations") == 0 || strcmp(a, "--evals") == 0) {
+               strcmp(a, "--threads") == 0 || strcmp(a, "--method") == 0 || strcmp(a, "-n") == 0 ||
+               strcmp(a, "--seed") == 0 || strcmp(a, "--generations") == 0 ||
+               strcmp(a, "--evals") == 0) {
       if (i + 1 >= argc) {
         fprintf(stderr, "detloss: fit: %s needs a value (see detloss fit --help)\n", a);
         return DL_EXIT_INPUT;
@@ -488,8 +491,7 @@ int dl_cmd_fit(int argc, char **argv) {
   int grid_sr = is_grid; /* every level: sizes and ratios */
   for (size_t l = 0; is_grid && l < L; l++)
     grid_sr &= cfg->grid.levels[l].num_base == 0 && cfg->grid.levels[l].num_shapes == 0;
-  if (method < 0)
-    method = cfg->eval.metric == DETLOSS_EVAL_WH_RATIO ? 1 : (grid_sr ? 2 : 0);
+  if (method < 0) method = cfg->eval.metric == DETLOSS_EVAL_WH_RATIO ? 1 : (grid_sr ? 2 : 0);
   if (method == 2 && (!grid_sr || cfg->eval.metric != DETLOSS_EVAL_IOU)) {
     fprintf(stderr,
             "detloss: --method: levels fits the sizes and aspect ratios of a grid config with "
@@ -499,8 +501,9 @@ int dl_cmd_fit(int argc, char **argv) {
     goto done;
   }
   if (method == 2 && have_k) {
-    fprintf(stderr, "detloss: -n: levels keeps the config's sizes and ratios per level; -n is "
-                    "for kmeans and evolve\n");
+    fprintf(stderr,
+            "detloss: -n: levels keeps the config's sizes and ratios per level; -n is "
+            "for kmeans and evolve\n");
     rc = DL_EXIT_INPUT;
     goto done;
   }
@@ -564,8 +567,9 @@ int dl_cmd_fit(int argc, char **argv) {
       goto done;
     }
     if (K > n) {
-      fprintf(stderr, "detloss: -n: %zu shapes from %zu gt boxes: K must be at most the number "
-                      "of boxes\n",
+      fprintf(stderr,
+              "detloss: -n: %zu shapes from %zu gt boxes: K must be at most the number "
+              "of boxes\n",
               K, n);
       rc = DL_EXIT_INPUT;
       goto done;

@@ -35,54 +35,55 @@
 #include "vec.h"
 
 #define EV_BLOCK 4096
+#define KB 1024
 
 typedef struct fctx {
-  const float *lw, *lh, *w, *h; /* kept labels: logs and sides, [m] each */
-  const float *klw, *klh;       /* shapes' logs [k] */
-  const float *kw, *kh;         /* shapes [k] */
+  const float *w, *h, *iw, *ih;     /* kept labels and their reciprocals, [m] each */
+  const float *kw, *kh, *ikw, *ikh; /* shapes and their reciprocals, [k] each */
   size_t k;
-  float lthr; /* ln(thr): fits when the best log distance < lthr (r > 1/thr) */
+  float thr; /* 1/thr: fits when best > thr */
   double *part;
 } fctx;
 
+/* best_i = max_q min(w/aw, aw/w, h/ah, ah/h), with each ratio as a product by
+ * a precomputed reciprocal (float32; within an ulp of the division); the sum
+ * of best_i [best_i > 1/thr] over the block in 8 double lanes. Shape-outer,
+ * label-inner: vectorized over labels, the same bits for any vector width. */
 DL_VEC_FN DL_VEC_CLONES static void fitness_blk(void *vc, size_t i0, size_t i1, size_t b) {
   fctx *c = vc;
-  float dmin[EV_BLOCK];
-  int32_t arg[EV_BLOCK];
+  float best[EV_BLOCK];
   size_t m = i1 - i0;
-  const float *lw = c->lw + i0, *lh = c->lh + i0;
-  for (size_t i = 0; i < m; i++) {
-    dmin[i] = FLT_MAX;
-    arg[i] = 0;
-  }
+  const float *w = c->w + i0, *h = c->h + i0, *iw = c->iw + i0, *ih = c->ih + i0;
+  for (size_t i = 0; i < m; i++) best[i] = 0.0f;
   for (size_t q = 0; q < c->k; q++) {
-    float a = c->klw[q], bb = c->klh[q];
+    float aw = c->kw[q], ah = c->kh[q], iaw = c->ikw[q], iah = c->ikh[q];
     for (size_t i = 0; i < m; i++) {
-      float dw = fabsf(lw[i] - a), dh = fabsf(lh[i] - bb);
-      float d = dw > dh ? dw : dh;
-      int better = d < dmin[i]; /* strict: the first shape wins ties */
-      dmin[i] = better ? d : dmin[i];
-      arg[i] = better ? (int32_t)q : arg[i];
+      float r1 = w[i] * iaw, r2 = aw * iw[i], r3 = h[i] * iah, r4 = ah * ih[i];
+      float x = r1 < r2 ? r1 : r2;
+      x = r3 < x ? r3 : x;
+      x = r4 < x ? r4 : x;
+      best[i] = x > best[i] ? x : best[i];
     }
   }
-  double sum = 0.0;
-  for (size_t i = 0; i < m; i++) {
-    if (!(dmin[i] < c->lthr)) continue;
-    size_t q = (size_t)arg[i];
-    float rw = c->w[i0 + i] / c->kw[q], rh = c->h[i0 + i] / c->kh[q];
-    float r = fminf(fminf(rw, 1.0f / rw), fminf(rh, 1.0f / rh));
-    sum += (double)r;
-  }
-  c->part[b] = sum;
+  float thr = c->thr;
+  for (size_t i = 0; i < m; i++) best[i] = best[i] > thr ? best[i] : 0.0f;
+  double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 8 <= m; i += 8)
+    for (size_t j = 0; j < 8; j++) lanes[j] += (double)best[i + j];
+  for (size_t j = 0; i < m; i++, j++) lanes[j] += (double)best[i];
+  double t = 0.0;
+  for (size_t j = 0; j < 8; j++) t += lanes[j];
+  c->part[b] = t;
 }
 
-static double fitness(fctx *c, size_t m, size_t nb, int threads, const double *shapes, float *klw,
-                      float *klh, float *kw, float *kh) {
-  for (size_t q = 0; q < c->k; q++) {
-    kw[q] = (float)shapes[2 * q];
-    kh[q] = (float)shapes[2 * q + 1];
-    klw[q] = logf(kw[q]);
-    klh[q] = logf(kh[q]);
+static double fitness(fctx *c, size_t m, size_t nb, int threads, const double *shapes, float *kf) {
+  size_t k = c->k;
+  for (size_t q = 0; q < k; q++) {
+    kf[q] = (float)shapes[2 * q];
+    kf[k + q] = (float)shapes[2 * q + 1];
+    kf[2 * k + q] = 1.0f / kf[q];
+    kf[3 * k + q] = 1.0f / kf[k + q];
   }
   dl_parallel_blocks(m, EV_BLOCK, threads, fitness_blk, c);
   return dl_sum_blocks(c->part, nb) / (double)m;
@@ -91,30 +92,47 @@ static double fitness(fctx *c, size_t m, size_t nb, int threads, const double *s
 /* --- scipy-style whitened k-means ---------------------------------------- */
 
 typedef struct wctx {
-  const double *x; /* [m][2] whitened */
-  const double *c;
+  const float *x, *y;   /* whitened labels [m] each (float32, as YOLOv5's wh / s) */
+  const float *cx, *cy; /* codes [k] */
   size_t k;
   int32_t *assign;
-  double *part; /* [block]: sum of distances */
 } wctx;
 
-static void wassign_blk(void *vc, size_t i0, size_t i1, size_t b) {
-  wctx *c = vc;
-  double sum = 0.0;
-  for (size_t i = i0; i < i1; i++) {
-    double x = c->x[2 * i], y = c->x[2 * i + 1], best = DBL_MAX;
-    int32_t bq = 0;
+/* scipy vq over [i0, i1): the nearest code by Euclidean distance (lowest
+ * index on ties), float32; returns the sum of the distances (8 double lanes). */
+DL_VEC_FN DL_VEC_CLONES static double wassign_run(const wctx *c, size_t i0, size_t i1) {
+  float best[KB];
+  int32_t arg[KB];
+  double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (size_t s = i0; s < i1; s += KB) {
+    size_t m = i1 - s < KB ? i1 - s : KB;
+    const float *x = c->x + s, *y = c->y + s;
+    for (size_t i = 0; i < m; i++) {
+      best[i] = FLT_MAX;
+      arg[i] = 0;
+    }
     for (size_t q = 0; q < c->k; q++) {
-      double dx = x - c->c[2 * q], dy = y - c->c[2 * q + 1], d = dx * dx + dy * dy;
-      if (d < best) {
-        best = d;
-        bq = (int32_t)q;
+      float a = c->cx[q], bb = c->cy[q];
+      int32_t qq = (int32_t)q;
+      for (size_t i = 0; i < m; i++) {
+        float dx = x[i] - a, dy = y[i] - bb, d = dx * dx + dy * dy;
+        int better = d < best[i];
+        best[i] = better ? d : best[i];
+        arg[i] = better ? qq : arg[i];
       }
     }
-    c->assign[i] = bq;
-    sum += sqrt(best);
+    for (size_t i = 0; i < m; i++) {
+      c->assign[s + i] = arg[i];
+      best[i] = sqrtf(best[i]);
+    }
+    size_t i = 0;
+    for (; i + 8 <= m; i += 8)
+      for (size_t j = 0; j < 8; j++) lanes[j] += (double)best[i + j];
+    for (size_t j = 0; i < m; i++, j++) lanes[j] += (double)best[i];
   }
-  c->part[b] = sum;
+  double t = 0.0;
+  for (size_t j = 0; j < 8; j++) t += lanes[j];
+  return t;
 }
 
 /* k distinct indices of [0, m) (Floyd's sampling algorithm), in draw order. */
@@ -130,6 +148,77 @@ static void distinct(uint64_t state, size_t m, size_t k, size_t *out) {
   }
 }
 
+/* One whitened k-means run (serial): scipy _kmeans from k distinct labels. */
+typedef struct wrun {
+  const float *x, *y;
+  size_t m, k;
+  const detloss_fit_options *o;
+  double *codes; /* [runs][k][2] */
+  double *dist;  /* [runs]: final mean distance; -1 when out of memory */
+} wrun;
+
+static void wrun_blk(void *vc, size_t t0, size_t t1, size_t b) {
+  (void)b;
+  wrun *r = vc;
+  size_t m = r->m, k = r->k;
+  for (size_t t = t0; t < t1; t++) {
+    double *run = r->codes + 2 * k * t;
+    int32_t *assign = malloc(m * sizeof(int32_t));
+    double *acc = malloc(k * 3 * sizeof(double));
+    size_t *idx = malloc(k * sizeof(size_t));
+    float *cf = malloc(k * 2 * sizeof(float));
+    if (!assign || !acc || !idx || !cf) {
+      r->dist[t] = -1.0;
+      free(assign);
+      free(acc);
+      free(idx);
+      free(cf);
+      continue;
+    }
+    uint64_t state = dl_fit_stream(r->o->seed, DL_FIT_STREAM_WHITE + t);
+    distinct(state, m, k, idx);
+    for (size_t q = 0; q < k; q++) {
+      run[2 * q] = (double)r->x[idx[q]];
+      run[2 * q + 1] = (double)r->y[idx[q]];
+    }
+    double prev = DBL_MAX, dist = DBL_MAX;
+    wctx wc = {r->x, r->y, cf, cf + k, k, assign};
+    for (size_t it = 0; it < r->o->max_iter; it++) {
+      for (size_t q = 0; q < k; q++) {
+        cf[q] = (float)run[2 * q];
+        cf[k + q] = (float)run[2 * q + 1];
+      }
+      prev = dist;
+      dist = wassign_run(&wc, 0, m) / (double)m;
+      memset(acc, 0, k * 3 * sizeof(double));
+      for (size_t i = 0; i < m; i++) {
+        double *a = acc + 3 * assign[i];
+        a[0] += (double)r->x[i];
+        a[1] += (double)r->y[i];
+        a[2] += 1.0;
+      }
+      for (size_t q = 0; q < k; q++)
+        if (acc[3 * q + 2] > 0.0) {
+          run[2 * q] = acc[3 * q] / acc[3 * q + 2];
+          run[2 * q + 1] = acc[3 * q + 1] / acc[3 * q + 2];
+        }
+      /* scipy: stop when |previous mean distance - this one| <= 1e-5 */
+      if (prev != DBL_MAX && fabs(prev - dist) <= 1e-5) break;
+    }
+    r->dist[t] = dist;
+    free(cf);
+    free(assign);
+    free(acc);
+    free(idx);
+  }
+}
+
+/* Fitness blocks run on several threads only when a generation has enough
+ * work to pay for a parallel region (each region waits for every thread to be
+ * scheduled, which on a busy machine costs far more than a small
+ * generation). The blocks are the same either way, so the bits are too. */
+#define EV_PARALLEL_MIN ((size_t)1 << 18)
+
 detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_fit_options *o,
                              double *shapes, size_t *used, size_t *accepted, detloss_error *err) {
   size_t m = 0;
@@ -142,33 +231,29 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
   size_t nbw = dl_num_blocks(m, DL_FIT_BLOCK), nbe = dl_num_blocks(m, EV_BLOCK);
   size_t nbmax = nbw > nbe ? nbw : nbe;
   float *f4 = malloc(m * 4 * sizeof(float));
-  double *x = malloc(m * 2 * sizeof(double));
-  int32_t *assign = malloc(m * sizeof(int32_t));
+  float *x = malloc(m * 2 * sizeof(float)); /* whitened: x [m], then y [m] */
   double *part = malloc(nbmax * sizeof(double));
   double *cen = malloc(k * 6 * sizeof(double)); /* run centres, best, trial */
   double *acc = malloc(k * 3 * sizeof(double));
   float *kf = malloc(k * 4 * sizeof(float));
-  size_t *idx = malloc(k * sizeof(size_t));
-  if (!f4 || !x || !assign || !part || !cen || !acc || !kf || !idx) {
+  if (!f4 || !x || !part || !cen || !acc || !kf) {
     free(f4);
     free(x);
-    free(assign);
     free(part);
     free(cen);
     free(acc);
     free(kf);
-    free(idx);
     return dl_fail(err, DETLOSS_ERR_NOMEM, "evolve", "out of memory");
   }
-  float *lw = f4, *lh = f4 + m, *fw = f4 + 2 * m, *fh = f4 + 3 * m;
+  float *lw = f4, *lh = f4 + m, *fw = f4 + 2 * m, *fh = f4 + 3 * m; /* 1/w, 1/h, w, h */
   size_t j = 0;
   double mean[2] = {0, 0}, var[2] = {0, 0};
   for (size_t i = 0; i < n; i++) {
     if (!(wh[2 * i] >= o->min_side || wh[2 * i + 1] >= o->min_side)) continue;
     fw[j] = wh[2 * i];
     fh[j] = wh[2 * i + 1];
-    lw[j] = logf(fw[j]);
-    lh[j] = logf(fh[j]);
+    lw[j] = 1.0f / fw[j];
+    lh[j] = 1.0f / fh[j];
     mean[0] += (double)fw[j];
     mean[1] += (double)fh[j];
     j++;
@@ -186,46 +271,44 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
     if (!(sd[c] > 0.0)) sd[c] = 1.0;
   }
   for (size_t i = 0; i < m; i++) {
-    x[2 * i] = (double)fw[i] / sd[0];
-    x[2 * i + 1] = (double)fh[i] / sd[1];
+    /* YOLOv5 divides float32 wh by float32 s */
+    x[i] = fw[i] / (float)sd[0];
+    x[m + i] = fh[i] / (float)sd[1];
   }
-  double *run = cen, *best = cen + 2 * k;
-  double best_d = DBL_MAX;
-  size_t steps_total = o->restarts + o->generations, steps = 0;
-  wctx wc = {x, run, k, assign, part};
-  for (size_t t = 0; t < o->restarts; t++) {
-    uint64_t state = dl_fit_stream(o->seed, DL_FIT_STREAM_WHITE + t);
-    distinct(state, m, k, idx);
-    for (size_t q = 0; q < k; q++) {
-      run[2 * q] = x[2 * idx[q]];
-      run[2 * q + 1] = x[2 * idx[q] + 1];
+  double *best = cen + 2 * k;
+  size_t steps_total = o->restarts + o->generations;
+  {
+    size_t R = o->restarts;
+    double *runs = malloc(R * (2 * k + 1) * sizeof(double));
+    if (!runs) {
+      free(f4);
+      free(x);
+      free(part);
+      free(cen);
+      free(acc);
+      free(kf);
+      return dl_fail(err, DETLOSS_ERR_NOMEM, "evolve", "out of memory");
     }
-    double prev = DBL_MAX, dist = DBL_MAX;
-    for (size_t it = 0; it < o->max_iter; it++) {
-      dl_parallel_blocks(m, DL_FIT_BLOCK, o->num_threads, wassign_blk, &wc);
-      double cur = dl_sum_blocks(part, nbw) / (double)m;
-      prev = dist;
-      dist = cur;
-      memset(acc, 0, k * 3 * sizeof(double));
-      for (size_t i = 0; i < m; i++) {
-        double *a = acc + 3 * assign[i];
-        a[0] += x[2 * i];
-        a[1] += x[2 * i + 1];
-        a[2] += 1.0;
-      }
-      for (size_t q = 0; q < k; q++)
-        if (acc[3 * q + 2] > 0.0) {
-          run[2 * q] = acc[3 * q] / acc[3 * q + 2];
-          run[2 * q + 1] = acc[3 * q + 1] / acc[3 * q + 2];
-        }
-      /* scipy: stop when |previous mean distance - this one| <= 1e-5 */
-      if (prev != DBL_MAX && fabs(prev - dist) <= 1e-5) break;
+    wrun wr = {x, x + m, m, k, o, runs, runs + R * 2 * k};
+    dl_parallel_blocks(R, 1, o->num_threads, wrun_blk, &wr);
+    size_t bt = 0;
+    int oom = 0;
+    for (size_t t = 0; t < R; t++) {
+      oom |= wr.dist[t] < 0.0;
+      if (wr.dist[t] < wr.dist[bt]) bt = t; /* strict: the first run wins ties (numpy argmin) */
     }
-    if (dist < best_d) { /* strict: the first run wins ties (numpy argmin) */
-      best_d = dist;
-      memcpy(best, run, k * 2 * sizeof(double));
+    memcpy(best, runs + 2 * k * bt, 2 * k * sizeof(double));
+    free(runs);
+    if (oom) {
+      free(f4);
+      free(x);
+      free(part);
+      free(cen);
+      free(acc);
+      free(kf);
+      return dl_fail(err, DETLOSS_ERR_NOMEM, "evolve", "out of memory");
     }
-    if (o->progress) o->progress(o->progress_user, ++steps, steps_total);
+    if (o->progress) o->progress(o->progress_user, R, steps_total);
   }
   for (size_t q = 0; q < k; q++) {
     shapes[2 * q] = best[2 * q] * sd[0];
@@ -234,9 +317,9 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
   dl_fit_sort_by_area(shapes, k);
 
   /* evolution */
-  fctx fc = {lw, lh, fw, fh, kf, kf + k, kf + 2 * k, kf + 3 * k, k, logf(o->ratio_thresh), part};
-  float *klw = kf, *klh = kf + k, *kw = kf + 2 * k, *kh = kf + 3 * k;
-  double f = fitness(&fc, m, nbe, o->num_threads, shapes, klw, klh, kw, kh);
+  fctx fc = {fw, fh, lw, lh, kf, kf + k, kf + 2 * k, kf + 3 * k, k, 1.0f / o->ratio_thresh, part};
+  int ev_threads = m >= EV_PARALLEL_MIN ? o->num_threads : 1;
+  double f = fitness(&fc, m, nbe, ev_threads, shapes, kf);
   double *trial = cen + 4 * k;
   size_t acc_n = 0;
   size_t per_attempt = 1 + 3 * 2 * k;
@@ -258,7 +341,7 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
       }
     }
     if (moved) {
-      double ft = fitness(&fc, m, nbe, o->num_threads, trial, klw, klh, kw, kh);
+      double ft = fitness(&fc, m, nbe, ev_threads, trial, kf);
       if (ft > f) {
         f = ft;
         memcpy(shapes, trial, k * 2 * sizeof(double));
@@ -267,18 +350,15 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
     }
     if (o->progress && ((g + 1) % 16 == 0 || g + 1 == o->generations))
       o->progress(o->progress_user, o->restarts + g + 1, steps_total);
-    steps++;
   }
   dl_fit_sort_by_area(shapes, k);
   *used = m;
   *accepted = acc_n;
   free(f4);
   free(x);
-  free(assign);
   free(part);
   free(cen);
   free(acc);
   free(kf);
-  free(idx);
   return DETLOSS_OK;
 }

@@ -113,7 +113,6 @@ detloss_status dl_fit_metrics(const float *wh, size_t n, const double *shapes, s
 }
 
 static detloss_status check_options(const detloss_fit_options *o, detloss_error *err) {
-  DL_RETURN_ERROR_IF(o->restarts < 1, err, DETLOSS_ERR_RANGE, "restarts", "must be at least 1");
   DL_RETURN_ERROR_IF(o->max_iter < 1, err, DETLOSS_ERR_RANGE, "max_iter", "must be at least 1");
   DL_RETURN_ERROR_IF(!(o->ratio_thresh >= 1.0f) || !isfinite(o->ratio_thresh), err,
                      DETLOSS_ERR_RANGE, "ratio_thresh", "must be finite and >= 1 (got %g)",
@@ -163,6 +162,7 @@ detloss_status detloss_fit_shapes(detloss_fit_method method, const float *wh, si
                      "%zu shapes from %zu boxes: k must be at most the number of boxes", k, n);
   if (num_old) DL_FORWARD_IF_ERROR(dl_fit_check_wh(old, num_old, "old", err));
   DL_FORWARD_IF_ERROR(check_options(&o, err));
+  if (o.restarts == 0) o.restarts = method == DETLOSS_FIT_KMEANS ? 10 : 30;
   dl_span sp[4] = {dl_span_of(wh, n, 2 * sizeof(float), "wh", 0),
                    dl_span_of(old, num_old, 2 * sizeof(float), "old", 0),
                    dl_span_of(shapes, k, 2 * sizeof(float), "shapes", 1),

@@ -1229,7 +1229,7 @@ DETLOSS_API const char *detloss_eval_size_name(detloss_eval_size size);
 
 /*
  * Anchor fitting: new anchor shapes or sizes fitted to a data set's gt boxes
- * (docs/fit.md). Three methods:
+ * (docs/math/fit.md). Three methods:
  *   KMEANS  darknet calc_anchors: k-means on (w, h) with the distance
  *           d = 1 - IoU of two boxes sharing a corner, here with k-means++
  *           seeding and restarts (darknet draws k distinct boxes, time-seeded);
@@ -1253,25 +1253,26 @@ typedef enum detloss_fit_method {
 } detloss_fit_method;
 
 typedef struct detloss_fit_options {
-  uint64_t seed;        /* 0 */
-  size_t restarts;      /* KMEANS: k-means++ restarts (10); EVOLVE: scipy kmeans "iter",
-                           independent whitened k-means runs (30, YOLOv5); LEVELS: unused */
-  size_t max_iter;      /* KMEANS / EVOLVE k-means: Lloyd iterations per run, 1000 (darknet) */
-  size_t generations;   /* EVOLVE: 1000 (YOLOv5 gen) */
-  float ratio_thresh;   /* thr of the shape ratio: 4.0 (YOLOv5 anchor_t), >= 1 */
-  float mutation_prob;  /* EVOLVE: 0.9 (YOLOv5 mp) */
-  float sigma;          /* EVOLVE: 0.1 (YOLOv5 s) */
-  float min_side;       /* EVOLVE: labels with both sides < min_side are left out of the fit,
-                           shapes never go below it: 2.0 (YOLOv5) */
-  size_t max_evals;     /* LEVELS: evaluations of the objective, 150 */
-  int num_threads;      /* 0 = OpenMP default */
+  uint64_t seed;       /* 0 */
+  size_t restarts;     /* 0 = the method's default. KMEANS: k-means++ restarts (10);
+                          EVOLVE: scipy kmeans "iter", independent whitened k-means runs
+                          (30, YOLOv5); LEVELS: unused */
+  size_t max_iter;     /* KMEANS / EVOLVE k-means: Lloyd iterations per run, 1000 (darknet) */
+  size_t generations;  /* EVOLVE: 1000 (YOLOv5 gen) */
+  float ratio_thresh;  /* thr of the shape ratio: 4.0 (YOLOv5 anchor_t), >= 1 */
+  float mutation_prob; /* EVOLVE: 0.9 (YOLOv5 mp) */
+  float sigma;         /* EVOLVE: 0.1 (YOLOv5 s) */
+  float min_side;      /* EVOLVE: labels with both sides < min_side are left out of the fit,
+                          shapes never go below it: 2.0 (YOLOv5) */
+  size_t max_evals;    /* LEVELS: evaluations of the objective, 150 */
+  int num_threads;     /* 0 = OpenMP default */
   /* Optional progress report, called on the calling thread: done of total steps. */
   void (*progress)(void *user, size_t done, size_t total);
   void *progress_user;
 } detloss_fit_options;
 
 #define DETLOSS_FIT_OPTIONS_INIT                                                                   \
-  { 0, 10, 1000, 1000, 4.0f, 0.9f, 0.1f, 2.0f, 150, 0, NULL, NULL }
+  { 0, 0, 1000, 1000, 4.0f, 0.9f, 0.1f, 2.0f, 150, 0, NULL, NULL }
 DETLOSS_API detloss_fit_options detloss_fit_options_default(void);
 
 /* Shape metrics of an anchor shape set on labels (w, h), in double:
@@ -1302,7 +1303,7 @@ typedef struct detloss_fit_report {
  * report: caller-owned or NULL.
  * Errors (outputs untouched): DETLOSS_ERR_NULL; _RANGE ("k": k < 1 or k > n, or
  * EVOLVE with k > labels kept by min_side; "method"; "wh[i]" <= 0; "old[i]" <= 0;
- * options: "restarts" 0, "max_iter" 0, "ratio_thresh" < 1, "mutation_prob" outside
+ * options: "max_iter" 0, "ratio_thresh" < 1, "mutation_prob" outside
  * [0, 1], "sigma" < 0, "min_side" < 0); _NONFINITE ("wh[i]"); _SHAPE ("wh": n = 0,
  * "a data set without boxes"; outputs overlapping inputs); _NOMEM.
  * Memory O(n + k); time O(n k (restarts x iterations | generations)).
@@ -1321,11 +1322,11 @@ DETLOSS_API detloss_status detloss_fit_metrics_of(const float *wh, size_t n, con
 
 /* The matcher outcome LEVELS maximises. */
 typedef struct detloss_fit_levels_outcome {
-  size_t num_gt;        /* evaluated gts */
-  size_t num_with_pos;  /* gts with >= 1 positive */
+  size_t num_gt;         /* evaluated gts */
+  size_t num_with_pos;   /* gts with >= 1 positive */
   double share_with_pos; /* num_with_pos / num_gt */
-  double mean_best;     /* mean best IoU */
-  double recall;        /* share of gts whose best IoU >= eval iou_thresh */
+  double mean_best;      /* mean best IoU */
+  double recall;         /* share of gts whose best IoU >= eval iou_thresh */
 } detloss_fit_levels_outcome;
 
 typedef struct detloss_fit_levels_report {

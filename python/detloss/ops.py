@@ -1219,9 +1219,8 @@ def fit_anchors(wh, k=9, method="kmeans", *, old=None, seed=0, restarts=None, ma
     kk = integer("k", k, "size_t", lo=1)
     o = _lib.fn("detloss_fit_options_default")()
     o.seed = integer("seed", seed, "uint64")
-    if restarts is None:
-        restarts = 10 if method == "kmeans" else 30
-    o.restarts = integer("restarts", restarts, "size_t", lo=1)
+    # 0 (None) = the method's default: 10 k-means++ restarts, 30 whitened k-means runs
+    o.restarts = integer("restarts", 0 if restarts is None else restarts, "size_t")
     o.max_iter = integer("max_iter", max_iter, "size_t", lo=1)
     o.generations = integer("generations", generations, "size_t")
     o.ratio_thresh = _lib.scalar("ratio_thresh", ratio_thresh)

@@ -544,7 +544,6 @@ int dl_cmd_fit(int argc, char **argv) {
   fo.num_threads = threads;
   fo.ratio_thresh = cfg->eval.ratio_thresh;
   if (gens || method == 1) fo.generations = gens ? (size_t)gens : fo.generations;
-  if (method == 1) fo.restarts = 30; /* YOLOv5: scipy kmeans(iter=30) */
   if (evals) fo.max_evals = (size_t)evals;
   if (isatty(STDERR_FILENO)) {
     fo.progress = on_progress;

@@ -234,14 +234,12 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
   float *x = malloc(m * 2 * sizeof(float)); /* whitened: x [m], then y [m] */
   double *part = malloc(nbmax * sizeof(double));
   double *cen = malloc(k * 6 * sizeof(double)); /* run centres, best, trial */
-  double *acc = malloc(k * 3 * sizeof(double));
   float *kf = malloc(k * 4 * sizeof(float));
-  if (!f4 || !x || !part || !cen || !acc || !kf) {
+  if (!f4 || !x || !part || !cen || !kf) {
     free(f4);
     free(x);
     free(part);
     free(cen);
-    free(acc);
     free(kf);
     return dl_fail(err, DETLOSS_ERR_NOMEM, "evolve", "out of memory");
   }
@@ -285,7 +283,6 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
       free(x);
       free(part);
       free(cen);
-      free(acc);
       free(kf);
       return dl_fail(err, DETLOSS_ERR_NOMEM, "evolve", "out of memory");
     }
@@ -304,7 +301,6 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
       free(x);
       free(part);
       free(cen);
-      free(acc);
       free(kf);
       return dl_fail(err, DETLOSS_ERR_NOMEM, "evolve", "out of memory");
     }
@@ -358,7 +354,6 @@ detloss_status dl_fit_evolve(const float *wh, size_t n, size_t k, const detloss_
   free(x);
   free(part);
   free(cen);
-  free(acc);
   free(kf);
   return DETLOSS_OK;
 }

@@ -56,7 +56,8 @@ typedef struct dl_assign_result {
   int64_t *labels;      /* optional: gt_labels[gt_index] for assigned anchors, else -1 */
   float *quality;       /* optional: the assigner's per-anchor quality (max_iou: the best IoU
                            over the gts, -1 where a crowd or border rule removed the anchor;
-                           task_aligned: the overlap u with the assigned gt, 0 at background) */
+                           task_aligned: the overlap u with the assigned gt, 0 at background;
+                           hungarian: the matched pair's cost, 0 for unmatched queries) */
   float *target_scores; /* optional, task_aligned: the normalised alignment score (0 at
                            background) */
   float *align_metrics; /* optional, task_aligned: the alignment metric t with the

@@ -297,7 +297,7 @@ static void the_assigner_gives_each_query_its_gt_or_background(void **state) {
   in.gt_labels = lab;
   int64_t m[3], la[3];
   float qa[3];
-  dl_assign_result out = {m, la, qa};
+  dl_assign_result out = {.gt_index = m, .labels = la, .quality = qa};
   detloss_error e;
   assert_int_equal(a->fn(&in, NULL, &out, &e), DETLOSS_OK);
   assert_int_equal(m[0], 0);

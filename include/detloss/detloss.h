@@ -1531,6 +1531,136 @@ typedef struct detloss_options_info {
 /* The descriptor table of an options struct, or NULL for an unknown kind. */
 DETLOSS_API const detloss_options_info *detloss_options_info_get(detloss_options_kind kind);
 
+/*
+ * Anchor fitting: new anchor shapes or sizes fitted to a data set's gt boxes
+ * (docs/math/fit.md). Three methods:
+ *   KMEANS  darknet calc_anchors: k-means on (w, h) with the distance
+ *           d = 1 - IoU of two boxes sharing a corner, here with k-means++
+ *           seeding and restarts (darknet draws k distinct boxes, time-seeded);
+ *           the restart with the highest mean best IoU wins.
+ *   EVOLVE  YOLOv5 AutoAnchor (utils/autoanchor.py kmean_anchors): k-means on
+ *           whitened (w, h) (scipy kmeans semantics), then a mutation-only
+ *           evolution that keeps a mutant when it raises the fitness
+ *           f = mean_g best_g [best_g > 1/thr], best_g = max_k min(w/aw, aw/w, h/ah, ah/h).
+ *   LEVELS  FPN / RetinaNet grid configs: strides kept, per-level base sizes,
+ *           shared scales and shared aspect ratios optimised (Nelder-Mead
+ *           with restarts, derivative-free) for the config's own matcher:
+ *           first the share of gts with >= 1 positive, then mean best IoU.
+ * Every random draw is splitmix64 of a counter keyed by the seed (as in
+ * detloss_sample_balanced), so the result is a pure function of the inputs
+ * and the seed: bitwise identical for any thread count.
+ */
+typedef enum detloss_fit_method {
+  DETLOSS_FIT_KMEANS = 0,
+  DETLOSS_FIT_EVOLVE = 1,
+  DETLOSS_FIT_LEVELS = 2
+} detloss_fit_method;
+
+typedef struct detloss_fit_options {
+  uint64_t seed;       /* 0 */
+  size_t restarts;     /* 0 = the method's default. KMEANS: k-means++ restarts (10);
+                          EVOLVE: scipy kmeans "iter", independent whitened k-means runs
+                          (30, YOLOv5); LEVELS: unused */
+  size_t max_iter;     /* KMEANS / EVOLVE k-means: Lloyd iterations per run, 1000 (darknet) */
+  size_t generations;  /* EVOLVE: 1000 (YOLOv5 gen) */
+  float ratio_thresh;  /* thr of the shape ratio: 4.0 (YOLOv5 anchor_t), >= 1 */
+  float mutation_prob; /* EVOLVE: 0.9 (YOLOv5 mp) */
+  float sigma;         /* EVOLVE: 0.1 (YOLOv5 s) */
+  float min_side;      /* EVOLVE: labels with both sides < min_side are left out of the fit,
+                          shapes never go below it: 2.0 (YOLOv5) */
+  size_t max_evals;    /* LEVELS: evaluations of the objective, 150 */
+  int num_threads;     /* 0 = OpenMP default */
+  /* Optional progress report, called on the calling thread: done of total steps. */
+  void (*progress)(void *user, size_t done, size_t total);
+  void *progress_user;
+} detloss_fit_options;
+
+#define DETLOSS_FIT_OPTIONS_INIT                                                                   \
+  { 0, 0, 1000, 1000, 4.0f, 0.9f, 0.1f, 2.0f, 150, 0, NULL, NULL }
+DETLOSS_API detloss_fit_options detloss_fit_options_default(void);
+
+/* Shape metrics of an anchor shape set on labels (w, h), in double:
+ *   mean_iou = mean_g max_k IoU of g and shape k sharing a corner (darknet "avg IoU" / 100);
+ *   fitness  = mean_g best_g [best_g > 1/thr]  (YOLOv5 kmean_anchors fitness);
+ *   bpr      = mean_g [best_g > 1/thr]         (YOLOv5 best possible recall);
+ *   aat      = mean_g #{k : r_gk > 1/thr}      (YOLOv5 anchors above threshold),
+ * r_gk = min(w/aw, aw/w, h/ah, ah/h), best_g = max_k r_gk. Over all labels given. */
+typedef struct detloss_fit_metrics {
+  double mean_iou, fitness, bpr, aat;
+} detloss_fit_metrics;
+
+typedef struct detloss_fit_report {
+  size_t num_labels;          /* labels given */
+  size_t num_used;            /* labels the fit used (EVOLVE: either side >= min_side) */
+  size_t iterations;          /* KMEANS: Lloyd steps of the winning restart; EVOLVE: accepted
+                                 mutations; LEVELS: objective evaluations */
+  int has_before;             /* 1 when old shapes were given */
+  detloss_fit_metrics before; /* of the old shapes (zero when none) */
+  detloss_fit_metrics after;  /* of the fitted shapes */
+} detloss_fit_report;
+
+/*
+ * detloss_fit_shapes() - k anchor shapes (w, h) fitted to labels (KMEANS or EVOLVE).
+ * wh [n][2]: label widths and heights (after the caller's resize), finite, > 0.
+ * old [num_old][2]: the current shapes, for the "before" metrics (NULL, 0 = none).
+ * shapes [k][2]: caller-owned output, sorted by area w*h ascending (ties: w).
+ * report: caller-owned or NULL.
+ * Errors (outputs untouched): DETLOSS_ERR_NULL; _RANGE ("k": k < 1 or k > n, or
+ * EVOLVE with k > labels kept by min_side; "method"; "wh[i]" <= 0; "old[i]" <= 0;
+ * options: "max_iter" 0, "ratio_thresh" < 1, "mutation_prob" outside
+ * [0, 1], "sigma" < 0, "min_side" < 0); _NONFINITE ("wh[i]"); _SHAPE ("wh": n = 0,
+ * "a data set without boxes"; outputs overlapping inputs); _NOMEM.
+ * Memory O(n + k); time O(n k (restarts x iterations | generations)).
+ * Thread-safe; bitwise identical for any num_threads.
+ */
+DETLOSS_API detloss_status detloss_fit_shapes(detloss_fit_method method, const float *wh, size_t n,
+                                              size_t k, const float *old, size_t num_old,
+                                              float *shapes, detloss_fit_report *report,
+                                              const detloss_fit_options *opt, detloss_error *err);
+
+/* Computes detloss_fit_metrics of shapes [k][2] on wh [n][2] (thr = ratio_thresh).
+ * Errors as detloss_fit_shapes. Thread-safe. */
+DETLOSS_API detloss_status detloss_fit_metrics_of(const float *wh, size_t n, const float *shapes,
+                                                  size_t k, float ratio_thresh, int num_threads,
+                                                  detloss_fit_metrics *out, detloss_error *err);
+
+/* The matcher outcome LEVELS maximises. */
+typedef struct detloss_fit_levels_outcome {
+  size_t num_gt;         /* evaluated gts */
+  size_t num_with_pos;   /* gts with >= 1 positive */
+  double share_with_pos; /* num_with_pos / num_gt */
+  double mean_best;      /* mean best IoU */
+  double recall;         /* share of gts whose best IoU >= eval iou_thresh */
+} detloss_fit_levels_outcome;
+
+typedef struct detloss_fit_levels_report {
+  detloss_fit_levels_outcome before, after;
+  size_t evaluations;
+} detloss_fit_levels_report;
+
+/*
+ * detloss_fit_levels() - LEVELS: per-level sizes and shared ratios of a grid config.
+ * grid: every level has num_sizes = S >= 1 sizes and the same num_ratios = R >= 1
+ * ratios (no shapes or base); strides, convention and offset are kept.
+ * Parameters (log space): base size b_l per level, shared scales c_j (c_0 = 1,
+ * j < S) and shared ratios r_i; level l gets sizes b_l c_j and ratios r_i.
+ * Start: b_l = level l's first size, c_j = geometric mean of sizes[l][j]/sizes[l][0],
+ * r_i = level 0's ratios. Objective (maximised, lexicographic):
+ *   F = num_with_pos / N + mean_best / (N + 1),
+ * from detloss_anchor_eval(data, grid', eval with count_positives = 1): one more
+ * gt with a positive always outweighs any change of mean best IoU.
+ * sizes [L * S] (level-major) and ratios [R]: caller-owned outputs.
+ * Errors: as detloss_anchor_eval for data, grid and eval (detloss_eval_check_limits
+ * is the caller's), plus _SHAPE ("grid.levels[l]": shapes/base levels, a different
+ * number of sizes or ratios, "eval.metric" not IOU), _RANGE ("max_evals" 0).
+ * Thread-safe; bitwise identical for any num_threads.
+ */
+DETLOSS_API detloss_status detloss_fit_levels(const detloss_eval_dataset *data,
+                                              const detloss_anchor_config *grid,
+                                              const detloss_eval_options *eval, float *sizes,
+                                              float *ratios, detloss_fit_levels_report *report,
+                                              const detloss_fit_options *opt, detloss_error *err);
+
 #ifdef __cplusplus
 }
 #endif

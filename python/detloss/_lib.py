@@ -277,6 +277,26 @@ class EvalReport(ctypes.Structure):
                 ("num_worst", ctypes.c_size_t), ("worst", EvalWorst * EVAL_MAX_WORST)]
 
 
+
+class FitOptions(ctypes.Structure):  # detloss_fit_options
+    _fields_ = [("seed", ctypes.c_uint64), ("restarts", ctypes.c_size_t),
+                ("max_iter", ctypes.c_size_t), ("generations", ctypes.c_size_t),
+                ("ratio_thresh", ctypes.c_float), ("mutation_prob", ctypes.c_float),
+                ("sigma", ctypes.c_float), ("min_side", ctypes.c_float),
+                ("max_evals", ctypes.c_size_t), ("num_threads", ctypes.c_int),
+                ("progress", ctypes.c_void_p), ("progress_user", ctypes.c_void_p)]
+
+
+class FitMetrics(ctypes.Structure):  # detloss_fit_metrics
+    _fields_ = [("mean_iou", ctypes.c_double), ("fitness", ctypes.c_double),
+                ("bpr", ctypes.c_double), ("aat", ctypes.c_double)]
+
+
+class FitReport(ctypes.Structure):  # detloss_fit_report
+    _fields_ = [("num_labels", ctypes.c_size_t), ("num_used", ctypes.c_size_t),
+                ("iterations", ctypes.c_size_t), ("has_before", ctypes.c_int),
+                ("before", FitMetrics), ("after", FitMetrics)]
+
 class Config(ctypes.Structure):  # detloss_config (detloss_json.h)
     _fields_ = [("path", ctypes.c_char_p), ("name", ctypes.c_char_p),
                 ("source", ctypes.c_char_p), ("notes", ctypes.c_char_p),
@@ -458,6 +478,12 @@ _SIGS = {
     "detloss_dataset_parse_ex": (_i, [ctypes.c_char_p, _sz, ctypes.c_char_p, _vp,
                                       ctypes.POINTER(ctypes.POINTER(Dataset)), _vp]),
     "detloss_eval_check_limits": (_i, [_vp, _vp, _vp, _vp, _vp]),
+    # anchor fitting (detloss_fit_shapes, detloss_fit_metrics_of)
+    "detloss_fit_options_default": (FitOptions, []),
+    "detloss_fit_shapes": (_i, [_i, _vp, _sz, _sz, _vp, _sz, _vp, _vp, _vp, _vp]),
+    "detloss_fit_metrics_of": (_i, [_vp, _sz, _vp, _sz, _f, _i, _vp, _vp]),
+    # LEVELS: reached through `detloss fit CONFIG --method levels` (bound for completeness)
+    "detloss_fit_levels": (_i, [_vp, _vp, _vp, _vp, _vp, _vp, _vp, _vp]),
 }
 
 _funcs = {}

@@ -28,9 +28,10 @@ import os
 import numpy as np
 
 from . import _lib
-from ._lib import DetlossError, array, call, out_array, ptr, threads
+from ._lib import DetlossError, array, call, integer, out_array, ptr, threads
 
 __all__ = [
+    "fit_anchors", "fit_metrics",
     "box_area", "box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou",
     "box_iou_pairs", "box_encode", "box_decode", "BoxCoder",
     "anchor_config", "load_anchor_preset", "anchor_presets", "anchors_count", "anchors_base",
@@ -1217,3 +1218,84 @@ def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", 
 def compute(case):
     """`detloss compute` in-process: a case (dict, list of cases or JSON text) -> result."""
     return _lib.compute_json(case)
+
+
+_FIT_METHODS = {"kmeans": 0, "evolve": 1}
+
+
+def _wh(name, x):
+    a = array(name, x)
+    if a.ndim != 2 or a.shape[1] not in (2, 4):
+        raise DetlossError(_lib.ERR_SHAPE, name,
+                           "expected [N, 2] widths and heights or [N, 4] boxes, got shape %s"
+                           % (tuple(a.shape),))
+    if a.shape[1] == 4:
+        a = np.ascontiguousarray(np.stack([a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]], 1),
+                                 dtype=np.float32)
+    return a
+
+
+def _metrics(m):
+    return {"mean_iou": m.mean_iou, "fitness": m.fitness, "bpr": m.bpr, "aat": m.aat}
+
+
+def fit_anchors(wh, k=9, method="kmeans", *, old=None, seed=0, restarts=None, max_iter=1000,
+                generations=1000, ratio_thresh=4.0, mutation_prob=0.9, sigma=0.1, min_side=2.0,
+                num_threads=0):
+    """detloss_fit_shapes: k anchor shapes (w, h) fitted to labels.
+
+    wh: [N, 2] label widths and heights (after your resize), or [N, 4] boxes (x1, y1, x2, y2).
+    method "kmeans": darknet calc_anchors k-means with the 1 - IoU distance of corner-aligned
+    boxes, k-means++ seeding, `restarts` (default 10) runs, the highest mean best IoU wins.
+    method "evolve": YOLOv5 AutoAnchor: whitened k-means (`restarts` default 30, scipy's
+    iter), then `generations` mutations (probability mutation_prob, sigma) keeping a mutant
+    that raises mean(best r * [best r > 1/ratio_thresh]); labels with both sides < min_side
+    are left out of the fit.
+    old: the current shapes [M, 2] (optional) for the "before" metrics.
+    Returns (shapes float32 [k, 2] sorted by area, report dict with num_labels, num_used,
+    iterations, before (None without old) and after: {mean_iou, fitness, bpr, aat}).
+    The same seed gives the same bits for any num_threads. The FPN "levels" method needs a
+    config and a data set: use `detloss fit CONFIG --method levels`.
+    """
+    if method not in _FIT_METHODS:
+        raise DetlossError(_lib.ERR_RANGE, "method",
+                           "unknown method %r (kmeans or evolve; levels: detloss fit)" % (method,))
+    w = _wh("wh", wh)
+    kk = integer("k", k, "size_t", lo=1)
+    o = _lib.fn("detloss_fit_options_default")()
+    o.seed = integer("seed", seed, "uint64")
+    # 0 (None) = the method's default: 10 k-means++ restarts, 30 whitened k-means runs
+    o.restarts = integer("restarts", 0 if restarts is None else restarts, "size_t")
+    o.max_iter = integer("max_iter", max_iter, "size_t", lo=1)
+    o.generations = integer("generations", generations, "size_t")
+    o.ratio_thresh = _lib.scalar("ratio_thresh", ratio_thresh)
+    o.mutation_prob = _lib.scalar("mutation_prob", mutation_prob)
+    o.sigma = _lib.scalar("sigma", sigma)
+    o.min_side = _lib.scalar("min_side", min_side)
+    o.num_threads = threads(num_threads)
+    if old is not None:
+        ol = array("old", old, shape=(None, 2))
+        optr, on = ptr(ol), ol.shape[0]
+    else:
+        optr, on = None, 0
+    out = np.empty((kk, 2), np.float32)
+    rep = _lib.FitReport()
+    call("detloss_fit_shapes", _FIT_METHODS[method], ptr(w), w.shape[0], kk, optr, on,
+         ptr(out), ctypes.byref(rep), ctypes.byref(o))
+    report = {"num_labels": rep.num_labels, "num_used": rep.num_used,
+              "iterations": rep.iterations,
+              "before": _metrics(rep.before) if rep.has_before else None,
+              "after": _metrics(rep.after)}
+    return out, report
+
+
+def fit_metrics(wh, shapes, ratio_thresh=4.0, *, num_threads=0):
+    """detloss_fit_metrics_of: {mean_iou, fitness, bpr, aat} of shapes [K, 2] on labels wh
+    ([N, 2] or [N, 4] boxes): darknet's mean best IoU of corner-aligned boxes and YOLOv5's
+    fitness, best possible recall and anchors above threshold (thr = ratio_thresh)."""
+    w = _wh("wh", wh)
+    s = array("shapes", shapes, shape=(None, 2))
+    m = _lib.FitMetrics()
+    call("detloss_fit_metrics_of", ptr(w), w.shape[0], ptr(s), s.shape[0],
+         _lib.scalar("ratio_thresh", ratio_thresh), threads(num_threads), ctypes.byref(m))
+    return _metrics(m)

@@ -24,6 +24,7 @@ int dl_cmd_compute(int argc, char **argv);
 int dl_cmd_anchors(int argc, char **argv);
 int dl_cmd_eval(int argc, char **argv);
 int dl_cmd_bench(int argc, char **argv);
+int dl_cmd_fit(int argc, char **argv);
 
 /* Reads a whole file (or standard input for "-") into a malloc'ed,
  * NUL-terminated buffer. At most max_bytes. Returns NULL and prints

@@ -22,6 +22,7 @@ static const dl_command COMMANDS[] = {
     /* @@commands: one line per subcommand */
     {"anchors", "show a config's anchor set, write it as JSON (-o)", dl_cmd_anchors},
     {"eval", "evaluate a config's anchors on a data set of gt boxes", dl_cmd_eval},
+    {"fit", "fit anchors to a data set (kmeans, evolve, levels), report before/after", dl_cmd_fit},
 };
 #define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

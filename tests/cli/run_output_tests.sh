@@ -234,9 +234,20 @@ for name in upper.SVG mixed.Svg noext .hidden; do
     { head -c 5 "$tmp/d/$name" | grep -q '^<svg' && ok || bad "plot_ok_$name: no SVG written"; }
 done
 
+# fit: -o and --plot written together; the anchor file it writes is a valid
+# anchor set that a config can name (evaluated by detloss eval).
+fitdir="$src/../../tests/fixtures/fit"
+expect fit_outputs 0 "^detloss: wrote plot $tmp/d/fit.svg$" -- \
+  "$bin" fit "$fitdir/shapes_config.json" --method kmeans -n 2 -o "$tmp/d/fit_anchors.json" --plot "$tmp/d/fit.svg" &&
+  { head -c 5 "$tmp/d/fit.svg" | grep -q '^<svg' && grep -q '"source":"detloss fit --method kmeans --seed 0' "$tmp/d/fit_anchors.json" && ok || bad "fit_outputs: files"; }
+printf '{"head": "none", "anchors": "%s", "dataset": "%s", "eval": {"metric": "wh_ratio"}}\n' \
+  "$tmp/d/fit_anchors.json" "$fitdir/two_clusters.json" >"$tmp/d/fit_cfg.json"
+expect fit_reload 0 - -- "$bin" eval "$tmp/d/fit_cfg.json" &&
+  { grep -qE '^all +6 +1.000 +1.000' "$tmp/out" && ok || bad "fit_reload: fitted anchors do not evaluate to recall 1"; }
+
 # --help of every subcommand names every option its parser accepts (the
 # "--name" literals of its source file) and the exit codes.
-for cmd in compute anchors eval bench; do
+for cmd in compute anchors eval bench fit; do
   "$bin" "$cmd" --help >"$tmp/help" 2>&1
   for opt in $(grep -oE '"--[a-z][a-z-]*' "$src/cmd_$cmd.c" | tr -d '"' | sort -u); do
     grep -qE -- "(^|[ [,])$opt([ =,]|$)" "$tmp/help" && ok || bad "$cmd --help does not list $opt"

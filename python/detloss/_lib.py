@@ -324,6 +324,11 @@ class JsonLimits(ctypes.Structure):  # detloss_json_limits (detloss_json.h, docs
                 ("max_anchors", ctypes.c_size_t), ("max_image_side", ctypes.c_double)]
 
 
+class YoloOptions(ctypes.Structure):  # detloss_yolo_options (detloss_json.h, docs/datasets.md)
+    _fields_ = [("image_w", ctypes.c_float), ("image_h", ctypes.c_float),
+                ("tolerance", ctypes.c_double)]
+
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(os.path.dirname(_HERE))  # <repo>/python/detloss -> <repo>
 
@@ -466,6 +471,9 @@ _SIGS = {
     "detloss_dataset_parse": (_i, [ctypes.c_char_p, _sz, ctypes.c_char_p,
                                    ctypes.POINTER(ctypes.POINTER(Dataset)), _vp]),
     "detloss_dataset_free": (None, [ctypes.POINTER(Dataset)]),
+    "detloss_yolo_options_default": (YoloOptions, []),
+    "detloss_dataset_load_yolo": (_i, [ctypes.c_char_p, _vp, _vp,
+                                       ctypes.POINTER(ctypes.POINTER(Dataset)), _vp]),
     "detloss_dataset_view": (EvalDataset, [ctypes.POINTER(Dataset)]),
     # limits (NULL = the defaults; the plain calls above use the defaults)
     "detloss_json_limits_default": (JsonLimits, []),

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from . import _lib
-from ._lib import DetlossError
+from ._lib import DetlossError, DetlossTypeError
 
 _HEADS = {0: "none", 1: "rpn", 2: "retinanet"}
 
@@ -250,9 +250,24 @@ class Dataset:
         self._free = _lib.fn("detloss_dataset_free")
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, image_size=None, tolerance=None):
+        """A data set file (detloss's format, COCO instances_*.json) or a YOLO label
+        directory (labels/*.txt; image sizes from the PNG/JPEG headers in images/, or
+        image_size=(w, h) for all; box edges may leave [0, 1] by tolerance, 0.01)."""
         p = ctypes.POINTER(_lib.Dataset)()
-        _lib.call("detloss_dataset_load", str(path).encode(), ctypes.byref(p))
+        if image_size is None and tolerance is None:
+            _lib.call("detloss_dataset_load", os.fsencode(os.fspath(path)), ctypes.byref(p))
+            return cls(p)
+        o = _lib.fn("detloss_yolo_options_default")()
+        if image_size is not None:
+            if isinstance(image_size, (str, bytes)) or len(image_size) != 2:
+                raise DetlossTypeError(_lib.ERR_TYPE, "image_size", "must be (width, height)")
+            o.image_w = _lib.scalar("image_size", image_size[0])
+            o.image_h = _lib.scalar("image_size", image_size[1])
+        if tolerance is not None:
+            o.tolerance = _lib.scalar("tolerance", tolerance)
+        _lib.call("detloss_dataset_load_yolo", os.fsencode(os.fspath(path)), ctypes.byref(o),
+                  None, ctypes.byref(p))
         return cls(p)
 
     @classmethod
@@ -324,6 +339,7 @@ class Dataset:
                                                               self.num_images, self.num_boxes)
 
 
-def load_dataset(path):
-    """Read a data set file (detloss's format or COCO instances_*.json)."""
-    return Dataset.load(path)
+def load_dataset(path, image_size=None, tolerance=None):
+    """Read a data set: a file (detloss's format or COCO instances_*.json) or a YOLO label
+    directory (image_size=(w, h) and tolerance apply to YOLO directories; docs/datasets.md)."""
+    return Dataset.load(path, image_size, tolerance)

@@ -1,5 +1,6 @@
 """Configs (configs/*.json) and data sets through the binding, against the CLI
 (`detloss anchors`, `detloss eval --json`) built next to the library."""
+import ctypes
 import json
 import os
 import subprocess
@@ -101,3 +102,28 @@ def test_a_configs_loss_settings_drive_the_head_losses(rng):
     assert r3["num_pos"] >= r1["num_pos"]
     o = detloss.rpn_options(detloss.load_config("detectron2_rpn"))
     assert o.convention == 1  # detectron2's fixed normalizer
+
+
+_YOLO = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "yolo")
+
+
+def test_a_yolo_label_directory_loads_with_its_image_headers_or_a_given_size():
+    ds = detloss.load_dataset(os.path.join(_YOLO, "ok"))
+    assert ds.num_images == 3 and ds.num_boxes == 3
+    sized = detloss.load_dataset(os.path.join(_YOLO, "ok"), image_size=(100, 200))
+    assert sized.num_images == 3 and sized.num_boxes == 3
+    b = np.ctypeslib.as_array(ctypes.cast(sized.c.boxes, ctypes.POINTER(ctypes.c_float)),
+                              shape=(sized.num_boxes, 4))
+    # a.txt "0 0.5 0.5 0.25 0.5" at 100 x 200: cx 50, cy 100, w 25, h 100
+    # -> [37.5, 50, 62.5, 150] (exact in float32)
+    assert [37.5, 50.0, 62.5, 150.0] in b.tolist()
+
+
+def test_yolo_errors_name_the_file_and_line_and_bad_options_name_the_argument():
+    with pytest.raises(detloss.DetlossError) as e:
+        detloss.load_dataset(os.path.join(_YOLO, "four_columns"))
+    assert "line" in str(e.value) and ".txt" in str(e.value)
+    with pytest.raises(TypeError, match="image_size"):
+        detloss.load_dataset(os.path.join(_YOLO, "ok"), image_size=(1, 2, 3))
+    with pytest.raises(detloss.DetlossError, match="image_size"):
+        detloss.load_dataset(os.path.join(_YOLO, "ok"), image_size=("a", 2))

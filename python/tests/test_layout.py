@@ -30,6 +30,7 @@ STRUCTS = {
     "detloss_json_limits": _lib.JsonLimits, "detloss_loss_param": _lib.LossParam,
     "detloss_loss_info": _lib.LossInfo, "detloss_name_info": _lib.NameInfo,
     "detloss_option_field": _lib.OptionField, "detloss_options_info": _lib.OptionsInfo,
+    "detloss_yolo_options": _lib.YoloOptions,
 }
 SCALARS = {"float": 4, "double": 8, "int": 4, "size_t": ctypes.sizeof(ctypes.c_size_t),
            "int64_t": 8, "uint64_t": 8, "uint32_t": 4, "int16_t": 2, "uint8_t": 1, "char": 1}

@@ -1129,15 +1129,17 @@ def _script_raise(err: str) -> None:
 
 def _attach(loss: Tensor, x: Tensor, g: Tensor, need: bool, boxes: bool) -> Tensor:
     """loss, with d loss / d x = g (first order) when need: loss + (x - x.detach()) * g,
-    summed over the box coordinates (boxes) or to a scalar (a reduced loss)."""
+    summed over the box coordinates (boxes) or to a scalar (a reduced loss). g is float32
+    (detloss's; float64 for the focal loss's targets): the product with grad_output is
+    formed in g's dtype and rounded once to x's dtype, as in eager mode."""
     if not need:
         return loss
-    d = (x - x.detach()) * g
+    d = (x - x.detach()).to(g.dtype) * g
     if loss.dim() == 0:
-        return loss + d.sum()
+        return loss + d.sum().to(loss.dtype)
     if boxes:
-        return loss + d.sum(-1)
-    return loss + d
+        return loss + d.sum(-1).to(loss.dtype)
+    return loss + d.to(loss.dtype)
 
 
 def _kernel_error(name, e):
@@ -1147,22 +1149,42 @@ def _kernel_error(name, e):
 _NO_GRAD = torch.empty(0)
 
 
+_WIDENED = (torch.float64, torch.float16, torch.bfloat16)
+
+
+def _as_computed(t, need):
+    """t as the eager function computes with it: other float dtypes as float32 (the same
+    values it would convert to), then a leaf requiring grad when need."""
+    t = t.detach()
+    return (t.float() if t.dtype in _WIDENED else t).requires_grad_(need)
+
+
 def _loss_kernel(name, fn):
     """The CPU kernel of torch.ops.detloss.<name> for a loss of two differentiable tensors:
-    (loss, d loss/d a, d loss/d b, error). Each gradient is that of the eager function
-    (sum of the loss elements for reduction "none") or an empty tensor when not asked."""
+    (loss, d loss/d a, d loss/d b, error). The eager function runs on the float32 values it
+    computes with (so its gradients come back in float32, unrounded); the loss is returned
+    in the dtype eager mode returns (the input's for the focal loss, float64 for float64
+    boxes and float32 for other boxes). Each gradient is that of the eager function (of
+    the sum of the loss elements for reduction "none"), or an empty tensor when not asked;
+    float32 (float64 for the focal loss's targets)."""
+    focal = name == "sigmoid_focal_loss"
+
     def kernel(a, b, *args):
         *args, need_a, need_b = args
         try:
-            a = a.detach().requires_grad_(need_a)
-            b = b.detach().requires_grad_(need_b)
+            dtype = a.dtype if focal else _box_dtype(a)
+            a = _as_computed(a, need_a)
+            # the focal loss's target gradient is formed in float64 (eager mode rounds it
+            # once, to the target's dtype): float64 targets bring it back unrounded
+            b = b.detach().double().requires_grad_() if focal and need_b else \
+                _as_computed(b, need_b)
             with torch.enable_grad():
                 loss = fn(a, b, *args)
                 wrt = [t for t, need in ((a, need_a), (b, need_b)) if need]
                 gs = list(torch.autograd.grad(loss, wrt, torch.ones_like(loss))) if wrt else []
             ga = gs.pop(0) if need_a else _NO_GRAD
             gb = gs.pop(0) if need_b else _NO_GRAD
-            return loss.detach(), ga, gb, ""
+            return loss.detach().to(dtype), ga, gb, ""
         except (ValueError, TypeError) as e:
             return _NO_GRAD, _NO_GRAD, _NO_GRAD, _kernel_error(name, e)
     return kernel

@@ -57,8 +57,13 @@ type and range first. Non-contiguous inputs are made contiguous (a copy).
 num_threads=None (the default) uses torch.get_num_threads(); the results are
 bitwise the same for any count.
 
-TorchScript: these are eager-mode functions; torch.jit.script of one (or of code
-calling one) raises a RuntimeError saying so and what to use instead (docs/torch.md).
+TorchScript (docs/torch.md): the drop-ins for torchvision's functions (box_area, the
+four IoU matrices, sigmoid_focal_loss, the IoU losses and iou_loss) are scriptable: in a
+scripted function or module they call torch.ops.detloss.* operators, registered when this
+module is imported, with the eager values bit for bit and first-order gradients of the
+losses (CPU tensors). A saved scripted module needs detloss.torch imported before
+torch.jit.load. The other functions are eager-mode only: torch.jit.script of one (or of
+code calling one) raises a RuntimeError saying so and what to use instead.
 """
 import ctypes
 import functools
@@ -281,7 +286,7 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
 
     Unlike autograd, the gradient w.r.t. inputs is finite for every gamma >= 0 at
     saturated logits. targets must have the shape of inputs (no broadcasting).
-    Scriptable (torch.jit.script): see _script_note at the end of this module."""
+    Scriptable (torch.jit.script): see "TorchScript" at the end of this module."""
     if not torch.jit.is_scripting():
         return SigmoidFocalLossFunction.apply(inputs, targets, alpha, gamma, reduction,
                                               num_threads)

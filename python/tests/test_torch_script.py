@@ -214,3 +214,42 @@ def _eager_only(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def test_scripting_code_that_also_calls_an_eager_only_function_names_it():
     with pytest.raises(RuntimeError, match="detloss.torch.l1_loss is an eager-mode function"):
         torch.jit.script(_eager_only)
+
+
+class _Focal(torch.nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor):
+        return dt.sigmoid_focal_loss(x, y, reduction="sum")
+
+
+_LOAD = """
+import sys
+import torch
+if sys.argv[2] == "import":
+    sys.path.insert(0, sys.argv[3])
+    import detloss.torch  # noqa: F401  registers torch.ops.detloss.*
+try:
+    m = torch.jit.load(sys.argv[1])
+except RuntimeError as e:
+    print("LOAD FAILED", str(e).strip().splitlines()[0])
+    sys.exit(0)
+x = torch.linspace(-3, 3, 7)
+print(repr(m(x, (x > 0).float()).item()))
+"""
+
+
+def test_a_saved_module_loads_in_a_new_process_after_importing_detloss(tmp_path):
+    import os
+    import subprocess
+    import sys
+    path = str(tmp_path / "focal.pt")
+    torch.jit.save(torch.jit.script(_Focal()), path)
+    pydir = os.path.dirname(os.path.dirname(os.path.abspath(dt.__file__)))
+    run = [sys.executable, "-c", _LOAD, path]
+    without = subprocess.run(run + ["plain"], capture_output=True, text=True, timeout=120)
+    assert "LOAD FAILED Unknown builtin op: detloss::sigmoid_focal_loss" in without.stdout, \
+        without.stdout + without.stderr
+    with_ = subprocess.run(run + ["import", pydir], capture_output=True, text=True, timeout=120)
+    assert with_.returncode == 0, with_.stderr
+    x = torch.linspace(-3, 3, 7)
+    assert float(with_.stdout.strip()) == dt.sigmoid_focal_loss(x, (x > 0).float(),
+                                                                reduction="sum").item()

@@ -253,3 +253,34 @@ def test_a_saved_module_loads_in_a_new_process_after_importing_detloss(tmp_path)
     x = torch.linspace(-3, 3, 7)
     assert float(with_.stdout.strip()) == dt.sigmoid_focal_loss(x, (x > 0).float(),
                                                                 reduction="sum").item()
+
+
+def test_a_scripted_torchvision_retinanet_trains_on_detloss_like_the_eager_one(monkeypatch):
+    """torchvision's RetinaNet, scripted as a whole in training mode with detloss's
+    sigmoid_focal_loss and box_iou patched in: the same losses (bitwise) and parameter
+    gradients (float32 tolerance of torch.testing: rtol 1.3e-6, atol 1e-5) as eager mode.
+    (TorchScript caches the compiled RetinaNet code with detloss in it for this process:
+    no other test here scripts a torchvision model.)"""
+    retinanet = pytest.importorskip("torchvision.models.detection.retinanet")
+    monkeypatch.setattr(retinanet, "sigmoid_focal_loss", dt.sigmoid_focal_loss)
+    monkeypatch.setattr(retinanet.box_ops, "box_iou", dt.box_iou)
+    torch.manual_seed(11)
+    model = retinanet.retinanet_resnet50_fpn(weights=None, weights_backbone=None,
+                                             num_classes=5, min_size=96, max_size=128)
+    model.train()
+    images = [torch.rand(3, 96, 128), torch.rand(3, 90, 120)]
+    targets = [{"boxes": torch.tensor([[10., 20, 60, 90], [30, 30, 100, 80]]),
+                "labels": torch.tensor([1, 3])},
+               {"boxes": torch.tensor([[5., 5, 50, 40]]), "labels": torch.tensor([2])}]
+    params = [p for p in model.parameters() if p.requires_grad]
+    want = model(images, targets)
+    want_grads = torch.autograd.grad(sum(want.values()), params)
+    scripted = torch.jit.script(model)
+    got, _ = scripted(images, targets)
+    assert set(got) == set(want)
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
+    got_grads = torch.autograd.grad(sum(got.values()),
+                                    [p for p in scripted.parameters() if p.requires_grad])
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b)

@@ -57,14 +57,22 @@ type and range first. Non-contiguous inputs are made contiguous (a copy).
 num_threads=None (the default) uses torch.get_num_threads(); the results are
 bitwise the same for any count.
 
-TorchScript: these are eager-mode functions; torch.jit.script of one (or of code
-calling one) raises a RuntimeError saying so and what to use instead (docs/torch.md).
+TorchScript (docs/torch.md): the drop-ins for torchvision's functions (box_area, the
+four IoU matrices, sigmoid_focal_loss, the IoU losses and iou_loss) are scriptable: in a
+scripted function or module they call torch.ops.detloss.* operators, registered when this
+module is imported, with the eager values bit for bit and first-order gradients of the
+losses (CPU tensors). A saved scripted module needs detloss.torch imported before
+torch.jit.load. The other functions are eager-mode only: torch.jit.script of one (or of
+code calling one) raises a RuntimeError saying so and what to use instead.
 """
 import ctypes
 import functools
 
+from typing import Optional
+
 import numpy as np
 import torch
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import _lib, ops
@@ -271,14 +279,23 @@ class SigmoidFocalLossFunction(torch.autograd.Function):
         return g, gy, None, None, None, None
 
 
-def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *,
-                       num_threads=None):
+def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0,
+                       reduction: str = "none", num_threads: Optional[int] = None) -> Tensor:
     """torchvision.ops.sigmoid_focal_loss on detloss (value and gradients w.r.t. inputs
     and, when they require grad, targets: soft targets as in distillation).
 
     Unlike autograd, the gradient w.r.t. inputs is finite for every gamma >= 0 at
-    saturated logits. targets must have the shape of inputs (no broadcasting)."""
-    return SigmoidFocalLossFunction.apply(inputs, targets, alpha, gamma, reduction, num_threads)
+    saturated logits. targets must have the shape of inputs (no broadcasting).
+    Scriptable (torch.jit.script): see "TorchScript" at the end of this module."""
+    if not torch.jit.is_scripting():
+        return SigmoidFocalLossFunction.apply(inputs, targets, alpha, gamma, reduction,
+                                              num_threads)
+    need_x = inputs.requires_grad and torch.is_grad_enabled()
+    need_y = targets.requires_grad and torch.is_grad_enabled()
+    loss, gx, gy, err = torch.ops.detloss.sigmoid_focal_loss(
+        inputs, targets, alpha, gamma, reduction, num_threads, need_x, need_y)
+    _script_raise(err)
+    return _attach(_attach(loss, inputs, gx, need_x, False), targets, gy, need_y, False)
 
 
 class BoxLossFunction(torch.autograd.Function):
@@ -311,25 +328,57 @@ class BoxLossFunction(torch.autograd.Function):
         return g1, g2, None, None, None, None
 
 
-def generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
+def generalized_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none",
+                             eps: float = 1e-7, num_threads: Optional[int] = None) -> Tensor:
     """torchvision.ops.generalized_box_iou_loss on detloss (gradients w.r.t. both boxes)."""
-    return BoxLossFunction.apply(boxes1, boxes2, "giou_loss", reduction, eps, num_threads)
+    if not torch.jit.is_scripting():
+        return BoxLossFunction.apply(boxes1, boxes2, "giou_loss", reduction, eps, num_threads)
+    need1 = boxes1.requires_grad and torch.is_grad_enabled()
+    need2 = boxes2.requires_grad and torch.is_grad_enabled()
+    loss, g1, g2, err = torch.ops.detloss.generalized_box_iou_loss(
+        boxes1, boxes2, reduction, eps, num_threads, need1, need2)
+    _script_raise(err)
+    return _attach(_attach(loss, boxes1, g1, need1, True), boxes2, g2, need2, True)
 
 
-def distance_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
+def distance_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none",
+                          eps: float = 1e-7, num_threads: Optional[int] = None) -> Tensor:
     """torchvision.ops.distance_box_iou_loss on detloss."""
-    return BoxLossFunction.apply(boxes1, boxes2, "diou_loss", reduction, eps, num_threads)
+    if not torch.jit.is_scripting():
+        return BoxLossFunction.apply(boxes1, boxes2, "diou_loss", reduction, eps, num_threads)
+    need1 = boxes1.requires_grad and torch.is_grad_enabled()
+    need2 = boxes2.requires_grad and torch.is_grad_enabled()
+    loss, g1, g2, err = torch.ops.detloss.distance_box_iou_loss(
+        boxes1, boxes2, reduction, eps, num_threads, need1, need2)
+    _script_raise(err)
+    return _attach(_attach(loss, boxes1, g1, need1, True), boxes2, g2, need2, True)
 
 
-def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
+def complete_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none",
+                          eps: float = 1e-7, num_threads: Optional[int] = None) -> Tensor:
     """torchvision.ops.complete_box_iou_loss on detloss (the trade-off alpha is a
     constant for the gradient, as in torchvision)."""
-    return BoxLossFunction.apply(boxes1, boxes2, "ciou_loss", reduction, eps, num_threads)
+    if not torch.jit.is_scripting():
+        return BoxLossFunction.apply(boxes1, boxes2, "ciou_loss", reduction, eps, num_threads)
+    need1 = boxes1.requires_grad and torch.is_grad_enabled()
+    need2 = boxes2.requires_grad and torch.is_grad_enabled()
+    loss, g1, g2, err = torch.ops.detloss.complete_box_iou_loss(
+        boxes1, boxes2, reduction, eps, num_threads, need1, need2)
+    _script_raise(err)
+    return _attach(_attach(loss, boxes1, g1, need1, True), boxes2, g2, need2, True)
 
 
-def iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, num_threads=None):
+def iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none",
+             eps: float = 1e-7, num_threads: Optional[int] = None) -> Tensor:
     """1 - I / (U + eps) of matched pairs."""
-    return BoxLossFunction.apply(boxes1, boxes2, "iou_loss", reduction, eps, num_threads)
+    if not torch.jit.is_scripting():
+        return BoxLossFunction.apply(boxes1, boxes2, "iou_loss", reduction, eps, num_threads)
+    need1 = boxes1.requires_grad and torch.is_grad_enabled()
+    need2 = boxes2.requires_grad and torch.is_grad_enabled()
+    loss, g1, g2, err = torch.ops.detloss.iou_loss(
+        boxes1, boxes2, reduction, eps, num_threads, need1, need2)
+    _script_raise(err)
+    return _attach(_attach(loss, boxes1, g1, need1, True), boxes2, g2, need2, True)
 
 
 # the other losses, with torch.nn.functional's names and defaults
@@ -624,31 +673,58 @@ def _matrix(kind, boxes1, boxes2, eps, num_threads):
     return out if dt == _F32 else out.to(dt)
 
 
-def box_iou(boxes1, boxes2, *, num_threads=None):
+def box_iou(boxes1: Tensor, boxes2: Tensor, num_threads: Optional[int] = None) -> Tensor:
     """torchvision.ops.box_iou (0 instead of NaN where both boxes are empty). No gradient:
     boxes that require grad (with grad mode on) raise DetlossError "unsupported"."""
-    return _matrix("iou", boxes1, boxes2, 1e-7, num_threads)
+    if not torch.jit.is_scripting():
+        return _matrix("iou", boxes1, boxes2, 1e-7, num_threads)
+    out, err = torch.ops.detloss.box_iou(boxes1, boxes2, num_threads)
+    _script_raise(err)
+    return out
 
 
-def generalized_box_iou(boxes1, boxes2, *, num_threads=None):
-    return _matrix("giou", boxes1, boxes2, 1e-7, num_threads)
+def generalized_box_iou(boxes1: Tensor, boxes2: Tensor,
+                        num_threads: Optional[int] = None) -> Tensor:
+    if not torch.jit.is_scripting():
+        return _matrix("giou", boxes1, boxes2, 1e-7, num_threads)
+    out, err = torch.ops.detloss.generalized_box_iou(boxes1, boxes2, num_threads)
+    _script_raise(err)
+    return out
 
 
-def distance_box_iou(boxes1, boxes2, eps=1e-7, *, num_threads=None):
-    return _matrix("diou", boxes1, boxes2, eps, num_threads)
+def distance_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7,
+                     num_threads: Optional[int] = None) -> Tensor:
+    if not torch.jit.is_scripting():
+        return _matrix("diou", boxes1, boxes2, eps, num_threads)
+    out, err = torch.ops.detloss.distance_box_iou(boxes1, boxes2, eps, num_threads)
+    _script_raise(err)
+    return out
 
 
-def complete_box_iou(boxes1, boxes2, eps=1e-7, *, num_threads=None):
-    return _matrix("ciou", boxes1, boxes2, eps, num_threads)
+def complete_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7,
+                     num_threads: Optional[int] = None) -> Tensor:
+    if not torch.jit.is_scripting():
+        return _matrix("ciou", boxes1, boxes2, eps, num_threads)
+    out, err = torch.ops.detloss.complete_box_iou(boxes1, boxes2, eps, num_threads)
+    _script_raise(err)
+    return out
 
 
-def box_area(boxes):
+def box_area(boxes: Tensor) -> Tensor:
     """torchvision.ops.box_area: (x2 - x1) (y2 - y1), not clamped. float32 boxes are
     computed by detloss, float16 / bfloat16 boxes too after widening to float32 (and give
     float32, as torchvision's). Integer and float64 boxes are computed in torchvision's
     dtype (int64 and float64 kept, other integers int32, as its _upcast), exactly as it
     does, by torch: one subtraction pair and a product per box, which the float32 library
     could only round (an integer area with its wrap-around on overflow)."""
+    if not torch.jit.is_scripting():
+        return _box_area(boxes)
+    out, err = torch.ops.detloss.box_area(boxes)
+    _script_raise(err)
+    return out
+
+
+def _box_area(boxes):
     b = _tensor("boxes", boxes, last=4, ndim=2, ints=True)
     _no_grad_wanted("boxes", boxes, _NOT_DIFFERENTIABLE)
     if _is_int(boxes) or boxes.dtype == torch.float64:
@@ -1021,23 +1097,175 @@ from .torch_detection import __all__ as _detection_all  # noqa: E402
 __all__ += [n for n in _detection_all if n not in __all__]
 
 
-# TorchScript: these functions are eager-mode only (docs/torch.md, "TorchScript").
-# torch.jit.script refuses a function that carries __script_unsupported with
-# "TorchScript error: <message>", also when it meets one inside a scripted function or
-# module; without the marker it would fail inside its compiler with an internal message.
+# TorchScript (docs/torch.md, "TorchScript").
+#
+# The drop-ins for torchvision's functions (_SCRIPTABLE) are scriptable. Each is written
+# `if not torch.jit.is_scripting(): return <the eager path>`, then a scripted path: the
+# script compiler drops the first branch unread and compiles the rest, which calls an
+# operator torch.ops.detloss.<name> registered here (torch.library, a Python kernel for
+# CPU tensors: no C++ extension). The kernel runs the eager function itself, so the
+# values are the eager values, bit for bit; for the losses it also returns the gradients
+# w.r.t. the inputs that require grad: the closed forms detloss computed in the same
+# call, taken through the eager autograd.Function with a grad_output of ones. The
+# scripted path attaches them with _attach: loss + (x - x.detach()) * g, whose value is
+# the loss (x - x.detach() is exactly 0 for finite x) and whose derivative w.r.t. x is g.
+# First-order only: the attached g is a constant, so a create_graph=True backward gives
+# a second derivative of 0 (eager mode raises instead). The box ops give values only (no
+# gradient, as in eager mode, which refuses boxes that require grad; the kernel raises
+# the same error). Argument errors cannot cross the operator boundary as exceptions (the
+# TorchScript interpreter drops a Python kernel's message), so the kernel returns the
+# message and the scripted code raises it (_script_raise): "T..." a TypeError, "V..." a
+# ValueError, both surfacing as torch.jit.Error with the message.
+#
+# A scripted function or module saved with torch.jit.save refers to torch.ops.detloss.*:
+# torch.jit.load needs them registered, i.e. detloss.torch imported in that process.
+
+_SCRIPTABLE = ("sigmoid_focal_loss", "generalized_box_iou_loss", "distance_box_iou_loss",
+               "complete_box_iou_loss", "iou_loss", "box_iou", "generalized_box_iou",
+               "distance_box_iou", "complete_box_iou", "box_area")
+
+
+def _script_raise(err: str) -> None:
+    if err != "":
+        if err.startswith("T"):
+            raise TypeError(err[1:])
+        raise ValueError(err[1:])
+
+
+def _attach(loss: Tensor, x: Tensor, g: Tensor, need: bool, boxes: bool) -> Tensor:
+    """loss, with d loss / d x = g (first order) when need: loss + (x - x.detach()) * g,
+    summed over the box coordinates (boxes) or to a scalar (a reduced loss). g is float32
+    (detloss's; float64 for the focal loss's targets): the product with grad_output is
+    formed in g's dtype and rounded once to x's dtype, as in eager mode."""
+    if not need:
+        return loss
+    d = (x - x.detach()).to(g.dtype) * g
+    if loss.dim() == 0:
+        return loss + d.sum().to(loss.dtype)
+    if boxes:
+        return loss + d.sum(-1).to(loss.dtype)
+    return loss + d.to(loss.dtype)
+
+
+def _kernel_error(name, e):
+    return ("T" if isinstance(e, TypeError) else "V") + "detloss.torch.%s: %s" % (name, e)
+
+
+_NO_GRAD = torch.empty(0)
+
+
+_WIDENED = (torch.float64, torch.float16, torch.bfloat16)
+
+
+def _as_computed(t, need):
+    """t as the eager function computes with it: other float dtypes as float32 (the same
+    values it would convert to), then a leaf requiring grad when need."""
+    t = t.detach()
+    return (t.float() if t.dtype in _WIDENED else t).requires_grad_(need)
+
+
+def _loss_kernel(name, fn):
+    """The CPU kernel of torch.ops.detloss.<name> for a loss of two differentiable tensors:
+    (loss, d loss/d a, d loss/d b, error). The eager function runs on the float32 values it
+    computes with (so its gradients come back in float32, unrounded); the loss is returned
+    in the dtype eager mode returns (the input's for the focal loss, float64 for float64
+    boxes and float32 for other boxes). Each gradient is that of the eager function (of
+    the sum of the loss elements for reduction "none"), or an empty tensor when not asked;
+    float32 (float64 for the focal loss's targets)."""
+    focal = name == "sigmoid_focal_loss"
+
+    def kernel(a, b, *args):
+        *args, need_a, need_b = args
+        try:
+            dtype = a.dtype if focal else _box_dtype(a)
+            a = _as_computed(a, need_a)
+            # the focal loss's target gradient is formed in float64 (eager mode rounds it
+            # once, to the target's dtype): float64 targets bring it back unrounded
+            b = b.detach().double().requires_grad_() if focal and need_b else \
+                _as_computed(b, need_b)
+            with torch.enable_grad():
+                loss = fn(a, b, *args)
+                wrt = [t for t, need in ((a, need_a), (b, need_b)) if need]
+                gs = list(torch.autograd.grad(loss, wrt, torch.ones_like(loss))) if wrt else []
+            ga = gs.pop(0) if need_a else _NO_GRAD
+            gb = gs.pop(0) if need_b else _NO_GRAD
+            return loss.detach().to(dtype), ga, gb, ""
+        except (ValueError, TypeError) as e:
+            return _NO_GRAD, _NO_GRAD, _NO_GRAD, _kernel_error(name, e)
+    return kernel
+
+
+def _value_kernel(name, fn):
+    """The CPU kernel of torch.ops.detloss.<name> for a box op: (value, error)."""
+    def kernel(*args):
+        try:
+            return fn(*args), ""
+        except (ValueError, TypeError) as e:
+            return _NO_GRAD, _kernel_error(name, e)
+    return kernel
+
+
+def _eager(name):
+    return lambda *args: globals()[name](*args)
+
+
+_LOSS_SCHEMA = "(Tensor %s, Tensor %s, %s, int? num_threads, bool need_%s_grad, " \
+    "bool need_%s_grad) -> (Tensor, Tensor, Tensor, str)"
+_OP_SCHEMAS = {
+    "sigmoid_focal_loss": (_LOSS_SCHEMA % ("inputs", "targets",
+                                           "float alpha, float gamma, str reduction",
+                                           "inputs", "targets"), _loss_kernel),
+    "box_iou": ("(Tensor boxes1, Tensor boxes2, int? num_threads) -> (Tensor, str)",
+                _value_kernel),
+    "generalized_box_iou": ("(Tensor boxes1, Tensor boxes2, int? num_threads) -> (Tensor, str)",
+                            _value_kernel),
+    "distance_box_iou": ("(Tensor boxes1, Tensor boxes2, float eps, int? num_threads) -> "
+                         "(Tensor, str)", _value_kernel),
+    "complete_box_iou": ("(Tensor boxes1, Tensor boxes2, float eps, int? num_threads) -> "
+                         "(Tensor, str)", _value_kernel),
+    "box_area": ("(Tensor boxes) -> (Tensor, str)", _value_kernel),
+}
+for _name in ("generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss",
+              "iou_loss"):
+    _OP_SCHEMAS[_name] = (_LOSS_SCHEMA % ("boxes1", "boxes2", "str reduction, float eps",
+                                          "boxes1", "boxes2"), _loss_kernel)
+
+
+def _register_ops():
+    """Define torch.ops.detloss.* with this module's kernels, once per process: a second
+    copy of this module (imported from another path) finds them defined and keeps them."""
+    try:
+        lib = torch.library.Library("detloss", "DEF")
+    except RuntimeError:
+        return None
+    for name in _SCRIPTABLE:
+        schema, make = _OP_SCHEMAS[name]
+        lib.define(name + schema)
+        lib.impl(name, make(name, _eager(name)), "CPU")
+    return lib
+
+
+_OPS_LIBRARY = _register_ops()  # kept alive: the registration lasts as long as it does
+
+
+# The other functions are eager-mode only. torch.jit.script refuses a function that
+# carries __script_unsupported with "TorchScript error: <message>", also when it meets one
+# inside a scripted function or module; without the marker it would fail inside its
+# compiler with an internal message.
 _EAGER_ONLY = (
     "detloss.torch.%s is an eager-mode function: it calls the detloss C library through "
     "ctypes, which TorchScript can neither compile nor save. In scripted code use "
     "torchvision's / torch's function of the same name, or keep the detloss call in eager "
     "mode: compute the loss outside the scripted module, or mark the Python function that "
     "calls it @torch.jit.ignore (it then runs in Python, and the scripted module cannot be "
-    "saved with it)")
+    "saved with it). (detloss's drop-ins for torchvision's box ops and losses are "
+    "scriptable.)")
 
 
 def _mark_eager_only(namespace):
     for name in namespace.get("__all__", ()):
         fn = namespace.get(name)
-        if callable(fn) and not isinstance(fn, type):
+        if callable(fn) and not isinstance(fn, type) and name not in _SCRIPTABLE:
             setattr(fn, "__script_unsupported", _EAGER_ONLY % name)
 
 

@@ -10,9 +10,15 @@ static void max_iou_defaults(void *o) {
   *(detloss_match_options *)o = detloss_match_options_default();
 }
 
+static void atss_defaults(void *o) { *(detloss_atss_options *)o = detloss_atss_options_default(); }
+
+static void fcos_defaults(void *o) { *(detloss_fcos_options *)o = detloss_fcos_options_default(); }
+
 static const dl_assigner assigners[] = {
     {"max_iou", dl_assign_max_iou, "detloss_match_options", sizeof(detloss_match_options),
      max_iou_defaults},
+    {"atss", dl_assign_atss, "detloss_atss_options", sizeof(detloss_atss_options), atss_defaults},
+    {"fcos", dl_assign_fcos, "detloss_fcos_options", sizeof(detloss_fcos_options), fcos_defaults},
 };
 
 #define NUM_ASSIGNERS (sizeof assigners / sizeof assigners[0])

@@ -48,10 +48,14 @@ typedef struct dl_assign_input {
 
 /* One image's outputs, caller-owned, [A] each; only gt_index is required. */
 typedef struct dl_assign_result {
-  int64_t *gt_index; /* assigned gt in [0, G), DL_ASSIGN_BACKGROUND or DL_ASSIGN_IGNORE */
-  int64_t *labels;   /* optional: gt_labels[gt_index] for assigned anchors, else -1 */
-  float *quality;    /* optional: the assigner's per-anchor quality (max_iou: the best IoU
-                        over the gts, -1 where a crowd or border rule removed the anchor) */
+  int64_t *gt_index;   /* assigned gt in [0, G), DL_ASSIGN_BACKGROUND or DL_ASSIGN_IGNORE */
+  int64_t *labels;     /* optional: gt_labels[gt_index] for assigned anchors, else -1 */
+  float *quality;      /* optional: the assigner's per-anchor quality (max_iou: the best IoU
+                          over the gts, -1 where a crowd or border rule removed the anchor; atss:
+                          the IoU with the assigned gt; fcos: the centerness target; 0 at
+                          anchors that are not positive) */
+  float *bbox_targets; /* optional [A][4]: the assigner's box regression targets (fcos: l, t,
+                          r, b; 0 at anchors that are not positive) */
 } dl_assign_result;
 
 /* An assigner: validates in, options (NULL = its defaults) and out, then fills
@@ -81,5 +85,19 @@ const dl_assigner *dl_assigner_at(size_t i);
  * the outputs "matches" and "max_iou" (gt_index, quality), as detloss_match does. */
 detloss_status dl_assign_max_iou(const dl_assign_input *in, const void *options,
                                  dl_assign_result *out, detloss_error *err);
+
+/* ATSS (assign_atss.c), options detloss_atss_options: anchors [A][4] are
+ * required (anchor_config is DETLOSS_ERR_UNSUPPORTED); anchor_level [A] must be
+ * non-decreasing (level-major; NULL = one level); gt_is_crowd boxes are the
+ * ignore regions (mmdet semantics). quality: IoU with the assigned gt. */
+detloss_status dl_assign_atss(const dl_assign_input *in, const void *options, dl_assign_result *out,
+                              detloss_error *err);
+
+/* FCOS targets (assign_fcos.c), options detloss_fcos_options: the points are
+ * the centres of anchors [A][4] (pass (x, y, x, y)); anchor_level [A]
+ * non-decreasing and level_stride [num_levels] are required. quality: the
+ * centerness target; bbox_targets: (l, t, r, b). gt_is_crowd must be NULL. */
+detloss_status dl_assign_fcos(const dl_assign_input *in, const void *options, dl_assign_result *out,
+                              detloss_error *err);
 
 #endif /* DETLOSS_ASSIGN_H */

@@ -767,7 +767,7 @@ static detloss_status match_public(dl_assign_input *in, const uint8_t *gt_is_cro
   in->image_h = o.image_h;
   in->image_w = o.image_w;
   in->num_threads = o.num_threads;
-  dl_assign_result out = {matches, NULL, max_iou};
+  dl_assign_result out = {matches, NULL, max_iou, NULL};
   return dl_assign_max_iou(in, &o, &out, err);
 }
 

@@ -110,7 +110,7 @@ static void max_iou_through_the_interface_is_bitwise_detloss_match(void **state)
         in.image_h = 64.0f;
         in.image_w = 96.0f;
         in.num_threads = 1;
-        dl_assign_result out = {ma, la, qa};
+        dl_assign_result out = {ma, la, qa, NULL};
         assert_int_equal(dl_assign_max_iou(&in, &o, &out, NULL), DETLOSS_OK);
         if (path)
           assert_int_equal(detloss_match_grid(&g.cfg, gt, G, crowd, m, mi, A, &o, NULL),
@@ -146,7 +146,7 @@ static void errors_name_the_fault_and_leave_the_outputs_untouched(void **state) 
   in.anchors = anchors;
   in.num_gt = 1;
   in.gt = gt;
-  dl_assign_result out = {m, la, NULL};
+  dl_assign_result out = {m, la, NULL, NULL};
   detloss_error e;
   assert_int_equal(dl_assign_max_iou(&in, NULL, &out, &e), DETLOSS_ERR_NULL);
   assert_string_equal(e.where, "gt_labels");
@@ -155,7 +155,7 @@ static void errors_name_the_fault_and_leave_the_outputs_untouched(void **state) 
   o.high = 2.0f;
   assert_int_equal(dl_assign_max_iou(&in, &o, &out, &e), DETLOSS_ERR_RANGE);
   assert_string_equal(e.where, "high");
-  dl_assign_result alias = {m, (int64_t *)(void *)anchors, NULL};
+  dl_assign_result alias = {m, (int64_t *)(void *)anchors, NULL, NULL};
   assert_int_equal(dl_assign_max_iou(&in, NULL, &alias, &e), DETLOSS_ERR_SHAPE);
   assert_string_equal(e.where, "labels");
   for (int a = 0; a < 2; a++) {

@@ -494,10 +494,9 @@ DETLOSS_API detloss_atss_options detloss_atss_options_default(void);
  */
 DETLOSS_API detloss_status detloss_atss_assign(const float *anchors, size_t num_anchors,
                                                const size_t *level_counts, size_t num_levels,
-                                               const float *gt, size_t num_gt,
-                                               const float *ignore, size_t num_ignore,
-                                               int64_t *assigned_gt, float *assigned_iou,
-                                               const detloss_atss_options *opt,
+                                               const float *gt, size_t num_gt, const float *ignore,
+                                               size_t num_ignore, int64_t *assigned_gt,
+                                               float *assigned_iou, const detloss_atss_options *opt,
                                                detloss_error *err);
 
 /*
@@ -565,8 +564,7 @@ DETLOSS_API detloss_status detloss_fcos_targets(const float *points, size_t num_
                                                 const size_t *level_counts, const float *strides,
                                                 size_t num_levels, const float *gt, size_t num_gt,
                                                 int64_t *assigned_gt, float *bbox_targets,
-                                                float *centerness,
-                                                const detloss_fcos_options *opt,
+                                                float *centerness, const detloss_fcos_options *opt,
                                                 detloss_error *err);
 
 /*
@@ -578,8 +576,8 @@ DETLOSS_API detloss_status detloss_fcos_targets(const float *points, size_t num_
 DETLOSS_API detloss_status detloss_fcos_targets_batch(
     size_t num_images, const float *points, size_t num_points, const size_t *level_counts,
     const float *strides, size_t num_levels, const float *gt, const size_t *gt_counts,
-    int64_t *assigned_gt, float *bbox_targets, float *centerness,
-    const detloss_fcos_options *opt, detloss_error *err);
+    int64_t *assigned_gt, float *bbox_targets, float *centerness, const detloss_fcos_options *opt,
+    detloss_error *err);
 
 typedef struct detloss_sample_options {
   int64_t batch_size_per_image; /* B: 256 (RPN); 512 for ROI heads. >= 0. */

@@ -13,6 +13,7 @@ from ._lib import DetlossError, DetlossTypeError, has_openmp, library_path
 from ._lib import version as library_version
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
+from .assign_atss import AssignResult, FcosTargets, atss_assign, fcos_targets  # noqa: F401
 from .config import Config, Dataset, config_describe, config_presets, load_config, load_dataset
 
 _config_all = ["Config", "Dataset", "config_describe", "config_presets", "load_config",

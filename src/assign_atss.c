@@ -42,6 +42,7 @@
 #define ATSS_INF 100000000.0 /* mmdet's INF for the distances of ignored anchors */
 #define ATSS_EPS 1e-6        /* mmdet bbox_overlaps eps (union and IoF denominator) */
 #define GT_BLOCK 8           /* gts per parallel block */
+#define GT_PARALLEL 256      /* fewer gts run on one thread: a parallel region costs more */
 
 detloss_atss_options detloss_atss_options_default(void) {
   detloss_atss_options o = DETLOSS_ATSS_OPTIONS_INIT;
@@ -351,7 +352,7 @@ static detloss_status atss_run(const atss_set *s, const float *gt, size_t G, con
     im.ign_first = ign_first;
     im.ign_count = ign_count;
   }
-  dl_parallel_blocks(G, GT_BLOCK, nthreads, gt_block, &im);
+  dl_parallel_blocks(G, GT_BLOCK, G < GT_PARALLEL ? 1 : nthreads, gt_block, &im);
   for (size_t b = 0; b < nb; b++)
     if (im.block_fail[b]) {
       st = dl_fail(err, DETLOSS_ERR_NOMEM, "anchors", "out of memory");

@@ -189,7 +189,8 @@ static detloss_status fcos_run(const fcos_set *s, const float *gt, size_t G,
   /* FCOS loss.py:68: `center_x[..., 0].sum() == 0` returns an empty region */
   int shortcut = o->semantics == DETLOSS_FCOS_ORIGINAL && o->center_sampling && G > 0 &&
                  ((double)gt[0] + (double)gt[2]) / 2.0 == 0.0;
-  if (G > 0 && !shortcut) dl_parallel_blocks(s->L, 1, nthreads, level_block, &im);
+  /* levels in parallel only when there is enough work to pay for the region */
+  if (G > 0 && !shortcut) dl_parallel_blocks(s->L, 1, G < 64 ? 1 : nthreads, level_block, &im);
   for (size_t l = 0; l < s->L; l++)
     for (size_t a = s->off[l]; a < s->off[l + 1]; a++) {
       int64_t g = im.win[a];

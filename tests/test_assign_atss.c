@@ -197,7 +197,8 @@ static void matches_the_torch_references_on_random_scenes(void **state) {
 }
 
 /* The batched call on the grid scenes' anchors with three images' gts equals three
- * per-image calls, for 1, 2 and 3 threads. */
+ * per-image calls, for 1, 2 and 3 threads; the per-image call with 300 gts (parallel over
+ * gts) is the same for 1 and 3 threads. */
 static void batch_equals_per_image_calls_for_any_thread_count(void **state) {
   (void)state;
   char *text = dl_read_file(DL_FIXTURE("atss_fcos/atss_fcos_cases.json"));
@@ -208,7 +209,7 @@ static void batch_equals_per_image_calls_for_any_thread_count(void **state) {
   s.o.ignore_iof_thr = -1;
   enum { B = 3 };
   dl_rng r = {5};
-  size_t counts[B] = {0, 7, 30}, total = 37;
+  size_t counts[B] = {0, 7, 300}, total = 307; /* 300 gts: the gts run in parallel too */
   float *gt = malloc(total * 4 * sizeof(float));
   for (size_t j = 0; j < total; j++) {
     float x = (float)dl_rng_uniform(&r, 0, 90), y = (float)dl_rng_uniform(&r, 0, 70);
@@ -221,12 +222,20 @@ static void batch_equals_per_image_calls_for_any_thread_count(void **state) {
   int64_t *one = malloc(B * s.A * sizeof *one), *bat = malloc(B * s.A * sizeof *bat);
   float *ione = malloc(B * s.A * sizeof *ione), *ibat = malloc(B * s.A * sizeof *ibat);
   size_t off = 0;
+  s.o.num_threads = 1;
   for (size_t b = 0; b < B; b++) {
     assert_int_equal(detloss_atss_assign(s.anchors, s.A, s.lc, s.L, gt + 4 * off, counts[b], NULL,
                                          0, one + b * s.A, ione + b * s.A, &s.o, NULL),
                      DETLOSS_OK);
     off += counts[b];
   }
+  int64_t *par = malloc(s.A * sizeof *par);
+  s.o.num_threads = 3;
+  assert_int_equal(detloss_atss_assign(s.anchors, s.A, s.lc, s.L, gt + 4 * 7, 300, NULL, 0, par,
+                                       NULL, &s.o, NULL),
+                   DETLOSS_OK);
+  assert_memory_equal(par, one + 2 * s.A, s.A * sizeof *par);
+  free(par);
   for (int t = 1; t <= 3; t++) {
     s.o.num_threads = t;
     assert_int_equal(detloss_atss_assign_batch(B, s.anchors, s.A, s.lc, s.L, gt, counts, NULL, NULL,

@@ -231,9 +231,13 @@ static detloss_status check_inputs(const float *points, size_t A, const size_t *
   DL_RETURN_ERROR_IF(A > DL_MAX_ELEMS / 4, err, DETLOSS_ERR_SHAPE, "points", "too many points");
   DL_FORWARD_IF_ERROR(dl_check_ptr(points, A, "points", err));
   DL_FORWARD_IF_ERROR(dl_check_finite(points, 2 * A, "points", err));
-  for (size_t i = 0; i < 2 * A; i++)
-    DL_RETURN_ERROR_IF(fabsf(points[i]) > DL_COORD_MAX, err, DETLOSS_ERR_RANGE, "points",
-                       "coordinate %g exceeds %g", (double)points[i], (double)DL_COORD_MAX);
+  for (size_t i = 0; i < 2 * A; i++) {
+    if (fabsf(points[i]) <= DL_COORD_MAX) continue;
+    char where[40];
+    snprintf(where, sizeof where, "points[%zu]", i); /* flat index, as dl_check_finite */
+    return dl_fail(err, DETLOSS_ERR_RANGE, where, "coordinate %g is larger in magnitude than %g",
+                   (double)points[i], (double)DL_COORD_MAX);
+  }
   DL_FORWARD_IF_ERROR(dl_check_ptr(lc, L, "level_counts", err));
   size_t sum = 0;
   for (size_t l = 0; l < L; l++)

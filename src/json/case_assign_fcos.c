@@ -35,9 +35,12 @@ static detloss_status read_options(const cJSON *c, const char *path, detloss_fco
   return DETLOSS_OK;
 }
 
-static void locate(detloss_error *err, const char *path) {
-  static const dlj_arg args[] = {
-      {"points", "points", NULL, 0},
+/* The library names a point's coordinate by its flat index ("points[5]"): shape
+ * {A, 2} turns it into the case's "points[2][1]". */
+static void locate(detloss_error *err, const char *path, size_t A) {
+  const size_t shape[2] = {A, 2};
+  const dlj_arg args[] = {
+      {"points", "points", shape, 2},
       {"level_counts", "level_counts", NULL, 0},
       {"strides", "strides", NULL, 0},
       {"regress_ranges", "regress_ranges", NULL, 0},
@@ -100,7 +103,7 @@ detloss_status dl_case_assign_fcos(const cJSON *c, const char *path, const dl_as
     for (size_t l = 0; l < L; l++) lc[l] = (size_t)lc64[l];
     st = detloss_fcos_targets(points, A, lc, strides.data, L, in->gt, in->num_gt, res->assigned_gt,
                               bbox, ctr, &o, err);
-    if (st != DETLOSS_OK) locate(err, path);
+    if (st != DETLOSS_OK) locate(err, path, A);
   }
   if (st == DETLOSS_OK) {
     res->num_anchors = A;

@@ -15,6 +15,10 @@ static void hungarian_defaults(void *o) {
   *(detloss_hungarian_options *)o = detloss_hungarian_options_default();
 }
 
+static void atss_defaults(void *o) { *(detloss_atss_options *)o = detloss_atss_options_default(); }
+
+static void fcos_defaults(void *o) { *(detloss_fcos_options *)o = detloss_fcos_options_default(); }
+
 static const dl_assigner assigners[] = {
     {"max_iou", dl_assign_max_iou, "detloss_match_options", sizeof(detloss_match_options),
      max_iou_defaults, dl_match_check_options},
@@ -23,6 +27,10 @@ static const dl_assigner assigners[] = {
      dl_task_aligned_check_options},
     {"hungarian", dl_assign_hungarian, "detloss_hungarian_options",
      sizeof(detloss_hungarian_options), hungarian_defaults, dl_hungarian_check_options},
+    {"atss", dl_assign_atss, "detloss_atss_options", sizeof(detloss_atss_options), atss_defaults,
+     dl_atss_check_options},
+    {"fcos", dl_assign_fcos, "detloss_fcos_options", sizeof(detloss_fcos_options), fcos_defaults,
+     dl_fcos_check_options},
 };
 
 #define NUM_ASSIGNERS (sizeof assigners / sizeof assigners[0])

@@ -57,11 +57,15 @@ typedef struct dl_assign_result {
   float *quality;       /* optional: the assigner's per-anchor quality (max_iou: the best IoU
                            over the gts, -1 where a crowd or border rule removed the anchor;
                            task_aligned: the overlap u with the assigned gt, 0 at background;
-                           hungarian: the matched pair's cost, 0 for unmatched queries) */
+                           hungarian: the matched pair's cost, 0 for unmatched queries; atss:
+                           the IoU with the assigned gt; fcos: the centerness target; 0 at
+                           anchors that are not positive) */
   float *target_scores; /* optional, task_aligned: the normalised alignment score (0 at
                            background) */
   float *align_metrics; /* optional, task_aligned: the alignment metric t with the
                            assigned gt (0 at background) */
+  float *bbox_targets;  /* optional [A][4]: the assigner's box regression targets (fcos: l, t,
+                           r, b; 0 at anchors that are not positive) */
 } dl_assign_result;
 
 /* An assigner: validates in, options (NULL = its defaults) and out, then fills
@@ -128,5 +132,23 @@ detloss_status dl_assign_hungarian(const dl_assign_input *in, const void *option
                                    dl_assign_result *out, detloss_error *err);
 /* Its options check (the check_options of its registry row). */
 detloss_status dl_hungarian_check_options(const void *options, const char *at, detloss_error *err);
+
+/* ATSS (assign_atss.c), options detloss_atss_options: anchors [A][4] are
+ * required (anchor_config is DETLOSS_ERR_UNSUPPORTED); anchor_level [A] must be
+ * non-decreasing (level-major; NULL = one level); gt_is_crowd boxes are the
+ * ignore regions (mmdet semantics). quality: IoU with the assigned gt. */
+detloss_status dl_assign_atss(const dl_assign_input *in, const void *options, dl_assign_result *out,
+                              detloss_error *err);
+
+/* FCOS targets (assign_fcos.c), options detloss_fcos_options: the points are
+ * the centres of anchors [A][4] (pass (x, y, x, y)); anchor_level [A]
+ * non-decreasing and level_stride [num_levels] are required. quality: the
+ * centerness target; bbox_targets: (l, t, r, b). gt_is_crowd must be NULL. */
+detloss_status dl_assign_fcos(const dl_assign_input *in, const void *options, dl_assign_result *out,
+                              detloss_error *err);
+
+/* The options checks of the ATSS and FCOS rows (assign_atss.c, assign_fcos.c). */
+detloss_status dl_atss_check_options(const void *options, const char *at, detloss_error *err);
+detloss_status dl_fcos_check_options(const void *options, const char *at, detloss_error *err);
 
 #endif /* DETLOSS_ASSIGN_H */

@@ -67,7 +67,7 @@ static detloss_status assign_image(const dl_head_spec *s, const detloss_head_ima
   in.image_h = im->image_h;
   in.image_w = im->image_w;
   in.num_threads = num_threads;
-  dl_assign_result out = {w->matches, NULL, NULL, NULL, NULL};
+  dl_assign_result out = {.gt_index = w->matches};
   detloss_status st = s->assigner->fn(&in, s->assign_options, &out, err);
   if (st != DETLOSS_OK) {
     dl_head_prefix(err, i);

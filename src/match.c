@@ -779,7 +779,7 @@ static detloss_status match_public(dl_assign_input *in, const uint8_t *gt_is_cro
   in->image_h = o.image_h;
   in->image_w = o.image_w;
   in->num_threads = o.num_threads;
-  dl_assign_result out = {matches, NULL, max_iou, NULL, NULL};
+  dl_assign_result out = {.gt_index = matches, .quality = max_iou};
   return dl_assign_max_iou(in, &o, &out, err);
 }
 

@@ -249,6 +249,81 @@ int main(void) {
       "anchor, bound 64): %s\n",
       peak, extra, per_anchor, mem_ok ? "O(A)" : "TOO MUCH");
   mem_ok ? pass++ : fail++;
+
+  /* ATSS and FCOS (assign_atss.c, assign_fcos.c) on the same anchors with 5,000 gts: 1 and 2
+   * threads identical, and the rise of the peak RSS bounded per anchor (no A x G). */
+  size_t G5 = 5000;
+  float *gt5 = malloc(G5 * 4 * sizeof(float));
+  for (size_t g = 0; g < G5; g++) {
+    double cx = u01() * 2048, cy = u01() * 2048;
+    double w = exp(log(8.0) + u01() * log(64.0)), h = exp(log(8.0) + u01() * log(64.0));
+    gt5[4 * g] = (float)(cx - w / 2);
+    gt5[4 * g + 1] = (float)(cy - h / 2);
+    gt5[4 * g + 2] = (float)(cx + w / 2);
+    gt5[4 * g + 3] = (float)(cy + h / 2);
+  }
+  size_t lc[2] = {512 * 512 * 6, 256 * 256 * 6};
+  double before = rss_peak_mib();
+  int same = 1;
+  for (int threads = 1; threads <= 2; threads++) {
+    detloss_atss_options o = detloss_atss_options_default();
+    o.num_threads = threads;
+    double t0 = now_s();
+    detloss_status st =
+        detloss_atss_assign(anchors, A, lc, 2, gt5, G5, NULL, 0, threads == 1 ? m_plain : m_grid,
+                            threads == 1 ? v_plain : v_grid, &o, &err);
+    size_t pos = 0;
+    for (size_t a = 0; a < A; a++) pos += (threads == 1 ? m_plain : m_grid)[a] >= 0;
+    printf("large: atss %zu anchors x %zu gt, %d thread(s): %.3f s, %zu positives%s\n", A, G5,
+           threads, now_s() - t0, pos, st == DETLOSS_OK ? "" : " ERROR");
+    same &= st == DETLOSS_OK;
+  }
+  same &= memcmp(m_plain, m_grid, A * sizeof(int64_t)) == 0 &&
+          memcmp(v_plain, v_grid, A * sizeof(float)) == 0;
+  /* FCOS: 1024 x 1024 and 512 x 512 points (strides 2, 4) = 1,310,720, centre sampling */
+  size_t P = 1024 * 1024 + 512 * 512, plc[2] = {1024 * 1024, 512 * 512};
+  float *pts = malloc(P * 2 * sizeof(float)), *bt = malloc(P * 4 * sizeof(float));
+  const float strides[2] = {2, 4}, ranges[4] = {-1, 32, 32, 1e8f};
+  size_t k = 0;
+  for (int l = 0; l < 2; l++) {
+    size_t n = l == 0 ? 1024 : 512;
+    for (size_t y = 0; y < n; y++)
+      for (size_t x = 0; x < n; x++) {
+        pts[2 * k] = ((float)x + 0.5f) * strides[l];
+        pts[2 * k + 1] = ((float)y + 0.5f) * strides[l];
+        k++;
+      }
+  }
+  for (int threads = 1; threads <= 2; threads++) {
+    detloss_fcos_options o = detloss_fcos_options_default();
+    o.num_threads = threads;
+    o.regress_ranges = ranges;
+    o.center_sampling = 1;
+    double t0 = now_s();
+    detloss_status st =
+        detloss_fcos_targets(pts, P, plc, strides, 2, gt5, G5, threads == 1 ? m_plain : m_grid, bt,
+                             threads == 1 ? v_plain : v_grid, &o, &err);
+    size_t pos = 0;
+    for (size_t a = 0; a < P; a++) pos += (threads == 1 ? m_plain : m_grid)[a] >= 0;
+    printf("large: fcos %zu points x %zu gt, %d thread(s): %.3f s, %zu positives%s\n", P, G5,
+           threads, now_s() - t0, pos, st == DETLOSS_OK ? "" : " ERROR");
+    same &= st == DETLOSS_OK;
+  }
+  same &= memcmp(m_plain, m_grid, P * sizeof(int64_t)) == 0 &&
+          memcmp(v_plain, v_grid, P * sizeof(float)) == 0;
+  printf("large: atss / fcos for 1 and 2 threads: %s\n", same ? "identical" : "DIFFERENT");
+  same ? pass++ : fail++;
+  double rise = (rss_peak_mib() - before) * 1048576.0 / (double)A;
+  int rise_ok = rise < 64.0;
+  printf(
+      "large: atss / fcos peak RSS rise %.1f bytes per anchor (bound 64; A x G would be "
+      "20,000): %s\n",
+      rise, rise_ok ? "O(A)" : "TOO MUCH");
+  rise_ok ? pass++ : fail++;
+  free(gt5);
+  free(pts);
+  free(bt);
+  printf("large: %d passed, %d failed\n", pass, fail);
   free(anchors);
   free(gt);
   free(m_plain);

@@ -111,7 +111,7 @@ static void max_iou_through_the_interface_is_bitwise_detloss_match(void **state)
         in.image_h = 64.0f;
         in.image_w = 96.0f;
         in.num_threads = 1;
-        dl_assign_result out = {ma, la, qa, NULL, NULL};
+        dl_assign_result out = {.gt_index = ma, .labels = la, .quality = qa};
         assert_int_equal(dl_assign_max_iou(&in, &o, &out, NULL), DETLOSS_OK);
         if (path)
           assert_int_equal(detloss_match_grid(&g.cfg, gt, G, crowd, m, mi, A, &o, NULL),
@@ -147,7 +147,7 @@ static void errors_name_the_fault_and_leave_the_outputs_untouched(void **state) 
   in.anchors = anchors;
   in.num_gt = 1;
   in.gt = gt;
-  dl_assign_result out = {m, la, NULL, NULL, NULL};
+  dl_assign_result out = {.gt_index = m, .labels = la};
   detloss_error e;
   assert_int_equal(dl_assign_max_iou(&in, NULL, &out, &e), DETLOSS_ERR_NULL);
   assert_string_equal(e.where, "gt_labels");
@@ -156,7 +156,7 @@ static void errors_name_the_fault_and_leave_the_outputs_untouched(void **state) 
   o.high = 2.0f;
   assert_int_equal(dl_assign_max_iou(&in, &o, &out, &e), DETLOSS_ERR_RANGE);
   assert_string_equal(e.where, "high");
-  dl_assign_result alias = {m, (int64_t *)(void *)anchors, NULL, NULL, NULL};
+  dl_assign_result alias = {.gt_index = m, .labels = (int64_t *)(void *)anchors};
   assert_int_equal(dl_assign_max_iou(&in, NULL, &alias, &e), DETLOSS_ERR_SHAPE);
   assert_string_equal(e.where, "labels");
   for (int a = 0; a < 2; a++) {

@@ -653,6 +653,151 @@ DETLOSS_API detloss_status detloss_hungarian_match_batch(
     int64_t *pred_index, int64_t *gt_index, const detloss_hungarian_options *opt,
     detloss_error *err);
 
+/*
+ * Dense assigners from the anchors' geometry: ATSS and FCOS (docs/math/atss.md,
+ * docs/math/fcos_targets.md). Boxes and points are level-major (all of level
+ * 0, then level 1, ...); level_counts [L] gives the number per level and must
+ * sum to the total. Memory O(A + G) (a bucket grid of each level's centres;
+ * no A x G matrix); ties go to the lowest index (docs/math/atss.md s4).
+ */
+
+/* Reference of the ATSS assigner. */
+typedef enum detloss_atss_semantics {
+  /* mmdetection 3.x ATSSAssigner: IoU without +1, union clamped >= 1e-6;
+   * k = topk per level; ignore regions. */
+  DETLOSS_ATSS_MMDET = 0,
+  /* sfzhang15/ATSS prepare_targets: legacy +1 areas and intersection, no eps;
+   * k = topk * anchors_per_location per level; no ignore regions. */
+  DETLOSS_ATSS_ORIGINAL = 1
+} detloss_atss_semantics;
+
+typedef struct detloss_atss_options {
+  detloss_atss_semantics semantics; /* default MMDET */
+  int64_t topk;                     /* candidates per level: 9 (every ATSS config). >= 1 */
+  int64_t anchors_per_location;     /* ORIGINAL only: k = topk * this (1). >= 1 */
+  float ignore_iof_thr; /* MMDET only: anchors whose max IoF with an ignore box is > this are
+                           ignored; active when > 0 (mmdet's test); -1 = off */
+  int num_threads;      /* 0 = OpenMP default; results never depend on it */
+} detloss_atss_options;
+
+#define DETLOSS_ATSS_OPTIONS_INIT                                                                  \
+  { DETLOSS_ATSS_MMDET, 9, 1, -1.0f, 0 }
+/* mmdet's ATSS defaults (topk 9, no ignore). */
+DETLOSS_API detloss_atss_options detloss_atss_options_default(void);
+
+/*
+ * detloss_atss_assign() - Adaptive Training Sample Selection for one image.
+ *   per gt g and level l: C_g,l = the k_l = min(k, n_l) anchors whose centre is
+ *   nearest g's centre (Euclidean; ties: lowest anchor index);
+ *   t_g = mean + unbiased std of IoU(C_g, g) over all levels (no positive when
+ *   |C_g| <= 1); a is positive for g when IoU(a, g) >= t_g and a's centre is
+ *   inside g by more than 0.01 (min(l, t, r, b) > 0.01); an anchor positive for
+ *   several gts takes the one of highest IoU (ties: lowest gt index).
+ * anchors [A][4], level_counts [L] (sum A), gt [G][4], ignore [K][4] (MMDET
+ * only; may be NULL with K = 0). Outputs, caller-owned: assigned_gt [A] (gt
+ * index, -1 background, -2 ignored), assigned_iou [A] (optional: IoU with the
+ * assigned gt, 0 elsewhere). G = 0 or A = 0: all background.
+ * The k nearest centres are found in a bucket grid of each level's centres,
+ * visiting rings of cells around the gt centre until the k-th distance is
+ * proven (widening by itself near borders): O(k) cells per gt and level on a
+ * regular grid, at worst O(n_l) for arbitrary anchor lists; only the
+ * candidates' IoUs are computed. Everything in float64.
+ * Errors (outputs untouched): _NULL; _NONFINITE ("anchors[i]", "gt[g]",
+ * "ignore[k]"); _RANGE (topk < 1, anchors_per_location < 1, ignore_iof_thr
+ * non-finite, semantics unknown; ignore boxes or ignore_iof_thr >= 0 with
+ * ORIGINAL: "ignore" / "ignore_iof_thr"); _SHAPE ("level_counts" not summing
+ * to A; outputs overlapping inputs); _NOMEM. Thread-safe.
+ * Matches mmdet ATSSAssigner / sfzhang15/ATSS with topk's tie order fixed.
+ * Ref: Zhang et al., "Bridging the Gap Between Anchor-based and Anchor-free
+ * Detection via Adaptive Training Sample Selection", CVPR 2020.
+ */
+DETLOSS_API detloss_status detloss_atss_assign(const float *anchors, size_t num_anchors,
+                                               const size_t *level_counts, size_t num_levels,
+                                               const float *gt, size_t num_gt, const float *ignore,
+                                               size_t num_ignore, int64_t *assigned_gt,
+                                               float *assigned_iou, const detloss_atss_options *opt,
+                                               detloss_error *err);
+
+/*
+ * detloss_atss_assign_batch() - detloss_atss_assign() on B images sharing one
+ * anchor set, one image per thread (OpenMP). gt [sum G_i][4] concatenated in
+ * image order with gt_counts [B]; ignore [sum K_i][4] with ignore_counts [B]
+ * (both NULL for none). Outputs [B][A]; assigned_gt holds per-image gt
+ * indices (0-based within the image). Errors name "gt[j]", "ignore[j]" (j the
+ * row of the concatenation). Bitwise identical for any num_threads.
+ */
+DETLOSS_API detloss_status detloss_atss_assign_batch(
+    size_t num_images, const float *anchors, size_t num_anchors, const size_t *level_counts,
+    size_t num_levels, const float *gt, const size_t *gt_counts, const float *ignore,
+    const size_t *ignore_counts, int64_t *assigned_gt, float *assigned_iou,
+    const detloss_atss_options *opt, detloss_error *err);
+
+/* Reference of the FCOS targets. */
+typedef enum detloss_fcos_semantics {
+  /* mmdetection FCOSHead._get_targets_single: areas (x2-x1)(y2-y1). */
+  DETLOSS_FCOS_MMDET = 0,
+  /* tianzhi0549/FCOS compute_targets_for_locations: areas (x2-x1+1)(y2-y1+1),
+   * and its shortcut: with centre sampling, no positive when gt 0's centre x is
+   * exactly 0. */
+  DETLOSS_FCOS_ORIGINAL = 1
+} detloss_fcos_semantics;
+
+typedef struct detloss_fcos_options {
+  detloss_fcos_semantics semantics; /* default MMDET */
+  const float *regress_ranges;      /* [L][2] (lo, hi), both inclusive, lo <= hi; NULL = FCOS's
+                                       [-1,64],[64,128],[128,256],[256,512],[512,1e8] (L = 5) */
+  int center_sampling;              /* 0 (mmdet and FCOS default); 1 in the "imprv" configs */
+  float center_sample_radius;       /* 1.5 strides of the point's level. >= 0 */
+  int norm_on_bbox;                 /* 0; 1: bbox targets divided by the level stride */
+  int num_threads;                  /* 0 = OpenMP default; results never depend on it */
+} detloss_fcos_options;
+
+#define DETLOSS_FCOS_OPTIONS_INIT                                                                  \
+  { DETLOSS_FCOS_MMDET, NULL, 0, 1.5f, 0, 0 }
+/* mmdet FCOSHead's defaults (no centre sampling, radius 1.5, FCOS's ranges). */
+DETLOSS_API detloss_fcos_options detloss_fcos_options_default(void);
+
+/*
+ * detloss_fcos_targets() - FCOS positives and targets for one image.
+ *   l = x - x1, t = y - y1, r = x2 - x, b = y2 - y of point (x, y) and gt g;
+ *   g is a candidate when min(l, t, r, b) > 0 (with centre sampling: the point
+ *   strictly inside [max(cx - rs, x1), max(cy - rs, y1), min(cx + rs, x2),
+ *   min(cy + rs, y2)], s its level's stride) and lo <= max(l, t, r, b) <= hi;
+ *   the candidate of smallest area wins (ties: lowest gt index).
+ *   centerness = sqrt(min(l,r)/max(l,r) * min(t,b)/max(t,b)).
+ * points [A][2] (x, y), level_counts [L] (sum A), strides [L] (> 0), gt [G][4].
+ * Outputs, caller-owned: assigned_gt [A] (gt index or -1), bbox_targets [A][4]
+ * (optional: l, t, r, b of the assigned gt, / stride with norm_on_bbox; 0 at
+ * negatives), centerness [A] (optional; 0 at negatives).
+ * Work: each gt visits only the grid cells of each level that its (sampling)
+ * box covers, and skips levels whose range it cannot meet; memory O(A + G).
+ * Errors (outputs untouched): _NULL; _NONFINITE ("points[i]", "gt[g]",
+ * "strides[l]", "regress_ranges[l]"); _RANGE ("strides[l]" <= 0,
+ * "regress_ranges[l]" lo > hi, "center_sample_radius" < 0, semantics
+ * unknown); _SHAPE ("level_counts" not summing to A, "regress_ranges" NULL
+ * with L != 5, outputs overlapping inputs); _NOMEM. Thread-safe.
+ * Matches mmdet FCOSHead._get_targets_single / tianzhi0549/FCOS. Ref: Tian et
+ * al., "FCOS: Fully Convolutional One-Stage Object Detection", ICCV 2019.
+ */
+DETLOSS_API detloss_status detloss_fcos_targets(const float *points, size_t num_points,
+                                                const size_t *level_counts, const float *strides,
+                                                size_t num_levels, const float *gt, size_t num_gt,
+                                                int64_t *assigned_gt, float *bbox_targets,
+                                                float *centerness, const detloss_fcos_options *opt,
+                                                detloss_error *err);
+
+/*
+ * detloss_fcos_targets_batch() - detloss_fcos_targets() on B images sharing
+ * the points, one image per thread. gt [sum G_i][4] with gt_counts [B];
+ * outputs [B][A] ([B][A][4]); errors name "gt[j]" (row of the concatenation).
+ * Bitwise identical for any num_threads.
+ */
+DETLOSS_API detloss_status detloss_fcos_targets_batch(
+    size_t num_images, const float *points, size_t num_points, const size_t *level_counts,
+    const float *strides, size_t num_levels, const float *gt, const size_t *gt_counts,
+    int64_t *assigned_gt, float *bbox_targets, float *centerness, const detloss_fcos_options *opt,
+    detloss_error *err);
+
 typedef struct detloss_sample_options {
   int64_t batch_size_per_image; /* B: 256 (RPN); 512 for ROI heads. >= 0. */
   double positive_fraction;     /* f: 0.5 (RPN); 0.25 for ROI heads. In [0, 1]. */

@@ -4,6 +4,8 @@ each, re-exported here:
     task_aligned_assign, task_aligned_assign_batch      # assign_task_aligned.py (TOOD, YOLOv8)
     linear_sum_assignment, hungarian_cost, hungarian_match, hungarian_match_batch
                                                         # assign_hungarian.py (DETR)
+    atss_assign, fcos_targets (AssignResult, FcosTargets)
+                                                        # assign_atss.py (ATSS, FCOS)
 """
 from .assign_hungarian import *  # noqa: F401,F403
 from .assign_hungarian import HungarianOptions  # noqa: F401
@@ -11,4 +13,7 @@ from .assign_hungarian import __all__ as _hungarian_all
 from .assign_task_aligned import *  # noqa: F401,F403
 from .assign_task_aligned import __all__ as _task_aligned_all
 
-__all__ = list(_task_aligned_all) + list(_hungarian_all)
+from .assign_atss import AssignResult, FcosTargets, atss_assign, fcos_targets  # noqa: F401
+
+__all__ = list(_task_aligned_all) + list(_hungarian_all) + [
+    "AssignResult", "FcosTargets", "atss_assign", "fcos_targets"]

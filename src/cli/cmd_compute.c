@@ -17,8 +17,8 @@ static const char HELP[] =
     "ops: iou, encode, decode, anchors, match, loss, embedding_loss, rpn_loss,\n"
     "     retina_loss, anchor_eval, assign\n"
     "     (fields and semantics: docs/compute-cases.md, the contract)\n"
-    "assign methods: task_aligned (semantics ultralytics | tood), hungarian (semantics detr |\n"
-    "     focal)\n"
+    "assign methods: task_aligned (semantics ultralytics | tood), hungarian (detr | focal),\n"
+    "     atss (mmdet | original), fcos (mmdet | original)\n"
     "\n";
 
 static const char HELP_TAIL[] =

@@ -36,9 +36,18 @@ static const char *const TASK_ALIGNED_KEYS[] = {"points", "anchors",    "level_c
                                                 "scores", "pred_boxes", "topk",
                                                 "alpha",  "beta",       NULL};
 
+static const char *const ATSS_KEYS[] = {"anchors", "level_counts",   "topk", "anchors_per_location",
+                                        "ignore",  "ignore_iof_thr", NULL};
+static const char *const FCOS_KEYS[] = {"points",          "level_counts",
+                                        "strides",         "regress_ranges",
+                                        "center_sampling", "center_sample_radius",
+                                        "norm_on_bbox",    NULL};
+
 static const method_entry METHODS[] = {
     {"task_aligned", dl_case_assign_task_aligned, TASK_ALIGNED_KEYS},
     {"hungarian", dl_case_assign_hungarian, HUNGARIAN_KEYS},
+    {"atss", dl_case_assign_atss, ATSS_KEYS},
+    {"fcos", dl_case_assign_fcos, FCOS_KEYS},
 };
 #define NUM_METHODS (sizeof METHODS / sizeof METHODS[0])
 

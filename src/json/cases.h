@@ -118,5 +118,13 @@ detloss_status dl_case_assign_task_aligned(const cJSON *c, const char *path,
                                            const dl_assign_case *in, dlj_buf *out,
                                            dl_assign_case_result *res, const dl_case_ctx *ctx,
                                            detloss_error *err);
+/* case_assign_atss.c: method "atss". */
+detloss_status dl_case_assign_atss(const cJSON *c, const char *path, const dl_assign_case *in,
+                                   dlj_buf *out, dl_assign_case_result *res, const dl_case_ctx *ctx,
+                                   detloss_error *err);
+/* case_assign_fcos.c: method "fcos". */
+detloss_status dl_case_assign_fcos(const cJSON *c, const char *path, const dl_assign_case *in,
+                                   dlj_buf *out, dl_assign_case_result *res, const dl_case_ctx *ctx,
+                                   detloss_error *err);
 
 #endif /* DETLOSS_CASES_H */

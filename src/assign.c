@@ -13,6 +13,8 @@ static void max_iou_defaults(void *o) {
 static const dl_assigner assigners[] = {
     {"max_iou", dl_assign_max_iou, "detloss_match_options", sizeof(detloss_match_options),
      max_iou_defaults, dl_match_check_options},
+    {"simota", dl_assign_simota, "detloss_simota_options", sizeof(detloss_simota_options),
+     dl_simota_options_default, dl_simota_check_options},
 };
 
 #define NUM_ASSIGNERS (sizeof assigners / sizeof assigners[0])

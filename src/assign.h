@@ -44,6 +44,10 @@ typedef struct dl_assign_input {
   const float *pred_scores;   /* optional [A][num_classes]: predicted scores (dynamic) */
   const float *pred_boxes;    /* optional [A][4]: predicted boxes, decoded (dynamic) */
   int num_threads;            /* 0 = OpenMP default; results never depend on it */
+  const float *points;        /* optional [A][2]: anchor points (x, y) (point-based
+                                 assigners; used instead of the anchors' centres) */
+  const size_t *level_counts; /* optional [num_levels]: anchors per level, level-major
+                                 (sum = A) */
 } dl_assign_input;
 
 /* One image's outputs, caller-owned, [A] each; only gt_index is required. */
@@ -51,7 +55,9 @@ typedef struct dl_assign_result {
   int64_t *gt_index; /* assigned gt in [0, G), DL_ASSIGN_BACKGROUND or DL_ASSIGN_IGNORE */
   int64_t *labels;   /* optional: gt_labels[gt_index] for assigned anchors, else -1 */
   float *quality;    /* optional: the assigner's per-anchor quality (max_iou: the best IoU
-                        over the gts, -1 where a crowd or border rule removed the anchor) */
+                        over the gts, -1 where a crowd or border rule removed the anchor;
+                        simota: the IoU of the predicted box with the assigned gt, 0 at
+                        background) */
 } dl_assign_result;
 
 /* An assigner: validates in, options (NULL = its defaults) and out, then fills
@@ -87,5 +93,16 @@ detloss_status dl_assign_max_iou(const dl_assign_input *in, const void *options,
                                  dl_assign_result *out, detloss_error *err);
 /* Its options check (the check_options of its registry row). */
 detloss_status dl_match_check_options(const void *options, const char *at, detloss_error *err);
+
+/* SimOTA (assign_simota.c), options detloss_simota_options:
+ * detloss_assign_simota() on in->points, in->level_counts, in->level_stride
+ * [num_levels], in->pred_scores [A][num_classes], in->pred_boxes, in->gt and
+ * in->gt_labels (anchor boxes or a grid config: DETLOSS_ERR_UNSUPPORTED); fills
+ * gt_index, labels and quality (IoU with the assigned gt). Errors name the
+ * arguments as detloss_assign_simota does. */
+detloss_status dl_assign_simota(const dl_assign_input *in, const void *options,
+                                dl_assign_result *out, detloss_error *err);
+void dl_simota_options_default(void *options);
+detloss_status dl_simota_check_options(const void *options, const char *at, detloss_error *err);
 
 #endif /* DETLOSS_ASSIGN_H */

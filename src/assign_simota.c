@@ -179,7 +179,8 @@ static detloss_status check_image(const sim_img *im, const char *prefix, size_t 
   DL_FORWARD_IF_ERROR(dl_check_coords(im->gt, G, nm(n, sizeof n, prefix, "gt"), err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(im->labels, G, nm(n, sizeof n, prefix, "gt_labels"), err));
   for (size_t g = 0; g < G; g++) {
-    if (im->labels[g] < 0 || (uint64_t)im->labels[g] >= C) {
+    /* with A = 0 the scores give no class count (C = 0): labels need only be >= 0 */
+    if (im->labels[g] < 0 || (C > 0 && (uint64_t)im->labels[g] >= C)) {
       snprintf(where, sizeof where, "%sgt_labels[%zu]", prefix, g);
       return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %lld, expected a class in [0, %zu)",
                      (long long)im->labels[g], C);

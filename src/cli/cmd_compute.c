@@ -15,8 +15,9 @@ static const char HELP[] =
     "9 significant digits (%.9g), so float32 values round-trip.\n"
     "\n"
     "ops: iou, encode, decode, anchors, match, loss, embedding_loss, rpn_loss,\n"
-    "     retina_loss, anchor_eval\n"
+    "     retina_loss, anchor_eval, assign\n"
     "     (fields and semantics: docs/compute-cases.md, the contract)\n"
+    "assign methods: simota (semantics mmdet | yolox_0.3 | yolox)\n"
     "\n";
 
 static const char HELP_TAIL[] =

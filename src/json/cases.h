@@ -87,4 +87,30 @@ detloss_status dl_case_retina_loss(const cJSON *c, const dlj_path *at, dlj_buf *
 detloss_status dl_case_anchor_eval(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err);
 
+/* case_assign.c: op `assign`, dispatching on `method` to a handler below
+ * (compute-assign.md). The dispatcher reads the common fields into a
+ * dl_assign_case, writes "method", calls the handler (which reads its own
+ * fields and semantics, runs the library and writes its own outputs), then
+ * writes the common outputs from the handler's dl_assign_case_result. */
+typedef struct dl_assign_case {
+  const float *gt;          /* [G][4] as read (the method knows the format), or NULL */
+  int has_gt;               /* `gt` was given */
+  const int64_t *gt_labels; /* [G], each >= 0 (the handler checks the class count) */
+  size_t num_gt;            /* G = length of gt_labels (= rows of gt when given) */
+} dl_assign_case;
+typedef struct dl_assign_case_result {
+  size_t num_anchors;   /* A */
+  int64_t *assigned_gt; /* [A], malloc'ed by the handler, freed by the dispatcher */
+} dl_assign_case_result;
+typedef detloss_status (*dl_assign_method_fn)(const cJSON *c, const char *path,
+                                              const dl_assign_case *in, dlj_buf *out,
+                                              dl_assign_case_result *res, const dl_case_ctx *ctx,
+                                              detloss_error *err);
+detloss_status dl_case_assign(const cJSON *c, const dlj_path *at, dlj_buf *out,
+                              const dl_case_ctx *ctx, detloss_error *err);
+/* case_assign_simota.c: method "simota". */
+detloss_status dl_case_assign_simota(const cJSON *c, const char *path, const dl_assign_case *in,
+                                     dlj_buf *out, dl_assign_case_result *res,
+                                     const dl_case_ctx *ctx, detloss_error *err);
+
 #endif /* DETLOSS_CASES_H */

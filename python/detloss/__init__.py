@@ -13,9 +13,10 @@ from ._lib import DetlossError, DetlossTypeError, has_openmp, library_path
 from ._lib import version as library_version
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
+from .assign_simota import SimOTAAssignResult, simota_assign, simota_assign_torch  # noqa: F401
 from .config import Config, Dataset, config_describe, config_presets, load_config, load_dataset
 
-_config_all = ["Config", "Dataset", "config_describe", "config_presets", "load_config",
+_config_all = ["SimOTAAssignResult", "simota_assign", "simota_assign_torch", "Config", "Dataset", "config_describe", "config_presets", "load_config",
                "load_dataset"]
 
 # The library's version (CMakeLists.txt's project(VERSION), compiled into libdetloss),

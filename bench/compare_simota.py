@@ -95,13 +95,7 @@ def yolox_torch(points, st, scores, pred, gt, labels, C):
     return out
 
 
-class Image(ctypes.Structure):
-    _fields_ = [("num_points", ctypes.c_size_t), ("points", ctypes.c_void_p),
-                ("level_counts", ctypes.c_void_p), ("scores", ctypes.c_void_p),
-                ("pred_boxes", ctypes.c_void_p), ("num_gt", ctypes.c_size_t),
-                ("gt", ctypes.c_void_p), ("gt_labels", ctypes.c_void_p),
-                ("assigned_gt", ctypes.c_void_p), ("assigned_labels", ctypes.c_void_p),
-                ("assigned_iou", ctypes.c_void_p)]
+Image = _lib.SimotaImage
 
 
 def main():

@@ -21,24 +21,12 @@ SIMOTA_SEMANTICS = {"mmdet": 0, "yolox_0.3": 1, "yolox": 2}
 _RADIUS = {"mmdet": 2.5, "yolox_0.3": 2.5, "yolox": 1.5}
 
 
-class _SimotaOptions(ctypes.Structure):
-    _fields_ = [("semantics", ctypes.c_int), ("center_radius", ctypes.c_float),
-                ("candidate_topk", ctypes.c_int64), ("iou_weight", ctypes.c_float),
-                ("cls_weight", ctypes.c_float), ("num_threads", ctypes.c_int)]
-
-
-_vp, _sz = ctypes.c_void_p, ctypes.c_size_t
-_lib._SIGS.setdefault("detloss_assign_simota", (
-    ctypes.c_int, [_vp, _sz, _vp, _vp, _sz, _vp, _sz, _vp, _vp, _vp, _sz, _vp, _vp, _vp, _vp,
-                   _vp]))
-
-
 def _options(semantics, center_radius, candidate_topk, iou_weight, cls_weight, num_threads):
     if semantics not in SIMOTA_SEMANTICS:
         raise DetlossError(_lib.ERR_UNKNOWN, "semantics",
                            "unknown semantics %r (expected mmdet, yolox_0.3 or yolox)"
                            % (semantics,))
-    o = _SimotaOptions()
+    o = _lib.SimotaOptions()
     o.semantics = SIMOTA_SEMANTICS[semantics]
     o.center_radius = _lib.scalar("center_radius", _RADIUS[semantics] if center_radius is None
                                   else center_radius)

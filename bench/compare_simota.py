@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-import detloss  # noqa: E402
 from detloss import _lib  # noqa: E402
 from detloss.assign_simota import _options  # noqa: E402
 

@@ -31,6 +31,8 @@ static const dl_assigner assigners[] = {
      dl_atss_check_options},
     {"fcos", dl_assign_fcos, "detloss_fcos_options", sizeof(detloss_fcos_options), fcos_defaults,
      dl_fcos_check_options},
+    {"simota", dl_assign_simota, "detloss_simota_options", sizeof(detloss_simota_options),
+     dl_simota_options_default, dl_simota_check_options},
 };
 
 #define NUM_ASSIGNERS (sizeof assigners / sizeof assigners[0])

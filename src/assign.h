@@ -58,8 +58,9 @@ typedef struct dl_assign_result {
                            over the gts, -1 where a crowd or border rule removed the anchor;
                            task_aligned: the overlap u with the assigned gt, 0 at background;
                            hungarian: the matched pair's cost, 0 for unmatched queries; atss:
-                           the IoU with the assigned gt; fcos: the centerness target; 0 at
-                           anchors that are not positive) */
+                           the IoU with the assigned gt; fcos: the centerness target; simota: the IoU
+                           of the predicted box with the assigned gt; 0 at anchors that are not
+                           positive) */
   float *target_scores; /* optional, task_aligned: the normalised alignment score (0 at
                            background) */
   float *align_metrics; /* optional, task_aligned: the alignment metric t with the
@@ -150,5 +151,16 @@ detloss_status dl_assign_fcos(const dl_assign_input *in, const void *options, dl
 /* The options checks of the ATSS and FCOS rows (assign_atss.c, assign_fcos.c). */
 detloss_status dl_atss_check_options(const void *options, const char *at, detloss_error *err);
 detloss_status dl_fcos_check_options(const void *options, const char *at, detloss_error *err);
+
+/* SimOTA (assign_simota.c), options detloss_simota_options:
+ * detloss_assign_simota() on in->points, in->level_counts, in->level_stride
+ * [num_levels], in->pred_scores [A][num_classes], in->pred_boxes, in->gt and
+ * in->gt_labels (anchor boxes or a grid config: DETLOSS_ERR_UNSUPPORTED); fills
+ * gt_index, labels and quality (IoU with the assigned gt). Errors name the
+ * arguments as detloss_assign_simota does. */
+detloss_status dl_assign_simota(const dl_assign_input *in, const void *options,
+                                dl_assign_result *out, detloss_error *err);
+void dl_simota_options_default(void *options);
+detloss_status dl_simota_check_options(const void *options, const char *at, detloss_error *err);
 
 #endif /* DETLOSS_ASSIGN_H */

@@ -279,7 +279,7 @@ static void the_registry_assigner_maps_crowd_to_ignore(void **state) {
   in.gt_is_crowd = crowd;
   int64_t gi[4], la[4];
   float q[4];
-  dl_assign_result out = {gi, la, q, NULL};
+  dl_assign_result out = {.gt_index = gi, .labels = la, .quality = q};
   assert_int_equal(as->fn(&in, &o, &out, NULL), DETLOSS_OK);
   int64_t wg[4] = {1, -1, 2, -2}, wl[4] = {5, -1, 7, -1};
   assert_memory_equal(gi, wg, sizeof wg);

@@ -266,7 +266,7 @@ static void the_registry_assigner_gives_the_same_targets(void **state) {
   in.gt_labels = labels;
   int64_t gi[6], la[6], want_gi[6];
   float q[6], bt[24], want_q[6], want_bt[24];
-  dl_assign_result out = {gi, la, q, bt};
+  dl_assign_result out = {.gt_index = gi, .labels = la, .quality = q, .bbox_targets = bt};
   assert_int_equal(as->fn(&in, &o, &out, NULL), DETLOSS_OK);
   assert_int_equal(detloss_fcos_targets(PTS, 6, LC, STRIDES, 2, GT, 4, want_gi, want_bt, want_q, &o,
                                         NULL),

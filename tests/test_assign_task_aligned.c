@@ -506,7 +506,11 @@ static void the_registry_row_runs_the_assigner_on_anchor_centres(void **state) {
   in.pred_boxes = pred;
   int64_t ag[2], al[2], ag2[2];
   float q[2], ts[2], am[2], ts2[2];
-  dl_assign_result out = {ag, al, q, ts, am};
+  dl_assign_result out = {.gt_index = ag,
+                          .labels = al,
+                          .quality = q,
+                          .target_scores = ts,
+                          .align_metrics = am};
   assert_int_equal(r->fn(&in, NULL, &out, NULL), DETLOSS_OK);
   assert_int_equal(detloss_assign_task_aligned(pts, 2, NULL, 0, sc, 1, pred, gt, lab, 1, ag2, NULL,
                                                ts2, NULL, NULL, NULL),

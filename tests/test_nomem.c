@@ -296,6 +296,29 @@ static detloss_status c_task_aligned(void *ctx, unsigned char *out, detloss_erro
   return detloss_assign_task_aligned_batch(im, 2, 4, &o, err);
 }
 
+/* SimOTA: the hand-worked scene of test_assign_simota.c, per image (2 threads)
+ * or batched (two images). */
+static detloss_status c_simota(void *ctx, unsigned char *out, detloss_error *err) {
+  static const float points[] = {5, 5, 15, 5, 25, 5};
+  static const size_t lc[] = {3};
+  static const float strides[] = {10};
+  static const float scores[] = {0.5f, 0.5f, 0.8f, 0.4f, 0.5f, 0.5f};
+  static const float pred[] = {0, 0, 10, 10, 0, 0, 20, 10, 10, 0, 30, 10};
+  static const float gt[] = {0, 0, 20, 10, 0, 0, 20, 10};
+  static const int64_t labels[] = {0, 1};
+  detloss_simota_options o = detloss_simota_options_default();
+  o.num_threads = 2;
+  int64_t *ag = (int64_t *)(void *)out;
+  float *iou = (float *)(void *)(out + 6 * sizeof(int64_t));
+  if (*(const int *)ctx == 0)
+    return detloss_assign_simota(points, 3, lc, strides, 1, scores, 2, pred, gt, labels, 2, ag,
+                                 NULL, iou, &o, err);
+  detloss_simota_image im[2] = {{3, points, lc, scores, pred, 2, gt, labels, ag, NULL, iou},
+                                {3, points, lc, scores, pred, 2, gt, labels, ag + 3, NULL,
+                                 iou + 3}};
+  return detloss_assign_simota_batch(im, 2, strides, 1, 2, &o, err);
+}
+
 static void geometry_and_matching_report_allocation_failure(void **state) {
   (void)state;
   long n = sweep("iou_matrix", c_iou, NULL, NG * NA * sizeof(float));
@@ -307,6 +330,9 @@ static void geometry_and_matching_report_allocation_failure(void **state) {
   for (int mode = 0; mode < 3; mode++)
     assert_true(sweep("assign_task_aligned", c_task_aligned, &mode,
                       NA * (sizeof(int64_t) + sizeof(float))) >= 1);
+  for (int batch = 0; batch < 2; batch++)
+    assert_true(sweep(batch ? "simota_batch" : "simota", c_simota, &batch,
+                      6 * (sizeof(int64_t) + sizeof(float))) >= 1);
 }
 
 static void losses_report_allocation_failure(void **state) {

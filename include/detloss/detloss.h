@@ -798,6 +798,118 @@ DETLOSS_API detloss_status detloss_fcos_targets_batch(
     int64_t *assigned_gt, float *bbox_targets, float *centerness, const detloss_fcos_options *opt,
     detloss_error *err);
 
+/*
+ * SimOTA (YOLOX): each gt takes its dynamic_k lowest-cost candidate priors,
+ * dynamic_k = max(1, trunc(sum of its candidate_topk largest IoUs)).
+ * docs/math/simota.md.
+ */
+typedef enum detloss_simota_semantics {
+  /* mmdetection 3.x SimOTAAssigner: candidates are priors in some gt's box or
+   * centre region; a pair is good when the prior is in the gt's box AND its
+   * centre region; penalty 1e5 for pairs not good; IoU union clamped >= 1e-6,
+   * iou cost -ln(IoU + 1e-7); centre radius 2.5. */
+  DETLOSS_SIMOTA_MMDET = 0,
+  /* YOLOX <= 0.3.0 (the paper's version): as MMDET but IoU without eps
+   * (a zero union gives IoU 0 here; the reference gives NaN) and iou cost
+   * -ln(IoU + 1e-8). */
+  DETLOSS_SIMOTA_YOLOX_030 = 1,
+  /* YOLOX after Megvii-BaseDetection/YOLOX#1589: candidates are priors in some
+   * gt's centre region only; a pair is good when the prior is in the gt's
+   * centre region; penalty 1e6; IoU as YOLOX_030; centre radius 1.5. */
+  DETLOSS_SIMOTA_YOLOX = 2
+} detloss_simota_semantics;
+
+typedef struct detloss_simota_options {
+  detloss_simota_semantics semantics; /* default MMDET */
+  float center_radius;                /* half-side of the centre region in strides: 2.5 (MMDET,
+                                         YOLOX_030), 1.5 (YOLOX). Finite, >= 0. */
+  int64_t candidate_topk; /* IoUs summed for dynamic k: 10. >= 1; min(topk, candidates) used. */
+  float iou_weight;       /* 3.0. Finite, >= 0. */
+  float cls_weight;       /* 1.0. Finite, >= 0. */
+  int num_threads;        /* 0 = OpenMP default; results never depend on it */
+} detloss_simota_options;
+
+#define DETLOSS_SIMOTA_OPTIONS_INIT                                                                \
+  { DETLOSS_SIMOTA_MMDET, 2.5f, 10, 3.0f, 1.0f, 0 }
+/* The mmdet defaults (DETLOSS_SIMOTA_OPTIONS_INIT). */
+DETLOSS_API detloss_simota_options detloss_simota_options_default(void);
+/* The defaults of one semantics (centre radius 1.5 for YOLOX, else 2.5; the rest
+ * as the default); an unknown semantics gives the mmdet defaults. */
+DETLOSS_API detloss_simota_options detloss_simota_options_for(detloss_simota_semantics semantics);
+
+/*
+ * detloss_assign_simota() - SimOTA assignment of one image.
+ *   cost(a, g) = cls_weight * sum_c BCE(scores[a][c], onehot(label_g)_c)
+ *              + iou_weight * (-ln(IoU(pred_a, gt_g) + eps)) + P * [pair not good]
+ * (BCE logs clamped at -100, as torch binary_cross_entropy; P = 1e5, or 1e6 for
+ * YOLOX). The class cost is S_a - L0(a, y) + L1(a, y) with S_a = sum_c L0(a, c)
+ * computed once per candidate prior (L0 = -max(ln(1-p), -100), L1 =
+ * -max(ln p, -100)): O(A*C + A*G) time instead of the reference's G*A*C.
+ * points [A][2] prior centres (x, y) in pixels, level-major; level_counts [L]
+ * priors per level (sum A; NULL with L = 0 is not allowed: strides are needed);
+ * strides [L] > 0 the stride of each level. In-box: the centre strictly inside
+ * the gt; in-centre: strictly inside [cx -+ r*s, cy -+ r*s] (c the gt centre,
+ * s the prior's stride). scores [A][C] class probabilities in [0, 1] (YOLOX:
+ * sqrt(sigmoid(cls) * sigmoid(obj))); pred_boxes [A][4] decoded (x1,y1,x2,y2);
+ * gt [G][4] (x1,y1,x2,y2); gt_labels [G] in [0, C).
+ * Each gt takes its dynamic_k lowest-cost candidates; a prior taken by several
+ * gts goes to the gt with the lowest cost over ALL gts (the references' quirk).
+ * Everything is computed in double.
+ * Outputs (caller-owned, [A] each; only assigned_gt is required): assigned_gt
+ * (gt index or -1), assigned_labels (its label or -1), assigned_iou (IoU of the
+ * prior's predicted box with its gt, 0 at background; the references leave
+ * -1e5 there).
+ * Ties: a top-k tie at the k-th place goes to the lowest prior index
+ * (torch.topk leaves it undefined); conflicts to the lowest gt index (as
+ * torch.min). G = 0, A = 0 or no candidate: all background.
+ * Memory O(A + G * candidate_topk); never A x G or G x A x C. Bitwise identical
+ * for any num_threads (the gts of one image run in parallel).
+ * Errors (outputs untouched): DETLOSS_ERR_NULL; _NONFINITE ("points[i]",
+ * "strides[l]", "scores[i]", "pred_boxes[i]", "gt[j]"); _RANGE ("scores[i]"
+ * outside [0, 1], "gt_labels[j]" outside [0, C), "strides[l]" <= 0,
+ * "candidate_topk" < 1, "center_radius" / "iou_weight" / "cls_weight" < 0 or
+ * not finite, "semantics", a coordinate beyond 1e18); _SHAPE ("level_counts"
+ * not summing to A, "num_classes" = 0 with A, G > 0, an output overlapping
+ * another argument); _NOMEM. Thread-safe.
+ * Matches mmdet 3.x SimOTAAssigner, YOLOX 0.3.0 and YOLOX HEAD get_assignments
+ * (tests/fixtures/simota). Ref: Ge et al., YOLOX, arXiv:2107.08430.
+ */
+DETLOSS_API detloss_status detloss_assign_simota(
+    const float *points, size_t num_points, const size_t *level_counts, const float *strides,
+    size_t num_levels, const float *scores, size_t num_classes, const float *pred_boxes,
+    const float *gt, const int64_t *gt_labels, size_t num_gt, int64_t *assigned_gt,
+    int64_t *assigned_labels, float *assigned_iou, const detloss_simota_options *opt,
+    detloss_error *err);
+
+/* One image of detloss_assign_simota_batch(): the arguments of
+ * detloss_assign_simota() (num_classes, strides and options are shared). */
+typedef struct detloss_simota_image {
+  size_t num_points;
+  const float *points;        /* [A][2] */
+  const size_t *level_counts; /* [L] */
+  const float *scores;        /* [A][C] */
+  const float *pred_boxes;    /* [A][4] */
+  size_t num_gt;
+  const float *gt;          /* [G][4] */
+  const int64_t *gt_labels; /* [G] */
+  int64_t *assigned_gt;     /* out [A] */
+  int64_t *assigned_labels; /* out [A] or NULL */
+  float *assigned_iou;      /* out [A] or NULL */
+} detloss_simota_image;
+
+/*
+ * detloss_assign_simota_batch() - detloss_assign_simota() on each of
+ * num_images images sharing strides [L] and num_classes. Every image is
+ * validated before any output is written; errors name "images[i].<argument>".
+ * Images run in parallel; bitwise identical to the per-image calls for any
+ * num_threads. Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_assign_simota_batch(const detloss_simota_image *images,
+                                                       size_t num_images, const float *strides,
+                                                       size_t num_levels, size_t num_classes,
+                                                       const detloss_simota_options *opt,
+                                                       detloss_error *err);
+
 typedef struct detloss_sample_options {
   int64_t batch_size_per_image; /* B: 256 (RPN); 512 for ROI heads. >= 0. */
   double positive_fraction;     /* f: 0.5 (RPN); 0.25 for ROI heads. In [0, 1]. */

@@ -17,7 +17,7 @@ from .assign import *  # noqa: F401,F403  (task_aligned_assign, linear_sum_assig
 from .assign import __all__ as _assign_all
 from .config import Config, Dataset, config_describe, config_presets, load_config, load_dataset
 
-_config_all = ["Config", "Dataset", "config_describe", "config_presets", "load_config",
+_config_all = ["SimOTAAssignResult", "simota_assign", "simota_assign_torch", "Config", "Dataset", "config_describe", "config_presets", "load_config",
                "load_dataset"]
 
 # The library's version (CMakeLists.txt's project(VERSION), compiled into libdetloss),

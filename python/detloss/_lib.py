@@ -113,6 +113,21 @@ class MatchOptions(ctypes.Structure):
                 ("num_threads", ctypes.c_int)]
 
 
+class SimotaOptions(ctypes.Structure):
+    _fields_ = [("semantics", ctypes.c_int), ("center_radius", ctypes.c_float),
+                ("candidate_topk", ctypes.c_int64), ("iou_weight", ctypes.c_float),
+                ("cls_weight", ctypes.c_float), ("num_threads", ctypes.c_int)]
+
+
+class SimotaImage(ctypes.Structure):
+    _fields_ = [("num_points", ctypes.c_size_t), ("points", ctypes.c_void_p),
+                ("level_counts", ctypes.c_void_p), ("scores", ctypes.c_void_p),
+                ("pred_boxes", ctypes.c_void_p), ("num_gt", ctypes.c_size_t),
+                ("gt", ctypes.c_void_p), ("gt_labels", ctypes.c_void_p),
+                ("assigned_gt", ctypes.c_void_p), ("assigned_labels", ctypes.c_void_p),
+                ("assigned_iou", ctypes.c_void_p)]
+
+
 class SampleOptions(ctypes.Structure):
     _fields_ = [("batch_size_per_image", ctypes.c_int64), ("positive_fraction", ctypes.c_double),
                 ("seed", ctypes.c_uint64), ("num_threads", ctypes.c_int)]
@@ -444,6 +459,11 @@ _SIGS = {
     "detloss_anchors_generate": (_i, [_vp, _vp, _sz, _vp]),
     "detloss_match": (_i, [_vp, _sz, _vp, _sz, _vp, _vp, _vp, _vp, _vp]),
     "detloss_match_grid": (_i, [_vp, _vp, _sz, _vp, _vp, _vp, _sz, _vp, _vp]),
+    "detloss_simota_options_default": (SimotaOptions, []),
+    "detloss_simota_options_for": (SimotaOptions, [_i]),
+    "detloss_assign_simota": (_i, [_vp, _sz, _vp, _vp, _sz, _vp, _sz, _vp, _vp, _vp, _sz, _vp,
+                                   _vp, _vp, _vp, _vp]),
+    "detloss_assign_simota_batch": (_i, [_vp, _sz, _vp, _sz, _sz, _vp, _vp]),
     "detloss_sample_balanced": (_i, [_vp, _sz, ctypes.c_uint64, _vp, _vp, _vp, _vp, _vp]),
     "detloss_match_targets": (_i, [_vp, _sz, _vp, _sz, _vp, _vp, _vp, _vp, _vp, _vp]),
     "detloss_loss_elementwise": (_i, [_i, _vp, _vp, _vp, _sz, _vp, _vp, _vp, _vp]),

@@ -6,6 +6,8 @@ each, re-exported here:
                                                         # assign_hungarian.py (DETR)
     atss_assign, fcos_targets (AssignResult, FcosTargets)
                                                         # assign_atss.py (ATSS, FCOS)
+    simota_assign, simota_assign_torch (SimOTAAssignResult)
+                                                        # assign_simota.py (YOLOX, mmdet)
 """
 from .assign_hungarian import *  # noqa: F401,F403
 from .assign_hungarian import HungarianOptions  # noqa: F401
@@ -15,5 +17,8 @@ from .assign_task_aligned import __all__ as _task_aligned_all
 
 from .assign_atss import AssignResult, FcosTargets, atss_assign, fcos_targets  # noqa: F401
 
+from .assign_simota import SimOTAAssignResult, simota_assign, simota_assign_torch  # noqa: F401
+
 __all__ = list(_task_aligned_all) + list(_hungarian_all) + [
-    "AssignResult", "FcosTargets", "atss_assign", "fcos_targets"]
+    "AssignResult", "FcosTargets", "atss_assign", "fcos_targets", "SimOTAAssignResult",
+    "simota_assign", "simota_assign_torch"]

@@ -28,6 +28,7 @@ STRUCTS = {
     "detloss_eval_worst": _lib.EvalWorst, "detloss_eval_report": _lib.EvalReport,
     "detloss_config": _lib.Config, "detloss_dataset": _lib.Dataset,
     "detloss_json_limits": _lib.JsonLimits, "detloss_loss_param": _lib.LossParam,
+    "detloss_simota_options": _lib.SimotaOptions, "detloss_simota_image": _lib.SimotaImage,
     "detloss_loss_info": _lib.LossInfo, "detloss_name_info": _lib.NameInfo,
     "detloss_option_field": _lib.OptionField, "detloss_options_info": _lib.OptionsInfo,
     "detloss_yolo_options": _lib.YoloOptions,

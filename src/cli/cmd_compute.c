@@ -18,7 +18,8 @@ static const char HELP[] =
     "     retina_loss, anchor_eval, assign\n"
     "     (fields and semantics: docs/compute-cases.md, the contract)\n"
     "assign methods: task_aligned (semantics ultralytics | tood), hungarian (detr | focal),\n"
-    "     atss (mmdet | original), fcos (mmdet | original)\n"
+    "     atss (mmdet | original), fcos (mmdet | original),\n"
+    "     simota (mmdet | yolox_0.3 | yolox)\n"
     "\n";
 
 static const char HELP_TAIL[] =

@@ -43,11 +43,18 @@ static const char *const FCOS_KEYS[] = {"points",          "level_counts",
                                         "center_sampling", "center_sample_radius",
                                         "norm_on_bbox",    NULL};
 
+static const char *const SIMOTA_KEYS[] = {"points",         "level_counts",
+                                          "strides",        "scores",
+                                          "pred_boxes",     "center_radius",
+                                          "candidate_topk", "iou_weight",
+                                          "cls_weight",     NULL};
+
 static const method_entry METHODS[] = {
     {"task_aligned", dl_case_assign_task_aligned, TASK_ALIGNED_KEYS},
     {"hungarian", dl_case_assign_hungarian, HUNGARIAN_KEYS},
     {"atss", dl_case_assign_atss, ATSS_KEYS},
     {"fcos", dl_case_assign_fcos, FCOS_KEYS},
+    {"simota", dl_case_assign_simota, SIMOTA_KEYS},
 };
 #define NUM_METHODS (sizeof METHODS / sizeof METHODS[0])
 

@@ -126,5 +126,9 @@ detloss_status dl_case_assign_atss(const cJSON *c, const char *path, const dl_as
 detloss_status dl_case_assign_fcos(const cJSON *c, const char *path, const dl_assign_case *in,
                                    dlj_buf *out, dl_assign_case_result *res, const dl_case_ctx *ctx,
                                    detloss_error *err);
+/* case_assign_simota.c: method "simota". */
+detloss_status dl_case_assign_simota(const cJSON *c, const char *path, const dl_assign_case *in,
+                                     dlj_buf *out, dl_assign_case_result *res,
+                                     const dl_case_ctx *ctx, detloss_error *err);
 
 #endif /* DETLOSS_CASES_H */

@@ -17,9 +17,13 @@ static void defaults_follow_the_header_for_every_kind(void **state) {
   for (int k = 0; k <= DETLOSS_LOSS_VARIFOCAL; k++) {
     detloss_loss_options o = detloss_loss_options_default((detloss_loss_kind)k);
     assert_int_equal(o.reduction, DETLOSS_REDUCTION_MEAN);
-    dl_assert_close1(o.alpha, k == DETLOSS_LOSS_SOFTMAX_FOCAL ? 1.0 : 0.25, 0.0, 0.0);
+    dl_assert_close1(o.alpha,
+                     k == DETLOSS_LOSS_SOFTMAX_FOCAL ? 1.0
+                     : k == DETLOSS_LOSS_VARIFOCAL   ? 0.75
+                                                     : 0.25,
+                     0.0, 0.0);
     dl_assert_close1(o.gamma, 2.0, 0.0, 0.0);
-    dl_assert_close1(o.beta, 1.0, 0.0, 0.0);
+    dl_assert_close1(o.beta, k == DETLOSS_LOSS_QUALITY_FOCAL ? 2.0 : 1.0, 0.0, 0.0);
     dl_assert_close1(o.delta, 1.0, 0.0, 0.0);
     dl_assert_close1(o.margin, k == DETLOSS_LOSS_COSINE_EMBEDDING ? 0.0 : 1.0, 0.0, 0.0);
     dl_assert_close1(o.label_smoothing, 0.0, 0.0, 0.0);
@@ -30,6 +34,9 @@ static void defaults_follow_the_header_for_every_kind(void **state) {
     assert_null(o.pos_weight);
     assert_int_equal(o.pos_weight_len, 0);
     assert_int_equal(o.num_threads, 0);
+    assert_int_equal(o.activated, 0);
+    assert_int_equal(o.iou_weighted, 1);
+    assert_int_equal(o.detach_weight, 0);
   }
 }
 

@@ -146,3 +146,31 @@ def test_errors_name_the_argument():
     assert e.value.where.startswith("target")
     with pytest.raises(detloss.DetlossError):
         ops.loss("varifocal", x, _f32([[0, 0.5, 0]]), detach_weight="yes")
+
+
+def test_torch_autograd_functions_match_the_references():
+    import detloss.torch as dt
+    rng = np.random.default_rng(5)
+    x = torch.tensor(_f32(rng.normal(size=(6, 5)) * 3))
+    y = torch.tensor(_f32(rng.random((6, 5)) * (rng.random((6, 5)) < 0.4)))
+    w = torch.tensor(_f32(rng.random(6)))
+    for red in ("none", "sum", "mean"):
+        cases = [
+            (lambda a: dt.quality_focal_loss(a, y, weight=w, reduction=red),
+             lambda a: qfl_ref(a, y.double()) * w.double(), "row"),
+            (lambda a: dt.varifocal_loss(a, y, reduction=red, detach_weight=True),
+             lambda a: vfl_ref(a, y.double(), detach=True), "elem"),
+            (lambda a: dt.distribution_focal_loss(a, y[:, 0] * 4, reduction=red),
+             lambda a: dfl_ref(a, y[:, 0].double() * 4), "row"),
+        ]
+        for ours, ref, _ in cases:
+            a = x.clone().requires_grad_(True)
+            l = ours(a)
+            (l.sum() * 1.5).backward()
+            b = x.double().clone().requires_grad_(True)
+            per = ref(b)
+            lr = per if red == "none" else per.sum() if red == "sum" else per.mean()
+            (lr.sum() * 1.5).backward()
+            np.testing.assert_allclose(l.detach().numpy(), lr.detach().numpy(), rtol=RTOL,
+                                       atol=ATOL)
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=RTOL, atol=ATOL)

@@ -319,9 +319,9 @@ static void bad_inputs_are_rejected_with_outputs_untouched(void **state) {
   static const float ybad[6] = {0, 1.5f, 0, 0, 0, 0};
   static const float yneg[6] = {0, 0, 0, 0, -0.1f, 0};
   static const float ydfl[2] = {1.0f, 2.5f}; /* 3 bins: y must be <= 2 */
-  float loss[2], grad[6];
+  float loss[6], grad[6];                    /* varifocal with none: 6 losses */
   detloss_error err;
-  lt_fill(loss, 2);
+  lt_fill(loss, 6);
   lt_fill(grad, 6);
   detloss_loss_options o = opts(DETLOSS_LOSS_QUALITY_FOCAL, DETLOSS_REDUCTION_NONE);
   assert_int_equal(detloss_loss_rows(DETLOSS_LOSS_QUALITY_FOCAL, x, ybad, NULL, 2, 3, loss, grad,
@@ -365,7 +365,7 @@ static void bad_inputs_are_rejected_with_outputs_untouched(void **state) {
                                             &v, &err),
                    DETLOSS_ERR_RANGE);
   assert_string_equal(err.where, "alpha");
-  lt_assert_untouched(loss, 2);
+  lt_assert_untouched(loss, 6);
   lt_assert_untouched(grad, 6);
 }
 

@@ -43,12 +43,14 @@ detloss_status detloss_loss_elementwise(detloss_loss_kind kind, const float *inp
     case DETLOSS_LOSS_SMOOTH_L1:
     case DETLOSS_LOSS_HUBER:
       return dl_loss_reg_elementwise(kind, input, target, weight, n, loss, grad, &o, err);
+    case DETLOSS_LOSS_VARIFOCAL:
+      return dl_loss_quality_elementwise(kind, input, target, weight, n, loss, grad, &o, err);
     default: break;
   }
   const char *name = detloss_loss_name(kind);
   return dl_fail(err, DETLOSS_ERR_RANGE, "kind",
                  "%s%s%s (%d) is not an element-wise loss (bce_with_logits, bce, sigmoid_focal, "
-                 "hinge, l1, mse, smooth_l1, huber)",
+                 "hinge, l1, mse, smooth_l1, huber, varifocal)",
                  name ? "'" : "", name ? name : "unknown kind", name ? "'" : "", (int)kind);
 }
 

@@ -124,4 +124,119 @@ DL_KERNEL void dl_sigmoid_focal_elem(float x, float y, float alpha, float gamma,
   *g = pos ? atq * br : -(atq * br);
 }
 
+/*
+ * The quality losses (Generalized Focal Loss, VarifocalNet) evaluate in
+ * double: an element's value and derivative are rounded once to float by the
+ * caller. Shared parts of a logit x, with t = e^-|x|:
+ *   s = sigmoid(x) = 1/(1+t) (x >= 0), t/(1+t) (x < 0);  s1 = 1 - s likewise,
+ *   BCEL(x, y) = x (1-y) + ln(1+t) (x >= 0),  -x y + ln(1+t) (x < 0)
+ * (torch binary_cross_entropy_with_logits without cancellation: the products
+ * of two floats are exact in double). docs/math/quality_losses.md eq. (1).
+ */
+DL_KERNEL void dl_logit_parts(double x, double y, double *s, double *s1, double *bce) {
+  double t = exp(-fabs(x));
+  double inv = 1.0 / (1.0 + t);
+  *s = x >= 0.0 ? inv : t * inv;
+  *s1 = x >= 0.0 ? t * inv : inv;
+  *bce = (x >= 0.0 ? x * (1.0 - y) : -x * y) + log1p(t);
+}
+
+/*
+ * dl_quality_focal_elem() - one element of Quality Focal Loss (Li et al.,
+ * Generalized Focal Loss, arXiv:2006.04388, eq. (5); mmdetection
+ * quality_focal_loss_tensor_target; docs/math/quality_losses.md eq. (2)-(4)):
+ *   l = BCEL(x, y) |y - s|^beta,  s = sigmoid(x)
+ *   dl/dx = BCEL beta |y-s|^(beta-1) sgn(s-y) s(1-s) + |y-s|^beta (s - y)
+ * Nothing detached (mmdetection differentiates the modulating factor). The
+ * first term is 0 where y = s (the kink of |y - s|; autograd gives NaN there
+ * for beta < 1) and for beta = 0, where 0^0 = 1 as torch.pow. y - s is
+ * formed from s1 = 1 - s when s > 1/2, so it keeps its digits at saturation.
+ * activated: x is a probability p in [0, 1]; BCE with its logs clamped at
+ * -100 replaces BCEL, p replaces s, and the BCE derivative is torch's
+ * (p - y) / max(p (1-p), 1e-12) (its binary_cross_entropy backward):
+ *   dl/dp = BCE' |y-p|^beta + BCE beta |y-p|^(beta-1) sgn(p-y)
+ */
+DL_KERNEL void dl_quality_focal_elem(float xf, float yf, double beta, int activated, double *l,
+                                     double *g) {
+  double x = xf, y = yf, s, s1, bce, dbce, ds;
+  if (activated) {
+    s = x;
+    s1 = 1.0 - x;
+    double lp = fmax(log(x), -100.0), l1p = fmax(log1p(-x), -100.0);
+    bce = (y - 1.0) * l1p - y * lp;
+    dbce = (x - y) / fmax(x * (1.0 - x), 1e-12);
+    ds = 1.0; /* ds/dx */
+  } else {
+    dl_logit_parts(x, y, &s, &s1, &bce);
+    dbce = s > 0.5 ? (1.0 - y) - s1 : s - y;
+    ds = s * s1;
+  }
+  double d = s > 0.5 ? (y - 1.0) + s1 : y - s; /* y - s */
+  double ad = fabs(d);
+  double m = pow(ad, beta); /* pow(0, 0) = 1 */
+  double dm = ad > 0.0 && beta > 0.0 ? beta * pow(ad, beta - 1.0) * (d < 0.0 ? ds : -ds) : 0.0;
+  *l = bce * m;
+  *g = bce * dm + dbce * m;
+}
+
+/*
+ * dl_varifocal_elem() - one element of Varifocal Loss (Zhang et al.,
+ * VarifocalNet, arXiv:2008.13367, eq. (2); mmdetection varifocal_loss;
+ * docs/math/quality_losses.md eq. (7)-(9)), q in [0, 1]:
+ *   l = BCEL(x, q) f,  f = q (iou_weighted) or 1  where q > 0,
+ *                      f = alpha s^gamma          where q = 0
+ *   q > 0:  dl/dx = f (s - q)
+ *   q = 0:  dl/dx = alpha s^gamma [gamma (1-s) softplus(x) + s]   (mmdetection, full)
+ *           dl/dx = alpha s^gamma s                               (detach: RT-DETR)
+ * s^gamma = exp(-gamma softplus(-x)): 1 for gamma = 0 (0^0 = 1), no underflow
+ * to 0^gamma at x = -100 before the product.
+ */
+DL_KERNEL void dl_varifocal_elem(float xf, float qf, double alpha, double gamma, int iou_weighted,
+                                 int detach, double *l, double *g) {
+  double x = xf, q = qf, s, s1, bce;
+  dl_logit_parts(x, q, &s, &s1, &bce);
+  if (q > 0.0) {
+    double f = iou_weighted ? q : 1.0;
+    *l = f * bce;
+    *g = f * (s > 0.5 ? (1.0 - q) - s1 : s - q);
+    return;
+  }
+  double sp_neg = (x < 0.0 ? -x : 0.0) + log1p(exp(-fabs(x))); /* softplus(-x) = -ln s */
+  double f = alpha * exp(-gamma * sp_neg);
+  *l = f * bce; /* bce = softplus(x) at q = 0 */
+  *g = detach ? f * s : f * (gamma * s1 * bce + s);
+}
+
+/*
+ * dl_distribution_focal_row() - Distribution Focal Loss of one row (Li et
+ * al., arXiv:2006.04388, eq. (6); mmdetection distribution_focal_loss;
+ * docs/math/quality_losses.md eq. (5)-(6)), logits z [c], y in [0, c-1]:
+ *   k = floor(y), wl = k+1 - y, wr = y - k;  CE(z, j) = lse(z) - z_j
+ *   l = wl CE(z, k) + wr CE(z, k+1)   (y = c-1: l = CE(z, c-1))
+ *   dl/dz = softmax(z) - wl e_k - wr e_(k+1)
+ * Returns l; g (NULL = skip) gets scale * dl/dz. lse in double from the max.
+ */
+DL_KERNEL double dl_distribution_focal_row(const float *z, size_t c, float yf, double scale,
+                                           float *g) {
+  double y = yf, m = z[0];
+  for (size_t j = 1; j < c; j++) m = (double)z[j] > m ? (double)z[j] : m;
+  double S = 0.0;
+  for (size_t j = 0; j < c; j++) S += exp((double)z[j] - m);
+  double lse = m + log(S);
+  size_t k = (size_t)floor(y);
+  double wl = (double)k + 1.0 - y, wr = y - (double)k;
+  if (k + 1 >= c) {
+    k = c - 1;
+    wl = 1.0;
+    wr = 0.0;
+  }
+  double l = wl * (lse - (double)z[k]) + (wr != 0.0 ? wr * (lse - (double)z[k + 1]) : 0.0);
+  if (g) {
+    for (size_t j = 0; j < c; j++) g[j] = (float)(scale * (exp((double)z[j] - m) / S));
+    g[k] = (float)(scale * (exp((double)z[k] - m) / S - wl));
+    if (wr != 0.0) g[k + 1] = (float)(scale * (exp((double)z[k + 1] - m) / S - wr));
+  }
+  return l;
+}
+
 #endif /* DETLOSS_LOSS_KERNELS_H */

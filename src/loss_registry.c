@@ -21,7 +21,7 @@
 #define INF_ HUGE_VAL
 
 /* Parameter rows shared by several kinds. The domains are those the loss
- * functions check (loss_cls.c, loss_reg.c, loss_box.c, loss_embed.c). */
+ * functions check (loss_cls.c, loss_reg.c, loss_box.c, loss_embed.c, loss_quality.c). */
 static const detloss_loss_param P_POS_WEIGHT[] = {
     {"pos_weight", DETLOSS_PARAM_FLOATS, OFF(pos_weight), 0, 0, INF_, 0, 1,
      "weight of the positive term: a number, or one per column (torch broadcast)"}};
@@ -61,12 +61,28 @@ static const detloss_loss_param P_TRIPLET[] =
      {"swap", DETLOSS_PARAM_BOOL, OFF(swap), 0, 0, 1, 0, 0,
       "distance swap: dn = min(dn, d(positive, negative)) (Balntas et al. 2016)"}};
 
+static const detloss_loss_param P_QFL[] =
+    {{"beta", DETLOSS_PARAM_FLOAT, OFF(beta), 2, 0, INF_, 0, 1,
+      "exponent of the modulating factor |y - sigmoid(x)|^beta"},
+     {"activated", DETLOSS_PARAM_BOOL, OFF(activated), 0, 0, 1, 0, 0,
+      "the input is probabilities in [0, 1] (BCE with logs clamped at -100)"}};
+static const detloss_loss_param P_VFL[] =
+    {{"alpha", DETLOSS_PARAM_FLOAT, OFF(alpha), 0.75, 0, INF_, 0, 1,
+      "weight of the negatives (q = 0): alpha sigmoid(x)^gamma"},
+     {"gamma", DETLOSS_PARAM_FLOAT, OFF(gamma), 2, 0, INF_, 0, 1, "focusing exponent"},
+     {"iou_weighted", DETLOSS_PARAM_BOOL, OFF(iou_weighted), 1, 0, 1, 0, 0,
+      "positives (q > 0) weighted by q (false: by 1)"},
+     {"detach_weight", DETLOSS_PARAM_BOOL, OFF(detach_weight), 0, 0, 1, 0, 0,
+      "the focal weight is a constant for the gradient (RT-DETR's detach)"}};
+
 #define PARAMS(a) a, sizeof a / sizeof a[0]
 #define NO_PARAMS NULL, 0
 #define ELEM DETLOSS_LOSS_FORM_ELEMENTWISE
 #define CLASSES DETLOSS_LOSS_FORM_CLASSES
 #define BOXES DETLOSS_LOSS_FORM_BOXES
 #define EMBED DETLOSS_LOSS_FORM_EMBEDDING
+#define SOFT_ROWS DETLOSS_LOSS_FORM_SOFT_ROWS
+#define DISTRIBUTION DETLOSS_LOSS_FORM_DISTRIBUTION
 
 /* Indexed by kind (checked by the tests: LOSSES[k].kind == k). */
 static const detloss_loss_info LOSSES[] = {
@@ -99,6 +115,12 @@ static const detloss_loss_info LOSSES[] = {
      "torch cosine_embedding_loss"},
     {"triplet_margin", DETLOSS_LOSS_TRIPLET_MARGIN, EMBED, PARAMS(P_TRIPLET), "x1,x2,x3",
      "torch triplet_margin_loss; Balntas et al., BMVC 2016"},
+    {"quality_focal", DETLOSS_LOSS_QUALITY_FOCAL, SOFT_ROWS, PARAMS(P_QFL), "input",
+     "mmdetection quality_focal_loss_tensor_target; Li et al., GFL, arXiv:2006.04388"},
+    {"distribution_focal", DETLOSS_LOSS_DISTRIBUTION_FOCAL, DISTRIBUTION, NO_PARAMS, "input",
+     "mmdetection distribution_focal_loss; Li et al., GFL, arXiv:2006.04388"},
+    {"varifocal", DETLOSS_LOSS_VARIFOCAL, ELEM, PARAMS(P_VFL), "input",
+     "mmdetection varifocal_loss; Zhang et al., VarifocalNet, arXiv:2008.13367"},
 };
 #define NUM_LOSS_KINDS (sizeof LOSSES / sizeof LOSSES[0])
 
@@ -173,6 +195,9 @@ detloss_loss_options detloss_loss_options_default(detloss_loss_kind kind) {
   o.pos_weight = NULL;
   o.pos_weight_len = 0;
   o.num_threads = 0;
+  o.activated = 0;
+  o.iou_weighted = 1;
+  o.detach_weight = 0;
   const detloss_loss_info *info = detloss_loss_info_get(kind);
   for (size_t i = 0; info && i < info->num_params; i++) {
     const detloss_loss_param *p = &info->params[i];

@@ -1,7 +1,7 @@
 /*
  * loss_testutil.h - helpers shared by test_loss_cls.c and test_loss_reg.c:
- * running a JSON reference case (tests/fixtures/loss_cls, loss_reg) through
- * detloss_loss_elementwise / detloss_loss_classes, and the common assertions.
+ * running a JSON reference case (tests/fixtures/loss_cls, loss_reg, loss_quality)
+ * through detloss_loss_elementwise / _classes / _rows, and the common assertions.
  */
 #ifndef DETLOSS_LOSS_TESTUTIL_H
 #define DETLOSS_LOSS_TESTUTIL_H
@@ -91,6 +91,12 @@ static inline void lt_run_case(const cJSON *c, int num_threads) {
       o.margin = v;
     else if (strcmp(p->string, "label_smoothing") == 0)
       o.label_smoothing = v;
+    else if (strcmp(p->string, "activated") == 0)
+      o.activated = cJSON_IsTrue(p);
+    else if (strcmp(p->string, "iou_weighted") == 0)
+      o.iou_weighted = cJSON_IsTrue(p);
+    else if (strcmp(p->string, "detach_weight") == 0)
+      o.detach_weight = cJSON_IsTrue(p);
     else if (strcmp(p->string, "ignore_index") == 0)
       o.ignore_index = (int64_t)p->valuedouble;
     else if (strcmp(p->string, "pos_weight") == 0) {
@@ -123,6 +129,13 @@ static inline void lt_run_case(const cJSON *c, int num_threads) {
     st = detloss_loss_classes(kind, xf, t, wf, n, cc, loss, grad, &o, &err);
     nout = o.reduction == DETLOSS_REDUCTION_NONE ? n : 1;
     free(t);
+  } else if (detloss_loss_info_get(kind)->form == DETLOSS_LOSS_FORM_SOFT_ROWS ||
+             detloss_loss_info_get(kind)->form == DETLOSS_LOSS_FORM_DISTRIBUTION) {
+    size_t n = x.shape[0], cc = x.shape[1];
+    float *yf = lt_to_float(&y);
+    st = detloss_loss_rows(kind, xf, yf, wf, n, cc, loss, grad, &o, &err);
+    nout = o.reduction == DETLOSS_REDUCTION_NONE ? n : 1;
+    free(yf);
   } else {
     float *yf = lt_to_float(&y);
     st = detloss_loss_elementwise(kind, xf, yf, wf, x.n, loss, grad, &o, &err);

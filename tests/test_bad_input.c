@@ -239,8 +239,22 @@ static void element_and_class_losses(void **state) {
   BAD(detloss_loss_classes(DETLOSS_LOSS_SOFTMAX_FOCAL, x, t, NULL, HUGE_N, HUGE_N, OUT_F, OUT_G,
                            NULL, E),
       DETLOSS_ERR_SHAPE, "logits");
+  /* the row losses (quality_focal, distribution_focal) */
+  BAD(detloss_loss_rows(DETLOSS_LOSS_QUALITY_FOCAL, x, NULL, NULL, 2, 4, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_NULL, "target");
+  BAD(detloss_loss_rows(DETLOSS_LOSS_DISTRIBUTION_FOCAL, x, y, NULL, 2, 0, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_SHAPE, "input");
+  BAD(detloss_loss_rows(DETLOSS_LOSS_QUALITY_FOCAL, x, y, NULL, HUGE_N, HUGE_N, OUT_F, OUT_G, NULL,
+                        E),
+      DETLOSS_ERR_SHAPE, "input");
+  BAD(detloss_loss_rows(DETLOSS_LOSS_SIGMOID_FOCAL, x, y, NULL, 2, 4, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_RANGE, "kind");
+  BAD(detloss_loss_rows(DETLOSS_LOSS_QUALITY_FOCAL, x, ynan, NULL, 2, 4, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_NONFINITE, "target[6]");
   /* kind of the wrong family */
   BAD(detloss_loss_elementwise(DETLOSS_LOSS_CROSS_ENTROPY, x, y, NULL, 8, OUT_F, OUT_G, NULL, E),
+      DETLOSS_ERR_RANGE, "kind");
+  BAD(detloss_loss_elementwise(DETLOSS_LOSS_QUALITY_FOCAL, x, y, NULL, 8, OUT_F, OUT_G, NULL, E),
       DETLOSS_ERR_RANGE, "kind");
   /* non-finite */
   BAD(detloss_loss_elementwise(DETLOSS_LOSS_SIGMOID_FOCAL, x, ynan, NULL, 8, OUT_F, OUT_G, NULL, E),
@@ -449,6 +463,10 @@ static void outputs_overlapping_inputs(void **state) {
          DETLOSS_ERR_SHAPE, "loss");
   BAD_IN(C_ALIAS,
          detloss_sigmoid_focal_loss(F, BOX, 8, 0.25f, 2, DETLOSS_REDUCTION_SUM, OUT_G, F, 1, E),
+         DETLOSS_ERR_SHAPE, "grad");
+  BAD_IN(C_ALIAS,
+         detloss_loss_rows(DETLOSS_LOSS_DISTRIBUTION_FOCAL, F, BOX, NULL, 2, 4, OUT_G, F + 1, NULL,
+                           E),
          DETLOSS_ERR_SHAPE, "grad");
   BAD_IN(C_ALIAS,
          detloss_loss_boxes(DETLOSS_LOSS_GIOU, F, BOX, NULL, 2, OUT_G, OUT_G + 8, F + 4, NULL, E),

@@ -14,12 +14,16 @@ static detloss_loss_options opts(detloss_loss_kind kind, detloss_reduction r) {
 
 static void defaults_follow_the_header_for_every_kind(void **state) {
   (void)state;
-  for (int k = 0; k <= DETLOSS_LOSS_TRIPLET_MARGIN; k++) {
+  for (int k = 0; k <= DETLOSS_LOSS_VARIFOCAL; k++) {
     detloss_loss_options o = detloss_loss_options_default((detloss_loss_kind)k);
     assert_int_equal(o.reduction, DETLOSS_REDUCTION_MEAN);
-    dl_assert_close1(o.alpha, k == DETLOSS_LOSS_SOFTMAX_FOCAL ? 1.0 : 0.25, 0.0, 0.0);
+    dl_assert_close1(o.alpha,
+                     k == DETLOSS_LOSS_SOFTMAX_FOCAL ? 1.0
+                     : k == DETLOSS_LOSS_VARIFOCAL   ? 0.75
+                                                     : 0.25,
+                     0.0, 0.0);
     dl_assert_close1(o.gamma, 2.0, 0.0, 0.0);
-    dl_assert_close1(o.beta, 1.0, 0.0, 0.0);
+    dl_assert_close1(o.beta, k == DETLOSS_LOSS_QUALITY_FOCAL ? 2.0 : 1.0, 0.0, 0.0);
     dl_assert_close1(o.delta, 1.0, 0.0, 0.0);
     dl_assert_close1(o.margin, k == DETLOSS_LOSS_COSINE_EMBEDDING ? 0.0 : 1.0, 0.0, 0.0);
     dl_assert_close1(o.label_smoothing, 0.0, 0.0, 0.0);
@@ -30,13 +34,16 @@ static void defaults_follow_the_header_for_every_kind(void **state) {
     assert_null(o.pos_weight);
     assert_int_equal(o.pos_weight_len, 0);
     assert_int_equal(o.num_threads, 0);
+    assert_int_equal(o.activated, 0);
+    assert_int_equal(o.iou_weighted, 1);
+    assert_int_equal(o.detach_weight, 0);
   }
 }
 
 static void names_round_trip_and_typos_get_a_suggestion(void **state) {
   (void)state;
   detloss_error err;
-  for (int k = 0; k <= DETLOSS_LOSS_TRIPLET_MARGIN; k++) {
+  for (int k = 0; k <= DETLOSS_LOSS_VARIFOCAL; k++) {
     const char *name = detloss_loss_name((detloss_loss_kind)k);
     assert_non_null(name);
     detloss_loss_kind back;
@@ -44,7 +51,7 @@ static void names_round_trip_and_typos_get_a_suggestion(void **state) {
     assert_int_equal(back, k);
   }
   assert_string_equal(detloss_loss_name(DETLOSS_LOSS_GIOU), "giou_loss");
-  assert_null(detloss_loss_name((detloss_loss_kind)17));
+  assert_null(detloss_loss_name((detloss_loss_kind)20));
   detloss_loss_kind kind = DETLOSS_LOSS_MSE;
   assert_int_equal(detloss_loss_from_name("sigmoid_focla", &kind, &err), DETLOSS_ERR_UNKNOWN);
   assert_string_equal(err.where, "loss");

@@ -9,14 +9,14 @@
 static void rows_are_indexed_by_kind_and_names_round_trip(void **state) {
   (void)state;
   size_t n = detloss_loss_count();
-  assert_int_equal(n, DETLOSS_LOSS_TRIPLET_MARGIN + 1);
+  assert_int_equal(n, DETLOSS_LOSS_VARIFOCAL + 1);
   for (size_t k = 0; k < n; k++) {
     const detloss_loss_info *r = detloss_loss_info_get((detloss_loss_kind)k);
     assert_non_null(r);
     assert_int_equal(r->kind, k);
     assert_ptr_equal(detloss_loss_info_by_name(r->name), r);
     assert_string_equal(detloss_loss_name((detloss_loss_kind)k), r->name);
-    assert_true(r->form <= DETLOSS_LOSS_FORM_EMBEDDING);
+    assert_true(r->form <= DETLOSS_LOSS_FORM_DISTRIBUTION);
     assert_true(r->grad_inputs[0] != '\0' && r->reference[0] != '\0');
     assert_true(r->num_params == 0 || r->params != NULL);
   }
@@ -26,6 +26,12 @@ static void rows_are_indexed_by_kind_and_names_round_trip(void **state) {
   assert_int_equal(detloss_loss_info_get(DETLOSS_LOSS_SOFTMAX_FOCAL)->form,
                    DETLOSS_LOSS_FORM_CLASSES);
   assert_int_equal(detloss_loss_info_get(DETLOSS_LOSS_CIOU)->form, DETLOSS_LOSS_FORM_BOXES);
+  assert_int_equal(detloss_loss_info_get(DETLOSS_LOSS_QUALITY_FOCAL)->form,
+                   DETLOSS_LOSS_FORM_SOFT_ROWS);
+  assert_int_equal(detloss_loss_info_get(DETLOSS_LOSS_DISTRIBUTION_FOCAL)->form,
+                   DETLOSS_LOSS_FORM_DISTRIBUTION);
+  assert_int_equal(detloss_loss_info_get(DETLOSS_LOSS_VARIFOCAL)->form,
+                   DETLOSS_LOSS_FORM_ELEMENTWISE);
 }
 
 /* detloss_loss_options_default(kind) holds each row's default in its field. */
@@ -62,6 +68,12 @@ static void the_default_options_hold_each_rows_defaults(void **state) {
   assert_true(detloss_loss_options_default(DETLOSS_LOSS_SOFTMAX_FOCAL).alpha == 1.0f);
   assert_true(detloss_loss_options_default(DETLOSS_LOSS_COSINE_EMBEDDING).margin == 0.0f);
   assert_true(detloss_loss_options_default(DETLOSS_LOSS_TRIPLET_MARGIN).eps == 1e-6f);
+  assert_true(detloss_loss_options_default(DETLOSS_LOSS_QUALITY_FOCAL).beta == 2.0f);
+  assert_true(detloss_loss_options_default(DETLOSS_LOSS_SMOOTH_L1).beta == 1.0f);
+  assert_true(detloss_loss_options_default(DETLOSS_LOSS_VARIFOCAL).alpha == 0.75f);
+  assert_int_equal(detloss_loss_options_default(DETLOSS_LOSS_VARIFOCAL).iou_weighted, 1);
+  assert_int_equal(detloss_loss_options_default(DETLOSS_LOSS_VARIFOCAL).detach_weight, 0);
+  assert_int_equal(detloss_loss_options_default(DETLOSS_LOSS_QUALITY_FOCAL).activated, 0);
 }
 
 /* One valid element of kind's form, run with options o. */
@@ -82,6 +94,10 @@ static detloss_status run_one(const detloss_loss_info *r, const detloss_loss_opt
     case DETLOSS_LOSS_FORM_EMBEDDING:
       return detloss_loss_embedding(r->kind, e1, e2, e3, y, NULL, 1, 2, &loss, g, g + 2, g + 4, o,
                                     err);
+    case DETLOSS_LOSS_FORM_SOFT_ROWS:
+      return detloss_loss_rows(r->kind, x, x, NULL, 1, 2, &loss, g, o, err);
+    case DETLOSS_LOSS_FORM_DISTRIBUTION:
+      return detloss_loss_rows(r->kind, x, y, NULL, 1, 2, &loss, g, o, err);
   }
   return DETLOSS_ERR_RANGE;
 }
@@ -126,7 +142,8 @@ static void an_unknown_name_lists_every_row(void **state) {
                       "unknown loss 'zzzzzzzzzzzz' (expected one of bce_with_logits, bce, "
                       "cross_entropy, sigmoid_focal, softmax_focal, hinge, l1, mse, smooth_l1, "
                       "huber, iou_loss, giou_loss, diou_loss, ciou_loss, contrastive, "
-                      "cosine_embedding, triplet_margin)");
+                      "cosine_embedding, triplet_margin, quality_focal, distribution_focal, "
+                      "varifocal)");
 }
 
 int main(void) {

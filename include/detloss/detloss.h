@@ -999,23 +999,26 @@ typedef enum detloss_reduction {
 
 /* Stable numbers: append only. The names are those of the compute contract. */
 typedef enum detloss_loss_kind {
-  DETLOSS_LOSS_BCE_WITH_LOGITS = 0,   /* "bce_with_logits"  element-wise */
-  DETLOSS_LOSS_BCE = 1,               /* "bce"              element-wise */
-  DETLOSS_LOSS_CROSS_ENTROPY = 2,     /* "cross_entropy"    class-indexed */
-  DETLOSS_LOSS_SIGMOID_FOCAL = 3,     /* "sigmoid_focal"    element-wise */
-  DETLOSS_LOSS_SOFTMAX_FOCAL = 4,     /* "softmax_focal"    class-indexed */
-  DETLOSS_LOSS_HINGE = 5,             /* "hinge"            element-wise */
-  DETLOSS_LOSS_L1 = 6,                /* "l1"               element-wise */
-  DETLOSS_LOSS_MSE = 7,               /* "mse"              element-wise */
-  DETLOSS_LOSS_SMOOTH_L1 = 8,         /* "smooth_l1"        element-wise */
-  DETLOSS_LOSS_HUBER = 9,             /* "huber"            element-wise */
-  DETLOSS_LOSS_IOU = 10,              /* "iou_loss"         boxes */
-  DETLOSS_LOSS_GIOU = 11,             /* "giou_loss"        boxes */
-  DETLOSS_LOSS_DIOU = 12,             /* "diou_loss"        boxes */
-  DETLOSS_LOSS_CIOU = 13,             /* "ciou_loss"        boxes */
-  DETLOSS_LOSS_CONTRASTIVE = 14,      /* "contrastive"      embedding */
-  DETLOSS_LOSS_COSINE_EMBEDDING = 15, /* "cosine_embedding" embedding */
-  DETLOSS_LOSS_TRIPLET_MARGIN = 16    /* "triplet_margin"   embedding */
+  DETLOSS_LOSS_BCE_WITH_LOGITS = 0,     /* "bce_with_logits"  element-wise */
+  DETLOSS_LOSS_BCE = 1,                 /* "bce"              element-wise */
+  DETLOSS_LOSS_CROSS_ENTROPY = 2,       /* "cross_entropy"    class-indexed */
+  DETLOSS_LOSS_SIGMOID_FOCAL = 3,       /* "sigmoid_focal"    element-wise */
+  DETLOSS_LOSS_SOFTMAX_FOCAL = 4,       /* "softmax_focal"    class-indexed */
+  DETLOSS_LOSS_HINGE = 5,               /* "hinge"            element-wise */
+  DETLOSS_LOSS_L1 = 6,                  /* "l1"               element-wise */
+  DETLOSS_LOSS_MSE = 7,                 /* "mse"              element-wise */
+  DETLOSS_LOSS_SMOOTH_L1 = 8,           /* "smooth_l1"        element-wise */
+  DETLOSS_LOSS_HUBER = 9,               /* "huber"            element-wise */
+  DETLOSS_LOSS_IOU = 10,                /* "iou_loss"         boxes */
+  DETLOSS_LOSS_GIOU = 11,               /* "giou_loss"        boxes */
+  DETLOSS_LOSS_DIOU = 12,               /* "diou_loss"        boxes */
+  DETLOSS_LOSS_CIOU = 13,               /* "ciou_loss"        boxes */
+  DETLOSS_LOSS_CONTRASTIVE = 14,        /* "contrastive"      embedding */
+  DETLOSS_LOSS_COSINE_EMBEDDING = 15,   /* "cosine_embedding" embedding */
+  DETLOSS_LOSS_TRIPLET_MARGIN = 16,     /* "triplet_margin"   embedding */
+  DETLOSS_LOSS_QUALITY_FOCAL = 17,      /* "quality_focal"    soft rows */
+  DETLOSS_LOSS_DISTRIBUTION_FOCAL = 18, /* "distribution_focal" distribution */
+  DETLOSS_LOSS_VARIFOCAL = 19           /* "varifocal"        element-wise */
 } detloss_loss_kind;
 
 /* One options struct for every loss; detloss_loss_options_default(kind)
@@ -1023,9 +1026,10 @@ typedef enum detloss_loss_kind {
  * use are ignored. */
 typedef struct detloss_loss_options {
   detloss_reduction reduction; /* default MEAN */
-  float alpha;             /* sigmoid_focal 0.25 (< 0 disables the weighting); softmax_focal 1.0 */
+  float alpha;             /* sigmoid_focal 0.25 (< 0 disables the weighting); softmax_focal 1.0;
+                              varifocal 0.75 (>= 0) */
   float gamma;             /* focal losses: 2. Must be >= 0. */
-  float beta;              /* smooth_l1: 1.0 (0 means L1). Must be >= 0. */
+  float beta;              /* smooth_l1: 1.0 (0 means L1); quality_focal: 2.0. Must be >= 0. */
   float delta;             /* huber: 1.0. Must be > 0. */
   float margin;            /* hinge 1, contrastive 1, cosine_embedding 0, triplet_margin 1 */
   float label_smoothing;   /* cross_entropy: 0, in [0, 1] */
@@ -1036,7 +1040,11 @@ typedef struct detloss_loss_options {
   const float *pos_weight; /* bce_with_logits: NULL = none; else pos_weight_len values broadcast
                               over the last dimension (n must be a multiple of the length) */
   size_t pos_weight_len;
-  int num_threads; /* 0 = OpenMP default */
+  int num_threads;   /* 0 = OpenMP default */
+  int activated;     /* quality_focal: 0; 1 = the input is probabilities in [0, 1] */
+  int iou_weighted;  /* varifocal: 1 (positives weighted by q); 0 = weight 1 */
+  int detach_weight; /* varifocal: 0; 1 = the focal weight is a constant for the gradient
+                        (RT-DETR's .detach()) */
 } detloss_loss_options;
 
 DETLOSS_API detloss_loss_options detloss_loss_options_default(detloss_loss_kind kind);
@@ -1053,7 +1061,11 @@ typedef enum detloss_loss_form {
   DETLOSS_LOSS_FORM_ELEMENTWISE = 0, /* input, target of one shape: detloss_loss_elementwise */
   DETLOSS_LOSS_FORM_CLASSES = 1,     /* logits [N][C], class indices [N]: detloss_loss_classes */
   DETLOSS_LOSS_FORM_BOXES = 2,       /* pred, target [N][4]: detloss_loss_boxes */
-  DETLOSS_LOSS_FORM_EMBEDDING = 3    /* x1, x2 (, x3) [N][D], target [N]: detloss_loss_embedding */
+  DETLOSS_LOSS_FORM_EMBEDDING = 3,   /* x1, x2 (, x3) [N][D], target [N]: detloss_loss_embedding */
+  DETLOSS_LOSS_FORM_SOFT_ROWS = 4,   /* logits [N][C], soft target [N][C], loss per row:
+                                        detloss_loss_rows */
+  DETLOSS_LOSS_FORM_DISTRIBUTION = 5 /* logits [N][n+1], float target [N] in [0, n], loss per
+                                        row: detloss_loss_rows */
 } detloss_loss_form;
 
 typedef enum detloss_param_type {
@@ -1104,6 +1116,11 @@ DETLOSS_API const detloss_loss_info *detloss_loss_info_by_name(const char *name)
  *                    bce_with_logits (pw 1): l <= that BCE for alpha in [0,1]
  *                    or < 0, and gamma 0, alpha < 0 gives it exactly
  *   hinge            l = max(0, margin - y x),  y in {-1, +1}
+ *   varifocal        l = BCEL(x, q) f,  q = y in [0,1], s = sigmoid(x),
+ *                    f = q (iou_weighted; 1 otherwise) where q > 0, alpha s^gamma where
+ *                    q = 0; gradient of the whole product (mmdetection varifocal_loss),
+ *                    or with f held constant when detach_weight is 1 (RT-DETR):
+ *                    dl/dx = f (s - q) there (docs/math/quality_losses.md)
  *   l1  |d|     mse  d^2     smooth_l1  0.5 d^2/beta if |d| < beta else |d| - 0.5 beta
  *   huber            0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta)
  * input, target, weight (NULL = 1): [n] (any shape, flattened); loss [n] for
@@ -1116,13 +1133,15 @@ DETLOSS_API const detloss_loss_info *detloss_loss_info_by_name(const char *name)
  * focal is finite for every gamma >= 0 (autograd gives NaN for gamma < 1).
  * Returns DETLOSS_OK; DETLOSS_ERR_NULL; _SHAPE (pos_weight length); _NONFINITE
  * (NaN/Inf in input, target, weight or pos_weight: where "input[i]" ...);
- * _RANGE (kind not element-wise, reduction, gamma < 0, beta < 0, delta <= 0,
+ * _RANGE (kind not element-wise, reduction, gamma < 0, beta < 0, delta <= 0, alpha < 0
+ * (varifocal),
  * margin < 0, pos_weight < 0, "target[i]" outside [0,1] or not +-1,
  * bce "input[i]" outside [0,1]). Outputs untouched on error. Thread-safe;
  * bitwise identical for any thread count.
  * Matches torch binary_cross_entropy_with_logits, binary_cross_entropy,
- * l1_loss, mse_loss, smooth_l1_loss, huber_loss and torchvision
- * sigmoid_focal_loss (Lin et al., Focal Loss, arXiv:1708.02002).
+ * l1_loss, mse_loss, smooth_l1_loss, huber_loss, torchvision
+ * sigmoid_focal_loss (Lin et al., Focal Loss, arXiv:1708.02002) and
+ * mmdetection varifocal_loss (Zhang et al., VarifocalNet, arXiv:2008.13367).
  */
 DETLOSS_API detloss_status detloss_loss_elementwise(detloss_loss_kind kind, const float *input,
                                                     const float *target, const float *weight,
@@ -1156,6 +1175,39 @@ DETLOSS_API detloss_status detloss_loss_classes(detloss_loss_kind kind, const fl
                                                 size_t n, size_t c, float *loss, float *grad,
                                                 const detloss_loss_options *opt,
                                                 detloss_error *err);
+
+/*
+ * detloss_loss_rows() - per-row quality losses over logits, float targets.
+ *   s = sigmoid(x), BCEL = BCE with logits, CE = -log_softmax:
+ *   quality_focal       l_i = sum_c BCEL(x_ic, y_ic) |y_ic - s_ic|^beta
+ *                       target [n][c], soft scores in [0, 1] (0 = negative);
+ *                       activated: x are probabilities in [0, 1], BCE with its
+ *                       logs clamped at -100 replaces BCEL and x replaces s
+ *   distribution_focal  l_i = (k+1 - y_i) CE(x_i, k) + (y_i - k) CE(x_i, k+1),
+ *                       k = floor(y_i); y_i = c-1 gives CE(x_i, c-1);
+ *                       target [n], y_i in [0, c-1] (c = n_bins = reg_max + 1)
+ * input [n][c]; weight [n] per row or NULL; loss [n] for NONE, else [1] (MEAN
+ * divides by n; n = 0 gives 0); grad [n][c] (d loss / d input) or NULL.
+ * Gradients are of the whole expression, no factor detached (as mmdetection):
+ *   quality_focal  dl/dx = BCEL beta |y-s|^(beta-1) sgn(s-y) s(1-s) + |y-s|^beta (s-y),
+ *                  0^0 = 1 (beta = 0), and the first term is 0 where y = s (the kink);
+ *                  activated: d/dp with torch's BCE gradient (p-y)/max(p(1-p), 1e-12)
+ *   distribution_focal  dl/dx = softmax(x) - (k+1-y) e_k - (y-k) e_(k+1)
+ * Per-row arithmetic in double, rounded once to float; finite for every finite
+ * input and every beta >= 0 (logits of +-100 included).
+ * Returns DETLOSS_OK, or with outputs untouched: DETLOSS_ERR_NULL; _SHAPE (c = 0
+ * with n > 0, n*c overflow); _NONFINITE ("input[i]" flat, "target[i]",
+ * "weight[i]"); _RANGE ("target[i]" outside its range, "input[i]" outside
+ * [0, 1] when activated, "beta" < 0, "reduction", "kind" not a row loss).
+ * Thread-safe; bitwise identical for any thread count.
+ * Matches mmdetection quality_focal_loss_tensor_target and
+ * distribution_focal_loss (Li et al., Generalized Focal Loss, arXiv:2006.04388).
+ * Derivation and the ultralytics / GFL bin conventions: docs/math/quality_losses.md.
+ */
+DETLOSS_API detloss_status detloss_loss_rows(detloss_loss_kind kind, const float *input,
+                                             const float *target, const float *weight, size_t n,
+                                             size_t c, float *loss, float *grad,
+                                             const detloss_loss_options *opt, detloss_error *err);
 
 /*
  * detloss_sigmoid_focal_loss() - torchvision.ops.sigmoid_focal_loss with its

@@ -139,7 +139,8 @@ class LossOptions(ctypes.Structure):
                 ("label_smoothing", ctypes.c_float), ("eps", ctypes.c_float),
                 ("p", ctypes.c_float), ("swap", ctypes.c_int), ("ignore_index", ctypes.c_int64),
                 ("pos_weight", ctypes.c_void_p), ("pos_weight_len", ctypes.c_size_t),
-                ("num_threads", ctypes.c_int)]
+                ("num_threads", ctypes.c_int), ("activated", ctypes.c_int),
+                ("iou_weighted", ctypes.c_int), ("detach_weight", ctypes.c_int)]
 
 
 class LossParam(ctypes.Structure):
@@ -468,6 +469,7 @@ _SIGS = {
     "detloss_match_targets": (_i, [_vp, _sz, _vp, _sz, _vp, _vp, _vp, _vp, _vp, _vp]),
     "detloss_loss_elementwise": (_i, [_i, _vp, _vp, _vp, _sz, _vp, _vp, _vp, _vp]),
     "detloss_loss_classes": (_i, [_i, _vp, _vp, _vp, _sz, _sz, _vp, _vp, _vp, _vp]),
+    "detloss_loss_rows": (_i, [_i, _vp, _vp, _vp, _sz, _sz, _vp, _vp, _vp, _vp]),
     "detloss_sigmoid_focal_loss": (_i, [_vp, _vp, _sz, _f, _f, _i, _vp, _vp, _i, _vp]),
     "detloss_loss_boxes": (_i, [_i, _vp, _vp, _vp, _sz, _vp, _vp, _vp, _vp, _vp]),
     "detloss_loss_embedding": (_i, [_i, _vp, _vp, _vp, _vp, _vp, _sz, _sz, _vp, _vp, _vp, _vp,

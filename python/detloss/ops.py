@@ -562,7 +562,8 @@ def match_targets(anchors, gt, matches, weights=(1.0, 1.0, 1.0, 1.0)):
 
 LossParam = collections.namedtuple("LossParam", "key type default lo hi lo_open hi_open doc")
 LossInfo = collections.namedtuple("LossInfo", "name kind form params grad_inputs reference")
-LOSS_FORMS = ("elementwise", "classes", "boxes", "embedding")  # detloss_loss_form
+LOSS_FORMS = ("elementwise", "classes", "boxes", "embedding", "soft_rows",
+              "distribution")  # detloss_loss_form
 PARAM_TYPES = ("float", "int", "bool", "floats")               # detloss_param_type
 
 
@@ -587,7 +588,9 @@ _ELEMENTWISE = {n for n, r in LOSSES.items() if r.form == "elementwise"}
 _CLASSES = {n for n, r in LOSSES.items() if r.form == "classes"}
 _BOXES = {n for n, r in LOSSES.items() if r.form == "boxes"}
 _EMBED = {n for n, r in LOSSES.items() if r.form == "embedding"}
+_ROWS = {n for n, r in LOSSES.items() if r.form in ("soft_rows", "distribution")}
 _PARAMS = {p.key for r in LOSSES.values() for p in r.params}
+_BOOL_PARAMS = {p.key for r in LOSSES.values() for p in r.params if p.type == "bool"}
 
 
 def loss_options(kind, reduction="mean", num_threads=0, **params):
@@ -610,8 +613,8 @@ def loss_options(kind, reduction="mean", num_threads=0, **params):
             pw = array("pos_weight", np.atleast_1d(_lib._to_numpy("pos_weight", v)),
                        shape=(None,))
             o.pos_weight, o.pos_weight_len, keep = ptr(pw), pw.shape[0], pw
-        elif k == "swap":
-            o.swap = 1 if _lib.flag("swap", v) else 0
+        elif k in _BOOL_PARAMS:
+            setattr(o, k, 1 if _lib.flag(k, v) else 0)
         elif k == "ignore_index":
             o.ignore_index = _lib.integer("ignore_index", v, "int64")
         else:
@@ -628,8 +631,11 @@ def loss(name, input, target=None, weight=None, reduction="mean", grad=False, *,
          num_threads=0, **params):
     """Any detloss loss by its contract name ("sigmoid_focal", "giou_loss", ...).
 
-    element-wise (bce_with_logits, bce, sigmoid_focal, hinge, l1, mse, smooth_l1, huber):
-        input, target, weight of one shape; returns loss [, grad_input].
+    element-wise (bce_with_logits, bce, sigmoid_focal, hinge, l1, mse, smooth_l1, huber,
+        varifocal): input, target, weight of one shape; returns loss [, grad_input].
+    soft rows (quality_focal): input logits [N, C], target soft scores [N, C], weight [N];
+        distribution (distribution_focal): input [N, n+1], target [N] in [0, n], weight [N];
+        one loss per row; returns loss [, grad_input].
     class-indexed (cross_entropy, softmax_focal): input logits [N, C], target int [N],
         weight [N]; returns loss [, grad_input].
     boxes (iou_loss, giou_loss, diou_loss, ciou_loss): input, target [N, 4], weight [N];
@@ -639,7 +645,8 @@ def loss(name, input, target=None, weight=None, reduction="mean", grad=False, *,
         use the named functions contrastive_loss / cosine_embedding_loss /
         triplet_margin_loss instead.
     params: alpha, gamma, beta, delta, margin, label_smoothing, eps, p, swap, ignore_index,
-    pos_weight (defaults: the library's per-loss defaults = torch's)."""
+    pos_weight, activated, iou_weighted, detach_weight (defaults: the library's per-loss
+    defaults = the references')."""
     return _loss(name, input, target, weight, reduction, grad, num_threads, ("input", "target"),
                  **params)
 
@@ -667,6 +674,16 @@ def _loss(name, input, target, weight, reduction, grad, num_threads, names, **pa
         l = np.empty((n,) if reduction == "none" else (1,), np.float32)
         g = np.empty(x.shape, np.float32) if grad else None
         call("detloss_loss_classes", kind, ptr(x), ptr(t), ptr(w), n, c, ptr(l), ptr(g),
+             ctypes.byref(opt))
+        return (_reduced(l, reduction), g) if grad else _reduced(l, reduction)
+    if name in _ROWS:
+        x = array(xn, input, shape=(None, None))
+        n, c = x.shape
+        y = array(yn, target, shape=(n, c) if LOSSES[name].form == "soft_rows" else (n,))
+        w = array("weight", weight, shape=(n,), allow_none=True)
+        l = np.empty((n,) if reduction == "none" else (1,), np.float32)
+        g = np.empty(x.shape, np.float32) if grad else None
+        call("detloss_loss_rows", kind, ptr(x), ptr(y), ptr(w), n, c, ptr(l), ptr(g),
              ctypes.byref(opt))
         return (_reduced(l, reduction), g) if grad else _reduced(l, reduction)
     if name in _BOXES:

@@ -84,7 +84,8 @@ __all__ = [
     "complete_box_iou", "box_area", "rpn_loss", "retina_loss", "patch_retinanet", "patch_rpn",
     "unpatch", "binary_cross_entropy_with_logits", "binary_cross_entropy", "l1_loss", "mse_loss",
     "smooth_l1_loss", "huber_loss", "hinge_loss", "cross_entropy", "softmax_focal_loss",
-    "cosine_embedding_loss", "triplet_margin_loss", "contrastive_loss",
+    "cosine_embedding_loss", "triplet_margin_loss", "contrastive_loss", "quality_focal_loss",
+    "distribution_focal_loss", "varifocal_loss",
 ]
 
 _F32 = torch.float32
@@ -573,6 +574,79 @@ def softmax_focal_loss(input, target, alpha=1.0, gamma=2.0, reduction="mean",
     return ClassLossFunction.apply(input, target, row_weight, "softmax_focal", reduction,
                                    {"alpha": alpha, "gamma": gamma,
                                     "ignore_index": ignore_index}, num_threads)
+
+
+class QualityLossFunction(torch.autograd.Function):
+    """quality_focal / distribution_focal (one loss per row) and varifocal (per element):
+    the gradient w.r.t. input only (the references' targets are constants)."""
+    @staticmethod
+    def forward(ctx, input, target, weight, kind, reduction, params, num_threads):
+        form = ops.LOSSES[kind].form
+        x = _tensor("input", input, ndim=2)
+        n, c = x.shape
+        y = _tensor("target", target)
+        want = (n,) if form == "distribution" else (n, c)
+        if tuple(y.shape) != want:
+            raise DetlossError(_lib.ERR_SHAPE, "target", "shape %s, expected %s"
+                               % (tuple(y.shape), want))
+        lshape = (n, c) if form == "elementwise" else (n,)
+        w = None if weight is None else _tensor("weight", weight)
+        if w is not None and tuple(w.shape) != lshape:
+            raise DetlossError(_lib.ERR_SHAPE, "weight", "shape %s, expected %s"
+                               % (tuple(w.shape), lshape))
+        opt = ops.loss_options(kind, reduction, _nthreads(num_threads), **params)
+        red = _lib.reduction(reduction)
+        loss = torch.empty(lshape if red == 0 else (), dtype=_F32)
+        grad = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        if form == "elementwise":
+            _lib.call("detloss_loss_elementwise", ops.LOSS_KINDS[kind], _p(x), _p(y), _p(w),
+                      n * c, _p(loss), _p(grad), ctypes.byref(opt))
+        else:
+            _lib.call("detloss_loss_rows", ops.LOSS_KINDS[kind], _p(x), _p(y), _p(w), n, c,
+                      _p(loss), _p(grad), ctypes.byref(opt))
+        ctx.grad, ctx.dt, ctx.rows = grad, input.dtype, form != "elementwise"
+        return loss if input.dtype == _F32 else loss.to(input.dtype)
+
+    @staticmethod
+    @_first_order
+    def backward(ctx, go):
+        g = None
+        if ctx.needs_input_grad[0]:
+            g = _scale(_take(ctx, "grad"), go.unsqueeze(-1) if ctx.rows and go.dim() else go,
+                       ctx.dt)
+        return g, None, None, None, None, None, None
+
+
+def _quality(kind, input, target, weight, reduction, params, num_threads):
+    _no_grad_wanted("target", target, "the references hold the targets constant")
+    _no_grad_wanted("weight", weight, "detloss does not differentiate the weights")
+    return QualityLossFunction.apply(input, target, weight, kind, reduction, params,
+                                     num_threads)
+
+
+def quality_focal_loss(input, target, beta=2.0, activated=False, weight=None,
+                       reduction="mean", *, num_threads=None):
+    """mmdetection quality_focal_loss_tensor_target: per row sum_c BCE(x, y) |y - s|^beta,
+    input [N, C] logits (probabilities when activated), target [N, C] soft scores,
+    weight [N]; gradient of the whole expression (0 at the kink y = s)."""
+    return _quality("quality_focal", input, target, weight, reduction,
+                    {"beta": beta, "activated": bool(activated)}, num_threads)
+
+
+def distribution_focal_loss(input, target, weight=None, reduction="mean", *,
+                            num_threads=None):
+    """mmdetection distribution_focal_loss: input [N, n+1] logits, target [N] in [0, n]
+    (GFL: 17 bins, targets clamped to 15.9; ultralytics: 16 bins, clamped to 14.99)."""
+    return _quality("distribution_focal", input, target, weight, reduction, {}, num_threads)
+
+
+def varifocal_loss(input, target, alpha=0.75, gamma=2.0, iou_weighted=True, weight=None,
+                   reduction="mean", *, detach_weight=False, num_threads=None):
+    """mmdetection varifocal_loss: input [N, C] logits, target [N, C] IoU-aware scores;
+    detach_weight=True holds the focal weight constant (RT-DETR)."""
+    return _quality("varifocal", input, target, weight, reduction,
+                    {"alpha": alpha, "gamma": gamma, "iou_weighted": bool(iou_weighted),
+                     "detach_weight": bool(detach_weight)}, num_threads)
 
 
 _EMBED_NAMES = {"triplet_margin": ("anchor", "positive", "negative"),

@@ -21,7 +21,8 @@ def test_the_binding_reads_every_kind_from_the_library():
     assert {p.key: p.default for p in ops.LOSSES["sigmoid_focal"].params} == \
         {"alpha": 0.25, "gamma": 2.0}
     assert ops._PARAMS == {"alpha", "gamma", "beta", "delta", "margin", "label_smoothing",
-                           "eps", "p", "swap", "ignore_index", "pos_weight"}
+                           "eps", "p", "swap", "ignore_index", "pos_weight", "activated",
+                           "iou_weighted", "detach_weight"}
 
 
 def _doc_rows():

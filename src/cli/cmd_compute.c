@@ -43,11 +43,12 @@ static const char HELP_TAIL[] =
 /* The losses of ops loss and embedding_loss with their params and defaults,
  * from the library's registry (detloss_loss_info_get). */
 static void print_losses(void) {
-  static const char *const FORMS[] = {"element-wise", "class-indexed", "boxes", "embedding"};
+  static const char *const FORMS[] = {"element-wise", "class-indexed", "boxes",
+                                      "embedding",    "soft rows",     "distribution"};
   fputs("losses (\"loss\": name; \"params\": key default):\n", stdout);
   for (size_t k = 0; k < detloss_loss_count(); k++) {
     const detloss_loss_info *r = detloss_loss_info_get((detloss_loss_kind)k);
-    printf("  %-17s %-14s", r->name, FORMS[r->form]);
+    printf("  %-18s %-14s", r->name, FORMS[r->form]);
     for (size_t i = 0; i < r->num_params; i++) {
       const detloss_loss_param *p = &r->params[i];
       printf("%s%s ", i ? ", " : "", p->key);

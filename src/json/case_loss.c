@@ -9,6 +9,9 @@
  *   element-wise form: input of any shape (up to 4-D), target of the same
  *   shape, weight of the same shape.
  *   class-indexed form: input [N][C] logits, target [N] class indices, weight [N].
+ *   soft-rows form (quality_focal): input [N][C], target [N][C] soft scores,
+ *   weight [N]; distribution form (distribution_focal): input [N][n+1],
+ *   target [N] bin positions in [0, n], weight [N]; loss per row.
  * Output: loss (number, or for none an array shaped like the per-element
  * loss), grad (shaped like input) when grad is true.
  * Unknown params keys are errors with a did-you-mean (a typo such as "gama"
@@ -107,10 +110,11 @@ size_t dl_case_loss_param_args(const detloss_loss_info *info, dlj_arg *args,
 /* Library errors name the argument ("input[7]", "gamma", "pos_weight[1]"):
  * locate them in the case ("[2].input[1][3]", "[2].params.gamma"). */
 static void locate(detloss_error *err, const dlj_path *at, const detloss_loss_info *info,
-                   const size_t *xshape, int xndim, const size_t *lshape, int lndim) {
+                   const size_t *xshape, int xndim, const size_t *lshape, int lndim,
+                   const size_t *yshape, int yndim) {
   dlj_arg args[4 + DL_LOSS_MAX_PARAMS] = {{"input", "input", xshape, xndim, 0},
                                           {"logits", "input", xshape, xndim, 0},
-                                          {"target", "target", lshape, lndim, 0},
+                                          {"target", "target", yshape, yndim, 0},
                                           {"weight", "weight", lshape, lndim, 0}};
   char keys[DL_LOSS_MAX_PARAMS][DL_PARAM_KEY_MAX];
   size_t n = 4 + dl_case_loss_param_args(info, args + 4, keys);
@@ -163,6 +167,9 @@ detloss_status dl_case_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
                    "'%s' is an embedding loss: use op 'embedding_loss'", name);
   }
   const int classes = info->form == DETLOSS_LOSS_FORM_CLASSES;
+  const int soft_rows = info->form == DETLOSS_LOSS_FORM_SOFT_ROWS;
+  const int distribution = info->form == DETLOSS_LOSS_FORM_DISTRIBUTION;
+  const int rows = classes || soft_rows || distribution;
 
   detloss_loss_options o = detloss_loss_options_default(kind);
   o.num_threads = ctx->num_threads;
@@ -199,7 +206,7 @@ detloss_status dl_case_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
     }
   }
 
-  if (st == DETLOSS_OK && classes) {
+  if (st == DETLOSS_OK && rows) {
     /* logits [N][C]; an empty input [] is N = 0 */
     if (x.ndim == 1 && x.count == 0) {
       nrows = 0;
@@ -213,13 +220,20 @@ detloss_status dl_case_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
       ncls = x.shape[1];
     }
     size_t nt = 0;
-    if (st == DETLOSS_OK)
+    if (st == DETLOSS_OK && classes)
       st = dlj_int_array(c, "target", path, 1, INT64_MIN, INT64_MAX, &cls, &nt, err);
-    if (st == DETLOSS_OK && nt != nrows) {
+    if (st == DETLOSS_OK && classes && nt != nrows) {
       char where[DETLOSS_WHERE_MAX];
       dlj_join(where, sizeof where, path, "target");
       st = dl_fail(err, DETLOSS_ERR_SHAPE, where,
                    "expected %zu class indices (one per row of input), got %zu", nrows, nt);
+    }
+    if (st == DETLOSS_OK && !classes) st = dlj_tensor_get(c, "target", path, 1, &y, err);
+    if (st == DETLOSS_OK && soft_rows && !same_shape(&x, &y))
+      st = shape_error(path, "target", x.shape, x.ndim, &y, "the shape of input", err);
+    if (st == DETLOSS_OK && distribution && !(y.ndim == 1 && y.count == nrows)) {
+      size_t want[1] = {nrows};
+      st = shape_error(path, "target", want, 1, &y, "one bin position per row of input", err);
     }
     lshape[0] = nrows;
     lndim = 1;
@@ -251,9 +265,16 @@ detloss_status dl_case_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
     const float *wp = w.ndim >= 0 ? w.data : NULL;
     if (classes)
       st = detloss_loss_classes(kind, x.data, cls, wp, nrows, ncls, loss, grad, &o, err);
+    else if (rows)
+      st = detloss_loss_rows(kind, x.data, y.data, wp, nrows, ncls, loss, grad, &o, err);
     else
       st = detloss_loss_elementwise(kind, x.data, y.data, wp, x.count, loss, grad, &o, err);
-    if (st != DETLOSS_OK) locate(err, at, info, x.shape, x.ndim, lshape, lndim);
+    if (st != DETLOSS_OK) {
+      if (soft_rows || !rows)
+        locate(err, at, info, x.shape, x.ndim, lshape, lndim, x.shape, x.ndim);
+      else
+        locate(err, at, info, x.shape, x.ndim, lshape, lndim, lshape, lndim);
+    }
   }
   if (st == DETLOSS_OK) {
     dlj_key(out, "loss");

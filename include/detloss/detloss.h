@@ -1772,10 +1772,17 @@ typedef enum detloss_eval_method {
 typedef struct detloss_eval_assigner {
   detloss_eval_method method; /* default MAX_IOU */
   detloss_atss_options atss;  /* ATSS: its options (num_threads is ignored: one per image) */
+  /* FCOS (described, not yet evaluated): its options, and the ranges [lo, hi]
+   * per point level in regress_ranges (num_ranges rows; 0 = FCOS's five).
+   * fcos.regress_ranges stays NULL here: a copy of the struct would carry a
+   * pointer into the original; point it at regress_ranges[0] before a call. */
+  detloss_fcos_options fcos;
+  float regress_ranges[DETLOSS_EVAL_MAX_LEVELS][2];
+  size_t num_ranges;
 } detloss_eval_assigner;
 
 #define DETLOSS_EVAL_ASSIGNER_INIT                                                                 \
-  { DETLOSS_EVAL_METHOD_MAX_IOU, DETLOSS_ATSS_OPTIONS_INIT }
+  { DETLOSS_EVAL_METHOD_MAX_IOU, DETLOSS_ATSS_OPTIONS_INIT, DETLOSS_FCOS_OPTIONS_INIT, {{0}}, 0 }
 /* The Max-IoU matcher (detloss_anchor_eval's behaviour), ATSS options at mmdet's defaults. */
 DETLOSS_API detloss_eval_assigner detloss_eval_assigner_default(void);
 
@@ -1816,9 +1823,10 @@ typedef enum detloss_name_set {
   DETLOSS_NAMES_IOU_KIND = 4,          /* detloss_iou_kind ("kind") */
   DETLOSS_NAMES_ANCHOR_CONVENTION = 5, /* detloss_anchor_convention ("convention") */
   DETLOSS_NAMES_EVAL_METRIC = 6,       /* detloss_eval_metric ("metric") */
-  DETLOSS_NAMES_ATSS_SEMANTICS = 7     /* detloss_atss_semantics ("semantics") */
+  DETLOSS_NAMES_ATSS_SEMANTICS = 7,    /* detloss_atss_semantics ("semantics") */
+  DETLOSS_NAMES_FCOS_SEMANTICS = 8     /* detloss_fcos_semantics ("semantics") */
 } detloss_name_set;
-#define DETLOSS_NAME_SET_COUNT 8
+#define DETLOSS_NAME_SET_COUNT 9
 
 typedef struct detloss_name_info {
   const char *name;      /* the contract name ("py_faster_rcnn") */
@@ -1870,9 +1878,10 @@ typedef enum detloss_options_kind {
   DETLOSS_OPTIONS_RETINA = 4, /* detloss_retina_options (its own fields; match above) */
   DETLOSS_OPTIONS_EVAL = 5,   /* detloss_eval_options: metric, thresholds, counts */
   DETLOSS_OPTIONS_RESIZE = 6, /* detloss_eval_options: its resize fields */
-  DETLOSS_OPTIONS_ATSS = 7    /* detloss_atss_options (config "assigner" with method "atss") */
+  DETLOSS_OPTIONS_ATSS = 7,   /* detloss_atss_options (config "assigner" with method "atss") */
+  DETLOSS_OPTIONS_FCOS = 8    /* detloss_fcos_options (config "assigner" with method "fcos") */
 } detloss_options_kind;
-#define DETLOSS_OPTIONS_KIND_COUNT 8
+#define DETLOSS_OPTIONS_KIND_COUNT 9
 
 typedef struct detloss_options_info {
   const char *name;                   /* the struct's name ("detloss_match_options") */

@@ -170,6 +170,16 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
   stats_row(b, "all", &r->all, pos);
   for (int s = 0; s < 3; s++)
     stats_row(b, detloss_eval_size_name((detloss_eval_size)s), &r->by_size[s], pos);
+  if (pos && cfg->assigner.method == DETLOSS_EVAL_METHOD_ATSS) {
+    /* The question of a static assigner: which gts does it never train on? */
+    const detloss_eval_stats *a = &r->all;
+    dlj_printf(b, "\ngts with >= 1 positive: %zu of %zu (%.3f)", a->num_gt - a->pos_hist[0],
+               a->num_gt, a->num_gt ? 1.0 - (double)a->pos_hist[0] / (double)a->num_gt : 0.0);
+    for (int s = 0; s < 3; s++)
+      dlj_printf(b, "%s %s %zu of %zu", s ? "," : ";", detloss_eval_size_name((detloss_eval_size)s),
+                 r->by_size[s].num_gt - r->by_size[s].pos_hist[0], r->by_size[s].num_gt);
+    dlj_raw(b, "\n");
+  }
   if (cfg->grid.num_levels > 0) {
     size_t tp = 0;
     for (size_t l = 0; l < r->num_levels; l++) tp += r->level_pos[l];

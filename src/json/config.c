@@ -48,6 +48,36 @@ static const char *const METHODS[] = {"max_iou", "atss",         "fcos",
                                       "simota",  "task_aligned", "hungarian"};
 #define NUM_METHODS (sizeof METHODS / sizeof METHODS[0])
 
+/* FCOS "regress_ranges": [[lo, hi], ...], lo <= hi, finite. */
+static detloss_status parse_ranges(const cJSON *rr, detloss_eval_assigner *as, detloss_error *err) {
+  const char *P = "assigner.regress_ranges";
+  DL_RETURN_ERROR_IF(!cJSON_IsArray(rr), err, DETLOSS_ERR_TYPE, P,
+                     "expected [[lo, hi], ...], one pair per point level");
+  int n = cJSON_GetArraySize(rr);
+  DL_RETURN_ERROR_IF(n < 1 || n > DETLOSS_EVAL_MAX_LEVELS, err, DETLOSS_ERR_SHAPE, P,
+                     "expected 1 to %d pairs, got %d", DETLOSS_EVAL_MAX_LEVELS, n);
+  size_t l = 0;
+  for (const cJSON *e = rr->child; e; e = e->next, l++) {
+    char where[DETLOSS_WHERE_MAX];
+    dlj_index(where, sizeof where, P, l);
+    DL_RETURN_ERROR_IF(!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2, err,
+                       cJSON_IsArray(e) ? DETLOSS_ERR_SHAPE : DETLOSS_ERR_TYPE, where,
+                       "expected a pair [lo, hi]");
+    for (int k = 0; k < 2; k++) {
+      const cJSON *v = cJSON_GetArrayItem(e, k);
+      DL_RETURN_ERROR_IF(!cJSON_IsNumber(v), err, DETLOSS_ERR_TYPE, where, "expected numbers");
+      DL_RETURN_ERROR_IF(!(fabs(v->valuedouble) <= 1e30), err, DETLOSS_ERR_RANGE, where,
+                         "expected finite numbers within 1e30");
+      as->regress_ranges[l][k] = (float)v->valuedouble;
+    }
+    DL_RETURN_ERROR_IF(!(as->regress_ranges[l][0] <= as->regress_ranges[l][1]), err,
+                       DETLOSS_ERR_RANGE, where, "lo %g is above hi %g",
+                       (double)as->regress_ranges[l][0], (double)as->regress_ranges[l][1]);
+  }
+  as->num_ranges = l;
+  return DETLOSS_OK;
+}
+
 /* "assigner": {"method": NAME, ...the method's options}. max_iou takes no
  * options (the "matcher" section holds them); atss reads its options through
  * the ATSS descriptor table; the others take none here. */
@@ -71,12 +101,17 @@ static detloss_status parse_assigner(const cJSON *obj, detloss_eval_assigner *as
                    m);
   }
   as->method = (detloss_eval_method)found;
-  if (as->method == DETLOSS_EVAL_METHOD_ATSS) {
-    /* The table's keys plus "method": read from a copy without it. */
+  if (as->method == DETLOSS_EVAL_METHOD_ATSS || as->method == DETLOSS_EVAL_METHOD_FCOS) {
+    int fcos = as->method == DETLOSS_EVAL_METHOD_FCOS;
+    const cJSON *rr = fcos ? dlj_field(obj, "regress_ranges") : NULL;
+    if (rr) DL_FORWARD_IF_ERROR(parse_ranges(rr, as, err));
+    /* The table's keys plus "method" (and regress_ranges): read from a copy without them. */
     cJSON *rest = cJSON_Duplicate(obj, 1);
     if (!rest) return dl_fail(err, DETLOSS_ERR_NOMEM, "assigner", "out of memory");
     cJSON_DeleteItemFromObjectCaseSensitive(rest, "method");
-    detloss_status st = dlj_read_table(rest, "assigner", &dlj_atss_table, &as->atss, err);
+    if (rr) cJSON_DeleteItemFromObjectCaseSensitive(rest, "regress_ranges");
+    detloss_status st = fcos ? dlj_read_table(rest, "assigner", &dlj_fcos_table, &as->fcos, err)
+                             : dlj_read_table(rest, "assigner", &dlj_atss_table, &as->atss, err);
     cJSON_Delete(rest);
     return st;
   }
@@ -165,6 +200,13 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
   if (!pts && c->assigner.method == DETLOSS_EVAL_METHOD_FCOS)
     return dl_fail(err, DETLOSS_ERR_MISSING, "points",
                    "missing: FCOS assigns points (\"points\": {\"strides\": [8, 16, ...]})");
+  if (c->assigner.method == DETLOSS_EVAL_METHOD_FCOS) {
+    size_t want = c->assigner.num_ranges ? c->assigner.num_ranges : 5;
+    if (want != c->num_point_levels)
+      return dl_fail(err, DETLOSS_ERR_SHAPE, "assigner.regress_ranges",
+                     "%zu ranges%s for %zu point levels (points.strides)", want,
+                     c->assigner.num_ranges ? "" : " (FCOS's default)", c->num_point_levels);
+  }
 
   /* anchors: a file name or an inline set */
   const cJSON *an = dlj_field(root, "anchors");

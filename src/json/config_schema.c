@@ -45,6 +45,7 @@ const dlj_table dlj_retina_table = {DETLOSS_OPTIONS_RETINA};
 const dlj_table dlj_eval_table = {DETLOSS_OPTIONS_EVAL};
 const dlj_table dlj_resize_table = {DETLOSS_OPTIONS_RESIZE};
 const dlj_table dlj_atss_table = {DETLOSS_OPTIONS_ATSS};
+const dlj_table dlj_fcos_table = {DETLOSS_OPTIONS_FCOS};
 
 static const char *type_doc(const desc *d, char *buf, size_t cap) {
   switch (d->type) {
@@ -252,6 +253,7 @@ char *detloss_config_describe(void) {
   detloss_coder_options cod = detloss_coder_options_default();
   detloss_eval_options ev = detloss_eval_options_default();
   detloss_atss_options atss = detloss_atss_options_default();
+  detloss_fcos_options fcos = detloss_fcos_options_default();
   (void)none_match;
   const table_ref refs[] = {
       {"eval", DETLOSS_OPTIONS_EVAL, &ev, NULL, NULL, NULL},
@@ -262,6 +264,9 @@ char *detloss_config_describe(void) {
       {"loss (head rpn)", DETLOSS_OPTIONS_RPN, &rpn, NULL, NULL, NULL},
       {"loss (head retinanet)", DETLOSS_OPTIONS_RETINA, &ret, NULL, NULL, NULL},
       {"assigner (method atss)", DETLOSS_OPTIONS_ATSS, &atss, NULL, NULL, NULL},
+      {"assigner (method fcos; and regress_ranges [[lo, hi] per point level], default "
+       "FCOS's five)",
+       DETLOSS_OPTIONS_FCOS, &fcos, NULL, NULL, NULL},
   };
   dlj_buf b;
   dlj_buf_init(&b);

@@ -919,8 +919,9 @@ detloss_status detloss_anchor_eval_ex(const detloss_eval_dataset *data,
   detloss_eval_options o = opt ? *opt : detloss_eval_options_default();
   detloss_eval_assigner as = assigner ? *assigner : detloss_eval_assigner_default();
   DL_RETURN_ERROR_IF(!report, err, DETLOSS_ERR_NULL, "report", "is NULL");
-  DL_FORWARD_IF_ERROR(check_inputs(data, src, &o, err));
+  /* The assigner first: a refused method is the fault, whatever the anchors. */
   DL_FORWARD_IF_ERROR(check_assigner(&as, &o, err));
+  DL_FORWARD_IF_ERROR(check_inputs(data, src, &o, err));
   {
     /* The outputs are written only at the end, but a per_gt overlapping the
      * report, or either overlapping an input, would still be clobbered or

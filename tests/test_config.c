@@ -666,8 +666,8 @@ static void assigner_presets_load_with_their_published_settings(void **state) {
   assert_int_equal(c->assigner.num_ranges, 5);
   const float want[5][2] = {{-1, 64}, {64, 128}, {128, 256}, {256, 512}, {512, 1e8f}};
   for (size_t l = 0; l < 5; l++) {
-    dl_assert_close1(c->assigner.regress_ranges[l][0], want[l][0], 0, 0);
-    dl_assert_close1(c->assigner.regress_ranges[l][1], want[l][1], 0, 0);
+    dl_assert_close1(c->assigner.regress_ranges[2 * l], want[l][0], 0, 0);
+    dl_assert_close1(c->assigner.regress_ranges[2 * l + 1], want[l][1], 0, 0);
     dl_assert_close1(c->point_strides[l], 8 << l, 0, 0);
   }
   assert_int_equal(c->num_point_levels, 5);

@@ -1769,6 +1769,7 @@ typedef enum detloss_eval_method {
   DETLOSS_EVAL_METHOD_HUNGARIAN = 5
 } detloss_eval_method;
 
+#define DETLOSS_EVAL_RANGE_FLOATS 32 /* 2 x DETLOSS_EVAL_MAX_LEVELS */
 typedef struct detloss_eval_assigner {
   detloss_eval_method method; /* default MAX_IOU */
   detloss_atss_options atss;  /* ATSS: its options (num_threads is ignored: one per image) */
@@ -1777,12 +1778,12 @@ typedef struct detloss_eval_assigner {
    * fcos.regress_ranges stays NULL here: a copy of the struct would carry a
    * pointer into the original; point it at regress_ranges[0] before a call. */
   detloss_fcos_options fcos;
-  float regress_ranges[DETLOSS_EVAL_MAX_LEVELS][2];
+  float regress_ranges[DETLOSS_EVAL_RANGE_FLOATS]; /* [num_ranges][2] (lo, hi) */
   size_t num_ranges;
 } detloss_eval_assigner;
 
 #define DETLOSS_EVAL_ASSIGNER_INIT                                                                 \
-  { DETLOSS_EVAL_METHOD_MAX_IOU, DETLOSS_ATSS_OPTIONS_INIT, DETLOSS_FCOS_OPTIONS_INIT, {{0}}, 0 }
+  { DETLOSS_EVAL_METHOD_MAX_IOU, DETLOSS_ATSS_OPTIONS_INIT, DETLOSS_FCOS_OPTIONS_INIT, {0}, 0 }
 /* The Max-IoU matcher (detloss_anchor_eval's behaviour), ATSS options at mmdet's defaults. */
 DETLOSS_API detloss_eval_assigner detloss_eval_assigner_default(void);
 

@@ -327,7 +327,7 @@ class FcosOptions(ctypes.Structure):  # detloss_fcos_options
 
 class EvalAssigner(ctypes.Structure):  # detloss_eval_assigner
     _fields_ = [("method", ctypes.c_int), ("atss", AtssOptions), ("fcos", FcosOptions),
-                ("regress_ranges", (ctypes.c_float * 2) * EVAL_MAX_LEVELS),
+                ("regress_ranges", ctypes.c_float * (2 * EVAL_MAX_LEVELS)),
                 ("num_ranges", ctypes.c_size_t)]
 
 

@@ -68,11 +68,11 @@ static detloss_status parse_ranges(const cJSON *rr, detloss_eval_assigner *as, d
       DL_RETURN_ERROR_IF(!cJSON_IsNumber(v), err, DETLOSS_ERR_TYPE, where, "expected numbers");
       DL_RETURN_ERROR_IF(!(fabs(v->valuedouble) <= 1e30), err, DETLOSS_ERR_RANGE, where,
                          "expected finite numbers within 1e30");
-      as->regress_ranges[l][k] = (float)v->valuedouble;
+      as->regress_ranges[2 * l + (size_t)k] = (float)v->valuedouble;
     }
-    DL_RETURN_ERROR_IF(!(as->regress_ranges[l][0] <= as->regress_ranges[l][1]), err,
+    DL_RETURN_ERROR_IF(!(as->regress_ranges[2 * l] <= as->regress_ranges[2 * l + 1]), err,
                        DETLOSS_ERR_RANGE, where, "lo %g is above hi %g",
-                       (double)as->regress_ranges[l][0], (double)as->regress_ranges[l][1]);
+                       (double)as->regress_ranges[2 * l], (double)as->regress_ranges[2 * l + 1]);
   }
   as->num_ranges = l;
   return DETLOSS_OK;

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assign.h"
 #include "box_kernels.h"
 #include "internal.h"
 #include "parallel.h"
@@ -96,7 +97,8 @@ typedef struct ectx {
   size_t *blk_anchors;   /* [nblocks] */
   detloss_status *blk_st;
   detloss_error *blk_err;
-  size_t first_block; /* first block of the chunk being run */
+  size_t first_block;       /* first block of the chunk being run */
+  detloss_eval_assigner as; /* who counts the positives */
 } ectx;
 
 /* Per-block scratch, grown on demand. */
@@ -109,6 +111,8 @@ typedef struct scratch {
   size_t ncand, ccap;
   int64_t *matches; /* dense path: [A] */
   size_t acap;
+  float *boxes; /* ATSS: the image's anchors [A][4] */
+  size_t bcap;
 } scratch;
 
 /* Per image: the grid geometry after resizing. */
@@ -425,6 +429,27 @@ static inline int fits(const ectx *c, float best) {
                                          : best > 1.0f / c->o.ratio_thresh;
 }
 
+/* ATSS positives of one image: detloss_atss_assign on its anchors (level-major,
+ * level_counts [nl]) against the image's evaluated gts; counts per gt and level. */
+static detloss_status atss_positives(ectx *c, scratch *s, const float *anchors, size_t A,
+                                     const size_t *level_counts, size_t nl, size_t G,
+                                     size_t *level_pos, detloss_error *err) {
+  if (grow((void **)&s->matches, &s->acap, A, sizeof(int64_t)))
+    return dl_fail(err, DETLOSS_ERR_NOMEM, "matches", "out of memory");
+  detloss_atss_options ao = c->as.atss;
+  ao.num_threads = 1; /* we are inside a parallel block */
+  DL_FORWARD_IF_ERROR(detloss_atss_assign(anchors, A, level_counts, nl, s->gt, G, NULL, 0,
+                                          s->matches, NULL, &ao, err));
+  size_t a = 0;
+  for (size_t l = 0; l < nl; l++)
+    for (size_t e = a + level_counts[l]; a < e; a++)
+      if (s->matches[a] >= 0) {
+        c->per_gt[s->row[s->matches[a]]].num_pos++;
+        level_pos[l]++;
+      }
+  return DETLOSS_OK;
+}
+
 /* One image. Returns a status; on NOMEM fills err. */
 static detloss_status eval_image(ectx *c, size_t i, scratch *s, size_t *level_pos,
                                  size_t *anchors_out, lk *order, detloss_error *err) {
@@ -519,6 +544,10 @@ static detloss_status eval_image(ectx *c, size_t i, scratch *s, size_t *level_po
       rec->level = best > 0.0f ? 0 : -1;
     }
     *anchors_out = c->na;
+    if (c->as.method == DETLOSS_EVAL_METHOD_ATSS) {
+      if (!c->o.count_positives || G == 0 || c->na == 0) return DETLOSS_OK;
+      return atss_positives(c, s, c->anchors, c->na, &c->na, 1, G, level_pos, err);
+    }
     if (c->o.count_positives && G > 0 && c->na > 0) {
       if (grow((void **)&s->matches, &s->acap, c->na, sizeof(int64_t)))
         return dl_fail(err, DETLOSS_ERR_NOMEM, "matches", "out of memory");
@@ -548,6 +577,14 @@ static detloss_status eval_image(ectx *c, size_t i, scratch *s, size_t *level_po
     if (rec->best == 0.0f) zero_h = 1;
   }
   if (!c->o.count_positives || G == 0 || eg.count == 0) return DETLOSS_OK;
+  if (c->as.method == DETLOSS_EVAL_METHOD_ATSS) {
+    if (grow((void **)&s->boxes, &s->bcap, eg.count, 4 * sizeof(float)))
+      return dl_fail(err, DETLOSS_ERR_NOMEM, "matches", "out of memory");
+    size_t counts[DETLOSS_EVAL_MAX_LEVELS];
+    for (size_t l = 0; l < c->nl; l++) counts[l] = eg.fh[l] * eg.fw[l] * kk[l];
+    for (size_t a = 0; a < eg.count; a++) grid_anchor(c, &eg, a, s->boxes + 4 * a);
+    return atss_positives(c, s, s->boxes, eg.count, counts, c->nl, G, level_pos, err);
+  }
   const detloss_match_options *m = &c->o.match;
   int dense = !c->sparse || (zero_h && m->allow_low_quality && 0.0f >= m->low_quality_min_iou);
   if (!dense) {
@@ -625,6 +662,7 @@ static void eval_block(void *ctx, size_t i0, size_t i1, size_t block) {
   free(s.row);
   free(s.cand);
   free(s.matches);
+  free(s.boxes);
 }
 
 /* Block b of the current chunk: images of global block first_block + b. */
@@ -840,12 +878,49 @@ static void free_ctx(ectx *c) {
   free(c->blk_err);
 }
 
+detloss_eval_assigner detloss_eval_assigner_default(void) {
+  detloss_eval_assigner a = DETLOSS_EVAL_ASSIGNER_INIT;
+  return a;
+}
+
 detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
                                    const detloss_eval_anchors *src, detloss_eval_gt *per_gt,
                                    detloss_eval_report *report, const detloss_eval_options *opt,
                                    detloss_error *err) {
+  return detloss_anchor_eval_ex(data, src, NULL, per_gt, report, opt, err);
+}
+
+/* The assigner's own checks: its method and options, on an empty image. */
+static detloss_status check_assigner(const detloss_eval_assigner *as, const detloss_eval_options *o,
+                                     detloss_error *err) {
+  if (as->method == DETLOSS_EVAL_METHOD_MAX_IOU) return DETLOSS_OK;
+  DL_RETURN_ERROR_IF(as->method == DETLOSS_EVAL_METHOD_FCOS, err, DETLOSS_ERR_UNSUPPORTED,
+                     "assigner.method", "FCOS targets are not evaluated yet (atss or max_iou are)");
+  DL_RETURN_ERROR_IF(as->method >= DETLOSS_EVAL_METHOD_SIMOTA &&
+                         as->method <= DETLOSS_EVAL_METHOD_HUNGARIAN,
+                     err, DETLOSS_ERR_UNSUPPORTED, "assigner.method",
+                     "%s is a dynamic assigner: it assigns from predicted scores and boxes, which "
+                     "a data set of gt boxes does not have",
+                     as->method == DETLOSS_EVAL_METHOD_SIMOTA         ? "simota"
+                     : as->method == DETLOSS_EVAL_METHOD_TASK_ALIGNED ? "task_aligned"
+                                                                      : "hungarian");
+  DL_RETURN_ERROR_IF(as->method != DETLOSS_EVAL_METHOD_ATSS, err, DETLOSS_ERR_RANGE,
+                     "assigner.method", "unknown method %d", (int)as->method);
+  DL_RETURN_ERROR_IF(o->metric != DETLOSS_EVAL_IOU, err, DETLOSS_ERR_RANGE, "assigner.method",
+                     "ATSS needs anchor boxes and the iou metric, not shapes (wh_ratio)");
+  return dl_atss_check_options(&as->atss, "assigner", err);
+}
+
+detloss_status detloss_anchor_eval_ex(const detloss_eval_dataset *data,
+                                      const detloss_eval_anchors *src,
+                                      const detloss_eval_assigner *assigner,
+                                      detloss_eval_gt *per_gt, detloss_eval_report *report,
+                                      const detloss_eval_options *opt, detloss_error *err) {
   detloss_eval_options o = opt ? *opt : detloss_eval_options_default();
+  detloss_eval_assigner as = assigner ? *assigner : detloss_eval_assigner_default();
   DL_RETURN_ERROR_IF(!report, err, DETLOSS_ERR_NULL, "report", "is NULL");
+  /* The assigner first: a refused method is the fault, whatever the anchors. */
+  DL_FORWARD_IF_ERROR(check_assigner(&as, &o, err));
   DL_FORWARD_IF_ERROR(check_inputs(data, src, &o, err));
   {
     /* The outputs are written only at the end, but a per_gt overlapping the
@@ -872,6 +947,7 @@ detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
   memset(&c, 0, sizeof c);
   c.d = data;
   c.o = o;
+  c.as = as;
   detloss_status st = DETLOSS_OK;
   if (src->grid) {
     c.src = SRC_GRID;

@@ -83,6 +83,17 @@ static const detloss_name_info METRICS[] = {
     {"wh_ratio", DETLOSS_EVAL_WH_RATIO, NULL, "shape ratio r > 1/ratio_thresh, positions ignored",
      "YOLOv5 utils/autoanchor.py metric()"},
 };
+static const detloss_name_info ATSS_SEMANTICS[] = {
+    {"mmdet", DETLOSS_ATSS_MMDET, NULL, "IoU without +1, k = topk per level",
+     "mmdetection 3.x ATSSAssigner"},
+    {"original", DETLOSS_ATSS_ORIGINAL, NULL, "legacy +1 IoU, k = topk * anchors per location",
+     "sfzhang15/ATSS prepare_targets"},
+};
+static const detloss_name_info FCOS_SEMANTICS[] = {
+    {"mmdet", DETLOSS_FCOS_MMDET, NULL, "areas (x2-x1)(y2-y1)", "mmdetection FCOSHead"},
+    {"original", DETLOSS_FCOS_ORIGINAL, NULL, "areas (x2-x1+1)(y2-y1+1)",
+     "tianzhi0549/FCOS compute_targets_for_locations"},
+};
 
 #define ROWS(a) a, sizeof a / sizeof a[0]
 typedef struct name_set {
@@ -92,10 +103,11 @@ typedef struct name_set {
 } name_set;
 /* Indexed by detloss_name_set. */
 static const name_set SETS[DETLOSS_NAME_SET_COUNT] = {
-    {"semantics", ROWS(SEMANTICS)}, {"convention", ROWS(RPN_CONVENTIONS)},
-    {"box loss", ROWS(BOX_LOSSES)}, {"normalizer", ROWS(NORMALIZERS)},
-    {"kind", ROWS(IOU_KINDS)},      {"convention", ROWS(ANCHOR_CONVENTIONS)},
-    {"metric", ROWS(METRICS)},
+    {"semantics", ROWS(SEMANTICS)},      {"convention", ROWS(RPN_CONVENTIONS)},
+    {"box loss", ROWS(BOX_LOSSES)},      {"normalizer", ROWS(NORMALIZERS)},
+    {"kind", ROWS(IOU_KINDS)},           {"convention", ROWS(ANCHOR_CONVENTIONS)},
+    {"metric", ROWS(METRICS)},           {"semantics", ROWS(ATSS_SEMANTICS)},
+    {"semantics", ROWS(FCOS_SEMANTICS)},
 };
 
 static const name_set *set_of(detloss_name_set set) {
@@ -214,6 +226,26 @@ static const detloss_option_field RESIZE_FIELDS[] = {
     E("max_size", resize_max_size, F32, 0, 1e6, 0, 0, NONE, 0,
       "long side target (alone: the long side becomes exactly this, YOLO imgsz); 0 = off"),
 };
+#define A(key, field, type, lo, hi, names, def, doc)                                               \
+  F(detloss_atss_options, key, field, type, lo, hi, 0, 0, names, def, doc)
+static const detloss_option_field ATSS_FIELDS[] = {
+    A("semantics", semantics, ENUM, 0, 0, DETLOSS_NAMES_ATSS_SEMANTICS, DETLOSS_ATSS_MMDET,
+      "mmdet (3.x ATSSAssigner) or original (sfzhang15/ATSS, +1 IoU)"),
+    A("topk", topk, I64, 1, 1e6, NONE, 9, "candidates per level nearest each gt centre"),
+    A("anchors_per_location", anchors_per_location, I64, 1, 1e6, NONE, 1,
+      "original only: k = topk * this"),
+};
+#define FC(key, field, type, lo, hi, names, def, doc)                                              \
+  F(detloss_fcos_options, key, field, type, lo, hi, 0, 0, names, def, doc)
+static const detloss_option_field FCOS_FIELDS[] = {
+    FC("semantics", semantics, ENUM, 0, 0, DETLOSS_NAMES_FCOS_SEMANTICS, DETLOSS_FCOS_MMDET,
+       "mmdet (FCOSHead) or original (tianzhi0549/FCOS, +1 areas)"),
+    FC("center_sampling", center_sampling, BOOL, 0, 1, NONE, 0,
+       "positives only within center_sample_radius strides of the gt centre"),
+    FC("center_sample_radius", center_sample_radius, F32, 0, 1e6, NONE, 1.5f,
+       "centre sampling radius in strides of the point's level"),
+    FC("norm_on_bbox", norm_on_bbox, BOOL, 0, 1, NONE, 0, "bbox targets divided by the stride"),
+};
 
 #define TABLE(T, rows)                                                                             \
   { #T, sizeof(T), rows, sizeof rows / sizeof rows[0] }
@@ -222,7 +254,8 @@ static const detloss_options_info OPTIONS[DETLOSS_OPTIONS_KIND_COUNT] = {
     TABLE(detloss_match_options, MATCH_FIELDS),   TABLE(detloss_sample_options, SAMPLE_FIELDS),
     TABLE(detloss_coder_options, CODER_FIELDS),   TABLE(detloss_rpn_options, RPN_FIELDS),
     TABLE(detloss_retina_options, RETINA_FIELDS), TABLE(detloss_eval_options, EVAL_FIELDS),
-    TABLE(detloss_eval_options, RESIZE_FIELDS),
+    TABLE(detloss_eval_options, RESIZE_FIELDS),   TABLE(detloss_atss_options, ATSS_FIELDS),
+    TABLE(detloss_fcos_options, FCOS_FIELDS),
 };
 
 const detloss_options_info *detloss_options_info_get(detloss_options_kind kind) {

@@ -795,6 +795,197 @@ static void bundled_coco_subset_yolov5_matches_autoanchor_metric(void **state) {
   free(text);
 }
 
+/* ATSS positives (detloss_anchor_eval_ex, topk 4) on one 64 x 64 image; anchors 16 x 16
+ * centred on 16 * (x, y), x, y in 0..3 (16 anchors, one level). mmdet semantics:
+ *   gt 0 [8,8,40,40] (32 x 32, area 1024: medium), centre (24,24): the 4 nearest centres
+ *     (16,16) (32,16) (16,32) (32,32) are all at sqrt(128); each anchor overlaps 16 x 16:
+ *     IoU 256 / (1024 + 256 - 256) = 0.25; mean 0.25, std 0 -> threshold 0.25; all four
+ *     pass and their centres lie inside the gt: 4 positives; best IoU 0.25.
+ *   gt 1 [50,2,54,6] (4 x 4: small), centre (52,4): nearest (48,0) d 5.66, (48,16) 12.6,
+ *     (32,0) 20.4, (32,16) 23.3; IoUs 16/256 = 0.0625, 0, 0, 0: mean 0.015625, unbiased
+ *     std sqrt((0.046875^2 + 3 * 0.015625^2) / 3) = 0.03125 -> threshold 0.046875;
+ *     (48,0) passes it but its centre x 48 < 50 lies outside the gt: 0 positives.
+ * So positives per gt 2, one gt (the small one) never trained on; level_pos 4. */
+static void atss_positives_of_a_tiny_image_are_hand_checked(void **state) {
+  (void)state;
+  float hw[2] = {64, 64};
+  size_t start[2] = {0, 2};
+  float boxes[8] = {8, 8, 40, 40, 50, 2, 54, 6};
+  float size = 16, ratio = 1;
+  detloss_anchor_level lv = {0, 0, 16, 16, &size, 1, &ratio, 1, NULL, 0, NULL, 0};
+  detloss_anchor_config grid = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  detloss_eval_dataset d = {1, hw, start, boxes, NULL};
+  detloss_eval_anchors src = {&grid, NULL, 0, NULL, 0};
+  detloss_eval_assigner as = detloss_eval_assigner_default();
+  as.method = DETLOSS_EVAL_METHOD_ATSS;
+  as.atss.topk = 4;
+  detloss_eval_gt g[2];
+  detloss_eval_report r;
+  detloss_eval_options o = detloss_eval_options_default();
+  assert_int_equal(detloss_anchor_eval_ex(&d, &src, &as, g, &r, &o, NULL), DETLOSS_OK);
+  assert_int_equal(g[0].num_pos, 4);
+  assert_int_equal(g[1].num_pos, 0);
+  dl_assert_close1(g[0].best, 0.25, 1e-7, 0);
+  dl_assert_close1(g[1].best, 0.0625, 1e-7, 0);
+  dl_assert_close1(r.all.positives_per_gt, 2.0, 1e-15, 0);
+  assert_int_equal(r.all.pos_hist[0], 1);
+  assert_int_equal(r.by_size[DETLOSS_EVAL_SMALL].pos_hist[0], 1);
+  assert_int_equal(r.by_size[DETLOSS_EVAL_MEDIUM].pos_hist[2], 1);
+  assert_int_equal(r.level_pos[0], 4);
+  assert_int_equal(r.num_anchors, 16);
+
+  /* The same anchors as an explicit list (row-major cells): the same counts. */
+  float anchors[16 * 4];
+  for (int y = 0; y < 4; y++)
+    for (int x = 0; x < 4; x++) {
+      float *a = anchors + 4 * (4 * y + x);
+      a[0] = 16.0f * (float)x - 8.0f;
+      a[1] = 16.0f * (float)y - 8.0f;
+      a[2] = 16.0f * (float)x + 8.0f;
+      a[3] = 16.0f * (float)y + 8.0f;
+    }
+  detloss_eval_anchors flat = {NULL, anchors, 16, NULL, 0};
+  detloss_eval_gt g2[2];
+  detloss_eval_report r2;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &flat, &as, g2, &r2, &o, NULL), DETLOSS_OK);
+  assert_int_equal(g2[0].num_pos, 4);
+  assert_int_equal(g2[1].num_pos, 0);
+
+  /* topk 9 (mmdet's). gt 0: the 4 above plus 5 of the 8 centres at sqrt(640), e.g.
+   * (0,16) [-8,8,8,24] and (48,16) [40,8,56,24], which only touch the gt: IoU 0. IoUs
+   * 4 x 0.25, 5 x 0: mean 1/9, std sqrt((4 (0.25 - 1/9)^2 + 5 (1/9)^2) / 8) = 0.13176,
+   * threshold 0.2429 < 0.25: still 4. gt 1: more IoU-0 candidates lower its threshold,
+   * but (48,0) stays outside the gt: still 0. */
+  as.atss.topk = 9;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &src, &as, g2, &r2, &o, NULL), DETLOSS_OK);
+  assert_int_equal(g2[0].num_pos, 4);
+  assert_int_equal(g2[1].num_pos, 0);
+}
+
+/* Random images on a 3-level grid: the per-gt ATSS positives of detloss_anchor_eval_ex
+ * equal those of detloss_atss_assign on the materialized anchors (detloss_anchors_generate,
+ * level-major), for the mmdet and original semantics, and for 1 and 2 threads. */
+static void atss_positives_equal_detloss_atss_assign(void **state) {
+  (void)state;
+  float s0[1] = {32}, s1[1] = {64}, s2[1] = {128}, rat[2] = {0.5f, 1.0f};
+  detloss_anchor_level lv[3] = {{0, 0, 8, 8, s0, 1, rat, 2, NULL, 0, NULL, 0},
+                                {0, 0, 16, 16, s1, 1, rat, 2, NULL, 0, NULL, 0},
+                                {0, 0, 32, 32, s2, 1, rat, 2, NULL, 0, NULL, 0}};
+  detloss_anchor_config grid = {lv, 3, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  dl_rng rng = {16};
+  enum { N = 6, GMAX = 8 };
+  float hw[2 * N];
+  size_t start[N + 1];
+  float boxes[4 * N * GMAX];
+  start[0] = 0;
+  for (int i = 0; i < N; i++) {
+    float H = (float)(int)urand(&rng, 40, 200), W = (float)(int)urand(&rng, 40, 200);
+    hw[2 * i] = H;
+    hw[2 * i + 1] = W;
+    size_t G = (size_t)urand(&rng, 0, GMAX + 0.999);
+    start[i + 1] = start[i] + G;
+    for (size_t j = start[i]; j < start[i + 1]; j++) {
+      float w = (float)urand(&rng, 2, W), h = (float)urand(&rng, 2, H);
+      float x = (float)urand(&rng, 0, W - w), y = (float)urand(&rng, 0, H - h);
+      float *b = boxes + 4 * j;
+      b[0] = x;
+      b[1] = y;
+      b[2] = x + w;
+      b[3] = y + h;
+    }
+  }
+  detloss_eval_dataset d = {N, hw, start, boxes, NULL};
+  detloss_eval_anchors src = {&grid, NULL, 0, NULL, 0};
+  detloss_eval_options o = detloss_eval_options_default();
+  for (int sem = 0; sem < 2; sem++) {
+    detloss_eval_assigner as = detloss_eval_assigner_default();
+    as.method = DETLOSS_EVAL_METHOD_ATSS;
+    as.atss.semantics = sem ? DETLOSS_ATSS_ORIGINAL : DETLOSS_ATSS_MMDET;
+    as.atss.anchors_per_location = sem ? 2 : 1;
+    detloss_eval_gt g[N * GMAX], g1[N * GMAX];
+    detloss_eval_report r, r1;
+    o.num_threads = 2;
+    assert_int_equal(detloss_anchor_eval_ex(&d, &src, &as, g, &r, &o, NULL), DETLOSS_OK);
+    o.num_threads = 1;
+    assert_int_equal(detloss_anchor_eval_ex(&d, &src, &as, g1, &r1, &o, NULL), DETLOSS_OK);
+    assert_memory_equal(&r, &r1, sizeof r);
+    assert_true(r.all.positives_per_gt > 1.0 && r.all.num_gt > 10); /* not a vacuous case */
+    for (int i = 0; i < N; i++) {
+      size_t G = start[i + 1] - start[i];
+      /* the image's anchors, level-major, and its level counts */
+      size_t counts[3], A = 0;
+      for (size_t l = 0; l < 3; l++) {
+        lv[l].feat_h = (size_t)ceilf(hw[2 * i] / lv[l].stride_h);
+        lv[l].feat_w = (size_t)ceilf(hw[2 * i + 1] / lv[l].stride_w);
+        counts[l] = lv[l].feat_h * lv[l].feat_w * 2;
+        A += counts[l];
+      }
+      float *an = malloc(A * 4 * sizeof(float));
+      int64_t *asg = malloc(A * sizeof(int64_t));
+      assert_non_null(an);
+      assert_non_null(asg);
+      assert_int_equal(detloss_anchors_generate(&grid, an, A, NULL), DETLOSS_OK);
+      detloss_atss_options ao = as.atss;
+      assert_int_equal(detloss_atss_assign(an, A, counts, 3, boxes + 4 * start[i], G, NULL, 0, asg,
+                                           NULL, &ao, NULL),
+                       DETLOSS_OK);
+      for (size_t j = 0; j < G; j++) {
+        uint32_t want = 0;
+        for (size_t a = 0; a < A; a++) want += asg[a] == (int64_t)j;
+        assert_int_equal(g[start[i] + j].num_pos, want);
+      }
+      free(an);
+      free(asg);
+      for (size_t l = 0; l < 3; l++) lv[l].feat_h = lv[l].feat_w = 0;
+    }
+  }
+}
+
+/* The assigner's faults name "assigner.*"; NULL is the matcher, bit for bit. */
+static void eval_ex_checks_the_assigner(void **state) {
+  (void)state;
+  float hw[2] = {64, 64};
+  size_t start[2] = {0, 1};
+  float boxes[4] = {8, 8, 40, 40};
+  float size = 16, ratio = 1;
+  detloss_anchor_level lv = {0, 0, 16, 16, &size, 1, &ratio, 1, NULL, 0, NULL, 0};
+  detloss_anchor_config grid = {&lv, 1, DETLOSS_ANCHORS_TORCHVISION, 0.0f};
+  detloss_eval_dataset d = {1, hw, start, boxes, NULL};
+  detloss_eval_anchors src = {&grid, NULL, 0, NULL, 0};
+  detloss_eval_options o = detloss_eval_options_default();
+  detloss_eval_report r, r0;
+  detloss_eval_gt g[1];
+  detloss_error e;
+  memset(&r, 0x5a, sizeof r);
+  memset(&r0, 0, sizeof r0);
+  assert_int_equal(detloss_anchor_eval_ex(&d, &src, NULL, g, &r, &o, NULL), DETLOSS_OK);
+  assert_int_equal(detloss_anchor_eval(&d, &src, g, &r0, &o, NULL), DETLOSS_OK);
+  assert_memory_equal(&r, &r0, sizeof r);
+  detloss_eval_assigner as = detloss_eval_assigner_default();
+  assert_int_equal(as.method, DETLOSS_EVAL_METHOD_MAX_IOU);
+  assert_int_equal(as.atss.topk, 9);
+  as.method = DETLOSS_EVAL_METHOD_SIMOTA;
+  memset(&r, 0x5a, sizeof r);
+  memcpy(&r0, &r, sizeof r);
+  assert_int_equal(detloss_anchor_eval_ex(&d, &src, &as, g, &r, &o, &e), DETLOSS_ERR_UNSUPPORTED);
+  assert_string_equal(e.where, "assigner.method");
+  assert_non_null(strstr(e.msg, "simota is a dynamic assigner"));
+  assert_memory_equal(&r, &r0, sizeof r); /* untouched */
+  as.method = DETLOSS_EVAL_METHOD_ATSS;
+  as.atss.topk = 0;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &src, &as, g, &r, &o, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "assigner.topk");
+  as.atss.topk = 9;
+  as.method = (detloss_eval_method)17;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &src, &as, g, &r, &o, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "assigner.method");
+  as.method = DETLOSS_EVAL_METHOD_ATSS;
+  o.metric = DETLOSS_EVAL_WH_RATIO;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &src, &as, g, &r, &o, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "assigner.method");
+  assert_memory_equal(&r, &r0, sizeof r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(explicit_anchors_hand_worked),
@@ -813,6 +1004,9 @@ int main(void) {
       cmocka_unit_test(bundled_coco_subset_yolov5_matches_autoanchor_metric),
       cmocka_unit_test(a_tiny_stride_is_a_range_error_before_any_conversion),
       cmocka_unit_test(outputs_may_not_overlap_inputs_or_each_other),
+      cmocka_unit_test(atss_positives_of_a_tiny_image_are_hand_checked),
+      cmocka_unit_test(atss_positives_equal_detloss_atss_assign),
+      cmocka_unit_test(eval_ex_checks_the_assigner),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

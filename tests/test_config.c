@@ -640,10 +640,124 @@ static void eval_limits_count_anchors_of_each_resized_image(void **state) {
                       "max_image_side = 120");
 }
 
+/* The assigner presets (configs/atss_r50_fpn.json, fcos_r50_center.json, yolox_s.json,
+ * yolov8.json, detr_r50.json) load with their published settings and sources. */
+static void assigner_presets_load_with_their_published_settings(void **state) {
+  (void)state;
+  detloss_config *c = load_preset("atss_r50_fpn.json");
+  assert_int_equal(c->assigner.method, DETLOSS_EVAL_METHOD_ATSS);
+  assert_int_equal(c->assigner.atss.semantics, DETLOSS_ATSS_MMDET);
+  assert_int_equal(c->assigner.atss.topk, 9);
+  assert_int_equal(c->grid.num_levels, 5);
+  for (size_t l = 0; l < 5; l++) { /* octave_base_scale 8 x stride, one ratio */
+    dl_assert_close1(c->grid.levels[l].stride_w, 8 << l, 0, 0);
+    dl_assert_close1(c->grid.levels[l].sizes[0], 64 << l, 0, 0);
+    assert_int_equal(c->grid.levels[l].num_ratios, 1);
+  }
+  assert_int_equal(c->num_point_levels, 0);
+  assert_non_null(strstr(c->source, "mmdetection"));
+  detloss_config_free(c);
+
+  c = load_preset("fcos_r50_center.json");
+  assert_int_equal(c->assigner.method, DETLOSS_EVAL_METHOD_FCOS);
+  assert_int_equal(c->assigner.fcos.center_sampling, 1);
+  dl_assert_close1(c->assigner.fcos.center_sample_radius, 1.5, 0, 0);
+  assert_null(c->assigner.fcos.regress_ranges);
+  assert_int_equal(c->assigner.num_ranges, 5);
+  const float want[5][2] = {{-1, 64}, {64, 128}, {128, 256}, {256, 512}, {512, 1e8f}};
+  for (size_t l = 0; l < 5; l++) {
+    dl_assert_close1(c->assigner.regress_ranges[2 * l], want[l][0], 0, 0);
+    dl_assert_close1(c->assigner.regress_ranges[2 * l + 1], want[l][1], 0, 0);
+    dl_assert_close1(c->point_strides[l], 8 << l, 0, 0);
+  }
+  assert_int_equal(c->num_point_levels, 5);
+  dl_assert_close1(c->point_offset, 0.5, 0, 0);
+  assert_int_equal(c->grid.num_levels + c->num_anchors + c->num_shapes, 0); /* no anchors */
+  detloss_config_free(c);
+
+  static const char *const dyn[3] = {"yolox_s.json", "yolov8.json", "detr_r50.json"};
+  static const detloss_eval_method meth[3] = {DETLOSS_EVAL_METHOD_SIMOTA,
+                                              DETLOSS_EVAL_METHOD_TASK_ALIGNED,
+                                              DETLOSS_EVAL_METHOD_HUNGARIAN};
+  static const size_t levels[3] = {3, 3, 0};
+  for (int k = 0; k < 3; k++) {
+    c = load_preset(dyn[k]);
+    assert_int_equal(c->assigner.method, meth[k]);
+    assert_int_equal(c->num_point_levels, levels[k]);
+    assert_non_null(c->source);
+    detloss_config_free(c);
+  }
+  /* a config without "assigner" keeps the matcher */
+  c = load_preset("torchvision_retinanet_r50_fpn.json");
+  assert_int_equal(c->assigner.method, DETLOSS_EVAL_METHOD_MAX_IOU);
+  detloss_config_free(c);
+}
+
+/* Faults of "assigner" and "points" name the field. */
+static void assigner_and_points_errors_name_the_field(void **state) {
+  (void)state;
+  const char *A = "\"anchors\": \"torchvision_fpn.json\"";
+  const char *P = "\"points\": {\"strides\": [8, 16, 32, 64, 128]}";
+  char t[512];
+  snprintf(t, sizeof t, "{%s, \"assigner\": {\"method\": \"atts\"}}", A);
+  expect_config_error(t, DETLOSS_ERR_UNKNOWN, "assigner.method", "did you mean 'atss'?");
+  snprintf(t, sizeof t, "{%s, \"assigner\": {\"topk\": 9}}", A);
+  expect_config_error(t, DETLOSS_ERR_MISSING, "assigner.method", "missing");
+  snprintf(t, sizeof t, "{%s, \"assigner\": {\"method\": \"atss\", \"topk\": 0}}", A);
+  expect_config_error(t, DETLOSS_ERR_RANGE, "assigner.topk", "got 0");
+  snprintf(t, sizeof t, "{%s, \"assigner\": {\"method\": \"atss\", \"topk\": 2.5}}", A);
+  expect_config_error(t, DETLOSS_ERR_TYPE, "assigner.topk", "expected an integer");
+  snprintf(t, sizeof t, "{%s, \"assigner\": {\"method\": \"atss\", \"topl\": 9}}", A);
+  expect_config_error(t, DETLOSS_ERR_UNKNOWN, "assigner.topl", "did you mean 'topk'?");
+  snprintf(t, sizeof t, "{%s, \"assigner\": {\"method\": \"atss\", \"semantics\": \"mmdetx\"}}", A);
+  expect_config_error(t, DETLOSS_ERR_UNKNOWN, "assigner.semantics", "did you mean 'mmdet'?");
+  snprintf(t, sizeof t, "{%s, \"assigner\": {\"method\": \"max_iou\", \"topk\": 9}}", A);
+  expect_config_error(t, DETLOSS_ERR_UNKNOWN, "assigner.topk", "unknown key");
+  snprintf(t, sizeof t, "{%s, \"assigner\": \"atss\"}", A);
+  expect_config_error(t, DETLOSS_ERR_TYPE, "assigner", "expected an object");
+  /* anchors are required for the anchor-based assigners, points for fcos */
+  expect_config_error("{\"assigner\": {\"method\": \"atss\"}}", DETLOSS_ERR_MISSING, "anchors",
+                      "missing");
+  expect_config_error("{\"assigner\": {\"method\": \"fcos\"}}", DETLOSS_ERR_MISSING, "points",
+                      "FCOS assigns points");
+  snprintf(t, sizeof t, "{%s, %s}", A, P);
+  expect_config_error(t, DETLOSS_ERR_UNKNOWN, "points", "anchor-based assigner (max_iou)");
+  snprintf(t, sizeof t,
+           "{%s, \"assigner\": {\"method\": \"fcos\", \"regress_ranges\": [[-1, 64], [64, "
+           "128]]}}",
+           P);
+  expect_config_error(t, DETLOSS_ERR_SHAPE, "assigner.regress_ranges",
+                      "2 ranges for 5 point levels");
+  snprintf(t, sizeof t,
+           "{%s, \"assigner\": {\"method\": \"fcos\", \"regress_ranges\": [[-1, 64], [64, 1], "
+           "[1, 2], [2, 3], [3, 4]]}}",
+           P);
+  expect_config_error(t, DETLOSS_ERR_RANGE, "assigner.regress_ranges[1]", "lo 64 is above hi 1");
+  snprintf(t, sizeof t, "{%s, \"assigner\": {\"method\": \"fcos\", \"center_sampling\": 1}}", P);
+  expect_config_error(t, DETLOSS_ERR_TYPE, "assigner.center_sampling", "expected true or false");
+  snprintf(t, sizeof t, "{%s, \"assigner\": {\"method\": \"fcos\", \"center_sample_radius\": -1}}",
+           P);
+  expect_config_error(t, DETLOSS_ERR_RANGE, "assigner.center_sample_radius", "got -1");
+  expect_config_error(
+      "{\"points\": {\"strides\": [8, 0]}, \"assigner\": {\"method\": "
+      "\"simota\"}}",
+      DETLOSS_ERR_RANGE, "points.strides[1]", "expected a stride in (0, 1e6]");
+  expect_config_error(
+      "{\"points\": {\"strides\": [8], \"offset\": 1}, \"assigner\": "
+      "{\"method\": \"simota\"}}",
+      DETLOSS_ERR_RANGE, "points.offset", "[0, 1)");
+  expect_config_error("{\"points\": {\"stride\": [8]}, \"assigner\": {\"method\": \"simota\"}}",
+                      DETLOSS_ERR_UNKNOWN, "points.stride", "did you mean 'strides'?");
+  expect_config_error("{\"assigner\": {\"method\": \"hungarian\", \"cost_class\": 1}}",
+                      DETLOSS_ERR_UNKNOWN, "assigner.cost_class", "unknown key");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(torchvision_rpn_preset_has_the_published_settings),
       cmocka_unit_test(other_presets_load_with_their_heads_and_metrics),
+      cmocka_unit_test(assigner_presets_load_with_their_published_settings),
+      cmocka_unit_test(assigner_and_points_errors_name_the_field),
       cmocka_unit_test(minimal_config_gets_documented_defaults),
       cmocka_unit_test(describe_lists_every_key_with_defaults),
       cmocka_unit_test(config_names_are_those_of_the_compute_cases),

@@ -16,7 +16,9 @@ static const size_t SET_SIZE[DETLOSS_NAME_SET_COUNT] = {DETLOSS_MATCH_MMDET + 1,
                                                         DETLOSS_RETINA_NORM_CALLER + 1,
                                                         DETLOSS_CIOU + 1,
                                                         DETLOSS_ANCHORS_DETECTRON2 + 1,
-                                                        DETLOSS_EVAL_WH_RATIO + 1};
+                                                        DETLOSS_EVAL_WH_RATIO + 1,
+                                                        DETLOSS_ATSS_ORIGINAL + 1,
+                                                        DETLOSS_FCOS_ORIGINAL + 1};
 
 static void names_round_trip(void **state) {
   (void)state;
@@ -124,9 +126,12 @@ static void option_defaults_equal_default_functions(void **state) {
   detloss_rpn_options rpn = detloss_rpn_options_default();
   detloss_retina_options ret = detloss_retina_options_default();
   detloss_eval_options ev = detloss_eval_options_default();
-  const void *base[DETLOSS_OPTIONS_KIND_COUNT] = {&m, &s, &c, &rpn, &ret, &ev, &ev};
-  const size_t size[DETLOSS_OPTIONS_KIND_COUNT] = {sizeof m,   sizeof s,  sizeof c, sizeof rpn,
-                                                   sizeof ret, sizeof ev, sizeof ev};
+  detloss_atss_options at = detloss_atss_options_default();
+  detloss_fcos_options fc = detloss_fcos_options_default();
+  const void *base[DETLOSS_OPTIONS_KIND_COUNT] = {&m, &s, &c, &rpn, &ret, &ev, &ev, &at, &fc};
+  const size_t size[DETLOSS_OPTIONS_KIND_COUNT] = {sizeof m,   sizeof s,   sizeof c,
+                                                   sizeof rpn, sizeof ret, sizeof ev,
+                                                   sizeof ev,  sizeof at,  sizeof fc};
   for (int k = 0; k < DETLOSS_OPTIONS_KIND_COUNT; k++) {
     const detloss_options_info *t = detloss_options_info_get((detloss_options_kind)k);
     assert_non_null(t);

@@ -1755,6 +1755,56 @@ DETLOSS_API detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
                                                detloss_eval_gt *per_gt, detloss_eval_report *report,
                                                const detloss_eval_options *opt, detloss_error *err);
 
+/* Which assigner counts the positives of detloss_anchor_eval_ex(). */
+typedef enum detloss_eval_method {
+  DETLOSS_EVAL_METHOD_MAX_IOU = 0, /* the Max-IoU matcher of detloss_eval_options.match */
+  DETLOSS_EVAL_METHOD_ATSS = 1,    /* detloss_atss_assign on each image's anchors */
+  /* Named so that configs can describe them; detloss_anchor_eval_ex refuses
+   * them (DETLOSS_ERR_UNSUPPORTED at "assigner.method"): FCOS is not yet
+   * evaluated, and the other three assign from predictions, which a data set
+   * of gt boxes does not have. */
+  DETLOSS_EVAL_METHOD_FCOS = 2,
+  DETLOSS_EVAL_METHOD_SIMOTA = 3,
+  DETLOSS_EVAL_METHOD_TASK_ALIGNED = 4,
+  DETLOSS_EVAL_METHOD_HUNGARIAN = 5
+} detloss_eval_method;
+
+#define DETLOSS_EVAL_RANGE_FLOATS 32 /* 2 x DETLOSS_EVAL_MAX_LEVELS */
+typedef struct detloss_eval_assigner {
+  detloss_eval_method method; /* default MAX_IOU */
+  detloss_atss_options atss;  /* ATSS: its options (num_threads is ignored: one per image) */
+  /* FCOS (described, not yet evaluated): its options, and the ranges [lo, hi]
+   * per point level in regress_ranges (num_ranges rows; 0 = FCOS's five).
+   * fcos.regress_ranges stays NULL here: a copy of the struct would carry a
+   * pointer into the original; point it at regress_ranges[0] before a call. */
+  detloss_fcos_options fcos;
+  float regress_ranges[DETLOSS_EVAL_RANGE_FLOATS]; /* [num_ranges][2] (lo, hi) */
+  size_t num_ranges;
+} detloss_eval_assigner;
+
+#define DETLOSS_EVAL_ASSIGNER_INIT                                                                 \
+  { DETLOSS_EVAL_METHOD_MAX_IOU, DETLOSS_ATSS_OPTIONS_INIT, DETLOSS_FCOS_OPTIONS_INIT, {0}, 0 }
+/* The Max-IoU matcher (detloss_anchor_eval's behaviour), ATSS options at mmdet's defaults. */
+DETLOSS_API detloss_eval_assigner detloss_eval_assigner_default(void);
+
+/*
+ * detloss_anchor_eval_ex() - detloss_anchor_eval() with the positives counted
+ * by another assigner (NULL or method MAX_IOU: exactly detloss_anchor_eval).
+ *   ATSS: num_pos_g = #{a : assigned_gt[a] == g} under detloss_atss_assign on
+ *   the image's anchors (all levels of a grid, level-major as generated; an
+ *   explicit anchor list is one level) against the image's evaluated gts
+ *   (after clipping and resizing), no ignore boxes. best_g, num_fit_g and
+ *   recall are unchanged (IoU geometry); level_pos counts ATSS's positives.
+ * ATSS needs the IOU metric with count_positives set (else "assigner.method",
+ * DETLOSS_ERR_RANGE); its option errors name "assigner.topk", ... Memory: the
+ * image's anchors ([A][4] floats and [A] assignments) per thread.
+ * Otherwise as detloss_anchor_eval. Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_anchor_eval_ex(
+    const detloss_eval_dataset *data, const detloss_eval_anchors *src,
+    const detloss_eval_assigner *assigner, detloss_eval_gt *per_gt, detloss_eval_report *report,
+    const detloss_eval_options *opt, detloss_error *err);
+
 /* Name of a size class ("small", "medium", "large"), or NULL. */
 DETLOSS_API const char *detloss_eval_size_name(detloss_eval_size size);
 
@@ -1773,9 +1823,11 @@ typedef enum detloss_name_set {
   DETLOSS_NAMES_RETINA_NORMALIZER = 3, /* detloss_retina_normalizer ("normalizer") */
   DETLOSS_NAMES_IOU_KIND = 4,          /* detloss_iou_kind ("kind") */
   DETLOSS_NAMES_ANCHOR_CONVENTION = 5, /* detloss_anchor_convention ("convention") */
-  DETLOSS_NAMES_EVAL_METRIC = 6        /* detloss_eval_metric ("metric") */
+  DETLOSS_NAMES_EVAL_METRIC = 6,       /* detloss_eval_metric ("metric") */
+  DETLOSS_NAMES_ATSS_SEMANTICS = 7,    /* detloss_atss_semantics ("semantics") */
+  DETLOSS_NAMES_FCOS_SEMANTICS = 8     /* detloss_fcos_semantics ("semantics") */
 } detloss_name_set;
-#define DETLOSS_NAME_SET_COUNT 7
+#define DETLOSS_NAME_SET_COUNT 9
 
 typedef struct detloss_name_info {
   const char *name;      /* the contract name ("py_faster_rcnn") */
@@ -1826,9 +1878,11 @@ typedef enum detloss_options_kind {
   DETLOSS_OPTIONS_RPN = 3,    /* detloss_rpn_options (its own fields; match and sample above) */
   DETLOSS_OPTIONS_RETINA = 4, /* detloss_retina_options (its own fields; match above) */
   DETLOSS_OPTIONS_EVAL = 5,   /* detloss_eval_options: metric, thresholds, counts */
-  DETLOSS_OPTIONS_RESIZE = 6  /* detloss_eval_options: its resize fields */
+  DETLOSS_OPTIONS_RESIZE = 6, /* detloss_eval_options: its resize fields */
+  DETLOSS_OPTIONS_ATSS = 7,   /* detloss_atss_options (config "assigner" with method "atss") */
+  DETLOSS_OPTIONS_FCOS = 8    /* detloss_fcos_options (config "assigner" with method "fcos") */
 } detloss_options_kind;
-#define DETLOSS_OPTIONS_KIND_COUNT 7
+#define DETLOSS_OPTIONS_KIND_COUNT 9
 
 typedef struct detloss_options_info {
   const char *name;                   /* the struct's name ("detloss_match_options") */

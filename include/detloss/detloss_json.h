@@ -178,6 +178,15 @@ typedef struct detloss_config {
                                     copied in) */
   detloss_retina_options retina; /* head retinanet: likewise */
   void *storage;                 /* internal */
+  /* "assigner": who counts the positives in detloss eval (absent: method
+   * MAX_IOU, the matcher above); see detloss_anchor_eval_ex. */
+  detloss_eval_assigner assigner;
+  /* "points" (point-based detectors: FCOS, YOLOX, YOLOv8): the strides of the
+   * point levels and the offset of a point in its cell (centre at
+   * (x + point_offset) * stride); num_point_levels = 0 when absent. */
+  size_t num_point_levels;
+  float point_strides[DETLOSS_EVAL_MAX_LEVELS];
+  float point_offset;
 } detloss_config;
 
 /*

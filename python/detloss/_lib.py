@@ -217,8 +217,8 @@ class OptionsInfo(ctypes.Structure):  # detloss_options_info
 
 # detloss_name_set and detloss_options_kind (the indices of the registry's tables)
 NAME_SETS = ("semantics", "rpn_convention", "box_loss", "retina_normalizer", "iou_kind",
-             "anchor_convention", "eval_metric")
-OPTIONS_KINDS = ("match", "sample", "coder", "rpn", "retina", "eval", "resize")
+             "anchor_convention", "eval_metric", "atss_semantics", "fcos_semantics")
+OPTIONS_KINDS = ("match", "sample", "coder", "rpn", "retina", "eval", "resize", "atss", "fcos")
 OPTION_TYPES = ("f32", "f64", "bool", "i64", "u64", "size", "enum", "f32x4")
 
 
@@ -313,6 +313,27 @@ class FitReport(ctypes.Structure):  # detloss_fit_report
                 ("iterations", ctypes.c_size_t), ("has_before", ctypes.c_int),
                 ("before", FitMetrics), ("after", FitMetrics)]
 
+class AtssOptions(ctypes.Structure):  # detloss_atss_options
+    _fields_ = [("semantics", ctypes.c_int), ("topk", ctypes.c_int64),
+                ("anchors_per_location", ctypes.c_int64), ("ignore_iof_thr", ctypes.c_float),
+                ("num_threads", ctypes.c_int)]
+
+
+class FcosOptions(ctypes.Structure):  # detloss_fcos_options
+    _fields_ = [("semantics", ctypes.c_int), ("regress_ranges", ctypes.c_void_p),
+                ("center_sampling", ctypes.c_int), ("center_sample_radius", ctypes.c_float),
+                ("norm_on_bbox", ctypes.c_int), ("num_threads", ctypes.c_int)]
+
+
+class EvalAssigner(ctypes.Structure):  # detloss_eval_assigner
+    _fields_ = [("method", ctypes.c_int), ("atss", AtssOptions), ("fcos", FcosOptions),
+                ("regress_ranges", ctypes.c_float * (2 * EVAL_MAX_LEVELS)),
+                ("num_ranges", ctypes.c_size_t)]
+
+
+EVAL_METHODS = ("max_iou", "atss", "fcos", "simota", "task_aligned", "hungarian")
+
+
 class Config(ctypes.Structure):  # detloss_config (detloss_json.h)
     _fields_ = [("path", ctypes.c_char_p), ("name", ctypes.c_char_p),
                 ("source", ctypes.c_char_p), ("notes", ctypes.c_char_p),
@@ -323,7 +344,10 @@ class Config(ctypes.Structure):  # detloss_config (detloss_json.h)
                 ("num_anchors", ctypes.c_size_t), ("shapes", ctypes.c_void_p),
                 ("num_shapes", ctypes.c_size_t), ("eval", EvalOptions),
                 ("coder", CoderOptions), ("rpn", RpnOptions), ("retina", RetinaOptions),
-                ("storage", ctypes.c_void_p)]
+                ("storage", ctypes.c_void_p), ("assigner", EvalAssigner),
+                ("num_point_levels", ctypes.c_size_t),
+                ("point_strides", ctypes.c_float * EVAL_MAX_LEVELS),
+                ("point_offset", ctypes.c_float)]
 
 
 class Dataset(ctypes.Structure):  # detloss_dataset (detloss_json.h)
@@ -479,6 +503,8 @@ _SIGS = {
     "detloss_retina_workspace_size": (_i, [_vp, _sz, _sz, ctypes.POINTER(_sz), _vp]),
     "detloss_retina_loss": (_i, [_vp, _sz, _sz, _vp, _vp, _vp, _vp]),
     "detloss_anchor_eval": (_i, [_vp, _vp, _vp, _vp, _vp, _vp]),
+    "detloss_anchor_eval_ex": (_i, [_vp, _vp, _vp, _vp, _vp, _vp, _vp]),
+    "detloss_eval_assigner_default": (EvalAssigner, []),
     "detloss_compute_json": (_i, [ctypes.c_char_p, _sz, ctypes.POINTER(ctypes.c_void_p),
                                   ctypes.POINTER(_sz), _vp, _vp]),
     "detloss_free": (None, [_vp]),

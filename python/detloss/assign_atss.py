@@ -22,16 +22,9 @@ from ._lib import array, call, ptr, threads
 __all__ = ["AssignResult", "FcosTargets", "atss_assign", "fcos_targets"]
 
 
-class AtssOptions(ctypes.Structure):  # detloss_atss_options
-    _fields_ = [("semantics", ctypes.c_int), ("topk", ctypes.c_int64),
-                ("anchors_per_location", ctypes.c_int64), ("ignore_iof_thr", ctypes.c_float),
-                ("num_threads", ctypes.c_int)]
-
-
-class FcosOptions(ctypes.Structure):  # detloss_fcos_options
-    _fields_ = [("semantics", ctypes.c_int), ("regress_ranges", ctypes.c_void_p),
-                ("center_sampling", ctypes.c_int), ("center_sample_radius", ctypes.c_float),
-                ("norm_on_bbox", ctypes.c_int), ("num_threads", ctypes.c_int)]
+# The ctypes mirrors live in _lib (detloss_config embeds them through detloss_eval_assigner).
+AtssOptions = _lib.AtssOptions
+FcosOptions = _lib.FcosOptions
 
 
 _vp, _sz, _i = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int

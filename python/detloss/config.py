@@ -150,9 +150,24 @@ class Config:
 
     @property
     def kind(self):
-        """"grid", "anchors" or "shapes": the kind of anchor set."""
+        """"grid", "anchors" or "shapes": the kind of anchor set; "none" for a config
+        without one (a point-based or dynamic assigner)."""
         c = self.c
+        if not (c.grid.num_levels or c.num_anchors or c.num_shapes):
+            return "none"
         return "grid" if c.grid.num_levels else ("anchors" if c.num_anchors else "shapes")
+
+    @property
+    def assigner(self):
+        """The "assigner" method: "max_iou" (the matcher; the default), "atss", "fcos",
+        "simota", "task_aligned" or "hungarian"."""
+        return _lib.EVAL_METHODS[self.c.assigner.method]
+
+    @property
+    def point_strides(self):
+        """The "points" strides (a list; empty when the config has no points)."""
+        c = self.c
+        return [c.point_strides[l] for l in range(c.num_point_levels)]
 
     @property
     def shapes(self):
@@ -193,9 +208,11 @@ class Config:
 
     def evaluate(self, dataset=None, *, return_per_gt=False, num_worst=None, num_threads=None,
                  progress=None):
-        """detloss_anchor_eval of the config's anchors and eval options on a data set
-        (a Dataset, a path, or a list of image dicts as ops.anchor_eval takes; default:
-        the config's own "dataset")."""
+        """detloss_anchor_eval_ex of the config's anchors, assigner (positives: the
+        matcher, or ATSS) and eval options on a data set (a Dataset, a path, or a list of
+        image dicts as ops.anchor_eval takes; default: the config's own "dataset").
+        Configs whose assigner eval cannot run (fcos, simota, task_aligned, hungarian)
+        raise DetlossError at "assigner.method"."""
         from . import ops
         if dataset is None:
             if not self.dataset_path:
@@ -210,10 +227,14 @@ class Config:
             o.num_worst = int(num_worst)
         if num_threads is not None:
             o.num_threads = _lib.threads(num_threads)
-        return ops._run_eval(dataset, src, o, return_per_gt, progress, keep=[self])
+        asg = _lib.EvalAssigner()
+        ctypes.pointer(asg)[0] = self.c.assigner
+        return ops._run_eval(dataset, src, o, return_per_gt, progress, keep=[self],
+                             assigner=asg)
 
     def describe(self):
         return {"path": self.path, "name": self.name, "head": self.head, "kind": self.kind,
+                "assigner": self.assigner, "point_strides": self.point_strides,
                 "anchors_path": self.anchors_path, "dataset_path": self.dataset_path,
                 "image_size": self.image_size}
 

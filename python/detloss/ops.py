@@ -1157,7 +1157,7 @@ def _dataset_struct(dataset, keep):
         allb.shape[0]
 
 
-def _run_eval(dataset, src, o, return_per_gt, progress, keep):
+def _run_eval(dataset, src, o, return_per_gt, progress, keep, assigner=None):
     keep = list(keep)
     data, nboxes = _dataset_struct(dataset, keep)
     if progress is not None:
@@ -1168,7 +1168,8 @@ def _run_eval(dataset, src, o, return_per_gt, progress, keep):
         o.progress = ctypes.cast(cb, ctypes.c_void_p)
     rep = _lib.EvalReport()
     per = np.empty(nboxes, _lib.EVAL_GT_DTYPE) if return_per_gt else None
-    call("detloss_anchor_eval", ctypes.byref(data), ctypes.byref(src), ptr(per),
+    call("detloss_anchor_eval_ex", ctypes.byref(data), ctypes.byref(src),
+         ctypes.byref(assigner) if assigner is not None else None, ptr(per),
          ctypes.byref(rep), ctypes.byref(o))
     out = {k: getattr(rep, k) for k in ("num_images", "num_images_empty", "num_boxes",
                                         "num_crowd", "num_clipped", "num_degenerate",

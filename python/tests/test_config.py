@@ -33,6 +33,11 @@ def test_config_anchors_equal_detloss_anchors(name, tmp_path):
     if cfg.kind == "shapes":
         assert cfg.shapes.shape[1] == 2
         return
+    if cfg.kind == "none":  # a point-based or dynamic assigner: the CLI refuses, one line
+        assert cfg.assigner in ("fcos", "simota", "task_aligned", "hungarian")
+        r = subprocess.run([CLI, "anchors", cfg.path], capture_output=True, text=True)
+        assert r.returncode == 2 and r.stdout == "" and "has no anchor set" in r.stderr
+        return
     out = tmp_path / "a.json"
     subprocess.run([CLI, "anchors", cfg.path, "--image-size", "96", "128", "-o", str(out)],
                    check=True, capture_output=True)
@@ -46,6 +51,14 @@ def test_config_evaluate_equals_detloss_eval(name, tmp_path):
     cfg = detloss.load_config(name)
     ds_path = tmp_path / "ds.json"
     ds_path.write_text(json.dumps(DATASET))
+    if cfg.assigner not in ("max_iou", "atss"):  # eval refuses, here and in the CLI
+        r = subprocess.run([CLI, "eval", cfg.path, "--dataset", str(ds_path)],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "assigner.method" in r.stderr
+        with pytest.raises(detloss.DetlossError) as e:
+            cfg.evaluate(str(ds_path))
+        assert e.value.where == "assigner.method"
+        return
     ref = json.loads(subprocess.run([CLI, "eval", cfg.path, "--dataset", str(ds_path), "--json"],
                                     check=True, capture_output=True, text=True).stdout)
     ds = detloss.load_dataset(str(ds_path))

@@ -55,7 +55,8 @@ def test_an_unknown_preset_names_a_near_miss_and_the_presets(elsewhere):
         detloss.load_config("detectron2_rpm")
     assert e.value.status_name == "not_found" and e.value.where == "path"
     assert "unknown preset 'detectron2_rpm' (did you mean 'detectron2_rpn'?)" in e.value.message
-    assert "presets: detectron2_retinanet, detectron2_rpn" in e.value.message
+    assert ("presets: atss_r50_fpn, detectron2_retinanet, detectron2_rpn, detr_r50"
+            in e.value.message)
     with pytest.raises(detloss.DetlossError) as e:
         detloss.load_config("torchvision_retinanet")
     assert "did you mean 'torchvision_retinanet_r50_fpn'?" in e.value.message

@@ -18,11 +18,13 @@ DOCS = os.path.join(REPO, "docs", "compute-cases.md")
 
 STRUCTS = {"match": _lib.MatchOptions, "sample": _lib.SampleOptions,
            "coder": _lib.CoderOptions, "rpn": _lib.RpnOptions, "retina": _lib.RetinaOptions,
-           "eval": _lib.EvalOptions, "resize": _lib.EvalOptions}
+           "eval": _lib.EvalOptions, "resize": _lib.EvalOptions, "atss": _lib.AtssOptions,
+           "fcos": _lib.FcosOptions}
 DEFAULTS = {"match": "detloss_match_options_default", "sample": "detloss_sample_options_default",
             "coder": "detloss_coder_options_default", "rpn": "detloss_rpn_options_default",
             "retina": "detloss_retina_options_default", "eval": "detloss_eval_options_default",
-            "resize": "detloss_eval_options_default"}
+            "resize": "detloss_eval_options_default", "atss": "detloss_atss_options_default",
+            "fcos": "detloss_fcos_options_default"}
 
 
 def test_the_binding_reads_every_name_from_the_library():
@@ -47,7 +49,8 @@ def test_ctypes_layouts_agree_with_the_descriptor_tables(kind):
     struct = STRUCTS[kind]
     assert t.name == {"match": "detloss_match_options", "sample": "detloss_sample_options",
                       "coder": "detloss_coder_options", "rpn": "detloss_rpn_options",
-                      "retina": "detloss_retina_options"}.get(kind, "detloss_eval_options")
+                      "retina": "detloss_retina_options", "atss": "detloss_atss_options",
+                      "fcos": "detloss_fcos_options"}.get(kind, "detloss_eval_options")
     assert ctypes.sizeof(struct) == t.size
     names = [n for n, _ in struct._fields_]
     for f in t.fields:

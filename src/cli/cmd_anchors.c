@@ -111,6 +111,13 @@ int dl_cmd_anchors(int argc, char **argv) {
   detloss_error err;
   detloss_status st = detloss_config_load_ex(cfg_file, dirs.search, &lim, &cfg, &err);
   if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
+  if (cfg->grid.num_levels == 0 && cfg->num_anchors == 0 && cfg->num_shapes == 0) {
+    /* A point-based or dynamic-assigner preset (fcos, simota, ...): nothing to show or fit. */
+    fprintf(stderr, "detloss: %s: anchors: this config has no anchor set (its assigner uses %s)\n",
+            cfg->path, cfg->num_point_levels ? "points" : "predictions");
+    detloss_config_free(cfg);
+    return DL_EXIT_INPUT;
+  }
   if (ih == 0.0 && cfg->image_size[0] > 0.0f) {
     ih = (double)cfg->image_size[0];
     iw = (double)cfg->image_size[1];

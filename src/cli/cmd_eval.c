@@ -34,7 +34,8 @@ static const char HELP[] =
     "            shape ratio r = min(w/aw, aw/w, h/ah, ah/h) (metric wh_ratio)\n"
     "  fit       anchors with IoU >= iou_thresh (r > 1/ratio_thresh)\n"
     "  positives anchors the matcher assigns to it (torchvision Matcher semantics\n"
-    "            by default, low-quality matches included)\n"
+    "            by default, low-quality matches included), or ATSS when the config\n"
+    "            says \"assigner\": {\"method\": \"atss\"}\n"
     "Reported: recall (share of gts whose best anchor fits), mean best, anchors\n"
     "per gt, positives per gt and their distribution (0, 1, 2-4, 5+), all split by\n"
     "COCO size (small < 32^2, medium, large >= 96^2 px^2, after resizing); per\n"
@@ -135,7 +136,17 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
     dlj_printf(b, "resize   short side %g\n", (double)o->resize_min_size);
   else
     dlj_printf(b, "resize   none (original pixels)\n");
-  if (iou) {
+  if (iou && cfg->assigner.method == DETLOSS_EVAL_METHOD_ATSS) {
+    const detloss_atss_options *a = &cfg->assigner.atss;
+    dlj_printf(b,
+               "metric   IoU, an anchor fits when IoU >= %g; %zu anchors in all images\n"
+               "assigner ATSS (%s), topk %lld per level, positives: IoU >= mean + std of the "
+               "candidates, centre inside the gt\n",
+               (double)o->iou_thresh, r->num_anchors,
+               a->semantics == DETLOSS_ATSS_ORIGINAL ? "original" : "mmdet",
+               (long long)(a->semantics == DETLOSS_ATSS_ORIGINAL ? a->topk * a->anchors_per_location
+                                                                 : a->topk));
+  } else if (iou) {
     const detloss_match_options *m = &o->match;
     dlj_printf(b,
                "metric   IoU, an anchor fits when IoU >= %g; %zu anchors in all images\n"
@@ -159,6 +170,16 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
   stats_row(b, "all", &r->all, pos);
   for (int s = 0; s < 3; s++)
     stats_row(b, detloss_eval_size_name((detloss_eval_size)s), &r->by_size[s], pos);
+  if (pos && cfg->assigner.method == DETLOSS_EVAL_METHOD_ATSS) {
+    /* The question of a static assigner: which gts does it never train on? */
+    const detloss_eval_stats *a = &r->all;
+    dlj_printf(b, "\ngts with >= 1 positive: %zu of %zu (%.3f)", a->num_gt - a->pos_hist[0],
+               a->num_gt, a->num_gt ? 1.0 - (double)a->pos_hist[0] / (double)a->num_gt : 0.0);
+    for (int s = 0; s < 3; s++)
+      dlj_printf(b, "%s %s %zu of %zu", s ? "," : ";", detloss_eval_size_name((detloss_eval_size)s),
+                 r->by_size[s].num_gt - r->by_size[s].pos_hist[0], r->by_size[s].num_gt);
+    dlj_raw(b, "\n");
+  }
   if (cfg->grid.num_levels > 0) {
     size_t tp = 0;
     for (size_t l = 0; l < r->num_levels; l++) tp += r->level_pos[l];
@@ -502,6 +523,22 @@ int dl_cmd_eval(int argc, char **argv) {
   detloss_error err;
   detloss_status st = detloss_config_load_ex(cfg_file, dirs.search, &lim, &cfg, &err);
   if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
+  if (cfg->assigner.method != DETLOSS_EVAL_METHOD_MAX_IOU &&
+      cfg->assigner.method != DETLOSS_EVAL_METHOD_ATSS) {
+    /* The config loads and describes, but eval has nothing to run. */
+    fprintf(stderr,
+            cfg->assigner.method == DETLOSS_EVAL_METHOD_FCOS
+                ? "detloss: %s: assigner.method: FCOS targets are not evaluated yet (atss or "
+                  "max_iou are)\n"
+                : "detloss: %s: assigner.method: %s is a dynamic assigner: it assigns from "
+                  "predicted scores and boxes, which a data set of gt boxes does not have\n",
+            cfg->path,
+            cfg->assigner.method == DETLOSS_EVAL_METHOD_SIMOTA         ? "simota"
+            : cfg->assigner.method == DETLOSS_EVAL_METHOD_TASK_ALIGNED ? "task_aligned"
+                                                                       : "hungarian");
+    detloss_config_free(cfg);
+    return DL_EXIT_INPUT;
+  }
   if (!ds_path) ds_path = cfg->dataset_path;
   if (!ds_path) {
     fprintf(stderr, "detloss: eval: no data set: give --dataset FILE or \"dataset\" in %s\n",
@@ -539,7 +576,8 @@ int dl_cmd_eval(int argc, char **argv) {
     detloss_eval_anchors src = detloss_config_eval_anchors(cfg);
     /* Bounded work first: image sides, resized sides, anchors per image. */
     st = detloss_eval_check_limits(&view, &src, &o, &lim, &err);
-    if (st == DETLOSS_OK) st = detloss_anchor_eval(&view, &src, gt, rep, &o, &err);
+    if (st == DETLOSS_OK)
+      st = detloss_anchor_eval_ex(&view, &src, &cfg->assigner, gt, rep, &o, &err);
     if (st != DETLOSS_OK) {
       /* Library names -> the names in the files: the data set file for data
        * errors, the config otherwise. */
@@ -565,6 +603,15 @@ int dl_cmd_eval(int argc, char **argv) {
       dlj_kv_str(&b, "config", cfg->path);
       if (cfg->name) dlj_kv_str(&b, "config_name", cfg->name);
       if (cfg->anchors_path) dlj_kv_str(&b, "anchors", cfg->anchors_path);
+      if (cfg->assigner.method == DETLOSS_EVAL_METHOD_ATSS) { /* absent for the matcher */
+        dlj_key(&b, "assigner");
+        dlj_obj_begin(&b);
+        dlj_kv_str(&b, "method", "atss");
+        dlj_kv_str(&b, "semantics",
+                   cfg->assigner.atss.semantics == DETLOSS_ATSS_ORIGINAL ? "original" : "mmdet");
+        dlj_kv_int(&b, "topk", (long long)cfg->assigner.atss.topk);
+        dlj_obj_end(&b);
+      }
       dlj_kv_str(&b, "dataset", ds->path);
       if (ds->name) dlj_kv_str(&b, "dataset_name", ds->name);
       dl_eval_report_json(&b, rep, &o, cfg->grid.num_levels ? &cfg->grid : NULL, ds->image_id);

@@ -39,9 +39,116 @@ void detloss_config_free(detloss_config *c) {
   free(c);
 }
 
-static const char *const CONFIG_KEYS[] = {"name",      "source", "notes", "head",    "anchors",
-                                          "dataset",   "resize", "eval",  "matcher", "sampler",
-                                          "box_coder", "loss",   NULL};
+static const char *const CONFIG_KEYS[] = {"name",    "source",   "notes",  "head",    "anchors",
+                                          "dataset", "resize",   "eval",   "matcher", "box_coder",
+                                          "loss",    "assigner", "points", "sampler", NULL};
+
+/* "assigner" methods, indexed by detloss_eval_method. */
+static const char *const METHODS[] = {"max_iou", "atss",         "fcos",
+                                      "simota",  "task_aligned", "hungarian"};
+#define NUM_METHODS (sizeof METHODS / sizeof METHODS[0])
+
+/* FCOS "regress_ranges": [[lo, hi], ...], lo <= hi, finite. */
+static detloss_status parse_ranges(const cJSON *rr, detloss_eval_assigner *as, detloss_error *err) {
+  const char *P = "assigner.regress_ranges";
+  DL_RETURN_ERROR_IF(!cJSON_IsArray(rr), err, DETLOSS_ERR_TYPE, P,
+                     "expected [[lo, hi], ...], one pair per point level");
+  int n = cJSON_GetArraySize(rr);
+  DL_RETURN_ERROR_IF(n < 1 || n > DETLOSS_EVAL_MAX_LEVELS, err, DETLOSS_ERR_SHAPE, P,
+                     "expected 1 to %d pairs, got %d", DETLOSS_EVAL_MAX_LEVELS, n);
+  size_t l = 0;
+  for (const cJSON *e = rr->child; e; e = e->next, l++) {
+    char where[DETLOSS_WHERE_MAX];
+    dlj_index(where, sizeof where, P, l);
+    DL_RETURN_ERROR_IF(!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2, err,
+                       cJSON_IsArray(e) ? DETLOSS_ERR_SHAPE : DETLOSS_ERR_TYPE, where,
+                       "expected a pair [lo, hi]");
+    for (int k = 0; k < 2; k++) {
+      const cJSON *v = cJSON_GetArrayItem(e, k);
+      DL_RETURN_ERROR_IF(!cJSON_IsNumber(v), err, DETLOSS_ERR_TYPE, where, "expected numbers");
+      DL_RETURN_ERROR_IF(!(fabs(v->valuedouble) <= 1e30), err, DETLOSS_ERR_RANGE, where,
+                         "expected finite numbers within 1e30");
+      as->regress_ranges[2 * l + (size_t)k] = (float)v->valuedouble;
+    }
+    DL_RETURN_ERROR_IF(!(as->regress_ranges[2 * l] <= as->regress_ranges[2 * l + 1]), err,
+                       DETLOSS_ERR_RANGE, where, "lo %g is above hi %g",
+                       (double)as->regress_ranges[2 * l], (double)as->regress_ranges[2 * l + 1]);
+  }
+  as->num_ranges = l;
+  return DETLOSS_OK;
+}
+
+/* "assigner": {"method": NAME, ...the method's options}. max_iou takes no
+ * options (the "matcher" section holds them); atss reads its options through
+ * the ATSS descriptor table; the others take none here. */
+static detloss_status parse_assigner(const cJSON *obj, detloss_eval_assigner *as,
+                                     detloss_error *err) {
+  DL_RETURN_ERROR_IF(!cJSON_IsObject(obj), err, DETLOSS_ERR_TYPE, "assigner",
+                     "expected an object {\"method\": ...}");
+  const char *m = NULL;
+  DL_FORWARD_IF_ERROR(dlj_string(obj, "method", "assigner", 1, &m, err));
+  int found = -1;
+  for (size_t i = 0; i < NUM_METHODS; i++)
+    if (strcmp(m, METHODS[i]) == 0) found = (int)i;
+  if (found < 0) {
+    const char *hint = dl_suggest(m, METHODS, NUM_METHODS);
+    if (hint)
+      return dl_fail(err, DETLOSS_ERR_UNKNOWN, "assigner.method",
+                     "unknown method '%s' (did you mean '%s'?)", m, hint);
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, "assigner.method",
+                   "unknown method '%s' (expected max_iou, atss, fcos, simota, task_aligned or "
+                   "hungarian)",
+                   m);
+  }
+  as->method = (detloss_eval_method)found;
+  if (as->method == DETLOSS_EVAL_METHOD_ATSS || as->method == DETLOSS_EVAL_METHOD_FCOS) {
+    int fcos = as->method == DETLOSS_EVAL_METHOD_FCOS;
+    const cJSON *rr = fcos ? dlj_field(obj, "regress_ranges") : NULL;
+    if (rr) DL_FORWARD_IF_ERROR(parse_ranges(rr, as, err));
+    /* The table's keys plus "method" (and regress_ranges): read from a copy without them. */
+    cJSON *rest = cJSON_Duplicate(obj, 1);
+    if (!rest) return dl_fail(err, DETLOSS_ERR_NOMEM, "assigner", "out of memory");
+    cJSON_DeleteItemFromObjectCaseSensitive(rest, "method");
+    if (rr) cJSON_DeleteItemFromObjectCaseSensitive(rest, "regress_ranges");
+    detloss_status st = fcos ? dlj_read_table(rest, "assigner", &dlj_fcos_table, &as->fcos, err)
+                             : dlj_read_table(rest, "assigner", &dlj_atss_table, &as->atss, err);
+    cJSON_Delete(rest);
+    return st;
+  }
+  static const char *const ONLY_METHOD[] = {"method", NULL};
+  return dlj_check_keys(obj, "assigner", ONLY_METHOD, err);
+}
+
+/* "points": {"strides": [s_0, ...], "offset": 0.5}. */
+static detloss_status parse_points(const cJSON *obj, detloss_config *c, detloss_error *err) {
+  DL_RETURN_ERROR_IF(!cJSON_IsObject(obj), err, DETLOSS_ERR_TYPE, "points",
+                     "expected an object {\"strides\": [...], \"offset\": 0.5}");
+  static const char *const KEYS[] = {"strides", "offset", NULL};
+  DL_FORWARD_IF_ERROR(dlj_check_keys(obj, "points", KEYS, err));
+  const cJSON *st = dlj_field(obj, "strides");
+  DL_RETURN_ERROR_IF(!st, err, DETLOSS_ERR_MISSING, "points.strides", "missing");
+  DL_RETURN_ERROR_IF(!cJSON_IsArray(st), err, DETLOSS_ERR_TYPE, "points.strides",
+                     "expected an array of strides (px)");
+  int n = cJSON_GetArraySize(st);
+  DL_RETURN_ERROR_IF(n < 1 || n > DETLOSS_EVAL_MAX_LEVELS, err, DETLOSS_ERR_SHAPE, "points.strides",
+                     "expected 1 to %d strides, got %d", DETLOSS_EVAL_MAX_LEVELS, n);
+  size_t l = 0;
+  for (const cJSON *e = st->child; e; e = e->next, l++) {
+    char where[DETLOSS_WHERE_MAX];
+    dlj_index(where, sizeof where, "points.strides", l);
+    DL_RETURN_ERROR_IF(!cJSON_IsNumber(e), err, DETLOSS_ERR_TYPE, where, "expected a number");
+    DL_RETURN_ERROR_IF(!(e->valuedouble > 0.0 && e->valuedouble <= 1e6), err, DETLOSS_ERR_RANGE,
+                       where, "expected a stride in (0, 1e6] px, got %g", e->valuedouble);
+    c->point_strides[l] = (float)e->valuedouble;
+  }
+  c->num_point_levels = l;
+  c->point_offset = 0.5f;
+  DL_FORWARD_IF_ERROR(dlj_float(obj, "offset", "points", 0, &c->point_offset, err));
+  DL_RETURN_ERROR_IF(!(c->point_offset >= 0.0f && c->point_offset < 1.0f), err, DETLOSS_ERR_RANGE,
+                     "points.offset", "expected a number in [0, 1), got %g",
+                     (double)c->point_offset);
+  return DETLOSS_OK;
+}
 
 static detloss_status parse_config(const cJSON *root, const char *file, const char *const *search,
                                    const detloss_json_limits *lim, detloss_config *c,
@@ -77,11 +184,37 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
     c->head = (detloss_config_head)found;
   }
 
+  /* assigner and points, before the anchors: a point-based or dynamic
+   * assigner needs no anchor set. */
+  c->assigner = detloss_eval_assigner_default();
+  const cJSON *asg = dlj_field(root, "assigner");
+  if (asg) DL_FORWARD_IF_ERROR(parse_assigner(asg, &c->assigner, err));
+  const cJSON *pts = dlj_field(root, "points");
+  if (pts) DL_FORWARD_IF_ERROR(parse_points(pts, c, err));
+  int anchor_based = c->assigner.method == DETLOSS_EVAL_METHOD_MAX_IOU ||
+                     c->assigner.method == DETLOSS_EVAL_METHOD_ATSS;
+  if (pts && anchor_based)
+    return dl_fail(err, DETLOSS_ERR_UNKNOWN, "points",
+                   "an anchor-based assigner (%s) uses \"anchors\", not points",
+                   METHODS[c->assigner.method]);
+  if (!pts && c->assigner.method == DETLOSS_EVAL_METHOD_FCOS)
+    return dl_fail(err, DETLOSS_ERR_MISSING, "points",
+                   "missing: FCOS assigns points (\"points\": {\"strides\": [8, 16, ...]})");
+  if (c->assigner.method == DETLOSS_EVAL_METHOD_FCOS) {
+    size_t want = c->assigner.num_ranges ? c->assigner.num_ranges : 5;
+    if (want != c->num_point_levels)
+      return dl_fail(err, DETLOSS_ERR_SHAPE, "assigner.regress_ranges",
+                     "%zu ranges%s for %zu point levels (points.strides)", want,
+                     c->assigner.num_ranges ? "" : " (FCOS's default)", c->num_point_levels);
+  }
+
   /* anchors: a file name or an inline set */
   const cJSON *an = dlj_field(root, "anchors");
-  DL_RETURN_ERROR_IF(!an, err, DETLOSS_ERR_MISSING, "anchors",
+  DL_RETURN_ERROR_IF(!an && anchor_based, err, DETLOSS_ERR_MISSING, "anchors",
                      "missing (expected a file name from anchors/ or an anchor set object)");
-  if (cJSON_IsString(an)) {
+  if (!an) {
+    /* no anchors: a point-based or dynamic assigner */
+  } else if (cJSON_IsString(an)) {
     char tried[4096];
     c->anchors_path = dlj_resolve(an->valuestring, file, search, 1, tried, sizeof tried);
     DL_RETURN_ERROR_IF(!c->anchors_path, err, DETLOSS_ERR_NOT_FOUND, "anchors",

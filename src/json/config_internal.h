@@ -39,6 +39,8 @@ extern const dlj_table dlj_rpn_table;    /* "loss", head rpn: detloss_rpn_option
 extern const dlj_table dlj_retina_table; /* "loss", head retinanet: detloss_retina_options */
 extern const dlj_table dlj_eval_table;   /* "eval": detloss_eval_options */
 extern const dlj_table dlj_resize_table; /* "resize": detloss_eval_options */
+extern const dlj_table dlj_fcos_table;   /* "assigner" with method fcos: detloss_fcos_options */
+extern const dlj_table dlj_atss_table;   /* "assigner" with method atss: detloss_atss_options */
 
 /* Reads obj (at JSON path `path`) into the struct at dst through table t:
  * unknown keys, wrong types and out-of-range values are errors; absent keys

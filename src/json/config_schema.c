@@ -44,6 +44,8 @@ const dlj_table dlj_rpn_table = {DETLOSS_OPTIONS_RPN};
 const dlj_table dlj_retina_table = {DETLOSS_OPTIONS_RETINA};
 const dlj_table dlj_eval_table = {DETLOSS_OPTIONS_EVAL};
 const dlj_table dlj_resize_table = {DETLOSS_OPTIONS_RESIZE};
+const dlj_table dlj_atss_table = {DETLOSS_OPTIONS_ATSS};
+const dlj_table dlj_fcos_table = {DETLOSS_OPTIONS_FCOS};
 
 static const char *type_doc(const desc *d, char *buf, size_t cap) {
   switch (d->type) {
@@ -250,6 +252,8 @@ char *detloss_config_describe(void) {
   detloss_sample_options smp = detloss_sample_options_default();
   detloss_coder_options cod = detloss_coder_options_default();
   detloss_eval_options ev = detloss_eval_options_default();
+  detloss_atss_options atss = detloss_atss_options_default();
+  detloss_fcos_options fcos = detloss_fcos_options_default();
   (void)none_match;
   const table_ref refs[] = {
       {"eval", DETLOSS_OPTIONS_EVAL, &ev, NULL, NULL, NULL},
@@ -259,6 +263,10 @@ char *detloss_config_describe(void) {
       {"box_coder", DETLOSS_OPTIONS_CODER, &cod, NULL, NULL, NULL},
       {"loss (head rpn)", DETLOSS_OPTIONS_RPN, &rpn, NULL, NULL, NULL},
       {"loss (head retinanet)", DETLOSS_OPTIONS_RETINA, &ret, NULL, NULL, NULL},
+      {"assigner (method atss)", DETLOSS_OPTIONS_ATSS, &atss, NULL, NULL, NULL},
+      {"assigner (method fcos; and regress_ranges [[lo, hi] per point level], default "
+       "FCOS's five)",
+       DETLOSS_OPTIONS_FCOS, &fcos, NULL, NULL, NULL},
   };
   dlj_buf b;
   dlj_buf_init(&b);
@@ -268,7 +276,16 @@ char *detloss_config_describe(void) {
           "  head                           \"rpn\" (default) | \"retinanet\" | \"none\": which "
           "defaults apply\n"
           "  anchors                        file name (anchors/) or an inline anchor set\n"
-          "  dataset                        default data set file (relative to the config)\n");
+          "  dataset                        default data set file (relative to the config)\n"
+          "  assigner.method                \"max_iou\" (default: the matcher) | \"atss\" | "
+          "\"fcos\" |\n"
+          "                                 \"simota\" | \"task_aligned\" | \"hungarian\" "
+          "(described only;\n"
+          "                                 eval counts positives for max_iou and atss)\n"
+          "  points.strides, points.offset  point levels (px) and the point's offset in its "
+          "cell (0.5)\n"
+          "                                 for fcos, simota, task_aligned; then anchors may be "
+          "absent\n");
   for (size_t r = 0; r < sizeof refs / sizeof refs[0]; r++) {
     char line[512];
     snprintf(line, sizeof line, "%s:\n", refs[r].path);

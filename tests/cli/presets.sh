@@ -41,7 +41,7 @@ check 0 '^0 +8 +3 +shapes' - anchors yolov5_autoanchor --image-size 640 640
 # An unknown preset: exit 2, one line naming it, a suggestion and the presets.
 check 2 - "CONFIG: unknown preset 'detectron2_rpm' \(did you mean 'detectron2_rpn'\?\)" anchors detectron2_rpm
 check 2 - "unknown preset 'torchvision_retinanet' \(did you mean 'torchvision_retinanet_r50_fpn'\?\).*presets: .*detectron2_retinanet, .*yolov5_autoanchor" eval torchvision_retinanet
-check 2 - "unknown preset 'zzz'; presets: detectron2_retinanet, " eval zzz
+check 2 - "unknown preset 'zzz'; presets: atss_r50_fpn, detectron2_retinanet, " eval zzz
 # A path (a slash or .json) is a file, relative to the current directory.
 check 2 - 'cannot open' eval torchvision_retinanet_r50_fpn.json
 check 2 - 'cannot open' anchors ./torchvision_retinanet_r50_fpn

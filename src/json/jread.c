@@ -1,5 +1,6 @@
 /* jread.c - typed getters over cJSON trees with JSON-path errors (see jread.h). */
 #include "json/jread.h"
+#include "json/jtext.h"
 
 #include <float.h>
 #include <math.h>
@@ -456,60 +457,9 @@ static int scan_fail(scan_state *sc, size_t pos, const char *msg) {
   return 0;
 }
 
-static int is_ws(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
-
 static size_t skip_ws(const char *s, size_t n, size_t i) {
-  while (i < n && is_ws(s[i])) i++;
+  while (i < n && dlj_is_ws(s[i])) i++;
   return i;
-}
-
-static int hex_value(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
-/* The 4 hex digits of a \u escape whose 'u' is at s[i]; -1 if malformed. */
-static long hex4(const char *s, size_t n, size_t i) {
-  if (n - i < 5) return -1;
-  long v = 0;
-  for (size_t k = 1; k <= 4; k++) {
-    int h = hex_value(s[i + k]);
-    if (h < 0) return -1;
-    v = v * 16 + h;
-  }
-  return v;
-}
-
-/* Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong
- * forms, no UTF-16 surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n, size_t i) {
-  unsigned char c = s[i];
-  size_t len;
-  unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0)
-      lo = 0xA0; /* overlong */
-    else if (c == 0xED)
-      hi = 0x9F; /* U+D800..U+DFFF */
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0)
-      lo = 0x90; /* overlong */
-    else if (c == 0xF4)
-      hi = 0x8F; /* above U+10FFFF */
-  } else {
-    return 0; /* a continuation byte, 0xC0, 0xC1 or >= 0xF5 */
-  }
-  if (n - i < len) return 0;
-  if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-  for (size_t k = 2; k < len; k++)
-    if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
-  return len;
 }
 
 /* A JSON string starting at s[i] == '"': returns the index after it, or 0
@@ -525,7 +475,7 @@ static size_t scan_string(scan_state *sc, size_t i) {
     if (ch == '\0') return scan_fail(sc, i, "NUL byte in the input"), 0;
     if (ch < 0x20) return scan_fail(sc, i, "control character in a string (escape it)"), 0;
     if (ch >= 0x80) {
-      size_t len = utf8_len((const unsigned char *)s, n, i);
+      size_t len = dlj_utf8_len((const unsigned char *)s, n, i);
       if (!len) return scan_fail(sc, i, "invalid UTF-8 in a string"), 0;
       i += len;
       continue;
@@ -542,10 +492,10 @@ static size_t scan_string(scan_state *sc, size_t i) {
       i += 2;
       continue;
     }
-    long cp = hex4(s, n, i + 1);
+    long cp = dlj_hex4(s, n, i + 1);
     if (cp < 0) {
       size_t k = 0;
-      while (k < 4 && i + 2 + k < n && hex_value(s[i + 2 + k]) >= 0) k++;
+      while (k < 4 && i + 2 + k < n && dlj_hex_value(s[i + 2 + k]) >= 0) k++;
       if (k < 4 && i + 2 + k >= n) break; /* the text ends inside the escape */
       return scan_fail(sc, i, "invalid \\u escape (expected 4 hex digits)"), 0;
     }
@@ -553,7 +503,7 @@ static size_t scan_string(scan_state *sc, size_t i) {
     if (cp >= 0xDC00 && cp <= 0xDFFF)
       return scan_fail(sc, i, "unpaired UTF-16 surrogate (a low surrogate first)"), 0;
     if (cp >= 0xD800 && cp <= 0xDBFF) {
-      long lo = n - i >= 8 && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s, n, i + 7) : -1;
+      long lo = n - i >= 8 && s[i + 6] == '\\' && s[i + 7] == 'u' ? dlj_hex4(s, n, i + 7) : -1;
       if (lo < 0xDC00 || lo > 0xDFFF)
         return scan_fail(sc, i, "unpaired UTF-16 surrogate (a high surrogate without a low one)"),
                0;

@@ -11,6 +11,7 @@
  * scanner, run over a window of the input that is refilled as it is read.
  */
 #include "json/jstream.h"
+#include "json/jtext.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -192,55 +193,6 @@ static int refill(dljs *j, size_t keep) {
   return 1;
 }
 
-static int is_ws(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
-
-static int hex_value(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
-static long hex4(const char *s, size_t n, size_t i) {
-  if (n - i < 5) return -1;
-  long v = 0;
-  for (size_t k = 1; k <= 4; k++) {
-    int h = hex_value(s[i + k]);
-    if (h < 0) return -1;
-    v = v * 16 + h;
-  }
-  return v;
-}
-
-/* jread.c's utf8_len (RFC 3629). */
-static size_t utf8_len(const unsigned char *s, size_t n, size_t i) {
-  unsigned char c = s[i];
-  size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0)
-      lo = 0xA0;
-    else if (c == 0xED)
-      hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0)
-      lo = 0x90;
-    else if (c == 0xF4)
-      hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (n - i < len) return 0;
-  if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-  for (size_t k = 2; k < len; k++)
-    if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
-  return len;
-}
-
 /* Lexer result: the index after the token, NEED, or 0 with *msg and *at. */
 typedef struct lexfail {
   const char *msg;
@@ -266,7 +218,7 @@ static size_t lex_string(const dljs *j, size_t i, lexfail *lf) {
     if (ch == '\0') return lex_fail(lf, i, "NUL byte in the input");
     if (ch < 0x20) return lex_fail(lf, i, "control character in a string (escape it)");
     if (ch >= 0x80) {
-      size_t len = utf8_len((const unsigned char *)s, n, i);
+      size_t len = dlj_utf8_len((const unsigned char *)s, n, i);
       if (!len) return lex_fail(lf, i, "invalid UTF-8 in a string");
       i += len;
       continue;
@@ -283,10 +235,10 @@ static size_t lex_string(const dljs *j, size_t i, lexfail *lf) {
       i += 2;
       continue;
     }
-    long cp = hex4(s, n, i + 1);
+    long cp = dlj_hex4(s, n, i + 1);
     if (cp < 0) {
       size_t k = 0;
-      while (k < 4 && i + 2 + k < n && hex_value(s[i + 2 + k]) >= 0) k++;
+      while (k < 4 && i + 2 + k < n && dlj_hex_value(s[i + 2 + k]) >= 0) k++;
       if (k < 4 && i + 2 + k >= n) break;
       return lex_fail(lf, i, "invalid \\u escape (expected 4 hex digits)");
     }
@@ -294,7 +246,7 @@ static size_t lex_string(const dljs *j, size_t i, lexfail *lf) {
     if (cp >= 0xDC00 && cp <= 0xDFFF)
       return lex_fail(lf, i, "unpaired UTF-16 surrogate (a low surrogate first)");
     if (cp >= 0xD800 && cp <= 0xDBFF) {
-      long lo = n - i >= 8 && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(s, n, i + 7) : -1;
+      long lo = n - i >= 8 && s[i + 6] == '\\' && s[i + 7] == 'u' ? dlj_hex4(s, n, i + 7) : -1;
       if (lo < 0xDC00 || lo > 0xDFFF)
         return lex_fail(lf, i, "unpaired UTF-16 surrogate (a high surrogate without a low one)");
       i += 12;
@@ -439,10 +391,10 @@ static int decode(dljs *j) {
       case 'r': *o++ = '\r'; break;
       case 't': *o++ = '\t'; break;
       case 'u': {
-        unsigned long cp = (unsigned long)hex4(s - 1, (size_t)(e - s) + 1, 0);
+        unsigned long cp = (unsigned long)dlj_hex4(s - 1, (size_t)(e - s) + 1, 0);
         s += 4;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
-          unsigned long lo = (unsigned long)hex4(s + 1, (size_t)(e - s) - 1, 0);
+          unsigned long lo = (unsigned long)dlj_hex4(s + 1, (size_t)(e - s) - 1, 0);
           cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           s += 6;
         }
@@ -532,7 +484,7 @@ dljs_kind dlj_stream_next(dljs *j) {
   for (;;) {
     size_t i = j->pos;
     for (;;) {
-      while (i < j->end && is_ws(j->buf[i])) i++;
+      while (i < j->end && dlj_is_ws(j->buf[i])) i++;
       if (i < j->end || j->eof) break;
       j->pos = i;
       if (!refill(j, i)) return DLJS_ERROR;

@@ -58,6 +58,10 @@ int dl_cli_write_outputs(const dl_cli_output *outs, size_t n);
 int dl_cli_write_atomic(const char *path, const char *buf, size_t len);
 /* 1 if the two output names lead to the same file (after symbolic links). */
 int dl_cli_same_output(const char *a, const char *b);
+/* The checks of a command's --plot (SVG only: a name with another extension is
+ * refused) and -o outputs (not the same file), either may be NULL; prints the
+ * error as "detloss: <cmd>: ..." and returns DL_EXIT_INPUT, else DL_EXIT_OK. */
+int dl_cli_check_plot_output(const char *cmd, const char *plot, const char *out);
 
 /* Writes buf to standard output and flushes it; on failure prints
  * "detloss: stdout: write error: <reason>" and returns DL_EXIT_RUNTIME. */

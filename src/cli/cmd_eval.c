@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -496,20 +495,8 @@ int dl_cmd_eval(int argc, char **argv) {
     fprintf(stderr, "detloss: eval: missing CONFIG (see detloss eval --help)\n");
     return DL_EXIT_INPUT;
   }
-  if (plot) { /* SVG is the one format written: refuse any other extension up front */
-    const char *base = strrchr(plot, '/');
-    base = base ? base + 1 : plot;
-    const char *dot = strrchr(base, '.');
-    if (dot && dot != base && strcasecmp(dot, ".svg") != 0) {
-      fprintf(stderr, "detloss: eval: --plot %s: only SVG is written; give a name ending in .svg\n",
-              plot);
-      return DL_EXIT_INPUT;
-    }
-  }
-  if (plot && out && dl_cli_same_output(plot, out)) {
-    fprintf(stderr, "detloss: eval: --plot and -o name the same file '%s'\n", out);
-    return DL_EXIT_INPUT;
-  }
+  int prc = dl_cli_check_plot_output("eval", plot, out);
+  if (prc != DL_EXIT_OK) return prc;
   detloss_json_limits lim;
   int lrc = dl_cli_limits(&lim);
   if (lrc != DL_EXIT_OK) return lrc;

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -423,20 +422,8 @@ int dl_cmd_fit(int argc, char **argv) {
       return DL_EXIT_INPUT;
     }
   }
-  if (plot) {
-    const char *base = strrchr(plot, '/');
-    base = base ? base + 1 : plot;
-    const char *dot = strrchr(base, '.');
-    if (dot && dot != base && strcasecmp(dot, ".svg") != 0) {
-      fprintf(stderr, "detloss: fit: --plot %s: only SVG is written; give a name ending in .svg\n",
-              plot);
-      return DL_EXIT_INPUT;
-    }
-  }
-  if (plot && out && dl_cli_same_output(plot, out)) {
-    fprintf(stderr, "detloss: fit: --plot and -o name the same file '%s'\n", out);
-    return DL_EXIT_INPUT;
-  }
+  int prc = dl_cli_check_plot_output("fit", plot, out);
+  if (prc != DL_EXIT_OK) return prc;
   detloss_json_limits lim;
   int rc = dl_cli_limits(&lim);
   if (rc != DL_EXIT_OK) return rc;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -301,6 +302,24 @@ int dl_cli_same_output(const char *a, const char *b) {
   free(pa.target);
   free(pb.target);
   return same;
+}
+
+int dl_cli_check_plot_output(const char *cmd, const char *plot, const char *out) {
+  if (plot) { /* SVG is the one format written: refuse any other extension up front */
+    const char *base = strrchr(plot, '/');
+    base = base ? base + 1 : plot;
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base && strcasecmp(dot, ".svg") != 0) {
+      fprintf(stderr, "detloss: %s: --plot %s: only SVG is written; give a name ending in .svg\n",
+              cmd, plot);
+      return DL_EXIT_INPUT;
+    }
+  }
+  if (plot && out && dl_cli_same_output(plot, out)) {
+    fprintf(stderr, "detloss: %s: --plot and -o name the same file '%s'\n", cmd, out);
+    return DL_EXIT_INPUT;
+  }
+  return DL_EXIT_OK;
 }
 
 int dl_cli_write_stdout(const char *buf, size_t len) {

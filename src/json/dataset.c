@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "json/dataset_ids.h"
 #include "json/dataset_stream.h"
 #include "json/evalcfg.h"
 #include "json/jread.h"
@@ -184,28 +185,6 @@ static detloss_status read_common(const cJSON *root, detloss_dataset *ds, detlos
   return DETLOSS_OK;
 }
 
-typedef struct idpair {
-  int64_t id;
-  size_t idx;
-} idpair;
-
-static int cmp_id(const void *pa, const void *pb) {
-  const idpair *a = pa, *b = pb;
-  return (a->id > b->id) - (a->id < b->id);
-}
-
-static size_t find_id(const idpair *ids, size_t n, int64_t id) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (ids[mid].id < id)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < n && ids[lo].id == id ? ids[lo].idx : SIZE_MAX;
-}
-
 /* COCO instances: images [{id, width, height}], annotations [{image_id, bbox, iscrowd}]. */
 static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_error *err) {
   ds->is_coco = 1;
@@ -215,7 +194,7 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
                      "expected an array of annotation objects");
   size_t ni = (size_t)cJSON_GetArraySize(imgs), na = (size_t)cJSON_GetArraySize(anns);
   DL_FORWARD_IF_ERROR(alloc_all(ds, ni, na, err));
-  idpair *ids = malloc(ni * sizeof *ids);
+  dl_idpair *ids = malloc(ni * sizeof *ids);
   size_t *img_of = malloc((na ? na : 1) * sizeof *img_of);
   size_t *fill = calloc(ni + 1, sizeof *fill);
   detloss_status st = DETLOSS_OK;
@@ -240,7 +219,7 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
     }
   }
   if (st == DETLOSS_OK) {
-    qsort(ids, ni, sizeof *ids, cmp_id);
+    qsort(ids, ni, sizeof *ids, dl_idpair_cmp);
     for (size_t q = 1; q < ni; q++)
       if (ids[q].id == ids[q - 1].id) {
         char path[DETLOSS_WHERE_MAX];
@@ -262,7 +241,7 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
     st = dlj_check_keys(an, path, COCO_ANN_KEYS, err);
     if (st == DETLOSS_OK) st = dlj_int(an, "image_id", path, 1, -(1LL << 53), 1LL << 53, &id, err);
     if (st != DETLOSS_OK) break;
-    size_t im = find_id(ids, ni, (int64_t)id);
+    size_t im = dl_idpair_find(ids, ni, (int64_t)id);
     if (im == SIZE_MAX) {
       dlj_join(where, sizeof where, path, "image_id");
       st = dl_fail(err, DETLOSS_ERR_RANGE, where, "no image has id %lld", id);

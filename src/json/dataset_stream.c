@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "json/dataset_ids.h"
 #include "json/dataset_stream.h"
 #include "json/evalcfg.h"
 #include "json/jread.h"
@@ -649,29 +650,6 @@ static int read_root(rd *r, char **format) {
   }
 }
 
-typedef struct idpair {
-  int64_t id;
-  size_t idx;
-} idpair;
-
-static int cmp_id(const void *pa, const void *pb) {
-  const idpair *a = pa, *b = pb;
-  if (a->id != b->id) return (a->id > b->id) - (a->id < b->id);
-  return (a->idx > b->idx) - (a->idx < b->idx);
-}
-
-static size_t find_id(const idpair *ids, size_t n, int64_t id) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (ids[mid].id < id)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < n && ids[lo].id == id ? ids[lo].idx : SIZE_MAX;
-}
-
 static detloss_status alloc_all(detloss_dataset *ds, size_t ni, size_t nb, detloss_error *err) {
   ds->num_images = ni;
   ds->num_boxes = nb;
@@ -694,15 +672,15 @@ static detloss_status from_slot(const slot *s, detloss_error *err) {
 /* COCO: duplicate ids, annotation -> image, boxes grouped by image in file order. */
 static detloss_status build_coco(rd *r, detloss_dataset *ds, detloss_error *err) {
   size_t ni = r->ni, na = r->na;
-  idpair *ids = malloc((ni ? ni : 1) * sizeof *ids);
+  dl_idpair *ids = malloc((ni ? ni : 1) * sizeof *ids);
   size_t *img_of = malloc((na ? na : 1) * sizeof *img_of);
   size_t *fill = calloc(ni + 1, sizeof *fill);
   detloss_status st = DETLOSS_OK;
   detloss_error e;
   if (!ids || !img_of || !fill) st = dl_fail(err, DETLOSS_ERR_NOMEM, "images", "out of memory");
   if (st == DETLOSS_OK) {
-    for (size_t i = 0; i < ni; i++) ids[i] = (idpair){r->id[i], i};
-    qsort(ids, ni, sizeof *ids, cmp_id);
+    for (size_t i = 0; i < ni; i++) ids[i] = (dl_idpair){r->id[i], i};
+    qsort(ids, ni, sizeof *ids, dl_idpair_cmp);
     for (size_t q = 1; q < ni; q++)
       if (ids[q].id == ids[q - 1].id) {
         char path[DETLOSS_WHERE_MAX];
@@ -715,7 +693,7 @@ static detloss_status build_coco(rd *r, detloss_dataset *ds, detloss_error *err)
     for (size_t a = 0; a < na; a++) {
       img_of[a] = SIZE_MAX;
       if (r->aimg[a] == INT64_MIN) continue;
-      size_t im = find_id(ids, ni, r->aimg[a]);
+      size_t im = dl_idpair_find(ids, ni, r->aimg[a]);
       if (im == SIZE_MAX) {
         char where[DETLOSS_WHERE_MAX];
         snprintf(where, sizeof where, "annotations[%zu].image_id", a);

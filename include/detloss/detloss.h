@@ -202,8 +202,11 @@ DETLOSS_API detloss_coder_options detloss_coder_options_default(void);
  * before it is written; same bits as out of place); a partial overlap is
  * DETLOSS_ERR_SHAPE ("deltas").
  * Returns DETLOSS_OK or an error with deltas untouched. Thread-safe.
- * Matches torchvision.models.detection._utils.BoxCoder.encode_single
- * (float32, same operation order). Ref: Girshick et al., R-CNN, CVPR 2014, App. C.
+ * Same operations in the same order as
+ * torchvision.models.detection._utils.BoxCoder.encode_single in float32; log()
+ * may round differently from torch's in the last ulp, so results agree within
+ * rtol 2e-6 (tests/fixtures/box_coder), not bit for bit.
+ * Ref: Girshick et al., R-CNN, CVPR 2014, App. C.
  */
 DETLOSS_API detloss_status detloss_box_encode(const float *anchors, const float *boxes, size_t n,
                                               float *deltas, const detloss_coder_options *opt,
@@ -217,8 +220,9 @@ DETLOSS_API detloss_status detloss_box_encode(const float *anchors, const float 
  * Anchors must be finite (zero-width anchors are legal: they decode to zero
  * width); deltas must be finite. In place: boxes may equal anchors or deltas
  * exactly; a partial overlap is DETLOSS_ERR_SHAPE ("boxes"). Returns
- * DETLOSS_OK or an error with boxes untouched. Thread-safe. Matches
- * torchvision BoxCoder.decode_single.
+ * DETLOSS_OK or an error with boxes untouched. Thread-safe. Same operations
+ * as torchvision BoxCoder.decode_single in float32; exp() may differ from
+ * torch's in the last ulp (agreement within rtol 2e-6, tests/fixtures/box_coder).
  */
 DETLOSS_API detloss_status detloss_box_decode(const float *anchors, const float *deltas, size_t n,
                                               float *boxes, const detloss_coder_options *opt,

@@ -3,9 +3,11 @@
 #define DETLOSS_CLI_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "detloss/detloss.h"
 #include "detloss/detloss_json.h"
+#include "json/jwrite.h"
 
 /* Exit statuses (documented in --help and the README). */
 #define DL_EXIT_OK 0
@@ -119,5 +121,30 @@ int dl_cli_is_preset_name(const char *arg);
  * the presets found) and returns DL_EXIT_INPUT; out (cap bytes) is then
  * unspecified. */
 int dl_cli_config_path(const char *arg, const dl_data_dirs *d, char *out, size_t cap);
+
+/* plot_util.c: what eval and fit both draw. */
+
+/* A progress bar on stderr: "detloss LABEL [####....] 42% 10/24 UNIT", drawn
+ * only once the run has taken a second (the clock starts at _start), erased at
+ * the end. Pass dl_cli_progress_cb and the struct as an options' progress
+ * callback and user pointer, when stderr is a terminal. */
+typedef struct dl_cli_progress {
+  struct timespec t0;
+  int drawn;
+  const char *label, *unit;
+} dl_cli_progress;
+void dl_cli_progress_start(dl_cli_progress *p, const char *label, const char *unit);
+void dl_cli_progress_cb(void *user, size_t done, size_t total);
+void dl_cli_progress_clear(dl_cli_progress *p);
+
+/* Escapes s for SVG text, cut to at most max characters ("..." appended;
+ * SIZE_MAX: no cut). Characters, not bytes: a cut never splits a UTF-8
+ * sequence. */
+void dl_cli_svg_escape(dlj_buf *b, const char *s, size_t max);
+
+/* The config's anchor shapes (w, h) at network scale, with their level (0 for
+ * an explicit anchor or shape list): *wh [n][2] and *level [n], malloc'd, the
+ * caller frees. Returns DL_EXIT_OK or DL_EXIT_RUNTIME (out of memory). */
+int dl_cli_anchor_shapes(const detloss_config *cfg, float **wh, size_t *n, size_t **level);
 
 #endif /* DETLOSS_CLI_H */

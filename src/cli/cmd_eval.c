@@ -75,34 +75,6 @@ static const char HELP[] =
     "  detloss eval torchvision_fasterrcnn_fpn_rpn --plot coverage.svg\n"
     "\n" DL_EXIT_HELP;
 
-typedef struct progress {
-  struct timespec t0;
-  int drawn;
-} progress;
-
-static double elapsed(const struct timespec *t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
-static void on_progress(void *user, size_t done, size_t total) {
-  progress *p = user;
-  if (done >= total) {
-    if (p->drawn) fputs("\r\033[K", stderr);
-    return;
-  }
-  if (elapsed(&p->t0) < 1.0) return;
-  int width = 40, fill = (int)((double)width * (double)done / (double)total);
-  char bar[64];
-  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-  bar[width] = '\0';
-  fprintf(stderr, "\rdetloss eval [%s] %3d%% %zu/%zu images", bar,
-          (int)(100.0 * (double)done / (double)total), done, total);
-  fflush(stderr);
-  p->drawn = 1;
-}
-
 static void stats_row(dlj_buf *b, const char *name, const detloss_eval_stats *s, int pos) {
   if (pos)
     dlj_printf(b, "%-8s %7zu  %6.3f  %9.3f  %10.2f  %12.2f  %6zu %6zu %6zu %6zu\n", name, s->num_gt,
@@ -227,78 +199,18 @@ static void colour(double v, double thr, char *buf, size_t cap) {
   snprintf(buf, cap, "#%02x%02x%02x", (int)r, (int)g, (int)bl);
 }
 
-/* Escapes s for SVG text, cut to at most max characters ("..." appended).
- * Characters, not bytes: a cut never splits a UTF-8 sequence. */
-static void svg_escape(dlj_buf *b, const char *s, size_t max) {
-  size_t n = 0;
-  for (; s && *s; s++) {
-    int cont = ((unsigned char)*s & 0xC0) == 0x80; /* a UTF-8 continuation byte */
-    if (!cont && n++ == max) {
-      dlj_raw(b, "...");
-      break;
-    }
-    if (*s == '<')
-      dlj_raw(b, "&lt;");
-    else if (*s == '>')
-      dlj_raw(b, "&gt;");
-    else if (*s == '&')
-      dlj_raw(b, "&amp;");
-    else
-      dlj_rawn(b, s, 1);
-  }
-}
-
 /* Builds the SVG into *out (which the caller frees). Returns an exit status. */
 static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_dataset *ds,
                     const detloss_eval_gt *gt, const detloss_eval_report *r,
                     const detloss_eval_options *o) {
   /* anchor shapes (w, h) at network scale */
-  size_t ns = 0, cap = 0;
+  size_t ns = 0;
   float *sh = NULL;
-  int16_t *sl = NULL;
-  if (cfg->grid.num_levels > 0) {
-    for (size_t l = 0; l < cfg->grid.num_levels; l++) {
-      size_t k = 0;
-      detloss_anchors_level_base(&cfg->grid, l, NULL, 0, &k, NULL);
-      cap += k;
-    }
-  } else {
-    cap = cfg->num_anchors ? cfg->num_anchors : cfg->num_shapes;
-  }
-  sh = malloc((cap ? cap : 1) * 2 * sizeof(float));
-  sl = malloc((cap ? cap : 1) * sizeof(int16_t));
-  float *base = malloc((cap ? cap : 1) * 4 * sizeof(float));
-  if (!sh || !sl || !base) {
-    free(sh);
-    free(sl);
-    free(base);
+  size_t *sl = NULL;
+  if (dl_cli_anchor_shapes(cfg, &sh, &ns, &sl) != DL_EXIT_OK) {
     fprintf(stderr, "detloss: eval: out of memory\n");
     return DL_EXIT_RUNTIME;
   }
-  if (cfg->grid.num_levels > 0) {
-    for (size_t l = 0; l < cfg->grid.num_levels; l++) {
-      size_t k = 0;
-      detloss_anchors_level_base(&cfg->grid, l, base, cap, &k, NULL);
-      for (size_t q = 0; q < k; q++, ns++) {
-        sh[2 * ns] = base[4 * q + 2] - base[4 * q];
-        sh[2 * ns + 1] = base[4 * q + 3] - base[4 * q + 1];
-        sl[ns] = (int16_t)l;
-      }
-    }
-  } else if (cfg->num_anchors) {
-    for (; ns < cfg->num_anchors; ns++) {
-      sh[2 * ns] = cfg->anchors[4 * ns + 2] - cfg->anchors[4 * ns];
-      sh[2 * ns + 1] = cfg->anchors[4 * ns + 3] - cfg->anchors[4 * ns + 1];
-      sl[ns] = 0;
-    }
-  } else {
-    for (; ns < cfg->num_shapes; ns++) {
-      sh[2 * ns] = cfg->shapes[2 * ns];
-      sh[2 * ns + 1] = cfg->shapes[2 * ns + 1];
-      sl[ns] = 0;
-    }
-  }
-  free(base);
   /* axis range: powers of two around every gt side and anchor side */
   double lo = 1e30, hi = 0.0;
   for (size_t i = 0; i < ds->num_boxes; i++) {
@@ -333,9 +245,9 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
              "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
              W, H, W, H);
   dlj_raw(&b, "<text x=\"80\" y=\"24\" font-size=\"15\" font-weight=\"bold\">");
-  svg_escape(&b, cfg->name ? cfg->name : cfg->path, 90);
+  dl_cli_svg_escape(&b, cfg->name ? cfg->name : cfg->path, 90);
   dlj_raw(&b, "</text>\n<text x=\"80\" y=\"42\">");
-  svg_escape(&b, ds->name ? ds->name : ds->path, 40);
+  dl_cli_svg_escape(&b, ds->name ? ds->name : ds->path, 40);
   dlj_printf(&b,
              ": %zu gts, recall %.3f at %s %s %g, mean best %.3f</text>\n<text x=\"80\" y=\"58\" "
              "fill=\"#555\">gt size after resizing (log scale), colour = best %s; "
@@ -418,9 +330,8 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
 }
 
 int dl_cmd_eval(int argc, char **argv) {
-  progress prog; /* the run's clock starts now: loading counts towards the second */
-  memset(&prog, 0, sizeof prog);
-  clock_gettime(CLOCK_MONOTONIC, &prog.t0);
+  dl_cli_progress prog; /* the run's clock starts now: loading counts towards the second */
+  dl_cli_progress_start(&prog, "eval", "images");
   const char *cfg_path = NULL, *ds_path = NULL, *plot = NULL, *out = NULL;
   float image_w = 0.0f, image_h = 0.0f;
   int json = 0, threads = 0;
@@ -549,7 +460,7 @@ int dl_cmd_eval(int argc, char **argv) {
   o.num_threads = threads;
   if (worst >= 0) o.num_worst = (size_t)worst;
   if (isatty(STDERR_FILENO)) {
-    o.progress = on_progress;
+    o.progress = dl_cli_progress_cb;
     o.progress_user = &prog;
   }
   detloss_eval_gt *gt = malloc((ds->num_boxes ? ds->num_boxes : 1) * sizeof *gt);

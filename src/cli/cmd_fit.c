@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,35 +68,6 @@ static const char HELP[] =
     "  detloss fit yolov5_autoanchor --method evolve --seed 1 -o my_anchors.json\n"
     "\n" DL_EXIT_HELP;
 
-typedef struct progress {
-  struct timespec t0;
-  int drawn;
-} progress;
-
-static double elapsed(const struct timespec *t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
-static void on_progress(void *user, size_t done, size_t total) {
-  progress *p = user;
-  if (done >= total) {
-    if (p->drawn) fputs("\r\033[K", stderr);
-    p->drawn = 0;
-    return;
-  }
-  if (elapsed(&p->t0) < 1.0) return;
-  int width = 40, fill = (int)((double)width * (double)done / (double)total);
-  char bar[64];
-  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-  bar[width] = '\0';
-  fprintf(stderr, "\rdetloss fit [%s] %3d%% %zu/%zu", bar,
-          (int)(100.0 * (double)done / (double)total), done, total);
-  fflush(stderr);
-  p->drawn = 1;
-}
-
 static const char *const METHODS[] = {"kmeans", "evolve", "levels"};
 
 static int parse_size(const char *opt, const char *v, unsigned long long lo, unsigned long long hi,
@@ -110,58 +82,6 @@ static int parse_size(const char *opt, const char *v, unsigned long long lo, uns
     return DL_EXIT_INPUT;
   }
   *out = x;
-  return DL_EXIT_OK;
-}
-
-/* The config's anchor shapes (w, h) at network scale, with their level. */
-static int old_shapes(const detloss_config *cfg, float **out, size_t *n, size_t **lvl) {
-  size_t cap = 0;
-  if (cfg->grid.num_levels > 0) {
-    for (size_t l = 0; l < cfg->grid.num_levels; l++) {
-      size_t k = 0;
-      detloss_anchors_level_base(&cfg->grid, l, NULL, 0, &k, NULL);
-      cap += k;
-    }
-  } else {
-    cap = cfg->num_anchors ? cfg->num_anchors : cfg->num_shapes;
-  }
-  float *sh = malloc((cap ? cap : 1) * 2 * sizeof(float));
-  size_t *lv = malloc((cap ? cap : 1) * sizeof(size_t));
-  float *base = malloc((cap ? cap : 1) * 4 * sizeof(float));
-  if (!sh || !lv || !base) {
-    free(sh);
-    free(lv);
-    free(base);
-    return DL_EXIT_RUNTIME;
-  }
-  size_t ns = 0;
-  if (cfg->grid.num_levels > 0) {
-    for (size_t l = 0; l < cfg->grid.num_levels; l++) {
-      size_t k = 0;
-      detloss_anchors_level_base(&cfg->grid, l, base, cap, &k, NULL);
-      for (size_t q = 0; q < k; q++, ns++) {
-        sh[2 * ns] = base[4 * q + 2] - base[4 * q];
-        sh[2 * ns + 1] = base[4 * q + 3] - base[4 * q + 1];
-        lv[ns] = l;
-      }
-    }
-  } else if (cfg->num_anchors) {
-    for (; ns < cfg->num_anchors; ns++) {
-      sh[2 * ns] = cfg->anchors[4 * ns + 2] - cfg->anchors[4 * ns];
-      sh[2 * ns + 1] = cfg->anchors[4 * ns + 3] - cfg->anchors[4 * ns + 1];
-      lv[ns] = 0;
-    }
-  } else {
-    for (; ns < cfg->num_shapes; ns++) {
-      sh[2 * ns] = cfg->shapes[2 * ns];
-      sh[2 * ns + 1] = cfg->shapes[2 * ns + 1];
-      lv[ns] = 0;
-    }
-  }
-  free(base);
-  *out = sh;
-  *n = ns;
-  *lvl = lv;
   return DL_EXIT_OK;
 }
 
@@ -282,16 +202,7 @@ static void svg_plot(dlj_buf *b, const float *wh, size_t n, const float *olds, s
              "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
              "<text x=\"80\" y=\"24\" font-size=\"15\" font-weight=\"bold\">",
              W, H, W, H);
-  for (const char *s = title; *s; s++) {
-    if (*s == '<')
-      dlj_raw(b, "&lt;");
-    else if (*s == '>')
-      dlj_raw(b, "&gt;");
-    else if (*s == '&')
-      dlj_raw(b, "&amp;");
-    else
-      dlj_rawn(b, s, 1);
-  }
+  dl_cli_svg_escape(b, title, SIZE_MAX);
   dlj_printf(b,
              "</text>\n<text x=\"80\" y=\"44\" fill=\"#555\">gt size after resizing (log scale), "
              "%zu gts; black crosses: old anchor shapes, red diamonds: fitted</text>\n"
@@ -351,9 +262,8 @@ static void row(dlj_buf *b, const char *name, const detloss_eval_stats *s0,
 }
 
 int dl_cmd_fit(int argc, char **argv) {
-  progress prog;
-  memset(&prog, 0, sizeof prog);
-  clock_gettime(CLOCK_MONOTONIC, &prog.t0);
+  dl_cli_progress prog;
+  dl_cli_progress_start(&prog, "fit", "");
   const char *cfg_path = NULL, *ds_path = NULL, *plot = NULL, *out = NULL, *method_s = NULL;
   int json = 0, threads = 0;
   unsigned long long k_arg = 0, seed = 0, gens = 0, evals = 0;
@@ -501,7 +411,7 @@ int dl_cmd_fit(int argc, char **argv) {
     rc = DL_EXIT_INPUT;
     goto done;
   }
-  if (old_shapes(cfg, &olds, &nold, &oldl) != DL_EXIT_OK) goto oom;
+  if (dl_cli_anchor_shapes(cfg, &olds, &nold, &oldl) != DL_EXIT_OK) goto oom;
   detloss_eval_options eo = cfg->eval;
   eo.num_threads = threads;
   eo.num_worst = 0;
@@ -540,7 +450,7 @@ int dl_cmd_fit(int argc, char **argv) {
   if (gens || method == 1) fo.generations = gens ? (size_t)gens : fo.generations;
   if (evals) fo.max_evals = (size_t)evals;
   if (isatty(STDERR_FILENO)) {
-    fo.progress = on_progress;
+    fo.progress = dl_cli_progress_cb;
     fo.progress_user = &prog;
   }
   detloss_fit_report fr;
@@ -768,7 +678,7 @@ oom:
   fprintf(stderr, "detloss: fit: out of memory\n");
   rc = DL_EXIT_RUNTIME;
 done:
-  if (prog.drawn) fputs("\r\033[K", stderr);
+  dl_cli_progress_clear(&prog);
   dlj_buf_free(&b);
   dlj_buf_free(&set);
   dlj_buf_free(&svg);

@@ -7,7 +7,17 @@ the whole batch. The harness is dist_harness.py; a head is one HeadCase in CASES
 Tolerance (float32): relative 1e-5 on the loss and the normalizer; gradients within
 1e-5 relative, or 1e-6 of the largest entry of the compared tensor. The sums are formed
 in a different order across ranks (a rank sums its images, the ranks' losses are then
-added), so equality is to float32 rounding, not bitwise."""
+added), so equality is to float32 rounding, not bitwise.
+
+Adding a head: three module-level functions and a HeadCase appended to CASES (all cases
+run in the same two spawned processes, so a case costs its compute, not another start):
+make_batch(seed) -> the whole batch as a list of per-image dicts (predictions as float32
+tensors named in grad_keys); local_normalizer(images) -> this rank's contribution (a
+float, or a sequence of floats all-reduced together, e.g. FCOS's positives and
+centerness-target sum); loss(images, z) -> the rank's loss with the all-reduced z passed
+to the drop-in's normalizer keyword (DETR: num_boxes = max(z, 1), the number of gt boxes
+of the batch; the reference divides by the world size because DDP averages, which the
+harness accounts for by back-propagating world_size * loss)."""
 import pytest
 
 torch = pytest.importorskip("torch")

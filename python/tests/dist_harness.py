@@ -29,6 +29,7 @@ that case's failure, never as a hang of the other rank.
 """
 import datetime
 import os
+import signal
 import tempfile
 import time
 import traceback
@@ -37,8 +38,13 @@ from typing import Callable, NamedTuple, Optional, Sequence
 import torch
 
 WORLD = 2
-RUN_TIMEOUT_S = 120.0  # the whole spawned run (import torch in 2 children + every case)
-COLLECTIVE_TIMEOUT_S = 60.0  # gloo: a collective waiting longer than this raises
+# Safety nets, far above the normal run (about 10 s on an idle 2-core machine, 20-30 s at
+# load 12-16, almost all of it two children importing torch): the whole spawned run, and
+# gloo's wait for a peer (the rendezvous included: under heavy load one child can reach
+# it long after the other)
+RUN_TIMEOUT_S = 240.0
+COLLECTIVE_TIMEOUT_S = 180.0
+GRACE_S = 30.0  # how long the other ranks may run on after one has exited
 
 
 class HeadCase(NamedTuple):
@@ -172,9 +178,15 @@ def run_single(case, seed):
     return res
 
 
-def _worker(rank, world, init_method, cases, seed, n_images, outdir):
+def _worker(rank, world, init_method, cases, seed, n_images, outdir, stack_after):
+    import faulthandler
     import torch.distributed as dist
     torch.set_num_threads(1)  # 2 ranks on a small machine: no oversubscription
+    # if this rank is still running shortly before the parent's deadline, or when the
+    # parent terminates it, its Python stacks go to rank<r>.stack, which the parent reports
+    stack_file = open(os.path.join(outdir, "rank%d.stack" % rank), "w")
+    faulthandler.dump_traceback_later(stack_after, exit=False, file=stack_file)
+    faulthandler.register(signal.SIGTERM, file=stack_file, chain=True)  # the parent's terminate
     results = {}
     try:
         dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world,
@@ -202,6 +214,24 @@ def _worker(rank, world, init_method, cases, seed, n_images, outdir):
             tmp = os.path.join(outdir, "rank%d.tmp" % rank)
             torch.save(results, tmp)
             os.replace(tmp, os.path.join(outdir, "rank%d.pt" % rank))
+            faulthandler.cancel_dump_traceback_later()
+            stack_file.close()
+
+
+def _diagnostics(outdir, world):
+    """What the ranks left behind: each one's error and, if it hung, its stacks."""
+    out = []
+    for r in range(world):
+        path = os.path.join(outdir, "rank%d.pt" % r)
+        if os.path.exists(path):
+            res = torch.load(path)
+            errs = {k: v.get("error") if isinstance(v, dict) else v for k, v in res.items()}
+            out.append("rank %d finished: %s" % (r, {k: v for k, v in errs.items() if v} or "ok"))
+        stack = os.path.join(outdir, "rank%d.stack" % r)
+        if os.path.exists(stack) and os.path.getsize(stack):
+            with open(stack) as f:
+                out.append("rank %d stacks:\n%s" % (r, f.read()))
+    return "\n".join(out)
 
 
 def run_distributed(cases, seed, n_images, world=WORLD, timeout=RUN_TIMEOUT_S):
@@ -214,14 +244,21 @@ def run_distributed(cases, seed, n_images, world=WORLD, timeout=RUN_TIMEOUT_S):
     with tempfile.TemporaryDirectory(prefix="detloss-dist-") as tmp:
         init = "file://" + os.path.join(tmp, "rendezvous")
         procs = [ctx.Process(target=_worker, args=(r, world, init, list(cases), seed, n_images,
-                                                   tmp), daemon=True)
+                                                   tmp, max(1.0, timeout - 10.0)), daemon=True)
                  for r in range(world)]
         for p in procs:
             p.start()
         deadline = time.monotonic() + timeout
         try:
-            for p in procs:
-                p.join(max(0.0, deadline - time.monotonic()))
+            # once a rank has exited, the others have GRACE_S to follow: a rank that failed
+            # before the rendezvous would otherwise leave its peer waiting there
+            while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+                if any(not p.is_alive() for p in procs):
+                    deadline = min(deadline, time.monotonic() + GRACE_S)
+                    for p in procs:
+                        p.join(max(0.0, deadline - time.monotonic()))
+                    break
+                procs[0].join(0.2)
         finally:
             hung = [p for p in procs if p.is_alive()]
             for p in hung:
@@ -232,13 +269,16 @@ def run_distributed(cases, seed, n_images, world=WORLD, timeout=RUN_TIMEOUT_S):
                     p.kill()
                     p.join(5)
         if hung:
-            raise RuntimeError("distributed run exceeded %.0f s; ranks %s terminated"
-                               % (timeout, [procs.index(p) for p in hung]))
+            raise RuntimeError("distributed run: ranks %s still running after %.0f s (or %.0f s "
+                               "after another rank exited), terminated\n%s"
+                               % ([procs.index(p) for p in hung], timeout, GRACE_S,
+                                  _diagnostics(tmp, world)))
         out = []
         for r, p in enumerate(procs):
             path = os.path.join(tmp, "rank%d.pt" % r)
             if not os.path.exists(path):
-                raise RuntimeError("rank %d exited with code %s and no result" % (r, p.exitcode))
+                raise RuntimeError("rank %d exited with code %s and no result\n%s"
+                                   % (r, p.exitcode, _diagnostics(tmp, world)))
             res = torch.load(path)
             if "__error__" in res:
                 raise RuntimeError("rank %d failed:\n%s" % (r, res["__error__"]))

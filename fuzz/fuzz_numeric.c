@@ -7,6 +7,10 @@
  * where every float is mapped to a finite value of magnitude < 1600 so the
  * deep numeric paths are reached instead of the validation); bytes 1-2 the
  * sizes; bytes 3-7 parameters; the rest is float data (cycled).
+ * Functions (byte 0 mod 10): IoU matrices, pairs and areas, encode / decode,
+ * matching, element-wise, class-indexed, box and embedding losses, sampling,
+ * and 9: the quality losses QFL / DFL / VFL (quality_losses below) or empty
+ * inputs.
  *
  * Oracles (the library's documented contract):
  *   - no crash, no sanitizer report;
@@ -84,6 +88,67 @@ static void check(detloss_status st, const detloss_error *err, int inputs_finite
       }
     }
   }
+}
+
+/*
+ * The quality losses: QFL and DFL (detloss_loss_rows), VFL
+ * (detloss_loss_elementwise). which: 0 QFL, 1 DFL, 2 VFL. p1 bit 0: valid
+ * targets (QFL / VFL scores in [0, 1] in tenths, DFL bin positions in
+ * quarters of [0, c-1]); bit 1: QFL activated (inputs mapped into [0, 1] with
+ * bit 0), VFL iou_weighted; bit 2: weights; bit 3: no gradient; bit 4:
+ * "bounded" mode, the documented promise of these kernels: logits in
+ * [-100, 100], weights in [-4, 4], and then no output may be NaN or infinite
+ * for any gamma / beta >= 0, whatever the mode; bit 5: DFL targets just below
+ * c-1, VFL detach_weight. gamma and beta (p3) run over [0, 4) in 1/16 steps
+ * (0, the kink below 1, the default 2); VFL alpha (p2) over [0, 2).
+ */
+static void quality_losses(src *s, unsigned which, size_t n, size_t m, uint8_t p1, uint8_t p2,
+                           uint8_t p3, float *o1, float *o2) {
+  float x[4 * MAXN], y[4 * MAXN], w[4 * MAXN];
+  const int bounded = (p1 & 16) != 0;
+  detloss_loss_kind k = which == 0   ? DETLOSS_LOSS_QUALITY_FOCAL
+                        : which == 1 ? DETLOSS_LOSS_DISTRIBUTION_FOCAL
+                                     : DETLOSS_LOSS_VARIFOCAL;
+  /* QFL: c classes (1..8); DFL: c bins (2..17: GFL's 17 and ultralytics' 16 included) */
+  size_t c = which == 1 ? 2 + (size_t)(p2 >> 2) % 16 : (m ? m : 1);
+  size_t rows = which == 2 ? 4 * n : (n < 4 * MAXN / c ? n : 4 * MAXN / c);
+  size_t len = which == 2 ? rows : rows * c, ylen = which == 1 ? rows : len;
+  fill(s, x, len);
+  fill(s, y, ylen);
+  fill(s, w, rows);
+  if (bounded) {
+    for (size_t i = 0; i < len; i++)
+      x[i] = isfinite(x[i]) ? (float)fmod((double)x[i], 100.0) : x[i];
+    for (size_t i = 0; i < rows; i++) w[i] = isfinite(w[i]) ? (float)fmod((double)w[i], 4.0) : w[i];
+  }
+  if (p1 & 1) {
+    for (size_t i = 0; i < ylen; i++)
+      y[i] = which == 1 ? ((p1 & 32) ? nextafterf((float)(c - 1), 0.0f)
+                                     : (float)small_mod(y[i], 4 * (unsigned)(c - 1) + 1) / 4.0f)
+                        : (float)small_mod(y[i], 11) / 10.0f;
+    if (which == 0 && (p1 & 2))
+      for (size_t i = 0; i < len; i++) x[i] = (float)small_mod(x[i], 11) / 10.0f;
+  }
+  detloss_loss_options o = detloss_loss_options_default(k);
+  o.num_threads = 1;
+  o.reduction = (detloss_reduction)(p2 % 3);
+  o.gamma = (float)(p3 % 64) / 16.0f;
+  o.beta = (float)(p3 % 64) / 16.0f;
+  o.alpha = (float)((p2 >> 2) % 8) / 4.0f;
+  o.activated = which == 0 && (p1 & 2);
+  o.iou_weighted = (p1 & 2) != 0;
+  o.detach_weight = (p1 & 32) != 0;
+  const float *wp = (p1 & 4) ? w : NULL;
+  float *gp = (p1 & 8) ? NULL : o2;
+  size_t outlen = o.reduction == DETLOSS_REDUCTION_NONE ? rows : 1;
+  detloss_error err;
+  fuzz_error_init(&err);
+  detloss_status st = which == 2 ? detloss_loss_elementwise(k, x, y, wp, len, o1, gp, &o, &err)
+                                 : detloss_loss_rows(k, x, y, wp, rows, c, o1, gp, &o, &err);
+  float *outs[2] = {o1, gp};
+  size_t lens[2] = {outlen, len};
+  int fin = all_finite(x, len) && all_finite(y, ylen) && (!wp || all_finite(w, rows));
+  check(st, &err, fin, s->moderate || bounded, outs, lens, 2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -305,7 +370,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       break;
     }
-    default: { /* empty inputs everywhere */
+    default: { /* 9: the quality losses, or empty inputs everywhere */
+      if (p0 % 4 != 3) {
+        quality_losses(&s, p0 % 4, n, m, p1, p2, p3, o1, o2);
+        break;
+      }
       detloss_status st = detloss_iou_matrix(DETLOSS_CIOU, NULL, 0, NULL, 0, NULL, NULL, &err);
       if (st != DETLOSS_OK) fuzz_fail("fuzz_numeric", "empty IoU matrix: status %d", (int)st);
       break;

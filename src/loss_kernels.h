@@ -132,13 +132,38 @@ DL_KERNEL void dl_sigmoid_focal_elem(float x, float y, float alpha, float gamma,
  *   BCEL(x, y) = x (1-y) + ln(1+t) (x >= 0),  -x y + ln(1+t) (x < 0)
  * (torch binary_cross_entropy_with_logits without cancellation: the products
  * of two floats are exact in double). docs/math/quality_losses.md eq. (1).
+ * dl_logit_parts_ln also stores ln(1+t) (log1p_t, NULL = not wanted), which
+ * softplus(+-x) share.
  */
-DL_KERNEL void dl_logit_parts(double x, double y, double *s, double *s1, double *bce) {
+/*
+ * dl_log1p_01() - ln(1 + t) for t in [0, 1], by Kahan's formula
+ *   u = 1 + t;  ln(1 + t) = t  if u = 1,  else ln(u) t / (u - 1)
+ * (Goldberg, What Every Computer Scientist Should Know About Floating-Point
+ * Arithmetic, 1991, Theorem 4: relative error below 5 eps for 0 <= t < 3/4
+ * with a correctly rounded ln; u - 1 is exact and t / (u - 1) corrects the
+ * rounding of 1 + t). glibc's log is several times faster than its log1p,
+ * which was a third of a quality loss's time (bench/quality_losses.md); the
+ * result differs from log1p's by a few ulps of a double, far below the one
+ * rounding to float. The same operations on every call: deterministic.
+ */
+DL_KERNEL double dl_log1p_01(double t) {
+  double u = 1.0 + t;
+  return u == 1.0 ? t : log(u) * (t / (u - 1.0));
+}
+
+DL_KERNEL void dl_logit_parts_ln(double x, double y, double *s, double *s1, double *bce,
+                                 double *log1p_t) {
   double t = exp(-fabs(x));
   double inv = 1.0 / (1.0 + t);
+  double L = dl_log1p_01(t);
   *s = x >= 0.0 ? inv : t * inv;
   *s1 = x >= 0.0 ? t * inv : inv;
-  *bce = (x >= 0.0 ? x * (1.0 - y) : -x * y) + log1p(t);
+  *bce = (x >= 0.0 ? x * (1.0 - y) : -x * y) + L;
+  if (log1p_t) *log1p_t = L;
+}
+
+DL_KERNEL void dl_logit_parts(double x, double y, double *s, double *s1, double *bce) {
+  dl_logit_parts_ln(x, y, s, s1, bce, NULL);
 }
 
 /*
@@ -173,8 +198,21 @@ DL_KERNEL void dl_quality_focal_elem(float xf, float yf, double beta, int activa
   }
   double d = s > 0.5 ? (y - 1.0) + s1 : y - s; /* y - s */
   double ad = fabs(d);
-  double m = pow(ad, beta); /* pow(0, 0) = 1 */
-  double dm = ad > 0.0 && beta > 0.0 ? beta * pow(ad, beta - 1.0) * (d < 0.0 ? ds : -ds) : 0.0;
+  /* |y-s|^beta and beta |y-s|^(beta-1). beta = 2 (GFL's and mmdetection's
+   * default) by multiplication: ad * ad is the correctly rounded square (pow
+   * is within 0.52 ulp, so the two may differ in the last bit of the double,
+   * never beyond) and pow(ad, 1) is ad exactly; the same operations in every
+   * call, so still bitwise identical for any thread count. pow is most of an
+   * element's time otherwise (bench/quality_losses.md). */
+  double m, pm1;
+  if (beta == 2.0) {
+    m = ad * ad;
+    pm1 = ad;
+  } else {
+    m = pow(ad, beta); /* pow(0, 0) = 1 */
+    pm1 = ad > 0.0 && beta > 0.0 ? pow(ad, beta - 1.0) : 0.0;
+  }
+  double dm = ad > 0.0 && beta > 0.0 ? beta * pm1 * (d < 0.0 ? ds : -ds) : 0.0;
   *l = bce * m;
   *g = bce * dm + dbce * m;
 }
@@ -189,20 +227,23 @@ DL_KERNEL void dl_quality_focal_elem(float xf, float yf, double beta, int activa
  *   q = 0:  dl/dx = alpha s^gamma [gamma (1-s) softplus(x) + s]   (mmdetection, full)
  *           dl/dx = alpha s^gamma s                               (detach: RT-DETR)
  * s^gamma = exp(-gamma softplus(-x)): 1 for gamma = 0 (0^0 = 1), no underflow
- * to 0^gamma at x = -100 before the product.
+ * to 0^gamma at x = -100 before the product; s s (double) for gamma = 2.
  */
 DL_KERNEL void dl_varifocal_elem(float xf, float qf, double alpha, double gamma, int iou_weighted,
                                  int detach, double *l, double *g) {
-  double x = xf, q = qf, s, s1, bce;
-  dl_logit_parts(x, q, &s, &s1, &bce);
+  double x = xf, q = qf, s, s1, bce, L;
+  dl_logit_parts_ln(x, q, &s, &s1, &bce, &L);
   if (q > 0.0) {
     double f = iou_weighted ? q : 1.0;
     *l = f * bce;
     *g = f * (s > 0.5 ? (1.0 - q) - s1 : s - q);
     return;
   }
-  double sp_neg = (x < 0.0 ? -x : 0.0) + log1p(exp(-fabs(x))); /* softplus(-x) = -ln s */
-  double f = alpha * exp(-gamma * sp_neg);
+  /* s^gamma: s * s for gamma = 2 (mmdetection's and RT-DETR's default; the
+   * correctly rounded square of s, where the exp form also carries the
+   * rounding of softplus(-x) times gamma), else exp(-gamma softplus(-x)) */
+  double sp_neg = (x < 0.0 ? -x : 0.0) + L; /* softplus(-x) = -ln s */
+  double f = alpha * (gamma == 2.0 ? s * s : exp(-gamma * sp_neg));
   *l = f * bce; /* bce = softplus(x) at q = 0 */
   *g = detach ? f * s : f * (gamma * s1 * bce + s);
 }
@@ -216,12 +257,22 @@ DL_KERNEL void dl_varifocal_elem(float xf, float qf, double alpha, double gamma,
  *   dl/dz = softmax(z) - wl e_k - wr e_(k+1)
  * Returns l; g (NULL = skip) gets scale * dl/dz. lse in double from the max.
  */
+#define DL_DFL_MAX_CACHED 64
 DL_KERNEL double dl_distribution_focal_row(const float *z, size_t c, float yf, double scale,
                                            float *g) {
   double y = yf, m = z[0];
   for (size_t j = 1; j < c; j++) m = (double)z[j] > m ? (double)z[j] : m;
+  /* e[j] = exp(z_j - m), kept for the gradient when the row fits (every
+   * published bin count does): the same values as recomputing them, half the
+   * exp calls */
+  double e[DL_DFL_MAX_CACHED];
+  const int cached = c <= DL_DFL_MAX_CACHED;
   double S = 0.0;
-  for (size_t j = 0; j < c; j++) S += exp((double)z[j] - m);
+  for (size_t j = 0; j < c; j++) {
+    double ej = exp((double)z[j] - m);
+    if (cached) e[j] = ej;
+    S += ej;
+  }
   double lse = m + log(S);
   size_t k = (size_t)floor(y);
   double wl = (double)k + 1.0 - y, wr = y - (double)k;
@@ -232,9 +283,11 @@ DL_KERNEL double dl_distribution_focal_row(const float *z, size_t c, float yf, d
   }
   double l = wl * (lse - (double)z[k]) + (wr != 0.0 ? wr * (lse - (double)z[k + 1]) : 0.0);
   if (g) {
-    for (size_t j = 0; j < c; j++) g[j] = (float)(scale * (exp((double)z[j] - m) / S));
-    g[k] = (float)(scale * (exp((double)z[k] - m) / S - wl));
-    if (wr != 0.0) g[k + 1] = (float)(scale * (exp((double)z[k + 1] - m) / S - wr));
+    for (size_t j = 0; j < c; j++)
+      g[j] = (float)(scale * ((cached ? e[j] : exp((double)z[j] - m)) / S));
+    g[k] = (float)(scale * ((cached ? e[k] : exp((double)z[k] - m)) / S - wl));
+    if (wr != 0.0)
+      g[k + 1] = (float)(scale * ((cached ? e[k + 1] : exp((double)z[k + 1] - m)) / S - wr));
   }
   return l;
 }

@@ -277,10 +277,8 @@ static void positives_block(void *vr, size_t i0, size_t i1, size_t blk) {
 
 /* Rows [a0, a1) of image i: lane sums acc[8] of the focal losses (lane =
  * column mod 8, fixed, so the sum does not depend on the vector width). */
-DL_VEC_FN static inline __attribute__((always_inline)) void focal_rows(const fcos_run *r, size_t i,
-                                                                       size_t a0, size_t a1,
-                                                                       double *acc,
-                                                                       const int square) {
+DL_KERNEL void focal_rows(const fcos_run *r, size_t i, size_t a0, size_t a1, double *acc,
+                          const int square) {
   const detloss_fcos_image *im = &r->images[i];
   const int64_t *as = r->assigned + i * r->P;
   const size_t C = r->C;

@@ -1,8 +1,9 @@
 /*
  * test_head_fcos.c - detloss_fcos_loss (src/head_fcos.c): a hand-worked case,
- * the float64 torch reference fixtures (tests/fixtures/fcos_loss, mmdet
- * semantics), finite differences, thread invariance, the torchvision variant's
- * strict ranges, the caller's normalizers, bad input with outputs untouched.
+ * the float64 torch reference fixtures (tests/fixtures/fcos_loss: mmdet
+ * semantics, and torchvision's own FCOS.compute_loss for the torchvision variant), finite
+ * differences, thread invariance, the torchvision variant's strict ranges, the caller's
+ * normalizers, bad input with outputs untouched.
  */
 #include <float.h>
 #include <math.h>
@@ -65,6 +66,8 @@ static void fx_load(fx *f, const char *path) {
     f->o.avg_centerness_sum = v->valuedouble;
   if ((v = cJSON_GetObjectItem(cfg, "box_loss")) && strcmp(v->valuestring, "iou") == 0)
     f->o.box_loss = DETLOSS_FCOS_BOX_IOU;
+  if ((v = cJSON_GetObjectItem(cfg, "variant")) && strcmp(v->valuestring, "torchvision") == 0)
+    f->o.variant = DETLOSS_FCOS_LOSS_TORCHVISION;
   const cJSON *fm = cJSON_GetObjectItem(c, "feature_maps");
   size_t l = 0;
   for (const cJSON *e = fm->child; e; e = e->next, l++) {
@@ -75,7 +78,10 @@ static void fx_load(fx *f, const char *path) {
   }
   assert_int_equal(l, f->L);
   assert_true(f->P <= 4096);
-  assert_int_equal(detloss_grid_points(f->fm, f->strides, f->L, 0.5f, f->points, NULL), DETLOSS_OK);
+  /* mmdet's points at (x + 0.5) s; torchvision's anchors centred at x s */
+  const float offset = f->o.variant == DETLOSS_FCOS_LOSS_TORCHVISION ? 0.0f : 0.5f;
+  assert_int_equal(detloss_grid_points(f->fm, f->strides, f->L, offset, f->points, NULL),
+                   DETLOSS_OK);
   const cJSON *imgs = cJSON_GetObjectItem(c, "images");
   size_t i = 0;
   for (const cJSON *e = imgs->child; e; e = e->next, i++) {
@@ -180,6 +186,10 @@ static void batch_without_positives_has_zero_box_and_centerness_loss(void **s) {
 static void three_levels_alpha_off_gamma_zero(void **s) {
   (void)s;
   check_fixture(DL_FIXTURE("fcos_loss/three_levels.json"));
+}
+static void torchvision_variant_matches_torchvisions_own_compute_loss(void **s) {
+  (void)s;
+  check_fixture(DL_FIXTURE("fcos_loss/torchvision.json"));
 }
 static void equal_areas_go_to_the_lowest_gt_index(void **s) {
   (void)s;
@@ -414,6 +424,7 @@ int main(void) {
       cmocka_unit_test(batch_without_positives_has_zero_box_and_centerness_loss),
       cmocka_unit_test(three_levels_alpha_off_gamma_zero),
       cmocka_unit_test(equal_areas_go_to_the_lowest_gt_index),
+      cmocka_unit_test(torchvision_variant_matches_torchvisions_own_compute_loss),
       cmocka_unit_test(gradients_match_finite_differences),
       cmocka_unit_test(bitwise_identical_for_1_2_3_8_threads),
       cmocka_unit_test(range_boundary_is_inclusive_for_mmdet_and_strict_for_torchvision),

@@ -111,8 +111,9 @@ def fcos_targets(points, level_counts, strides, gt, gt_labels=None, *, regress_r
                  semantics="mmdet", num_threads=0):
     """FCOS targets for one image: points [A, 2] level-major with level_counts [L] and
     strides [L], gt [G, 4], regress_ranges [L, 2] (None: FCOS's five). semantics "mmdet"
-    (FCOSHead._get_targets_single) or "original" (tianzhi0549/FCOS). Returns FcosTargets:
-    the AssignResult fields (max_overlaps = centerness) plus bbox_targets [A, 4] (l, t, r, b,
+    (FCOSHead._get_targets_single), "original" (tianzhi0549/FCOS) or "torchvision"
+    (torchvision 0.14 FCOS.compute_loss: strict ranges, float32 area key; pass its ranges
+    4 s / 8 s). Returns FcosTargets: the AssignResult fields (max_overlaps = centerness) plus bbox_targets [A, 4] (l, t, r, b,
     / stride with norm_on_bbox) and centerness_targets [A]; 0 at negatives."""
     points, torch = _unwrap(points)
     gt, _ = _unwrap(gt)

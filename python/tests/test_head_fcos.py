@@ -151,3 +151,32 @@ def test_bad_input_names_the_argument():
     assert e.value.where == "images[1].labels[0]"
     with pytest.raises(detloss.DetlossError):
         detloss.fcos_loss(FM, cls, bbox, ctr, gts, labels, box_loss="diou")
+
+
+def test_grid_points_are_mmdets_and_torchvisions_point_layouts():
+    pts = detloss.grid_points([[2, 3], [1, 1]], [8, 16])
+    np.testing.assert_array_equal(pts, [[4, 4], [12, 4], [20, 4], [4, 12], [12, 12], [20, 12],
+                                        [8, 8]])
+    ref = torch.cat(fcos_ref.mmdet_points(FM, fcos_ref.DEFAULT_STRIDES)).numpy()
+    np.testing.assert_array_equal(detloss.grid_points(FM), ref)
+    np.testing.assert_array_equal(detloss.grid_points([[1, 2]], [8], offset=0), [[0, 0], [8, 0]])
+
+
+def test_fcos_targets_torchvision_semantics_are_torchvisions_matches():
+    # the assigner on its own: semantics="torchvision" gives the matcher of FCOS.compute_loss
+    from torchvision.models.detection import fcos
+    _, _, _, gts, labels = _scene(9)
+    anchors, counts = _tv_anchors(1)
+    a = anchors[0]
+    seen = {}
+    model = types.SimpleNamespace(
+        center_sampling_radius=1.5,
+        head=types.SimpleNamespace(compute_loss=lambda t, h, an, m: seen.setdefault("m", m)))
+    fcos.FCOS.compute_loss(model, [{"boxes": torch.tensor(gts[0]),
+                                    "labels": torch.tensor(labels[0])}], {}, [a], counts)
+    pts = ((a[:, :2] + a[:, 2:]) / 2).numpy()
+    strides = np.array(fcos_ref.DEFAULT_STRIDES, np.float32)
+    ranges = [[0, 64], [64, 128], [128, 256], [256, 512], [512, 3.4e38]]
+    t = detloss.fcos_targets(pts, counts, strides, gts[0], labels[0], center_sampling=True,
+                             regress_ranges=ranges, semantics="torchvision")
+    np.testing.assert_array_equal(np.asarray(t.gt_inds) - 1, seen["m"][0].numpy())

@@ -16,6 +16,12 @@
  *   NORM_REG_TARGETS); centerness sqrt(min(l,r)/max(l,r) * min(t,b)/max(t,b)).
  * Original's shortcut kept (loss.py:68): with centre sampling, when gt 0's centre x is
  * exactly 0 the sample region is empty for every gt, so no point is positive.
+ * torchvision (0.14, models/detection/fcos.py FCOS.compute_loss): the same inside and centre
+ * tests (|x - cx| < rho s and |y - cy| < rho s, and min(l, t, r, b) > 0, which is the clipped
+ * sampling box above), but the range test is strict at both ends, lo < max(l, t, r, b) < hi,
+ * and the smallest area is found as the largest key fl32(1e8 - fl32((x2-x1)(y2-y1))) (float32,
+ * so areas closer than the float32 spacing at 1e8 tie and go to the lowest index), a point
+ * staying background when that key is < 1e-5 (areas >= 1e8).
  * All geometry in float64 (the references' float32 tensors; our fixtures use float64).
  *
  * Algorithm: one bucket grid per level over the points; each gt visits only the cells its
@@ -101,6 +107,12 @@ typedef struct fcos_image {
   int shortcut; /* original's empty-region case */
 } fcos_image;
 
+/* torchvision's matching key of gt b: 1e8 - area in float32 (areas float32 too); larger wins. */
+static float tv_key(const float *b) {
+  float area = (b[2] - b[0]) * (b[3] - b[1]);
+  return 1e8f - area;
+}
+
 static double gt_area(const float *b, int legacy) {
   double one = legacy ? 1.0 : 0.0;
   double x1 = b[0], y1 = b[1], x2 = b[2], y2 = b[3];
@@ -128,6 +140,7 @@ static void level_block(void *ctx, size_t l0, size_t l1, size_t block) {
   fcos_image *im = ctx;
   const fcos_set *s = im->s;
   const int legacy = im->o->semantics == DETLOSS_FCOS_ORIGINAL;
+  const int tv = im->o->semantics == DETLOSS_FCOS_TORCHVISION;
   for (size_t l = l0; l < l1; l++) {
     const dl_point_grid *grid = &s->grids[l];
     size_t off = s->off[l];
@@ -143,7 +156,9 @@ static void level_block(void *ctx, size_t l0, size_t l1, size_t block) {
       double q[4];
       region(bf, st, im->o, q);
       if (!(q[2] > q[0]) || !(q[3] > q[1])) continue;
-      double area = gt_area(bf, legacy);
+      /* torchvision: the area order is that of its float32 key (see the top) */
+      double area = tv ? -(double)tv_key(bf) : gt_area(bf, legacy);
+      if (tv && !(tv_key(bf) >= 1e-5f)) continue;
       size_t c0 = dl_point_grid_col(grid, q[0]), c1 = dl_point_grid_col(grid, q[2]);
       size_t r0 = dl_point_grid_row(grid, q[1]), r1 = dl_point_grid_row(grid, q[3]);
       for (size_t rr = r0; rr <= r1; rr++)
@@ -155,7 +170,7 @@ static void level_block(void *ctx, size_t l0, size_t l1, size_t block) {
             if (!(x - q[0] > 0 && y - q[1] > 0 && q[2] - x > 0 && q[3] - y > 0)) continue;
             double dl = x - b[0], dt = y - b[1], dr = b[2] - x, db = b[3] - y;
             double mx = fmax(fmax(dl, dt), fmax(dr, db));
-            if (!(mx >= lo && mx <= hi)) continue;
+            if (tv ? !(mx > lo && mx < hi) : !(mx >= lo && mx <= hi)) continue;
             if (im->win[a] < 0 || area < im->area[a] ||
                 (area == im->area[a] && (int64_t)g < im->win[a])) {
               im->win[a] = (int64_t)g;
@@ -223,9 +238,10 @@ detloss_status dl_fcos_check_options(const void *options, const char *at, detlos
   if (options == NULL) return DETLOSS_OK;
   const detloss_fcos_options *o = (const detloss_fcos_options *)options;
   char w[DETLOSS_WHERE_MAX];
-  DL_RETURN_ERROR_IF(o->semantics != DETLOSS_FCOS_MMDET && o->semantics != DETLOSS_FCOS_ORIGINAL,
+  DL_RETURN_ERROR_IF(o->semantics != DETLOSS_FCOS_MMDET && o->semantics != DETLOSS_FCOS_ORIGINAL &&
+                         o->semantics != DETLOSS_FCOS_TORCHVISION,
                      err, DETLOSS_ERR_RANGE, dl_assign_option_where(w, at, "semantics"),
-                     "is %d (expected MMDET or ORIGINAL)", (int)o->semantics);
+                     "is %d (expected MMDET, ORIGINAL or TORCHVISION)", (int)o->semantics);
   DL_RETURN_ERROR_IF(!isfinite(o->center_sample_radius), err, DETLOSS_ERR_NONFINITE,
                      dl_assign_option_where(w, at, "center_sample_radius"), "is not finite");
   DL_RETURN_ERROR_IF(o->center_sample_radius < 0, err, DETLOSS_ERR_RANGE,

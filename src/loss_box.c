@@ -277,3 +277,86 @@ detloss_status detloss_loss_boxes(detloss_loss_kind kind, const float *pred, con
                                                                  : total);
   return DETLOSS_OK;
 }
+
+double dl_box_pair_torchvision(detloss_loss_kind kind, const float *p, const float *g, double eps,
+                               double s, float *gp) {
+  return box_pair(kind, p, g, eps, s, gp, NULL);
+}
+
+/* Gradient routing through a clamp at lo (torch clamp's backward passes the
+ * gradient where x >= lo) and through torch.max(x, lo) (maximum: halves at a tie). */
+static double clamp_pass(double x, double lo) { return x >= lo ? 1.0 : 0.0; }
+static double max_pass(double x, double lo) { return x > lo ? 1.0 : (x == lo ? 0.5 : 0.0); }
+
+/*
+ * mmdetection's aligned overlaps (mmdet bbox_overlaps(is_aligned=True, eps), the
+ * variant with clamps instead of torchvision's additive eps) and its two losses,
+ * docs/math/fcos_loss.md eq. (5)-(8):
+ *   iw = max(min(x2,u2) - max(x1,u1), 0), ih alike, I = iw ih
+ *   U = max(A_p + A_g - I, eps),  iou = I / U
+ *   giou (GIoULoss):      ew = max(max(x2,u2) - min(x1,u1), 0), eh alike,
+ *                         E = max(ew eh, eps),  l = 1 - (iou - (E - U) / E)
+ *   iou (IoULoss, log):   l = -ln(max(iou, eps))
+ * Gradient w.r.t. the first box only (the target is a constant), times s, into
+ * gp[4]; max/min route as autograd (route_max / route_min: halves at ties).
+ */
+double dl_box_pair_mmdet(int giou, const double *p, const double *g, double eps, double s,
+                         double *gp) {
+  const double x1 = p[0], y1 = p[1], x2 = p[2], y2 = p[3];
+  const double u1 = g[0], v1 = g[1], u2 = g[2], v2 = g[3];
+  const double ap = (x2 - x1) * (y2 - y1), ag = (u2 - u1) * (v2 - v1);
+  const double iwr = (x2 < u2 ? x2 : u2) - (x1 > u1 ? x1 : u1);
+  const double ihr = (y2 < v2 ? y2 : v2) - (y1 > v1 ? y1 : v1);
+  const double iw = iwr > 0.0 ? iwr : 0.0, ih = ihr > 0.0 ? ihr : 0.0;
+  const double inter = iw * ih;
+  const double ur = ap + ag - inter, uni = ur > eps ? ur : eps;
+  const double iou = inter / uni;
+  double l, d_iou, d_uni = 0.0, d_e = 0.0, ewr = 0.0, ehr = 0.0, ew = 0.0, eh = 0.0, er = 0.0;
+  if (giou) {
+    ewr = (x2 > u2 ? x2 : u2) - (x1 < u1 ? x1 : u1);
+    ehr = (y2 > v2 ? y2 : v2) - (y1 < v1 ? y1 : v1);
+    ew = ewr > 0.0 ? ewr : 0.0;
+    eh = ehr > 0.0 ? ehr : 0.0;
+    er = ew * eh;
+    const double e = er > eps ? er : eps;
+    l = 1.0 - (iou - (e - uni) / e);
+    /* l = 2 - iou - U / E */
+    d_iou = -1.0;
+    d_uni = -1.0 / e;
+    d_e = uni / (e * e);
+  } else {
+    const double c = iou > eps ? iou : eps;
+    l = -log(c);
+    d_iou = -max_pass(iou, eps) / c;
+  }
+  if (gp == NULL) return l;
+  /* iou = I / U */
+  double d_inter = d_iou / uni;
+  d_uni += -d_iou * iou / uni;
+  const double d_ur = d_uni * max_pass(ur, eps);
+  d_inter -= d_ur;
+  const double d_ap = d_ur;
+  double a[4] = {0.0, 0.0, 0.0, 0.0}, b[4] = {0.0, 0.0, 0.0, 0.0};
+  /* A_p = (x2 - x1)(y2 - y1) */
+  a[0] -= d_ap * (y2 - y1);
+  a[2] += d_ap * (y2 - y1);
+  a[1] -= d_ap * (x2 - x1);
+  a[3] += d_ap * (x2 - x1);
+  /* I = clamp(iwr, 0) clamp(ihr, 0) */
+  const double d_iw = d_inter * ih * clamp_pass(iwr, 0.0),
+               d_ih = d_inter * iw * clamp_pass(ihr, 0.0);
+  route_min(x2, u2, d_iw, &a[2], &b[2]);
+  route_max(x1, u1, -d_iw, &a[0], &b[0]);
+  route_min(y2, v2, d_ih, &a[3], &b[3]);
+  route_max(y1, v1, -d_ih, &a[1], &b[1]);
+  if (giou) {
+    const double d_er = d_e * max_pass(er, eps);
+    const double d_ew = d_er * eh * clamp_pass(ewr, 0.0), d_eh = d_er * ew * clamp_pass(ehr, 0.0);
+    route_max(x2, u2, d_ew, &a[2], &b[2]);
+    route_min(x1, u1, -d_ew, &a[0], &b[0]);
+    route_max(y2, v2, d_eh, &a[3], &b[3]);
+    route_min(y1, v1, -d_eh, &a[1], &b[1]);
+  }
+  for (int k = 0; k < 4; k++) gp[k] = s * a[k];
+  return l;
+}

@@ -87,4 +87,16 @@ detloss_status dl_elementwise_run(dl_elem_kernel kern, const void *params, const
                                   float *grad, detloss_reduction r, int num_threads,
                                   detloss_error *err);
 
+/* loss_box.c: one box pair of the IoU family with torchvision's semantics
+ * (eps added to the denominators; kind IOU, GIOU, DIOU or CIOU), gradient
+ * w.r.t. p times s into gp[4] (NULL = value only). The FCOS head's
+ * torchvision variant. */
+double dl_box_pair_torchvision(detloss_loss_kind kind, const float *p, const float *g, double eps,
+                               double s, float *gp);
+/* loss_box.c: mmdetection's variant (bbox_overlaps with the union and the
+ * enclosing area clamped >= eps): giou 1 - GIoU, else -ln(max(IoU, eps));
+ * gradient w.r.t. p times s into gp[4] (NULL = value only). In double. */
+double dl_box_pair_mmdet(int giou, const double *p, const double *g, double eps, double s,
+                         double *gp);
+
 #endif /* DETLOSS_LOSS_INTERNAL_H */

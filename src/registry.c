@@ -93,6 +93,9 @@ static const detloss_name_info FCOS_SEMANTICS[] = {
     {"mmdet", DETLOSS_FCOS_MMDET, NULL, "areas (x2-x1)(y2-y1)", "mmdetection FCOSHead"},
     {"original", DETLOSS_FCOS_ORIGINAL, NULL, "areas (x2-x1+1)(y2-y1+1)",
      "tianzhi0549/FCOS compute_targets_for_locations"},
+    {"torchvision", DETLOSS_FCOS_TORCHVISION, NULL,
+     "ranges strict at both ends, areas by the float32 key 1e8 - area",
+     "torchvision 0.14 FCOS.compute_loss"},
 };
 
 #define ROWS(a) a, sizeof a / sizeof a[0]

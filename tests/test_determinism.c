@@ -339,6 +339,65 @@ static void c_heads(const void *v, int t, unsigned char *out) {
   free(del);
 }
 
+/* FCOS head loss, small (memcheck runs this file): 2 images, 3 levels (16 x 16,
+ * 8 x 8, 4 x 4 at strides 8, 16, 32: 336 points), 64 classes (two classification
+ * blocks per image); g_kind 0 mmdet, 1 torchvision. Losses, labels, gradients. */
+#define FCOS_P 336
+#define FCOS_C 64
+static void c_fcos(const void *v, int t, unsigned char *out) {
+  (void)v;
+  static const size_t fm[6] = {16, 16, 8, 8, 4, 4}, lc[3] = {256, 64, 16};
+  static const float st[3] = {8, 16, 32}, rr[6] = {-1, 32, 32, 64, 64, 1e8f};
+  float *pts = malloc(2 * FCOS_P * sizeof(float));
+  float *pred = malloc(2 * FCOS_P * (FCOS_C + 5) * sizeof(float));
+  float gt[2][7 * 4];
+  int64_t labels[7];
+  dl_rng r = {91};
+  for (size_t i = 0; i < 2 * FCOS_P * (FCOS_C + 5); i++) pred[i] = (float)dl_rng_normal(&r);
+  for (int b = 0; b < 2; b++)
+    for (int g = 0; g < 7; g++) {
+      float x = (float)dl_rng_uniform(&r, 0, 90), y = (float)dl_rng_uniform(&r, 0, 90);
+      float w = (float)dl_rng_uniform(&r, 6, 120), h = (float)dl_rng_uniform(&r, 6, 120);
+      gt[b][4 * g] = x;
+      gt[b][4 * g + 1] = y;
+      gt[b][4 * g + 2] = x + w;
+      gt[b][4 * g + 3] = y + h;
+      labels[g] = (int64_t)(g * 9 % FCOS_C);
+    }
+  for (size_t i = 0; i < 2 * FCOS_P * 4; i++) /* positive distances */
+    pred[2 * FCOS_P * FCOS_C + i] = fabsf(pred[2 * FCOS_P * FCOS_C + i]) + 0.1f;
+  assert_int_equal(detloss_grid_points(fm, st, 3, 0.5f, pts, NULL), DETLOSS_OK);
+  detloss_fcos_result *res = (detloss_fcos_result *)out;
+  float *g = (float *)(res + 1);
+  int64_t *al = (int64_t *)(g + 2 * FCOS_P * (FCOS_C + 5));
+  const float *cls = pred, *box = pred + 2 * FCOS_P * FCOS_C, *ctr = box + 2 * FCOS_P * 4;
+  float *gc = g, *gb = g + 2 * FCOS_P * FCOS_C, *gt_ = gb + 2 * FCOS_P * 4;
+  detloss_fcos_image im[2];
+  for (size_t b = 0; b < 2; b++) {
+    detloss_fcos_image one = {7 - 3 * b,
+                              gt[b],
+                              labels,
+                              cls + b * FCOS_P * FCOS_C,
+                              box + b * FCOS_P * 4,
+                              ctr + b * FCOS_P,
+                              gc + b * FCOS_P * FCOS_C,
+                              gb + b * FCOS_P * 4,
+                              gt_ + b * FCOS_P,
+                              al + b * FCOS_P};
+    im[b] = one;
+  }
+  detloss_fcos_loss_options o = detloss_fcos_loss_options_default();
+  o.variant = g_kind ? DETLOSS_FCOS_LOSS_TORCHVISION : DETLOSS_FCOS_LOSS_MMDET;
+  o.regress_ranges = g_kind ? NULL : rr;
+  o.num_threads = t;
+  detloss_error err;
+  memset(res, 0, sizeof *res); /* padding bytes compared too */
+  assert_int_equal(detloss_fcos_loss(pts, FCOS_P, lc, st, 3, FCOS_C, im, 2, res, &o, &err),
+                   DETLOSS_OK);
+  free(pts);
+  free(pred);
+}
+
 static size_t heads_out_len(const inputs *in) {
   return sizeof(detloss_head_result) + 2 * sizeof(detloss_head_image_stats) +
          2 * in->na * (4 + 4) * sizeof(float);
@@ -446,6 +505,15 @@ static void detector_losses_are_thread_invariant(void **state) {
     assert_deterministic(c_heads, &G_IN, heads_out_len(&G_IN), g_kind ? "retina_loss" : "rpn_loss");
 }
 
+static void fcos_loss_is_thread_invariant(void **state) {
+  (void)state;
+  for (g_kind = 0; g_kind < 2; g_kind++)
+    assert_deterministic(c_fcos, NULL,
+                         sizeof(detloss_fcos_result) +
+                             2 * FCOS_P * ((FCOS_C + 5) * sizeof(float) + sizeof(int64_t)),
+                         g_kind ? "fcos_loss torchvision" : "fcos_loss mmdet");
+}
+
 static void anchor_evaluation_is_thread_invariant(void **state) {
   (void)state;
   assert_deterministic(c_eval, &G_IN,
@@ -456,6 +524,7 @@ static void anchor_evaluation_is_thread_invariant(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(iou_family_is_thread_invariant),
+      cmocka_unit_test(fcos_loss_is_thread_invariant),
       cmocka_unit_test(box_coding_is_thread_invariant),
       cmocka_unit_test(matching_sampling_and_targets_are_thread_invariant),
       cmocka_unit_test(elementwise_losses_are_thread_invariant),

@@ -214,6 +214,38 @@ static detloss_status c_heads(void *ctx, unsigned char *out, detloss_error *err)
   return detloss_rpn_loss(im, 2, res, NULL, NULL, err);
 }
 
+/* FCOS head loss: two levels (25 x 25 at stride 16, 13 x 13 at 32) on 2 threads. */
+#define FCOS_P (625 + 169)
+static detloss_status c_fcos(void *ctx, unsigned char *out, detloss_error *err) {
+  (void)ctx;
+  static const size_t fm[4] = {25, 25, 13, 13}, lc[2] = {625, 169};
+  static const float st[2] = {16, 32}, rr[4] = {-1, 64, 64, 1e8f};
+  static const int64_t labels[NG] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0};
+  float pts[2 * FCOS_P];
+  assert_int_equal(detloss_grid_points(fm, st, 2, 0.5f, pts, NULL), DETLOSS_OK);
+  detloss_fcos_result *res = (detloss_fcos_result *)out;
+  float *g = (float *)(res + 1);
+  int64_t *al = (int64_t *)(g + 16 * FCOS_P);
+  detloss_fcos_image im[2];
+  for (int b = 0; b < 2; b++) {
+    detloss_fcos_image one = {b ? NG : 5,
+                              GT,
+                              labels,
+                              X,
+                              X + 3 * FCOS_P,
+                              X + 7 * FCOS_P,
+                              g + b * 8 * FCOS_P,
+                              g + b * 8 * FCOS_P + 3 * FCOS_P,
+                              g + b * 8 * FCOS_P + 7 * FCOS_P,
+                              al + b * FCOS_P};
+    im[b] = one;
+  }
+  detloss_fcos_loss_options o = detloss_fcos_loss_options_default();
+  o.regress_ranges = rr;
+  o.num_threads = 2;
+  return detloss_fcos_loss(pts, FCOS_P, lc, st, 2, 3, im, 2, res, &o, err);
+}
+
 static detloss_status c_eval(void *ctx, unsigned char *out, detloss_error *err) {
   (void)ctx;
   const float hw[4] = {400, 420, 380, 400};
@@ -345,6 +377,9 @@ static void detector_losses_and_eval_report_allocation_failure(void **state) {
   for (int retina = 0; retina < 2; retina++)
     assert_true(sweep(retina ? "retina_loss" : "rpn_loss", c_heads, &retina,
                       sizeof(detloss_head_result) + 14 * NGRID * sizeof(float)) >= 1);
+  assert_true(sweep("fcos_loss", c_fcos, NULL,
+                    sizeof(detloss_fcos_result) + 16 * FCOS_P * sizeof(float) +
+                        2 * FCOS_P * sizeof(int64_t)) >= 1);
   assert_true(sweep("anchor_eval", c_eval, NULL,
                     sizeof(detloss_eval_report) + NG * sizeof(detloss_eval_gt)) >= 1);
 }

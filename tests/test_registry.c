@@ -18,7 +18,7 @@ static const size_t SET_SIZE[DETLOSS_NAME_SET_COUNT] = {DETLOSS_MATCH_MMDET + 1,
                                                         DETLOSS_ANCHORS_DETECTRON2 + 1,
                                                         DETLOSS_EVAL_WH_RATIO + 1,
                                                         DETLOSS_ATSS_ORIGINAL + 1,
-                                                        DETLOSS_FCOS_ORIGINAL + 1};
+                                                        DETLOSS_FCOS_TORCHVISION + 1};
 
 static void names_round_trip(void **state) {
   (void)state;

@@ -743,7 +743,11 @@ typedef enum detloss_fcos_semantics {
   /* tianzhi0549/FCOS compute_targets_for_locations: areas (x2-x1+1)(y2-y1+1),
    * and its shortcut: with centre sampling, no positive when gt 0's centre x is
    * exactly 0. */
-  DETLOSS_FCOS_ORIGINAL = 1
+  DETLOSS_FCOS_ORIGINAL = 1,
+  /* torchvision 0.14 FCOS.compute_loss: ranges strict at both ends (lo < m <
+   * hi), smallest area by its float32 key 1e8 - area (areas closer than the
+   * float32 spacing at 1e8 tie: lowest index; areas >= 1e8 never match). */
+  DETLOSS_FCOS_TORCHVISION = 2
 } detloss_fcos_semantics;
 
 typedef struct detloss_fcos_options {
@@ -2027,6 +2031,126 @@ DETLOSS_API detloss_status detloss_fit_levels(const detloss_eval_dataset *data,
                                               const detloss_eval_options *eval, float *sizes,
                                               float *ratios, detloss_fit_levels_report *report,
                                               const detloss_fit_options *opt, detloss_error *err);
+
+/*
+ * FCOS head loss (docs/math/fcos_loss.md): focal classification over every
+ * point, an IoU-family box loss over the positives and BCE on their
+ * centerness, over a batch of images that share one point layout. The
+ * targets come from detloss_fcos_targets_batch() (the "fcos" assigner).
+ */
+
+/* Whose loss (targets, box coding, normalization). */
+typedef enum detloss_fcos_loss_variant {
+  /* mmdetection 3.x FCOSHead.loss_by_feat (contract op fcos_loss):
+   *   N = max(avg_num_pos or npos, 1), D = max(avg_centerness_sum or sum of the
+   *   positives' centerness targets, 1e-6), eps = FLT_EPSILON;
+   *   loss_cls = sum focal / (N + eps); loss_bbox = sum w_p L_box / (D + eps),
+   *   w_p = centerness target; loss_centerness = sum BCE / (N + eps).
+   *   bbox_pred in stride units with norm_on_bbox, else pixels; L_box on the
+   *   point-relative boxes (-l, -t, r, b): giou 1 - GIoU with the union and
+   *   the enclosing area clamped >= 1e-6, iou -ln(max(IoU, 1e-6)). */
+  DETLOSS_FCOS_LOSS_MMDET = 0,
+  /* torchvision 0.14 FCOSHead.compute_loss after FCOS.compute_loss's matcher:
+   *   targets with DETLOSS_FCOS_TORCHVISION semantics (strict ranges, float32
+   *   area key); bbox_pred in units of the level's anchor size (the stride:
+   *   BoxLinearCoder(normalize_by_size)); L_box = torchvision
+   *   generalized_box_iou_loss (eps 1e-7) on the decoded pixel boxes, NOT
+   *   weighted; N = max(1, avg_num_pos or npos) without eps; loss_cls = sum
+   *   focal / N, loss_bbox = sum L_box / N, loss_centerness = sum BCE / N.
+   *   norm_on_bbox is ignored (always stride units); box_loss must be GIOU;
+   *   avg_centerness_sum must be unset. */
+  DETLOSS_FCOS_LOSS_TORCHVISION = 1
+} detloss_fcos_loss_variant;
+
+typedef enum detloss_fcos_box_loss {
+  DETLOSS_FCOS_BOX_GIOU = 0, /* 1 - GIoU (mmdet GIoULoss) */
+  DETLOSS_FCOS_BOX_IOU = 1   /* -ln IoU (mmdet IoULoss, mode "log") */
+} detloss_fcos_box_loss;
+
+typedef struct detloss_fcos_loss_options {
+  detloss_fcos_loss_variant variant; /* MMDET */
+  const float *regress_ranges;       /* [L][2] (lo, hi); NULL = MMDET: FCOS's five (L = 5);
+                                        TORCHVISION: (4 s_l, 8 s_l), lo_0 = 0, hi_last = FLT_MAX
+                                        (torchvision's 4x / 8x anchor size, first 0, last inf) */
+  int center_sampling;               /* 1 (the center-normbbox-centeronreg-giou config) */
+  float center_sample_radius;        /* 1.5 (>= 0) */
+  int norm_on_bbox;                  /* 1: bbox_pred and targets in stride units (MMDET) */
+  float alpha;                       /* focal alpha 0.25 (< 0 disables alpha_t) */
+  float gamma;                       /* focal gamma 2 (>= 0) */
+  detloss_fcos_box_loss box_loss;    /* GIOU */
+  double avg_num_pos;        /* the caller's positives count (mmdet reduce_mean over the ranks);
+                                < 0 (default -1) = this batch's count. Finite. */
+  double avg_centerness_sum; /* the caller's centerness-target sum (MMDET); < 0 (default -1) =
+                                this batch's sum. Finite. */
+  int num_threads;           /* 0 = OpenMP default; results never depend on it */
+} detloss_fcos_loss_options;
+
+#define DETLOSS_FCOS_LOSS_OPTIONS_INIT                                                             \
+  { DETLOSS_FCOS_LOSS_MMDET, NULL, 1, 1.5f, 1, 0.25f, 2.0f, DETLOSS_FCOS_BOX_GIOU, -1.0, -1.0, 0 }
+/* The contract's defaults (mmdet fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou). */
+DETLOSS_API detloss_fcos_loss_options detloss_fcos_loss_options_default(void);
+
+/* One image: inputs and (optional) caller-owned outputs, P points, C classes. */
+typedef struct detloss_fcos_image {
+  size_t num_gt;            /* G (0 allowed: all background) */
+  const float *gt;          /* [G][4] (x1, y1, x2, y2) pixels */
+  const int64_t *labels;    /* [G] in [0, C) */
+  const float *cls_logits;  /* [P][C] logits */
+  const float *bbox_pred;   /* [P][4] distances (l, t, r, b), after the head's activation */
+  const float *centerness;  /* [P] logits */
+  float *grad_cls_logits;   /* optional [P][C]: d(total) / d cls_logits */
+  float *grad_bbox_pred;    /* optional [P][4] (0 at non-positives) */
+  float *grad_centerness;   /* optional [P] (0 at non-positives) */
+  int64_t *assigned_labels; /* optional [P]: class of each point, -1 background */
+} detloss_fcos_image;
+
+typedef struct detloss_fcos_result {
+  float loss_cls, loss_bbox, loss_centerness;
+  size_t num_pos;         /* positives in the batch */
+  double num_pos_norm;    /* N as used (after the clamp) */
+  double centerness_norm; /* D as used (MMDET), N for TORCHVISION */
+  double centerness_sum;  /* this batch's sum of the positives' centerness targets */
+  int nonfinite;          /* 1 when a loss is NaN/Inf (non-finite predictions) */
+} detloss_fcos_result;
+
+/*
+ * detloss_grid_points() - the points of a feature pyramid, level-major.
+ *   level l (stride s_l, h_l x w_l): ((x + offset) s_l, (y + offset) s_l),
+ *   y in [0, h_l) outer, x in [0, w_l) inner.
+ * feature_maps [L][2] (h, w); strides [L] (finite > 0); points [sum h w][2],
+ * caller-owned. offset 0.5: mmdet MlvlPointGenerator (FCOS); 0: torchvision's
+ * anchor centres (AnchorGenerator with one size-s anchor per cell). Errors:
+ * _NULL, _RANGE ("strides[l]", "offset" not finite), _SHAPE (too many points).
+ * Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_grid_points(const size_t *feature_maps, const float *strides,
+                                               size_t num_levels, float offset, float *points,
+                                               detloss_error *err);
+
+/*
+ * detloss_fcos_loss() - FCOS head loss over a batch (variant semantics above).
+ * points [P][2] level-major with level_counts [L] (sum P) and strides [L], shared
+ * by every image; images [B] (B >= 1), num_classes C >= 1. Targets per image by
+ * detloss_fcos_targets_batch() (centre sampling and ranges of opt; ties: lowest
+ * gt index). Gradients are those of loss_cls + loss_bbox + loss_centerness with
+ * the targets (assignment, centerness targets, N, D) held constant.
+ * Predictions are used as given: NaN/Inf give non-finite losses (flagged).
+ * Memory O(B P) (targets, no P x G array); images and blocks of points run in
+ * parallel; bitwise identical for any num_threads.
+ * Errors (every output untouched): _NULL (result, images, an image's arrays);
+ * _SHAPE (num_images 0, num_classes 0, level_counts not summing to P, outputs
+ * overlapping inputs or each other, "images[i].gt" etc.); _RANGE
+ * ("images[i].labels[g]" outside [0, C), options: "variant", "alpha", "gamma",
+ * "box_loss", "avg_num_pos", "avg_centerness_sum", "center_sample_radius",
+ * "regress_ranges[l]", "strides[l]"); _NONFINITE ("images[i].gt[g]", "points[k]");
+ * _UNSUPPORTED (TORCHVISION with box_loss IOU or avg_centerness_sum); _NOMEM.
+ * Thread-safe. Matches mmdet FCOSHead.loss_by_feat / torchvision FCOSHead. Ref:
+ * Tian et al., "FCOS: Fully Convolutional One-Stage Object Detection", ICCV 2019.
+ */
+DETLOSS_API detloss_status detloss_fcos_loss(
+    const float *points, size_t num_points, const size_t *level_counts, const float *strides,
+    size_t num_levels, size_t num_classes, const detloss_fcos_image *images, size_t num_images,
+    detloss_fcos_result *result, const detloss_fcos_loss_options *opt, detloss_error *err);
 
 #ifdef __cplusplus
 }

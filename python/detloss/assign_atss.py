@@ -44,13 +44,14 @@ FcosTargets = collections.namedtuple(
     "FcosTargets", "num_gts gt_inds max_overlaps labels bbox_targets centerness_targets")
 
 _SEMANTICS = {"mmdet": 0, "original": 1}
+_FCOS_SEMANTICS = {"mmdet": 0, "original": 1, "torchvision": 2}
 
 
-def _semantics(s):
-    if s not in _SEMANTICS:
+def _semantics(s, table=_SEMANTICS):
+    if s not in table:
         raise _lib.DetlossError(_lib.ERR_UNKNOWN, "semantics",
-                                "unknown semantics %r (expected mmdet or original)" % (s,))
-    return _SEMANTICS[s]
+                                "unknown semantics %r (expected %s)" % (s, " or ".join(table)))
+    return table[s]
 
 
 def _unwrap(x):
@@ -110,8 +111,9 @@ def fcos_targets(points, level_counts, strides, gt, gt_labels=None, *, regress_r
                  semantics="mmdet", num_threads=0):
     """FCOS targets for one image: points [A, 2] level-major with level_counts [L] and
     strides [L], gt [G, 4], regress_ranges [L, 2] (None: FCOS's five). semantics "mmdet"
-    (FCOSHead._get_targets_single) or "original" (tianzhi0549/FCOS). Returns FcosTargets:
-    the AssignResult fields (max_overlaps = centerness) plus bbox_targets [A, 4] (l, t, r, b,
+    (FCOSHead._get_targets_single), "original" (tianzhi0549/FCOS) or "torchvision"
+    (torchvision 0.14 FCOS.compute_loss: strict ranges, float32 area key; pass its ranges
+    4 s / 8 s). Returns FcosTargets: the AssignResult fields (max_overlaps = centerness) plus bbox_targets [A, 4] (l, t, r, b,
     / stride with norm_on_bbox) and centerness_targets [A]; 0 at negatives."""
     points, torch = _unwrap(points)
     gt, _ = _unwrap(gt)
@@ -122,7 +124,7 @@ def fcos_targets(points, level_counts, strides, gt, gt_labels=None, *, regress_r
     lc = _counts(level_counts)
     st = array("strides", strides, shape=(lc.shape[0],))
     rr = array("regress_ranges", regress_ranges, shape=(lc.shape[0], 2), allow_none=True)
-    opt = FcosOptions(_semantics(semantics), ptr(rr), int(bool(center_sampling)),
+    opt = FcosOptions(_semantics(semantics, _FCOS_SEMANTICS), ptr(rr), int(bool(center_sampling)),
                       float(center_sample_radius), int(bool(norm_on_bbox)),
                       threads(num_threads))
     A = p.shape[0]

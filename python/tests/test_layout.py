@@ -34,6 +34,10 @@ STRUCTS = {
     "detloss_yolo_options": _lib.YoloOptions, "detloss_eval_assigner": _lib.EvalAssigner,
     "detloss_atss_options": _lib.AtssOptions, "detloss_fcos_options": _lib.FcosOptions,
 }
+from detloss import head_fcos as _head_fcos  # noqa: E402
+STRUCTS.update({"detloss_fcos_loss_options": _head_fcos.FcosLossOptions,
+                "detloss_fcos_image": _head_fcos.FcosImage,
+                "detloss_fcos_result": _head_fcos.FcosResult})
 SCALARS = {"float": 4, "double": 8, "int": 4, "size_t": ctypes.sizeof(ctypes.c_size_t),
            "int64_t": 8, "uint64_t": 8, "uint32_t": 4, "int16_t": 2, "uint8_t": 1, "char": 1}
 

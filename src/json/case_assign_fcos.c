@@ -3,8 +3,8 @@
  * docs/math/fcos_targets.md).
  *
  * semantics "mmdet" (default; mmdetection FCOSHead._get_targets_single) |
- * "original" (tianzhi0549/FCOS). Fields: points [A][2], level_counts [L] (sum
- * A), strides [L], regress_ranges [L][2] (FCOS's five when absent; required
+ * "original" (tianzhi0549/FCOS) | "torchvision" (torchvision 0.14 FCOS). Fields: points [A][2],
+ * level_counts [L] (sum A), strides [L], regress_ranges [L][2] (FCOS's five when absent; required
  * when L != 5), center_sampling (false), center_sample_radius (1.5),
  * norm_on_bbox (false). Output: bbox_targets [A][4], centerness_targets [A]
  * (0 at negatives); the dispatcher adds assigned_gt, assigned_labels, num_pos.
@@ -23,11 +23,15 @@ static detloss_status read_options(const cJSON *c, const char *path, detloss_fco
   DL_FORWARD_IF_ERROR(dlj_string(c, "semantics", path, 0, &sem, err));
   if (strcmp(sem, "original") == 0) {
     o->semantics = DETLOSS_FCOS_ORIGINAL;
+  } else if (strcmp(sem, "torchvision") == 0) {
+    o->semantics = DETLOSS_FCOS_TORCHVISION;
   } else if (strcmp(sem, "mmdet") != 0) {
     char where[DETLOSS_WHERE_MAX];
     dlj_join(where, sizeof where, path, "semantics");
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown semantics '%s' for method fcos (expected mmdet or original)", sem);
+                   "unknown semantics '%s' for method fcos (expected mmdet, original or "
+                   "torchvision)",
+                   sem);
   }
   DL_FORWARD_IF_ERROR(dlj_bool(c, "center_sampling", path, 0, &o->center_sampling, err));
   DL_FORWARD_IF_ERROR(dlj_float(c, "center_sample_radius", path, 0, &o->center_sample_radius, err));

@@ -516,19 +516,16 @@ static detloss_status fcos_image(ectx *c, scratch *s, const egrid *eg, size_t G,
     detloss_eval_gt *rec = &c->per_gt[s->row[j]];
     const float *g = s->gt + 4 * j;
     uint32_t inside = 0;
-    double m = fmax((double)g[2] - (double)g[0], (double)g[3] - (double)g[1]);
-    int reach = 0;
+
     for (size_t l = 0; l < L; l++) {
       float st = as->point_strides[l];
       size_t nx = points_between(g[0], g[2], as->point_offset, st, eg->fw[l]);
       size_t ny = points_between(g[1], g[3], as->point_offset, st, eg->fh[l]);
       double n = (double)inside + (double)nx * (double)ny;
       inside = n > (double)UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-      /* inside points have max(l, t, r, b) in [m/2, m) */
-      if ((double)rg[2 * l + 1] >= 0.5 * m && (double)rg[2 * l] < m) reach = 1;
     }
     rec->num_fit = inside;
-    rec->out_of_range = reach ? 0 : 1;
+    rec->out_of_range = (uint8_t)dl_fcos_out_of_range(g, rg, L);
   }
   if (!c->o.count_positives || G == 0 || A == 0) return DETLOSS_OK;
   if (grow((void **)&s->boxes, &s->bcap, (A + 1) / 2, 4 * sizeof(float)) ||

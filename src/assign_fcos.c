@@ -378,6 +378,52 @@ detloss_status detloss_fcos_targets(const float *points, size_t num_points,
                                     &num_gt, assigned_gt, bbox_targets, centerness, opt, err);
 }
 
+int dl_fcos_out_of_range(const float *b, const float *ranges, size_t L) {
+  double m = fmax((double)b[2] - (double)b[0], (double)b[3] - (double)b[1]);
+  if (!(m > 0.0)) return 0; /* no point is inside it: not a question of range */
+  for (size_t l = 0; l < L; l++)
+    if ((double)ranges[2 * l + 1] >= 0.5 * m && (double)ranges[2 * l] < m) return 0;
+  return 1;
+}
+
+detloss_status detloss_fcos_out_of_range(const float *gt, size_t num_gt,
+                                         const float *regress_ranges, size_t num_levels,
+                                         uint8_t *out_of_range, size_t *num_out_of_range,
+                                         detloss_error *err) {
+  size_t L = num_levels;
+  DL_FORWARD_IF_ERROR(dl_check_coords(gt, num_gt, "gt", err));
+  const float *ranges = regress_ranges;
+  if (ranges == NULL) {
+    DL_RETURN_ERROR_IF(L != 5, err, DETLOSS_ERR_SHAPE, "regress_ranges",
+                       "is needed with %zu levels (the default has 5)", L);
+    ranges = &DEFAULT_RANGES[0][0];
+  }
+  DL_FORWARD_IF_ERROR(dl_check_finite(ranges, 2 * L, "regress_ranges", err));
+  for (size_t l = 0; l < L; l++) {
+    if (ranges[2 * l] <= ranges[2 * l + 1]) continue;
+    char where[40];
+    snprintf(where, sizeof where, "regress_ranges[%zu]", l);
+    return dl_fail(err, DETLOSS_ERR_RANGE, where, "lo %g > hi %g", (double)ranges[2 * l],
+                   (double)ranges[2 * l + 1]);
+  }
+  if (out_of_range) {
+    dl_span sp[3] = {
+        dl_span_of(gt, 4 * num_gt, sizeof(float), "gt", 0),
+        dl_span_of(ranges, 2 * L, sizeof(float), "regress_ranges", 0),
+        dl_span_of(out_of_range, num_gt, 1, "out_of_range", 1),
+    };
+    DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 3, err));
+  }
+  size_t n = 0;
+  for (size_t g = 0; g < num_gt; g++) {
+    int o = dl_fcos_out_of_range(gt + 4 * g, ranges, L);
+    n += (size_t)o;
+    if (out_of_range) out_of_range[g] = (uint8_t)o;
+  }
+  if (num_out_of_range) *num_out_of_range = n;
+  return DETLOSS_OK;
+}
+
 /* The assigner of the registry: points = anchor centres, levels from anchor_level. */
 detloss_status dl_assign_fcos(const dl_assign_input *in, const void *options, dl_assign_result *out,
                               detloss_error *err) {

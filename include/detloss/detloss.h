@@ -771,6 +771,11 @@ DETLOSS_API detloss_fcos_options detloss_fcos_options_default(void);
  * negatives), centerness [A] (optional; 0 at negatives).
  * Work: each gt visits only the grid cells of each level that its (sampling)
  * box covers, and skips levels whose range it cannot meet; memory O(A + G).
+ * A gt whose size misses every level's range (detloss_fcos_out_of_range), or
+ * with no point inside it, gets no positive and its points stay background:
+ * not an error, as in mmdet and FCOS (which say nothing; the compute op
+ * `assign` reports such gts in gt_out_of_range and warnings, detloss eval
+ * counts them).
  * Errors (outputs untouched): _NULL; _NONFINITE ("points[i]", "gt[g]",
  * "strides[l]", "regress_ranges[l]"); _RANGE ("strides[l]" <= 0,
  * "regress_ranges[l]" lo > hi, "center_sample_radius" < 0, semantics
@@ -797,6 +802,24 @@ DETLOSS_API detloss_status detloss_fcos_targets_batch(
     const float *strides, size_t num_levels, const float *gt, const size_t *gt_counts,
     int64_t *assigned_gt, float *bbox_targets, float *centerness, const detloss_fcos_options *opt,
     detloss_error *err);
+
+/*
+ * detloss_fcos_out_of_range() - the gts that no FCOS level can take, by size.
+ *   out_of_range[g] = 1 when m = max(x2 - x1, y2 - y1) > 0 and [m/2, m) meets no
+ *   level's [lo, hi] (hi < m/2 or lo >= m on every level), else 0.
+ * A point strictly inside g has max(l, t, r, b) in [m/2, m) (l + r = w, t + b
+ * = h), so such a gt gets no positive from detloss_fcos_targets with these
+ * ranges, wherever the points lie. gt [G][4]; regress_ranges [L][2] (NULL:
+ * FCOS's five, then L must be 5); out_of_range [G] caller-owned (may be NULL
+ * when only the count is wanted); *num_out_of_range (may be NULL) the count.
+ * Errors (outputs untouched): _NULL, _NONFINITE ("gt[g]", "regress_ranges[l]"),
+ * _RANGE ("regress_ranges[l]" lo > hi), _SHAPE ("regress_ranges" NULL with
+ * L != 5). Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_fcos_out_of_range(const float *gt, size_t num_gt,
+                                                     const float *regress_ranges, size_t num_levels,
+                                                     uint8_t *out_of_range,
+                                                     size_t *num_out_of_range, detloss_error *err);
 
 /*
  * SimOTA (YOLOX): each gt takes its dynamic_k lowest-cost candidate priors,

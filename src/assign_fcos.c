@@ -352,7 +352,19 @@ detloss_status detloss_fcos_targets_batch(size_t num_images, const float *points
   if (B == 1) {
     st = fcos_run(&s, gt, G, &o, o.num_threads, assigned_gt, bbox_targets, centerness, err);
   } else {
-    fcos_batch bt = {&s, &o, gt, gt_off, assigned_gt, bbox_targets, centerness, sts, errs};
+    /* The images write staged copies, published only when every image succeeded: one
+     * image out of memory must not leave the others' outputs written (test_nomem). */
+    int64_t *tg = malloc(out_n * sizeof *tg);
+    float *tb = bbox_targets ? malloc(4 * out_n * sizeof *tb) : NULL;
+    float *tc = centerness ? malloc(out_n * sizeof *tc) : NULL;
+    if (!tg || (bbox_targets && !tb) || (centerness && !tc)) {
+      free(tg);
+      free(tb);
+      free(tc);
+      st = dl_fail(err, DETLOSS_ERR_NOMEM, "assigned_gt", "out of memory");
+      goto done;
+    }
+    fcos_batch bt = {&s, &o, gt, gt_off, tg, tb, tc, sts, errs};
     dl_parallel_blocks(B, 1, o.num_threads, image_block, &bt);
     for (size_t b = 0; b < B; b++)
       if (sts[b] != DETLOSS_OK) {
@@ -360,6 +372,14 @@ detloss_status detloss_fcos_targets_batch(size_t num_images, const float *points
         if (err) *err = errs[b];
         break;
       }
+    if (st == DETLOSS_OK) {
+      memcpy(assigned_gt, tg, out_n * sizeof *tg);
+      if (bbox_targets) memcpy(bbox_targets, tb, 4 * out_n * sizeof *tb);
+      if (centerness) memcpy(centerness, tc, out_n * sizeof *tc);
+    }
+    free(tg);
+    free(tb);
+    free(tc);
   }
 done:
   set_free(&s);

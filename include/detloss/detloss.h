@@ -724,7 +724,9 @@ DETLOSS_API detloss_status detloss_atss_assign(const float *anchors, size_t num_
  * image order with gt_counts [B]; ignore [sum K_i][4] with ignore_counts [B]
  * (both NULL for none). Outputs [B][A]; assigned_gt holds per-image gt
  * indices (0-based within the image). Errors name "gt[j]", "ignore[j]" (j the
- * row of the concatenation). Bitwise identical for any num_threads.
+ * row of the concatenation). Bitwise identical for any num_threads. With
+ * B > 1 the images write staged copies of the outputs (B x A more memory),
+ * copied out only when every image succeeded: outputs untouched on _NOMEM.
  */
 DETLOSS_API detloss_status detloss_atss_assign_batch(
     size_t num_images, const float *anchors, size_t num_anchors, const size_t *level_counts,
@@ -795,7 +797,9 @@ DETLOSS_API detloss_status detloss_fcos_targets(const float *points, size_t num_
  * detloss_fcos_targets_batch() - detloss_fcos_targets() on B images sharing
  * the points, one image per thread. gt [sum G_i][4] with gt_counts [B];
  * outputs [B][A] ([B][A][4]); errors name "gt[j]" (row of the concatenation).
- * Bitwise identical for any num_threads.
+ * Bitwise identical for any num_threads. With B > 1 the outputs are staged
+ * (B x A more memory) and copied out when every image succeeded: untouched on
+ * _NOMEM.
  */
 DETLOSS_API detloss_status detloss_fcos_targets_batch(
     size_t num_images, const float *points, size_t num_points, const size_t *level_counts,

@@ -25,6 +25,7 @@
 #             writable global data (no hidden global state)
 #   memcheck  valgrind memcheck on every test binary and on the CLI's main job:
 #             any invalid access, uninitialised use or definite/indirect leak fails
+#             (with DETLOSS_TEST_SMALL=1: test_determinism's smaller inputs)
 #   large     about 2M anchors x 1000 gt: grid matcher == plain matcher for 1 and
 #             2 threads, memory O(A) (Release build)
 #   fuzz      libFuzzer targets (clang, ASan+UBSan): replay fuzz/regressions/<target>/*,
@@ -241,7 +242,9 @@ suite_memcheck() {
   for t in "$dir"/tests/test_*; do
     [ -x "$t" ] || continue
     n=$((n + 1))
-    if ! OMP_NUM_THREADS=2 "${vg[@]}" "$t" >"$t.memcheck.log" 2>&1; then
+    # DETLOSS_TEST_SMALL: test_determinism's reduced workload (same code paths and thread
+    # counts, fewer elements); the default suite runs the full sizes.
+    if ! OMP_NUM_THREADS=2 DETLOSS_TEST_SMALL=1 "${vg[@]}" "$t" >"$t.memcheck.log" 2>&1; then
       echo "memcheck: $(basename "$t") FAILED:"; grep -E "==[0-9]+==" "$t.memcheck.log" | head -20; rc=1
     fi
   done

@@ -34,6 +34,13 @@
  * detloss_match on all of its anchors instead. tests/test_anchor_eval.c checks
  * that both paths agree with detloss_match on random images.
  *
+ * FCOS (no anchors): per image the points of the assigner's point levels
+ * (mmdet MlvlPointGenerator: (x + offset) * stride, ceil(H / stride) columns)
+ * go through detloss_fcos_targets against the image's gts; each gt counts its
+ * positives and keeps the best centerness among them. Points inside a gt are
+ * counted per axis (a point level is a product of two 1-D grids), never
+ * enumerated against the gts. Memory O(points of one image) per thread.
+ *
  * Parallel over blocks of EVAL_BLOCK images; each block writes only its own
  * images' per-gt records and its own counters; the aggregation runs serially
  * in data-set order (double sums): bitwise identical for any thread count.
@@ -53,7 +60,7 @@
 #define EVAL_CHUNK 4096 /* images per progress step (a multiple of EVAL_BLOCK) */
 #define UB_PAD 1.001f   /* slack on the area bound of the IoU (float rounding of anchors) */
 
-enum { SRC_GRID = 0, SRC_ANCHORS = 1, SRC_SHAPES = 2 };
+enum { SRC_GRID = 0, SRC_ANCHORS = 1, SRC_SHAPES = 2, SRC_POINTS = 3 };
 
 detloss_eval_options detloss_eval_options_default(void) {
   detloss_eval_options o = DETLOSS_EVAL_OPTIONS_INIT;
@@ -111,8 +118,10 @@ typedef struct scratch {
   size_t ncand, ccap;
   int64_t *matches; /* dense path: [A] */
   size_t acap;
-  float *boxes; /* ATSS: the image's anchors [A][4] */
+  float *boxes; /* ATSS: the image's anchors [A][4]; FCOS: its points [A][2] (bcap in 4 floats) */
   size_t bcap;
+  float *ctr; /* FCOS: centerness targets [A] */
+  size_t ctrcap;
 } scratch;
 
 /* Per image: the grid geometry after resizing. */
@@ -424,9 +433,137 @@ static detloss_status image_grid(const detloss_anchor_config *grid, const size_t
   return DETLOSS_OK;
 }
 
-static inline int fits(const ectx *c, float best) {
-  return c->o.metric == DETLOSS_EVAL_IOU ? best >= c->o.iou_thresh
-                                         : best > 1.0f / c->o.ratio_thresh;
+/* Whether gt record g counts as recalled: its best anchor fits, or (FCOS, no
+ * anchors) it has a positive point. */
+static inline int fits(const ectx *c, const detloss_eval_gt *g) {
+  if (c->src == SRC_POINTS) return g->num_pos > 0;
+  return c->o.metric == DETLOSS_EVAL_IOU ? g->best >= c->o.iou_thresh
+                                         : g->best > 1.0f / c->o.ratio_thresh;
+}
+
+/* Coordinate of point i on an axis of a point level: (i + offset) * stride in
+ * float32, as mmdet's MlvlPointGenerator computes it (arange + offset, times
+ * the stride). */
+static inline float point_coord(size_t i, float offset, float stride) {
+  return ((float)i + offset) * stride;
+}
+
+/* Point maps of image i (resized to nh x nw): ceil(nh / s) x ceil(nw / s)
+ * points per level, checked as image_grid checks anchors (side and count
+ * <= EVAL_MAX_ANCHORS, farthest point within DL_COORD_MAX), in double. err
+ * may be NULL (already checked). */
+static detloss_status image_points(const detloss_eval_assigner *as, float nh, float nw, size_t i,
+                                   egrid *eg, detloss_error *err) {
+  char where[DETLOSS_WHERE_MAX];
+  eg->count = 0;
+  eg->img_h = nh;
+  eg->img_w = nw;
+  double total = 0.0;
+  for (size_t l = 0; l < as->num_point_levels; l++) {
+    double st = (double)as->point_strides[l];
+    double fh = ceil((double)nh / st), fw = ceil((double)nw / st), n = fh * fw;
+    total += n;
+    double reach = ((double)as->point_offset + fmax(fh, fw)) * st;
+    if (!(fh <= EVAL_MAX_ANCHORS && fw <= EVAL_MAX_ANCHORS && n <= EVAL_MAX_ANCHORS) ||
+        !(reach <= (double)DL_COORD_MAX)) {
+      snprintf(where, sizeof where, "assigner.point_strides[%zu]", l);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "%g gives image %zu (%g x %g after resizing) a %g x %g point map, more than "
+                     "1e15 points or beyond the coordinate bound 1e18",
+                     st, i, (double)nh, (double)nw, fh, fw);
+    }
+    if (!(total <= EVAL_MAX_ANCHORS)) {
+      snprintf(where, sizeof where, "data.image_hw[%zu]", i);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "the image (%g x %g after resizing) needs more than 1e15 points", (double)nh,
+                     (double)nw);
+    }
+    eg->fh[l] = (size_t)fh;
+    eg->fw[l] = (size_t)fw;
+    eg->off[l] = eg->count;
+    eg->count += eg->fh[l] * eg->fw[l];
+  }
+  return DETLOSS_OK;
+}
+
+/* Points i in [0, n) of one axis with lo < (i + offset) * stride < hi (strictly:
+ * FCOS's inside test min(l, t, r, b) > 0). */
+static size_t points_between(double lo, double hi, float offset, float stride, size_t n) {
+  if (n == 0 || !(hi > lo)) return 0;
+  double a = floor(lo / (double)stride - (double)offset) - 1.0;
+  double b = ceil(hi / (double)stride - (double)offset) + 1.0;
+  if (b < 0.0 || a > (double)(n - 1)) return 0;
+  size_t i0 = a < 0.0 ? 0 : (size_t)a, i1 = b > (double)(n - 1) ? n - 1 : (size_t)b, k = 0;
+  for (size_t i = i0; i <= i1; i++) {
+    double v = (double)point_coord(i, offset, stride);
+    if (v > lo && v < hi) k++;
+  }
+  return k;
+}
+
+/* FCOS positives of one image: the points of every level (level-major, x
+ * fastest), detloss_fcos_targets against the image's evaluated gts; per gt its
+ * positives, best centerness and its level, points inside it, out of range. */
+static detloss_status fcos_image(ectx *c, scratch *s, const egrid *eg, size_t G, size_t *level_pos,
+                                 detloss_error *err) {
+  const detloss_eval_assigner *as = &c->as;
+  const size_t L = as->num_point_levels, A = eg->count;
+  const float *ranges = as->num_ranges ? as->regress_ranges : NULL;
+  static const float FCOS_RANGES[10] = {-1.0f,  64.0f,  64.0f,  128.0f, 128.0f,
+                                        256.0f, 256.0f, 512.0f, 512.0f, 1e8f};
+  const float *rg = ranges ? ranges : FCOS_RANGES;
+  for (size_t j = 0; j < G; j++) {
+    detloss_eval_gt *rec = &c->per_gt[s->row[j]];
+    const float *g = s->gt + 4 * j;
+    uint32_t inside = 0;
+
+    for (size_t l = 0; l < L; l++) {
+      float st = as->point_strides[l];
+      size_t nx = points_between(g[0], g[2], as->point_offset, st, eg->fw[l]);
+      size_t ny = points_between(g[1], g[3], as->point_offset, st, eg->fh[l]);
+      double n = (double)inside + (double)nx * (double)ny;
+      inside = n > (double)UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    }
+    rec->num_fit = inside;
+    rec->out_of_range = (uint8_t)dl_fcos_out_of_range(g, rg, L);
+  }
+  if (!c->o.count_positives || G == 0 || A == 0) return DETLOSS_OK;
+  if (grow((void **)&s->boxes, &s->bcap, (A + 1) / 2, 4 * sizeof(float)) ||
+      grow((void **)&s->matches, &s->acap, A, sizeof(int64_t)) ||
+      grow((void **)&s->ctr, &s->ctrcap, A, sizeof(float)))
+    return dl_fail(err, DETLOSS_ERR_NOMEM, "matches", "out of memory");
+  size_t counts[DETLOSS_EVAL_MAX_LEVELS];
+  float *p = s->boxes;
+  for (size_t l = 0; l < L; l++) {
+    float st = as->point_strides[l];
+    counts[l] = eg->fh[l] * eg->fw[l];
+    for (size_t y = 0; y < eg->fh[l]; y++) {
+      float py = point_coord(y, as->point_offset, st);
+      for (size_t x = 0; x < eg->fw[l]; x++) {
+        *p++ = point_coord(x, as->point_offset, st);
+        *p++ = py;
+      }
+    }
+  }
+  detloss_fcos_options fo = as->fcos;
+  fo.regress_ranges = ranges;
+  fo.num_threads = 1; /* we are inside a parallel block */
+  DL_FORWARD_IF_ERROR(detloss_fcos_targets(s->boxes, A, counts, as->point_strides, L, s->gt, G,
+                                           s->matches, NULL, s->ctr, &fo, err));
+  size_t a = 0;
+  for (size_t l = 0; l < L; l++)
+    for (size_t e = a + counts[l]; a < e; a++) {
+      if (s->matches[a] < 0) continue;
+      detloss_eval_gt *rec = &c->per_gt[s->row[s->matches[a]]];
+      rec->num_pos++;
+      level_pos[l]++;
+      /* strictly greater: the first point in order keeps a tie */
+      if (rec->level < 0 || s->ctr[a] > rec->best) {
+        rec->best = s->ctr[a];
+        rec->level = (int16_t)l;
+      }
+    }
+  return DETLOSS_OK;
 }
 
 /* ATSS positives of one image: detloss_atss_assign on its anchors (level-major,
@@ -490,6 +627,13 @@ static detloss_status eval_image(ectx *c, size_t i, scratch *s, size_t *level_po
                 : area >= 9216.0f ? DETLOSS_EVAL_LARGE
                                   : DETLOSS_EVAL_MEDIUM;
     s->row[G++] = r;
+  }
+
+  if (c->src == SRC_POINTS) {
+    egrid eg;
+    image_points(&c->as, nh, nw, i, &eg, NULL); /* checked by check_images */
+    *anchors_out = eg.count;
+    return fcos_image(c, s, &eg, G, level_pos, err);
   }
 
   /* WH_RATIO: shapes only. */
@@ -663,6 +807,7 @@ static void eval_block(void *ctx, size_t i0, size_t i1, size_t block) {
   free(s.cand);
   free(s.matches);
   free(s.boxes);
+  free(s.ctr);
 }
 
 /* Block b of the current chunk: images of global block first_block + b. */
@@ -696,7 +841,7 @@ static void stats_finish(detloss_eval_stats *st, double sb, double sf, double sp
 }
 
 static detloss_status check_inputs(const detloss_eval_dataset *d, const detloss_eval_anchors *src,
-                                   const detloss_eval_options *o, detloss_error *err) {
+                                   const detloss_eval_options *o, int points, detloss_error *err) {
   DL_RETURN_ERROR_IF(!d, err, DETLOSS_ERR_NULL, "data", "is NULL");
   DL_RETURN_ERROR_IF(!src, err, DETLOSS_ERR_NULL, "src", "is NULL");
   DL_RETURN_ERROR_IF(d->num_images == 0, err, DETLOSS_ERR_SHAPE, "data.num_images",
@@ -747,6 +892,7 @@ static detloss_status check_inputs(const detloss_eval_dataset *d, const detloss_
     DL_FORWARD_IF_ERROR(detloss_match(NULL, 0, NULL, 0, NULL, NULL, NULL, &m, err));
   }
 
+  if (points) return DETLOSS_OK; /* FCOS: the assigner's points; src is not read */
   int nsrc = (src->grid != NULL) + (src->anchors != NULL || src->num_anchors > 0) +
              (src->shapes != NULL || src->num_shapes > 0);
   DL_RETURN_ERROR_IF(nsrc != 1, err, DETLOSS_ERR_SHAPE, "src",
@@ -847,7 +993,11 @@ static detloss_status check_images(const ectx *c, detloss_error *err) {
                      (double)H, (double)W, (double)nh, (double)nw);
     }
     size_t n = 0;
-    if (c->o.metric == DETLOSS_EVAL_WH_RATIO) {
+    if (c->src == SRC_POINTS) {
+      egrid eg;
+      DL_FORWARD_IF_ERROR(image_points(&c->as, nh, nw, i, &eg, err));
+      n = eg.count;
+    } else if (c->o.metric == DETLOSS_EVAL_WH_RATIO) {
       n = 0; /* shapes: counted once */
     } else if (c->src == SRC_GRID) {
       egrid eg;
@@ -890,12 +1040,45 @@ detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
   return detloss_anchor_eval_ex(data, src, NULL, per_gt, report, opt, err);
 }
 
+/* FCOS: its options, point levels and ranges. */
+static detloss_status check_fcos(const detloss_eval_assigner *as, const detloss_eval_options *o,
+                                 detloss_error *err) {
+  char where[DETLOSS_WHERE_MAX];
+  DL_RETURN_ERROR_IF(o->metric != DETLOSS_EVAL_IOU, err, DETLOSS_ERR_RANGE, "assigner.method",
+                     "FCOS assigns points: it takes the iou metric, not shapes (wh_ratio)");
+  DL_FORWARD_IF_ERROR(dl_fcos_check_options(&as->fcos, "assigner", err));
+  size_t L = as->num_point_levels;
+  DL_RETURN_ERROR_IF(L < 1 || L > DETLOSS_EVAL_MAX_LEVELS, err, DETLOSS_ERR_SHAPE,
+                     "assigner.num_point_levels", "is %zu (expected 1 to %d point levels)", L,
+                     DETLOSS_EVAL_MAX_LEVELS);
+  for (size_t l = 0; l < L; l++) {
+    float st = as->point_strides[l];
+    if (st > 0.0f && isfinite(st)) continue;
+    snprintf(where, sizeof where, "assigner.point_strides[%zu]", l);
+    return dl_fail(err, isfinite(st) ? DETLOSS_ERR_RANGE : DETLOSS_ERR_NONFINITE, where,
+                   "is %g (expected a finite stride > 0)", (double)st);
+  }
+  DL_RETURN_ERROR_IF(!(as->point_offset >= 0.0f && as->point_offset < 1.0f), err, DETLOSS_ERR_RANGE,
+                     "assigner.point_offset", "is %g (expected [0, 1))", (double)as->point_offset);
+  size_t want = as->num_ranges ? as->num_ranges : 5;
+  DL_RETURN_ERROR_IF(want != L, err, DETLOSS_ERR_SHAPE, "assigner.regress_ranges",
+                     "%zu ranges%s for %zu point levels", want,
+                     as->num_ranges ? "" : " (FCOS's default)", L);
+  for (size_t l = 0; l < as->num_ranges; l++) {
+    float lo = as->regress_ranges[2 * l], hi = as->regress_ranges[2 * l + 1];
+    if (isfinite(lo) && isfinite(hi) && lo <= hi) continue;
+    snprintf(where, sizeof where, "assigner.regress_ranges[%zu]", l);
+    return dl_fail(err, isfinite(lo) && isfinite(hi) ? DETLOSS_ERR_RANGE : DETLOSS_ERR_NONFINITE,
+                   where, "is [%g, %g] (expected finite lo <= hi)", (double)lo, (double)hi);
+  }
+  return DETLOSS_OK;
+}
+
 /* The assigner's own checks: its method and options, on an empty image. */
 static detloss_status check_assigner(const detloss_eval_assigner *as, const detloss_eval_options *o,
                                      detloss_error *err) {
   if (as->method == DETLOSS_EVAL_METHOD_MAX_IOU) return DETLOSS_OK;
-  DL_RETURN_ERROR_IF(as->method == DETLOSS_EVAL_METHOD_FCOS, err, DETLOSS_ERR_UNSUPPORTED,
-                     "assigner.method", "FCOS targets are not evaluated yet (atss or max_iou are)");
+  if (as->method == DETLOSS_EVAL_METHOD_FCOS) return check_fcos(as, o, err);
   DL_RETURN_ERROR_IF(as->method >= DETLOSS_EVAL_METHOD_SIMOTA &&
                          as->method <= DETLOSS_EVAL_METHOD_HUNGARIAN,
                      err, DETLOSS_ERR_UNSUPPORTED, "assigner.method",
@@ -921,7 +1104,8 @@ detloss_status detloss_anchor_eval_ex(const detloss_eval_dataset *data,
   DL_RETURN_ERROR_IF(!report, err, DETLOSS_ERR_NULL, "report", "is NULL");
   /* The assigner first: a refused method is the fault, whatever the anchors. */
   DL_FORWARD_IF_ERROR(check_assigner(&as, &o, err));
-  DL_FORWARD_IF_ERROR(check_inputs(data, src, &o, err));
+  const int points = as.method == DETLOSS_EVAL_METHOD_FCOS;
+  DL_FORWARD_IF_ERROR(check_inputs(data, src, &o, points, err));
   {
     /* The outputs are written only at the end, but a per_gt overlapping the
      * report, or either overlapping an input, would still be clobbered or
@@ -949,7 +1133,10 @@ detloss_status detloss_anchor_eval_ex(const detloss_eval_dataset *data,
   c.o = o;
   c.as = as;
   detloss_status st = DETLOSS_OK;
-  if (src->grid) {
+  if (points) {
+    c.src = SRC_POINTS;
+    c.nl = as.num_point_levels;
+  } else if (src->grid) {
     c.src = SRC_GRID;
     c.grid = src->grid;
     c.nl = src->grid->num_levels;
@@ -1056,7 +1243,8 @@ detloss_status detloss_anchor_eval_ex(const detloss_eval_dataset *data,
         continue;
       }
       ok++;
-      int f = fits(&c, g->best);
+      r.num_out_of_range += g->out_of_range;
+      int f = fits(&c, g);
       stats_add(&r.all, g, f, &sb[3], &sf[3], &sp[3]);
       stats_add(&r.by_size[g->size], g, f, &sb[g->size], &sf[g->size], &sp[g->size]);
       if (g->level >= 0) r.level_best[g->level]++;

@@ -148,6 +148,10 @@ detloss_status dl_assign_atss(const dl_assign_input *in, const void *options, dl
 detloss_status dl_assign_fcos(const dl_assign_input *in, const void *options, dl_assign_result *out,
                               detloss_error *err);
 
+/* 1 when FCOS can never take gt box b [4] for its size: with m = max(w, h) > 0,
+ * [m/2, m) meets no level's [lo, hi] of ranges [L][2] (detloss_fcos_out_of_range). */
+int dl_fcos_out_of_range(const float *b, const float *ranges, size_t L);
+
 /* The options checks of the ATSS and FCOS rows (assign_atss.c, assign_fcos.c). */
 detloss_status dl_atss_check_options(const void *options, const char *at, detloss_error *err);
 detloss_status dl_fcos_check_options(const void *options, const char *at, detloss_error *err);

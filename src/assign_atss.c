@@ -527,7 +527,17 @@ detloss_status detloss_atss_assign_batch(size_t num_images, const float *anchors
   if (B == 1) {
     st = atss_run(&s, gt, G, ignore, K, &o, o.num_threads, assigned_gt, assigned_iou, err);
   } else {
-    atss_batch bt = {&s, &o, gt, ignore, gt_off, ign_off, assigned_gt, assigned_iou, sts, errs};
+    /* The images write staged copies, published only when every image succeeded: one
+     * image out of memory must not leave the others' outputs written (test_nomem). */
+    int64_t *tg = malloc(out_n * sizeof *tg);
+    float *ti = assigned_iou ? malloc(out_n * sizeof *ti) : NULL;
+    if (!tg || (assigned_iou && !ti)) {
+      free(tg);
+      free(ti);
+      st = dl_fail(err, DETLOSS_ERR_NOMEM, "assigned_gt", "out of memory");
+      goto done;
+    }
+    atss_batch bt = {&s, &o, gt, ignore, gt_off, ign_off, tg, ti, sts, errs};
     dl_parallel_blocks(B, 1, o.num_threads, image_block, &bt);
     for (size_t b = 0; b < B; b++)
       if (sts[b] != DETLOSS_OK) {
@@ -535,6 +545,12 @@ detloss_status detloss_atss_assign_batch(size_t num_images, const float *anchors
         if (err) *err = errs[b];
         break;
       }
+    if (st == DETLOSS_OK) {
+      memcpy(assigned_gt, tg, out_n * sizeof *tg);
+      if (assigned_iou) memcpy(assigned_iou, ti, out_n * sizeof *ti);
+    }
+    free(tg);
+    free(ti);
   }
 done:
   set_free(&s);

@@ -368,7 +368,19 @@ detloss_status detloss_fcos_targets_batch(size_t num_images, const float *points
   if (B == 1) {
     st = fcos_run(&s, gt, G, &o, o.num_threads, assigned_gt, bbox_targets, centerness, err);
   } else {
-    fcos_batch bt = {&s, &o, gt, gt_off, assigned_gt, bbox_targets, centerness, sts, errs};
+    /* The images write staged copies, published only when every image succeeded: one
+     * image out of memory must not leave the others' outputs written (test_nomem). */
+    int64_t *tg = malloc(out_n * sizeof *tg);
+    float *tb = bbox_targets ? malloc(4 * out_n * sizeof *tb) : NULL;
+    float *tc = centerness ? malloc(out_n * sizeof *tc) : NULL;
+    if (!tg || (bbox_targets && !tb) || (centerness && !tc)) {
+      free(tg);
+      free(tb);
+      free(tc);
+      st = dl_fail(err, DETLOSS_ERR_NOMEM, "assigned_gt", "out of memory");
+      goto done;
+    }
+    fcos_batch bt = {&s, &o, gt, gt_off, tg, tb, tc, sts, errs};
     dl_parallel_blocks(B, 1, o.num_threads, image_block, &bt);
     for (size_t b = 0; b < B; b++)
       if (sts[b] != DETLOSS_OK) {
@@ -376,6 +388,14 @@ detloss_status detloss_fcos_targets_batch(size_t num_images, const float *points
         if (err) *err = errs[b];
         break;
       }
+    if (st == DETLOSS_OK) {
+      memcpy(assigned_gt, tg, out_n * sizeof *tg);
+      if (bbox_targets) memcpy(bbox_targets, tb, 4 * out_n * sizeof *tb);
+      if (centerness) memcpy(centerness, tc, out_n * sizeof *tc);
+    }
+    free(tg);
+    free(tb);
+    free(tc);
   }
 done:
   set_free(&s);
@@ -392,6 +412,52 @@ detloss_status detloss_fcos_targets(const float *points, size_t num_points,
                                     const detloss_fcos_options *opt, detloss_error *err) {
   return detloss_fcos_targets_batch(1, points, num_points, level_counts, strides, num_levels, gt,
                                     &num_gt, assigned_gt, bbox_targets, centerness, opt, err);
+}
+
+int dl_fcos_out_of_range(const float *b, const float *ranges, size_t L) {
+  double m = fmax((double)b[2] - (double)b[0], (double)b[3] - (double)b[1]);
+  if (!(m > 0.0)) return 0; /* no point is inside it: not a question of range */
+  for (size_t l = 0; l < L; l++)
+    if ((double)ranges[2 * l + 1] >= 0.5 * m && (double)ranges[2 * l] < m) return 0;
+  return 1;
+}
+
+detloss_status detloss_fcos_out_of_range(const float *gt, size_t num_gt,
+                                         const float *regress_ranges, size_t num_levels,
+                                         uint8_t *out_of_range, size_t *num_out_of_range,
+                                         detloss_error *err) {
+  size_t L = num_levels;
+  DL_FORWARD_IF_ERROR(dl_check_coords(gt, num_gt, "gt", err));
+  const float *ranges = regress_ranges;
+  if (ranges == NULL) {
+    DL_RETURN_ERROR_IF(L != 5, err, DETLOSS_ERR_SHAPE, "regress_ranges",
+                       "is needed with %zu levels (the default has 5)", L);
+    ranges = &DEFAULT_RANGES[0][0];
+  }
+  DL_FORWARD_IF_ERROR(dl_check_finite(ranges, 2 * L, "regress_ranges", err));
+  for (size_t l = 0; l < L; l++) {
+    if (ranges[2 * l] <= ranges[2 * l + 1]) continue;
+    char where[40];
+    snprintf(where, sizeof where, "regress_ranges[%zu]", l);
+    return dl_fail(err, DETLOSS_ERR_RANGE, where, "lo %g > hi %g", (double)ranges[2 * l],
+                   (double)ranges[2 * l + 1]);
+  }
+  if (out_of_range) {
+    dl_span sp[3] = {
+        dl_span_of(gt, 4 * num_gt, sizeof(float), "gt", 0),
+        dl_span_of(ranges, 2 * L, sizeof(float), "regress_ranges", 0),
+        dl_span_of(out_of_range, num_gt, 1, "out_of_range", 1),
+    };
+    DL_FORWARD_IF_ERROR(dl_check_overlaps(sp, 3, err));
+  }
+  size_t n = 0;
+  for (size_t g = 0; g < num_gt; g++) {
+    int o = dl_fcos_out_of_range(gt + 4 * g, ranges, L);
+    n += (size_t)o;
+    if (out_of_range) out_of_range[g] = (uint8_t)o;
+  }
+  if (num_out_of_range) *num_out_of_range = n;
+  return DETLOSS_OK;
 }
 
 /* The assigner of the registry: points = anchor centres, levels from anchor_level. */

@@ -986,6 +986,252 @@ static void eval_ex_checks_the_assigner(void **state) {
   assert_memory_equal(&r, &r0, sizeof r);
 }
 
+/* FCOS positives (detloss_anchor_eval_ex, method FCOS, mmdet, no centre sampling) on one
+ * 64 x 64 image with two point levels, offset 0.5:
+ *   level 0: stride 16, points x, y in {8, 24, 40, 56} (16 points), range [-1, 20]
+ *   level 1: stride 32, points x, y in {16, 48} (4 points), range [20, 30]
+ *   gt 0 [4,4,28,28] (24 x 24, area 576: small): inside on level 0 (8|24, 8|24), each with
+ *     max(l,t,r,b) = 20 (e.g. (8,8): l = t = 4, r = b = 20): in [-1, 20]: 4 positives, each
+ *     centerness sqrt(4/20 * 4/20) = 0.2; on level 1 (16,16) is inside (5 points inside in
+ *     all) but max = 12 < 20: not positive. best 0.2, level 0.
+ *   gt 1 [0,0,64,64] (64 x 64, area 4096: medium): all 20 points inside, but m = 64 and
+ *     inside points have max(l,t,r,b) in [32, 64): above 20 and 30: outside every level's
+ *     range, no positive (silently in mmdet and FCOS), out_of_range 1.
+ *   gt 2 [10,30,14,34] (4 x 4: small): in range (m/2 = 2 <= 20) but no point lies strictly
+ *     inside it (x 8 < 10, 24 > 14): no positive, out_of_range 0, num_fit 0.
+ * Report: recall 1/3 (one gt with a positive), positives/gt 4/3, points/gt (5 + 20 + 0)/3,
+ * mean best 0.2/3, 20 points, level_pos {4, 0}, one gt out of range; worst: gt 1, gt 2 (best
+ * 0, data-set order), gt 0. */
+static void fcos_positives_of_a_tiny_image_are_hand_checked(void **state) {
+  (void)state;
+  float hw[2] = {64, 64};
+  size_t start[2] = {0, 3};
+  float boxes[12] = {4, 4, 28, 28, 0, 0, 64, 64, 10, 30, 14, 34};
+  detloss_eval_dataset d = {1, hw, start, boxes, NULL};
+  detloss_eval_anchors none;
+  memset(&none, 0, sizeof none);
+  detloss_eval_assigner as = detloss_eval_assigner_default();
+  as.method = DETLOSS_EVAL_METHOD_FCOS;
+  as.num_point_levels = 2;
+  as.point_strides[0] = 16;
+  as.point_strides[1] = 32;
+  const float rr[4] = {-1, 20, 20, 30};
+  memcpy(as.regress_ranges, rr, sizeof rr);
+  as.num_ranges = 2;
+  detloss_eval_gt g[3];
+  detloss_eval_report r;
+  detloss_eval_options o = detloss_eval_options_default();
+  for (int cs = 0; cs < 2; cs++) {
+    /* centre sampling (radius 1.5 strides = 24 px on level 0) clips to each gt here */
+    as.fcos.center_sampling = cs;
+    assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, NULL), DETLOSS_OK);
+    assert_int_equal(g[0].num_pos, 4);
+    assert_int_equal(g[1].num_pos, 0);
+    assert_int_equal(g[2].num_pos, 0);
+    dl_assert_close1(g[0].best, 0.2, 1e-7, 0);
+    assert_true(g[1].best == 0.0f && g[2].best == 0.0f);
+    assert_int_equal(g[0].level, 0);
+    assert_int_equal(g[1].level, -1);
+    assert_int_equal(g[0].num_fit, 5);
+    assert_int_equal(g[1].num_fit, 20);
+    assert_int_equal(g[2].num_fit, 0);
+    assert_int_equal(g[0].out_of_range, 0);
+    assert_int_equal(g[1].out_of_range, 1);
+    assert_int_equal(g[2].out_of_range, 0);
+    assert_int_equal(r.num_anchors, 20);
+    assert_int_equal(r.num_out_of_range, 1);
+    assert_int_equal(r.all.num_recalled, 1);
+    dl_assert_close1(r.all.recall, 1.0 / 3.0, 1e-15, 0);
+    dl_assert_close1(r.all.positives_per_gt, 4.0 / 3.0, 1e-15, 0);
+    dl_assert_close1(r.all.anchors_per_gt, 25.0 / 3.0, 1e-15, 0);
+    dl_assert_close1(r.all.mean_best, (double)g[0].best / 3.0, 1e-15, 0);
+    assert_int_equal(r.all.pos_hist[0], 2);
+    assert_int_equal(r.all.pos_hist[2], 1);
+    assert_int_equal(r.by_size[DETLOSS_EVAL_SMALL].num_gt, 2);
+    assert_int_equal(r.by_size[DETLOSS_EVAL_SMALL].pos_hist[0], 1);
+    assert_int_equal(r.by_size[DETLOSS_EVAL_MEDIUM].pos_hist[0], 1);
+    assert_int_equal(r.num_levels, 2);
+    assert_int_equal(r.level_pos[0], 4);
+    assert_int_equal(r.level_pos[1], 0);
+    assert_int_equal(r.level_best[0], 1);
+    assert_int_equal(r.num_worst, 3);
+    assert_int_equal(r.worst[0].box, 1);
+    assert_int_equal(r.worst[1].box, 2);
+    assert_int_equal(r.worst[2].box, 0);
+  }
+  /* FCOS's default ranges (5 levels; [-1, 64] on level 0): gt 1 (m = 64, inside points at
+   * max 32..56) is in range on level 0 and takes the points not taken by the smaller gt 0. */
+  as.num_ranges = 0;
+  as.num_point_levels = 5;
+  for (int l = 2; l < 5; l++) as.point_strides[l] = (float)(16 << l);
+  as.fcos.center_sampling = 0;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, NULL), DETLOSS_OK);
+  assert_int_equal(g[1].out_of_range, 0);
+  assert_int_equal(g[0].num_pos + g[1].num_pos, 16); /* every level-0 point: 16 inside gt 1 */
+  assert_int_equal(g[0].num_pos, 4);
+}
+
+/* Random images, 3 point levels: the per-gt FCOS positives, best centerness and points
+ * inside of detloss_anchor_eval_ex equal those computed from detloss_fcos_targets on the
+ * materialized points (level-major, x fastest, (i + 0.5) * stride), with and without centre
+ * sampling, and the report is the same for 1 and 2 threads. */
+static void fcos_positives_equal_detloss_fcos_targets(void **state) {
+  (void)state;
+  dl_rng rng = {61};
+  enum { N = 6, GMAX = 8 };
+  float hw[2 * N];
+  size_t start[N + 1];
+  float boxes[4 * N * GMAX];
+  start[0] = 0;
+  for (int i = 0; i < N; i++) {
+    float H = (float)(int)urand(&rng, 40, 300), W = (float)(int)urand(&rng, 40, 300);
+    hw[2 * i] = H;
+    hw[2 * i + 1] = W;
+    size_t G = (size_t)urand(&rng, 0, GMAX + 0.999);
+    start[i + 1] = start[i] + G;
+    for (size_t j = start[i]; j < start[i + 1]; j++) {
+      float w = (float)urand(&rng, 2, W), h = (float)urand(&rng, 2, H);
+      float x = (float)urand(&rng, 0, W - w), y = (float)urand(&rng, 0, H - h);
+      float *b = boxes + 4 * j;
+      b[0] = x;
+      b[1] = y;
+      b[2] = x + w;
+      b[3] = y + h;
+    }
+  }
+  detloss_eval_dataset d = {N, hw, start, boxes, NULL};
+  detloss_eval_anchors none;
+  memset(&none, 0, sizeof none);
+  detloss_eval_options o = detloss_eval_options_default();
+  const float strides[3] = {8, 16, 32}, rr[6] = {-1, 32, 32, 64, 64, 1e8f};
+  for (int cs = 0; cs < 2; cs++) {
+    detloss_eval_assigner as = detloss_eval_assigner_default();
+    as.method = DETLOSS_EVAL_METHOD_FCOS;
+    as.num_point_levels = 3;
+    memcpy(as.point_strides, strides, sizeof strides);
+    memcpy(as.regress_ranges, rr, sizeof rr);
+    as.num_ranges = 3;
+    as.fcos.center_sampling = cs;
+    detloss_eval_gt g[N * GMAX], g1[N * GMAX];
+    detloss_eval_report r, r1;
+    o.num_threads = 2;
+    assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, NULL), DETLOSS_OK);
+    o.num_threads = 1;
+    assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g1, &r1, &o, NULL), DETLOSS_OK);
+    assert_memory_equal(&r, &r1, sizeof r);
+    assert_memory_equal(g, g1, start[N] * sizeof g[0]);
+    assert_true(r.all.positives_per_gt > 1.0 && r.all.num_gt > 10); /* not a vacuous case */
+    detloss_fcos_options fo = as.fcos;
+    fo.regress_ranges = rr;
+    for (int i = 0; i < N; i++) {
+      size_t G = start[i + 1] - start[i], counts[3], A = 0;
+      for (int l = 0; l < 3; l++) {
+        counts[l] = (size_t)(ceilf(hw[2 * i] / strides[l]) * ceilf(hw[2 * i + 1] / strides[l]));
+        A += counts[l];
+      }
+      float *pts = malloc(2 * A * sizeof(float)), *ctr = malloc(A * sizeof(float));
+      int64_t *asg = malloc(A * sizeof(int64_t));
+      assert_true(pts && ctr && asg);
+      size_t k = 0;
+      for (int l = 0; l < 3; l++) {
+        size_t fh = (size_t)ceilf(hw[2 * i] / strides[l]),
+               fw = (size_t)ceilf(hw[2 * i + 1] / strides[l]);
+        for (size_t y = 0; y < fh; y++)
+          for (size_t x = 0; x < fw; x++, k++) {
+            pts[2 * k] = ((float)x + 0.5f) * strides[l];
+            pts[2 * k + 1] = ((float)y + 0.5f) * strides[l];
+          }
+      }
+      assert_int_equal(detloss_fcos_targets(pts, A, counts, strides, 3, boxes + 4 * start[i], G,
+                                            asg, NULL, ctr, &fo, NULL),
+                       DETLOSS_OK);
+      for (size_t j = 0; j < G; j++) {
+        const float *b = boxes + 4 * (start[i] + j);
+        uint32_t want = 0, inside = 0;
+        float best = 0.0f;
+        for (size_t a = 0; a < A; a++) {
+          if (asg[a] == (int64_t)j) {
+            want++;
+            if (ctr[a] > best) best = ctr[a];
+          }
+          float x = pts[2 * a], y = pts[2 * a + 1];
+          inside += x > b[0] && x < b[2] && y > b[1] && y < b[3];
+        }
+        assert_int_equal(g[start[i] + j].num_pos, want);
+        assert_int_equal(g[start[i] + j].num_fit, inside);
+        assert_true(g[start[i] + j].best == best);
+      }
+      free(pts);
+      free(ctr);
+      free(asg);
+    }
+  }
+}
+
+/* FCOS's faults name "assigner.*", outputs untouched. */
+static void fcos_eval_checks_its_point_levels(void **state) {
+  (void)state;
+  float hw[2] = {64, 64};
+  size_t start[2] = {0, 1};
+  float boxes[4] = {8, 8, 40, 40};
+  detloss_eval_dataset d = {1, hw, start, boxes, NULL};
+  detloss_eval_anchors none;
+  memset(&none, 0, sizeof none);
+  detloss_eval_options o = detloss_eval_options_default();
+  detloss_eval_report r, r0;
+  detloss_eval_gt g[1];
+  detloss_error e;
+  memset(&r, 0x5a, sizeof r);
+  memcpy(&r0, &r, sizeof r);
+  detloss_eval_assigner as = detloss_eval_assigner_default();
+  as.method = DETLOSS_EVAL_METHOD_FCOS;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_SHAPE);
+  assert_string_equal(e.where, "assigner.num_point_levels");
+  as.num_point_levels = 5;
+  for (int l = 0; l < 5; l++) as.point_strides[l] = (float)(8 << l);
+  as.point_strides[3] = -64;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "assigner.point_strides[3]");
+  as.point_strides[3] = NAN;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_NONFINITE);
+  assert_string_equal(e.where, "assigner.point_strides[3]");
+  as.point_strides[3] = 64;
+  as.point_offset = 1.0f;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "assigner.point_offset");
+  as.point_offset = 0.5f;
+  as.num_ranges = 2;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_SHAPE);
+  assert_string_equal(e.where, "assigner.regress_ranges");
+  as.num_point_levels = 2;
+  as.regress_ranges[0] = 64;
+  as.regress_ranges[1] = -1;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "assigner.regress_ranges[0]");
+  as.regress_ranges[0] = -1;
+  as.regress_ranges[1] = 64;
+  as.regress_ranges[2] = 64;
+  as.regress_ranges[3] = INFINITY;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_NONFINITE);
+  assert_string_equal(e.where, "assigner.regress_ranges[1]");
+  as.regress_ranges[3] = 1e8f;
+  as.fcos.center_sample_radius = -1;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "assigner.center_sample_radius");
+  as.fcos.center_sample_radius = 1.5f;
+  as.point_strides[0] = 1e-30f; /* a 64 px image would have 6.4e31 x 6.4e31 points */
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "assigner.point_strides[0]");
+  as.point_strides[0] = 8;
+  o.metric = DETLOSS_EVAL_WH_RATIO;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "assigner.method");
+  assert_memory_equal(&r, &r0, sizeof r); /* untouched throughout */
+  o.metric = DETLOSS_EVAL_IOU;
+  assert_int_equal(detloss_anchor_eval_ex(&d, &none, &as, g, &r, &o, &e), DETLOSS_OK);
+  assert_int_equal(g[0].num_pos > 0, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(explicit_anchors_hand_worked),
@@ -1007,6 +1253,9 @@ int main(void) {
       cmocka_unit_test(atss_positives_of_a_tiny_image_are_hand_checked),
       cmocka_unit_test(atss_positives_equal_detloss_atss_assign),
       cmocka_unit_test(eval_ex_checks_the_assigner),
+      cmocka_unit_test(fcos_positives_of_a_tiny_image_are_hand_checked),
+      cmocka_unit_test(fcos_positives_equal_detloss_fcos_targets),
+      cmocka_unit_test(fcos_eval_checks_its_point_levels),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

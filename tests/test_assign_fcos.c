@@ -317,6 +317,61 @@ static void errors_name_the_argument_and_leave_outputs_untouched(void **state) {
   assert_memory_equal(ag, keep, sizeof keep);
 }
 
+/* A gt outside every level's range is background everywhere, not an error (mmdet and FCOS
+ * give it no positive silently); detloss_fcos_out_of_range names it.
+ *   points (8|24, 8|24) on stride 16, range [-1, 20] (one level):
+ *   gt 0 [4,4,28,28]: every point inside has max(l,t,r,b) = 20: 4 positives.
+ *   gt 1 [0,0,64,64]: m = 64, a point inside has max(l,t,r,b) in [32, 64), above 20: out of
+ *     range, no positive although all 4 points lie inside it (gt 0 is also smaller).
+ *   gt 2 [40,0,140,20]: m = 100, [50, 100) above 20: out of range.
+ *   gt 3 [5,5,5,9]: zero width, m = 4 but no point can be inside: not flagged.
+ * With FCOS's five ranges ([-1, 64] first) none is out of range but [0,0,1e9,1] (m = 1e9,
+ * [5e8, 1e9) beyond 1e8 and above 512). */
+static void a_gt_outside_every_range_is_background_and_reported(void **state) {
+  (void)state;
+  const float pts[8] = {8, 8, 24, 8, 8, 24, 24, 24}, st[1] = {16}, rr[2] = {-1, 20};
+  const size_t lc[1] = {4};
+  const float gt[16] = {4, 4, 28, 28, 0, 0, 64, 64, 40, 0, 140, 20, 5, 5, 5, 9};
+  detloss_fcos_options o = detloss_fcos_options_default();
+  o.regress_ranges = rr;
+  int64_t asg[4];
+  assert_int_equal(detloss_fcos_targets(pts, 4, lc, st, 1, gt + 4, 1, asg, NULL, NULL, &o, NULL),
+                   DETLOSS_OK);
+  for (int a = 0; a < 4; a++) assert_int_equal(asg[a], -1); /* gt 1 alone: no positive */
+  assert_int_equal(detloss_fcos_targets(pts, 4, lc, st, 1, gt, 4, asg, NULL, NULL, &o, NULL),
+                   DETLOSS_OK);
+  for (int a = 0; a < 4; a++) assert_int_equal(asg[a], 0);
+  uint8_t oor[4];
+  size_t n = 99;
+  assert_int_equal(detloss_fcos_out_of_range(gt, 4, rr, 1, oor, &n, NULL), DETLOSS_OK);
+  assert_int_equal(n, 2);
+  assert_int_equal(oor[0], 0);
+  assert_int_equal(oor[1], 1);
+  assert_int_equal(oor[2], 1);
+  assert_int_equal(oor[3], 0);
+  const float huge[8] = {0, 0, 64, 64, 0, 0, 1e9f, 1};
+  assert_int_equal(detloss_fcos_out_of_range(huge, 2, NULL, 5, oor, &n, NULL), DETLOSS_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(oor[0], 0);
+  assert_int_equal(oor[1], 1);
+  assert_int_equal(detloss_fcos_out_of_range(huge, 2, NULL, 5, NULL, &n, NULL), DETLOSS_OK);
+  assert_int_equal(n, 1);
+  /* errors name the argument, outputs untouched */
+  detloss_error e;
+  memset(oor, 7, sizeof oor);
+  n = 99;
+  assert_int_equal(detloss_fcos_out_of_range(huge, 2, NULL, 3, oor, &n, &e), DETLOSS_ERR_SHAPE);
+  assert_string_equal(e.where, "regress_ranges");
+  const float bad[2] = {20, -1}, nan_gt[4] = {0, 0, NAN, 4};
+  assert_int_equal(detloss_fcos_out_of_range(gt, 4, bad, 1, oor, &n, &e), DETLOSS_ERR_RANGE);
+  assert_string_equal(e.where, "regress_ranges[0]");
+  assert_int_equal(detloss_fcos_out_of_range(nan_gt, 1, rr, 1, oor, &n, &e), DETLOSS_ERR_NONFINITE);
+  assert_non_null(strstr(e.where, "gt"));
+  assert_int_equal(detloss_fcos_out_of_range(NULL, 1, rr, 1, oor, &n, &e), DETLOSS_ERR_NULL);
+  assert_int_equal(oor[0], 7);
+  assert_int_equal(n, 99);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(hand_worked_mmdet_smallest_area_and_ranges),
@@ -326,6 +381,7 @@ int main(void) {
       cmocka_unit_test(batch_equals_per_image_calls_for_any_thread_count),
       cmocka_unit_test(the_registry_assigner_gives_the_same_targets),
       cmocka_unit_test(errors_name_the_argument_and_leave_outputs_untouched),
+      cmocka_unit_test(a_gt_outside_every_range_is_background_and_reported),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

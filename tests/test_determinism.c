@@ -4,12 +4,22 @@
  * "Determinism"). Inputs are large enough to span many parallel blocks, and
  * of mixed magnitudes so that a sum whose order followed the threads would
  * differ in its last bits.
+ *
+ * DETLOSS_TEST_SMALL=1 (set by the memcheck suite, where valgrind made this the
+ * slowest binary by minutes) shrinks every input about 4-10x and runs each
+ * thread count once instead of twice: still several parallel blocks per call
+ * (11,520 anchors: 3 match / box blocks, 2 RPN and sampler blocks; 40,009
+ * elements: 3 loss blocks; 17 eval images: 3 blocks) and every thread count
+ * 1, 2, 3, 8. The default suite runs the full sizes.
  */
 #include "detloss/detloss.h"
 #include "testutil.h"
 
 static const int THREADS[] = {1, 2, 3, 8};
 #define NT (sizeof THREADS / sizeof THREADS[0])
+
+/* DETLOSS_TEST_SMALL set and not "0": the reduced workload (see the file comment). */
+static int g_small;
 
 /* A computation writes its outputs into one byte buffer (out, out_len). */
 typedef void (*compute_fn)(const void *in, int threads, unsigned char *out);
@@ -19,7 +29,7 @@ static void assert_deterministic(compute_fn fn, const void *in, size_t out_len, 
   unsigned char *ref = malloc(out_len), *got = malloc(out_len);
   memset(ref, 0xA5, out_len);
   fn(in, 1, ref);
-  for (int rep = 0; rep < 2; rep++)
+  for (int rep = 0; rep < (g_small ? 1 : 2); rep++)
     for (size_t t = 0; t < NT; t++) {
       memset(got, 0xA5, out_len); /* same fill: slots a call does not write compare equal */
       fn(in, THREADS[t], got);
@@ -51,17 +61,19 @@ static const float RATIOS[3] = {0.5f, 1.0f, 2.0f}, SIZES0[1] = {32}, SIZES1[1] =
 static void make_inputs(inputs *in) {
   dl_rng r = {2026};
   memset(in, 0, sizeof *in);
-  /* grid anchors: 96x128 and 48x64 cells, 3 ratios: 46,080 anchors */
-  in->lv[0].feat_h = 96;
-  in->lv[0].feat_w = 128;
+  /* grid anchors: 96x128 and 48x64 cells, 3 ratios: 46,080 anchors (small: 48x64 and 24x32,
+   * 11,520 anchors) */
+  size_t sc = g_small ? 2 : 1;
+  in->lv[0].feat_h = 96 / sc;
+  in->lv[0].feat_w = 128 / sc;
   in->lv[0].stride_h = in->lv[0].stride_w = 8;
   in->lv[0].sizes = SIZES0;
   in->lv[0].num_sizes = 1;
   in->lv[0].ratios = RATIOS;
   in->lv[0].num_ratios = 3;
   in->lv[1] = in->lv[0];
-  in->lv[1].feat_h = 48;
-  in->lv[1].feat_w = 64;
+  in->lv[1].feat_h = 48 / sc;
+  in->lv[1].feat_w = 64 / sc;
   in->lv[1].stride_h = in->lv[1].stride_w = 16;
   in->lv[1].sizes = SIZES1;
   in->cfg.levels = in->lv;
@@ -93,7 +105,7 @@ static void make_inputs(inputs *in) {
     if (in->boxes_b[4 * i + 3] <= in->boxes_b[4 * i + 1])
       in->boxes_b[4 * i + 3] = in->boxes_b[4 * i + 1] + 1;
   }
-  in->ne = 300007;
+  in->ne = g_small ? 40009 : 300007;
   in->x = malloc(in->ne * sizeof(float));
   in->y01 = malloc(in->ne * sizeof(float));
   in->ypm = malloc(in->ne * sizeof(float));
@@ -104,14 +116,14 @@ static void make_inputs(inputs *in) {
     in->ypm[i] = in->y01[i] > 0 ? 1.0f : -1.0f;
     in->w[i] = (float)dl_rng_uniform(&r, 0, 3);
   }
-  in->nrows = 20011;
+  in->nrows = g_small ? 4001 : 20011;
   in->ncls = 13;
   in->logits = malloc(in->nrows * in->ncls * sizeof(float));
   in->cls = malloc(in->nrows * sizeof(int64_t));
   for (size_t i = 0; i < in->nrows * in->ncls; i++) in->logits[i] = (float)(4 * dl_rng_normal(&r));
   for (size_t i = 0; i < in->nrows; i++)
     in->cls[i] = dl_rng_uniform(&r, 0, 1) < 0.05 ? -100 : (int64_t)dl_rng_uniform(&r, 0, 13);
-  in->emb_n = 5003;
+  in->emb_n = g_small ? 1003 : 5003;
   in->emb_d = 37;
   size_t ed = in->emb_n * in->emb_d;
   in->e1 = malloc(ed * sizeof(float));
@@ -149,6 +161,8 @@ static detloss_reduction g_red;
 
 static int setup(void **state) {
   (void)state;
+  const char *small = getenv("DETLOSS_TEST_SMALL");
+  g_small = small != NULL && small[0] != '\0' && strcmp(small, "0") != 0;
   make_inputs(&G_IN);
   return 0;
 }
@@ -407,9 +421,10 @@ static size_t heads_out_len(const inputs *in) {
  * records and the report compared. */
 static void c_eval(const void *v, int t, unsigned char *out) {
   const inputs *in = v;
-  enum { IMAGES = 40 };
-  float hw[2 * IMAGES];
-  size_t start[IMAGES + 1];
+  enum { MAX_IMAGES = 40 };
+  const size_t IMAGES = g_small ? 17 : MAX_IMAGES;
+  float hw[2 * MAX_IMAGES];
+  size_t start[MAX_IMAGES + 1];
   float *boxes = malloc(IMAGES * in->ng * 4 * sizeof(float));
   for (size_t i = 0; i < IMAGES; i++) {
     hw[2 * i] = 700.0f + (float)(i % 5) * 31.0f;

@@ -101,6 +101,7 @@ static const float RATIOS[3] = {0.5f, 1, 2}, SIZES[2] = {24, 48};
 static detloss_anchor_level LV;
 static detloss_anchor_config CFG;
 static size_t NGRID;
+#define NGRID_MAX 3000 /* 20 x 25 cells x 6 anchors */
 static float *GRID;
 
 static int setup(void **state) {
@@ -445,6 +446,89 @@ static void hungarian_matching_reports_allocation_failure(void **state) {
   assert_true(sweep("compute_json_assign", c_json, (void *)cases, 1024) > 10);
 }
 
+/* ATSS on the grid's anchors (one level, then split as two), per image on 2 threads and
+ * batched over 2 images (gts split 7 + 6), with one ignore box (mmdet). */
+static detloss_status c_atss(void *ctx, unsigned char *out, detloss_error *err) {
+  int mode = *(int *)ctx;
+  detloss_atss_options o = detloss_atss_options_default();
+  o.num_threads = 2;
+  o.ignore_iof_thr = 0.5f;
+  int64_t *m = (int64_t *)(void *)out;
+  float *iou = (float *)(void *)(m + 2 * NGRID);
+  const size_t one[1] = {NGRID}, two[2] = {NGRID / 2, NGRID - NGRID / 2};
+  const float ign[4] = {10, 10, 60, 60};
+  if (mode < 2)
+    return detloss_atss_assign(GRID, NGRID, mode ? two : one, mode ? 2 : 1, GT, NG, ign, 1, m, iou,
+                               &o, err);
+  const size_t gc[2] = {7, NG - 7}, ic[2] = {1, 0};
+  return detloss_atss_assign_batch(2, GRID, NGRID, one, 1, GT, gc, ign, ic, m, iou, &o, err);
+}
+
+/* FCOS targets on the grid's anchor centres as points (two levels), per image on 2 threads
+ * (with and without centre sampling) and batched over 2 images. */
+static detloss_status c_fcos(void *ctx, unsigned char *out, detloss_error *err) {
+  int mode = *(int *)ctx;
+  static float pts[NGRID_MAX * 2];
+  for (size_t a = 0; a < NGRID; a++) {
+    pts[2 * a] = 0.5f * (GRID[4 * a] + GRID[4 * a + 2]);
+    pts[2 * a + 1] = 0.5f * (GRID[4 * a + 1] + GRID[4 * a + 3]);
+  }
+  detloss_fcos_options o = detloss_fcos_options_default();
+  const float rr[4] = {-1, 40, 40, 1e8f}, st[2] = {16, 16};
+  o.regress_ranges = rr;
+  o.num_threads = 2;
+  o.center_sampling = mode == 1;
+  const size_t lc[2] = {NGRID / 2, NGRID - NGRID / 2};
+  int64_t *m = (int64_t *)(void *)out;
+  float *bt = (float *)(void *)(m + 2 * NGRID), *ctr = bt + 8 * NGRID;
+  if (mode < 2) return detloss_fcos_targets(pts, NGRID, lc, st, 2, GT, NG, m, bt, ctr, &o, err);
+  const size_t gc[2] = {7, NG - 7};
+  return detloss_fcos_targets_batch(2, pts, NGRID, lc, st, 2, GT, gc, m, bt, ctr, &o, err);
+}
+
+/* detloss_anchor_eval_ex with ATSS (on the grid) and FCOS (on two point levels). */
+static detloss_status c_eval_ex(void *ctx, unsigned char *out, detloss_error *err) {
+  int fcos = *(int *)ctx;
+  const float hw[4] = {400, 420, 380, 400};
+  const size_t start[3] = {0, 7, NG};
+  detloss_eval_dataset ds = {2, hw, start, GT, NULL};
+  detloss_eval_anchors src = {&CFG, NULL, 0, NULL, 0};
+  detloss_eval_assigner as = detloss_eval_assigner_default();
+  as.method = fcos ? DETLOSS_EVAL_METHOD_FCOS : DETLOSS_EVAL_METHOD_ATSS;
+  as.num_point_levels = 2;
+  as.point_strides[0] = 16;
+  as.point_strides[1] = 32;
+  const float rr[4] = {-1, 40, 40, 1e8f};
+  memcpy(as.regress_ranges, rr, sizeof rr);
+  as.num_ranges = 2;
+  detloss_eval_options o = detloss_eval_options_default();
+  o.num_threads = 2;
+  detloss_eval_report *rep = (detloss_eval_report *)(void *)out;
+  return detloss_anchor_eval_ex(&ds, &src, &as, (detloss_eval_gt *)(void *)(rep + 1), rep, &o, err);
+}
+
+static void atss_and_fcos_report_allocation_failure(void **state) {
+  (void)state;
+  assert_true(NGRID <= NGRID_MAX);
+  for (int mode = 0; mode < 3; mode++)
+    assert_true(sweep(mode == 2 ? "atss_batch" : "atss", c_atss, &mode,
+                      2 * NGRID * (sizeof(int64_t) + sizeof(float))) >= 1);
+  for (int mode = 0; mode < 3; mode++)
+    assert_true(sweep(mode == 2 ? "fcos_batch" : "fcos", c_fcos, &mode,
+                      2 * NGRID * (sizeof(int64_t) + 5 * sizeof(float))) >= 1);
+  for (int fcos = 0; fcos < 2; fcos++)
+    assert_true(sweep(fcos ? "anchor_eval_ex_fcos" : "anchor_eval_ex_atss", c_eval_ex, &fcos,
+                      sizeof(detloss_eval_report) + NG * sizeof(detloss_eval_gt)) >= 1);
+  static const char cases[] =
+      "[{\"op\": \"assign\", \"method\": \"atss\", \"anchors\": [[0,0,10,10],[10,0,20,10],"
+      "[0,10,10,20],[10,10,20,20]], \"level_counts\": [4], \"gt\": [[2,2,14,14]], "
+      "\"gt_labels\": [0], \"topk\": 3},"
+      " {\"op\": \"assign\", \"method\": \"fcos\", \"points\": [[8,8],[24,8],[8,24],[24,24]], "
+      "\"level_counts\": [4], \"strides\": [16], \"regress_ranges\": [[-1, 20]], "
+      "\"gt\": [[4,4,28,28],[0,0,64,64]], \"gt_labels\": [0, 1]}]";
+  assert_true(sweep("compute_json_atss_fcos", c_json, (void *)cases, 1024) > 10);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(hungarian_matching_reports_allocation_failure),
@@ -452,6 +536,7 @@ int main(void) {
       cmocka_unit_test(losses_report_allocation_failure),
       cmocka_unit_test(detector_losses_and_eval_report_allocation_failure),
       cmocka_unit_test(json_layer_reports_allocation_failure),
+      cmocka_unit_test(atss_and_fcos_report_allocation_failure),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

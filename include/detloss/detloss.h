@@ -728,7 +728,9 @@ DETLOSS_API detloss_status detloss_atss_assign(const float *anchors, size_t num_
  * image order with gt_counts [B]; ignore [sum K_i][4] with ignore_counts [B]
  * (both NULL for none). Outputs [B][A]; assigned_gt holds per-image gt
  * indices (0-based within the image). Errors name "gt[j]", "ignore[j]" (j the
- * row of the concatenation). Bitwise identical for any num_threads.
+ * row of the concatenation). Bitwise identical for any num_threads. With
+ * B > 1 the images write staged copies of the outputs (B x A more memory),
+ * copied out only when every image succeeded: outputs untouched on _NOMEM.
  */
 DETLOSS_API detloss_status detloss_atss_assign_batch(
     size_t num_images, const float *anchors, size_t num_anchors, const size_t *level_counts,
@@ -779,6 +781,11 @@ DETLOSS_API detloss_fcos_options detloss_fcos_options_default(void);
  * negatives), centerness [A] (optional; 0 at negatives).
  * Work: each gt visits only the grid cells of each level that its (sampling)
  * box covers, and skips levels whose range it cannot meet; memory O(A + G).
+ * A gt whose size misses every level's range (detloss_fcos_out_of_range), or
+ * with no point inside it, gets no positive and its points stay background:
+ * not an error, as in mmdet and FCOS (which say nothing; the compute op
+ * `assign` reports such gts in gt_out_of_range and warnings, detloss eval
+ * counts them).
  * Errors (outputs untouched): _NULL; _NONFINITE ("points[i]", "gt[g]",
  * "strides[l]", "regress_ranges[l]"); _RANGE ("strides[l]" <= 0,
  * "regress_ranges[l]" lo > hi, "center_sample_radius" < 0, semantics
@@ -798,13 +805,33 @@ DETLOSS_API detloss_status detloss_fcos_targets(const float *points, size_t num_
  * detloss_fcos_targets_batch() - detloss_fcos_targets() on B images sharing
  * the points, one image per thread. gt [sum G_i][4] with gt_counts [B];
  * outputs [B][A] ([B][A][4]); errors name "gt[j]" (row of the concatenation).
- * Bitwise identical for any num_threads.
+ * Bitwise identical for any num_threads. With B > 1 the outputs are staged
+ * (B x A more memory) and copied out when every image succeeded: untouched on
+ * _NOMEM.
  */
 DETLOSS_API detloss_status detloss_fcos_targets_batch(
     size_t num_images, const float *points, size_t num_points, const size_t *level_counts,
     const float *strides, size_t num_levels, const float *gt, const size_t *gt_counts,
     int64_t *assigned_gt, float *bbox_targets, float *centerness, const detloss_fcos_options *opt,
     detloss_error *err);
+
+/*
+ * detloss_fcos_out_of_range() - the gts that no FCOS level can take, by size.
+ *   out_of_range[g] = 1 when m = max(x2 - x1, y2 - y1) > 0 and [m/2, m) meets no
+ *   level's [lo, hi] (hi < m/2 or lo >= m on every level), else 0.
+ * A point strictly inside g has max(l, t, r, b) in [m/2, m) (l + r = w, t + b
+ * = h), so such a gt gets no positive from detloss_fcos_targets with these
+ * ranges, wherever the points lie. gt [G][4]; regress_ranges [L][2] (NULL:
+ * FCOS's five, then L must be 5); out_of_range [G] caller-owned (may be NULL
+ * when only the count is wanted); *num_out_of_range (may be NULL) the count.
+ * Errors (outputs untouched): _NULL, _NONFINITE ("gt[g]", "regress_ranges[l]"),
+ * _RANGE ("regress_ranges[l]" lo > hi), _SHAPE ("regress_ranges" NULL with
+ * L != 5). Thread-safe.
+ */
+DETLOSS_API detloss_status detloss_fcos_out_of_range(const float *gt, size_t num_gt,
+                                                     const float *regress_ranges, size_t num_levels,
+                                                     uint8_t *out_of_range,
+                                                     size_t *num_out_of_range, detloss_error *err);
 
 /*
  * SimOTA (YOLOX): each gt takes its dynamic_k lowest-cost candidate priors,
@@ -1672,14 +1699,17 @@ DETLOSS_API detloss_eval_options detloss_eval_options_default(void);
 
 /* Per gt box (one per input row, in input order). */
 typedef struct detloss_eval_gt {
-  float w, h;       /* after clipping and resizing */
-  float best;       /* best IoU (or best r) over the anchors; 0 if none overlaps */
-  uint32_t num_fit; /* anchors with IoU >= iou_thresh (shapes with r > 1/ratio_thresh) */
-  uint32_t num_pos; /* positives under the matcher (WH_RATIO: = num_fit) */
-  int16_t level;    /* level of the best anchor (first in anchor order on ties), -1: none */
-  uint8_t size;     /* detloss_eval_size */
-  uint8_t status;   /* DETLOSS_EVAL_GT_* */
-  uint8_t clipped;  /* 1 if the box poked out of its image and was clipped to it */
+  float w, h;           /* after clipping and resizing */
+  float best;           /* best IoU (or best r) over the anchors; 0 if none overlaps */
+  uint32_t num_fit;     /* anchors with IoU >= iou_thresh (shapes with r > 1/ratio_thresh) */
+  uint32_t num_pos;     /* positives under the matcher (WH_RATIO: = num_fit) */
+  int16_t level;        /* level of the best anchor (first in anchor order on ties), -1: none */
+  uint8_t size;         /* detloss_eval_size */
+  uint8_t status;       /* DETLOSS_EVAL_GT_* */
+  uint8_t clipped;      /* 1 if the box poked out of its image and was clipped to it */
+  uint8_t out_of_range; /* FCOS: 1 when max(w, h) misses every level's regress range (no point
+                           inside the box can be in range: it gets no positive, silently in
+                           mmdet and FCOS); 0 otherwise */
 } detloss_eval_gt;
 
 #define DETLOSS_EVAL_GT_OK 0         /* evaluated */
@@ -1718,6 +1748,7 @@ typedef struct detloss_eval_report {
   size_t level_pos[DETLOSS_EVAL_MAX_LEVELS];  /* positive anchors on the level */
   size_t num_worst;
   detloss_eval_worst worst[DETLOSS_EVAL_MAX_WORST]; /* lowest best first; ties in data-set order */
+  size_t num_out_of_range; /* FCOS: evaluated gts with out_of_range set (0 otherwise) */
 } detloss_eval_report;
 
 /*
@@ -1767,11 +1798,10 @@ DETLOSS_API detloss_status detloss_anchor_eval(const detloss_eval_dataset *data,
 typedef enum detloss_eval_method {
   DETLOSS_EVAL_METHOD_MAX_IOU = 0, /* the Max-IoU matcher of detloss_eval_options.match */
   DETLOSS_EVAL_METHOD_ATSS = 1,    /* detloss_atss_assign on each image's anchors */
+  DETLOSS_EVAL_METHOD_FCOS = 2,    /* detloss_fcos_targets on each image's points */
   /* Named so that configs can describe them; detloss_anchor_eval_ex refuses
-   * them (DETLOSS_ERR_UNSUPPORTED at "assigner.method"): FCOS is not yet
-   * evaluated, and the other three assign from predictions, which a data set
-   * of gt boxes does not have. */
-  DETLOSS_EVAL_METHOD_FCOS = 2,
+   * them (DETLOSS_ERR_UNSUPPORTED at "assigner.method"): they assign from
+   * predictions, which a data set of gt boxes does not have. */
   DETLOSS_EVAL_METHOD_SIMOTA = 3,
   DETLOSS_EVAL_METHOD_TASK_ALIGNED = 4,
   DETLOSS_EVAL_METHOD_HUNGARIAN = 5
@@ -1781,17 +1811,28 @@ typedef enum detloss_eval_method {
 typedef struct detloss_eval_assigner {
   detloss_eval_method method; /* default MAX_IOU */
   detloss_atss_options atss;  /* ATSS: its options (num_threads is ignored: one per image) */
-  /* FCOS (described, not yet evaluated): its options, and the ranges [lo, hi]
-   * per point level in regress_ranges (num_ranges rows; 0 = FCOS's five).
-   * fcos.regress_ranges stays NULL here: a copy of the struct would carry a
-   * pointer into the original; point it at regress_ranges[0] before a call. */
+  /* FCOS: its options (num_threads is ignored: one per image), the ranges
+   * [lo, hi] per point level in regress_ranges (num_ranges rows; 0 = FCOS's
+   * five, then num_point_levels must be 5). fcos.regress_ranges stays NULL
+   * here: a copy of the struct would carry a pointer into the original; the
+   * eval points it at regress_ranges[0] itself. */
   detloss_fcos_options fcos;
   float regress_ranges[DETLOSS_EVAL_RANGE_FLOATS]; /* [num_ranges][2] (lo, hi) */
   size_t num_ranges;
+  /* FCOS: the point levels (a config's "points"). On an image of H x W px
+   * (after resizing) level l has ceil(H / s_l) x ceil(W / s_l) points at
+   * ((x + point_offset) s_l, (y + point_offset) s_l), x fastest, levels in
+   * order (mmdet MlvlPointGenerator; FCOS's stride // 2 is offset 0.5). */
+  float point_strides[DETLOSS_EVAL_MAX_LEVELS]; /* [num_point_levels], finite, > 0 */
+  size_t num_point_levels;                      /* 1 .. DETLOSS_EVAL_MAX_LEVELS */
+  float point_offset;                           /* [0, 1), default 0.5 */
 } detloss_eval_assigner;
 
 #define DETLOSS_EVAL_ASSIGNER_INIT                                                                 \
-  { DETLOSS_EVAL_METHOD_MAX_IOU, DETLOSS_ATSS_OPTIONS_INIT, DETLOSS_FCOS_OPTIONS_INIT, {0}, 0 }
+  {                                                                                                \
+    DETLOSS_EVAL_METHOD_MAX_IOU, DETLOSS_ATSS_OPTIONS_INIT, DETLOSS_FCOS_OPTIONS_INIT, {0}, 0,     \
+        {0}, 0, 0.5f                                                                               \
+  }
 /* The Max-IoU matcher (detloss_anchor_eval's behaviour), ATSS options at mmdet's defaults. */
 DETLOSS_API detloss_eval_assigner detloss_eval_assigner_default(void);
 
@@ -1806,6 +1847,28 @@ DETLOSS_API detloss_eval_assigner detloss_eval_assigner_default(void);
  * ATSS needs the IOU metric with count_positives set (else "assigner.method",
  * DETLOSS_ERR_RANGE); its option errors name "assigner.topk", ... Memory: the
  * image's anchors ([A][4] floats and [A] assignments) per thread.
+ *   FCOS: the points of the assigner's point levels replace the anchors (src
+ *   is not read and may name no source). Per gt g of an image, against the
+ *   image's evaluated gts, under detloss_fcos_targets (the assigner's fcos
+ *   options and regress_ranges):
+ *     num_pos_g = #{p : assigned_gt[p] == g},
+ *     best_g    = max centerness target over g's positive points (0: none),
+ *     level_g   = level of that point (first in point order on ties; -1: none),
+ *     num_fit_g = points strictly inside g on any level (before the range and
+ *                 centre-sampling rules),
+ *     out_of_range_g = 1 when [m/2, m) misses [lo_l, hi_l] on every level,
+ *                 m = max(w, h) (inside points have max(l,t,r,b) in [m/2, m)).
+ *   g "fits" (recall, num_recalled) when num_pos_g >= 1; level_best and
+ *   level_pos count best levels and positives per point level; num_anchors
+ *   counts points; report.num_out_of_range the gts with out_of_range set.
+ *   FCOS needs the IOU metric (WH_RATIO: "assigner.method", _RANGE); errors
+ *   name "assigner.num_point_levels", "assigner.point_strides[l]",
+ *   "assigner.point_offset", "assigner.regress_ranges" (count) and
+ *   "assigner.regress_ranges[l]" (lo > hi, not finite), "assigner.semantics",
+ *   "assigner.center_sample_radius"; a level whose ceil(H / s) x ceil(W / s)
+ *   points on some image exceed 1e15, or reach beyond 1e18:
+ *   "assigner.point_strides[l]". Memory: the image's points ([A][2] floats,
+ *   [A] assignments and centerness, and detloss_fcos_targets' O(A)) per thread.
  * Otherwise as detloss_anchor_eval. Thread-safe.
  */
 DETLOSS_API detloss_status detloss_anchor_eval_ex(

@@ -255,7 +255,7 @@ class EvalGt(ctypes.Structure):
     _fields_ = [("w", ctypes.c_float), ("h", ctypes.c_float), ("best", ctypes.c_float),
                 ("num_fit", ctypes.c_uint32), ("num_pos", ctypes.c_uint32),
                 ("level", ctypes.c_int16), ("size", ctypes.c_uint8), ("status", ctypes.c_uint8),
-                ("clipped", ctypes.c_uint8)]
+                ("clipped", ctypes.c_uint8), ("out_of_range", ctypes.c_uint8)]
 
 
 def _numpy_dtype(struct):
@@ -290,7 +290,8 @@ class EvalReport(ctypes.Structure):
                 ("by_size", EvalStats * 3), ("num_levels", ctypes.c_size_t),
                 ("level_best", ctypes.c_size_t * EVAL_MAX_LEVELS),
                 ("level_pos", ctypes.c_size_t * EVAL_MAX_LEVELS),
-                ("num_worst", ctypes.c_size_t), ("worst", EvalWorst * EVAL_MAX_WORST)]
+                ("num_worst", ctypes.c_size_t), ("worst", EvalWorst * EVAL_MAX_WORST),
+                ("num_out_of_range", ctypes.c_size_t)]
 
 
 
@@ -328,7 +329,9 @@ class FcosOptions(ctypes.Structure):  # detloss_fcos_options
 class EvalAssigner(ctypes.Structure):  # detloss_eval_assigner
     _fields_ = [("method", ctypes.c_int), ("atss", AtssOptions), ("fcos", FcosOptions),
                 ("regress_ranges", ctypes.c_float * (2 * EVAL_MAX_LEVELS)),
-                ("num_ranges", ctypes.c_size_t)]
+                ("num_ranges", ctypes.c_size_t),
+                ("point_strides", ctypes.c_float * EVAL_MAX_LEVELS),
+                ("num_point_levels", ctypes.c_size_t), ("point_offset", ctypes.c_float)]
 
 
 EVAL_METHODS = ("max_iou", "atss", "fcos", "simota", "task_aligned", "hungarian")

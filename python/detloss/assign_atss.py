@@ -19,7 +19,7 @@ import numpy as np
 from . import _lib
 from ._lib import array, call, ptr, threads
 
-__all__ = ["AssignResult", "FcosTargets", "atss_assign", "fcos_targets"]
+__all__ = ["AssignResult", "FcosTargets", "atss_assign", "fcos_targets", "fcos_out_of_range"]
 
 
 # The ctypes mirrors live in _lib (detloss_config embeds them through detloss_eval_assigner).
@@ -37,6 +37,7 @@ _lib._SIGS.update({
     "detloss_fcos_targets": (_i, [_vp, _sz, _vp, _vp, _sz, _vp, _sz, _vp, _vp, _vp, _vp, _vp]),
     "detloss_fcos_targets_batch": (_i, [_sz, _vp, _sz, _vp, _vp, _sz, _vp, _vp, _vp, _vp, _vp,
                                         _vp, _vp]),
+    "detloss_fcos_out_of_range": (_i, [_vp, _sz, _vp, _sz, _vp, _vp, _vp]),
 })
 
 AssignResult = collections.namedtuple("AssignResult", "num_gts gt_inds max_overlaps labels")
@@ -136,3 +137,18 @@ def fcos_targets(points, level_counts, strides, gt, gt_labels=None, *, regress_r
     res = _result(assigned, lab, ctr, g.shape[0], torch)
     extra = [bt, ctr] if torch is None else [torch.from_numpy(bt), torch.from_numpy(ctr.copy())]
     return FcosTargets(*res, *extra)
+
+
+def fcos_out_of_range(gt, regress_ranges=None, num_levels=5):
+    """The gts that no FCOS level can take for their size (detloss_fcos_out_of_range): a
+    bool array [G], True when m = max(w, h) > 0 and [m/2, m) meets no level's [lo, hi]
+    (a point inside the gt has max(l, t, r, b) in [m/2, m)). regress_ranges [L, 2] (None:
+    FCOS's five, num_levels 5). fcos_targets gives such gts no positive, as mmdet and FCOS
+    do, without an error."""
+    gt, _ = _unwrap(gt)
+    g = array("gt", gt, shape=(None, 4))
+    rr = array("regress_ranges", regress_ranges, shape=(None, 2), allow_none=True)
+    L = rr.shape[0] if rr is not None else int(num_levels)
+    out = np.empty(g.shape[0], np.uint8)
+    call("detloss_fcos_out_of_range", ptr(g), g.shape[0], ptr(rr), L, ptr(out), None)
+    return out.astype(bool)

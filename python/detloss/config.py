@@ -209,10 +209,13 @@ class Config:
     def evaluate(self, dataset=None, *, return_per_gt=False, num_worst=None, num_threads=None,
                  progress=None):
         """detloss_anchor_eval_ex of the config's anchors, assigner (positives: the
-        matcher, or ATSS) and eval options on a data set (a Dataset, a path, or a list of
-        image dicts as ops.anchor_eval takes; default: the config's own "dataset").
-        Configs whose assigner eval cannot run (fcos, simota, task_aligned, hungarian)
-        raise DetlossError at "assigner.method"."""
+        matcher, ATSS, or FCOS on the config's points) and eval options on a data set (a
+        Dataset, a path, or a list of image dicts as ops.anchor_eval takes; default: the
+        config's own "dataset"). With FCOS, num_anchors counts points, best is a
+        positive's best centerness, anchors_per_gt the points inside a gt, recall the
+        share of gts with a positive, num_out_of_range the gts outside every level's
+        regress range (docs/configs.md). Configs whose assigner eval cannot run
+        (simota, task_aligned, hungarian) raise DetlossError at "assigner.method"."""
         from . import ops
         if dataset is None:
             if not self.dataset_path:

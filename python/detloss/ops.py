@@ -1173,7 +1173,7 @@ def _run_eval(dataset, src, o, return_per_gt, progress, keep, assigner=None):
          ctypes.byref(rep), ctypes.byref(o))
     out = {k: getattr(rep, k) for k in ("num_images", "num_images_empty", "num_boxes",
                                         "num_crowd", "num_clipped", "num_degenerate",
-                                        "num_anchors", "num_levels")}
+                                        "num_anchors", "num_levels", "num_out_of_range")}
     out.update(_eval_stats(rep.all))
     out["by_size"] = {_SIZE_NAMES[k]: _eval_stats(rep.by_size[k]) for k in range(3)}
     out["level_best"] = list(rep.level_best[:rep.num_levels])
@@ -1198,7 +1198,8 @@ def anchor_eval(dataset, *, anchors=None, grid=None, shapes=None, metric="iou", 
     evaluates its own anchors and options: Config.evaluate.)
     Returns the report as a dict (num_gt, recall, mean_best, anchors_per_gt, by_size,
     level_best, level_pos, worst, ...); with return_per_gt also a structured array of
-    the per-gt records (w, h, best, num_fit, num_pos, level, size, status, clipped).
+    the per-gt records (w, h, best, num_fit, num_pos, level, size, status, clipped,
+    out_of_range).
     progress: optional callable(images_done, num_images), called on this thread after
     each chunk of images."""
     src = _lib.EvalAnchors()

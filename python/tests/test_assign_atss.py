@@ -116,3 +116,20 @@ def test_errors_name_the_argument():
     with pytest.raises(detloss.DetlossError) as e:
         detloss.atss_assign(ANCHORS, [4], GT, semantics="yolov6")
     assert e.value.where == "semantics"
+
+
+def test_fcos_out_of_range_names_the_gts_no_level_can_take():
+    """The hand-worked case of tests/cli/cases/assign_fcos_out_of_range: range [-1, 20] on
+    one level. The 24 x 24 gt (points inside at max(l,t,r,b) in [12, 24)) is reachable, the
+    64 x 64 one ([32, 64)) is not, and fcos_targets gives it no positive; FCOS's five
+    ranges reach both."""
+    gt = [[4, 4, 28, 28], [0, 0, 64, 64]]
+    oor = detloss.fcos_out_of_range(gt, [[-1, 20]])
+    assert list(oor) == [False, True]
+    r = detloss.fcos_targets([[8, 8], [24, 8], [8, 24], [24, 24]], [4], [16], gt,
+                             regress_ranges=[[-1, 20]])
+    assert list(r.gt_inds) == [1, 1, 1, 1]  # mmdet AssignResult: 1-based, gt 0 everywhere
+    assert list(detloss.fcos_out_of_range(gt)) == [False, False]
+    with pytest.raises(detloss.DetlossError) as e:
+        detloss.fcos_out_of_range(gt, [[20, -1]])
+    assert e.value.where == "regress_ranges[0]"

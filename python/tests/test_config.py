@@ -51,7 +51,7 @@ def test_config_evaluate_equals_detloss_eval(name, tmp_path):
     cfg = detloss.load_config(name)
     ds_path = tmp_path / "ds.json"
     ds_path.write_text(json.dumps(DATASET))
-    if cfg.assigner not in ("max_iou", "atss"):  # eval refuses, here and in the CLI
+    if cfg.assigner not in ("max_iou", "atss", "fcos"):  # eval refuses, here and in the CLI
         r = subprocess.run([CLI, "eval", cfg.path, "--dataset", str(ds_path)],
                            capture_output=True, text=True)
         assert r.returncode == 2 and "assigner.method" in r.stderr
@@ -63,9 +63,13 @@ def test_config_evaluate_equals_detloss_eval(name, tmp_path):
                                     check=True, capture_output=True, text=True).stdout)
     ds = detloss.load_dataset(str(ds_path))
     rep = cfg.evaluate(ds)
+    fcos = cfg.assigner == "fcos"  # FCOS counts points (JSON "num_points") and out-of-range gts
     for k in ("num_gt", "num_recalled", "num_images", "num_images_empty", "num_boxes",
               "num_crowd", "num_clipped", "num_anchors"):
-        assert rep[k] == ref[k], k
+        assert rep[k] == ref["num_points" if fcos and k == "num_anchors" else k], k
+    if fcos:
+        assert rep["num_out_of_range"] == ref["num_out_of_range"]
+        assert rep["num_gt"] - rep["num_recalled"] == ref["positives_hist"]["0"]
     for k in ("recall", "mean_best", "anchors_per_gt", "positives_per_gt"):
         assert rep[k] == pytest.approx(ref[k], rel=1e-8, abs=1e-12), k  # JSON: 9 digits
     # the same through the generic entry point, with the data set as dicts
@@ -140,3 +144,17 @@ def test_yolo_errors_name_the_file_and_line_and_bad_options_name_the_argument():
         detloss.load_dataset(os.path.join(_YOLO, "ok"), image_size=(1, 2, 3))
     with pytest.raises(detloss.DetlossError, match="image_size"):
         detloss.load_dataset(os.path.join(_YOLO, "ok"), image_size=("a", 2))
+
+
+def test_config_evaluate_counts_fcos_positives_of_the_tiny_case():
+    """The hand-worked case of tests/test_anchor_eval.c (fcos_positives_of_a_tiny_image_are_
+    hand_checked): gt 0 has 4 positives of centerness 0.2, gt 1 (64 x 64) is outside both
+    ranges, gt 2 (4 x 4) has no point inside it."""
+    fx = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "anchor_eval")
+    cfg = detloss.load_config(os.path.join(fx, "fcos_tiny_config.json"))
+    rep, per = cfg.evaluate(return_per_gt=True)
+    assert (rep["num_gt"], rep["num_recalled"], rep["num_anchors"]) == (3, 1, 20)
+    assert rep["num_out_of_range"] == 1 and rep["level_pos"] == [4, 0]
+    assert list(per["num_pos"]) == [4, 0, 0] and list(per["num_fit"]) == [5, 20, 0]
+    assert list(per["out_of_range"]) == [0, 1, 0]
+    assert per["best"][0] == pytest.approx(0.2, rel=1e-6)

@@ -33,8 +33,8 @@ static const char HELP[] =
     "            shape ratio r = min(w/aw, aw/w, h/ah, ah/h) (metric wh_ratio)\n"
     "  fit       anchors with IoU >= iou_thresh (r > 1/ratio_thresh)\n"
     "  positives anchors the matcher assigns to it (torchvision Matcher semantics\n"
-    "            by default, low-quality matches included), or ATSS when the config\n"
-    "            says \"assigner\": {\"method\": \"atss\"}\n"
+    "            by default, low-quality matches included), or the config's\n"
+    "            \"assigner\": atss on the anchors, fcos on \"points\" (docs/configs.md)\n"
     "Reported: recall (share of gts whose best anchor fits), mean best, anchors\n"
     "per gt, positives per gt and their distribution (0, 1, 2-4, 5+), all split by\n"
     "COCO size (small < 32^2, medium, large >= 96^2 px^2, after resizing); per\n"
@@ -89,8 +89,16 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
                         const detloss_eval_report *r, const detloss_eval_options *o) {
   int iou = o->metric == DETLOSS_EVAL_IOU, pos = iou && o->count_positives;
   dlj_printf(b, "config   %s%s%s\n", cfg->path, cfg->name ? ": " : "", cfg->name ? cfg->name : "");
-  dlj_printf(b, "anchors  %s%s%s\n", cfg->anchors_path ? cfg->anchors_path : "(inline)",
-             cfg->anchors_name ? ": " : "", cfg->anchors_name ? cfg->anchors_name : "");
+  const int fcos = cfg->assigner.method == DETLOSS_EVAL_METHOD_FCOS;
+  if (fcos) {
+    dlj_raw(b, "points   strides");
+    for (size_t l = 0; l < cfg->assigner.num_point_levels; l++)
+      dlj_printf(b, "%s %g", l ? "," : "", (double)cfg->assigner.point_strides[l]);
+    dlj_printf(b, ", offset %g\n", (double)cfg->assigner.point_offset);
+  } else {
+    dlj_printf(b, "anchors  %s%s%s\n", cfg->anchors_path ? cfg->anchors_path : "(inline)",
+               cfg->anchors_name ? ": " : "", cfg->anchors_name ? cfg->anchors_name : "");
+  }
   dlj_printf(b, "data     %s%s%s\n", ds->path, ds->name ? ": " : "", ds->name ? ds->name : "");
   dlj_printf(b,
              "         %zu images (%zu without gt), %zu boxes: %zu crowd and %zu zero-area left "
@@ -107,7 +115,24 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
     dlj_printf(b, "resize   short side %g\n", (double)o->resize_min_size);
   else
     dlj_printf(b, "resize   none (original pixels)\n");
-  if (iou && cfg->assigner.method == DETLOSS_EVAL_METHOD_ATSS) {
+  if (fcos) {
+    const detloss_fcos_options *f = &cfg->assigner.fcos;
+    dlj_printf(b, "assigner FCOS (%s), centre sampling %s",
+               f->semantics == DETLOSS_FCOS_ORIGINAL ? "original" : "mmdet",
+               f->center_sampling ? "on" : "off");
+    if (f->center_sampling) dlj_printf(b, " (radius %g strides)", (double)f->center_sample_radius);
+    dlj_raw(b, ", ranges");
+    static const float FCOS_RANGES[10] = {-1, 64, 64, 128, 128, 256, 256, 512, 512, 1e8f};
+    const float *rg = cfg->assigner.num_ranges ? cfg->assigner.regress_ranges : FCOS_RANGES;
+    for (size_t l = 0; l < cfg->assigner.num_point_levels; l++)
+      dlj_printf(b, "%s [%g, %g]", l ? "," : "", (double)rg[2 * l], (double)rg[2 * l + 1]);
+    dlj_printf(b,
+               "; %zu points in all images\n"
+               "metric   best = highest centerness of a positive point (0: none), fit = points "
+               "inside the box,\n"
+               "         recall = share of gts with a positive point\n",
+               r->num_anchors);
+  } else if (iou && cfg->assigner.method == DETLOSS_EVAL_METHOD_ATSS) {
     const detloss_atss_options *a = &cfg->assigner.atss;
     dlj_printf(b,
                "metric   IoU, an anchor fits when IoU >= %g; %zu anchors in all images\n"
@@ -132,7 +157,11 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
                (double)o->ratio_thresh, r->num_anchors);
   }
   dlj_raw(b, "\n");
-  if (pos)
+  if (pos && fcos)
+    dlj_raw(b,
+            "size         gts  recall  mean best   points/gt  positives/gt   0 pos  1 pos  2-4 "
+            "pos  5+ pos\n");
+  else if (pos)
     dlj_raw(b,
             "size         gts  recall  mean best  anchors/gt  positives/gt   0 pos  1 pos  2-4 "
             "pos  5+ pos\n");
@@ -141,7 +170,7 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
   stats_row(b, "all", &r->all, pos);
   for (int s = 0; s < 3; s++)
     stats_row(b, detloss_eval_size_name((detloss_eval_size)s), &r->by_size[s], pos);
-  if (pos && cfg->assigner.method == DETLOSS_EVAL_METHOD_ATSS) {
+  if (pos && (fcos || cfg->assigner.method == DETLOSS_EVAL_METHOD_ATSS)) {
     /* The question of a static assigner: which gts does it never train on? */
     const detloss_eval_stats *a = &r->all;
     dlj_printf(b, "\ngts with >= 1 positive: %zu of %zu (%.3f)", a->num_gt - a->pos_hist[0],
@@ -150,25 +179,33 @@ static void text_report(dlj_buf *b, const detloss_config *cfg, const detloss_dat
       dlj_printf(b, "%s %s %zu of %zu", s ? "," : ";", detloss_eval_size_name((detloss_eval_size)s),
                  r->by_size[s].num_gt - r->by_size[s].pos_hist[0], r->by_size[s].num_gt);
     dlj_raw(b, "\n");
+    if (fcos)
+      dlj_printf(b,
+                 "gts outside every level's regress range (max side outside every (lo, 2 hi]): "
+                 "%zu\n",
+                 r->num_out_of_range);
   }
-  if (cfg->grid.num_levels > 0) {
+  if (cfg->grid.num_levels > 0 || fcos) {
     size_t tp = 0;
     for (size_t l = 0; l < r->num_levels; l++) tp += r->level_pos[l];
     dlj_raw(b, pos ? "\nlevel  stride  best for gts  share  positives  share\n"
                    : "\nlevel  stride  best for gts  share\n");
     for (size_t l = 0; l < r->num_levels; l++) {
       double share = r->all.num_gt ? (double)r->level_best[l] / (double)r->all.num_gt : 0.0;
+      double stride =
+          fcos ? (double)cfg->assigner.point_strides[l] : (double)cfg->grid.levels[l].stride_w;
       if (pos)
-        dlj_printf(b, "%-6zu %-7g %12zu  %5.3f  %9zu  %5.3f\n", l,
-                   (double)cfg->grid.levels[l].stride_w, r->level_best[l], share, r->level_pos[l],
-                   tp ? (double)r->level_pos[l] / (double)tp : 0.0);
+        dlj_printf(b, "%-6zu %-7g %12zu  %5.3f  %9zu  %5.3f\n", l, stride, r->level_best[l], share,
+                   r->level_pos[l], tp ? (double)r->level_pos[l] / (double)tp : 0.0);
       else
-        dlj_printf(b, "%-6zu %-7g %12zu  %5.3f\n", l, (double)cfg->grid.levels[l].stride_w,
-                   r->level_best[l], share);
+        dlj_printf(b, "%-6zu %-7g %12zu  %5.3f\n", l, stride, r->level_best[l], share);
     }
   }
   if (r->num_worst > 0) {
-    dlj_printf(b, "\nworst-covered gts (best %s; w x h after resizing):\n", iou ? "IoU" : "r");
+    dlj_printf(b, "\nworst-covered gts (best %s; w x h after resizing):\n",
+               fcos  ? "centerness of a positive"
+               : iou ? "IoU"
+                     : "r");
     dlj_raw(b, "   best        w x h       h/w   image id  box\n");
     for (size_t i = 0; i < r->num_worst; i++) {
       const detloss_eval_worst *w = &r->worst[i];
@@ -235,7 +272,9 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
 #define PX(v) (X0 + (X1 - X0) * (log2(v) - l2lo) / (l2hi - l2lo))
 #define PY(v) (Y1 - (Y1 - Y0) * (log2(v) - l2lo) / (l2hi - l2lo))
   int iou = o->metric == DETLOSS_EVAL_IOU;
-  double thr = iou ? (double)o->iou_thresh : 1.0 / (double)o->ratio_thresh;
+  const int fcos = cfg->assigner.method == DETLOSS_EVAL_METHOD_FCOS;
+  /* FCOS: best is a positive's centerness, 0 without one: red below a hair above 0 */
+  double thr = fcos ? 1e-9 : iou ? (double)o->iou_thresh : 1.0 / (double)o->ratio_thresh;
   dlj_buf b;
   dlj_buf_init(&b);
   dlj_printf(&b,
@@ -248,12 +287,19 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
   dl_cli_svg_escape(&b, cfg->name ? cfg->name : cfg->path, 90);
   dlj_raw(&b, "</text>\n<text x=\"80\" y=\"42\">");
   dl_cli_svg_escape(&b, ds->name ? ds->name : ds->path, 40);
-  dlj_printf(&b,
-             ": %zu gts, recall %.3f at %s %s %g, mean best %.3f</text>\n<text x=\"80\" y=\"58\" "
-             "fill=\"#555\">gt size after resizing (log scale), colour = best %s; "
-             "crosses: anchors</text>\n",
-             r->all.num_gt, r->all.recall, iou ? "IoU" : "r", iou ? "&gt;=" : "&gt;", thr,
-             r->all.mean_best, iou ? "IoU over the anchors" : "shape ratio r");
+  if (fcos)
+    dlj_printf(&b,
+               ": %zu gts, %.3f with a positive point, %zu outside every range</text>\n"
+               "<text x=\"80\" y=\"58\" fill=\"#555\">gt size after resizing (log scale), "
+               "colour = best centerness of a positive point (red: no positive)</text>\n",
+               r->all.num_gt, r->all.recall, r->num_out_of_range);
+  else
+    dlj_printf(&b,
+               ": %zu gts, recall %.3f at %s %s %g, mean best %.3f</text>\n<text x=\"80\" "
+               "y=\"58\" fill=\"#555\">gt size after resizing (log scale), colour = best %s; "
+               "crosses: anchors</text>\n",
+               r->all.num_gt, r->all.recall, iou ? "IoU" : "r", iou ? "&gt;=" : "&gt;", thr,
+               r->all.mean_best, iou ? "IoU over the anchors" : "shape ratio r");
   /* frame, grid, ticks */
   dlj_printf(&b,
              "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#333\"/>\n",
@@ -284,7 +330,7 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
       const detloss_eval_gt *g = &gt[i];
       if (g->status != DETLOSS_EVAL_GT_OK) continue;
       if (seen++ % step) continue;
-      int fit = iou ? (double)g->best >= thr : (double)g->best > thr;
+      int fit = fcos ? g->num_pos > 0 : iou ? (double)g->best >= thr : (double)g->best > thr;
       if (fit != (pass == 0)) continue;
       char col[16];
       colour((double)g->best, thr, col, sizeof col);
@@ -309,13 +355,19 @@ static int svg_plot(dlj_buf *out, const detloss_config *cfg, const detloss_datas
     dlj_printf(&b, "<rect x=\"680\" y=\"%.1f\" width=\"18\" height=\"%.1f\" fill=\"%s\"/>\n",
                Y0 + (Y1 - Y0) * 0.5 * k / 50.0, (Y1 - Y0) * 0.5 / 50.0 + 0.5, col);
   }
-  dlj_printf(&b,
-             "<text x=\"704\" y=\"%g\">1</text><text x=\"704\" y=\"%.1f\">%g (fits)</text>"
-             "<text x=\"704\" y=\"%g\">0</text><text x=\"680\" y=\"%g\">best %s</text>\n"
-             "<path d=\"M680 %gl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
-             "<text x=\"696\" y=\"%g\">anchor shape</text>\n</svg>\n",
-             Y0 + 4, Y0 + (Y1 - Y0) * 0.5 * (1.0 - thr) + 4, thr, Y0 + (Y1 - Y0) * 0.5 + 4, Y0 - 8,
-             iou ? "IoU" : "r", Y0 + (Y1 - Y0) * 0.5 + 30, Y0 + (Y1 - Y0) * 0.5 + 39);
+  if (fcos)
+    dlj_printf(&b,
+               "<text x=\"704\" y=\"%g\">1</text><text x=\"704\" y=\"%g\">0 (no positive)</text>"
+               "<text x=\"680\" y=\"%g\">best centerness</text>\n</svg>\n",
+               Y0 + 4, Y0 + (Y1 - Y0) * 0.5 + 4, Y0 - 8);
+  else
+    dlj_printf(&b,
+               "<text x=\"704\" y=\"%g\">1</text><text x=\"704\" y=\"%.1f\">%g (fits)</text>"
+               "<text x=\"704\" y=\"%g\">0</text><text x=\"680\" y=\"%g\">best %s</text>\n"
+               "<path d=\"M680 %gl10 10m0 -10l-10 10\" stroke=\"black\" stroke-width=\"2.2\"/>"
+               "<text x=\"696\" y=\"%g\">anchor shape</text>\n</svg>\n",
+               Y0 + 4, Y0 + (Y1 - Y0) * 0.5 * (1.0 - thr) + 4, thr, Y0 + (Y1 - Y0) * 0.5 + 4,
+               Y0 - 8, iou ? "IoU" : "r", Y0 + (Y1 - Y0) * 0.5 + 30, Y0 + (Y1 - Y0) * 0.5 + 39);
 #undef PX
 #undef PY
   free(sh);
@@ -422,14 +474,12 @@ int dl_cmd_eval(int argc, char **argv) {
   detloss_status st = detloss_config_load_ex(cfg_file, dirs.search, &lim, &cfg, &err);
   if (st != DETLOSS_OK) return dl_cli_load_error(&err, st);
   if (cfg->assigner.method != DETLOSS_EVAL_METHOD_MAX_IOU &&
-      cfg->assigner.method != DETLOSS_EVAL_METHOD_ATSS) {
+      cfg->assigner.method != DETLOSS_EVAL_METHOD_ATSS &&
+      cfg->assigner.method != DETLOSS_EVAL_METHOD_FCOS) {
     /* The config loads and describes, but eval has nothing to run. */
     fprintf(stderr,
-            cfg->assigner.method == DETLOSS_EVAL_METHOD_FCOS
-                ? "detloss: %s: assigner.method: FCOS targets are not evaluated yet (atss or "
-                  "max_iou are)\n"
-                : "detloss: %s: assigner.method: %s is a dynamic assigner: it assigns from "
-                  "predicted scores and boxes, which a data set of gt boxes does not have\n",
+            "detloss: %s: assigner.method: %s is a dynamic assigner: it assigns from "
+            "predicted scores and boxes, which a data set of gt boxes does not have\n",
             cfg->path,
             cfg->assigner.method == DETLOSS_EVAL_METHOD_SIMOTA         ? "simota"
             : cfg->assigner.method == DETLOSS_EVAL_METHOD_TASK_ALIGNED ? "task_aligned"
@@ -474,6 +524,7 @@ int dl_cmd_eval(int argc, char **argv) {
     detloss_eval_anchors src = detloss_config_eval_anchors(cfg);
     /* Bounded work first: image sides, resized sides, anchors per image. */
     st = detloss_eval_check_limits(&view, &src, &o, &lim, &err);
+    if (st == DETLOSS_OK) st = dl_eval_check_point_limits(&view, &cfg->assigner, &o, &lim, &err);
     if (st == DETLOSS_OK)
       st = detloss_anchor_eval_ex(&view, &src, &cfg->assigner, gt, rep, &o, &err);
     if (st != DETLOSS_OK) {
@@ -509,10 +560,41 @@ int dl_cmd_eval(int argc, char **argv) {
                    cfg->assigner.atss.semantics == DETLOSS_ATSS_ORIGINAL ? "original" : "mmdet");
         dlj_kv_int(&b, "topk", (long long)cfg->assigner.atss.topk);
         dlj_obj_end(&b);
+      } else if (cfg->assigner.method == DETLOSS_EVAL_METHOD_FCOS) {
+        const detloss_eval_assigner *as = &cfg->assigner;
+        static const float FCOS_RANGES[10] = {-1, 64, 64, 128, 128, 256, 256, 512, 512, 1e8f};
+        const float *rg = as->num_ranges ? as->regress_ranges : FCOS_RANGES;
+        dlj_key(&b, "assigner");
+        dlj_obj_begin(&b);
+        dlj_kv_str(&b, "method", "fcos");
+        dlj_kv_str(&b, "semantics",
+                   as->fcos.semantics == DETLOSS_FCOS_ORIGINAL ? "original" : "mmdet");
+        dlj_key(&b, "center_sampling");
+        dlj_boolval(&b, as->fcos.center_sampling);
+        dlj_kv_num(&b, "center_sample_radius", (double)as->fcos.center_sample_radius);
+        dlj_key(&b, "regress_ranges");
+        dlj_arr_begin(&b);
+        for (size_t l = 0; l < as->num_point_levels; l++) {
+          dlj_arr_begin(&b);
+          dlj_num(&b, (double)rg[2 * l]);
+          dlj_num(&b, (double)rg[2 * l + 1]);
+          dlj_arr_end(&b);
+        }
+        dlj_arr_end(&b);
+        dlj_obj_end(&b);
+        dlj_key(&b, "points");
+        dlj_obj_begin(&b);
+        dlj_key(&b, "strides");
+        dlj_arr_begin(&b);
+        for (size_t l = 0; l < as->num_point_levels; l++) dlj_num(&b, (double)as->point_strides[l]);
+        dlj_arr_end(&b);
+        dlj_kv_num(&b, "offset", (double)as->point_offset);
+        dlj_obj_end(&b);
       }
       dlj_kv_str(&b, "dataset", ds->path);
       if (ds->name) dlj_kv_str(&b, "dataset_name", ds->name);
-      dl_eval_report_json(&b, rep, &o, cfg->grid.num_levels ? &cfg->grid : NULL, ds->image_id);
+      dl_eval_report_json(&b, rep, &o, cfg->grid.num_levels ? &cfg->grid : NULL, &cfg->assigner,
+                          ds->image_id);
       dlj_obj_end(&b);
       dlj_raw(&b, "\n");
     } else {

@@ -7,8 +7,11 @@
  * level_counts [L] (sum A), strides [L], regress_ranges [L][2] (FCOS's five when absent; required
  * when L != 5), center_sampling (false), center_sample_radius (1.5),
  * norm_on_bbox (false). Output: bbox_targets [A][4], centerness_targets [A]
- * (0 at negatives); the dispatcher adds assigned_gt, assigned_labels, num_pos.
+ * (0 at negatives), num_gt_without_pos, gt_out_of_range [indices] and warnings
+ * [one string per such gt]; the dispatcher adds assigned_gt, assigned_labels,
+ * num_pos.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +112,15 @@ detloss_status dl_case_assign_fcos(const cJSON *c, const char *path, const dl_as
                               bbox, ctr, &o, err);
     if (st != DETLOSS_OK) locate(err, path, A);
   }
+  uint8_t *oor = NULL;
+  uint32_t *npos = NULL;
+  if (st == DETLOSS_OK) {
+    oor = malloc(in->num_gt ? in->num_gt : 1);
+    npos = calloc(in->num_gt ? in->num_gt : 1, sizeof *npos);
+    if (!oor || !npos) st = dl_fail(err, DETLOSS_ERR_NOMEM, path, "out of memory");
+  }
+  if (st == DETLOSS_OK)
+    st = detloss_fcos_out_of_range(in->gt, in->num_gt, o.regress_ranges, L, oor, NULL, err);
   if (st == DETLOSS_OK) {
     res->num_anchors = A;
     size_t shape[2] = {A, 4};
@@ -116,7 +128,37 @@ detloss_status dl_case_assign_fcos(const cJSON *c, const char *path, const dl_as
     dlj_float_tensor(out, bbox, shape, 2);
     dlj_key(out, "centerness_targets");
     dlj_float_tensor(out, ctr, &A, 1);
+    /* A gt with no positive is background everywhere, as in mmdet and FCOS, which say
+     * nothing; here it is counted, and a gt whose size misses every level's range is
+     * named (docs/math/fcos_targets.md s5). */
+    for (size_t a = 0; a < A; a++)
+      if (res->assigned_gt[a] >= 0) npos[res->assigned_gt[a]]++;
+    size_t none = 0;
+    for (size_t g = 0; g < in->num_gt; g++) none += npos[g] == 0;
+    dlj_kv_int(out, "num_gt_without_pos", (long long)none);
+    dlj_key(out, "gt_out_of_range");
+    dlj_arr_begin(out);
+    for (size_t g = 0; g < in->num_gt; g++)
+      if (oor[g]) dlj_intval(out, (long long)g);
+    dlj_arr_end(out);
+    dlj_key(out, "warnings");
+    dlj_arr_begin(out);
+    for (size_t g = 0; g < in->num_gt; g++) {
+      if (!oor[g]) continue;
+      const float *b = in->gt + 4 * g;
+      double m = (double)b[2] - (double)b[0];
+      if ((double)b[3] - (double)b[1] > m) m = (double)b[3] - (double)b[1];
+      char msg[256];
+      snprintf(msg, sizeof msg,
+               "gt[%zu]: a point inside it has max(l, t, r, b) in [%g, %g), outside every "
+               "level's regress range: no positive (mmdet and FCOS skip it silently)",
+               g, 0.5 * m, m);
+      dlj_str(out, msg);
+    }
+    dlj_arr_end(out);
   }
+  free(oor);
+  free(npos);
   free(points);
   free(ranges);
   free(bbox);

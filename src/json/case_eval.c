@@ -39,11 +39,16 @@ static void stats_json(dlj_buf *b, const detloss_eval_stats *s) {
 }
 
 void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r, const detloss_eval_options *o,
-                         const detloss_anchor_config *grid, const int64_t *image_id) {
-  dlj_kv_str(b, "metric", detloss_names_get(DETLOSS_NAMES_EVAL_METRIC, o->metric)->name);
-  if (o->metric == DETLOSS_EVAL_IOU)
+                         const detloss_anchor_config *grid, const detloss_eval_assigner *as,
+                         const int64_t *image_id) {
+  const int fcos = as && as->method == DETLOSS_EVAL_METHOD_FCOS;
+  /* FCOS has no anchors to measure: best is a positive's centerness, fit a positive */
+  dlj_kv_str(b, "metric",
+             fcos ? "fcos_positives"
+                  : detloss_names_get(DETLOSS_NAMES_EVAL_METRIC, o->metric)->name);
+  if (!fcos && o->metric == DETLOSS_EVAL_IOU)
     dlj_kv_num(b, "iou_thresh", (double)o->iou_thresh);
-  else
+  else if (!fcos)
     dlj_kv_num(b, "ratio_thresh", (double)o->ratio_thresh);
   stats_json(b, &r->all);
   dlj_key(b, "by_size");
@@ -61,7 +66,8 @@ void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r, const detloss
   dlj_kv_int(b, "num_crowd", (long long)r->num_crowd);
   dlj_kv_int(b, "num_clipped", (long long)r->num_clipped);
   dlj_kv_int(b, "num_degenerate", (long long)r->num_degenerate);
-  dlj_kv_int(b, "num_anchors", (long long)r->num_anchors);
+  dlj_kv_int(b, fcos ? "num_points" : "num_anchors", (long long)r->num_anchors);
+  if (fcos) dlj_kv_int(b, "num_out_of_range", (long long)r->num_out_of_range);
   dlj_key(b, "levels");
   dlj_arr_begin(b);
   size_t tot_pos = 0;
@@ -69,7 +75,10 @@ void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r, const detloss
   for (size_t l = 0; l < r->num_levels; l++) {
     dlj_obj_begin(b);
     dlj_kv_int(b, "level", (long long)l);
-    if (grid && l < grid->num_levels) dlj_kv_num(b, "stride", (double)grid->levels[l].stride_w);
+    if (fcos && l < as->num_point_levels)
+      dlj_kv_num(b, "stride", (double)as->point_strides[l]);
+    else if (!fcos && grid && l < grid->num_levels)
+      dlj_kv_num(b, "stride", (double)grid->levels[l].stride_w);
     dlj_kv_int(b, "num_best", (long long)r->level_best[l]);
     dlj_kv_num(b, "best_share",
                r->all.num_gt ? (double)r->level_best[l] / (double)r->all.num_gt : 0.0);
@@ -233,7 +242,7 @@ detloss_status dl_case_anchor_eval(const cJSON *c, const dlj_path *at, dlj_buf *
       }
     }
   }
-  if (st == DETLOSS_OK) dl_eval_report_json(out, rep, &o, src.grid, NULL);
+  if (st == DETLOSS_OK) dl_eval_report_json(out, rep, &o, src.grid, NULL, NULL);
   free(rep);
   dl_anchor_set_free(&set);
   dl_dataset_clear(&ds);

@@ -200,6 +200,10 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
   if (!pts && c->assigner.method == DETLOSS_EVAL_METHOD_FCOS)
     return dl_fail(err, DETLOSS_ERR_MISSING, "points",
                    "missing: FCOS assigns points (\"points\": {\"strides\": [8, 16, ...]})");
+  /* the assigner carries its point levels (detloss_anchor_eval_ex reads them for FCOS) */
+  memcpy(c->assigner.point_strides, c->point_strides, sizeof c->point_strides);
+  c->assigner.num_point_levels = c->num_point_levels;
+  c->assigner.point_offset = pts ? c->point_offset : 0.5f;
   if (c->assigner.method == DETLOSS_EVAL_METHOD_FCOS) {
     size_t want = c->assigner.num_ranges ? c->assigner.num_ranges : 5;
     if (want != c->num_point_levels)

@@ -281,7 +281,7 @@ char *detloss_config_describe(void) {
           "\"fcos\" |\n"
           "                                 \"simota\" | \"task_aligned\" | \"hungarian\" "
           "(described only;\n"
-          "                                 eval counts positives for max_iou and atss)\n"
+          "                                 eval counts positives for max_iou, atss and fcos)\n"
           "  points.strides, points.offset  point levels (px) and the point's offset in its "
           "cell (0.5)\n"
           "                                 for fcos, simota, task_aligned; then anchors may be "

@@ -30,6 +30,14 @@ detloss_status dl_check_output(const detloss_json_limits *lim, double numbers, c
 detloss_status dl_check_side(const detloss_json_limits *lim, double side, const char *where,
                              detloss_error *err);
 
+/* detloss_eval_check_limits for the points of an FCOS assigner (no-op for other
+ * methods): every image's points after resizing are at most lim->max_anchors
+ * (DETLOSS_ERR_RANGE at "data.image_hw[i]"). lim: effective limits. */
+detloss_status dl_eval_check_point_limits(const detloss_eval_dataset *data,
+                                          const detloss_eval_assigner *as,
+                                          const detloss_eval_options *o,
+                                          const detloss_json_limits *lim, detloss_error *err);
+
 /* Prefixes err->where with "<file>: " (no-op for a NULL or empty file). */
 void dl_where_file(detloss_error *err, const char *file);
 
@@ -63,9 +71,12 @@ void dl_dataset_clear(detloss_dataset *ds);
 
 /* Writes the fields of an evaluation report into an open JSON object:
  * num_gt, recall, mean_best, anchors_per_gt, positives_per_gt, positives_hist,
- * by_size, counts, levels (with strides when grid != NULL), worst (with the
- * data set's image ids when image_id != NULL). */
+ * by_size, counts, levels (with strides when grid != NULL, or the point strides
+ * of an FCOS assigner as), worst (with the data set's image ids when image_id
+ * != NULL). With an FCOS assigner (as may be NULL) num_anchors is named
+ * num_points and num_out_of_range is added. */
 void dl_eval_report_json(dlj_buf *b, const detloss_eval_report *r, const detloss_eval_options *o,
-                         const detloss_anchor_config *grid, const int64_t *image_id);
+                         const detloss_anchor_config *grid, const detloss_eval_assigner *as,
+                         const int64_t *image_id);
 
 #endif /* DETLOSS_EVALCFG_H */

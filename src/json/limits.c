@@ -119,3 +119,37 @@ detloss_status detloss_eval_check_limits(const detloss_eval_dataset *data,
   }
   return DETLOSS_OK;
 }
+
+detloss_status dl_eval_check_point_limits(const detloss_eval_dataset *data,
+                                          const detloss_eval_assigner *as,
+                                          const detloss_eval_options *o,
+                                          const detloss_json_limits *lim, detloss_error *err) {
+  if (as->method != DETLOSS_EVAL_METHOD_FCOS) return DETLOSS_OK;
+  for (size_t i = 0; i < data->num_images; i++) {
+    double h = (double)data->image_hw[2 * i], w = (double)data->image_hw[2 * i + 1];
+    if (!(h > 0.0 && w > 0.0 && isfinite(h) && isfinite(w))) continue; /* the library says so */
+    double nh, nw, n = 0.0;
+    resized(o, h, w, &nh, &nw);
+    size_t big = 0;
+    double most = -1.0;
+    for (size_t l = 0; l < as->num_point_levels && l < DETLOSS_EVAL_MAX_LEVELS; l++) {
+      double st = (double)as->point_strides[l];
+      if (!(st > 0.0)) continue; /* the library says so */
+      double k = ceil(nh / st) * ceil(nw / st);
+      n += k;
+      if (k > most) {
+        most = k;
+        big = l;
+      }
+    }
+    if (!(n <= (double)lim->max_anchors)) {
+      char where[DETLOSS_WHERE_MAX];
+      snprintf(where, sizeof where, "data.image_hw[%zu]", i);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where,
+                     "a %.0f x %.0f px image has %.15g points (level %zu, stride %g), more than "
+                     "the limit max_anchors = %zu",
+                     nh, nw, n, big, (double)as->point_strides[big], lim->max_anchors);
+    }
+  }
+  return DETLOSS_OK;
+}

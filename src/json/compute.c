@@ -186,6 +186,12 @@ static void init_ctx(dl_case_ctx *ctx, const detloss_compute_options *opt) {
  * numbers are packed (jtree.h): 8 bytes a number instead of a cJSON node. */
 detloss_status detloss_compute_json(const char *text, size_t len, char **out, size_t *out_len,
                                     const detloss_compute_options *opt, detloss_error *err) {
+  return dl_compute_json_packed(text, len, DLJ_PACK_MIN, out, out_len, opt, err);
+}
+
+detloss_status dl_compute_json_packed(const char *text, size_t len, size_t pack_min, char **out,
+                                      size_t *out_len, const detloss_compute_options *opt,
+                                      detloss_error *err) {
   DL_RETURN_ERROR_IF(!text, err, DETLOSS_ERR_NULL, "text", "is NULL");
   DL_RETURN_ERROR_IF(!out, err, DETLOSS_ERR_NULL, "out", "is NULL");
   dl_case_ctx ctx;
@@ -197,7 +203,7 @@ detloss_status detloss_compute_json(const char *text, size_t len, char **out, si
   DL_FORWARD_IF_ERROR(dlj_stream_open_mem(&j, text, len, NULL, err));
   j.anon = 1;
   cJSON *root = NULL;
-  detloss_status st = dlj_parse_packed(&j, DLJ_PACK_MIN, &root, err);
+  detloss_status st = dlj_parse_packed(&j, pack_min, &root, err);
   dlj_stream_close(&j);
   if (st != DETLOSS_OK) return st;
   return run_all(root, &ctx, out, out_len, err);

@@ -52,6 +52,12 @@ const dlj_pack *dlj_packed(const cJSON *v);
  * owned by the tree; v itself when they cannot be allocated). */
 const cJSON *dlj_tree(const cJSON *v);
 
+/* dlj_field(obj, key) as plain cJSON (dlj_tree): for code that walks the
+ * value's arrays itself. */
+static inline const cJSON *dlj_plain(const cJSON *obj, const char *key) {
+  return dlj_tree(dlj_field(obj, key));
+}
+
 /* Reads the one JSON value of j (opened by the caller, who closes it) into
  * *root, packing numeric arrays of at least pack_min numbers (0: none).
  * Faults in dlj_parse's order and words: a syntax fault (or the input limit

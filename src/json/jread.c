@@ -157,6 +157,13 @@ static void pack_where(char *buf, size_t cap, const char *base, const dlj_pack *
   snprintf(buf, cap, "%s", w.buf);
 }
 
+/* A released pack (dlj_release) read again: a handler's bug, never input. */
+static detloss_status pack_live(const dlj_pack *p, const char *where, detloss_error *err) {
+  DL_RETURN_ERROR_IF(!p->v, err, DETLOSS_ERR_UNSUPPORTED, where,
+                     "internal: the array was read after it was handed over");
+  return DETLOSS_OK;
+}
+
 /* Values [0, n) of pack p as floats into out, with float_value's checks in
  * order (a where is built only for a fault). */
 static detloss_status pack_floats(const dlj_pack *p, size_t n, const char *base, float *out,
@@ -282,6 +289,7 @@ detloss_status dlj_tensor_from(const cJSON *val, const char *where, dlj_tensor *
   memset(&t, 0, sizeof t);
   const dlj_pack *p = dlj_packed(val);
   if (p) { /* rectangular and at most DLJ_MAX_DIMS deep by construction */
+    DL_FORWARD_IF_ERROR(pack_live(p, where, err));
     t.ndim = p->ndim;
     memcpy(t.shape, p->shape, sizeof t.shape);
     t.count = p->count;
@@ -358,6 +366,7 @@ detloss_status dlj_rows(const cJSON *obj, const char *key, const char *path, int
   const dlj_pack *p = dlj_packed(v);
   DL_RETURN_ERROR_IF(!cJSON_IsArray(v) && !p, err, DETLOSS_ERR_TYPE, where,
                      "expected an array of rows of %zu numbers, got %s", width, type_name(v));
+  if (p) DL_FORWARD_IF_ERROR(pack_live(p, where, err));
   size_t rows = p ? p->shape[0] : (size_t)cJSON_GetArraySize(v);
   float *data = NULL;
   if (rows > 0) {
@@ -427,6 +436,13 @@ detloss_status dlj_boxes(const cJSON *obj, const char *key, const char *path, in
   return dlj_rows(obj, key, path, required, 4, out, n, err);
 }
 
+detloss_status dlj_boxes_take(const cJSON *obj, const char *key, const char *path, int required,
+                              float **out, size_t *n, detloss_error *err) {
+  detloss_status st = dlj_rows(obj, key, path, required, 4, out, n, err);
+  if (st == DETLOSS_OK) dlj_release(dlj_field(obj, key));
+  return st;
+}
+
 detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path, int required,
                              long long lo, long long hi, int64_t **out, size_t *n,
                              detloss_error *err) {
@@ -444,6 +460,7 @@ detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path
   const dlj_pack *p = dlj_packed(v);
   DL_RETURN_ERROR_IF(!cJSON_IsArray(v) && !p, err, DETLOSS_ERR_TYPE, where,
                      "expected an array of integers, got %s", type_name(v));
+  if (p) DL_FORWARD_IF_ERROR(pack_live(p, where, err));
   size_t len = p ? p->shape[0] : (size_t)cJSON_GetArraySize(v);
   int64_t *data = NULL;
   if (len > 0) {

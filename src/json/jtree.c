@@ -60,13 +60,20 @@ static cJSON *build_block(const size_t *shape, const unsigned char *kind, int l,
 const cJSON *dlj_tree(const cJSON *v) {
   dlj_pack *p = (dlj_pack *)(uintptr_t)dlj_packed(v);
   if (!p) return v;
-  if (!p->tree) {
+  if (!p->tree && p->v) {
     unsigned char kind[DLJ_MAX_DIMS];
     for (int l = 0; l < DLJ_MAX_DIMS; l++) kind[l] = l + 1 < p->ndim ? KIND_ARRAYS : KIND_NUMBERS;
     size_t pos = 0;
     p->tree = build_block(p->shape, kind, 0, p->v, &pos);
   }
   return p->tree ? p->tree : v;
+}
+
+void dlj_release(const cJSON *v) {
+  dlj_pack *p = (dlj_pack *)(uintptr_t)dlj_packed(v);
+  if (!p) return;
+  free(p->v);
+  p->v = NULL;
 }
 
 static void free_packs(cJSON *v) {

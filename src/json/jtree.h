@@ -52,6 +52,12 @@ const dlj_pack *dlj_packed(const cJSON *v);
  * owned by the tree; v itself when they cannot be allocated). */
 const cJSON *dlj_tree(const cJSON *v);
 
+/* Frees the values of a packed node once its one reader has copied them
+ * (dlj_boxes_take): the tree then holds no second copy of a large array
+ * while the case runs. A later read of the node is DETLOSS_ERR_UNSUPPORTED
+ * ("internal: ..."), a bug of the handler; a non-packed v is left alone. */
+void dlj_release(const cJSON *v);
+
 /* dlj_field(obj, key) as plain cJSON (dlj_tree): for code that walks the
  * value's arrays itself. */
 static inline const cJSON *dlj_plain(const cJSON *obj, const char *key) {

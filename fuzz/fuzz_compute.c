@@ -10,7 +10,10 @@
  *     so any null (or a nan/inf token, which would not parse) is a
  *     non-finite result reported with status OK;
  *   - a failure leaves the output pointer and length untouched and fills err
- *     (NUL-terminated where and msg, non-empty msg, err.status == status).
+ *     (NUL-terminated where and msg, non-empty msg, err.status == status);
+ *   - the packed reader (src/json/jtree.h) changes nothing: with every array
+ *     of numbers packed (pack_min 1) and with none (pack_min 0) the status,
+ *     where, msg and output bytes equal those of detloss_compute_json.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -20,6 +23,7 @@
 
 #include "detloss/detloss_json.h"
 #include "fuzz_oracle.h"
+#include "json/cases.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -49,6 +53,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   opt.num_threads = 1;
   detloss_status st = detloss_compute_json(text, size, &out, &len, &opt, &err);
   fuzz_check_status("fuzz_compute", "detloss_compute_json", st, &err, 0);
+  for (size_t pack_min = 0; pack_min < 2; pack_min++) {
+    char *o2 = NULL;
+    size_t l2 = 0;
+    detloss_error e2;
+    detloss_status s2 = dl_compute_json_packed(text, size, pack_min, &o2, &l2, &opt, &e2);
+    if (s2 != st)
+      fuzz_fail("fuzz_compute", "pack_min %zu: status %d, default %d", pack_min, (int)s2, (int)st);
+    if (st != DETLOSS_OK && (strcmp(e2.where, err.where) != 0 || strcmp(e2.msg, err.msg) != 0))
+      fuzz_fail("fuzz_compute", "pack_min %zu: error '%s: %s', default '%s: %s'", pack_min,
+                e2.where, e2.msg, err.where, err.msg);
+    if (st == DETLOSS_OK && (l2 != len || memcmp(o2, out, len) != 0))
+      fuzz_fail("fuzz_compute", "pack_min %zu: output differs from the default's", pack_min);
+    if (s2 == DETLOSS_OK) detloss_free(o2);
+  }
   if (st == DETLOSS_OK) {
     if (out == &sentinel || out == NULL) fuzz_fail("fuzz_compute", "status OK without output");
     if (strlen(out) != len)

@@ -202,8 +202,14 @@ static void wrun_blk(void *vc, size_t t0, size_t t1, size_t b) {
           run[2 * q] = acc[3 * q] / acc[3 * q + 2];
           run[2 * q + 1] = acc[3 * q + 1] / acc[3 * q + 2];
         }
-      /* scipy: stop when |previous mean distance - this one| <= 1e-5 */
-      if (prev != DBL_MAX && fabs(prev - dist) <= 1e-5) break;
+      /* scipy 1.10 _kmeans: `diff = prev_avg_dists[0] - prev_avg_dists[1]`,
+       * loop `while diff > thresh`: a signed difference, so a run stops as soon
+       * as the mean (non-squared) distance decreases by <= 1e-5 OR grows (Lloyd
+       * steps minimise the squared distance, and the mean distance can rise).
+       * An absolute difference ran on past the rise, to squared-error optima of
+       * a higher mean distance (0.3246 vs 0.3109 median over 40 runs on
+       * coco2017_subset), and so picked other k-means starts than YOLOv5. */
+      if (prev != DBL_MAX && prev - dist <= 1e-5) break;
     }
     r->dist[t] = dist;
     free(cf);

@@ -8,7 +8,8 @@
  * points against 5,000 gt boxes: identical for 1 and 2 threads, memory O(A + G) (bytes per anchor
  * bounded). Then a COCO instances file of about 120 MB (300,000 annotations with polygons)
  * read as a stream: its peak memory must stay far below the file's size. Prints
- * "large: N passed, M failed".
+ * "large: N passed, M failed". First of all, a compute case of 1 M anchors and
+ * 1 M boxes read from a file: its peak memory per input number is bounded.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, mkstemp under strict C11 */
 #include <math.h>
@@ -159,6 +160,7 @@ static int dataset_stream_check(void) {
   fprintf(f, "], \"categories\": []}\n");
   long bytes = ftell(f);
   fclose(f);
+  reset_peak(); /* its own peak, not the compute check's before it */
   double before = rss_peak_mib(), t0 = now_s();
   detloss_dataset *ds = NULL;
   detloss_error err;
@@ -177,8 +179,91 @@ static int dataset_stream_check(void) {
   return ok;
 }
 
+/* One `detloss compute` case of op encode with 1 M anchors and 1 M boxes (8 M
+ * numbers, about 60 MB of text) read from a file by detloss_compute_json_file:
+ * the first and last rows of the result equal detloss_box_encode of those
+ * rows, and the peak memory above the RSS before stays under 40 bytes per
+ * input number (a cJSON tree took about 100: bench/compute_memory.md). */
+static void row_text(char *buf, size_t cap, const float *r) {
+  size_t len = 0;
+  for (int k = 0; k < 4; k++) {
+    if (r[k] == 0.0f)
+      len += (size_t)snprintf(buf + len, cap - len, "%s0", k ? "," : "");
+    else
+      len += (size_t)snprintf(buf + len, cap - len, "%s%.9g", k ? "," : "", (double)r[k]);
+  }
+}
+
+static int compute_large_check(void) {
+  const size_t n = 1000000;
+  char path[] = "/tmp/detloss_large_XXXXXX";
+  int fd = mkstemp(path);
+  FILE *f = fd >= 0 ? fdopen(fd, "w+") : NULL;
+  if (!f) return printf("large: cannot create a temporary file\n"), 0;
+  float first[2][4], last[2][4];
+  fprintf(f, "{\"op\": \"encode\", \"anchors\": [");
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0; i < n; i++) {
+      /* anchors: 16.75 x 24.5 px on a 1000-column grid; boxes: shifted, grown */
+      double x = (double)(i % 1000) + 0.25 * pass, y = (double)(i / 1000 % 1000) + 0.5;
+      double w = 16.75 + (double)(i % 7) * pass, h = 24.5 + (double)(i % 5) * 0.25 * pass;
+      fprintf(f, "%s[%.2f,%.2f,%.2f,%.2f]", i ? "," : "", x, y, x + w, y + h);
+      float r[4] = {(float)x, (float)y, (float)(x + w), (float)(y + h)};
+      if (i == 0) memcpy(first[pass], r, sizeof r);
+      if (i == n - 1) memcpy(last[pass], r, sizeof r);
+    }
+    fprintf(f, pass ? "]}\n" : "], \"boxes\": [");
+  }
+  long bytes = ftell(f);
+  rewind(f);
+  int reset = reset_peak();
+  double before = rss_peak_mib(), t0 = now_s();
+  char *out = NULL;
+  size_t out_len = 0;
+  detloss_error err;
+  detloss_compute_options o = DETLOSS_COMPUTE_OPTIONS_INIT;
+  o.num_threads = 2;
+  detloss_status st = detloss_compute_json_file(f, path, &out, &out_len, &o, &err);
+  double secs = now_s() - t0, grew = rss_peak_mib() - before;
+  fclose(f);
+  remove(path);
+  if (st != DETLOSS_OK) return printf("large: compute: %s: %s\n", err.where, err.msg), 0;
+  /* the rows read as floats, parsed from "%.2f" as the reader does */
+  float d0[4], d1[4], a[2][4], b[2][4];
+  for (int k = 0; k < 4; k++) {
+    char t[32];
+    snprintf(t, sizeof t, "%.2f", (double)first[0][k]);
+    a[0][k] = (float)strtod(t, NULL);
+    snprintf(t, sizeof t, "%.2f", (double)first[1][k]);
+    b[0][k] = (float)strtod(t, NULL);
+    snprintf(t, sizeof t, "%.2f", (double)last[0][k]);
+    a[1][k] = (float)strtod(t, NULL);
+    snprintf(t, sizeof t, "%.2f", (double)last[1][k]);
+    b[1][k] = (float)strtod(t, NULL);
+  }
+  int ok = detloss_box_encode(a[0], b[0], 1, d0, NULL, NULL) == DETLOSS_OK &&
+           detloss_box_encode(a[1], b[1], 1, d1, NULL, NULL) == DETLOSS_OK;
+  char want0[160], want1[160], head[200], tail[200];
+  row_text(want0, sizeof want0, d0);
+  row_text(want1, sizeof want1, d1);
+  snprintf(head, sizeof head, "{\"op\":\"encode\",\"deltas\":[[%s],", want0);
+  snprintf(tail, sizeof tail, ",[%s]]}\n", want1);
+  ok = ok && strncmp(out, head, strlen(head)) == 0 && out_len > strlen(tail) &&
+       strcmp(out + out_len - strlen(tail), tail) == 0;
+  double per_number = grew * 1048576.0 / (8.0 * (double)n);
+  int mem_ok = reset && per_number < 40.0;
+  printf(
+      "large: compute encode %zu + %zu boxes (%.0f MB of text) in %.2f s, %s, peak memory %.1f "
+      "MiB above before (%.1f bytes per input number, bound 40)%s: %s\n",
+      n, n, (double)bytes / 1e6, secs, ok ? "rows ok" : "ROWS WRONG", grew, per_number,
+      reset ? "" : " [peak reset unavailable]", ok && mem_ok ? "ok" : "FAILED");
+  free(out);
+  return ok && mem_ok;
+}
+
 int main(void) {
   int pass = 0, fail = 0;
+  compute_large_check() ? pass++ : fail++;
   dataset_stream_check() ? pass++ : fail++;
   /* 2048 x 2048 image, strides 4 and 8, sizes {32, 48} / {64, 96}, ratios
    * 0.5/1/2: 512^2*6 + 256^2*6 = 1,966,080 anchors. */

@@ -5,6 +5,8 @@
 #ifndef DETLOSS_JSON_H
 #define DETLOSS_JSON_H
 
+#include <stdio.h>
+
 #include "detloss/detloss.h"
 
 #ifdef __cplusplus
@@ -104,6 +106,23 @@ typedef struct detloss_compute_options {
 DETLOSS_API detloss_status detloss_compute_json(const char *text, size_t len, char **out,
                                                 size_t *out_len, const detloss_compute_options *opt,
                                                 detloss_error *err);
+
+/*
+ * detloss_compute_json_file() - detloss_compute_json() on the text read from
+ * an open file (the caller opens and closes it; stdin works), as a stream:
+ * the text itself is never held whole, and arrays of numbers take 8 bytes a
+ * number while the cases run (not a tree node each), so a case of 40 M
+ * numbers needs about 0.3 GB besides its result. name (NULL: "(input)") is
+ * the where of a read error (DETLOSS_ERR_IO, "read error") and of an input
+ * longer than limits->max_input_bytes (DETLOSS_ERR_RANGE, "the input is
+ * larger than the limit max_input_bytes = N", whatever else is wrong with
+ * it); every other fault, and the output, are those of
+ * detloss_compute_json() for the same text. Thread-safe (one file per call).
+ */
+DETLOSS_API detloss_status detloss_compute_json_file(FILE *in, const char *name, char **out,
+                                                     size_t *out_len,
+                                                     const detloss_compute_options *opt,
+                                                     detloss_error *err);
 
 /* Frees memory returned by the JSON layer. */
 DETLOSS_API void detloss_free(void *p);

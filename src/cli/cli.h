@@ -3,6 +3,7 @@
 #define DETLOSS_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "detloss/detloss.h"
@@ -28,6 +29,9 @@ int dl_cmd_eval(int argc, char **argv);
 int dl_cmd_bench(int argc, char **argv);
 int dl_cmd_fit(int argc, char **argv);
 
+/* Opens path for reading ("-": stdin); NULL after printing "cannot open" (status 2 for a
+ * name that names nothing, else 1). */
+FILE *dl_cli_open_input(const char *path, int *status);
 /* Reads a whole file (or standard input for "-") into a malloc'ed,
  * NUL-terminated buffer. At most max_bytes. Returns NULL and prints
  * "detloss: <path>: <reason>" on failure; *status gets the exit status. */

@@ -97,9 +97,11 @@ int dl_cmd_compute(int argc, char **argv) {
   detloss_json_limits lim;
   int status = dl_cli_limits(&lim);
   if (status != DL_EXIT_OK) return status;
-  size_t len = 0;
-  char *text = dl_cli_read_input(path, lim.max_input_bytes, &len, &status);
-  if (!text) return status;
+  /* Read as a stream (detloss_compute_json_file): the text is never held
+   * whole and arrays of numbers are packed, so a case of millions of boxes
+   * fits in a fraction of the memory its text and a tree would take. */
+  FILE *f = dl_cli_open_input(path, &status);
+  if (!f) return status;
 
   detloss_compute_options opt = DETLOSS_COMPUTE_OPTIONS_INIT;
   opt.num_threads = threads;
@@ -107,8 +109,8 @@ int dl_cmd_compute(int argc, char **argv) {
   detloss_error err;
   char *out = NULL;
   size_t out_len = 0;
-  detloss_status st = detloss_compute_json(text, len, &out, &out_len, &opt, &err);
-  free(text);
+  detloss_status st = detloss_compute_json_file(f, path, &out, &out_len, &opt, &err);
+  if (f != stdin) fclose(f);
   if (st != DETLOSS_OK) return dl_cli_report(&err, st);
   int rc = dl_cli_write_stdout(out, out_len);
   detloss_free(out);

@@ -53,7 +53,7 @@ static const dl_command *find_command(const char *name) {
   return NULL;
 }
 
-char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *status) {
+FILE *dl_cli_open_input(const char *path, int *status) {
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
   if (!f) {
     int e = errno;
@@ -62,6 +62,13 @@ char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *st
     *status = e == ENOENT || e == ENOTDIR ? DL_EXIT_INPUT : DL_EXIT_RUNTIME;
     return NULL;
   }
+  *status = DL_EXIT_OK;
+  return f;
+}
+
+char *dl_cli_read_input(const char *path, size_t max_bytes, size_t *len, int *status) {
+  FILE *f = dl_cli_open_input(path, status);
+  if (!f) return NULL;
   char *text = NULL;
   detloss_error err;
   detloss_status st = dlj_read_stream(f, path, max_bytes, &text, len, &err);

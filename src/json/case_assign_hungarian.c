@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "json/cases.h"
 #include "json/evalcfg.h"
+#include "json/jtree.h"
 
 /* `cost` [Q][G] read in float64 (a float32 tensor would round the costs the
  * caller gave). G is taken from the rows, or from gt_labels when Q = 0. */
@@ -25,7 +26,7 @@ static detloss_status read_cost(const cJSON *c, const char *path, size_t G, doub
                                 size_t *Q, detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, "cost");
-  const cJSON *v = dlj_field(c, "cost");
+  const cJSON *v = dlj_plain(c, "cost");
   DL_RETURN_ERROR_IF(!cJSON_IsArray(v), err, DETLOSS_ERR_TYPE, where,
                      "expected an array of rows of numbers [Q][G]");
   size_t n = (size_t)cJSON_GetArraySize(v), total;
@@ -60,7 +61,7 @@ static detloss_status read_cost(const cJSON *c, const char *path, size_t G, doub
  * not silently ignored. */
 static detloss_status reject(const cJSON *c, const char *path, const char *key, const char *why,
                              detloss_error *err) {
-  if (dlj_field(c, key) == NULL) return DETLOSS_OK;
+  if (dlj_plain(c, key) == NULL) return DETLOSS_OK;
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, key);
   return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "is not used %s", why);
@@ -146,7 +147,7 @@ detloss_status dl_case_assign_hungarian(const cJSON *c, const char *path, const 
   detloss_hungarian_options o;
   DL_FORWARD_IF_ERROR(read_options(c, path, &o, err));
   o.num_threads = ctx->num_threads;
-  const int cost_form = dlj_field(c, "cost") != NULL;
+  const int cost_form = dlj_plain(c, "cost") != NULL;
   size_t G = in->num_gt, Q = 0, nl = 0;
   dlj_tensor logits = {NULL, 0, -1, {0}};
   float *boxes = NULL;

@@ -102,8 +102,9 @@ static detloss_status code_case(const cJSON *c, const dlj_path *at, dlj_buf *out
   }
   float *a = NULL, *b = NULL, *r = NULL;
   size_t na = 0, nb = 0;
-  detloss_status st = dlj_boxes(c, "anchors", path, 1, &a, &na, err);
-  if (st == DETLOSS_OK) st = dlj_boxes(c, second, path, 1, &b, &nb, err);
+  /* each read once: the tree's copies are freed as they are taken */
+  detloss_status st = dlj_boxes_take(c, "anchors", path, 1, &a, &na, err);
+  if (st == DETLOSS_OK) st = dlj_boxes_take(c, second, path, 1, &b, &nb, err);
   if (st == DETLOSS_OK && na != nb) {
     char where[DETLOSS_WHERE_MAX];
     dlj_join(where, sizeof where, path, second);
@@ -119,9 +120,9 @@ static detloss_status code_case(const cJSON *c, const dlj_path *at, dlj_buf *out
                 : detloss_box_encode(a, b, na, r, &opt, err);
     if (st != DETLOSS_OK) dlj_locate(err, at, NULL, 0);
   }
-  if (st == DETLOSS_OK) dlj_kv_rows(out, result, r, na, 4);
-  free(a);
+  free(a); /* before the result's text is written: not needed any more */
   free(b);
+  if (st == DETLOSS_OK) dlj_kv_rows(out, result, r, na, 4);
   free(r);
   return st;
 }

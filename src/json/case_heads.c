@@ -35,6 +35,7 @@
 #include "json/cases.h"
 #include "json/evalcfg.h"
 #include "json/names.h"
+#include "json/jtree.h"
 
 typedef struct head_inputs {
   size_t n;
@@ -84,7 +85,7 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
   (void)grad;
   char where[DETLOSS_WHERE_MAX], ipath[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, "images");
-  const cJSON *arr = dlj_field(c, "images");
+  const cJSON *arr = dlj_plain(c, "images");
   DL_RETURN_ERROR_IF(arr == NULL, err, DETLOSS_ERR_MISSING, where, "is missing");
   DL_RETURN_ERROR_IF(!cJSON_IsArray(arr), err, DETLOSS_ERR_TYPE, where,
                      "expected an array of image objects");
@@ -165,7 +166,7 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
       if (nc != G)
         return fail_shape(err, ipath, "is_crowd", "has %zu flags for %zu gt boxes", nc, G);
     }
-    const cJSON *sz = dlj_field(e, "image_size");
+    const cJSON *sz = dlj_plain(e, "image_size");
     if (sz != NULL) {
       float *hw = NULL;
       size_t nhw = 0;
@@ -243,7 +244,7 @@ static detloss_status read_weights(const cJSON *cfg, const char *cpath, float *w
   float *v = NULL;
   size_t n = 0;
   dlj_tensor t;
-  if (dlj_field(cfg, "box_weights") == NULL) return DETLOSS_OK;
+  if (dlj_plain(cfg, "box_weights") == NULL) return DETLOSS_OK;
   DL_FORWARD_IF_ERROR(dlj_tensor_get(cfg, "box_weights", cpath, 1, &t, err));
   v = t.data;
   n = t.count;
@@ -309,7 +310,7 @@ detloss_status dl_case_rpn_loss(const cJSON *c, const dlj_path *at, dlj_buf *out
   const char *path = at->buf;
   char cpath[DETLOSS_WHERE_MAX], where[DETLOSS_WHERE_MAX];
   dlj_join(cpath, sizeof cpath, path, "config");
-  const cJSON *cfg = dlj_field(c, "config");
+  const cJSON *cfg = dlj_plain(c, "config");
   detloss_rpn_options o = detloss_rpn_options_default();
   if (cfg != NULL) {
     DL_RETURN_ERROR_IF(!cJSON_IsObject(cfg), err, DETLOSS_ERR_TYPE, cpath, "expected an object");
@@ -317,7 +318,7 @@ detloss_status dl_case_rpn_loss(const cJSON *c, const dlj_path *at, dlj_buf *out
     /* A convention selects its preset; the other keys then override it. */
     DL_FORWARD_IF_ERROR(
         dlj_option(cfg, cpath, "convention", DETLOSS_OPTIONS_RPN, "convention", 0, 0, &o, err));
-    if (dlj_field(cfg, "convention")) o = detloss_rpn_options_preset(o.convention);
+    if (dlj_plain(cfg, "convention")) o = detloss_rpn_options_preset(o.convention);
     DL_FORWARD_IF_ERROR(read_match(cfg, cpath, &o.match, err));
     long long b = o.sample.batch_size_per_image, seed = 0;
     DL_FORWARD_IF_ERROR(dlj_int(cfg, "batch_size_per_image", cpath, 0, 0, INT32_MAX, &b, err));
@@ -383,7 +384,7 @@ detloss_status dl_case_retina_loss(const cJSON *c, const dlj_path *at, dlj_buf *
   const char *path = at->buf;
   char cpath[DETLOSS_WHERE_MAX], where[DETLOSS_WHERE_MAX];
   dlj_join(cpath, sizeof cpath, path, "config");
-  const cJSON *cfg = dlj_field(c, "config");
+  const cJSON *cfg = dlj_plain(c, "config");
   detloss_retina_options o = detloss_retina_options_default();
   float ema = DETLOSS_RETINA_EMA_INIT;
   long long ncls = 0;

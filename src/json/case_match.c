@@ -20,6 +20,7 @@
 #include "json/cases.h"
 #include "json/names.h"
 #include "json/evalcfg.h"
+#include "json/jtree.h"
 
 /* Reads a per-level list of positive numbers: key [[...], ...] with nlev rows of any
  * length. vals/lens/starts are malloc'ed by the caller's free of *flat and *len. */
@@ -27,7 +28,7 @@ static detloss_status read_ragged(const cJSON *c, const char *key, const char *p
                                   float **flat, size_t **len, detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, key);
-  const cJSON *v = dlj_field(c, key);
+  const cJSON *v = dlj_plain(c, key);
   DL_RETURN_ERROR_IF(v == NULL, err, DETLOSS_ERR_MISSING, where, "is missing");
   DL_RETURN_ERROR_IF(!cJSON_IsArray(v), err, DETLOSS_ERR_TYPE, where,
                      "expected an array of arrays of numbers, one per level");

@@ -37,6 +37,13 @@ typedef struct dl_case_ctx {
 typedef detloss_status (*dl_case_fn)(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                      const dl_case_ctx *ctx, detloss_error *err);
 
+/* compute.c: detloss_compute_json with numeric arrays of at least pack_min
+ * numbers packed (jtree.h; 0: none packed, 1: all). The results and faults
+ * are the same for every pack_min (test_jtree.c checks it). */
+detloss_status dl_compute_json_packed(const char *text, size_t len, size_t pack_min, char **out,
+                                      size_t *out_len, const detloss_compute_options *opt,
+                                      detloss_error *err);
+
 /* case_box.c */
 detloss_status dl_case_iou(const cJSON *c, const dlj_path *at, dlj_buf *out, const dl_case_ctx *ctx,
                            detloss_error *err);

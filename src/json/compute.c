@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "json/cases.h"
 #include "json/evalcfg.h"
+#include "json/jtree.h"
 
 /* Each op with the keys its case object may have (compute-cases.md); any
  * other key is an error with a did-you-mean, so that a typo ("kidn") cannot
@@ -140,37 +141,28 @@ static detloss_status run_case(const cJSON *c, const dlj_path *at, dlj_buf *out,
   return check_finite(out, start, path, op, err);
 }
 
-detloss_status detloss_compute_json(const char *text, size_t len, char **out, size_t *out_len,
-                                    const detloss_compute_options *opt, detloss_error *err) {
-  DL_RETURN_ERROR_IF(!text, err, DETLOSS_ERR_NULL, "text", "is NULL");
-  DL_RETURN_ERROR_IF(!out, err, DETLOSS_ERR_NULL, "out", "is NULL");
-  dl_case_ctx ctx;
-  ctx.num_threads = opt ? opt->num_threads : 0;
-  ctx.limits = dl_json_limits(opt ? opt->limits : NULL);
-  DL_RETURN_ERROR_IF(len > ctx.limits.max_input_bytes, err, DETLOSS_ERR_RANGE, "(input)",
-                     "the input is larger than the limit max_input_bytes = %zu",
-                     ctx.limits.max_input_bytes);
-  cJSON *root = NULL;
-  DL_FORWARD_IF_ERROR(dlj_parse(text, len, NULL, &root, err));
-
+/* Runs the cases of a parsed input and frees it. */
+static detloss_status run_all(cJSON *root, const dl_case_ctx *ctx, char **out, size_t *out_len,
+                              detloss_error *err) {
   dlj_buf buf;
   dlj_buf_init(&buf);
   detloss_status st = DETLOSS_OK;
   dlj_path at;
   dlj_path_init(&at, "");
-  if (cJSON_IsArray(root)) {
+  const cJSON *top = dlj_tree(root); /* a bare array of numbers: "expected a case object" */
+  if (cJSON_IsArray(top)) {
     dlj_arr_begin(&buf);
     size_t i = 0;
-    for (const cJSON *c = root->child; c && st == DETLOSS_OK; c = c->next, i++) {
+    for (const cJSON *c = top->child; c && st == DETLOSS_OK; c = c->next, i++) {
       size_t mark = dlj_path_index(&at, i);
-      st = run_case(c, &at, &buf, &ctx, err);
+      st = run_case(c, &at, &buf, ctx, err);
       dlj_path_pop(&at, mark);
     }
     dlj_arr_end(&buf);
   } else {
-    st = run_case(root, &at, &buf, &ctx, err);
+    st = run_case(root, &at, &buf, ctx, err);
   }
-  cJSON_Delete(root);
+  dlj_tree_delete(root);
   if (st == DETLOSS_OK && buf.oom)
     st = dl_fail(err, DETLOSS_ERR_NOMEM, "(output)", "cannot allocate the result text");
   if (st == DETLOSS_OK) {
@@ -185,4 +177,53 @@ detloss_status detloss_compute_json(const char *text, size_t len, char **out, si
   *out = buf.p;
   if (out_len) *out_len = buf.len;
   return DETLOSS_OK;
+}
+
+static void init_ctx(dl_case_ctx *ctx, const detloss_compute_options *opt) {
+  ctx->num_threads = opt ? opt->num_threads : 0;
+  ctx->limits = dl_json_limits(opt ? opt->limits : NULL);
+}
+
+/* The input is read with the stream reader into a tree whose arrays of
+ * numbers are packed (jtree.h): 8 bytes a number instead of a cJSON node. */
+detloss_status detloss_compute_json(const char *text, size_t len, char **out, size_t *out_len,
+                                    const detloss_compute_options *opt, detloss_error *err) {
+  return dl_compute_json_packed(text, len, DLJ_PACK_MIN, out, out_len, opt, err);
+}
+
+detloss_status dl_compute_json_packed(const char *text, size_t len, size_t pack_min, char **out,
+                                      size_t *out_len, const detloss_compute_options *opt,
+                                      detloss_error *err) {
+  DL_RETURN_ERROR_IF(!text, err, DETLOSS_ERR_NULL, "text", "is NULL");
+  DL_RETURN_ERROR_IF(!out, err, DETLOSS_ERR_NULL, "out", "is NULL");
+  dl_case_ctx ctx;
+  init_ctx(&ctx, opt);
+  DL_RETURN_ERROR_IF(len > ctx.limits.max_input_bytes, err, DETLOSS_ERR_RANGE, "(input)",
+                     "the input is larger than the limit max_input_bytes = %zu",
+                     ctx.limits.max_input_bytes);
+  dljs j;
+  DL_FORWARD_IF_ERROR(dlj_stream_open_mem(&j, text, len, NULL, err));
+  j.anon = 1;
+  cJSON *root = NULL;
+  detloss_status st = dlj_parse_packed(&j, pack_min, &root, err);
+  dlj_stream_close(&j);
+  if (st != DETLOSS_OK) return st;
+  return run_all(root, &ctx, out, out_len, err);
+}
+
+detloss_status detloss_compute_json_file(FILE *in, const char *name, char **out, size_t *out_len,
+                                         const detloss_compute_options *opt, detloss_error *err) {
+  DL_RETURN_ERROR_IF(!in, err, DETLOSS_ERR_NULL, "in", "is NULL");
+  DL_RETURN_ERROR_IF(!out, err, DETLOSS_ERR_NULL, "out", "is NULL");
+  dl_case_ctx ctx;
+  init_ctx(&ctx, opt);
+  dljs j;
+  DL_FORWARD_IF_ERROR(
+      dlj_stream_open_file(&j, in, name ? name : "(input)", ctx.limits.max_input_bytes, err));
+  j.anon = 1;
+  cJSON *root = NULL;
+  detloss_status st = dlj_parse_packed(&j, DLJ_PACK_MIN, &root, err);
+  dlj_stream_close(&j);
+  if (st != DETLOSS_OK) return st;
+  return run_all(root, &ctx, out, out_len, err);
 }

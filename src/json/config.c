@@ -14,6 +14,7 @@
 #include "json/config_internal.h"
 #include "json/evalcfg.h"
 #include "json/jread.h"
+#include "json/jtree.h"
 
 typedef struct cfg_storage {
   dl_anchor_set set;
@@ -103,7 +104,7 @@ static detloss_status parse_assigner(const cJSON *obj, detloss_eval_assigner *as
   as->method = (detloss_eval_method)found;
   if (as->method == DETLOSS_EVAL_METHOD_ATSS || as->method == DETLOSS_EVAL_METHOD_FCOS) {
     int fcos = as->method == DETLOSS_EVAL_METHOD_FCOS;
-    const cJSON *rr = fcos ? dlj_field(obj, "regress_ranges") : NULL;
+    const cJSON *rr = fcos ? dlj_plain(obj, "regress_ranges") : NULL;
     if (rr) DL_FORWARD_IF_ERROR(parse_ranges(rr, as, err));
     /* The table's keys plus "method" (and regress_ranges): read from a copy without them. */
     cJSON *rest = cJSON_Duplicate(obj, 1);
@@ -125,7 +126,7 @@ static detloss_status parse_points(const cJSON *obj, detloss_config *c, detloss_
                      "expected an object {\"strides\": [...], \"offset\": 0.5}");
   static const char *const KEYS[] = {"strides", "offset", NULL};
   DL_FORWARD_IF_ERROR(dlj_check_keys(obj, "points", KEYS, err));
-  const cJSON *st = dlj_field(obj, "strides");
+  const cJSON *st = dlj_plain(obj, "strides");
   DL_RETURN_ERROR_IF(!st, err, DETLOSS_ERR_MISSING, "points.strides", "missing");
   DL_RETURN_ERROR_IF(!cJSON_IsArray(st), err, DETLOSS_ERR_TYPE, "points.strides",
                      "expected an array of strides (px)");
@@ -187,9 +188,9 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
   /* assigner and points, before the anchors: a point-based or dynamic
    * assigner needs no anchor set. */
   c->assigner = detloss_eval_assigner_default();
-  const cJSON *asg = dlj_field(root, "assigner");
+  const cJSON *asg = dlj_plain(root, "assigner");
   if (asg) DL_FORWARD_IF_ERROR(parse_assigner(asg, &c->assigner, err));
-  const cJSON *pts = dlj_field(root, "points");
+  const cJSON *pts = dlj_plain(root, "points");
   if (pts) DL_FORWARD_IF_ERROR(parse_points(pts, c, err));
   int anchor_based = c->assigner.method == DETLOSS_EVAL_METHOD_MAX_IOU ||
                      c->assigner.method == DETLOSS_EVAL_METHOD_ATSS;
@@ -213,7 +214,7 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
   }
 
   /* anchors: a file name or an inline set */
-  const cJSON *an = dlj_field(root, "anchors");
+  const cJSON *an = dlj_plain(root, "anchors");
   DL_RETURN_ERROR_IF(!an && anchor_based, err, DETLOSS_ERR_MISSING, "anchors",
                      "missing (expected a file name from anchors/ or an anchor set object)");
   if (!an) {
@@ -268,7 +269,7 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
   c->num_shapes = s->set.num_shapes;
 
   /* dataset */
-  const cJSON *ds = dlj_field(root, "dataset");
+  const cJSON *ds = dlj_plain(root, "dataset");
   if (ds) {
     DL_RETURN_ERROR_IF(!cJSON_IsString(ds), err, DETLOSS_ERR_TYPE, "dataset",
                        "expected a file name");
@@ -284,7 +285,7 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
   c->retina = detloss_retina_options_default();
   c->coder = detloss_coder_options_default();
   c->eval = detloss_eval_options_default();
-  const cJSON *loss = dlj_field(root, "loss");
+  const cJSON *loss = dlj_plain(root, "loss");
   if (loss) {
     DL_RETURN_ERROR_IF(c->head == DETLOSS_CONFIG_HEAD_NONE, err, DETLOSS_ERR_UNKNOWN, "loss",
                        "a config with head \"none\" has no loss settings");
@@ -293,7 +294,7 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
        * the other keys then override them. */
       detloss_rpn_options tmp = c->rpn;
       DL_FORWARD_IF_ERROR(dlj_read_table(loss, "loss", &dlj_rpn_table, &tmp, err));
-      if (dlj_field(loss, "convention")) c->rpn = detloss_rpn_options_preset(tmp.convention);
+      if (dlj_plain(loss, "convention")) c->rpn = detloss_rpn_options_preset(tmp.convention);
       DL_FORWARD_IF_ERROR(dlj_read_table(loss, "loss", &dlj_rpn_table, &c->rpn, err));
     } else {
       DL_FORWARD_IF_ERROR(dlj_read_table(loss, "loss", &dlj_retina_table, &c->retina, err));
@@ -303,17 +304,17 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
                              : c->head == DETLOSS_CONFIG_HEAD_RETINANET ? &c->retina.match
                                                                         : &c->eval.match;
   const cJSON *v;
-  if ((v = dlj_field(root, "matcher")))
+  if ((v = dlj_plain(root, "matcher")))
     DL_FORWARD_IF_ERROR(dlj_read_table(v, "matcher", &dlj_match_table, m, err));
   if (!(m->low <= m->high))
     return dl_fail(err, DETLOSS_ERR_RANGE, "matcher.low", "is %g, above matcher.high (%g)",
                    (double)m->low, (double)m->high);
-  if ((v = dlj_field(root, "sampler"))) {
+  if ((v = dlj_plain(root, "sampler"))) {
     DL_RETURN_ERROR_IF(c->head != DETLOSS_CONFIG_HEAD_RPN, err, DETLOSS_ERR_UNKNOWN, "sampler",
                        "only a config with head \"rpn\" samples anchors");
     DL_FORWARD_IF_ERROR(dlj_read_table(v, "sampler", &dlj_sample_table, &c->rpn.sample, err));
   }
-  if ((v = dlj_field(root, "box_coder"))) {
+  if ((v = dlj_plain(root, "box_coder"))) {
     if (c->head == DETLOSS_CONFIG_HEAD_RPN)
       memcpy(c->coder.weights, c->rpn.box_weights, sizeof c->coder.weights);
     if (c->head == DETLOSS_CONFIG_HEAD_RETINANET)
@@ -323,9 +324,9 @@ static detloss_status parse_config(const cJSON *root, const char *file, const ch
     memcpy(c->retina.box_weights, c->coder.weights, sizeof c->coder.weights);
   }
   c->eval.match = *m;
-  if ((v = dlj_field(root, "eval")))
+  if ((v = dlj_plain(root, "eval")))
     DL_FORWARD_IF_ERROR(dlj_read_table(v, "eval", &dlj_eval_table, &c->eval, err));
-  if ((v = dlj_field(root, "resize"))) {
+  if ((v = dlj_plain(root, "resize"))) {
     DL_FORWARD_IF_ERROR(dlj_read_table(v, "resize", &dlj_resize_table, &c->eval, err));
     /* The resize target is a side of every resized image: bounded like one. */
     DL_FORWARD_IF_ERROR(

@@ -14,6 +14,7 @@
 #include "json/evalcfg.h"
 #include "json/jread.h"
 #include "json/names.h"
+#include "json/jtree.h"
 
 static void *set_alloc(dl_anchor_set *s, size_t bytes) {
   if (s->nmem >= sizeof s->mem / sizeof s->mem[0]) return NULL;
@@ -30,6 +31,7 @@ void dl_anchor_set_free(dl_anchor_set *s) {
 /* A flat array of finite numbers > 0 (sizes, ratios, strides). */
 static detloss_status positive_list(const cJSON *v, const char *where, dl_anchor_set *s,
                                     float **out, size_t *n, detloss_error *err) {
+  v = dlj_tree(v);
   DL_RETURN_ERROR_IF(!cJSON_IsArray(v), err, DETLOSS_ERR_TYPE, where,
                      "expected an array of numbers > 0");
   size_t len = (size_t)cJSON_GetArraySize(v), i = 0;
@@ -88,7 +90,7 @@ static detloss_status read_stride(const cJSON *lv, const char *path, detloss_anc
                                   detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, "stride");
-  const cJSON *v = dlj_field(lv, "stride");
+  const cJSON *v = dlj_plain(lv, "stride");
   DL_RETURN_ERROR_IF(!v, err, DETLOSS_ERR_MISSING, where,
                      "missing (expected a number > 0, or [stride_h, stride_w])");
   double h, w;
@@ -124,7 +126,7 @@ static const char *const SET_KEYS[] = {"name",   "source",        "notes",  "con
  * silently ignored value ("sizes" next to "base", "sizes" next to "levels"). */
 static detloss_status unused_key(const cJSON *obj, const char *path, const char *key,
                                  const char *why, detloss_error *err) {
-  if (!dlj_field(obj, key)) return DETLOSS_OK;
+  if (!dlj_plain(obj, key)) return DETLOSS_OK;
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, key);
   return dl_fail(err, DETLOSS_ERR_UNKNOWN, where, "not used %s", why);
@@ -135,31 +137,31 @@ static detloss_status read_level(const cJSON *lv, const char *path, dl_anchor_se
   DL_RETURN_ERROR_IF(!cJSON_IsObject(lv), err, DETLOSS_ERR_TYPE, path, "expected a level object");
   DL_FORWARD_IF_ERROR(dlj_check_keys(lv, path, LEVEL_KEYS, err));
   /* A level is one of: base, shapes, or sizes with aspect_ratios. */
-  if (dlj_field(lv, "base")) {
+  if (dlj_plain(lv, "base")) {
     DL_FORWARD_IF_ERROR(unused_key(lv, path, "shapes", "with base", err));
     DL_FORWARD_IF_ERROR(unused_key(lv, path, "sizes", "with base", err));
     DL_FORWARD_IF_ERROR(unused_key(lv, path, "aspect_ratios", "with base", err));
-  } else if (dlj_field(lv, "shapes")) {
+  } else if (dlj_plain(lv, "shapes")) {
     DL_FORWARD_IF_ERROR(unused_key(lv, path, "sizes", "with shapes", err));
     DL_FORWARD_IF_ERROR(unused_key(lv, path, "aspect_ratios", "with shapes", err));
   }
   memset(L, 0, sizeof *L);
   DL_FORWARD_IF_ERROR(read_stride(lv, path, L, err));
   char where[DETLOSS_WHERE_MAX];
-  if (dlj_field(lv, "base")) {
+  if (dlj_plain(lv, "base")) {
     float *b;
     size_t n;
     DL_FORWARD_IF_ERROR(rows_of(lv, "base", path, 4, 0, s, &b, &n, err));
     L->base = b;
     L->num_base = n;
-  } else if (dlj_field(lv, "shapes")) {
+  } else if (dlj_plain(lv, "shapes")) {
     float *b;
     size_t n;
     DL_FORWARD_IF_ERROR(rows_of(lv, "shapes", path, 2, 1, s, &b, &n, err));
     L->shapes = b;
     L->num_shapes = n;
   } else {
-    const cJSON *sz = dlj_field(lv, "sizes"), *ar = dlj_field(lv, "aspect_ratios");
+    const cJSON *sz = dlj_plain(lv, "sizes"), *ar = dlj_plain(lv, "aspect_ratios");
     dlj_join(where, sizeof where, path, sz ? "aspect_ratios" : "sizes");
     DL_RETURN_ERROR_IF(!sz || !ar, err, DETLOSS_ERR_MISSING, where,
                        "missing (a level needs sizes and aspect_ratios, or shapes, or base)");
@@ -217,11 +219,11 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_
                  (double)s->grid.offset);
     goto fail;
   }
-  if (dlj_field(obj, "image_size")) {
+  if (dlj_plain(obj, "image_size")) {
     float *hw;
     size_t n;
     dlj_join(where, sizeof where, path, "image_size");
-    TRY(positive_list(dlj_field(obj, "image_size"), where, s, &hw, &n, err));
+    TRY(positive_list(dlj_plain(obj, "image_size"), where, s, &hw, &n, err));
     if (n != 2) {
       st = dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected [H, W], got %zu numbers", n);
       goto fail;
@@ -229,9 +231,9 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_
     s->image_size[0] = hw[0];
     s->image_size[1] = hw[1];
   }
-  int has_levels = dlj_field(obj, "levels") != NULL,
-      has_strides = dlj_field(obj, "strides") != NULL;
-  int has_boxes = dlj_field(obj, "boxes") != NULL, has_shapes = dlj_field(obj, "shapes") != NULL;
+  int has_levels = dlj_plain(obj, "levels") != NULL,
+      has_strides = dlj_plain(obj, "strides") != NULL;
+  int has_boxes = dlj_plain(obj, "boxes") != NULL, has_shapes = dlj_plain(obj, "shapes") != NULL;
   if (has_levels + has_strides + has_boxes + has_shapes != 1) {
     st = dl_fail(err,
                  has_levels + has_strides + has_boxes + has_shapes ? DETLOSS_ERR_SHAPE
@@ -247,7 +249,7 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_
     TRY(unused_key(obj, path, "aspect_ratios", "without strides (levels carry their own)", err));
   }
   if (has_levels) {
-    const cJSON *lv = dlj_field(obj, "levels");
+    const cJSON *lv = dlj_plain(obj, "levels");
     dlj_join(where, sizeof where, path, "levels");
     if (!cJSON_IsArray(lv) || cJSON_GetArraySize(lv) == 0) {
       st = dl_fail(err, cJSON_IsArray(lv) ? DETLOSS_ERR_SHAPE : DETLOSS_ERR_TYPE, where,
@@ -273,8 +275,8 @@ detloss_status dl_anchor_set_read(const cJSON *obj, const char *path, dl_anchor_
     float *strides;
     size_t n;
     dlj_join(where, sizeof where, path, "strides");
-    TRY(positive_list(dlj_field(obj, "strides"), where, s, &strides, &n, err));
-    const cJSON *sz = dlj_field(obj, "sizes"), *ar = dlj_field(obj, "aspect_ratios");
+    TRY(positive_list(dlj_plain(obj, "strides"), where, s, &strides, &n, err));
+    const cJSON *sz = dlj_plain(obj, "sizes"), *ar = dlj_plain(obj, "aspect_ratios");
     if (!sz || !ar) {
       dlj_join(where, sizeof where, path, sz ? "aspect_ratios" : "sizes");
       st = dl_fail(err, DETLOSS_ERR_MISSING, where, "missing (expected one list per level)");

@@ -22,6 +22,7 @@
 #include "json/evalcfg.h"
 #include "json/jread.h"
 #include "json/names.h"
+#include "json/jtree.h"
 
 /* The rows are the core's (src/registry.c, detloss_options_info_get). */
 typedef detloss_option_field desc;
@@ -156,7 +157,7 @@ static detloss_status read_table(const cJSON *obj, const char *path, const desc 
   DL_FORWARD_IF_ERROR(dlj_check_keys(obj, path, keys, err));
   for (size_t i = 0; i < n; i++) {
     const desc *d = &t[i];
-    const cJSON *v = dlj_field(obj, d->key);
+    const cJSON *v = dlj_plain(obj, d->key);
     if (!v) continue;
     char where[DETLOSS_WHERE_MAX], tdoc[160];
     dlj_join(where, sizeof where, path, d->key);

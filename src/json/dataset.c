@@ -15,6 +15,7 @@
 #include "json/dataset_stream.h"
 #include "json/evalcfg.h"
 #include "json/jread.h"
+#include "json/jtree.h"
 
 void dl_dataset_clear(detloss_dataset *ds) {
   free(ds->path);
@@ -60,7 +61,7 @@ static detloss_status image_side(const cJSON *img, const char *key, const char *
                                  detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];
   dlj_join(where, sizeof where, path, key);
-  const cJSON *v = dlj_field(img, key);
+  const cJSON *v = dlj_plain(img, key);
   DL_RETURN_ERROR_IF(!v, err, DETLOSS_ERR_MISSING, where,
                      "missing (expected the image %s in pixels)", key);
   double d = 0.0;
@@ -110,7 +111,7 @@ static detloss_status read_common(const cJSON *root, detloss_dataset *ds, detlos
   DL_FORWARD_IF_ERROR(dlj_string(root, "format", "", 0, &fmt, err));
   DL_RETURN_ERROR_IF(fmt && strcmp(fmt, "xyxy_pixels") != 0, err, DETLOSS_ERR_UNKNOWN, "format",
                      "unknown box format '%s' (expected \"xyxy_pixels\")", fmt);
-  const cJSON *imgs = dlj_field(root, "images");
+  const cJSON *imgs = dlj_plain(root, "images");
   size_t ni = (size_t)cJSON_GetArraySize(imgs), nb = 0, i = 0;
   /* Pass 1: shapes and counts. */
   for (const cJSON *im = imgs->child; im; im = im->next, i++) {
@@ -119,7 +120,7 @@ static detloss_status read_common(const cJSON *root, detloss_dataset *ds, detlos
     DL_RETURN_ERROR_IF(!cJSON_IsObject(im), err, DETLOSS_ERR_TYPE, path,
                        "expected an image object");
     DL_FORWARD_IF_ERROR(dlj_check_keys(im, path, IMAGE_KEYS, err));
-    const cJSON *b = dlj_field(im, "boxes");
+    const cJSON *b = dlj_plain(im, "boxes");
     dlj_join(where, sizeof where, path, "boxes");
     DL_RETURN_ERROR_IF(!b, err, DETLOSS_ERR_MISSING, where,
                        "missing (expected an array of [x1, y1, x2, y2], [] for none)");
@@ -139,7 +140,7 @@ static detloss_status read_common(const cJSON *root, detloss_dataset *ds, detlos
     long long id = (long long)i;
     DL_FORWARD_IF_ERROR(dlj_int(im, "id", path, 0, -(1LL << 53), 1LL << 53, &id, err));
     ds->image_id[i] = (int64_t)id;
-    const cJSON *b = dlj_field(im, "boxes");
+    const cJSON *b = dlj_plain(im, "boxes");
     size_t j = 0, r0 = r;
     dlj_join(where, sizeof where, path, "boxes");
     for (const cJSON *row = b->child; row; row = row->next, j++, r++) {
@@ -158,7 +159,7 @@ static detloss_status read_common(const cJSON *root, detloss_dataset *ds, detlos
         ds->boxes[4 * r + (size_t)k] = (float)v;
       }
     }
-    const cJSON *cr = dlj_field(im, "iscrowd");
+    const cJSON *cr = dlj_plain(im, "iscrowd");
     if (cr) {
       dlj_join(where, sizeof where, path, "iscrowd");
       DL_RETURN_ERROR_IF(!cJSON_IsArray(cr), err, DETLOSS_ERR_TYPE, where,
@@ -189,7 +190,7 @@ static detloss_status read_common(const cJSON *root, detloss_dataset *ds, detlos
 static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_error *err) {
   ds->is_coco = 1;
   DL_FORWARD_IF_ERROR(dlj_check_keys(root, "", COCO_TOP_KEYS, err));
-  const cJSON *imgs = dlj_field(root, "images"), *anns = dlj_field(root, "annotations");
+  const cJSON *imgs = dlj_plain(root, "images"), *anns = dlj_plain(root, "annotations");
   DL_RETURN_ERROR_IF(!cJSON_IsArray(anns), err, DETLOSS_ERR_TYPE, "annotations",
                      "expected an array of annotation objects");
   size_t ni = (size_t)cJSON_GetArraySize(imgs), na = (size_t)cJSON_GetArraySize(anns);
@@ -260,7 +261,7 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
     char path[DETLOSS_WHERE_MAX], where[DETLOSS_WHERE_MAX];
     dlj_index(path, sizeof path, "annotations", a);
     dlj_join(where, sizeof where, path, "bbox");
-    const cJSON *bb = dlj_field(an, "bbox");
+    const cJSON *bb = dlj_plain(an, "bbox");
     if (!bb) {
       st = dl_fail(err, DETLOSS_ERR_MISSING, where, "missing (expected [x, y, w, h])");
       break;
@@ -284,7 +285,7 @@ static detloss_status read_coco(const cJSON *root, detloss_dataset *ds, detloss_
     ds->boxes[4 * r + 1] = (float)v[1];
     ds->boxes[4 * r + 2] = (float)(v[0] + v[2]);
     ds->boxes[4 * r + 3] = (float)(v[1] + v[3]);
-    const cJSON *cr = dlj_field(an, "iscrowd");
+    const cJSON *cr = dlj_plain(an, "iscrowd");
     if (cr) {
       dlj_join(where, sizeof where, path, "iscrowd");
       if (cJSON_IsBool(cr))
@@ -311,7 +312,7 @@ detloss_status dl_dataset_read(const cJSON *root, const char *path, detloss_data
                  "expected a data set object with \"images\"");
     return st;
   }
-  const cJSON *imgs = dlj_field(root, "images");
+  const cJSON *imgs = dlj_plain(root, "images");
   dlj_join(where, sizeof where, path, "images");
   if (!imgs)
     return dl_fail(err, DETLOSS_ERR_MISSING, where, "missing (expected an array of images)");
@@ -319,7 +320,7 @@ detloss_status dl_dataset_read(const cJSON *root, const char *path, detloss_data
     return dl_fail(err, DETLOSS_ERR_TYPE, where, "expected an array of images");
   if (cJSON_GetArraySize(imgs) == 0)
     return dl_fail(err, DETLOSS_ERR_SHAPE, where, "the data set has no images");
-  if (dlj_field(root, "annotations")) {
+  if (dlj_plain(root, "annotations")) {
     st = read_coco(root, ds, err);
   } else {
     const char *s = NULL;

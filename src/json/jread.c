@@ -1,6 +1,8 @@
 /* jread.c - typed getters over cJSON trees with JSON-path errors (see jread.h). */
 #include "json/jread.h"
+#include "json/jstream.h"
 #include "json/jtext.h"
+#include "json/jtree.h"
 
 #include <float.h>
 #include <math.h>
@@ -93,6 +95,7 @@ const cJSON *dlj_field(const cJSON *obj, const char *key) {
 
 static const char *type_name(const cJSON *v) {
   if (!v) return "nothing";
+  if (dlj_packed(v)) return "an array";
   if (cJSON_IsNumber(v)) return "a number";
   if (cJSON_IsString(v)) return "a string";
   if (cJSON_IsBool(v)) return "a boolean";
@@ -125,13 +128,56 @@ static detloss_status number_value(const cJSON *v, const char *where, double *ou
   return DETLOSS_OK;
 }
 
+/* float_value's checks of a number d already known to be one. */
+static detloss_status float_check(double d, const char *where, float *out, detloss_error *err) {
+  DL_RETURN_ERROR_IF(!isfinite(d), err, DETLOSS_ERR_NONFINITE, where, "expected a finite number");
+  DL_RETURN_ERROR_IF(fabs(d) > (double)FLT_MAX, err, DETLOSS_ERR_NONFINITE, where,
+                     "%g does not fit in a float", d);
+  *out = (float)d;
+  return DETLOSS_OK;
+}
+
 static detloss_status float_value(const cJSON *v, const char *where, float *out,
                                   detloss_error *err) {
   double d = 0.0;
   DL_FORWARD_IF_ERROR(number_value(v, where, &d, err));
-  DL_RETURN_ERROR_IF(fabs(d) > (double)FLT_MAX, err, DETLOSS_ERR_NONFINITE, where,
-                     "%g does not fit in a float", d);
-  *out = (float)d;
+  return float_check(d, where, out, err);
+}
+
+/* The JSON path of value i of pack p under base: base[i0][i1]... */
+static void pack_where(char *buf, size_t cap, const char *base, const dlj_pack *p, size_t flat) {
+  size_t idx[DLJ_MAX_DIMS] = {0};
+  for (int d = p->ndim - 1; d >= 0; d--) {
+    idx[d] = flat % p->shape[d];
+    flat /= p->shape[d];
+  }
+  dlj_path w;
+  dlj_path_init(&w, base);
+  for (int d = 0; d < p->ndim; d++) dlj_path_index(&w, idx[d]);
+  snprintf(buf, cap, "%s", w.buf);
+}
+
+/* A released pack (dlj_release) read again: a handler's bug, never input. */
+static detloss_status pack_live(const dlj_pack *p, const char *where, detloss_error *err) {
+  DL_RETURN_ERROR_IF(!p->v, err, DETLOSS_ERR_UNSUPPORTED, where,
+                     "internal: the array was read after it was handed over");
+  return DETLOSS_OK;
+}
+
+/* Values [0, n) of pack p as floats into out, with float_value's checks in
+ * order (a where is built only for a fault). */
+static detloss_status pack_floats(const dlj_pack *p, size_t n, const char *base, float *out,
+                                  detloss_error *err) {
+  for (size_t i = 0; i < n; i++) {
+    double d = p->v[i];
+    if (isfinite(d) && fabs(d) <= (double)FLT_MAX) {
+      out[i] = (float)d;
+      continue;
+    }
+    char where[DETLOSS_WHERE_MAX];
+    pack_where(where, sizeof where, base, p, i);
+    return float_check(d, where, &out[i], err);
+  }
   return DETLOSS_OK;
 }
 
@@ -153,10 +199,9 @@ detloss_status dlj_float(const cJSON *obj, const char *key, const char *path, in
   return float_value(v, where, out, err);
 }
 
-static detloss_status int_value(const cJSON *v, const char *where, long long lo, long long hi,
+static detloss_status int_check(double d, const char *where, long long lo, long long hi,
                                 long long *out, detloss_error *err) {
-  double d = 0.0;
-  DL_FORWARD_IF_ERROR(number_value(v, where, &d, err));
+  DL_RETURN_ERROR_IF(!isfinite(d), err, DETLOSS_ERR_NONFINITE, where, "expected a finite number");
   DL_RETURN_ERROR_IF(d != floor(d), err, DETLOSS_ERR_TYPE, where, "expected an integer, got %g", d);
   /* A JSON number is a double: integers beyond 2^53 in magnitude were
    * already rounded by the parser (2^63 + 1 reads as 2^63), and a double of
@@ -168,6 +213,13 @@ static detloss_status int_value(const cJSON *v, const char *where, long long lo,
                      "%.15g is outside [%lld, %lld]", d, lo, hi);
   *out = (long long)d;
   return DETLOSS_OK;
+}
+
+static detloss_status int_value(const cJSON *v, const char *where, long long lo, long long hi,
+                                long long *out, detloss_error *err) {
+  double d = 0.0;
+  DL_FORWARD_IF_ERROR(number_value(v, where, &d, err));
+  return int_check(d, where, lo, hi, out, err);
 }
 
 detloss_status dlj_int(const cJSON *obj, const char *key, const char *path, int required,
@@ -214,6 +266,7 @@ void dlj_tensor_free(dlj_tensor *t) {
  * along the first elements. */
 static detloss_status fill_rec(const cJSON *v, const char *where, const dlj_tensor *t, int level,
                                size_t *pos, detloss_error *err) {
+  v = dlj_tree(v); /* a packed element of a plain array (rare): as nodes */
   if (level == t->ndim) return float_value(v, where, &t->data[(*pos)++], err);
   DL_RETURN_ERROR_IF(!cJSON_IsArray(v), err, DETLOSS_ERR_TYPE, where,
                      "expected an array of %zu elements, got %s", t->shape[level], type_name(v));
@@ -234,9 +287,26 @@ detloss_status dlj_tensor_from(const cJSON *val, const char *where, dlj_tensor *
                                detloss_error *err) {
   dlj_tensor t;
   memset(&t, 0, sizeof t);
+  const dlj_pack *p = dlj_packed(val);
+  if (p) { /* rectangular and at most DLJ_MAX_DIMS deep by construction */
+    DL_FORWARD_IF_ERROR(pack_live(p, where, err));
+    t.ndim = p->ndim;
+    memcpy(t.shape, p->shape, sizeof t.shape);
+    t.count = p->count;
+    t.data = malloc(t.count * sizeof(float));
+    DL_RETURN_ERROR_IF(!t.data, err, DETLOSS_ERR_NOMEM, where, "cannot allocate %zu floats",
+                       t.count);
+    detloss_status st = pack_floats(p, t.count, where, t.data, err);
+    if (st != DETLOSS_OK) {
+      free(t.data);
+      return st;
+    }
+    *out = t;
+    return DETLOSS_OK;
+  }
   /* Shape along the first elements. */
   const cJSON *v = val;
-  while (cJSON_IsArray(v)) {
+  while (cJSON_IsArray(v = dlj_tree(v))) {
     DL_RETURN_ERROR_IF(t.ndim == DLJ_MAX_DIMS, err, DETLOSS_ERR_SHAPE, where,
                        "arrays nested deeper than %d levels", DLJ_MAX_DIMS);
     t.shape[t.ndim++] = (size_t)cJSON_GetArraySize(v);
@@ -293,9 +363,11 @@ detloss_status dlj_rows(const cJSON *obj, const char *key, const char *path, int
     }
     return st;
   }
-  DL_RETURN_ERROR_IF(!cJSON_IsArray(v), err, DETLOSS_ERR_TYPE, where,
+  const dlj_pack *p = dlj_packed(v);
+  DL_RETURN_ERROR_IF(!cJSON_IsArray(v) && !p, err, DETLOSS_ERR_TYPE, where,
                      "expected an array of rows of %zu numbers, got %s", width, type_name(v));
-  size_t rows = (size_t)cJSON_GetArraySize(v);
+  if (p) DL_FORWARD_IF_ERROR(pack_live(p, where, err));
+  size_t rows = p ? p->shape[0] : (size_t)cJSON_GetArraySize(v);
   float *data = NULL;
   if (rows > 0) {
     size_t bytes;
@@ -304,22 +376,47 @@ detloss_status dlj_rows(const cJSON *obj, const char *key, const char *path, int
     data = malloc(bytes);
     DL_RETURN_ERROR_IF(!data, err, DETLOSS_ERR_NOMEM, where, "cannot allocate %zu rows", rows);
   }
+  if (p) {
+    /* the first row shows any fault of shape (all rows are alike), then the
+     * values in order */
+    char sub[DETLOSS_WHERE_MAX], sub2[DETLOSS_WHERE_MAX];
+    dlj_index(sub, sizeof sub, where, 0);
+    if (p->ndim == 1)
+      st = dl_fail(err, DETLOSS_ERR_TYPE, sub, "expected %zu numbers, got a number", width);
+    else if (p->shape[1] != width)
+      st =
+          dl_fail(err, DETLOSS_ERR_SHAPE, sub, "expected %zu numbers, got %zu", width, p->shape[1]);
+    else if (p->ndim > 2) {
+      dlj_index(sub2, sizeof sub2, sub, 0);
+      st = dl_fail(err, DETLOSS_ERR_TYPE, sub2, "expected a number, got an array");
+    } else {
+      st = pack_floats(p, p->count, where, data, err);
+    }
+    if (st != DETLOSS_OK) {
+      free(data);
+      return st;
+    }
+    *out = data;
+    *n = rows;
+    return DETLOSS_OK;
+  }
   size_t i = 0;
   for (const cJSON *r = v->child; r; r = r->next, i++) {
     char sub[DETLOSS_WHERE_MAX];
     dlj_index(sub, sizeof sub, where, i);
-    if (!cJSON_IsArray(r)) {
+    const cJSON *row = dlj_tree(r);
+    if (!cJSON_IsArray(row)) {
       free(data);
       return dl_fail(err, DETLOSS_ERR_TYPE, sub, "expected %zu numbers, got %s", width,
-                     type_name(r));
+                     type_name(row));
     }
-    size_t len = (size_t)cJSON_GetArraySize(r);
+    size_t len = (size_t)cJSON_GetArraySize(row);
     if (len != width) {
       free(data);
       return dl_fail(err, DETLOSS_ERR_SHAPE, sub, "expected %zu numbers, got %zu", width, len);
     }
     size_t k = 0;
-    for (const cJSON *e = r->child; e; e = e->next, k++) {
+    for (const cJSON *e = row->child; e; e = e->next, k++) {
       char sub2[DETLOSS_WHERE_MAX];
       dlj_index(sub2, sizeof sub2, sub, k);
       st = float_value(e, sub2, &data[i * width + k], err);
@@ -339,6 +436,13 @@ detloss_status dlj_boxes(const cJSON *obj, const char *key, const char *path, in
   return dlj_rows(obj, key, path, required, 4, out, n, err);
 }
 
+detloss_status dlj_boxes_take(const cJSON *obj, const char *key, const char *path, int required,
+                              float **out, size_t *n, detloss_error *err) {
+  detloss_status st = dlj_rows(obj, key, path, required, 4, out, n, err);
+  if (st == DETLOSS_OK) dlj_release(dlj_field(obj, key));
+  return st;
+}
+
 detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path, int required,
                              long long lo, long long hi, int64_t **out, size_t *n,
                              detloss_error *err) {
@@ -353,13 +457,39 @@ detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path
     }
     return st;
   }
-  DL_RETURN_ERROR_IF(!cJSON_IsArray(v), err, DETLOSS_ERR_TYPE, where,
+  const dlj_pack *p = dlj_packed(v);
+  DL_RETURN_ERROR_IF(!cJSON_IsArray(v) && !p, err, DETLOSS_ERR_TYPE, where,
                      "expected an array of integers, got %s", type_name(v));
-  size_t len = (size_t)cJSON_GetArraySize(v);
+  if (p) DL_FORWARD_IF_ERROR(pack_live(p, where, err));
+  size_t len = p ? p->shape[0] : (size_t)cJSON_GetArraySize(v);
   int64_t *data = NULL;
   if (len > 0) {
     data = malloc(len * sizeof *data);
     DL_RETURN_ERROR_IF(!data, err, DETLOSS_ERR_NOMEM, where, "cannot allocate %zu integers", len);
+  }
+  if (p) {
+    for (size_t i = 0; i < len; i++) {
+      char sub[DETLOSS_WHERE_MAX];
+      long long x = 0;
+      double d = p->ndim == 1 ? p->v[i] : 0.0;
+      if (p->ndim == 1 && isfinite(d) && d == floor(d) && d >= (double)lo && d <= (double)hi &&
+          fabs(d) <= (double)DLJ_MAX_EXACT_INT) {
+        data[i] = (int64_t)d;
+        continue;
+      }
+      dlj_index(sub, sizeof sub, where, i);
+      st = p->ndim == 1 ? int_check(d, sub, lo, hi, &x, err)
+                        : dl_fail(err, DETLOSS_ERR_TYPE, sub, "expected a number, got an array");
+      if (st == DETLOSS_OK) {
+        data[i] = (int64_t)x;
+        continue;
+      }
+      free(data);
+      return st;
+    }
+    *out = data;
+    *n = len;
+    return DETLOSS_OK;
   }
   size_t i = 0;
   for (const cJSON *e = v->child; e; e = e->next, i++) {
@@ -769,25 +899,6 @@ detloss_status dlj_parse(const char *text, size_t len, const char *file, cJSON *
   return dl_fail(err, DETLOSS_ERR_PARSE, where, "JSON syntax error: %s", sc.msg);
 }
 
-/* Appends the path of the first null under v to buf; 1 if found. */
-static int null_path(const cJSON *v, char *buf, size_t cap) {
-  if (cJSON_IsNull(v)) return 1;
-  size_t i = 0;
-  for (const cJSON *e = v ? v->child : NULL; e; e = e->next, i++) {
-    if (!cJSON_IsNull(e) && !cJSON_IsArray(e) && !cJSON_IsObject(e)) continue;
-    char sub[DETLOSS_WHERE_MAX];
-    if (cJSON_IsObject(v))
-      dlj_join(sub, sizeof sub, buf, e->string ? e->string : "");
-    else
-      dlj_index(sub, sizeof sub, buf, i);
-    if (null_path(e, sub, sizeof sub)) {
-      snprintf(buf, cap, "%s", sub);
-      return 1;
-    }
-  }
-  return 0;
-}
-
 int dlj_find_nonfinite(const char *text, size_t len, char *where, size_t cap) {
   int in_str = 0, found = 0;
   for (size_t i = 0; i < len && !found; i++) {
@@ -805,11 +916,15 @@ int dlj_find_nonfinite(const char *text, size_t len, char *where, size_t cap) {
   }
   if (!found) return 0;
   if (cap > 0) where[0] = '\0';
-  cJSON *root = cJSON_ParseWithLength(text, len);
-  if (root) {
-    char buf[DETLOSS_WHERE_MAX] = "";
-    if (null_path(root, buf, sizeof buf) && cap > 0) snprintf(where, cap, "%s", buf);
-    cJSON_Delete(root);
+  /* The path from the stream reader: no tree of a result of millions of
+   * numbers is built to name one element. */
+  dljs j;
+  if (dlj_stream_open_mem(&j, text, len, NULL, NULL) == DETLOSS_OK) {
+    dljs_kind k;
+    while ((k = dlj_stream_next(&j)) != DLJS_ERROR && k != DLJS_EOF && k != DLJS_NULL) {
+    }
+    if (k == DLJS_NULL && cap > 0) snprintf(where, cap, "%s", dlj_stream_path(&j));
+    dlj_stream_close(&j);
   }
   return 1;
 }

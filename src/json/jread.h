@@ -113,6 +113,12 @@ detloss_status dlj_rows(const cJSON *obj, const char *key, const char *path, int
 /* Boxes: dlj_rows with width 4. */
 detloss_status dlj_boxes(const cJSON *obj, const char *key, const char *path, int required,
                          float **out, size_t *n, detloss_error *err);
+/* dlj_boxes for the one read of a large array: on success the tree's packed
+ * copy of the values is freed (jtree.h dlj_release), so that a case of
+ * millions of boxes is held once, as floats, while it runs. The key must not
+ * be read again. */
+detloss_status dlj_boxes_take(const cJSON *obj, const char *key, const char *path, int required,
+                              float **out, size_t *n, detloss_error *err);
 /* A flat array of integers in [lo, hi] (malloc'ed int64_t). */
 detloss_status dlj_int_array(const cJSON *obj, const char *key, const char *path, int required,
                              long long lo, long long hi, int64_t **out, size_t *n,

@@ -152,7 +152,10 @@ static void count_to(dljs *j, size_t rel) {
 static dljs_kind syntax(dljs *j, size_t rel, const char *msg) {
   count_to(j, rel);
   char where[DETLOSS_WHERE_MAX];
-  snprintf(where, sizeof where, "%s: line %zu, column %zu", j->file, j->line, j->col);
+  if (j->anon)
+    snprintf(where, sizeof where, "line %zu, column %zu", j->line, j->col);
+  else
+    snprintf(where, sizeof where, "%s: line %zu, column %zu", j->file, j->line, j->col);
   return fatal(j, dl_fail(&j->err, DETLOSS_ERR_PARSE, where, "JSON syntax error: %s", msg));
 }
 
@@ -433,7 +436,10 @@ static void end_level(dljs *j, int d, int object) {
     if (d == 0) {
       if (!j->dup) {
         j->dup = 1;
-        snprintf(j->dup_where, sizeof j->dup_where, "%s: %s", j->file, *pick);
+        if (j->anon)
+          snprintf(j->dup_where, sizeof j->dup_where, "%s", *pick);
+        else
+          snprintf(j->dup_where, sizeof j->dup_where, "%s: %s", j->file, *pick);
       }
     } else if (!j->levels[d - 1].below) {
       j->levels[d - 1].below = *pick;

@@ -47,6 +47,8 @@ typedef struct dljs {
   /* source */
   FILE *f;
   const char *file;     /* name for messages (never NULL) */
+  int anon;             /* 1: syntax and duplicate-key locations carry no "<file>: "
+                           prefix, as dlj_parse's with file NULL (set after opening) */
   size_t max_bytes;     /* input limit (max_input_bytes) */
   char *buf;            /* owned for a file; the caller's text otherwise */
   size_t cap, pos, end; /* unread bytes are buf[pos, end) */

@@ -87,4 +87,9 @@ detloss_status dl_elementwise_run(dl_elem_kernel kern, const void *params, const
                                   float *grad, detloss_reduction r, int num_threads,
                                   detloss_error *err);
 
+/* ultralytics CIoU (bbox_iou(xywh=False, CIoU=True, eps=1e-7)) of box1 and box2
+ * (x1, y1, x2, y2), in double, and d CIoU / d box1 into g1 [4] (NULL = skip)
+ * with alpha held constant; atan1 = atan(w1 / h1) or NaN (computed). loss_box.c. */
+double dl_ciou_ultralytics(const double *b1, const double *b2, double atan1, double *g1);
+
 #endif /* DETLOSS_LOSS_INTERNAL_H */

@@ -15,6 +15,7 @@ from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
 from .assign import *  # noqa: F401,F403  (task_aligned_assign, linear_sum_assignment, ...)
 from .assign import __all__ as _assign_all
+from .head_yolov8 import Yolov8LossResult, yolov8_loss
 from .config import Config, Dataset, config_describe, config_presets, load_config, load_dataset
 
 _config_all = ["SimOTAAssignResult", "simota_assign", "simota_assign_torch", "Config", "Dataset", "config_describe", "config_presets", "load_config",
@@ -26,3 +27,4 @@ __version__ = library_version()
 
 __all__ = ["DetlossError", "DetlossTypeError", "has_openmp", "library_path", "library_version",
            "__version__"] + list(_ops_all) + _config_all + list(_assign_all)
+__all__ += ["yolov8_loss", "Yolov8LossResult"]

@@ -33,6 +33,8 @@ STRUCTS = {
     "detloss_option_field": _lib.OptionField, "detloss_options_info": _lib.OptionsInfo,
     "detloss_yolo_options": _lib.YoloOptions, "detloss_eval_assigner": _lib.EvalAssigner,
     "detloss_atss_options": _lib.AtssOptions, "detloss_fcos_options": _lib.FcosOptions,
+    "detloss_yolov8_options": _lib.Yolov8Options, "detloss_yolov8_image": _lib.Yolov8Image,
+    "detloss_yolov8_result": _lib.Yolov8Result,
 }
 SCALARS = {"float": 4, "double": 8, "int": 4, "size_t": ctypes.sizeof(ctypes.c_size_t),
            "int64_t": 8, "uint64_t": 8, "uint32_t": 4, "int16_t": 2, "uint8_t": 1, "char": 1}

@@ -51,7 +51,7 @@ def _options(strides, reg_max, topk, alpha, beta, box, cls, dfl, target_score_su
 
 def yolov8_loss(image_size, gt, labels, pred_distri, pred_scores, *, strides=(8, 16, 32),
                 reg_max=16, topk=10, alpha=0.5, beta=6.0, box=7.5, cls=0.5, dfl=1.5,
-                target_score_sum=None, grad=True, num_threads=0):
+                target_score_sum=None, grad=True, num_threads=0, out=None):
     """ultralytics v8DetectionLoss of a batch of B images, with gradients.
 
     image_size (H, W): the input size, a multiple of every stride; the anchors are
@@ -64,7 +64,10 @@ def yolov8_loss(image_size, gt, labels, pred_distri, pred_scores, *, strides=(8,
     Returns Yolov8LossResult: loss = (loss_box + loss_cls + loss_dfl) * B (what
     ultralytics back-propagates), the three gained terms, num_fg, target_score_sum
     (this batch's, before any clamp), normalizer S, assigned_gt [B, A] (-1 background)
-    and, with grad, grad_pred_distri / grad_pred_scores (d loss / d inputs, float32)."""
+    and, with grad, grad_pred_distri / grad_pred_scores (d loss / d inputs, float32).
+    out: optional (grad_pred_distri, grad_pred_scores) float32 C-contiguous arrays of those
+    shapes to write the gradients into (a training loop that keeps them avoids fresh
+    pages on every call)."""
     if len(image_size) != 2:
         raise DetlossError(_lib.ERR_SHAPE, "image_size", "expected (H, W)")
     H = _lib.integer("image_size", image_size[0], "size_t", lo=1)
@@ -84,8 +87,16 @@ def yolov8_loss(image_size, gt, labels, pred_distri, pred_scores, *, strides=(8,
             for i, lab in enumerate(labels)]
     ims = (_lib.Yolov8Image * max(B, 1))()
     assigned = np.empty((B, A), np.int64)
-    gd = np.empty((B, A, 4 * R), np.float32) if grad else None
-    gs = np.empty((B, A, C), np.float32) if grad else None
+    gd = np.empty((B, A, 4 * R), np.float32) if grad and out is None else None
+    gs = np.empty((B, A, C), np.float32) if grad and out is None else None
+    if grad and out is not None:
+        gd, gs = out
+        for name, a, shp in (("out[0]", gd, (B, A, 4 * R)), ("out[1]", gs, (B, A, C))):
+            if not (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == shp
+                    and a.flags.c_contiguous and a.flags.writeable):
+                raise DetlossError(_lib.ERR_SHAPE, name,
+                                   "expected a writable C-contiguous float32 array of shape %s"
+                                   % (shp,))
     for i in range(B):
         im = ims[i]
         im.gt, im.num_gt, im.labels = ptr(gts[i]), gts[i].shape[0], ptr(labs[i])

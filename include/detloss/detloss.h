@@ -2075,7 +2075,8 @@ typedef struct detloss_yolov8_result {
                               value a distributed caller all-reduces */
   double normalizer;       /* S, the divisor used */
   size_t num_fg;           /* foreground anchors of the batch */
-  int nonfinite;           /* never set: non-finite predictions are an error */
+  int nonfinite;           /* 1 when loss overflowed float (finite predictions are required:
+                              non-finite ones are an error) */
 } detloss_yolov8_result;
 
 /*

@@ -55,25 +55,36 @@ class _Yolov8Fn(torch.autograd.Function):
     def forward(ctx, crit, gts, labels, image_size, tss, *feats):
         B = feats[0].shape[0]
         R, nc = crit.reg_max, crit.nc
-        no = 4 * R + nc
-        x = torch.cat([f.detach().reshape(B, no, -1) for f in feats], 2)
-        x = x.to("cpu", torch.float32)
-        pd = x[:, :4 * R].permute(0, 2, 1).contiguous().numpy()
-        ps = x[:, 4 * R:].permute(0, 2, 1).contiguous().numpy()
+        R4 = 4 * R
+        A = sum(f.shape[2] * f.shape[3] for f in feats)
+        # one transposing copy per level into the [B, A, 4R] and [B, A, C] layouts the C
+        # library reads (no concatenated [B, no, A] intermediate)
+        pd = torch.empty((B, A, R4), dtype=torch.float32)
+        ps = torch.empty((B, A, nc), dtype=torch.float32)
+        a0 = 0
+        for f in feats:
+            hw = f.shape[2] * f.shape[3]
+            v = f.detach().to("cpu").reshape(B, R4 + nc, hw)
+            pd[:, a0:a0 + hw].copy_(v[:, :R4].transpose(1, 2))
+            ps[:, a0:a0 + hw].copy_(v[:, R4:].transpose(1, 2))
+            a0 += hw
         need = any(ctx.needs_input_grad[5:])
-        r = yolov8_loss(image_size, gts, labels, pd, ps, strides=crit.strides, reg_max=R,
-                        topk=crit.tal_topk, alpha=crit.alpha, beta=crit.beta, box=crit.box,
-                        cls=crit.cls, dfl=crit.dfl, target_score_sum=tss, grad=need,
-                        num_threads=crit.num_threads)
+        out = crit._grad_buffers(B, A) if need else None
+        r = yolov8_loss(image_size, gts, labels, pd.numpy(), ps.numpy(), strides=crit.strides,
+                        reg_max=R, topk=crit.tal_topk, alpha=crit.alpha, beta=crit.beta,
+                        box=crit.box, cls=crit.cls, dfl=crit.dfl, target_score_sum=tss,
+                        grad=need, num_threads=crit.num_threads, out=out)
         crit.last_result = r
         dtype, dev = feats[0].dtype, feats[0].device
         if need:
-            g = np.concatenate([r.grad_pred_distri, r.grad_pred_scores], 2)  # [B, A, no]
-            g = torch.from_numpy(g).permute(0, 2, 1)  # [B, no, A]
+            gd, gs = torch.from_numpy(out[0]), torch.from_numpy(out[1])
             grads, a0 = [], 0
             for f in feats:
                 h, w = f.shape[2:]
-                grads.append(g[:, :, a0:a0 + h * w].reshape(B, no, h, w).to(dev, dtype))
+                g = torch.empty((B, R4 + nc, h * w), dtype=dtype)
+                g[:, :R4].copy_(gd[:, a0:a0 + h * w].transpose(1, 2))
+                g[:, R4:].copy_(gs[:, a0:a0 + h * w].transpose(1, 2))
+                grads.append(g.view(B, R4 + nc, h, w).to(dev))
                 a0 += h * w
             ctx.save_for_backward(*grads)
         ctx.nfeats = len(feats)
@@ -87,7 +98,9 @@ class _Yolov8Fn(torch.autograd.Function):
         grads = ctx.saved_tensors
         if not grads:
             return (None,) * (5 + ctx.nfeats)
-        return (None, None, None, None, None) + tuple(g_total * gr for gr in grads)
+        if g_total.device.type == "cpu" and float(g_total) == 1.0:
+            return (None,) * 5 + tuple(grads)  # loss.backward(): no extra pass
+        return (None,) * 5 + tuple(g_total * gr for gr in grads)
 
 
 class V8DetectionLoss:
@@ -114,11 +127,23 @@ class V8DetectionLoss:
         self.num_threads = int(num_threads)
         self.no = self.nc + 4 * self.reg_max
         self.last_result = None
+        self._buffers = None
 
     def __getstate__(self):
         d = dict(self.__dict__)
         d["last_result"] = None
+        d["_buffers"] = None
         return d
+
+    def _grad_buffers(self, B, A):
+        """The [B, A, 4R] / [B, A, C] float32 arrays the C library writes the gradients into,
+        kept between calls of the same shape (no fresh pages each step)."""
+        buf = getattr(self, "_buffers", None)
+        if buf is None or buf[0].shape != (B, A, 4 * self.reg_max):
+            buf = (np.empty((B, A, 4 * self.reg_max), np.float32),
+                   np.empty((B, A, self.nc), np.float32))
+            self._buffers = buf
+        return buf
 
     @property
     def last_target_score_sum(self):

@@ -237,3 +237,21 @@ def test_bad_input_raises_with_the_argument_named():
     batch["cls"][0] = 5
     with pytest.raises(DetlossError, match="labels"):
         V8DetectionLoss(nc=2)(feats, batch)
+
+
+def test_a_scaled_loss_scales_the_gradient_and_float64_maps_get_float64_gradients():
+    rng = np.random.default_rng(21)
+    feats = _feats(rng, 2, 64, 64, 3)
+    batch = _batch(rng, 2, 64, 64, 3, [2, 2])
+    crit = V8DetectionLoss(nc=3)
+    f1 = [f.clone().requires_grad_(True) for f in feats]
+    total, _ = crit(f1, batch)
+    total.backward()
+    f2 = [f.double().requires_grad_(True) for f in feats]
+    total2, items2 = crit(f2, batch)
+    (2.5 * total2).backward()
+    assert total2.dtype == torch.float64 and items2.dtype == torch.float64
+    for a, b in zip(f1, f2):
+        assert b.grad.dtype == torch.float64
+        np.testing.assert_allclose(b.grad.numpy(), 2.5 * a.grad.double().numpy(), rtol=1e-6,
+                                   atol=1e-12)

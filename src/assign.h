@@ -48,6 +48,10 @@ typedef struct dl_assign_input {
                                  assigners; used instead of the anchors' centres) */
   const size_t *level_counts; /* optional [num_levels]: anchors per level, level-major
                                  (sum = A) */
+  const uint8_t *gt_valid;    /* optional [G], task_aligned: 0 marks a padding row (ultralytics
+                                 mask_gt): it has no candidates and no part in conflicts */
+  int scores_are_logits;      /* task_aligned: pred_scores are logits (finite); the assigner
+                                 takes their sigmoid where it reads them, in double */
 } dl_assign_input;
 
 /* One image's outputs, caller-owned, [A] each; only gt_index is required. */

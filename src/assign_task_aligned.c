@@ -23,6 +23,7 @@
  * Memory: O(A) per-anchor scratch and O(G * k) per-gt selections; no A x G array.
  * Arithmetic in double; outputs rounded to float once.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,8 @@ typedef struct tal_img {
   size_t A, G, C, L, k;
   const float *pts, *scores, *pred, *gt;
   const int64_t *labels;
+  const uint8_t *gt_valid; /* [G] or NULL: 0 = padding row */
+  int logits;              /* scores are logits: sigmoid at each lookup */
   int64_t *out_gt, *out_labels;
   float *out_scores, *out_metrics, *out_overlaps;
   int sem;
@@ -146,6 +149,7 @@ static double powd(double x, double e) {
 
 static double metric(const tal_img *im, size_t a, size_t g, double u) {
   double s = im->scores[a * im->C + (size_t)im->labels[g]];
+  if (im->logits) s = 1.0 / (1.0 + exp(-s)); /* ultralytics pd_scores = sigmoid(logits) */
   return powd(s, im->alpha) * powd(u, im->beta);
 }
 
@@ -335,7 +339,9 @@ static void scan_block(void *ctx, size_t g0, size_t g1, size_t block) {
     zb = malloc(im->k * sizeof *zb); /* checked: see run_image */
   }
   for (size_t g = g0; g < g1; g++) {
-    if (im->sem == DETLOSS_TASK_ALIGNED_TOOD)
+    if (im->gt_valid != NULL && !im->gt_valid[g])
+      im->sel_n[g] = 0; /* padding: mask_gt zeroes its candidates */
+    else if (im->sem == DETLOSS_TASK_ALIGNED_TOOD)
       scan_gt_tood(im, g);
     else if (im->k <= 64 || zb != NULL)
       scan_gt_ultra(im, g, zb);
@@ -402,6 +408,7 @@ static int run_image(tal_img *im, int num_threads) {
           im->at[a] = 0.0;
         }
       for (size_t g = 0; g < G; g++) {
+        if (im->gt_valid != NULL && !im->gt_valid[g]) continue; /* overlap 0 for padding */
         conflict_scan s;
         const float *b = im->gt + 4 * g;
         s.g = g;
@@ -462,6 +469,8 @@ typedef struct tal_args {
   int64_t *out_gt, *out_labels;
   float *out_scores, *out_metrics, *out_overlaps;
   const char *points_name; /* "points" or "anchors" */
+  const uint8_t *gt_valid; /* [G] or NULL (dl_assign_input.gt_valid) */
+  int logits;              /* dl_assign_input.scores_are_logits */
 } tal_args;
 
 /* The options check of the registry row: faults named under at (e.g. "assign.topk"). */
@@ -503,6 +512,14 @@ static detloss_status check_scores(const float *s, size_t n, detloss_error *err)
   return DETLOSS_OK;
 }
 
+/* Logits finite: one vectorizable pass, then the first bad one named. */
+static detloss_status check_logits(const float *s, size_t n, detloss_error *err) {
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) bad |= !(s[i] >= -FLT_MAX && s[i] <= FLT_MAX);
+  if (!bad) return DETLOSS_OK;
+  return dl_check_finite(s, n, "scores", err);
+}
+
 static detloss_status check_args(const tal_args *x, detloss_error *err) {
   size_t A = x->A, G = x->G, C = x->C;
   const char *pn = x->points_name;
@@ -537,7 +554,10 @@ static detloss_status check_args(const tal_args *x, detloss_error *err) {
   DL_RETURN_ERROR_IF(dl_mul_overflow(A, C, &AC) || AC > DL_MAX_ELEMS, err, DETLOSS_ERR_SHAPE,
                      "scores", "%zu x %zu is more than can be addressed", A, C);
   DL_FORWARD_IF_ERROR(dl_check_ptr(x->scores, AC, "scores", err));
-  DL_FORWARD_IF_ERROR(check_scores(x->scores, AC, err));
+  if (x->logits)
+    DL_FORWARD_IF_ERROR(check_logits(x->scores, AC, err));
+  else
+    DL_FORWARD_IF_ERROR(check_scores(x->scores, AC, err));
   DL_FORWARD_IF_ERROR(dl_check_coords(x->pred, A, "pred_boxes", err));
   DL_FORWARD_IF_ERROR(dl_check_coords(x->gt, G, "gt", err));
   DL_FORWARD_IF_ERROR(dl_check_ptr(x->labels, G, "gt_labels", err));
@@ -641,6 +661,8 @@ static int setup_image(tal_img *im, const tal_args *x, const detloss_task_aligne
   im->pred = x->pred;
   im->gt = x->gt;
   im->labels = x->labels;
+  im->gt_valid = x->gt_valid;
+  im->logits = x->logits;
   im->out_gt = x->out_gt;
   im->out_labels = x->out_labels;
   im->out_scores = x->out_scores;
@@ -725,10 +747,15 @@ detloss_status detloss_assign_task_aligned(
     const int64_t *gt_labels, size_t num_gt, int64_t *assigned_gt, int64_t *assigned_labels,
     float *target_scores, float *align_metrics, const detloss_task_aligned_options *opt,
     detloss_error *err) {
-  tal_args x = {points,        num_points,    level_counts, num_levels,
-                scores,        num_classes,   pred_boxes,   gt,
-                gt_labels,     num_gt,        assigned_gt,  assigned_labels,
-                target_scores, align_metrics, NULL,         "points"};
+  tal_args x = {points,        num_points,
+                level_counts,  num_levels,
+                scores,        num_classes,
+                pred_boxes,    gt,
+                gt_labels,     num_gt,
+                assigned_gt,   assigned_labels,
+                target_scores, align_metrics,
+                NULL,          "points",
+                NULL,          0};
   return assign_one(&x, opt, err);
 }
 
@@ -770,7 +797,9 @@ static void image_args(const detloss_task_aligned_image *im, size_t C, tal_args 
                 im->target_scores,
                 im->align_metrics,
                 NULL,
-                "points"};
+                "points",
+                NULL,
+                0};
   *x = t;
 }
 
@@ -871,7 +900,9 @@ detloss_status dl_assign_task_aligned(const dl_assign_input *in, const void *opt
                 out->target_scores,
                 out->align_metrics,
                 out->quality,
-                pn};
+                pn,
+                in->gt_valid,
+                in->scores_are_logits};
   detloss_status st = assign_one(&x, &o, err);
   free(centres);
   return st;

@@ -98,5 +98,9 @@ double dl_box_pair_torchvision(detloss_loss_kind kind, const float *p, const flo
  * gradient w.r.t. p times s into gp[4] (NULL = value only). In double. */
 double dl_box_pair_mmdet(int giou, const double *p, const double *g, double eps, double s,
                          double *gp);
+/* ultralytics CIoU (bbox_iou(xywh=False, CIoU=True, eps=1e-7)) of box1 and box2
+ * (x1, y1, x2, y2), in double, and d CIoU / d box1 into g1 [4] (NULL = skip)
+ * with alpha held constant; atan1 = atan(w1 / h1) or NaN (computed). loss_box.c. */
+double dl_ciou_ultralytics(const double *b1, const double *b2, double atan1, double *g1);
 
 #endif /* DETLOSS_LOSS_INTERNAL_H */

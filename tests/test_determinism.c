@@ -527,6 +527,65 @@ static void fcos_loss_is_thread_invariant(void **state) {
                          sizeof(detloss_fcos_result) +
                              2 * FCOS_P * ((FCOS_C + 5) * sizeof(float) + sizeof(int64_t)),
                          g_kind ? "fcos_loss torchvision" : "fcos_loss mmdet");
+/* yolov8_loss: B images of 256 x 256 (A = 1344 anchor points, 2 BCE blocks at C = 20),
+ * 12 gts each; B = 3 runs the images in parallel, B = 1 the threads inside one image.
+ * Output: result, then per image the two gradients and assigned_gt. */
+#define Y8_A 1344
+#define Y8_C 20
+#define Y8_IMG (Y8_A * (64 + Y8_C) * sizeof(float) + Y8_A * sizeof(int64_t))
+static float *g_y8_pd, *g_y8_ps, g_y8_gt[3 * 12 * 4];
+static int64_t g_y8_lab[3 * 12];
+static void y8_inputs(void) {
+  if (g_y8_pd) return;
+  dl_rng r = {77};
+  g_y8_pd = malloc(3 * Y8_A * 64 * sizeof(float));
+  g_y8_ps = malloc(3 * Y8_A * Y8_C * sizeof(float));
+  for (size_t k = 0; k < 3 * Y8_A * 64; k++)
+    g_y8_pd[k] = (float)(-0.3 * ((double)(k % 16) - 3.0) * ((double)(k % 16) - 3.0) +
+                         0.5 * dl_rng_normal(&r));
+  for (size_t k = 0; k < 3 * Y8_A * Y8_C; k++) g_y8_ps[k] = (float)(2.0 * dl_rng_normal(&r) - 1.0);
+  for (size_t g = 0; g < 3 * 12; g++) {
+    double w = dl_rng_uniform(&r, 8, 120), h = dl_rng_uniform(&r, 8, 120);
+    double x = dl_rng_uniform(&r, 0, 256 - w), y = dl_rng_uniform(&r, 0, 256 - h);
+    g_y8_gt[4 * g] = (float)x;
+    g_y8_gt[4 * g + 1] = (float)y;
+    g_y8_gt[4 * g + 2] = (float)(x + w);
+    g_y8_gt[4 * g + 3] = (float)(y + h);
+    g_y8_lab[g] = (int64_t)(g % Y8_C);
+  }
+}
+static void c_yolov8(const void *v, int t, unsigned char *out) {
+  size_t B = *(const size_t *)v;
+  y8_inputs();
+  detloss_yolov8_result *res = (detloss_yolov8_result *)out;
+  unsigned char *p = out + sizeof *res;
+  detloss_yolov8_image im[3];
+  memset(im, 0, sizeof im);
+  for (size_t i = 0; i < B; i++, p += Y8_IMG) {
+    im[i].gt = g_y8_gt + 48 * i;
+    im[i].num_gt = 12;
+    im[i].labels = g_y8_lab + 12 * i;
+    im[i].pred_distri = g_y8_pd + (size_t)Y8_A * 64 * i;
+    im[i].pred_scores = g_y8_ps + (size_t)Y8_A * Y8_C * i;
+    im[i].grad_pred_distri = (float *)(void *)p;
+    im[i].grad_pred_scores = (float *)(void *)p + Y8_A * 64;
+    im[i].assigned_gt = (int64_t *)(void *)(p + Y8_A * (64 + Y8_C) * sizeof(float));
+  }
+  detloss_yolov8_options o = detloss_yolov8_options_default();
+  o.num_threads = t;
+  detloss_error err;
+  assert_int_equal(detloss_yolov8_loss(256, 256, Y8_C, im, B, res, &o, &err), DETLOSS_OK);
+}
+
+static void yolov8_loss_is_thread_invariant(void **state) {
+  (void)state;
+  static const size_t one = 1, three = 3;
+  assert_deterministic(c_yolov8, &one, sizeof(detloss_yolov8_result) + Y8_IMG, "yolov8_loss B=1");
+  assert_deterministic(c_yolov8, &three, sizeof(detloss_yolov8_result) + 3 * Y8_IMG,
+                       "yolov8_loss B=3");
+  free(g_y8_pd);
+  free(g_y8_ps);
+  g_y8_pd = g_y8_ps = NULL;
 }
 
 static void anchor_evaluation_is_thread_invariant(void **state) {
@@ -548,6 +607,7 @@ int main(void) {
       cmocka_unit_test(embedding_losses_are_thread_invariant),
       cmocka_unit_test(detector_losses_are_thread_invariant),
       cmocka_unit_test(anchor_evaluation_is_thread_invariant),
+      cmocka_unit_test(yolov8_loss_is_thread_invariant),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -245,6 +245,39 @@ static detloss_status c_fcos(void *ctx, unsigned char *out, detloss_error *err) 
   o.regress_ranges = rr;
   o.num_threads = 2;
   return detloss_fcos_loss(pts, FCOS_P, lc, st, 2, 3, im, 2, res, &o, err);
+/* yolov8_loss on 2 images of 32 x 32 at strides 8 and 16 (A = 20), C = 3, reg_max 16:
+ * result, then per image grad_pred_distri [20][64], grad_pred_scores [20][3] and
+ * assigned_gt [20]. Image 1 has no gt. */
+#define Y8_A 20
+#define Y8_OUT                                                                                     \
+  (sizeof(detloss_yolov8_result) + 2 * Y8_A * (64 + 3) * sizeof(float) + 2 * Y8_A * sizeof(int64_t))
+static detloss_status c_yolov8(void *ctx, unsigned char *out, detloss_error *err) {
+  (void)ctx;
+  static float pd[Y8_A * 64], ps[Y8_A * 3];
+  for (size_t k = 0; k < Y8_A * 64; k++) pd[k] = (float)((k * 7) % 13) * 0.3f - 1.5f;
+  for (size_t k = 0; k < Y8_A * 3; k++) ps[k] = (float)((k * 5) % 11) * 0.4f - 2.0f;
+  const float gt[12] = {2.5f,  3.0f,  20.0f, 24.5f, 10.0f, 12.5f,
+                        30.0f, 31.0f, 1.0f,  16.5f, 9.0f,  30.0f};
+  const int64_t labels[3] = {0, 2, 1};
+  detloss_yolov8_result *res = (detloss_yolov8_result *)out;
+  float *g = (float *)(res + 1);
+  int64_t *ag = (int64_t *)(g + 2 * Y8_A * 67);
+  detloss_yolov8_image im[2];
+  memset(im, 0, sizeof im);
+  for (int b = 0; b < 2; b++) {
+    im[b].gt = gt;
+    im[b].num_gt = b ? 0 : 3;
+    im[b].labels = labels;
+    im[b].pred_distri = pd;
+    im[b].pred_scores = ps;
+    im[b].grad_pred_distri = g + (size_t)b * Y8_A * 67;
+    im[b].grad_pred_scores = g + (size_t)b * Y8_A * 67 + Y8_A * 64;
+    im[b].assigned_gt = ag + (size_t)b * Y8_A;
+  }
+  detloss_yolov8_options o = detloss_yolov8_options_default();
+  o.num_levels = 2;
+  o.num_threads = 2;
+  return detloss_yolov8_loss(32, 32, 3, im, 2, res, &o, err);
 }
 
 static detloss_status c_eval(void *ctx, unsigned char *out, detloss_error *err) {
@@ -381,6 +414,7 @@ static void detector_losses_and_eval_report_allocation_failure(void **state) {
   assert_true(sweep("fcos_loss", c_fcos, NULL,
                     sizeof(detloss_fcos_result) + 16 * FCOS_P * sizeof(float) +
                         2 * FCOS_P * sizeof(int64_t)) >= 1);
+  assert_true(sweep("yolov8_loss", c_yolov8, NULL, Y8_OUT) >= 1);
   assert_true(sweep("anchor_eval", c_eval, NULL,
                     sizeof(detloss_eval_report) + NG * sizeof(detloss_eval_gt)) >= 1);
 }

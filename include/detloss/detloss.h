@@ -2215,6 +2215,99 @@ DETLOSS_API detloss_status detloss_fcos_loss(
     size_t num_levels, size_t num_classes, const detloss_fcos_image *images, size_t num_images,
     detloss_fcos_result *result, const detloss_fcos_loss_options *opt, detloss_error *err);
 
+ * YOLOv8 detection loss (ultralytics v8DetectionLoss): task-aligned assignment,
+ * BCE classification over soft target scores, CIoU and Distribution Focal Loss
+ * on the integral box regression, weighted by the target scores, with the
+ * ultralytics gains and batch-size scaling. docs/math/yolov8_loss.md.
+ */
+#define DETLOSS_YOLOV8_MAX_LEVELS 8
+
+typedef struct detloss_yolov8_options {
+  float strides[DETLOSS_YOLOV8_MAX_LEVELS]; /* level strides (8, 16, 32); finite > 0 */
+  size_t num_levels;                        /* 3; in [1, DETLOSS_YOLOV8_MAX_LEVELS] */
+  size_t reg_max;          /* bins per box side: 16 (ultralytics Detect.reg_max); >= 2 */
+  int64_t topk;            /* task-aligned assigner: 10 (v8DetectionLoss tal_topk); >= 1, <= A */
+  float alpha;             /* 0.5; finite >= 0 */
+  float beta;              /* 6.0; finite > 0 */
+  float gain_box;          /* hyp.box 7.5; finite >= 0 */
+  float gain_cls;          /* hyp.cls 0.5; finite >= 0 */
+  float gain_dfl;          /* hyp.dfl 1.5; finite >= 0 */
+  double target_score_sum; /* 0 (default): S = max(sum of this batch's target scores, 1);
+                              > 0: S = max(target_score_sum, 1), the caller's value (e.g. the
+                              sum all-reduced over the ranks of a distributed step) */
+  int num_threads;         /* 0 = OpenMP default; results never depend on it */
+} detloss_yolov8_options;
+
+#define DETLOSS_YOLOV8_OPTIONS_INIT                                                                \
+  { {8.0f, 16.0f, 32.0f}, 3, 16, 10, 0.5f, 6.0f, 7.5f, 0.5f, 1.5f, 0.0, 0 }
+DETLOSS_API detloss_yolov8_options detloss_yolov8_options_default(void);
+
+/* One image of detloss_yolov8_loss(). A = number of anchor points of the
+ * layout (sum over levels of (H/s)(W/s)); C = num_classes; R = reg_max. */
+typedef struct detloss_yolov8_image {
+  const float *gt;          /* [num_gt][4] (x1, y1, x2, y2) pixels, finite */
+  size_t num_gt;            /* 0 is normal (all background) */
+  const int64_t *labels;    /* [num_gt] classes in [0, C) */
+  const float *pred_distri; /* [A][4 R] box-side logits: side l (R values), t, r, b */
+  const float *pred_scores; /* [A][C] class logits */
+  float *grad_pred_distri;  /* out [A][4 R] or NULL: d loss / d pred_distri */
+  float *grad_pred_scores;  /* out [A][C] or NULL: d loss / d pred_scores */
+  int64_t *assigned_gt;     /* out [A] or NULL: gt index, -1 background */
+} detloss_yolov8_image;
+
+typedef struct detloss_yolov8_result {
+  float loss;              /* (loss_box + loss_cls + loss_dfl) * num_images: what ultralytics
+                              back-propagates (loss.sum() * batch_size, 8.1) */
+  float loss_box;          /* gain_box * sum_a w_a (1 - CIoU_a) / S */
+  float loss_cls;          /* gain_cls * sum BCE-with-logits(pred_scores, target scores) / S */
+  float loss_dfl;          /* gain_dfl * sum_a w_a mean_side DFL / S */
+  double target_score_sum; /* this batch's sum of target scores (before any clamp): the
+                              value a distributed caller all-reduces */
+  double normalizer;       /* S, the divisor used */
+  size_t num_fg;           /* foreground anchors of the batch */
+  int nonfinite;           /* 1 when loss overflowed float (finite predictions are required:
+                              non-finite ones are an error) */
+} detloss_yolov8_result;
+
+/*
+ * detloss_yolov8_loss() - ultralytics v8DetectionLoss of a batch, with gradients.
+ *   anchors: level l (stride s) has an (H/s) x (W/s) grid of points
+ *     ((x + 0.5) s, (y + 0.5) s), level-major, y outer, x inner (make_anchors);
+ *   decode: d_side = sum_k k softmax(pred_distri side)_k, box = (ax - d_l, ay - d_t,
+ *     ax + d_r, ay + d_b) in grid units, times s in pixels;
+ *   assign: the task-aligned assigner (ultralytics semantics) on sigmoid(pred_scores) and
+ *     the decoded pixel boxes; a gt whose four coordinates sum to <= 0 is padding (no
+ *     candidates), as ultralytics' mask_gt;
+ *   S = max(sum of target scores, 1) (or the caller's options->target_score_sum);
+ *   loss_cls = gain_cls sum BCEL(pred_scores, target scores) / S;
+ *   loss_box = gain_box sum_fg w_a (1 - CIoU(box_a, gt/s)) / S, w_a = the anchor's target
+ *     score, CIoU of ultralytics bbox_iou (eps 1e-7, alpha a constant for the gradient);
+ *   loss_dfl = gain_dfl sum_fg w_a mean_side DFL(side logits, clamp(target, 0, R - 1.01)) / S;
+ *   loss = (loss_box + loss_cls + loss_dfl) * num_images.
+ * image_h, image_w: the padded input size H, W, each a multiple of every stride.
+ * num_classes C >= 1; images [num_images] (>= 1); result required. The gradients are
+ * those of `loss` with the assignment, target scores and the CIoU alpha held constant
+ * (the reference computes them without gradient).
+ * Ties: top-k ties at the k-th place go to the lowest anchor index, argmax ties to the
+ * lowest gt index. Memory O(A) per image in flight (no A x G array); bitwise
+ * identical for any num_threads.
+ * Returns DETLOSS_OK; _NULL; _SHAPE ("num_images" = 0, "num_classes" = 0, "image_h" /
+ * "image_w" not a multiple of a stride, "topk" > A); _NONFINITE
+ * ("images[i].pred_scores[k]", "images[i].pred_distri[k]", "images[i].gt[g]"); _RANGE
+ * (options: "strides", "num_levels", "reg_max", "topk", "alpha", "beta", "gain_*",
+ * "target_score_sum"; "images[i].labels[g]" outside [0, C)); _NOMEM. Outputs (result,
+ * gradients, assigned_gt) untouched on error. Thread-safe.
+ * Matches ultralytics v8DetectionLoss (8.1; utils/loss.py, utils/tal.py), the float64
+ * torch reference in tests/fixtures/gen_yolov8.py. Ref: Feng et al., TOOD,
+ * arXiv:2108.07755; Li et al., Generalized Focal Loss, arXiv:2006.04388; Zheng et al.,
+ * CIoU, arXiv:1911.08287.
+ */
+DETLOSS_API detloss_status detloss_yolov8_loss(size_t image_h, size_t image_w, size_t num_classes,
+                                               const detloss_yolov8_image *images,
+                                               size_t num_images, detloss_yolov8_result *result,
+                                               const detloss_yolov8_options *opt,
+                                               detloss_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@ from .ops import __all__ as _ops_all
 from .assign import *  # noqa: F401,F403  (task_aligned_assign, linear_sum_assignment, ...)
 from .assign import __all__ as _assign_all
 from .head_fcos import fcos_loss, grid_points
+from .head_yolov8 import Yolov8LossResult, yolov8_loss
 from .config import Config, Dataset, config_describe, config_presets, load_config, load_dataset
 
 _config_all = ["SimOTAAssignResult", "simota_assign", "simota_assign_torch", "Config", "Dataset", "config_describe", "config_presets", "load_config",
@@ -27,3 +28,4 @@ __version__ = library_version()
 
 __all__ = ["DetlossError", "DetlossTypeError", "has_openmp", "library_path", "library_version",
            "__version__", "fcos_loss", "grid_points"] + list(_ops_all) + _config_all + list(_assign_all)
+__all__ += ["yolov8_loss", "Yolov8LossResult"]

@@ -367,6 +367,29 @@ class JsonLimits(ctypes.Structure):  # detloss_json_limits (detloss_json.h, docs
                 ("max_anchors", ctypes.c_size_t), ("max_image_side", ctypes.c_double)]
 
 
+class Yolov8Options(ctypes.Structure):  # detloss_yolov8_options (YOLOv8 loss)
+    _fields_ = [("strides", ctypes.c_float * 8), ("num_levels", ctypes.c_size_t),
+                ("reg_max", ctypes.c_size_t), ("topk", ctypes.c_int64),
+                ("alpha", ctypes.c_float), ("beta", ctypes.c_float),
+                ("gain_box", ctypes.c_float), ("gain_cls", ctypes.c_float),
+                ("gain_dfl", ctypes.c_float), ("target_score_sum", ctypes.c_double),
+                ("num_threads", ctypes.c_int)]
+
+
+class Yolov8Image(ctypes.Structure):  # detloss_yolov8_image
+    _fields_ = [("gt", ctypes.c_void_p), ("num_gt", ctypes.c_size_t),
+                ("labels", ctypes.c_void_p), ("pred_distri", ctypes.c_void_p),
+                ("pred_scores", ctypes.c_void_p), ("grad_pred_distri", ctypes.c_void_p),
+                ("grad_pred_scores", ctypes.c_void_p), ("assigned_gt", ctypes.c_void_p)]
+
+
+class Yolov8Result(ctypes.Structure):  # detloss_yolov8_result
+    _fields_ = [("loss", ctypes.c_float), ("loss_box", ctypes.c_float),
+                ("loss_cls", ctypes.c_float), ("loss_dfl", ctypes.c_float),
+                ("target_score_sum", ctypes.c_double), ("normalizer", ctypes.c_double),
+                ("num_fg", ctypes.c_size_t), ("nonfinite", ctypes.c_int)]
+
+
 class YoloOptions(ctypes.Structure):  # detloss_yolo_options (detloss_json.h, docs/datasets.md)
     _fields_ = [("image_w", ctypes.c_float), ("image_h", ctypes.c_float),
                 ("tolerance", ctypes.c_double)]
@@ -543,6 +566,9 @@ _SIGS = {
     "detloss_fit_metrics_of": (_i, [_vp, _sz, _vp, _sz, _f, _i, _vp, _vp]),
     # LEVELS: reached through `detloss fit CONFIG --method levels` (bound for completeness)
     "detloss_fit_levels": (_i, [_vp, _vp, _vp, _vp, _vp, _vp, _vp, _vp]),
+    # the YOLOv8 loss (detloss.head_yolov8)
+    "detloss_yolov8_options_default": (Yolov8Options, []),
+    "detloss_yolov8_loss": (_i, [_sz, _sz, _sz, _vp, _sz, _vp, _vp, _vp]),
 }
 
 _funcs = {}

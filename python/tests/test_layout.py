@@ -33,6 +33,8 @@ STRUCTS = {
     "detloss_option_field": _lib.OptionField, "detloss_options_info": _lib.OptionsInfo,
     "detloss_yolo_options": _lib.YoloOptions, "detloss_eval_assigner": _lib.EvalAssigner,
     "detloss_atss_options": _lib.AtssOptions, "detloss_fcos_options": _lib.FcosOptions,
+    "detloss_yolov8_options": _lib.Yolov8Options, "detloss_yolov8_image": _lib.Yolov8Image,
+    "detloss_yolov8_result": _lib.Yolov8Result,
 }
 from detloss import head_fcos as _head_fcos  # noqa: E402
 STRUCTS.update({"detloss_fcos_loss_options": _head_fcos.FcosLossOptions,

@@ -141,5 +141,8 @@ detloss_status dl_case_assign_simota(const cJSON *c, const char *path, const dl_
 /* case_fcos.c: op `fcos_loss` (FCOS head loss). */
 detloss_status dl_case_fcos_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                  const dl_case_ctx *ctx, detloss_error *err);
+/* case_yolov8.c: op `yolov8_loss` (ultralytics v8DetectionLoss). */
+detloss_status dl_case_yolov8_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
+                                   const dl_case_ctx *ctx, detloss_error *err);
 
 #endif /* DETLOSS_CASES_H */

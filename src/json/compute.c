@@ -48,6 +48,7 @@ static const char *const EMBED_KEYS[] = {"op",     "loss",      "x1",     "x2", 
                                          "weight", "reduction", "params", "grad", NULL};
 static const char *const FCOS_KEYS[] = {"op", "config", "feature_maps", "images", "grad", NULL};
 static const char *const HEAD_KEYS[] = {"op", "config", "images", "grad", NULL};
+static const char *const YOLOV8_KEYS[] = {"op", "config", "image_size", "images", "grad", NULL};
 static const char *const EVAL_KEYS[] = {"op",
                                         "dataset",
                                         "resize_long_side",
@@ -77,6 +78,7 @@ static const op_entry OPS[] = {
     /* assign: the keys depend on the method; case_assign.c checks them */
     {"assign", dl_case_assign, NULL},
     {"fcos_loss", dl_case_fcos_loss, FCOS_KEYS},
+    {"yolov8_loss", dl_case_yolov8_loss, YOLOV8_KEYS},
 };
 #define NUM_OPS (sizeof OPS / sizeof OPS[0])
 
@@ -127,7 +129,8 @@ static detloss_status run_case(const cJSON *c, const dlj_path *at, dlj_buf *out,
                      hint);
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
                    "unknown op '%s' (expected iou, encode, decode, anchors, match, loss, "
-                   "embedding_loss, rpn_loss, retina_loss, anchor_eval, assign, fcos_loss)",
+                   "embedding_loss, rpn_loss, retina_loss, anchor_eval, assign, fcos_loss, "
+                   "yolov8_loss)",
                    op);
   }
   if (e->keys != NULL) DL_FORWARD_IF_ERROR(dlj_check_keys(c, path, e->keys, err));

@@ -277,3 +277,7 @@ detloss_status detloss_loss_boxes(detloss_loss_kind kind, const float *pred, con
                                                                  : total);
   return DETLOSS_OK;
 }
+
+double dl_giou_loss_pair(const float *p, const float *g, double eps, double s, float *gp) {
+  return box_pair(DETLOSS_LOSS_GIOU, p, g, eps, s, gp, NULL);
+}

@@ -87,4 +87,18 @@ detloss_status dl_elementwise_run(dl_elem_kernel kern, const void *params, const
                                   float *grad, detloss_reduction r, int num_threads,
                                   detloss_error *err);
 
+/* One row of detloss_loss_classes (loss_cls.c), for the heads that evaluate
+ * rows themselves (head_detr.c): the row z [c] with target class t in [0, c)
+ * and weight w; returns w l (CROSS_ENTROPY with label smoothing eps, or
+ * SOFTMAX_FOCAL with alpha, gamma) in double and, when g != NULL, writes
+ * g [c] = gscale w dl/dz. The bits of detloss_loss_classes' rows. */
+double dl_loss_class_row(detloss_loss_kind kind, const float *z, size_t c, int64_t t, float w,
+                         double eps, double alpha, double gamma, double gscale, float *g);
+
+/* 1 - GIoU of one (x1, y1, x2, y2) pair with eps in both denominators
+ * (loss_box.c; eps = 0 is torchvision generalized_box_iou and DETR's box_ops,
+ * valid for boxes of positive area); gp (NULL = skip) gets s d(1 - GIoU)/d p.
+ * The kernel of detloss_loss_boxes(GIOU). */
+double dl_giou_loss_pair(const float *p, const float *g, double eps, double s, float *gp);
+
 #endif /* DETLOSS_LOSS_INTERNAL_H */

@@ -131,4 +131,8 @@ detloss_status dl_case_assign_simota(const cJSON *c, const char *path, const dl_
                                      dlj_buf *out, dl_assign_case_result *res,
                                      const dl_case_ctx *ctx, detloss_error *err);
 
+/* case_detr.c: op `detr_loss` (DETR SetCriterion + HungarianMatcher). */
+detloss_status dl_case_detr_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
+                                 const dl_case_ctx *ctx, detloss_error *err);
+
 #endif /* DETLOSS_CASES_H */

@@ -74,6 +74,7 @@ static const op_entry OPS[] = {
     {"anchor_eval", dl_case_anchor_eval, EVAL_KEYS},
     /* assign: the keys depend on the method; case_assign.c checks them */
     {"assign", dl_case_assign, NULL},
+    {"detr_loss", dl_case_detr_loss, HEAD_KEYS},
 };
 #define NUM_OPS (sizeof OPS / sizeof OPS[0])
 
@@ -124,7 +125,7 @@ static detloss_status run_case(const cJSON *c, const dlj_path *at, dlj_buf *out,
                      hint);
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
                    "unknown op '%s' (expected iou, encode, decode, anchors, match, loss, "
-                   "embedding_loss, rpn_loss, retina_loss, anchor_eval, assign)",
+                   "embedding_loss, rpn_loss, retina_loss, anchor_eval, assign, detr_loss)",
                    op);
   }
   if (e->keys != NULL) DL_FORWARD_IF_ERROR(dlj_check_keys(c, path, e->keys, err));

@@ -446,6 +446,62 @@ static void detector_losses_are_thread_invariant(void **state) {
     assert_deterministic(c_heads, &G_IN, heads_out_len(&G_IN), g_kind ? "retina_loss" : "rpn_loss");
 }
 
+/* DETR's loss, small (memcheck runs this binary): 4 images x 30 queries x 12
+ * logits, 5, 0, 9 and 31 gts (more gts than queries), softmax and focal. */
+#define DQ 30
+#define DK 12
+static float D_LOGITS[4 * DQ * DK], D_PB[4 * DQ * 4], D_GT[45 * 4];
+static int64_t D_LAB[45];
+static const size_t D_G[4] = {5, 0, 9, 31};
+
+static void c_detr(const void *in, int threads, unsigned char *out) {
+  int focal = *(const int *)in;
+  detloss_detr_result *res = (detloss_detr_result *)(void *)out;
+  float *g = (float *)(void *)(res + 1);
+  int64_t *m = (int64_t *)(void *)(g + 4 * DQ * (DK + 4));
+  detloss_detr_image im[4];
+  memset(im, 0, sizeof im);
+  size_t off = 0;
+  for (int b = 0; b < 4; b++) {
+    im[b].pred_logits = D_LOGITS + b * DQ * DK;
+    im[b].pred_boxes = D_PB + b * DQ * 4;
+    im[b].boxes = D_GT + 4 * off;
+    im[b].labels = D_LAB + off;
+    im[b].num_gt = D_G[b];
+    im[b].grad_pred_logits = g + b * DQ * DK;
+    im[b].grad_pred_boxes = g + 4 * DQ * DK + b * DQ * 4;
+    im[b].matches = m + b * DQ;
+    off += D_G[b];
+  }
+  detloss_detr_options o = focal ? detloss_detr_options_focal() : detloss_detr_options_default();
+  o.num_threads = threads;
+  memset(res, 0, sizeof *res);
+  assert_int_equal(detloss_detr_loss(im, 4, DQ, DK, res, &o, NULL), DETLOSS_OK);
+}
+
+static void detr_loss_is_thread_invariant(void **state) {
+  (void)state;
+  dl_rng r = {77};
+  for (size_t i = 0; i < 4 * DQ * DK; i++) D_LOGITS[i] = (float)(3.0 * dl_rng_normal(&r));
+  for (size_t i = 0; i < 4 * DQ; i++) {
+    D_PB[4 * i] = (float)dl_rng_uniform(&r, 0.05, 0.95);
+    D_PB[4 * i + 1] = (float)dl_rng_uniform(&r, 0.05, 0.95);
+    D_PB[4 * i + 2] = (float)dl_rng_uniform(&r, 0.01, 0.7);
+    D_PB[4 * i + 3] = (float)dl_rng_uniform(&r, 0.01, 0.7);
+  }
+  for (size_t i = 0; i < 45; i++) {
+    D_GT[4 * i] = (float)dl_rng_uniform(&r, 0.1, 0.9);
+    D_GT[4 * i + 1] = (float)dl_rng_uniform(&r, 0.1, 0.9);
+    D_GT[4 * i + 2] = (float)dl_rng_uniform(&r, 0.02, 0.5);
+    D_GT[4 * i + 3] = (float)dl_rng_uniform(&r, 0.02, 0.5);
+    D_LAB[i] = (int64_t)(dl_rng_u64(&r) % (DK - 1));
+  }
+  size_t len =
+      sizeof(detloss_detr_result) + 4 * DQ * (DK + 4) * sizeof(float) + 4 * DQ * sizeof(int64_t);
+  for (int focal = 0; focal < 2; focal++)
+    assert_deterministic(c_detr, &focal, len, focal ? "detr_loss focal" : "detr_loss");
+}
+
 static void anchor_evaluation_is_thread_invariant(void **state) {
   (void)state;
   assert_deterministic(c_eval, &G_IN,
@@ -464,6 +520,7 @@ int main(void) {
       cmocka_unit_test(embedding_losses_are_thread_invariant),
       cmocka_unit_test(detector_losses_are_thread_invariant),
       cmocka_unit_test(anchor_evaluation_is_thread_invariant),
+      cmocka_unit_test(detr_loss_is_thread_invariant),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

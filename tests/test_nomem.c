@@ -389,6 +389,31 @@ static detloss_status c_hungarian(void *ctx, unsigned char *out, detloss_error *
                                  (double *)(void *)(o + 7), NULL, err);
 }
 
+/* DETR's loss on the Hungarian inputs above (3 and 0 gts), softmax and focal,
+ * on 1 and 2 threads: the per-image scratch, the matcher's, the partials. */
+static detloss_status c_detr(void *ctx, unsigned char *out, detloss_error *err) {
+  int mode = *(int *)ctx;
+  detloss_detr_result *res = (detloss_detr_result *)(void *)out;
+  float *g = (float *)(void *)(res + 1);
+  int64_t *m = (int64_t *)(void *)(g + 96);
+  detloss_detr_image im[2];
+  memset(im, 0, sizeof im);
+  for (int b = 0; b < 2; b++) {
+    im[b].pred_logits = HL + 24 * b;
+    im[b].pred_boxes = HB + 24 * b;
+    im[b].boxes = b ? NULL : HG;
+    im[b].labels = b ? NULL : HLAB;
+    im[b].num_gt = b ? 0 : 3;
+    im[b].grad_pred_logits = g + 24 * b;
+    im[b].grad_pred_boxes = g + 48 + 24 * b;
+    im[b].matches = m + 6 * b;
+  }
+  detloss_detr_options o =
+      (mode & 1) ? detloss_detr_options_focal() : detloss_detr_options_default();
+  o.num_threads = (mode & 2) ? 2 : 1;
+  return detloss_detr_loss(im, 2, 6, 4, res, &o, err);
+}
+
 static void hungarian_matching_reports_allocation_failure(void **state) {
   (void)state;
   for (int i = 0; i < 12; i++) {
@@ -408,6 +433,10 @@ static void hungarian_matching_reports_allocation_failure(void **state) {
       " {\"op\": \"assign\", \"method\": \"hungarian\", \"cost\": [[1, 2], [0, 3]], "
       "\"gt_labels\": [0, 1]}]";
   assert_true(sweep("compute_json_assign", c_json, (void *)cases, 1024) > 10);
+  for (int mode = 0; mode < 4; mode++)
+    assert_true(sweep("detr_loss", c_detr, &mode,
+                      sizeof(detloss_detr_result) + 96 * sizeof(float) + 12 * sizeof(int64_t)) >=
+                3);
 }
 
 int main(void) {

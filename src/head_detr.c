@@ -395,7 +395,8 @@ detloss_status detloss_detr_loss(const detloss_detr_image *images, size_t num_im
   const int softmax = o.cls_loss == DETLOSS_DETR_SOFTMAX;
   DL_RETURN_ERROR_IF(Q == 0, err, DETLOSS_ERR_SHAPE, "num_queries",
                      "is 0: DETR's loss needs at least one query");
-  DL_RETURN_ERROR_IF(K < (softmax ? 2u : 1u), err, DETLOSS_ERR_SHAPE, "num_logits", "is %zu; %s", K,
+  DL_RETURN_ERROR_IF(K < (softmax ? 2u : 1u), err, DETLOSS_ERR_SHAPE, "num_logits",
+                     "%zu logits per query; %s", K,
                      softmax ? "softmax needs at least 2 (K classes + the no-object column)"
                              : "focal needs at least 1 class");
   size_t QK = 0;

@@ -18,6 +18,7 @@
 
 #include "internal.h"
 #include "json/cases.h"
+#include "json/evalcfg.h"
 
 typedef struct detr_inputs {
   size_t n, Q, K;
@@ -206,6 +207,14 @@ detloss_status dl_case_detr_loss(const cJSON *c, const dlj_path *at, dlj_buf *ou
   detr_inputs h;
   memset(&h, 0, sizeof h);
   detloss_status st = read_images(c, path, grad, &h, err);
+  /* Each image's Q x G cost block bounds the matcher's memory and its solver's
+   * O(min(Q, G)^2 max(Q, G)) work, as the cost matrix of `assign` hungarian. */
+  for (size_t i = 0; st == DETLOSS_OK && i < h.n; i++) {
+    char where[DETLOSS_WHERE_MAX];
+    snprintf(where, sizeof where, "%s%simages[%zu].boxes", path, path[0] ? "." : "", i);
+    st = dl_check_output(&ctx->limits, (double)h.Q * (double)h.im[i].num_gt, where,
+                         "the matching cost block (queries x gt)", err);
+  }
   detloss_detr_result r;
   if (st == DETLOSS_OK) {
     st = detloss_detr_loss(h.im, h.n, h.Q, h.K, &r, &o, err);

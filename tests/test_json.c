@@ -319,7 +319,8 @@ static void error_messages_stay_on_one_line(void **state) {
   compute("{\"op\":\"io\\nu\\u001b[31m\"}", DETLOSS_ERR_UNKNOWN, &err);
   assert_string_equal(err.msg,
                       "unknown op 'io?u?[31m' (expected iou, encode, decode, anchors, "
-                      "match, loss, embedding_loss, rpn_loss, retina_loss, anchor_eval, assign)");
+                      "match, loss, embedding_loss, rpn_loss, retina_loss, anchor_eval, assign, "
+                      "detr_loss)");
   compute("{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[],\"a\\nb\":1}", DETLOSS_ERR_UNKNOWN, &err);
   assert_string_equal(err.where, "a?b");
 }

@@ -15,7 +15,7 @@ static const char HELP[] =
     "9 significant digits (%.9g), so float32 values round-trip.\n"
     "\n"
     "ops: iou, encode, decode, anchors, match, loss, embedding_loss, rpn_loss,\n"
-    "     retina_loss, anchor_eval, assign\n"
+    "     retina_loss, anchor_eval, assign, detr_loss\n"
     "     (fields and semantics: docs/compute-cases.md, the contract)\n"
     "assign methods: task_aligned (semantics ultralytics | tood), hungarian (detr | focal),\n"
     "     atss (mmdet | original), fcos (mmdet | original),\n"

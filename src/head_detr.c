@@ -141,14 +141,14 @@ static detloss_status check_image(const detloss_detr_image *im, size_t i, size_t
   return DETLOSS_OK;
 }
 
-/* Spans of a batch: 2 global, then 7 per image. */
+/* Spans of a batch: 2 global, then 8 per image. */
 typedef struct detr_spans {
   const detloss_detr_image *images;
   size_t n, Q, K;
   const detloss_detr_result *result;
 } detr_spans;
 
-#define DETR_IMAGE_SPANS 7
+#define DETR_IMAGE_SPANS 8
 
 static void detr_span(const void *vctx, size_t k, dl_span *s) {
   const detr_spans *h = vctx;
@@ -170,9 +170,8 @@ static void detr_span(const void *vctx, size_t k, dl_span *s) {
     case 5:
       *s = dl_span_of(im->grad_pred_logits, Q, K * sizeof(float), "grad_pred_logits", 1);
       break;
-    default:
-      *s = dl_span_of(im->grad_pred_boxes, Q, 4 * sizeof(float), "grad_pred_boxes", 1);
-      break;
+    case 6: *s = dl_span_of(im->grad_pred_boxes, Q, 4 * sizeof(float), "grad_pred_boxes", 1); break;
+    default: *s = dl_span_of(im->argmax, Q, sizeof(int64_t), "argmax", 1); break;
   }
   s->image = i;
 }
@@ -312,6 +311,13 @@ static void cls_block(void *vc, size_t q0, size_t q1, size_t blk) {
     s = focal_rows_exp(r, im, w->matches, q0, q1, (float)r->s_cls);
   }
   w->partials[blk] = s;
+  if (im->argmax) /* torch.argmax: the first largest logit */
+    for (size_t q = q0; q < q1; q++) {
+      const float *x = im->pred_logits + q * K;
+      size_t a = 0;
+      for (size_t k = 1; k < K; k++) a = x[k] > x[a] ? k : a;
+      im->argmax[q] = (int64_t)a;
+    }
 }
 
 /*

@@ -590,13 +590,31 @@ static void bad_input_is_named_and_leaves_the_outputs_untouched(void **s) {
   db_free(&b);
 }
 
-static void optional_outputs_may_be_null(void **s) {
+/* The optional argmax output is torch.argmax of each row: the first largest
+ * logit (row 1 of image 0 gets a tie at columns 1 and 3). */
+static void optional_outputs_may_be_null_and_argmax_is_the_first_largest_logit(void **s) {
   (void)s;
   const size_t gts[2] = {2, 1};
   db_batch b;
   db_random(&b, 61, 2, 5, 4, gts, 3);
+  const float tie[4] = {0.5f, 2.0f, -1.0f, 2.0f};
+  memcpy(b.logits[0] + 4, tie, sizeof tie);
+  int64_t am[2][5];
+  b.im[0].argmax = am[0];
+  b.im[1].argmax = am[1];
   detloss_detr_result r1, r2;
   assert_int_equal(detloss_detr_loss(b.im, 2, 5, 4, &r1, NULL, NULL), DETLOSS_OK);
+  for (size_t i = 0; i < 2; i++)
+    for (size_t q = 0; q < 5; q++) {
+      const float *x = b.logits[i] + 4 * q;
+      int64_t a = 0;
+      for (int64_t k = 1; k < 4; k++)
+        if (x[k] > x[a]) a = k;
+      assert_int_equal(am[i][q], a);
+    }
+  assert_int_equal(am[0][1], 1);
+  b.im[0].argmax = NULL;
+  b.im[1].argmax = NULL;
   for (size_t i = 0; i < 2; i++) {
     b.im[i].matches = NULL;
     b.im[i].grad_pred_logits = NULL;
@@ -624,7 +642,7 @@ int main(void) {
       cmocka_unit_test(images_without_gt_are_all_no_object),
       cmocka_unit_test(exact_cost_tie_goes_where_scipy_puts_it),
       cmocka_unit_test(bad_input_is_named_and_leaves_the_outputs_untouched),
-      cmocka_unit_test(optional_outputs_may_be_null),
+      cmocka_unit_test(optional_outputs_may_be_null_and_argmax_is_the_first_largest_logit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -712,6 +712,9 @@ typedef struct detloss_detr_image {
   int64_t *matches;         /* out, optional [Q]: the gt matched to each query, or -1 */
   float *grad_pred_logits;  /* out, optional [Q][K]: d loss / d pred_logits */
   float *grad_pred_boxes;   /* out, optional [Q][4]: d loss / d pred_boxes */
+  int64_t *argmax;          /* out, optional [Q]: each query's largest logit, the first on
+                               ties (torch.argmax): DETR's class_error and
+                               cardinality_error without another pass over the logits */
 } detloss_detr_image;
 
 typedef struct detloss_detr_result {

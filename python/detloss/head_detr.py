@@ -41,7 +41,8 @@ class DetrImage(ctypes.Structure):  # detloss_detr_image
     _fields_ = [("pred_logits", ctypes.c_void_p), ("pred_boxes", ctypes.c_void_p),
                 ("boxes", ctypes.c_void_p), ("labels", ctypes.c_void_p),
                 ("num_gt", ctypes.c_size_t), ("matches", ctypes.c_void_p),
-                ("grad_pred_logits", ctypes.c_void_p), ("grad_pred_boxes", ctypes.c_void_p)]
+                ("grad_pred_logits", ctypes.c_void_p), ("grad_pred_boxes", ctypes.c_void_p),
+                ("argmax", ctypes.c_void_p)]
 
 
 class DetrResult(ctypes.Structure):  # detloss_detr_result
@@ -62,7 +63,7 @@ CLS_LOSSES = {"softmax": 0, "focal": 1}
 
 DetrLossResult = collections.namedtuple(
     "DetrLossResult", "loss_ce loss_bbox loss_giou loss num_boxes ce_weight_sum num_matched "
-                      "matches grad_pred_logits grad_pred_boxes")
+                      "matches grad_pred_logits grad_pred_boxes argmax")
 
 
 def options(cls_loss="softmax", eos_coef=0.1, focal_alpha=0.25, focal_gamma=2.0,
@@ -91,10 +92,11 @@ def options(cls_loss="softmax", eos_coef=0.1, focal_alpha=0.25, focal_gamma=2.0,
     return o
 
 
-def run(logits, pboxes, labels, boxes, opt, grad_logits=None, grad_boxes=None, matches=None):
+def run(logits, pboxes, labels, boxes, opt, grad_logits=None, grad_boxes=None, matches=None,
+        argmax=None):
     """The C call on checked C-contiguous arrays: logits float32 [B, Q, K], pboxes
     float32 [B, Q, 4], labels / boxes lists of B int64 [G_i] / float32 [G_i, 4];
-    outputs (or None) laid out like the inputs, matches int64 [B, Q]. Returns the
+    outputs (or None) laid out like the inputs, matches and argmax int64 [B, Q]. Returns the
     DetrResult. Used by the numpy function and the torch drop-in."""
     B, Q, K = logits.shape
     ims = (DetrImage * max(B, 1))()
@@ -109,6 +111,7 @@ def run(logits, pboxes, labels, boxes, opt, grad_logits=None, grad_boxes=None, m
         im.grad_pred_logits = None if grad_logits is None else \
             grad_logits.ctypes.data + i * Q * K * 4
         im.grad_pred_boxes = None if grad_boxes is None else grad_boxes.ctypes.data + i * Q * 16
+        im.argmax = None if argmax is None else argmax.ctypes.data + i * Q * 8
     res = DetrResult()
     err = _lib.Error()
     st = _lib.fn("detloss_detr_loss")(ims, B, Q, K, ctypes.byref(res), ctypes.byref(opt),
@@ -138,8 +141,10 @@ def detr_loss(pred_logits, pred_boxes, labels, boxes, *, cls_loss="softmax", eos
     (cx, cy, w, h), G_i = 0 allowed. num_boxes: the caller's (all-reduced) gt count,
     None = sum of G_i. Returns a DetrLossResult: the unweighted loss_ce, loss_bbox,
     loss_giou, the weighted loss (floats), num_boxes (nb used), ce_weight_sum,
-    num_matched, matches int64 [B, Q] (gt index or -1) and, with grad, the float32
-    gradients of loss [B, Q, K] and [B, Q, 4] (else None). Errors raise DetlossError
+    num_matched, matches int64 [B, Q] (gt index or -1), with grad the float32
+    gradients of loss [B, Q, K] and [B, Q, 4] (else None), and argmax int64 [B, Q] (each
+    query's largest logit, the first on ties, for DETR's class_error and
+    cardinality_error). Errors raise DetlossError
     naming the input ("images[1].pred_logits[3][2]" for the C checks)."""
     lg = array("pred_logits", pred_logits, shape=(None, None, None))
     B, Q, K = lg.shape
@@ -150,6 +155,7 @@ def detr_loss(pred_logits, pred_boxes, labels, boxes, *, cls_loss="softmax", eos
     gl = np.empty((B, Q, K), np.float32) if grad else None
     gb = np.empty((B, Q, 4), np.float32) if grad else None
     m = np.empty((B, Q), np.int64)
-    r = run(lg, pb, lb, bx, o, gl, gb, m)
+    am = np.empty((B, Q), np.int64)
+    r = run(lg, pb, lb, bx, o, gl, gb, m, am)
     return DetrLossResult(float(r.loss_ce), float(r.loss_bbox), float(r.loss_giou), float(r.loss),
-                          r.num_boxes, r.ce_weight_sum, r.num_matched, m, gl, gb)
+                          r.num_boxes, r.ce_weight_sum, r.num_matched, m, gl, gb, am)

@@ -55,9 +55,10 @@ class _DetrLossFunction(torch.autograd.Function):
         gl = torch.empty((B, Q, K), dtype=torch.float32) if need else None
         gg = torch.empty((B, Q, 4), dtype=torch.float32) if need else None
         m = torch.empty((B, Q), dtype=torch.int64)
+        am = torch.empty((B, Q), dtype=torch.int64)
         res = _h.run(lg.numpy(), pb.numpy(), labels, tboxes, opt,
                      None if gl is None else gl.numpy(), None if gg is None else gg.numpy(),
-                     m.numpy())
+                     m.numpy(), am.numpy())
         if need:
             # d loss_bbox / d boxes = sign(b_q - b_g) / nb on matched rows (0 at a zero
             # difference, torch's abs backward); the C call gave d loss_ce (weight_ce 1)
@@ -74,16 +75,19 @@ class _DetrLossFunction(torch.autograd.Function):
         ctx.dev, ctx.dt = dev, dt
         out = [torch.tensor(v, dtype=dt, device=dev)
                for v in (res.loss_ce, res.loss_bbox, res.loss_giou)]
-        ctx.mark_non_differentiable(m)
-        return out[0], out[1], out[2], m
+        ctx.mark_non_differentiable(m, am)
+        return out[0], out[1], out[2], m, am
 
     @staticmethod
-    def backward(ctx, g_ce, g_bbox, g_giou, g_m):
+    def backward(ctx, g_ce, g_bbox, g_giou, g_m, g_am):
         gl, gg, sl1 = ctx.saved_tensors
         g_ce, g_bbox, g_giou = (g.to("cpu", torch.float32) for g in (g_ce, g_bbox, g_giou))
-        d_logits = (gl * g_ce).to(ctx.dev, ctx.dt) if ctx.needs_input_grad[0] else None
-        d_boxes = (gg * g_giou + sl1 * g_bbox).to(ctx.dev, ctx.dt) \
-            if ctx.needs_input_grad[1] else None
+        d_logits = d_boxes = None
+        if ctx.needs_input_grad[0]:
+            # weight 1 (DETR's loss_ce weight): the C call's buffer as it is
+            d_logits = (gl if bool(g_ce == 1) else gl * g_ce).to(ctx.dev, ctx.dt)
+        if ctx.needs_input_grad[1]:
+            d_boxes = (gg * g_giou + sl1 * g_bbox).to(ctx.dev, ctx.dt)
         return d_logits, d_boxes, None, None, None
 
 
@@ -151,7 +155,7 @@ class SetCriterion(torch.nn.Module):
             raise _lib.DetlossError(_lib.ERR_SHAPE, "pred_logits", "expected pred_logits "
                                     "[B, Q, K] and pred_boxes [B, Q, 4], got %s and %s"
                                     % (tuple(logits.shape), tuple(boxes.shape)))
-        ce, l1, gi, m = _DetrLossFunction.apply(logits, boxes, labels, tboxes, opt)
+        ce, l1, gi, m, am = _DetrLossFunction.apply(logits, boxes, labels, tboxes, opt)
         d = {}
         if "labels" in self.losses:
             d["loss_ce"] = ce
@@ -161,10 +165,10 @@ class SetCriterion(torch.nn.Module):
                     if bool(mask.any()):
                         tl = torch.cat([torch.as_tensor(x) for x in labels])
                         off = torch.as_tensor(np.cumsum([0] + [x.shape[0] for x in labels])[:-1])
-                        tco = tl[(m + off[:, None])[mask]].to(logits.device)
-                        src = logits.detach()[mask.to(logits.device)]
-                        pred = src.topk(1, 1, True, True)[1].t()
-                        acc = pred.eq(tco.view(1, -1)).float().sum() * (100.0 / tco.numel())
+                        tco = tl[(m + off[:, None])[mask]]
+                        # DETR: top-1 of the matched queries' logits (the C call's argmax)
+                        acc = am[mask].eq(tco).float().sum() * (100.0 / tco.numel())
+                        acc = acc.to(logits.device)
                     else:
                         acc = torch.zeros([], device=logits.device)
                     d["class_error"] = 100 - acc
@@ -173,10 +177,10 @@ class SetCriterion(torch.nn.Module):
             d["loss_giou"] = gi
         if "cardinality" in self.losses:
             with torch.no_grad():
-                lens = torch.as_tensor([len(t["labels"]) for t in targets],
-                                       device=logits.device)
-                card = (logits.argmax(-1) != logits.shape[-1] - 1).sum(1)
-                d["cardinality_error"] = torch.nn.functional.l1_loss(card.float(), lens.float())
+                lens = torch.as_tensor([len(t["labels"]) for t in targets])
+                card = (am != logits.shape[-1] - 1).sum(1)  # logits.argmax(-1), from the C call
+                d["cardinality_error"] = torch.nn.functional.l1_loss(
+                    card.float(), lens.float()).to(logits.device)
         return d
 
     def forward(self, outputs, targets, num_boxes=None):

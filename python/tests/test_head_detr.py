@@ -332,3 +332,64 @@ def test_sgd_steps_of_a_tiny_detr_head_follow_the_reference_loss_curve(cls_loss)
     assert curve[-1] < curve[0]
     for p, q in zip(model.parameters(), model_ref.parameters()):
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-5)
+
+
+def _dist_worker(rank, world, init, out_dir):
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        for cls_loss in ("focal", "softmax"):
+            C = 6
+            K = C + 1 if cls_loss == "softmax" else C
+            out, targets = _batch(20, 4, 10, K, [3, 0, 5, 2], C)
+            lo, hi = 2 * rank, 2 * rank + 2
+            mine = {k: v.detach()[lo:hi].clone().requires_grad_() for k, v in out.items()}
+            crit = SetCriterion(C, None, None, cls_loss=cls_loss, num_threads=1)
+            d = crit(mine, targets[lo:hi])  # num_boxes: DETR's all-reduce inside forward
+            wd = crit.weight_dict
+            sum(d[k] * wd[k] for k in wd).backward()
+            # DDP averages the gradients over the ranks
+            grads = [mine["pred_logits"].grad / world, mine["pred_boxes"].grad / world]
+            torch.save({"loss": {k: float(d[k]) for k in wd}, "grads": grads},
+                       os.path.join(out_dir, "%s_rank%d.pt" % (cls_loss, rank)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_all_reduce_num_boxes_like_one_process(tmp_path):
+    """2 processes (gloo), half the batch each, num_boxes all-reduced inside forward as
+    DETR does: the box terms (and the focal class term) summed over the ranks and the
+    rank-averaged gradients equal one process on the whole batch. DETR's softmax
+    loss_ce is a mean over each rank's own queries, so there the logits' gradient of
+    each rank is compared after rescaling by the rank's share of the class weights."""
+    import torch.multiprocessing as mp
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available")
+    init = "file://" + str(tmp_path / "rendezvous")
+    mp.spawn(_dist_worker, args=(2, init, str(tmp_path)), nprocs=2, join=True)
+    for cls_loss in ("focal", "softmax"):
+        C = 6
+        K = C + 1 if cls_loss == "softmax" else C
+        out, targets = _batch(20, 4, 10, K, [3, 0, 5, 2], C)
+        crit = SetCriterion(C, None, None, cls_loss=cls_loss)
+        d = crit(out, targets)
+        wd = crit.weight_dict
+        sum(d[k] * wd[k] for k in wd).backward()
+        ranks = [torch.load(str(tmp_path / ("%s_rank%d.pt" % (cls_loss, r)))) for r in range(2)]
+        terms = ["loss_bbox", "loss_giou"] + (["loss_ce"] if cls_loss == "focal" else [])
+        for k in terms:  # each rank divides by nb = N / world
+            _worst("gloo %s %s (sum of ranks)" % (cls_loss, k),
+                   sum(r["loss"][k] for r in ranks) / 2, float(d[k]))
+        gb = torch.cat([r["grads"][1] for r in ranks])
+        _worst("gloo %s grad boxes" % cls_loss, gb, out["pred_boxes"].grad)
+        gl = torch.cat([r["grads"][0] for r in ranks])
+        if cls_loss == "focal":
+            _worst("gloo focal grad logits", gl, out["pred_logits"].grad)
+            continue
+        # sum of class weights: matched 1 (3 + 5 + 2 pairs), the rest eos_coef 0.1
+        w_all = 10 + 0.1 * 30
+        w_rank = [3 + 0.1 * 17, 7 + 0.1 * 13]
+        for r in range(2):
+            _worst("gloo softmax grad logits (rescaled)",
+                   gl[2 * r:2 * r + 2] * 2 * w_rank[r] / w_all,
+                   out["pred_logits"].grad[2 * r:2 * r + 2])

@@ -468,3 +468,22 @@ detloss_status detloss_loss_classes(detloss_loss_kind kind, const float *logits,
   if (o.reduction != DETLOSS_REDUCTION_NONE) loss[0] = dl_loss_reduce(o.reduction, total, count);
   return DETLOSS_OK;
 }
+
+double dl_loss_class_row(detloss_loss_kind kind, const float *z, size_t c, int64_t t, float w,
+                         double eps, double alpha, double gamma, double gscale, float *g) {
+  row_ctx rc;
+  rc.kind = kind;
+  rc.z = z;
+  rc.t = &t;
+  rc.w = &w;
+  rc.c = c;
+  rc.loss = NULL;
+  rc.grad = g;
+  rc.r = DETLOSS_REDUCTION_SUM;
+  rc.ignore_index = t - 1; /* never the target */
+  rc.eps = eps;
+  rc.alpha = alpha;
+  rc.gamma = gamma;
+  rc.gscale = gscale;
+  return class_row(&rc, 0);
+}

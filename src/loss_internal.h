@@ -89,8 +89,10 @@ detloss_status dl_elementwise_run(dl_elem_kernel kern, const void *params, const
 
 /* loss_box.c: one box pair of the IoU family with torchvision's semantics
  * (eps added to the denominators; kind IOU, GIOU, DIOU or CIOU), gradient
- * w.r.t. p times s into gp[4] (NULL = value only). The FCOS head's
- * torchvision variant. */
+ * w.r.t. p times s into gp[4] (NULL = value only); the kernel of
+ * detloss_loss_boxes. The FCOS head's torchvision variant (GIOU, eps 1e-7) and
+ * the DETR head (GIOU, eps 0: torchvision generalized_box_iou and DETR's box_ops,
+ * valid for boxes of positive area). */
 double dl_box_pair_torchvision(detloss_loss_kind kind, const float *p, const float *g, double eps,
                                double s, float *gp);
 /* loss_box.c: mmdetection's variant (bbox_overlaps with the union and the
@@ -102,5 +104,12 @@ double dl_box_pair_mmdet(int giou, const double *p, const double *g, double eps,
  * (x1, y1, x2, y2), in double, and d CIoU / d box1 into g1 [4] (NULL = skip)
  * with alpha held constant; atan1 = atan(w1 / h1) or NaN (computed). loss_box.c. */
 double dl_ciou_ultralytics(const double *b1, const double *b2, double atan1, double *g1);
+/* One row of detloss_loss_classes (loss_cls.c), for the heads that evaluate
+ * rows themselves (head_detr.c): the row z [c] with target class t in [0, c)
+ * and weight w; returns w l (CROSS_ENTROPY with label smoothing eps, or
+ * SOFTMAX_FOCAL with alpha, gamma) in double and, when g != NULL, writes
+ * g [c] = gscale w dl/dz. The bits of detloss_loss_classes' rows. */
+double dl_loss_class_row(detloss_loss_kind kind, const float *z, size_t c, int64_t t, float w,
+                         double eps, double alpha, double gamma, double gscale, float *g);
 
 #endif /* DETLOSS_LOSS_INTERNAL_H */

@@ -320,7 +320,7 @@ static void error_messages_stay_on_one_line(void **state) {
   assert_string_equal(err.msg,
                       "unknown op 'io?u?[31m' (expected iou, encode, decode, anchors, "
                       "match, loss, embedding_loss, rpn_loss, retina_loss, anchor_eval, assign, "
-                      "fcos_loss, yolov8_loss)");
+                      "fcos_loss, yolov8_loss, detr_loss)");
   compute("{\"op\":\"iou\",\"boxes1\":[],\"boxes2\":[],\"a\\nb\":1}", DETLOSS_ERR_UNKNOWN, &err);
   assert_string_equal(err.where, "a?b");
 }

@@ -658,6 +658,113 @@ DETLOSS_API detloss_status detloss_hungarian_match_batch(
     detloss_error *err);
 
 /*
+ * detloss_detr_loss() and its types - DETR's set-prediction loss
+ * (facebookresearch/detr SetCriterion + HungarianMatcher; with FOCAL the
+ * Deformable-DETR / DINO variant), docs/math/detr_loss.md. Per image the
+ * queries are matched to the gt by detloss_hungarian_match's matcher (the
+ * Q x G_i cost block only), then:
+ *   SOFTMAX: t_q = label of q's gt, or C (no object, the last of K = C + 1 columns);
+ *            loss_ce = sum_q w_q CE(x_q, t_q) / sum_q w_q over all B Q queries,
+ *            w_q = 1 for an object class, eos_coef for no object (torch
+ *            cross_entropy with weight, mean reduction; not divided by nb)
+ *   FOCAL:   loss_ce = sum_q sum_k focal(x_qk, [k = t_q]) / nb (K = C columns, torchvision
+ *            sigmoid_focal_loss with focal_alpha, focal_gamma; Deformable-DETR's
+ *            sigmoid_focal_loss(...) * Q)
+ *   loss_bbox = sum over matched pairs of |b_q - b_g|_1 / nb  (cx, cy, w, h)
+ *   loss_giou = sum over matched pairs of (1 - GIoU(b_q, b_g)) / nb  (no eps)
+ *   loss = weight_ce loss_ce + weight_bbox loss_bbox + weight_giou loss_giou
+ *   nb = max(num_boxes if >= 0 else sum_i G_i, 1)
+ * Matching is a constant for the gradient (DETR runs it under no_grad).
+ */
+typedef enum detloss_detr_cls_loss {
+  DETLOSS_DETR_SOFTMAX = 0, /* DETR: softmax cross-entropy, no-object column last */
+  DETLOSS_DETR_FOCAL = 1    /* Deformable-DETR / DINO: sigmoid focal loss, no background column */
+} detloss_detr_cls_loss;
+
+typedef struct detloss_detr_options {
+  detloss_detr_cls_loss cls_loss; /* default SOFTMAX */
+  float eos_coef;                 /* SOFTMAX: weight of the no-object class, 0.1; finite >= 0 */
+  float focal_alpha;              /* 0.25, in [0, 1] (FOCAL: the loss and the matcher) */
+  float focal_gamma;              /* 2, finite >= 0 (FOCAL: the loss and the matcher) */
+  float cost_class;               /* matcher weights: 1 (FOCAL preset 2), finite >= 0 */
+  float cost_bbox;                /* 5 */
+  float cost_giou;                /* 2 */
+  float weight_ce;                /* loss weights: 1 (FOCAL preset 2), finite >= 0 */
+  float weight_bbox;              /* 5 */
+  float weight_giou;              /* 2 */
+  double num_boxes; /* < 0 (default -1): sum of G_i over the batch; >= 0: the caller's count
+                       (DETR: the all-reduced sum / world size), clamped to >= 1 */
+  int num_threads;  /* 0 = OpenMP default; results never depend on it */
+} detloss_detr_options;
+
+#define DETLOSS_DETR_OPTIONS_INIT                                                                  \
+  { DETLOSS_DETR_SOFTMAX, 0.1f, 0.25f, 2.0f, 1.0f, 5.0f, 2.0f, 1.0f, 5.0f, 2.0f, -1.0, 0 }
+/* DETR main.py: set_cost_class 1, set_cost_bbox 5, set_cost_giou 2, bbox_loss_coef 5,
+ * giou_loss_coef 2, eos_coef 0.1. */
+DETLOSS_API detloss_detr_options detloss_detr_options_default(void);
+/* Deformable-DETR main.py: FOCAL, set_cost_class 2, cls_loss_coef 2, focal_alpha 0.25
+ * (the rest as the default). */
+DETLOSS_API detloss_detr_options detloss_detr_options_focal(void);
+
+/* One image. Q and K are the call's (the same for every image). */
+typedef struct detloss_detr_image {
+  const float *pred_logits; /* [Q][K], finite */
+  const float *pred_boxes;  /* [Q][4] (cx, cy, w, h), finite, w > 0, h > 0 */
+  const float *boxes;       /* [num_gt][4] gt (cx, cy, w, h), finite, w > 0, h > 0 */
+  const int64_t *labels;    /* [num_gt] in [0, C): C = K - 1 (SOFTMAX) or K (FOCAL) */
+  size_t num_gt;            /* 0 is normal (every query is no-object) */
+  int64_t *matches;         /* out, optional [Q]: the gt matched to each query, or -1 */
+  float *grad_pred_logits;  /* out, optional [Q][K]: d loss / d pred_logits */
+  float *grad_pred_boxes;   /* out, optional [Q][4]: d loss / d pred_boxes */
+  int64_t *argmax;          /* out, optional [Q]: each query's largest logit, the first on
+                               ties (torch.argmax): DETR's class_error and
+                               cardinality_error without another pass over the logits */
+} detloss_detr_image;
+
+typedef struct detloss_detr_result {
+  float loss_ce, loss_bbox, loss_giou; /* unweighted, as SetCriterion returns them */
+  float loss;                          /* the weighted sum */
+  double num_boxes;                    /* nb, the divisor used */
+  double ce_weight_sum;                /* SOFTMAX: sum_q w_q (the divisor of loss_ce); FOCAL: nb */
+  size_t num_matched;                  /* matched pairs of the batch: sum_i min(Q, G_i) */
+  int nonfinite; /* 1 when a loss overflowed float (the predictions are finite) */
+} detloss_detr_result;
+
+/*
+ * detloss_detr_loss() - DETR's loss of a batch, with gradients (formulas above).
+ * images [num_images] (>= 1); num_queries Q >= 1; num_logits K >= 2 (SOFTMAX) or
+ * >= 1 (FOCAL). result required; each image's matches and gradients optional.
+ * Per-image matching as detloss_hungarian_match (scipy's pairs on the float64
+ * cost, ties as scipy >= 1.9), with cost_class/bbox/giou and, for FOCAL, the
+ * focal class cost with focal_alpha, focal_gamma and 1e-8 inside the logs.
+ * GIoU without eps (torchvision generalized_box_iou, DETR box_ops). The L1
+ * kink has gradient 0; at max/min ties of the GIoU corners the gradient is
+ * split in halves (autograd's torch.maximum rule). SOFTMAX with no matched
+ * query and eos_coef 0 divides 0 by 0 in torch: here loss_ce = 0, gradient 0.
+ * Images run in parallel (one per block) when there are at least as many as
+ * threads, else one after the other with the class pass on fixed query
+ * blocks: bitwise identical for any num_threads. Memory: Q x G_i doubles per
+ * image being matched, plus O(B Q); never (B Q) x sum G.
+ * Returns DETLOSS_OK, or with every output untouched: _NULL; _SHAPE
+ * ("num_images" 0, "num_queries" 0, "num_logits" < 2 (SOFTMAX) or 0, sizes that
+ * overflow; an output overlapping an input or another output, named
+ * "images[i].grad_pred_logits" ...); _NONFINITE ("images[i].pred_logits[q][k]",
+ * "images[i].pred_boxes[q]", "images[i].boxes[g]": DETR's matcher fails there);
+ * _RANGE ("images[i].pred_boxes[q]" / "images[i].boxes[g]" with w <= 0 or
+ * h <= 0, DETR's generalized_box_iou assert; "images[i].labels[g]" outside
+ * [0, C); an option: "eos_coef", "focal_alpha", "focal_gamma", "cost_class",
+ * ..., "num_boxes", "cls_loss"); _NOMEM. Thread-safe.
+ * Matches facebookresearch/detr SetCriterion (losses labels, boxes) with
+ * HungarianMatcher, and with FOCAL Deformable-DETR's SetCriterion
+ * (tests/fixtures/detr). Ref: Carion et al., End-to-End Object Detection with
+ * Transformers, arXiv:2005.12872; Zhu et al., Deformable DETR, arXiv:2010.04159.
+ */
+DETLOSS_API detloss_status detloss_detr_loss(const detloss_detr_image *images, size_t num_images,
+                                             size_t num_queries, size_t num_logits,
+                                             detloss_detr_result *result,
+                                             const detloss_detr_options *opt, detloss_error *err);
+
+/*
  * Dense assigners from the anchors' geometry: ATSS and FCOS (docs/math/atss.md,
  * docs/math/fcos_targets.md). Boxes and points are level-major (all of level
  * 0, then level 1, ...); level_counts [L] gives the number per level and must

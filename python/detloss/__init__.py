@@ -29,3 +29,7 @@ __version__ = library_version()
 __all__ = ["DetlossError", "DetlossTypeError", "has_openmp", "library_path", "library_version",
            "__version__", "fcos_loss", "grid_points"] + list(_ops_all) + _config_all + list(_assign_all)
 __all__ += ["yolov8_loss", "Yolov8LossResult"]
+
+# DETR's set-prediction loss (numpy); the torch drop-in is detloss.torch_detr.SetCriterion
+from .head_detr import detr_loss, DetrLossResult  # noqa: E402
+__all__ += ["detr_loss", "DetrLossResult"]

@@ -15,10 +15,10 @@ static const char HELP[] =
     "9 significant digits (%.9g), so float32 values round-trip.\n"
     "\n"
     "ops: iou, encode, decode, anchors, match, loss, embedding_loss, rpn_loss,\n"
-    "     retina_loss, anchor_eval, assign, yolov8_loss\n"
+    "     retina_loss, anchor_eval, assign, fcos_loss, yolov8_loss, detr_loss\n"
     "     (fields and semantics: docs/compute-cases.md, the contract)\n"
     "assign methods: task_aligned (semantics ultralytics | tood), hungarian (detr | focal),\n"
-    "     atss (mmdet | original), fcos (mmdet | original),\n"
+    "     atss (mmdet | original), fcos (mmdet | original | torchvision),\n"
     "     simota (mmdet | yolox_0.3 | yolox)\n"
     "\n";
 

@@ -144,5 +144,8 @@ detloss_status dl_case_fcos_loss(const cJSON *c, const dlj_path *at, dlj_buf *ou
 /* case_yolov8.c: op `yolov8_loss` (ultralytics v8DetectionLoss). */
 detloss_status dl_case_yolov8_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
                                    const dl_case_ctx *ctx, detloss_error *err);
+/* case_detr.c: op `detr_loss` (DETR SetCriterion + HungarianMatcher). */
+detloss_status dl_case_detr_loss(const cJSON *c, const dlj_path *at, dlj_buf *out,
+                                 const dl_case_ctx *ctx, detloss_error *err);
 
 #endif /* DETLOSS_CASES_H */

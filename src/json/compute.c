@@ -79,6 +79,7 @@ static const op_entry OPS[] = {
     {"assign", dl_case_assign, NULL},
     {"fcos_loss", dl_case_fcos_loss, FCOS_KEYS},
     {"yolov8_loss", dl_case_yolov8_loss, YOLOV8_KEYS},
+    {"detr_loss", dl_case_detr_loss, HEAD_KEYS},
 };
 #define NUM_OPS (sizeof OPS / sizeof OPS[0])
 
@@ -130,7 +131,7 @@ static detloss_status run_case(const cJSON *c, const dlj_path *at, dlj_buf *out,
     return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
                    "unknown op '%s' (expected iou, encode, decode, anchors, match, loss, "
                    "embedding_loss, rpn_loss, retina_loss, anchor_eval, assign, fcos_loss, "
-                   "yolov8_loss)",
+                   "yolov8_loss, detr_loss)",
                    op);
   }
   if (e->keys != NULL) DL_FORWARD_IF_ERROR(dlj_check_keys(c, path, e->keys, err));

@@ -359,86 +359,88 @@ double dl_box_pair_mmdet(int giou, const double *p, const double *g, double eps,
   }
   for (int k = 0; k < 4; k++) gp[k] = s * a[k];
   return l;
-  /*
-   * dl_ciou_ultralytics() - ultralytics bbox_iou(box1, box2, xywh=False, CIoU=True,
-   * eps=1e-7) (ultralytics utils/metrics.py, 8.1), in double, and its gradient
-   * w.r.t. box1 with the trade-off alpha held constant (the reference computes it
-   * under no_grad). It differs from torchvision's CIoU (box_pair above) in where
-   * eps enters: both heights carry + eps (so the areas and the aspect angles do),
-   * the union is w1 h1 + w2 h2 - inter + eps, the intersection sides are clamped
-   * at 0 (not masked), and alpha = v / (v - iou + (1 + eps)):
-   *   w_i = x2_i - x1_i, h_i = y2_i - y1_i + eps
-   *   I = clamp(min(x2) - max(x1), 0) clamp(min(y2) - max(y1), 0)
-   *   U = w1 h1 + w2 h2 - I + eps,  iou = I / U
-   *   c2 = cw^2 + ch^2 + eps (enclosing box sides),  rho2 = (dx^2 + dy^2) / 4
-   *   v = 4/pi^2 (atan(w2/h2) - atan(w1/h1))^2,  CIoU = iou - (rho2 / c2 + alpha v)
-   * Derivative (docs/math/yolov8_loss.md eq. (Y5)-(Y8)): d iou = ((1 + iou) dI -
-   * iou dA1) / U, dA1 = h1 dw1 + w1 dh1; d(rho2/c2) = (drho2 - (rho2/c2) dc2) / c2;
-   * d(alpha v) = alpha 8/pi^2 (atan2 - atan1)(-(h1 dw1 - w1 dh1) / (w1^2 + h1^2)).
-   * max/min ties split the gradient in halves, as autograd's torch.maximum /
-   * torch.minimum; clamp(0) passes it where its argument is >= 0 (torch clamp).
-   * atan1 = atan(w1/h1) when the caller has it (a gt seen many times), else NaN.
-   * g1 (NULL = skip) gets d CIoU / d box1.
-   */
-  double dl_ciou_ultralytics(const double *b1, const double *b2, double atan1, double *g1) {
-    const double eps = 1e-7;
-    const double x1 = b1[0], y1 = b1[1], x2 = b1[2], y2 = b1[3];
-    const double X1 = b2[0], Y1 = b2[1], X2 = b2[2], Y2 = b2[3];
-    const double w1 = x2 - x1, h1 = y2 - y1 + eps, w2 = X2 - X1, h2 = Y2 - Y1 + eps;
-    const double iw = (x2 < X2 ? x2 : X2) - (x1 > X1 ? x1 : X1);
-    const double ih = (y2 < Y2 ? y2 : Y2) - (y1 > Y1 ? y1 : Y1);
-    const double iwc = iw > 0.0 ? iw : 0.0, ihc = ih > 0.0 ? ih : 0.0;
-    const double inter = iwc * ihc;
-    const double uni = w1 * h1 + w2 * h2 - inter + eps;
-    const double iou = inter / uni;
-    const double cw = (x2 > X2 ? x2 : X2) - (x1 < X1 ? x1 : X1);
-    const double ch = (y2 > Y2 ? y2 : Y2) - (y1 < Y1 ? y1 : Y1);
-    const double c2 = cw * cw + ch * ch + eps;
-    const double dx = X1 + X2 - x1 - x2, dy = Y1 + Y2 - y1 - y2;
-    const double rho2 = (dx * dx + dy * dy) / 4.0;
-    const double a1 = isnan(atan1) ? atan(w1 / h1) : atan1;
-    const double da = atan(w2 / h2) - a1;
-    const double v = FOUR_OVER_PI2 * da * da;
-    const double alpha = v / (v - iou + (1.0 + eps));
-    const double r = rho2 / c2;
-    if (g1 != NULL) {
-      double a[4] = {0.0, 0.0, 0.0, 0.0}, unused[4] = {0.0, 0.0, 0.0, 0.0};
-      /* iou through I and A1 = w1 h1 */
-      const double d_inter = (1.0 + iou) / uni, d_area = -iou / uni;
-      double d_w = d_area * h1, d_h = d_area * w1;
-      /* - alpha v through atan(w1/h1): dv/da1 = -2 (4/pi^2) da */
-      const double ga = alpha * 2.0 * FOUR_OVER_PI2 * da; /* d(-alpha v)/d a1 */
-      const double rr = w1 * w1 + h1 * h1;
-      if (rr > 0.0) {
-        d_w += ga * (h1 / rr);
-        d_h += ga * (-w1 / rr);
-      }
-      a[0] -= d_w;
-      a[2] += d_w;
-      a[1] -= d_h;
-      a[3] += d_h;
-      /* I = clamp(iw, 0) clamp(ih, 0), iw = min(x2, X2) - max(x1, X1) */
-      if (iw >= 0.0) {
-        route_min(x2, X2, d_inter * ihc, &a[2], &unused[2]);
-        route_max(x1, X1, -d_inter * ihc, &a[0], &unused[0]);
-      }
-      if (ih >= 0.0) {
-        route_min(y2, Y2, d_inter * iwc, &a[3], &unused[3]);
-        route_max(y1, Y1, -d_inter * iwc, &a[1], &unused[1]);
-      }
-      /* - rho2 / c2 */
-      const double d_cw = 2.0 * r * cw / c2, d_ch = 2.0 * r * ch / c2; /* d(-r)/dcw */
-      route_max(x2, X2, d_cw, &a[2], &unused[2]);
-      route_min(x1, X1, -d_cw, &a[0], &unused[0]);
-      route_max(y2, Y2, d_ch, &a[3], &unused[3]);
-      route_min(y1, Y1, -d_ch, &a[1], &unused[1]);
-      /* d rho2 / dx1 = -dx / 2 (the same for x2): d(-r) = +dx / (2 c2) */
-      const double gx = dx / (2.0 * c2), gy = dy / (2.0 * c2);
-      a[0] += gx;
-      a[2] += gx;
-      a[1] += gy;
-      a[3] += gy;
-      for (int k = 0; k < 4; k++) g1[k] = a[k];
+}
+
+/*
+ * dl_ciou_ultralytics() - ultralytics bbox_iou(box1, box2, xywh=False, CIoU=True,
+ * eps=1e-7) (ultralytics utils/metrics.py, 8.1), in double, and its gradient
+ * w.r.t. box1 with the trade-off alpha held constant (the reference computes it
+ * under no_grad). It differs from torchvision's CIoU (box_pair above) in where
+ * eps enters: both heights carry + eps (so the areas and the aspect angles do),
+ * the union is w1 h1 + w2 h2 - inter + eps, the intersection sides are clamped
+ * at 0 (not masked), and alpha = v / (v - iou + (1 + eps)):
+ *   w_i = x2_i - x1_i, h_i = y2_i - y1_i + eps
+ *   I = clamp(min(x2) - max(x1), 0) clamp(min(y2) - max(y1), 0)
+ *   U = w1 h1 + w2 h2 - I + eps,  iou = I / U
+ *   c2 = cw^2 + ch^2 + eps (enclosing box sides),  rho2 = (dx^2 + dy^2) / 4
+ *   v = 4/pi^2 (atan(w2/h2) - atan(w1/h1))^2,  CIoU = iou - (rho2 / c2 + alpha v)
+ * Derivative (docs/math/yolov8_loss.md eq. (Y5)-(Y8)): d iou = ((1 + iou) dI -
+ * iou dA1) / U, dA1 = h1 dw1 + w1 dh1; d(rho2/c2) = (drho2 - (rho2/c2) dc2) / c2;
+ * d(alpha v) = alpha 8/pi^2 (atan2 - atan1)(-(h1 dw1 - w1 dh1) / (w1^2 + h1^2)).
+ * max/min ties split the gradient in halves, as autograd's torch.maximum /
+ * torch.minimum; clamp(0) passes it where its argument is >= 0 (torch clamp).
+ * atan1 = atan(w1/h1) when the caller has it (a gt seen many times), else NaN.
+ * g1 (NULL = skip) gets d CIoU / d box1.
+ */
+double dl_ciou_ultralytics(const double *b1, const double *b2, double atan1, double *g1) {
+  const double eps = 1e-7;
+  const double x1 = b1[0], y1 = b1[1], x2 = b1[2], y2 = b1[3];
+  const double X1 = b2[0], Y1 = b2[1], X2 = b2[2], Y2 = b2[3];
+  const double w1 = x2 - x1, h1 = y2 - y1 + eps, w2 = X2 - X1, h2 = Y2 - Y1 + eps;
+  const double iw = (x2 < X2 ? x2 : X2) - (x1 > X1 ? x1 : X1);
+  const double ih = (y2 < Y2 ? y2 : Y2) - (y1 > Y1 ? y1 : Y1);
+  const double iwc = iw > 0.0 ? iw : 0.0, ihc = ih > 0.0 ? ih : 0.0;
+  const double inter = iwc * ihc;
+  const double uni = w1 * h1 + w2 * h2 - inter + eps;
+  const double iou = inter / uni;
+  const double cw = (x2 > X2 ? x2 : X2) - (x1 < X1 ? x1 : X1);
+  const double ch = (y2 > Y2 ? y2 : Y2) - (y1 < Y1 ? y1 : Y1);
+  const double c2 = cw * cw + ch * ch + eps;
+  const double dx = X1 + X2 - x1 - x2, dy = Y1 + Y2 - y1 - y2;
+  const double rho2 = (dx * dx + dy * dy) / 4.0;
+  const double a1 = isnan(atan1) ? atan(w1 / h1) : atan1;
+  const double da = atan(w2 / h2) - a1;
+  const double v = FOUR_OVER_PI2 * da * da;
+  const double alpha = v / (v - iou + (1.0 + eps));
+  const double r = rho2 / c2;
+  if (g1 != NULL) {
+    double a[4] = {0.0, 0.0, 0.0, 0.0}, unused[4] = {0.0, 0.0, 0.0, 0.0};
+    /* iou through I and A1 = w1 h1 */
+    const double d_inter = (1.0 + iou) / uni, d_area = -iou / uni;
+    double d_w = d_area * h1, d_h = d_area * w1;
+    /* - alpha v through atan(w1/h1): dv/da1 = -2 (4/pi^2) da */
+    const double ga = alpha * 2.0 * FOUR_OVER_PI2 * da; /* d(-alpha v)/d a1 */
+    const double rr = w1 * w1 + h1 * h1;
+    if (rr > 0.0) {
+      d_w += ga * (h1 / rr);
+      d_h += ga * (-w1 / rr);
     }
-    return iou - (r + v * alpha);
+    a[0] -= d_w;
+    a[2] += d_w;
+    a[1] -= d_h;
+    a[3] += d_h;
+    /* I = clamp(iw, 0) clamp(ih, 0), iw = min(x2, X2) - max(x1, X1) */
+    if (iw >= 0.0) {
+      route_min(x2, X2, d_inter * ihc, &a[2], &unused[2]);
+      route_max(x1, X1, -d_inter * ihc, &a[0], &unused[0]);
+    }
+    if (ih >= 0.0) {
+      route_min(y2, Y2, d_inter * iwc, &a[3], &unused[3]);
+      route_max(y1, Y1, -d_inter * iwc, &a[1], &unused[1]);
+    }
+    /* - rho2 / c2 */
+    const double d_cw = 2.0 * r * cw / c2, d_ch = 2.0 * r * ch / c2; /* d(-r)/dcw */
+    route_max(x2, X2, d_cw, &a[2], &unused[2]);
+    route_min(x1, X1, -d_cw, &a[0], &unused[0]);
+    route_max(y2, Y2, d_ch, &a[3], &unused[3]);
+    route_min(y1, Y1, -d_ch, &a[1], &unused[1]);
+    /* d rho2 / dx1 = -dx / 2 (the same for x2): d(-r) = +dx / (2 c2) */
+    const double gx = dx / (2.0 * c2), gy = dy / (2.0 * c2);
+    a[0] += gx;
+    a[2] += gx;
+    a[1] += gy;
+    a[3] += gy;
+    for (int k = 0; k < 4; k++) g1[k] = a[k];
   }
+  return iou - (r + v * alpha);
+}

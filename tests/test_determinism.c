@@ -527,144 +527,146 @@ static void fcos_loss_is_thread_invariant(void **state) {
                          sizeof(detloss_fcos_result) +
                              2 * FCOS_P * ((FCOS_C + 5) * sizeof(float) + sizeof(int64_t)),
                          g_kind ? "fcos_loss torchvision" : "fcos_loss mmdet");
+}
+
 /* yolov8_loss: B images of 256 x 256 (A = 1344 anchor points, 2 BCE blocks at C = 20),
  * 12 gts each; B = 3 runs the images in parallel, B = 1 the threads inside one image.
  * Output: result, then per image the two gradients and assigned_gt. */
 #define Y8_A 1344
 #define Y8_C 20
 #define Y8_IMG (Y8_A * (64 + Y8_C) * sizeof(float) + Y8_A * sizeof(int64_t))
-  static float *g_y8_pd, *g_y8_ps, g_y8_gt[3 * 12 * 4];
-  static int64_t g_y8_lab[3 * 12];
-  static void y8_inputs(void) {
-    if (g_y8_pd) return;
-    dl_rng r = {77};
-    g_y8_pd = malloc(3 * Y8_A * 64 * sizeof(float));
-    g_y8_ps = malloc(3 * Y8_A * Y8_C * sizeof(float));
-    for (size_t k = 0; k < 3 * Y8_A * 64; k++)
-      g_y8_pd[k] = (float)(-0.3 * ((double)(k % 16) - 3.0) * ((double)(k % 16) - 3.0) +
-                           0.5 * dl_rng_normal(&r));
-    for (size_t k = 0; k < 3 * Y8_A * Y8_C; k++)
-      g_y8_ps[k] = (float)(2.0 * dl_rng_normal(&r) - 1.0);
-    for (size_t g = 0; g < 3 * 12; g++) {
-      double w = dl_rng_uniform(&r, 8, 120), h = dl_rng_uniform(&r, 8, 120);
-      double x = dl_rng_uniform(&r, 0, 256 - w), y = dl_rng_uniform(&r, 0, 256 - h);
-      g_y8_gt[4 * g] = (float)x;
-      g_y8_gt[4 * g + 1] = (float)y;
-      g_y8_gt[4 * g + 2] = (float)(x + w);
-      g_y8_gt[4 * g + 3] = (float)(y + h);
-      g_y8_lab[g] = (int64_t)(g % Y8_C);
-    }
+static float *g_y8_pd, *g_y8_ps, g_y8_gt[3 * 12 * 4];
+static int64_t g_y8_lab[3 * 12];
+static void y8_inputs(void) {
+  if (g_y8_pd) return;
+  dl_rng r = {77};
+  g_y8_pd = malloc(3 * Y8_A * 64 * sizeof(float));
+  g_y8_ps = malloc(3 * Y8_A * Y8_C * sizeof(float));
+  for (size_t k = 0; k < 3 * Y8_A * 64; k++)
+    g_y8_pd[k] = (float)(-0.3 * ((double)(k % 16) - 3.0) * ((double)(k % 16) - 3.0) +
+                         0.5 * dl_rng_normal(&r));
+  for (size_t k = 0; k < 3 * Y8_A * Y8_C; k++) g_y8_ps[k] = (float)(2.0 * dl_rng_normal(&r) - 1.0);
+  for (size_t g = 0; g < 3 * 12; g++) {
+    double w = dl_rng_uniform(&r, 8, 120), h = dl_rng_uniform(&r, 8, 120);
+    double x = dl_rng_uniform(&r, 0, 256 - w), y = dl_rng_uniform(&r, 0, 256 - h);
+    g_y8_gt[4 * g] = (float)x;
+    g_y8_gt[4 * g + 1] = (float)y;
+    g_y8_gt[4 * g + 2] = (float)(x + w);
+    g_y8_gt[4 * g + 3] = (float)(y + h);
+    g_y8_lab[g] = (int64_t)(g % Y8_C);
   }
-  static void c_yolov8(const void *v, int t, unsigned char *out) {
-    size_t B = *(const size_t *)v;
-    y8_inputs();
-    detloss_yolov8_result *res = (detloss_yolov8_result *)out;
-    unsigned char *p = out + sizeof *res;
-    detloss_yolov8_image im[3];
-    memset(im, 0, sizeof im);
-    for (size_t i = 0; i < B; i++, p += Y8_IMG) {
-      im[i].gt = g_y8_gt + 48 * i;
-      im[i].num_gt = 12;
-      im[i].labels = g_y8_lab + 12 * i;
-      im[i].pred_distri = g_y8_pd + (size_t)Y8_A * 64 * i;
-      im[i].pred_scores = g_y8_ps + (size_t)Y8_A * Y8_C * i;
-      im[i].grad_pred_distri = (float *)(void *)p;
-      im[i].grad_pred_scores = (float *)(void *)p + Y8_A * 64;
-      im[i].assigned_gt = (int64_t *)(void *)(p + Y8_A * (64 + Y8_C) * sizeof(float));
-    }
-    detloss_yolov8_options o = detloss_yolov8_options_default();
-    o.num_threads = t;
-    detloss_error err;
-    assert_int_equal(detloss_yolov8_loss(256, 256, Y8_C, im, B, res, &o, &err), DETLOSS_OK);
+}
+static void c_yolov8(const void *v, int t, unsigned char *out) {
+  size_t B = *(const size_t *)v;
+  y8_inputs();
+  detloss_yolov8_result *res = (detloss_yolov8_result *)out;
+  unsigned char *p = out + sizeof *res;
+  detloss_yolov8_image im[3];
+  memset(im, 0, sizeof im);
+  for (size_t i = 0; i < B; i++, p += Y8_IMG) {
+    im[i].gt = g_y8_gt + 48 * i;
+    im[i].num_gt = 12;
+    im[i].labels = g_y8_lab + 12 * i;
+    im[i].pred_distri = g_y8_pd + (size_t)Y8_A * 64 * i;
+    im[i].pred_scores = g_y8_ps + (size_t)Y8_A * Y8_C * i;
+    im[i].grad_pred_distri = (float *)(void *)p;
+    im[i].grad_pred_scores = (float *)(void *)p + Y8_A * 64;
+    im[i].assigned_gt = (int64_t *)(void *)(p + Y8_A * (64 + Y8_C) * sizeof(float));
   }
+  detloss_yolov8_options o = detloss_yolov8_options_default();
+  o.num_threads = t;
+  detloss_error err;
+  assert_int_equal(detloss_yolov8_loss(256, 256, Y8_C, im, B, res, &o, &err), DETLOSS_OK);
+}
 
-  static void yolov8_loss_is_thread_invariant(void **state) {
-    (void)state;
-    static const size_t one = 1, three = 3;
-    assert_deterministic(c_yolov8, &one, sizeof(detloss_yolov8_result) + Y8_IMG, "yolov8_loss B=1");
-    assert_deterministic(c_yolov8, &three, sizeof(detloss_yolov8_result) + 3 * Y8_IMG,
-                         "yolov8_loss B=3");
-    free(g_y8_pd);
-    free(g_y8_ps);
-    g_y8_pd = g_y8_ps = NULL;
+static void yolov8_loss_is_thread_invariant(void **state) {
+  (void)state;
+  static const size_t one = 1, three = 3;
+  assert_deterministic(c_yolov8, &one, sizeof(detloss_yolov8_result) + Y8_IMG, "yolov8_loss B=1");
+  assert_deterministic(c_yolov8, &three, sizeof(detloss_yolov8_result) + 3 * Y8_IMG,
+                       "yolov8_loss B=3");
+  free(g_y8_pd);
+  free(g_y8_ps);
+  g_y8_pd = g_y8_ps = NULL;
+}
+
 /* DETR's loss, small (memcheck runs this binary): 4 images x 30 queries x 12
  * logits, 5, 0, 9 and 31 gts (more gts than queries), softmax and focal. */
 #define DQ 30
 #define DK 12
-    static float D_LOGITS[4 * DQ * DK], D_PB[4 * DQ * 4], D_GT[45 * 4];
-    static int64_t D_LAB[45];
-    static const size_t D_G[4] = {5, 0, 9, 31};
+static float D_LOGITS[4 * DQ * DK], D_PB[4 * DQ * 4], D_GT[45 * 4];
+static int64_t D_LAB[45];
+static const size_t D_G[4] = {5, 0, 9, 31};
 
-    static void c_detr(const void *in, int threads, unsigned char *out) {
-      int focal = *(const int *)in;
-      detloss_detr_result *res = (detloss_detr_result *)(void *)out;
-      float *g = (float *)(void *)(res + 1);
-      int64_t *m = (int64_t *)(void *)(g + 4 * DQ * (DK + 4));
-      detloss_detr_image im[4];
-      memset(im, 0, sizeof im);
-      size_t off = 0;
-      for (int b = 0; b < 4; b++) {
-        im[b].pred_logits = D_LOGITS + b * DQ * DK;
-        im[b].pred_boxes = D_PB + b * DQ * 4;
-        im[b].boxes = D_GT + 4 * off;
-        im[b].labels = D_LAB + off;
-        im[b].num_gt = D_G[b];
-        im[b].grad_pred_logits = g + b * DQ * DK;
-        im[b].grad_pred_boxes = g + 4 * DQ * DK + b * DQ * 4;
-        im[b].matches = m + b * DQ;
-        off += D_G[b];
-      }
-      detloss_detr_options o =
-          focal ? detloss_detr_options_focal() : detloss_detr_options_default();
-      o.num_threads = threads;
-      memset(res, 0, sizeof *res);
-      assert_int_equal(detloss_detr_loss(im, 4, DQ, DK, res, &o, NULL), DETLOSS_OK);
-    }
+static void c_detr(const void *in, int threads, unsigned char *out) {
+  int focal = *(const int *)in;
+  detloss_detr_result *res = (detloss_detr_result *)(void *)out;
+  float *g = (float *)(void *)(res + 1);
+  int64_t *m = (int64_t *)(void *)(g + 4 * DQ * (DK + 4));
+  detloss_detr_image im[4];
+  memset(im, 0, sizeof im);
+  size_t off = 0;
+  for (int b = 0; b < 4; b++) {
+    im[b].pred_logits = D_LOGITS + b * DQ * DK;
+    im[b].pred_boxes = D_PB + b * DQ * 4;
+    im[b].boxes = D_GT + 4 * off;
+    im[b].labels = D_LAB + off;
+    im[b].num_gt = D_G[b];
+    im[b].grad_pred_logits = g + b * DQ * DK;
+    im[b].grad_pred_boxes = g + 4 * DQ * DK + b * DQ * 4;
+    im[b].matches = m + b * DQ;
+    off += D_G[b];
+  }
+  detloss_detr_options o = focal ? detloss_detr_options_focal() : detloss_detr_options_default();
+  o.num_threads = threads;
+  memset(res, 0, sizeof *res);
+  assert_int_equal(detloss_detr_loss(im, 4, DQ, DK, res, &o, NULL), DETLOSS_OK);
+}
 
-    static void detr_loss_is_thread_invariant(void **state) {
-      (void)state;
-      dl_rng r = {77};
-      for (size_t i = 0; i < 4 * DQ * DK; i++) D_LOGITS[i] = (float)(3.0 * dl_rng_normal(&r));
-      for (size_t i = 0; i < 4 * DQ; i++) {
-        D_PB[4 * i] = (float)dl_rng_uniform(&r, 0.05, 0.95);
-        D_PB[4 * i + 1] = (float)dl_rng_uniform(&r, 0.05, 0.95);
-        D_PB[4 * i + 2] = (float)dl_rng_uniform(&r, 0.01, 0.7);
-        D_PB[4 * i + 3] = (float)dl_rng_uniform(&r, 0.01, 0.7);
-      }
-      for (size_t i = 0; i < 45; i++) {
-        D_GT[4 * i] = (float)dl_rng_uniform(&r, 0.1, 0.9);
-        D_GT[4 * i + 1] = (float)dl_rng_uniform(&r, 0.1, 0.9);
-        D_GT[4 * i + 2] = (float)dl_rng_uniform(&r, 0.02, 0.5);
-        D_GT[4 * i + 3] = (float)dl_rng_uniform(&r, 0.02, 0.5);
-        D_LAB[i] = (int64_t)(dl_rng_u64(&r) % (DK - 1));
-      }
-      size_t len = sizeof(detloss_detr_result) + 4 * DQ * (DK + 4) * sizeof(float) +
-                   4 * DQ * sizeof(int64_t);
-      for (int focal = 0; focal < 2; focal++)
-        assert_deterministic(c_detr, &focal, len, focal ? "detr_loss focal" : "detr_loss");
-    }
+static void detr_loss_is_thread_invariant(void **state) {
+  (void)state;
+  dl_rng r = {77};
+  for (size_t i = 0; i < 4 * DQ * DK; i++) D_LOGITS[i] = (float)(3.0 * dl_rng_normal(&r));
+  for (size_t i = 0; i < 4 * DQ; i++) {
+    D_PB[4 * i] = (float)dl_rng_uniform(&r, 0.05, 0.95);
+    D_PB[4 * i + 1] = (float)dl_rng_uniform(&r, 0.05, 0.95);
+    D_PB[4 * i + 2] = (float)dl_rng_uniform(&r, 0.01, 0.7);
+    D_PB[4 * i + 3] = (float)dl_rng_uniform(&r, 0.01, 0.7);
+  }
+  for (size_t i = 0; i < 45; i++) {
+    D_GT[4 * i] = (float)dl_rng_uniform(&r, 0.1, 0.9);
+    D_GT[4 * i + 1] = (float)dl_rng_uniform(&r, 0.1, 0.9);
+    D_GT[4 * i + 2] = (float)dl_rng_uniform(&r, 0.02, 0.5);
+    D_GT[4 * i + 3] = (float)dl_rng_uniform(&r, 0.02, 0.5);
+    D_LAB[i] = (int64_t)(dl_rng_u64(&r) % (DK - 1));
+  }
+  size_t len =
+      sizeof(detloss_detr_result) + 4 * DQ * (DK + 4) * sizeof(float) + 4 * DQ * sizeof(int64_t);
+  for (int focal = 0; focal < 2; focal++)
+    assert_deterministic(c_detr, &focal, len, focal ? "detr_loss focal" : "detr_loss");
+}
 
-    static void anchor_evaluation_is_thread_invariant(void **state) {
-      (void)state;
-      assert_deterministic(c_eval, &G_IN,
-                           sizeof(detloss_eval_report) + 40 * G_IN.ng * sizeof(detloss_eval_gt),
-                           "anchor_eval");
-    }
+static void anchor_evaluation_is_thread_invariant(void **state) {
+  (void)state;
+  assert_deterministic(c_eval, &G_IN,
+                       sizeof(detloss_eval_report) + 40 * G_IN.ng * sizeof(detloss_eval_gt),
+                       "anchor_eval");
+}
 
-    int main(void) {
-      const struct CMUnitTest tests[] = {
-          cmocka_unit_test(iou_family_is_thread_invariant),
-          cmocka_unit_test(fcos_loss_is_thread_invariant),
-          cmocka_unit_test(box_coding_is_thread_invariant),
-          cmocka_unit_test(matching_sampling_and_targets_are_thread_invariant),
-          cmocka_unit_test(elementwise_losses_are_thread_invariant),
-          cmocka_unit_test(class_losses_are_thread_invariant),
-          cmocka_unit_test(box_losses_are_thread_invariant),
-          cmocka_unit_test(embedding_losses_are_thread_invariant),
-          cmocka_unit_test(detector_losses_are_thread_invariant),
-          cmocka_unit_test(anchor_evaluation_is_thread_invariant),
-          cmocka_unit_test(yolov8_loss_is_thread_invariant),
-          cmocka_unit_test(detr_loss_is_thread_invariant),
-      };
-      return cmocka_run_group_tests(tests, setup, teardown);
-    }
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(iou_family_is_thread_invariant),
+      cmocka_unit_test(fcos_loss_is_thread_invariant),
+      cmocka_unit_test(box_coding_is_thread_invariant),
+      cmocka_unit_test(matching_sampling_and_targets_are_thread_invariant),
+      cmocka_unit_test(elementwise_losses_are_thread_invariant),
+      cmocka_unit_test(class_losses_are_thread_invariant),
+      cmocka_unit_test(box_losses_are_thread_invariant),
+      cmocka_unit_test(embedding_losses_are_thread_invariant),
+      cmocka_unit_test(detector_losses_are_thread_invariant),
+      cmocka_unit_test(anchor_evaluation_is_thread_invariant),
+      cmocka_unit_test(yolov8_loss_is_thread_invariant),
+      cmocka_unit_test(detr_loss_is_thread_invariant),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

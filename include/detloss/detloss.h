@@ -2322,6 +2322,7 @@ DETLOSS_API detloss_status detloss_fcos_loss(
     size_t num_levels, size_t num_classes, const detloss_fcos_image *images, size_t num_images,
     detloss_fcos_result *result, const detloss_fcos_loss_options *opt, detloss_error *err);
 
+/*
  * YOLOv8 detection loss (ultralytics v8DetectionLoss): task-aligned assignment,
  * BCE classification over soft target scores, CIoU and Distribution Focal Loss
  * on the integral box regression, weighted by the target scores, with the

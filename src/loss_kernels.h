@@ -125,6 +125,22 @@ DL_KERNEL void dl_sigmoid_focal_elem(float x, float y, float alpha, float gamma,
 }
 
 /*
+ * dl_log1p_01() - ln(1 + t) for t in [0, 1], by Kahan's formula
+ *   u = 1 + t;  ln(1 + t) = t  if u = 1,  else ln(u) t / (u - 1)
+ * (Goldberg, What Every Computer Scientist Should Know About Floating-Point
+ * Arithmetic, 1991, Theorem 4: relative error below 5 eps for 0 <= t < 3/4
+ * with a correctly rounded ln; u - 1 is exact and t / (u - 1) corrects the
+ * rounding of 1 + t). glibc's log costs about 30 % less than its log1p,
+ * which took a third of the benchmark's samples (bench/quality_losses.md); the
+ * result differs from log1p's by a few ulps of a double, far below the one
+ * rounding to float. The same operations on every call: deterministic.
+ */
+DL_KERNEL double dl_log1p_01(double t) {
+  double u = 1.0 + t;
+  return u == 1.0 ? t : log(u) * (t / (u - 1.0));
+}
+
+/*
  * The quality losses (Generalized Focal Loss, VarifocalNet) evaluate in
  * double: an element's value and derivative are rounded once to float by the
  * caller. Shared parts of a logit x, with t = e^-|x|:
@@ -135,22 +151,6 @@ DL_KERNEL void dl_sigmoid_focal_elem(float x, float y, float alpha, float gamma,
  * dl_logit_parts_ln also stores ln(1+t) (log1p_t, NULL = not wanted), which
  * softplus(+-x) share.
  */
-/*
- * dl_log1p_01() - ln(1 + t) for t in [0, 1], by Kahan's formula
- *   u = 1 + t;  ln(1 + t) = t  if u = 1,  else ln(u) t / (u - 1)
- * (Goldberg, What Every Computer Scientist Should Know About Floating-Point
- * Arithmetic, 1991, Theorem 4: relative error below 5 eps for 0 <= t < 3/4
- * with a correctly rounded ln; u - 1 is exact and t / (u - 1) corrects the
- * rounding of 1 + t). glibc's log is several times faster than its log1p,
- * which was a third of a quality loss's time (bench/quality_losses.md); the
- * result differs from log1p's by a few ulps of a double, far below the one
- * rounding to float. The same operations on every call: deterministic.
- */
-DL_KERNEL double dl_log1p_01(double t) {
-  double u = 1.0 + t;
-  return u == 1.0 ? t : log(u) * (t / (u - 1.0));
-}
-
 DL_KERNEL void dl_logit_parts_ln(double x, double y, double *s, double *s1, double *bce,
                                  double *log1p_t) {
   double t = exp(-fabs(x));

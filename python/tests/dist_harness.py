@@ -52,7 +52,8 @@ class HeadCase(NamedTuple):
 
     make_batch(seed) -> list of per-image dicts: the whole batch, the same for the
         same seed in any process. The entries named in grad_keys are float32 prediction
-        tensors (the harness makes them require grad; do not).
+        tensors (the harness makes them require grad; do not), of one shape per key across
+        the images (the DDP check adds one parameter of that shape per key).
     local_normalizer(images) -> float or sequence of floats: what this rank's slice
         contributes to the normalizer (summed over ranks by the all-reduce), e.g. its
         positives count, its target-score sum, its number of gt boxes.

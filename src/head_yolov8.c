@@ -10,10 +10,11 @@
  * integral, its class targets are soft scores, its box loss has two terms (CIoU
  * and DFL) sharing one weight, and its normalizer is a float sum of target
  * scores. It keeps the driver's three phases all the same:
- *   1. validate the whole batch (options, layout, every image's pointers, labels,
- *      finite predictions and gt, aliasing);
- *   2. per image, into scratch only: decode the predicted boxes of the anchors that
- *      lie inside some gt, run the task-aligned assigner (assign_task_aligned.c,
+ *   1. validate the whole batch (options, layout, every image's pointers, labels, gt,
+ *      aliasing);
+ *   2. per image, into scratch only: check the predictions (finite), decode the
+ *      predicted boxes of the anchors that lie inside some gt, run the task-aligned
+ *      assigner (assign_task_aligned.c,
  *      ultralytics semantics, on the logits and the padding mask: dl_assign_input
  *      .scores_are_logits, .gt_valid), and sum the target scores;
  *   3. the normalizer S, then per image the BCE pass over A x C (fixed anchor
@@ -183,6 +184,11 @@ static void phase2_image(const y8_run *r, size_t i) {
   w->partials = malloc((dl_num_blocks(A, r->per_block) + 1) * sizeof *w->partials);
   if (!boxes || !need || !valid || !tmp || !w->gt_index || !w->tscore || !w->partials) {
     w->st = dl_fail(&w->err, DETLOSS_ERR_NOMEM, "workspace", "out of memory");
+    goto done;
+  }
+  w->st = dl_check_finite_par(im->pred_distri, A * 4 * R, "pred_distri", r->inner_threads, &w->err);
+  if (w->st != DETLOSS_OK) {
+    dl_head_prefix(&w->err, i);
     goto done;
   }
   /* ultralytics mask_gt = gt_bboxes.sum(-1) > 0 (float32 sum, left to right) */
@@ -490,10 +496,11 @@ static detloss_status check_image(const y8_layout *lay, const detloss_yolov8_ima
 #undef Y8_NULL
   DL_RETURN_ERROR_IF(G > DL_MAX_ELEMS / 4, err, DETLOSS_ERR_SHAPE, "num_gt",
                      "%zu boxes is more than can be addressed", G);
-  /* pred_scores: the assigner checks them (finite logits) in phase 2, before any
-   * output is written; one pass over A x C instead of two */
-  detloss_status st = dl_check_finite_par(im->pred_distri, A * 4 * lay->R, "pred_distri", nt, err);
-  if (st == DETLOSS_OK) st = dl_check_coords(im->gt, G, "gt", err);
+  /* pred_distri and pred_scores are checked (finite) in phase 2, inside the images'
+   * parallel region (the assigner checks the logits: one pass over A x C), before any
+   * output is written */
+  (void)nt;
+  detloss_status st = dl_check_coords(im->gt, G, "gt", err);
   if (st != DETLOSS_OK) {
     dl_head_prefix(err, i);
     return st;

@@ -17,8 +17,9 @@ torch.set_num_threads(threads), in one process, interleaved repetition by repeti
   drop-in     detloss.torch_detr.SetCriterion (the same dict; one C call, its backward)
   numpy       detloss.detr_loss on numpy arrays (the C call alone, gradients included)
 
-Prints one JSON object per class loss (softmax, focal): median and minimum ms of each,
-the ratios reference / variant (of the medians), whether the losses agree, the load
+Prints one JSON object per class loss (softmax, focal): median and minimum wall ms of
+each, the median CPU ms (process time, all threads: less sensitive to other processes'
+load), the ratios reference / variant (of the medians), whether the losses agree, the load
 average before and after (/proc/loadavg), torch and scipy versions.
 """
 import json
@@ -95,12 +96,15 @@ def main():
         load0 = loadavg()
         vals = {k: f() for k, f in variants.items()}
         times = {k: [] for k in variants}
+        cpu = {k: [] for k in variants}
         for _ in range(reps):
             for k, f in variants.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 f()
                 times[k].append((time.perf_counter() - t0) * 1e3)
+                cpu[k].append((time.process_time() - c0) * 1e3)
         med = {k: float(np.median(v)) for k, v in times.items()}
+        cmed = {k: float(np.median(v)) for k, v in cpu.items()}
         print(json.dumps({
             "cls_loss": cls_loss, "images": B, "queries": Q, "classes": C, "logits": K,
             "gt_total": int(sum(len(x) for x in lb)), "threads": threads, "reps": reps,
@@ -109,6 +113,9 @@ def main():
             "min_ms": {k: round(float(np.min(v)), 3) for k, v in times.items()},
             "ratio_reference_over": {k: round(med["reference"] / v, 2)
                                      for k, v in med.items() if k != "reference"},
+            "median_cpu_ms": {k: round(v, 3) for k, v in cmed.items()},
+            "cpu_ratio_reference_over": {k: round(cmed["reference"] / v, 2)
+                                         for k, v in cmed.items() if k != "reference"},
             "loss": {k: round(v, 6) for k, v in vals.items()},
             "loss_rel_diff": max(abs(v - vals["reference"]) / abs(vals["reference"])
                                  for v in vals.values()),

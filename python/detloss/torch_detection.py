@@ -48,7 +48,7 @@ from . import _lib, ops
 from ._lib import DetlossError, DetlossTypeError
 
 __all__ = ["BoxCoder", "Matcher", "BalancedPositiveNegativeSampler", "AnchorGenerator",
-           "patch_rpn", "patch_retinanet", "patch_box_coder", "patch_matcher", "patch_sampler",
+           "patch_rpn", "patch_retinanet", "patch_fcos", "patch_box_coder", "patch_matcher", "patch_sampler",
            "patch_anchor_generator", "unpatch", "is_patched"]
 
 _F32 = torch.float32
@@ -779,8 +779,21 @@ class _RPNLoss:
         return obj_loss, box_loss
 
 
+class _FCOSLoss:
+    """FCOS.compute_loss(targets, head_outputs, anchors, num_anchors_per_level) on
+    detloss.torch_fcos.torchvision_fcos_loss (torchvision's matcher and FCOSHead loss in
+    one C call), with center_sampling_radius read from the model at each call and the
+    options given to patch_fcos."""
+
+    def compute_loss(self, targets, head_outputs, anchors, num_anchors_per_level):
+        from .torch_fcos import torchvision_fcos_loss
+        return torchvision_fcos_loss(targets, head_outputs, anchors, num_anchors_per_level,
+                                     self.center_sampling_radius,
+                                     **getattr(self, "_detloss_options", {}))
+
+
 _DROPINS = {c.__name__: c for c in (BoxCoder, Matcher, BalancedPositiveNegativeSampler,
-                                    AnchorGenerator, _RetinaNetLoss, _RPNLoss)}
+                                    AnchorGenerator, _RetinaNetLoss, _RPNLoss, _FCOSLoss)}
 _RPN_SAMPLERS = ("torch", "detloss")
 
 
@@ -829,6 +842,22 @@ def patch_rpn(model, *, sampler="torch", anchor_generator=True, **options):
         patch_anchor_generator(rpn.anchor_generator)
     _swap(rpn, _RPNLoss)
     rpn._detloss_options = dict(options, sampler=sampler)
+    return model
+
+
+def patch_fcos(model, *, avg_num_pos=None, num_threads=0):
+    """Make a torchvision FCOS compute its training loss with detloss:
+    model.compute_loss(targets, head_outputs, anchors, num_anchors_per_level) runs
+    torchvision's matcher (centre sampling with model.center_sampling_radius, the 4s / 8s
+    ranges) and FCOSHead.compute_loss as one C call (detloss.torch_fcos.
+    torchvision_fcos_loss: the same loss dict, values and gradients). avg_num_pos: a
+    caller-supplied normalizer (e.g. the foreground count all-reduced over the ranks)
+    instead of this batch's count; None = torchvision's. Returns the model; unpatch(model)
+    reverts. The patched model deep-copies, pickles and torch.saves as a model."""
+    _check_model(model, ("center_sampling_radius", "compute_loss", "head", "anchor_generator"),
+                 "a torchvision FCOS")
+    _swap(model, _FCOSLoss)
+    model._detloss_options = {"avg_num_pos": avg_num_pos, "num_threads": num_threads}
     return model
 
 

@@ -90,10 +90,9 @@ def torchvision_fcos_loss(targets, head_outputs, anchors, num_anchors_per_level,
             "bbox_ctrness": out["loss_centerness"]}
 
 
-def patch_torchvision_fcos(model, avg_num_pos=None):
-    """Replaces model.compute_loss (a torchvision FCOS) by torchvision_fcos_loss."""
-    def compute_loss(targets, head_outputs, anchors, num_anchors_per_level):
-        return torchvision_fcos_loss(targets, head_outputs, anchors, num_anchors_per_level,
-                                     model.center_sampling_radius, avg_num_pos)
-    model.compute_loss = compute_loss
-    return model
+def patch_torchvision_fcos(model, avg_num_pos=None, num_threads=0):
+    """Makes model (a torchvision FCOS) compute its loss with torchvision_fcos_loss: the
+    model's class is swapped for a patched subclass (detloss.torch.patch_fcos), so the
+    patched model deep-copies, pickles and torch.saves; detloss.torch.unpatch reverts."""
+    from .torch_detection import patch_fcos
+    return patch_fcos(model, avg_num_pos=avg_num_pos, num_threads=num_threads)

@@ -215,8 +215,9 @@ static void numeric_arrays_are_packed_with_their_shape(void **state) {
 static void the_file_reader_gives_the_bytes_of_the_text_reader(void **state) {
   (void)state;
   const char *texts[] = {
-      "[{\"op\":\"encode\",\"anchors\":[[0,0,10,10]],\"boxes\":[[1,1,8,8]]},"
-      "{\"op\":\"iou\",\"boxes1\":[[0,0,2,2]],\"boxes2\":[[1,1,3,3]]}]",
+      /* one string in two pieces (parenthesized: clang's -Wstring-concatenation) */
+      ("[{\"op\":\"encode\",\"anchors\":[[0,0,10,10]],\"boxes\":[[1,1,8,8]]},"
+       "{\"op\":\"iou\",\"boxes1\":[[0,0,2,2]],\"boxes2\":[[1,1,3,3]]}]"),
       "{\"op\":\"encode\",\"anchors\":[[0,0,10,10]],\n\"boxes\":[[1,1,8,8]}",
       "{\"op\":\"encode\",\"anchors\":[[0,0,10,10]],\"anchors\":[[1,1,8,8]]}",
   };

@@ -102,10 +102,9 @@ static detloss_status check_options(const detloss_fcos_loss_options *o, detloss_
   DL_RETURN_ERROR_IF(!isfinite(o->avg_centerness_sum), err, DETLOSS_ERR_RANGE, "avg_centerness_sum",
                      "is not finite (< 0 means: this batch's sum)");
   if (o->variant == DETLOSS_FCOS_LOSS_TORCHVISION) {
-    DL_RETURN_ERROR_IF(o->box_loss != DETLOSS_FCOS_BOX_GIOU, err, DETLOSS_ERR_UNSUPPORTED,
-                       "box_loss", "torchvision's FCOS has the GIoU loss only");
-    DL_RETURN_ERROR_IF(o->avg_centerness_sum >= 0.0, err, DETLOSS_ERR_UNSUPPORTED,
-                       "avg_centerness_sum",
+    DL_RETURN_ERROR_IF(o->box_loss != DETLOSS_FCOS_BOX_GIOU, err, DETLOSS_ERR_RANGE, "box_loss",
+                       "torchvision's FCOS has the GIoU loss only");
+    DL_RETURN_ERROR_IF(o->avg_centerness_sum >= 0.0, err, DETLOSS_ERR_RANGE, "avg_centerness_sum",
                        "torchvision's FCOS does not normalize by the centerness sum");
   }
   return DETLOSS_OK;

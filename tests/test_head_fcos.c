@@ -388,7 +388,7 @@ static void bad_input_leaves_outputs_untouched(void **s) {
   f.o.box_loss = DETLOSS_FCOS_BOX_IOU;
   assert_int_equal(detloss_fcos_loss(f.points, f.P, f.lc, f.strides, f.L, f.C, f.im, f.B, &r, &f.o,
                                      &err),
-                   DETLOSS_ERR_UNSUPPORTED);
+                   DETLOSS_ERR_RANGE);
   f.o = detloss_fcos_loss_options_default();
   f.o.avg_num_pos = INFINITY;
   assert_int_equal(detloss_fcos_loss(f.points, f.P, f.lc, f.strides, f.L, f.C, f.im, f.B, &r, &f.o,

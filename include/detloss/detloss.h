@@ -2312,8 +2312,9 @@ DETLOSS_API detloss_status detloss_grid_points(const size_t *feature_maps, const
  * overlapping inputs or each other, "images[i].gt" etc.); _RANGE
  * ("images[i].labels[g]" outside [0, C), options: "variant", "alpha", "gamma",
  * "box_loss", "avg_num_pos", "avg_centerness_sum", "center_sample_radius",
- * "regress_ranges[l]", "strides[l]"); _NONFINITE ("images[i].gt[g]", "points[k]");
- * _UNSUPPORTED (TORCHVISION with box_loss IOU or avg_centerness_sum); _NOMEM.
+ * "regress_ranges[l]", "strides[l]"; with TORCHVISION, box_loss IOU or an
+ * avg_centerness_sum: torchvision's FCOS has neither, a bad option like any other);
+ * _NONFINITE ("images[i].gt[g]", "points[k]"); _NOMEM.
  * Thread-safe. Matches mmdet FCOSHead.loss_by_feat / torchvision FCOSHead. Ref:
  * Tian et al., "FCOS: Fully Convolutional One-Stage Object Detection", ICCV 2019.
  */

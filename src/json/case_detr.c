@@ -67,9 +67,8 @@ static detloss_status read_config(const cJSON *c, const char *path, detloss_detr
   if (strcmp(cls, "focal") == 0) {
     *o = detloss_detr_options_focal();
   } else if (strcmp(cls, "softmax") != 0) {
-    dlj_join(where, sizeof where, cpath, "cls_loss");
-    return dl_fail(err, DETLOSS_ERR_UNKNOWN, where,
-                   "unknown class loss '%s' (expected softmax or focal)", cls);
+    return dlj_fail_at(err, DETLOSS_ERR_UNKNOWN, cpath, "cls_loss",
+                       "unknown class loss '%s' (expected softmax or focal)", cls);
   }
   struct {
     const char *key;
@@ -91,13 +90,6 @@ static detloss_status read_config(const cJSON *c, const char *path, detloss_detr
     o->num_boxes = v;
   }
   return DETLOSS_OK;
-}
-
-static detloss_status fail_shape(detloss_error *err, const char *ipath, const char *key,
-                                 const char *msg, size_t got, size_t want) {
-  char where[DETLOSS_WHERE_MAX];
-  dlj_join(where, sizeof where, ipath, key);
-  return dl_fail(err, DETLOSS_ERR_SHAPE, where, msg, got, want);
 }
 
 /* images[]: the same Q (rows of pred_logits) and K (its columns) in every image. */
@@ -134,30 +126,30 @@ static detloss_status read_images(const cJSON *c, const char *path, int grad, de
     DL_FORWARD_IF_ERROR(dlj_tensor_get(e, "pred_logits", ipath, 1, &t, err));
     h->logits[i] = t.data;
     if (t.ndim != 2 || t.count == 0) {
-      dlj_join(where, sizeof where, ipath, "pred_logits");
-      return dl_fail(err, DETLOSS_ERR_SHAPE, where,
-                     "expected [Q][K] logits with Q >= 1 (K = C + 1 for softmax, C for focal)");
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "pred_logits",
+                         "expected [Q][K] logits with Q >= 1 (K = C + 1 for softmax, C for focal)");
     }
     if (i == 0) {
       h->Q = t.shape[0];
       h->K = t.shape[1];
     } else if (t.shape[0] != h->Q) {
-      return fail_shape(err, ipath, "pred_logits", "has %zu queries but images[0] has %zu",
-                        t.shape[0], h->Q);
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "pred_logits",
+                         "has %zu queries but images[0] has %zu", t.shape[0], h->Q);
     } else if (t.shape[1] != h->K) {
-      return fail_shape(err, ipath, "pred_logits", "has %zu columns but images[0] has %zu",
-                        t.shape[1], h->K);
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "pred_logits",
+                         "has %zu columns but images[0] has %zu", t.shape[1], h->K);
     }
     size_t nq = 0, G = 0, nl = 0;
     DL_FORWARD_IF_ERROR(dlj_boxes(e, "pred_boxes", ipath, 1, &h->pboxes[i], &nq, err));
     if (nq != h->Q)
-      return fail_shape(err, ipath, "pred_boxes", "has %zu boxes but pred_logits has %zu rows", nq,
-                        h->Q);
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "pred_boxes",
+                         "has %zu boxes but pred_logits has %zu rows", nq, h->Q);
     DL_FORWARD_IF_ERROR(dlj_boxes(e, "boxes", ipath, 1, &h->boxes[i], &G, err));
     DL_FORWARD_IF_ERROR(
         dlj_int_array(e, "labels", ipath, 1, 0, INT64_MAX, &h->labels[i], &nl, err));
     if (nl != G)
-      return fail_shape(err, ipath, "labels", "has %zu labels but boxes has %zu boxes", nl, G);
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "labels",
+                         "has %zu labels but boxes has %zu boxes", nl, G);
     h->matches[i] = malloc(h->Q * sizeof(int64_t));
     DL_RETURN_ERROR_IF(!h->matches[i], err, DETLOSS_ERR_NOMEM, ipath, "out of memory");
     if (grad) {

@@ -44,13 +44,6 @@ static void inputs_free(fcos_inputs *h) {
   memset(h, 0, sizeof *h);
 }
 
-static detloss_status shape_fail(detloss_error *err, const char *ipath, const char *key,
-                                 const char *msg, size_t got, size_t want) {
-  char where[DETLOSS_WHERE_MAX];
-  dlj_join(where, sizeof where, ipath, key);
-  return dl_fail(err, DETLOSS_ERR_SHAPE, where, msg, got, want);
-}
-
 /* images[]: every per-point array must have P rows. */
 static detloss_status read_images(const cJSON *c, const char *path, size_t P, int grad,
                                   fcos_inputs *h, detloss_error *err) {
@@ -82,32 +75,33 @@ static detloss_status read_images(const cJSON *c, const char *path, size_t P, in
     DL_FORWARD_IF_ERROR(
         dlj_int_array(e, "labels", ipath, 1, INT64_MIN, INT64_MAX, &h->labels[i], &nl, err));
     if (nl != G)
-      return shape_fail(err, ipath, "labels", "has %zu labels but gt has %zu boxes", nl, G);
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "labels",
+                         "has %zu labels but gt has %zu boxes", nl, G);
     dlj_tensor t;
     DL_FORWARD_IF_ERROR(dlj_tensor_get(e, "cls_logits", ipath, 1, &t, err));
     h->cls[i] = t.data;
     if (t.ndim != 2 || t.shape[1] == 0) {
-      dlj_join(where, sizeof where, ipath, "cls_logits");
-      return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected [P][C] logits, C >= 1");
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "cls_logits",
+                         "expected [P][C] logits, C >= 1");
     }
     if (t.shape[0] != P)
-      return shape_fail(err, ipath, "cls_logits",
-                        "has %zu rows but the feature maps have %zu points", t.shape[0], P);
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "cls_logits",
+                         "has %zu rows but the feature maps have %zu points", t.shape[0], P);
     if (h->C == 0) h->C = t.shape[1];
     if (t.shape[1] != h->C)
-      return shape_fail(err, ipath, "cls_logits", "has %zu classes but an earlier image has %zu",
-                        t.shape[1], h->C);
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "cls_logits",
+                         "has %zu classes but an earlier image has %zu", t.shape[1], h->C);
     DL_FORWARD_IF_ERROR(dlj_rows(e, "bbox_pred", ipath, 1, 4, &h->bbox[i], &nb, err));
     if (nb != P)
-      return shape_fail(err, ipath, "bbox_pred",
-                        "has %zu rows but the feature maps have %zu points", nb, P);
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "bbox_pred",
+                         "has %zu rows but the feature maps have %zu points", nb, P);
     DL_FORWARD_IF_ERROR(dlj_tensor_get(e, "centerness", ipath, 1, &t, err));
     h->ctr[i] = t.data;
     int flat = t.ndim == 1 || (t.ndim == 2 && t.shape[1] == 1) || (t.ndim == 1 && P == 0);
     if (!flat || t.count != P)
-      return shape_fail(err, ipath, "centerness",
-                        "has %zu numbers but the feature maps have %zu points (expected [P])",
-                        t.count, P);
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "centerness",
+                         "has %zu numbers but the feature maps have %zu points (expected [P])",
+                         t.count, P);
     h->alab[i] = malloc((P ? P : 1) * sizeof(int64_t));
     if (grad) {
       h->gcls[i] = malloc((P ? P * h->C : 1) * sizeof(float));
@@ -200,8 +194,7 @@ detloss_status dl_case_fcos_loss(const cJSON *c, const dlj_path *at, dlj_buf *ou
       DL_FORWARD_IF_ERROR(dlj_tensor_get(cfg, "strides", cpath, 1, &strides, err));
       if (strides.ndim != 1) {
         dlj_tensor_free(&strides);
-        dlj_join(where, sizeof where, cpath, "strides");
-        return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected [L] numbers");
+        return dlj_fail_at(err, DETLOSS_ERR_SHAPE, cpath, "strides", "expected [L] numbers");
       }
       L = strides.count;
     }
@@ -210,7 +203,8 @@ detloss_status dl_case_fcos_loss(const cJSON *c, const dlj_path *at, dlj_buf *ou
   if (cfg != NULL && dlj_field(cfg, "regress_ranges") != NULL) {
     st = dlj_rows(cfg, "regress_ranges", cpath, 1, 2, &ranges, &nr, err);
     if (st == DETLOSS_OK && nr != L)
-      st = shape_fail(err, cpath, "regress_ranges", "has %zu rows for %zu levels (strides)", nr, L);
+      st = dlj_fail_at(err, DETLOSS_ERR_SHAPE, cpath, "regress_ranges",
+                       "has %zu rows for %zu levels (strides)", nr, L);
     o.regress_ranges = ranges;
   }
   if (st == DETLOSS_OK && ranges == NULL && L != 5 && o.variant == DETLOSS_FCOS_LOSS_MMDET) {

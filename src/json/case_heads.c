@@ -70,13 +70,6 @@ static void inputs_free(head_inputs *h) {
   memset(h, 0, sizeof *h);
 }
 
-static detloss_status fail_shape(detloss_error *err, const char *ipath, const char *key,
-                                 const char *msg, size_t got, size_t want) {
-  char where[DETLOSS_WHERE_MAX];
-  dlj_join(where, sizeof where, ipath, key);
-  return dl_fail(err, DETLOSS_ERR_SHAPE, where, msg, got, want);
-}
-
 /* Reads images[] of a case. retina = 1: labels and cls_logits [A][C] (C from
  * the first image with anchors, or *C if given), else objectness [A]. */
 static detloss_status read_images(const cJSON *c, const char *path, int retina, int grad,
@@ -119,14 +112,17 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
     DL_FORWARD_IF_ERROR(dlj_boxes(e, "anchors", ipath, 1, &h->anchors[i], &A, err));
     DL_FORWARD_IF_ERROR(dlj_boxes(e, "gt", ipath, 1, &h->gt[i], &G, err));
     DL_FORWARD_IF_ERROR(dlj_rows(e, "deltas", ipath, 1, 4, &h->deltas[i], &nd, err));
-    if (nd != A) return fail_shape(err, ipath, "deltas", "has %zu rows but anchors has %zu", nd, A);
+    if (nd != A)
+      return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "deltas",
+                         "has %zu rows but anchors has %zu", nd, A);
     dlj_tensor t;
     if (retina) {
       size_t nl = 0;
       DL_FORWARD_IF_ERROR(
           dlj_int_array(e, "labels", ipath, G > 0, 0, INT64_MAX, &h->labels[i], &nl, err));
       if (h->labels[i] != NULL && nl != G)
-        return fail_shape(err, ipath, "labels", "has %zu labels but gt has %zu boxes", nl, G);
+        return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "labels",
+                           "has %zu labels but gt has %zu boxes", nl, G);
       DL_FORWARD_IF_ERROR(dlj_tensor_get(e, "cls_logits", ipath, 1, &t, err));
       h->pred[i] = t.data;
       size_t rows = t.ndim == 2 ? t.shape[0] : 0, cols = t.ndim == 2 ? t.shape[1] : 0;
@@ -136,12 +132,13 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
         dlj_join(where, sizeof where, ipath, "cls_logits");
         return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected [A][C] logits");
       } else if (rows != A) {
-        return fail_shape(err, ipath, "cls_logits", "has %zu rows but anchors has %zu", rows, A);
+        return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "cls_logits",
+                           "has %zu rows but anchors has %zu", rows, A);
       } else if (h->C == 0) {
         h->C = cols;
       } else if (cols != h->C) {
-        return fail_shape(err, ipath, "cls_logits", "has %zu classes but an earlier image has %zu",
-                          cols, h->C);
+        return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "cls_logits",
+                           "has %zu classes but an earlier image has %zu", cols, h->C);
       }
     } else {
       DL_FORWARD_IF_ERROR(dlj_tensor_get(e, "objectness", ipath, 1, &t, err));
@@ -152,8 +149,8 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
         return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected [A] logits");
       }
       if (t.count != A)
-        return fail_shape(err, ipath, "objectness", "has %zu logits but anchors has %zu", t.count,
-                          A);
+        return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "objectness",
+                           "has %zu logits but anchors has %zu", t.count, A);
     }
     int64_t *crowd64 = NULL;
     size_t nc = 0;
@@ -164,7 +161,8 @@ static detloss_status read_images(const cJSON *c, const char *path, int retina, 
       free(crowd64);
       DL_RETURN_ERROR_IF(h->crowd[i] == NULL, err, DETLOSS_ERR_NOMEM, ipath, "out of memory");
       if (nc != G)
-        return fail_shape(err, ipath, "is_crowd", "has %zu flags for %zu gt boxes", nc, G);
+        return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "is_crowd",
+                           "has %zu flags for %zu gt boxes", nc, G);
     }
     const cJSON *sz = dlj_plain(e, "image_size");
     if (sz != NULL) {

@@ -111,19 +111,12 @@ static detloss_status read_config(const cJSON *c, const char *path, detloss_yolo
     double v = 0.0;
     DL_FORWARD_IF_ERROR(dlj_number(cfg, "target_score_sum", cpath, 1, &v, err));
     if (!(v > 0.0)) {
-      dlj_join(where, sizeof where, cpath, "target_score_sum");
-      return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %g, expected a number > 0 (or null)", v);
+      return dlj_fail_at(err, DETLOSS_ERR_RANGE, cpath, "target_score_sum",
+                         "is %g, expected a number > 0 (or null)", v);
     }
     o->target_score_sum = v;
   }
   return DETLOSS_OK;
-}
-
-static detloss_status fail_rows(detloss_error *err, const char *ipath, const char *key,
-                                const char *msg, size_t a, size_t b) {
-  char where[DETLOSS_WHERE_MAX];
-  dlj_join(where, sizeof where, ipath, key);
-  return dl_fail(err, DETLOSS_ERR_SHAPE, where, msg, a, b);
 }
 
 /* A [rows][cols] tensor (or [] with rows = 0) into *out; cols = 0 on entry takes the
@@ -134,17 +127,14 @@ static detloss_status read_matrix(const cJSON *e, const char *ipath, const char 
   DL_FORWARD_IF_ERROR(dlj_tensor_get(e, key, ipath, 1, &t, err));
   *out = t.data;
   if (t.count == 0 && rows == 0) return DETLOSS_OK;
-  if (t.ndim != 2) {
-    char where[DETLOSS_WHERE_MAX];
-    dlj_join(where, sizeof where, ipath, key);
-    return dl_fail(err, DETLOSS_ERR_SHAPE, where, "expected [A][%s]", what);
-  }
+  if (t.ndim != 2) return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, key, "expected [A][%s]", what);
   if (t.shape[0] != rows)
-    return fail_rows(err, ipath, key, "has %zu rows but the layout has %zu anchor points",
-                     t.shape[0], rows);
+    return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, key,
+                       "has %zu rows but the layout has %zu anchor points", t.shape[0], rows);
   if (*cols == 0) *cols = t.shape[1];
   if (t.shape[1] != *cols)
-    return fail_rows(err, ipath, key, "has rows of %zu numbers, expected %zu", t.shape[1], *cols);
+    return dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, key, "has rows of %zu numbers, expected %zu",
+                       t.shape[1], *cols);
   return DETLOSS_OK;
 }
 
@@ -183,9 +173,8 @@ detloss_status dl_case_yolov8_loss(const cJSON *c, const dlj_path *at, dlj_buf *
   if ((uint64_t)o.topk > (uint64_t)A) {
     char cp[DETLOSS_WHERE_MAX];
     dlj_join(cp, sizeof cp, path, "config");
-    dlj_join(where, sizeof where, cp, "topk");
-    return dl_fail(err, DETLOSS_ERR_SHAPE, where, "is %lld but the layout has only %zu anchors",
-                   (long long)o.topk, A);
+    return dlj_fail_at(err, DETLOSS_ERR_SHAPE, cp, "topk",
+                       "is %lld but the layout has only %zu anchors", (long long)o.topk, A);
   }
   int grad = 0;
   DL_FORWARD_IF_ERROR(dlj_bool(c, "grad", path, 0, &grad, err));
@@ -224,7 +213,8 @@ detloss_status dl_case_yolov8_loss(const cJSON *c, const dlj_path *at, dlj_buf *
     if (st == DETLOSS_OK)
       st = dlj_int_array(e, "labels", ipath, 1, 0, INT64_MAX, &h.labels[i], &nl, err);
     if (st == DETLOSS_OK && nl != G)
-      st = fail_rows(err, ipath, "labels", "has %zu labels but gt has %zu boxes", nl, G);
+      st = dlj_fail_at(err, DETLOSS_ERR_SHAPE, ipath, "labels",
+                       "has %zu labels but gt has %zu boxes", nl, G);
     if (st == DETLOSS_OK)
       st = read_matrix(e, ipath, "pred_distri", A, &r4, "4 reg_max", &h.pd[i], err);
     if (st == DETLOSS_OK) st = read_matrix(e, ipath, "pred_scores", A, &h.C, "C", &h.ps[i], err);

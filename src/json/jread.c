@@ -5,6 +5,7 @@
 #include "json/jtree.h"
 
 #include <float.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,17 @@ void dlj_join(char *buf, size_t cap, const char *path, const char *key) {
 
 void dlj_index(char *buf, size_t cap, const char *path, size_t i) {
   snprintf(buf, cap, "%s[%zu]", path ? path : "", i);
+}
+
+detloss_status dlj_fail_at(detloss_error *err, detloss_status status, const char *path,
+                           const char *key, const char *fmt, ...) {
+  char where[DETLOSS_WHERE_MAX];
+  dlj_join(where, sizeof where, path, key);
+  va_list ap;
+  va_start(ap, fmt);
+  dl_vfail(err, status, where, fmt, ap);
+  va_end(ap);
+  return status;
 }
 
 void dlj_path_init(dlj_path *p, const char *root) {

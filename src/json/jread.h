@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "detloss/detloss.h"
+#include "internal.h" /* DL_PRINTF */
 
 #define DLJ_MAX_DIMS 4
 
@@ -31,6 +32,10 @@ typedef struct dlj_tensor {
 void dlj_join(char *buf, size_t cap, const char *path, const char *key);
 /* path + "[i]" into buf. */
 void dlj_index(char *buf, size_t cap, const char *path, size_t i);
+/* dl_fail() located at path + "." + key (dlj_join): the error of a field
+ * of the object at path. Returns status. */
+detloss_status dlj_fail_at(detloss_error *err, detloss_status status, const char *path,
+                           const char *key, const char *fmt, ...) DL_PRINTF(5, 6);
 
 /* A JSON path built as a reader descends: push a key or an index, read,
  * pop back to the mark the push returned. buf is always NUL-terminated; a

@@ -20,6 +20,20 @@ void dl_head_prefix(detloss_error *err, size_t image) {
   memcpy(err->where, tmp, sizeof tmp);
 }
 
+detloss_status dl_head_check_labels(const int64_t *labels, size_t num_gt, size_t num_classes,
+                                    size_t i, detloss_error *err) {
+  for (size_t g = 0; g < num_gt; g++) {
+    int64_t lab = labels[g];
+    if (lab < 0 || (uint64_t)lab >= (uint64_t)num_classes) {
+      char where[DETLOSS_WHERE_MAX];
+      snprintf(where, sizeof where, "images[%zu].labels[%zu]", i, g);
+      return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %lld, expected a class index in [0, %zu)",
+                     (long long)lab, num_classes);
+    }
+  }
+  return DETLOSS_OK;
+}
+
 detloss_status dl_head_check_image(const detloss_head_image *im, size_t i, int needs_image_size,
                                    detloss_error *err) {
   char where[DETLOSS_WHERE_MAX];

@@ -137,16 +137,7 @@ static detloss_status check_image(const detloss_fcos_image *im, size_t i, size_t
     dl_head_prefix(err, i);
     return st;
   }
-  for (size_t g = 0; g < im->num_gt; g++) {
-    int64_t lab = im->labels[g];
-    if (lab < 0 || (uint64_t)lab >= (uint64_t)C) {
-      char where[DETLOSS_WHERE_MAX];
-      snprintf(where, sizeof where, "images[%zu].labels[%zu]", i, g);
-      return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %lld, expected a class index in [0, %zu)",
-                     (long long)lab, C);
-    }
-  }
-  return DETLOSS_OK;
+  return dl_head_check_labels(im->labels, im->num_gt, C, i, err);
 }
 
 /* Spans of a call: 6 global, then 10 per image. */

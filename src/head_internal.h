@@ -52,6 +52,11 @@ detloss_status dl_head_check_overlaps(const detloss_head_image *images, size_t n
                                       const void *workspace, size_t workspace_size,
                                       const float *ema_state, detloss_error *err);
 
+/* Every class label of image i is in [0, C): else DETLOSS_ERR_RANGE naming
+ * "images[i].labels[g]" (the RetinaNet, FCOS and YOLOv8 heads). */
+detloss_status dl_head_check_labels(const int64_t *labels, size_t num_gt, size_t num_classes,
+                                    size_t i, detloss_error *err);
+
 /* Checks the box-loss options: kind, beta (finite >= 0), weights (finite > 0). */
 detloss_status dl_head_check_box_options(detloss_head_box_loss kind, float beta,
                                          const float weights[4], detloss_error *err);

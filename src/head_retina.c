@@ -217,15 +217,7 @@ static detloss_status check_image(const dl_head_spec *s, const detloss_head_imag
     dl_head_where(where, sizeof where, i, ".labels");
     return dl_fail(err, DETLOSS_ERR_NULL, where, "is NULL but num_gt is %zu", im->num_gt);
   }
-  for (size_t g = 0; g < im->num_gt; g++) {
-    int64_t lab = im->labels[g];
-    if (lab < 0 || (uint64_t)lab >= (uint64_t)num_classes) {
-      snprintf(where, sizeof where, "images[%zu].labels[%zu]", i, g);
-      return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %lld, expected a class index in [0, %zu)",
-                     (long long)lab, num_classes);
-    }
-  }
-  return DETLOSS_OK;
+  return dl_head_check_labels(im->labels, im->num_gt, num_classes, i, err);
 }
 
 detloss_status detloss_retina_workspace_size(const detloss_head_image *images, size_t num_images,

@@ -505,15 +505,7 @@ static detloss_status check_image(const y8_layout *lay, const detloss_yolov8_ima
     dl_head_prefix(err, i);
     return st;
   }
-  for (size_t g = 0; g < G; g++) {
-    int64_t lab = im->labels[g];
-    if (lab < 0 || (uint64_t)lab >= (uint64_t)C) {
-      snprintf(where, sizeof where, "images[%zu].labels[%zu]", i, g);
-      return dl_fail(err, DETLOSS_ERR_RANGE, where, "is %lld, expected a class index in [0, %zu)",
-                     (long long)lab, C);
-    }
-  }
-  return DETLOSS_OK;
+  return dl_head_check_labels(im->labels, G, C, i, err);
 }
 
 /* Spans: result, then per image 5 inputs and 3 outputs. */
